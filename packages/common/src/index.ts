@@ -1,0 +1,5 @@
+export { WeftError, AbortedError, InvalidArgumentError, hasCode, errorCodes } from './errors.js';
+export { Backoff, type BackoffOptions } from './backoff.js';
+export { retry, type RetryPolicy, type RetryOptions } from './retry.js';
+export { sleep, throwIfAborted } from './sleep.js';
+export { createLogger, silentLogger, type Logger, type LogContext } from './logger.js';

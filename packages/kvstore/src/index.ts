@@ -1,0 +1,16 @@
+export { KvClient, cmp, op, prefixEnd, type KvClientOptions, type CallOptions } from './client.js';
+export { Session, type SessionOptions } from './session.js';
+export { Mutex, type LockHandle, type LockOptions } from './mutex.js';
+export { PrefixWatcher, type WatchHandler, type PrefixWatcherOptions } from './watcher.js';
+export { markSynced, readSynced, clearSynced, syncedKey, SYNCED_ROOT, type SyncedMarker } from './synced.js';
+export { EtcdProcess, freePort, type EtcdProcessOptions } from './etcd-process.js';
+export {
+  KvstoreUnavailableError,
+  KvstoreRequestError,
+  SessionLostError,
+  LockTimeoutError,
+  KvstoreClosedError,
+  EtcdStartError,
+  errorCodes,
+} from './errors.js';
+export type * from './types.js';
