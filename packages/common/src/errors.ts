@@ -25,16 +25,8 @@ export class AbortedError extends WeftError {
   }
 }
 
-/** A caller passed an argument that can never be valid. */
-export class InvalidArgumentError extends WeftError {
-  static readonly code = 'WEFT_ERR_INVALID_ARGUMENT';
-  constructor(message: string) {
-    super(InvalidArgumentError.code, message);
-  }
-}
-
 /** Codes defined by this package, for the documentation check. */
-export const errorCodes = [AbortedError.code, InvalidArgumentError.code] as const;
+export const errorCodes = [AbortedError.code] as const;
 
 /** Whether `err` is a WeftError carrying `code`. */
 export function hasCode(err: unknown, code: string): err is WeftError {

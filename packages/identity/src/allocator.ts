@@ -153,7 +153,7 @@ export class IdentityAllocator extends EventEmitter {
     this.state = 'stopped';
     this.abort.abort(new AllocatorStoppedError('continue'));
     await this.cache.stop();
-    if (options.release === false) this.session?.removeAllListeners();
+    if (options.release === false) this.session?.abandon();
     else await this.session?.close();
   }
 

@@ -120,9 +120,12 @@ export class IdentityCache extends EventEmitter {
       this.emit('change', { type: 'delete', id, labels } satisfies IdentityChange);
       return;
     }
+    const text = event.value.toString();
+    const known = this.byId.get(id);
+    if (known && known.key === text) return; // our own create, or a repair that rewrote the same labels
     let labels: LabelSet;
     try {
-      labels = LabelSet.fromCanonical(event.value.toString());
+      labels = LabelSet.fromCanonical(text);
     } catch (err) {
       this.reject(event.key, (err as Error).message);
       // A master that turned corrupt no longer names its old labels.
@@ -135,8 +138,7 @@ export class IdentityCache extends EventEmitter {
       return;
     }
     this.invalid.delete(event.key);
-    const old = this.byId.get(id);
-    if (old && old.key === labels.key) return; // a repair rewrote the same labels
+    const old = known;
     this.set(id, labels);
     if (old && this.byLabels.get(old.key) === id) this.byLabels.delete(old.key);
     this.emit('change', { type: 'upsert', id, labels } satisfies IdentityChange);

@@ -116,6 +116,16 @@ export class Session extends EventEmitter {
     await this.lease.keepaliveOnce();
   }
 
+  /**
+   * Stops keeping the lease alive without revoking it: its keys vanish when the
+   * TTL runs out, as if this process had died (a crash, for tests and drills).
+   */
+  abandon(): void {
+    if (this._state === 'closed') return;
+    this.transition('closed', 'abandoned by owner');
+    this.lease.release();
+  }
+
   /** Revokes the lease (its keys vanish at once) and stops keeping it alive. */
   async close(): Promise<void> {
     if (this._state === 'closed') return;

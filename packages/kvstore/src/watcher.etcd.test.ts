@@ -88,7 +88,7 @@ describe('PrefixWatcher @etcd', function () {
     for (let i = 0; i < 5; i++) await kv.put(`w3/k${i}`, 'old');
     const m = new Mirror();
     // A long reconnect delay keeps the watcher away while history is rewritten.
-    const w = new PrefixWatcher(kv, 'w3/', m, { backoff: new Backoff({ initialMs: 1500, maxMs: 1500, jitter: 0 }) }).start();
+    const w = new PrefixWatcher(kv, 'w3/', m, { backoff: new Backoff({ initialMs: 4000, maxMs: 4000, jitter: 0 }) }).start();
     await w.waitSynced();
     await etcd.kill();
     await etcd.start();

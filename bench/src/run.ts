@@ -1,0 +1,19 @@
+/** `npm run bench -- NAME`: runs one benchmark; its last stdout line is the JSON result. */
+const benches: Record<string, () => Promise<unknown>> = {
+  identity: async () => (await import('./identity.js')).main(),
+};
+
+async function run(): Promise<void> {
+  const name = process.argv[2];
+  const bench = name ? benches[name] : undefined;
+  if (!bench) {
+    process.stderr.write(`Cannot run benchmark ${JSON.stringify(name ?? '')}: choose one of ${Object.keys(benches).join(', ')}\n`);
+    process.exit(2);
+  }
+  await bench();
+}
+
+run().catch((err) => {
+  process.stderr.write(`benchmark failed: ${(err as Error).stack}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything Weft needs on a fresh Debian 12 machine (run as root):
+# system packages from Debian (never a binary from elsewhere), then the npm
+# workspace exactly as locked. Safe to run again; skips what is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# etcd-server: the kvstore (a real etcd for the demo, tests and lab)
+# clang, llvm, libbpf-dev, bpftool: compiling and inspecting the BPF datapath
+# iproute2, iptables: namespaces, veths, VXLAN; the iptables comparison
+PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables procps)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "[install] apt-get install --no-install-recommends ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v etcd >/dev/null || { echo "[install] etcd not on PATH after installing etcd-server" >&2; exit 1; }
+
+echo "[install] npm ci" >&2
+npm ci --no-audit --no-fund --loglevel=error

@@ -1,0 +1,89 @@
+// Repository-wide checks: dependency direction, no import cycles, every error
+// code documented. Plain JS so it needs no build of its own.
+'use strict';
+const assert = require('node:assert/strict');
+const { readFileSync, readdirSync, statSync } = require('node:fs');
+const { join, dirname, resolve, relative } = require('node:path');
+
+const ROOT = resolve(__dirname, '..');
+// Lower layers first; a package may import only packages ranked below it.
+const LAYERS = ['common', 'kvstore', 'identity', 'cli'];
+
+function sources(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...sources(p));
+    else if (p.endsWith('.ts') && !p.endsWith('.d.ts')) out.push(p);
+  }
+  return out;
+}
+
+function imports(file) {
+  const text = readFileSync(file, 'utf8');
+  const re = /(?:import|export)\s[^'";]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+  const found = [];
+  for (let m; (m = re.exec(text)); ) found.push(m[1] ?? m[2]);
+  return found;
+}
+
+describe('repository', () => {
+  const packages = readdirSync(join(ROOT, 'packages'));
+
+  it('knows the layer of every package', () => {
+    for (const p of packages) assert.ok(LAYERS.includes(p), `packages/${p} is missing from LAYERS in test/repo.test.js`);
+  });
+
+  it('keeps dependencies pointing one way: common <- kvstore <- identity <- cli', () => {
+    for (const p of packages) {
+      const manifest = JSON.parse(readFileSync(join(ROOT, 'packages', p, 'package.json'), 'utf8'));
+      for (const file of sources(join(ROOT, 'packages', p, 'src'))) {
+        for (const spec of imports(file)) {
+          const m = /^@weft\/([^/]+)/.exec(spec);
+          if (!m) continue;
+          const dep = m[1];
+          assert.ok(LAYERS.indexOf(dep) < LAYERS.indexOf(p), `${relative(ROOT, file)} imports @weft/${dep}, which is not below ${p}`);
+          assert.ok(manifest.dependencies && manifest.dependencies[`@weft/${dep}`], `packages/${p}/package.json does not declare @weft/${dep}`);
+        }
+      }
+    }
+  });
+
+  it('has no import cycles inside a package', () => {
+    for (const p of packages) {
+      const graph = new Map();
+      for (const file of sources(join(ROOT, 'packages', p, 'src'))) {
+        const deps = imports(file)
+          .filter((s) => s.startsWith('.'))
+          .map((s) => resolve(dirname(file), s.replace(/\.js$/, '.ts')));
+        graph.set(file, deps);
+      }
+      const state = new Map();
+      const visit = (node, path) => {
+        if (state.get(node) === 'done') return;
+        if (state.get(node) === 'active') {
+          const cycle = path.slice(path.indexOf(node)).concat(node).map((f) => relative(ROOT, f));
+          assert.fail(`import cycle: ${cycle.join(' -> ')}`);
+        }
+        state.set(node, 'active');
+        for (const d of graph.get(node) ?? []) visit(d, path.concat(node));
+        state.set(node, 'done');
+      };
+      for (const node of graph.keys()) visit(node, []);
+    }
+  });
+
+  it('documents every error code in docs/errors.md', () => {
+    const doc = readFileSync(join(ROOT, 'docs', 'errors.md'), 'utf8');
+    const codes = new Set();
+    for (const p of packages) {
+      for (const file of sources(join(ROOT, 'packages', p, 'src'))) {
+        if (file.endsWith('.test.ts')) continue;
+        for (const m of readFileSync(file, 'utf8').matchAll(/'(WEFT_ERR_[A-Z_]+)'/g)) codes.add(m[1]);
+      }
+    }
+    assert.ok(codes.size > 10, 'found the error codes');
+    const missing = [...codes].filter((c) => !doc.includes(`\`${c}\``));
+    assert.deepEqual(missing, [], 'codes missing from docs/errors.md');
+  });
+});
