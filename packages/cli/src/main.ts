@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /** The weft command line. Exit codes: 0 ok, 1 failure, 2 usage error. */
 import { WeftError } from '@weft/common';
 import { demo } from './commands/demo.js';

@@ -49,12 +49,14 @@ describe('EtcdProcess @etcd', function () {
     spawn('rm', ['-rf', dataDir]);
   });
 
-  it('explains why etcd did not start', async () => {
-    await assert.rejects(EtcdProcess.start({ name: 'bad-flag', extraArgs: ['--no-such-flag'] }), (err: unknown) => {
+  it('explains why etcd did not start, and leaves nothing behind', async () => {
+    const etcd = new EtcdProcess({ name: 'bad-flag', extraArgs: ['--no-such-flag'] });
+    await assert.rejects(etcd.start(), (err: unknown) => {
       assert.ok(err instanceof EtcdStartError);
-      assert.match(err.message, /Cannot start etcd "bad-flag": it exited with code/);
+      assert.match(err.message, /Cannot start etcd "bad-flag": it exited with code \d+: .*no-such-flag/);
       return true;
     });
+    assert.equal(existsSync(etcd.dataDir), false);
   });
 });
 

@@ -124,6 +124,8 @@ export class EtcdProcess {
         if (this.options.clientPort !== undefined || !/address already in use/.test(this.stderrTail)) break;
       }
     }
+    // A server that never started leaves nothing behind; a restart keeps its data.
+    if (this.ownsDataDir && !existsSync(join(this.dataDir, 'member'))) rmSync(this.dataDir, { recursive: true, force: true });
     throw lastError;
   }
 
