@@ -225,6 +225,9 @@ export class EtcdProcess {
   }
 }
 
+/** The lines of etcd's output that say what went wrong (its usage text would bury them). */
 function lastLines(text: string): string {
-  return text.trim().split('\n').slice(-5).join(' | ') || '(no output)';
+  const lines = text.trim().split('\n').filter((l) => l.trim() !== '');
+  const errors = lines.filter((l) => /error|fatal|panic|flag provided|invalid|cannot|failed|in use/i.test(l));
+  return (errors.length > 0 ? errors.slice(0, 3) : lines.slice(-5)).join(' | ') || '(no output)';
 }
