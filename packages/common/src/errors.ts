@@ -27,8 +27,3 @@ export class AbortedError extends WeftError {
 
 /** Codes defined by this package, for the documentation check. */
 export const errorCodes = [AbortedError.code] as const;
-
-/** Whether `err` is a WeftError carrying `code`. */
-export function hasCode(err: unknown, code: string): err is WeftError {
-  return err instanceof WeftError && err.code === code;
-}

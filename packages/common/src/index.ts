@@ -1,4 +1,4 @@
-export { WeftError, AbortedError, hasCode, errorCodes } from './errors.js';
+export { WeftError, AbortedError, errorCodes } from './errors.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { retry, type RetryPolicy, type RetryOptions } from './retry.js';
 export { sleep, throwIfAborted } from './sleep.js';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { useTestEtcd, until } from '@weft/kvstore';
 import { once } from 'node:events';
 import { silentLogger } from '@weft/common';
-import { EtcdProcess, KvClient, KvstoreUnavailableError } from '@weft/kvstore';
+import { KvClient, KvstoreUnavailableError } from '@weft/kvstore';
 import { IdentityAllocator, type AllocatorOptions } from './allocator.js';
 import { EtcdIdentityBackend } from './etcd-backend.js';
 import { AllocatorStoppedError, IdentityExhaustedError, IdentityNotHeldError, InvalidClusterIdError, InvalidLabelError } from './errors.js';
@@ -9,13 +10,6 @@ import { IdentityLayout } from './layout.js';
 import { LabelSet } from './labels.js';
 import { ReservedIdentity, clusterIdOf } from './numeric.js';
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** Counts the backend's etcd transactions, to prove cached paths make none. */
 class CountingBackend extends EtcdIdentityBackend {
@@ -31,32 +25,23 @@ class CountingBackend extends EtcdIdentityBackend {
 }
 
 describe('IdentityAllocator @etcd', function () {
-  let etcd: EtcdProcess;
-  let kv: KvClient;
+  const t = useTestEtcd('allocator-test');
   const layout = new IdentityLayout();
   const started: IdentityAllocator[] = [];
   const clients: KvClient[] = [];
 
   async function allocator(node: string, extra: Partial<AllocatorOptions> = {}): Promise<IdentityAllocator> {
-    const client = new KvClient({ endpoints: [etcd.endpoint] });
+    const client = new KvClient({ endpoints: [t.etcd.endpoint] });
     clients.push(client);
     const a = new IdentityAllocator({ client, clusterId: 5, clusterName: 'east', node, sessionTtlSeconds: 2, logger: silentLogger(), ...extra });
     started.push(a);
     return a.start();
   }
 
-  before(async () => {
-    etcd = await EtcdProcess.start({ name: 'allocator-test' });
-    kv = new KvClient({ endpoints: [etcd.endpoint] });
-  });
   afterEach(async () => {
     await Promise.all(started.splice(0).map((a) => a.stop().catch(() => undefined)));
     clients.splice(0).forEach((c) => c.close());
-    await kv.deletePrefix(layout.root);
-  });
-  after(async () => {
-    kv?.close();
-    await etcd?.stop();
+    await t.kv.deletePrefix(layout.root);
   });
 
   it('gives the same labels the same id on every node, in the cluster range', async () => {
@@ -71,13 +56,13 @@ describe('IdentityAllocator @etcd', function () {
     assert.equal(clusterIdOf(x.id), 5);
     assert.equal(x.labels.key, 'k8s:app=web;k8s:tier=front;k8s:weft.io/cluster=east');
     // Both nodes hold a reference bound to their own lease.
-    assert.deepEqual((await kv.list(layout.refs(x.id))).items.map((i) => i.key).sort(), [layout.ref(x.id, 'node-a'), layout.ref(x.id, 'node-b')]);
+    assert.deepEqual((await t.kv.list(layout.refs(x.id))).items.map((i) => i.key).sort(), [layout.ref(x.id, 'node-a'), layout.ref(x.id, 'node-b')]);
     await until(() => a.lookupById(z.id)?.key === z.labels.key, 'node a learning node b identity');
     assert.equal(a.lookupByLabels({ app: 'db' }), z.id);
   });
 
   it('answers repeated local use from its reference count without etcd', async () => {
-    const client = new KvClient({ endpoints: [etcd.endpoint] });
+    const client = new KvClient({ endpoints: [t.etcd.endpoint] });
     clients.push(client);
     const backend = new CountingBackend(client, layout);
     const a = await allocator('node-a', { client, backend });
@@ -86,9 +71,9 @@ describe('IdentityAllocator @etcd', function () {
     assert.equal(backend.writes, 1);
     assert.deepEqual(a.held(), [{ id: first.id, labels: first.labels.key, refs: 101 }]);
     for (let i = 0; i < 100; i++) assert.equal(await a.release({ app: 'web' }), false);
-    assert.ok(await kv.get(layout.ref(first.id, 'node-a')), 'still referenced');
+    assert.ok(await t.kv.get(layout.ref(first.id, 'node-a')), 'still referenced');
     assert.equal(await a.release({ app: 'web' }), true);
-    assert.equal(await kv.get(layout.ref(first.id, 'node-a')), undefined);
+    assert.equal(await t.kv.get(layout.ref(first.id, 'node-a')), undefined);
     await assert.rejects(a.release({ app: 'web' }), IdentityNotHeldError);
   });
 
@@ -103,14 +88,14 @@ describe('IdentityAllocator @etcd', function () {
   it('frees a dead node\'s references with its lease', async () => {
     const a = await allocator('node-a');
     const { id } = await a.allocate({ app: 'ephemeral' });
-    assert.ok(await kv.get(layout.ref(id, 'node-a')));
+    assert.ok(await t.kv.get(layout.ref(id, 'node-a')));
     await a.stop({ release: false }); // dies without cleaning up
-    await until(async () => (await kv.get(layout.ref(id, 'node-a'))) === undefined, 'the lease to expire', 10_000);
-    assert.ok(await kv.get(layout.master(id)), 'the identity itself stays until gc');
+    await until(async () => (await t.kv.get(layout.ref(id, 'node-a'))) === undefined, 'the lease to expire', 10_000);
+    assert.ok(await t.kv.get(layout.master(id)), 'the identity itself stays until gc');
   });
 
   it('rejects bad input before touching etcd', async () => {
-    const client = new KvClient({ endpoints: [etcd.endpoint] });
+    const client = new KvClient({ endpoints: [t.etcd.endpoint] });
     clients.push(client);
     for (const clusterId of [0, 256]) {
       assert.throws(() => new IdentityAllocator({ client, clusterId, clusterName: 'east', node: 'n' }), InvalidClusterIdError);
@@ -123,7 +108,7 @@ describe('IdentityAllocator @etcd', function () {
       return true;
     });
     await assert.rejects(a.allocate({ 'bad key!': 'x' }), InvalidLabelError);
-    assert.equal((await kv.list(layout.root)).items.length, 0, 'nothing was written');
+    assert.equal((await t.kv.list(layout.root)).items.length, 0, 'nothing was written');
   });
 
   it('reports exhaustion of the range clearly', async () => {
@@ -140,18 +125,18 @@ describe('IdentityAllocator @etcd', function () {
   });
 
   it('fails with a typed error when etcd is down, changes nothing, and works once it is back', async () => {
-    const client = new KvClient({ endpoints: [etcd.endpoint], retry: { maxAttempts: 2, initialMs: 10, maxMs: 20 }, requestTimeoutMs: 1000 });
+    const client = new KvClient({ endpoints: [t.etcd.endpoint], retry: { maxAttempts: 2, initialMs: 10, maxMs: 20 }, requestTimeoutMs: 1000 });
     clients.push(client);
     const a = await allocator('node-a', { client, sessionTtlSeconds: 30 });
     const held = await a.allocate({ app: 'before' });
-    await etcd.kill();
+    await t.etcd.kill();
     try {
       await assert.rejects(a.allocate({ app: 'during' }), KvstoreUnavailableError);
       assert.deepEqual(a.held().map((h) => h.labels), [held.labels.key]);
       // Held identities keep answering locally while etcd is away.
       assert.equal((await a.allocate({ app: 'before' })).id, held.id);
     } finally {
-      await etcd.start();
+      await t.etcd.start();
     }
     await until(async () => {
       try {
@@ -168,7 +153,7 @@ describe('IdentityAllocator @etcd', function () {
     const [a, b] = [await allocator('node-a', { sessionTtlSeconds: 30 }), await allocator('node-b', { sessionTtlSeconds: 30 })];
     const sets = Array.from({ length: 60 }, (_, i) => ({ app: `svc-${i % 40}` }));
     const inflight = sets.map((s, i) => (i % 2 ? a : b).allocate(s));
-    setTimeout(() => void etcd.kill().then(() => new Promise((r) => setTimeout(r, 500))).then(() => etcd.start()), 5);
+    setTimeout(() => void t.etcd.kill().then(() => new Promise((r) => setTimeout(r, 500))).then(() => t.etcd.start()), 5);
     const results = await Promise.all(inflight);
     const byLabels = new Map<string, number>();
     for (const r of results) {
@@ -177,7 +162,7 @@ describe('IdentityAllocator @etcd', function () {
       byLabels.set(r.labels.key, r.id);
     }
     assert.equal(new Set(byLabels.values()).size, 40, 'forty label sets, forty ids');
-    assert.equal((await kv.list(layout.mastersPrefix)).items.length, 40);
+    assert.equal((await t.kv.list(layout.mastersPrefix)).items.length, 40);
   });
 
   it('restores its references under a new lease after losing its session', async () => {
@@ -185,45 +170,45 @@ describe('IdentityAllocator @etcd', function () {
     const { id } = await a.allocate({ app: 'survivor' });
     const lost = once(a, 'sessionLost');
     const recovered = once(a, 'recovered');
-    await etcd.kill();
+    await t.etcd.kill();
     await lost;
     await new Promise((r) => setTimeout(r, 1500));
-    await etcd.start();
+    await t.etcd.start();
     await recovered;
-    await until(async () => (await kv.get(layout.ref(id, 'node-a'))) !== undefined, 'reference restored');
-    assert.equal((await kv.get(layout.master(id)))!.value.toString(), 'k8s:app=survivor;k8s:weft.io/cluster=east');
+    await until(async () => (await t.kv.get(layout.ref(id, 'node-a'))) !== undefined, 'reference restored');
+    assert.equal((await t.kv.get(layout.master(id)))!.value.toString(), 'k8s:app=survivor;k8s:weft.io/cluster=east');
     assert.equal(a.lookupByLabels({ app: 'survivor' }), id);
   });
 
   it('restores master and index keys deleted behind its back', async () => {
     const [a, b] = [await allocator('node-a'), await allocator('node-b')];
     const { id, labels } = await a.allocate({ app: 'fragile' });
-    await kv.delete(layout.master(id));
-    await until(async () => (await kv.get(layout.master(id)))?.value.toString() === labels.key, 'master restored by its holder');
+    await t.kv.delete(layout.master(id));
+    await until(async () => (await t.kv.get(layout.master(id)))?.value.toString() === labels.key, 'master restored by its holder');
     // Once every node has seen the identity, losing the index cannot split it.
     await until(() => b.cache.lookupByLabels(labels.key) === id, 'node b to see the restored master');
-    await kv.delete(layout.index(labels.key));
+    await t.kv.delete(layout.index(labels.key));
     const again = await b.allocate({ app: 'fragile' });
     assert.equal(again.id, id, 'a second node repairs the index instead of creating a second id');
-    assert.equal((await kv.get(layout.index(labels.key)))!.value.toString(), String(id));
+    assert.equal((await t.kv.get(layout.index(labels.key)))!.value.toString(), String(id));
   });
 
   it('skips and reports corrupt entries without crashing the cache', async () => {
-    await kv.put(layout.master(327936), 'k8s:app=valid;k8s:weft.io/cluster=east');
-    await kv.put(`${layout.mastersPrefix}not-a-number`, 'k8s:app=x');
-    await kv.put(layout.master(327937), '%%% not labels');
-    await kv.put(layout.master((9 << 16) | 300), 'k8s:app=other-cluster'); // outside cluster 5
-    await kv.put(layout.index('k8s:app=broken;k8s:weft.io/cluster=east'), 'garbage');
+    await t.kv.put(layout.master(327936), 'k8s:app=valid;k8s:weft.io/cluster=east');
+    await t.kv.put(`${layout.mastersPrefix}not-a-number`, 'k8s:app=x');
+    await t.kv.put(layout.master(327937), '%%% not labels');
+    await t.kv.put(layout.master((9 << 16) | 300), 'k8s:app=other-cluster'); // outside cluster 5
+    await t.kv.put(layout.index('k8s:app=broken;k8s:weft.io/cluster=east'), 'garbage');
     const a = await allocator('node-a');
     assert.equal(a.cache.size, 1);
     assert.equal(a.cache.invalid.size, 3);
     assert.match([...a.cache.invalid.values()].join('\n'), /not an identity of cluster 5/);
     // A corrupt index entry is dropped and the labels get a proper identity.
     const fixed = await a.allocate({ app: 'broken' });
-    assert.equal((await kv.get(layout.index(fixed.labels.key)))!.value.toString(), String(fixed.id));
+    assert.equal((await t.kv.get(layout.index(fixed.labels.key)))!.value.toString(), String(fixed.id));
     // A value turning corrupt later is reported the same way.
     const invalid = once(a.cache, 'invalid');
-    await kv.put(layout.master(327936), '\u0000');
+    await t.kv.put(layout.master(327936), '\u0000');
     await invalid;
     assert.equal(a.cache.lookupById(327936), undefined);
   });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { EtcdProcess, KvClient } from '@weft/kvstore';
+import { useTestEtcd } from '@weft/kvstore';
 import { IdentityLayout } from './layout.js';
 
 const WORKER = join(__dirname, 'testdata', 'alloc-worker.js');
@@ -37,29 +37,20 @@ function shuffled(n: number, seed: number): number[] {
 
 describe('allocators in separate processes @etcd', function () {
   this.timeout(120_000);
-  let etcd: EtcdProcess;
-  let kv: KvClient;
+  const t = useTestEtcd('concurrency-test');
   const layout = new IdentityLayout();
   const children: ChildProcess[] = [];
 
-  before(async () => {
-    etcd = await EtcdProcess.start({ name: 'concurrency-test' });
-    kv = new KvClient({ endpoints: [etcd.endpoint] });
-  });
   afterEach(async () => {
     for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
-    await kv.deletePrefix(layout.root);
-  });
-  after(async () => {
-    kv?.close();
-    await etcd?.stop();
+    await t.kv.deletePrefix(layout.root);
   });
 
   it('never gives two label sets one id, nor one label set two ids', async () => {
     const N = 4;
     const SETS = 300;
     // Each process allocates an overlapping 200 of the 300 label sets, in its own order.
-    const workers = Array.from({ length: N }, (_, w) => runWorker(etcd.endpoint, `proc-${w}`, shuffled(SETS, w + 1).slice(0, 200)));
+    const workers = Array.from({ length: N }, (_, w) => runWorker(t.etcd.endpoint, `proc-${w}`, shuffled(SETS, w + 1).slice(0, 200)));
     children.push(...workers.map((w) => w.child));
     const results = await Promise.all(workers.map((w) => w.result));
     const idOf = new Map<string, number>();
@@ -72,22 +63,22 @@ describe('allocators in separate processes @etcd', function () {
         labelsOf.set(id, labels);
       }
     }
-    const masters = (await kv.list(layout.mastersPrefix)).items;
+    const masters = (await t.kv.list(layout.mastersPrefix)).items;
     assert.equal(masters.length, idOf.size, 'one master key per label set, no orphans from lost races');
     for (const m of masters) assert.equal(idOf.get(m.value.toString()), Number(m.key.slice(layout.mastersPrefix.length)));
   });
 
   it('frees the references of a process killed with SIGKILL once its lease expires', async () => {
-    const w = runWorker(etcd.endpoint, 'doomed', [1, 2, 3], true);
+    const w = runWorker(t.etcd.endpoint, 'doomed', [1, 2, 3], true);
     children.push(w.child);
     const ids = Object.values(await w.result);
-    for (const id of ids) assert.ok(await kv.get(layout.ref(id, 'doomed')));
+    for (const id of ids) assert.ok(await t.kv.get(layout.ref(id, 'doomed')));
     w.child.kill('SIGKILL');
     const deadline = Date.now() + 10_000;
-    while ((await kv.count(layout.refsPrefix)) > 0) {
+    while ((await t.kv.count(layout.refsPrefix)) > 0) {
       assert.ok(Date.now() < deadline, 'references expired with the lease');
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.equal((await kv.list(layout.mastersPrefix)).items.length, 3, 'identities remain until gc');
+    assert.equal((await t.kv.list(layout.mastersPrefix)).items.length, 3, 'identities remain until gc');
   });
 });

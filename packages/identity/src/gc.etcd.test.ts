@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { useTestEtcd } from '@weft/kvstore';
 import { silentLogger } from '@weft/common';
-import { EtcdProcess, KvClient, type TxnResult } from '@weft/kvstore';
+import { KvClient, type TxnResult } from '@weft/kvstore';
 import { IdentityAllocator } from './allocator.js';
 import { IdentityGarbageCollector } from './gc.js';
 import { IdentityLayout } from './layout.js';
@@ -19,20 +20,11 @@ class RacingClient extends KvClient {
 }
 
 describe('IdentityGarbageCollector @etcd', function () {
-  let etcd: EtcdProcess;
-  let kv: KvClient;
+  const t = useTestEtcd('gc-test');
   const layout = new IdentityLayout();
 
-  before(async () => {
-    etcd = await EtcdProcess.start({ name: 'gc-test' });
-    kv = new KvClient({ endpoints: [etcd.endpoint] });
-  });
-  after(async () => {
-    kv?.close();
-    await etcd?.stop();
-  });
 
-  async function allocator(node: string, client = new KvClient({ endpoints: [etcd.endpoint] })): Promise<IdentityAllocator> {
+  async function allocator(node: string, client = new KvClient({ endpoints: [t.etcd.endpoint] })): Promise<IdentityAllocator> {
     return new IdentityAllocator({ client, clusterId: 2, clusterName: 'west', node, sessionTtlSeconds: 2, logger: silentLogger() }).start();
   }
 
@@ -41,26 +33,26 @@ describe('IdentityGarbageCollector @etcd', function () {
     const used = await a.allocate({ app: 'used' });
     const unused = await a.allocate({ app: 'unused' });
     await a.release({ app: 'unused' });
-    const gc = new IdentityGarbageCollector({ client: kv, logger: silentLogger() });
+    const gc = new IdentityGarbageCollector({ client: t.kv, logger: silentLogger() });
     const r1 = await gc.runOnce();
     assert.deepEqual({ marked: r1.marked, deleted: r1.deleted, alive: r1.alive }, { marked: 1, deleted: [], alive: 1 });
     const r2 = await gc.runOnce();
     assert.deepEqual(r2.deleted, [unused.id]);
-    assert.equal(await kv.get(layout.master(unused.id)), undefined);
-    assert.equal(await kv.get(layout.index(unused.labels.key)), undefined);
-    assert.ok(await kv.get(layout.master(used.id)));
+    assert.equal(await t.kv.get(layout.master(unused.id)), undefined);
+    assert.equal(await t.kv.get(layout.index(unused.labels.key)), undefined);
+    assert.ok(await t.kv.get(layout.master(used.id)));
     // The label set gets a fresh identity later, as a new allocation.
     const back = await a.allocate({ app: 'unused' });
     assert.equal(back.isNew, true);
     await a.stop();
-    await kv.deletePrefix(layout.root);
+    await t.kv.deletePrefix(layout.root);
   });
 
   it('keeps an identity claimed between its mark and its sweep', async () => {
     const a = await allocator('n1');
     const { id } = await a.allocate({ app: 'flaky' });
     await a.release({ app: 'flaky' });
-    const gc = new IdentityGarbageCollector({ client: kv, logger: silentLogger() });
+    const gc = new IdentityGarbageCollector({ client: t.kv, logger: silentLogger() });
     assert.equal((await gc.runOnce()).marked, 1);
     assert.equal((await a.allocate({ app: 'flaky' })).id, id);
     await a.release({ app: 'flaky' }); // referenced and released again: the index revision moved
@@ -68,7 +60,7 @@ describe('IdentityGarbageCollector @etcd', function () {
     assert.deepEqual(r2.deleted, []);
     assert.equal(r2.revived, 1);
     await a.stop();
-    await kv.deletePrefix(layout.root);
+    await t.kv.deletePrefix(layout.root);
   });
 
   it('loses the race against a claim landing right before its delete', async () => {
@@ -76,7 +68,7 @@ describe('IdentityGarbageCollector @etcd', function () {
     const b = await allocator('n2');
     const { id } = await a.allocate({ app: 'contested' });
     await a.release({ app: 'contested' });
-    const racing = new RacingClient({ endpoints: [etcd.endpoint] });
+    const racing = new RacingClient({ endpoints: [t.etcd.endpoint] });
     const gc = new IdentityGarbageCollector({ client: racing, logger: silentLogger() });
     await gc.runOnce();
     let claimed = 0;
@@ -87,11 +79,11 @@ describe('IdentityGarbageCollector @etcd', function () {
     assert.equal(claimed, id, 'the claim reused the marked identity');
     assert.equal(r2.raced, 1);
     assert.deepEqual(r2.deleted, []);
-    assert.ok(await kv.get(layout.master(id)), 'an identity in use was not deleted');
-    assert.ok(await kv.get(layout.ref(id, 'n2')));
+    assert.ok(await t.kv.get(layout.master(id)), 'an identity in use was not deleted');
+    assert.ok(await t.kv.get(layout.ref(id, 'n2')));
     racing.close();
     await Promise.all([a.stop(), b.stop()]);
-    await kv.deletePrefix(layout.root);
+    await t.kv.deletePrefix(layout.root);
   });
 
   it('caps deletions per round', async () => {
@@ -100,12 +92,12 @@ describe('IdentityGarbageCollector @etcd', function () {
       await a.allocate({ app: `bulk-${i}` });
       await a.release({ app: `bulk-${i}` });
     }
-    const gc = new IdentityGarbageCollector({ client: kv, maxDeletesPerRound: 2, logger: silentLogger() });
+    const gc = new IdentityGarbageCollector({ client: t.kv, maxDeletesPerRound: 2, logger: silentLogger() });
     await gc.runOnce();
     assert.equal((await gc.runOnce()).deleted.length, 2);
     assert.equal((await gc.runOnce()).deleted.length, 2);
     assert.equal((await gc.runOnce()).deleted.length, 1);
     await a.stop();
-    await kv.deletePrefix(layout.root);
+    await t.kv.deletePrefix(layout.root);
   });
 });

@@ -76,11 +76,6 @@ export class IdentityGarbageCollector {
     await this.running;
   }
 
-  /** Number of identities currently marked for deletion. */
-  get markedCount(): number {
-    return this.marks.size;
-  }
-
   async runOnce(signal?: AbortSignal): Promise<GcRound> {
     const opts = signal ? { signal } : {};
     const L = this.layout;

@@ -10,7 +10,7 @@
  */
 import { Etcd3, isRecoverableError, type IRequestOp, type IKeyValue, type ICompare } from 'etcd3';
 import { noop } from 'cockatiel';
-import { retry, createLogger, silentLogger, throwIfAborted, type Logger, type RetryPolicy } from '@weft/common';
+import { retry, silentLogger, throwIfAborted, type Logger, type RetryPolicy } from '@weft/common';
 import { KvstoreClosedError, KvstoreRequestError, KvstoreUnavailableError } from './errors.js';
 import type { Compare, KeyValue, ListResult, TxnOp, TxnResult } from './types.js';
 
@@ -124,11 +124,6 @@ export class KvClient {
         'grpc.max_reconnect_backoff_ms': 2_000,
       },
     });
-  }
-
-  /** Convenience for the common case: a logger derived from the given context. */
-  static forCluster(endpoints: string[], cluster: string, options: Omit<KvClientOptions, 'endpoints'> = {}): KvClient {
-    return new KvClient({ ...options, endpoints, logger: options.logger ?? createLogger({ component: 'kvstore', cluster }) });
   }
 
   get isClosed(): boolean {

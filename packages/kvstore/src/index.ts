@@ -14,3 +14,4 @@ export {
   errorCodes,
 } from './errors.js';
 export type * from './types.js';
+export { useTestEtcd, until, type TestEtcd } from './testing.js';

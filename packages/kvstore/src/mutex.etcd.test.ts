@@ -1,32 +1,22 @@
 import assert from 'node:assert/strict';
-import { KvClient } from './client.js';
-import { EtcdProcess } from './etcd-process.js';
+import { useTestEtcd } from './testing.js';
 import { Mutex } from './mutex.js';
 import { Session } from './session.js';
 import { LockTimeoutError } from './errors.js';
 
 describe('Mutex @etcd', function () {
-  let etcd: EtcdProcess;
-  let kv: KvClient;
+  const t = useTestEtcd('mutex-test');
 
-  before(async () => {
-    etcd = await EtcdProcess.start({ name: 'mutex-test' });
-    kv = new KvClient({ endpoints: [etcd.endpoint] });
-  });
-  after(async () => {
-    kv?.close();
-    await etcd?.stop();
-  });
 
   it('admits one holder at a time among contenders with their own sessions', async () => {
-    const sessions = await Promise.all([1, 2, 3, 4, 5].map(() => Session.create(kv, { ttlSeconds: 5 })));
+    const sessions = await Promise.all([1, 2, 3, 4, 5].map(() => Session.create(t.kv, { ttlSeconds: 5 })));
     let inside = 0;
     let maxInside = 0;
     const order: number[] = [];
     await Promise.all(
       sessions.map(async (s, i) => {
         for (let round = 0; round < 3; round++) {
-          const h = await new Mutex(kv, s, 'locks/critical').lock();
+          const h = await new Mutex(t.kv, s, 'locks/critical').lock();
           inside++;
           maxInside = Math.max(maxInside, inside);
           order.push(i);
@@ -42,10 +32,10 @@ describe('Mutex @etcd', function () {
   });
 
   it('passes the lock on when the holder dies (its lease revoked)', async () => {
-    const holder = await Session.create(kv, { ttlSeconds: 5 });
-    const waiter = await Session.create(kv, { ttlSeconds: 5 });
-    await new Mutex(kv, holder, 'locks/handover').lock();
-    const waiting = new Mutex(kv, waiter, 'locks/handover').lock();
+    const holder = await Session.create(t.kv, { ttlSeconds: 5 });
+    const waiter = await Session.create(t.kv, { ttlSeconds: 5 });
+    await new Mutex(t.kv, holder, 'locks/handover').lock();
+    const waiting = new Mutex(t.kv, waiter, 'locks/handover').lock();
     await new Promise((r) => setTimeout(r, 100));
     await holder.close();
     const h = await waiting;
@@ -55,15 +45,15 @@ describe('Mutex @etcd', function () {
   });
 
   it('times out with a typed error and leaves no key behind', async () => {
-    const a = await Session.create(kv, { ttlSeconds: 5 });
-    const b = await Session.create(kv, { ttlSeconds: 5 });
-    const held = await new Mutex(kv, a, 'locks/timeout').lock();
-    await assert.rejects(new Mutex(kv, b, 'locks/timeout').lock({ timeoutMs: 200 }), (err: unknown) => {
+    const a = await Session.create(t.kv, { ttlSeconds: 5 });
+    const b = await Session.create(t.kv, { ttlSeconds: 5 });
+    const held = await new Mutex(t.kv, a, 'locks/timeout').lock();
+    await assert.rejects(new Mutex(t.kv, b, 'locks/timeout').lock({ timeoutMs: 200 }), (err: unknown) => {
       assert.ok(err instanceof LockTimeoutError);
       assert.match(err.message, /Cannot acquire lock "locks\/timeout": not granted within 200 ms/);
       return true;
     });
-    assert.deepEqual((await kv.list('locks/timeout/')).items.map((i) => i.key), [held.key]);
+    assert.deepEqual((await t.kv.list('locks/timeout/')).items.map((i) => i.key), [held.key]);
     await held.unlock();
     await a.close();
     await b.close();

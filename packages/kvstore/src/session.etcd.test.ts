@@ -1,48 +1,38 @@
 import assert from 'node:assert/strict';
+import { useTestEtcd } from './testing.js';
 import { once } from 'node:events';
-import { KvClient } from './client.js';
-import { EtcdProcess } from './etcd-process.js';
 import { Session } from './session.js';
 import { SessionLostError } from './errors.js';
 
 describe('Session @etcd', function () {
-  let etcd: EtcdProcess;
-  let kv: KvClient;
+  const t = useTestEtcd('session-test');
 
-  before(async () => {
-    etcd = await EtcdProcess.start({ name: 'session-test' });
-    kv = new KvClient({ endpoints: [etcd.endpoint] });
-  });
-  after(async () => {
-    kv?.close();
-    await etcd?.stop();
-  });
 
   it('binds keys to its lease; closing revokes them', async () => {
-    const s = await Session.create(kv, { ttlSeconds: 5 });
+    const s = await Session.create(t.kv, { ttlSeconds: 5 });
     assert.equal(s.state, 'active');
-    await kv.put('s/owned', 'x', { lease: s.leaseId });
-    assert.ok(await kv.get('s/owned'));
+    await t.kv.put('s/owned', 'x', { lease: s.leaseId });
+    assert.ok(await t.kv.get('s/owned'));
     await s.close();
     assert.equal(s.state, 'closed');
     assert.equal(s.signal.aborted, true);
-    assert.equal(await kv.get('s/owned'), undefined);
+    assert.equal(await t.kv.get('s/owned'), undefined);
   });
 
   it('keeps the lease alive beyond its TTL', async () => {
-    const s = await Session.create(kv, { ttlSeconds: 1 });
-    await kv.put('s/kept', 'x', { lease: s.leaseId });
+    const s = await Session.create(t.kv, { ttlSeconds: 1 });
+    await t.kv.put('s/kept', 'x', { lease: s.leaseId });
     await new Promise((r) => setTimeout(r, 2500));
     assert.equal(s.state, 'active');
-    assert.ok(await kv.get('s/kept'), 'the key outlived the TTL because of keep-alives');
+    assert.ok(await t.kv.get('s/kept'), 'the key outlived the TTL because of keep-alives');
     await s.close();
   });
 
   it('tells its owner once the lease cannot have survived an etcd outage', async () => {
-    const s = await Session.create(kv, { ttlSeconds: 1 });
+    const s = await Session.create(t.kv, { ttlSeconds: 1 });
     const lost = once(s, 'lost');
     const t0 = Date.now();
-    await etcd.kill();
+    await t.etcd.kill();
     try {
       const [err] = (await lost) as [SessionLostError];
       assert.ok(err instanceof SessionLostError);
@@ -51,9 +41,9 @@ describe('Session @etcd', function () {
       assert.equal(s.state, 'lost');
       assert.equal(s.signal.aborted, true);
     } finally {
-      await etcd.start();
+      await t.etcd.start();
     }
-    const fresh = await Session.create(kv, { ttlSeconds: 2 });
+    const fresh = await Session.create(t.kv, { ttlSeconds: 2 });
     assert.notEqual(fresh.leaseId, s.leaseId);
     await fresh.close();
   });

@@ -111,11 +111,6 @@ export class Session extends EventEmitter {
     return this._state === 'active';
   }
 
-  /** Refreshes the lease once, now; rejects if it is gone. */
-  async keepAliveOnce(): Promise<void> {
-    await this.lease.keepaliveOnce();
-  }
-
   /**
    * Stops keeping the lease alive without revoking it: its keys vanish when the
    * TTL runs out, as if this process had died (a crash, for tests and drills).

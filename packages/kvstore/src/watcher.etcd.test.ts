@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
+import { useTestEtcd, until } from './testing.js';
 import { Backoff } from '@weft/common';
 import { KvClient } from './client.js';
-import { EtcdProcess } from './etcd-process.js';
 import { PrefixWatcher } from './watcher.js';
 import type { WatchEvent } from './types.js';
 
@@ -20,13 +20,6 @@ class Mirror {
   }
 }
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function storeMap(kv: KvClient, prefix: string): Promise<Map<string, string>> {
   const { items } = await kv.list(prefix);
@@ -34,29 +27,20 @@ async function storeMap(kv: KvClient, prefix: string): Promise<Map<string, strin
 }
 
 describe('PrefixWatcher @etcd', function () {
-  let etcd: EtcdProcess;
-  let kv: KvClient;
+  const t = useTestEtcd('watcher-test');
 
-  before(async () => {
-    etcd = await EtcdProcess.start({ name: 'watcher-test' });
-    kv = new KvClient({ endpoints: [etcd.endpoint] });
-  });
-  after(async () => {
-    kv?.close();
-    await etcd?.stop();
-  });
 
   it('delivers the initial list, then changes in order, and only under its prefix', async () => {
-    await kv.put('w1/a', '1');
-    await kv.put('w1/b', '2');
+    await t.kv.put('w1/a', '1');
+    await t.kv.put('w1/b', '2');
     const m = new Mirror();
-    const w = new PrefixWatcher(kv, 'w1/', m).start();
+    const w = new PrefixWatcher(t.kv, 'w1/', m).start();
     await w.waitSynced();
     assert.deepEqual([...m.map], [['w1/a', '1'], ['w1/b', '2']]);
-    await kv.put('w1/c', '3');
-    await kv.put('w1/a', '1b');
-    await kv.delete('w1/b');
-    await kv.put('w1x', 'outside');
+    await t.kv.put('w1/c', '3');
+    await t.kv.put('w1/a', '1b');
+    await t.kv.delete('w1/b');
+    await t.kv.put('w1x', 'outside');
     await until(() => m.map.size === 2 && m.map.get('w1/a') === '1b', 'changes');
     assert.deepEqual(m.events.slice(2).map((e) => `${e.type} ${e.key}`), ['upsert w1/c', 'upsert w1/a', 'delete w1/b']);
     await w.stop();
@@ -65,17 +49,17 @@ describe('PrefixWatcher @etcd', function () {
 
   it('resumes after etcd restarts without missing or repeating an event', async () => {
     const m = new Mirror();
-    const w = new PrefixWatcher(kv, 'w2/', m, { backoff: new Backoff({ initialMs: 50, maxMs: 200 }) }).start();
+    const w = new PrefixWatcher(t.kv, 'w2/', m, { backoff: new Backoff({ initialMs: 50, maxMs: 200 }) }).start();
     await w.waitSynced();
-    for (let i = 0; i < 20; i++) await kv.put(`w2/k${i}`, String(i));
+    for (let i = 0; i < 20; i++) await t.kv.put(`w2/k${i}`, String(i));
     await until(() => m.map.size === 20, 'first writes');
-    await etcd.kill();
-    await etcd.start();
+    await t.etcd.kill();
+    await t.etcd.start();
     // Writes land while the watcher is still reconnecting.
-    for (let i = 20; i < 40; i++) await kv.put(`w2/k${i}`, String(i));
-    await kv.delete('w2/k0');
+    for (let i = 20; i < 40; i++) await t.kv.put(`w2/k${i}`, String(i));
+    await t.kv.delete('w2/k0');
     await until(() => m.map.size === 39, 'writes made around the restart');
-    assert.deepEqual(m.map, await storeMap(kv, 'w2/'));
+    assert.deepEqual(m.map, await storeMap(t.kv, 'w2/'));
     const revisions = m.events.map((e) => e.modRevision);
     assert.deepEqual(revisions, [...revisions].sort((a, b) => a - b), 'in revision order');
     assert.equal(new Set(revisions).size, revisions.length, 'no event delivered twice');
@@ -85,24 +69,24 @@ describe('PrefixWatcher @etcd', function () {
   });
 
   it('relists after compaction and reports keys that vanished meanwhile as deleted', async () => {
-    for (let i = 0; i < 5; i++) await kv.put(`w3/k${i}`, 'old');
+    for (let i = 0; i < 5; i++) await t.kv.put(`w3/k${i}`, 'old');
     const m = new Mirror();
     // A long reconnect delay keeps the watcher away while history is rewritten.
-    const w = new PrefixWatcher(kv, 'w3/', m, { backoff: new Backoff({ initialMs: 4000, maxMs: 4000, jitter: 0 }) }).start();
+    const w = new PrefixWatcher(t.kv, 'w3/', m, { backoff: new Backoff({ initialMs: 4000, maxMs: 4000, jitter: 0 }) }).start();
     await w.waitSynced();
-    await etcd.kill();
-    await etcd.start();
-    await kv.delete('w3/k0');
-    await kv.delete('w3/k1');
-    await kv.put('w3/k2', 'new');
-    await kv.put('w3/k9', 'added');
-    await kv.compact(await kv.revision());
+    await t.etcd.kill();
+    await t.etcd.start();
+    await t.kv.delete('w3/k0');
+    await t.kv.delete('w3/k1');
+    await t.kv.put('w3/k2', 'new');
+    await t.kv.put('w3/k9', 'added');
+    await t.kv.compact(await t.kv.revision());
     await until(() => w.stats.compactions === 1 && m.syncs === 2, 'compaction resync');
-    assert.deepEqual(m.map, await storeMap(kv, 'w3/'));
+    assert.deepEqual(m.map, await storeMap(t.kv, 'w3/'));
     const after = m.events.slice(5).map((e) => `${e.type} ${e.key}`).sort();
     assert.deepEqual(after, ['delete w3/k0', 'delete w3/k1', 'upsert w3/k2', 'upsert w3/k9']);
     // And it keeps watching after the resync.
-    await kv.put('w3/k10', 'later');
+    await t.kv.put('w3/k10', 'later');
     await until(() => m.map.get('w3/k10') === 'later', 'a change after the resync');
     await w.stop();
   });
