@@ -1,17 +1,41 @@
 /** The weft command line. Exit codes: 0 ok, 1 failure, 2 usage error. */
 import { WeftError } from '@weft/common';
+import { agent } from './commands/agent.js';
+import { apply } from './commands/apply.js';
+import { connectivityTest } from './commands/connectivity.js';
 import { demo } from './commands/demo.js';
+import { echoServer } from './commands/echo-server.js';
 import { identity } from './commands/identity.js';
+import { bpf, endpointList, policyGet, status } from './commands/inspect.js';
+import { lab } from './commands/lab.js';
+import { observe } from './commands/observe.js';
+import { probe } from './commands/probe.js';
 import { UsageError } from './output.js';
 
-const USAGE = `Usage: weft COMMAND [options]
+const USAGE = `Usage: weft COMMAND [options]      (every command takes -o json)
 
-Commands:
-  demo [--allocators N] [--cluster NAME] [--cluster-id ID] [-o json]
-      Start a real etcd and race N identity allocators over shared workloads.
-  identity list|get ID|gc [--etcd HOST:PORT] [--cluster-id ID] [-o json]
-      Inspect a cluster's identities, or run one garbage-collection round.
-  help
+Lab (needs root):
+  lab up [--nodes M] [--routing vxlan|direct] [--clusters N] [--names a,b]
+  lab down                     remove everything the lab created (idempotent)
+  lab exec [cluster/]ns/pod -- CMD [ARGS...]
+  lab status
+
+Resources (standalone mode, stored in the cluster's etcd):
+  apply -f FILE [--cluster NAME | --etcd ENDPOINT]
+  delete -f FILE [--cluster NAME] [--ignore-not-found]
+
+Inspect (per cluster, all nodes unless --node):
+  status | endpoint list | policy get
+  bpf ipcache list | bpf policy get ENDPOINT
+  identity list | identity get ID | identity gc   [--cluster NAME | --etcd ENDPOINT]
+  observe [--follow] [--pod P] [--namespace N] [--label K=V] [--verdict V] [--identity ID]
+  connectivity test [--cluster NAME] [--keep]
+
+Processes:
+  agent --config FILE          a node agent (the lab starts these)
+  echo-server --tcp P --udp P --http P
+  probe --http URL | --tcp HOST:PORT | --udp HOST:PORT
+  demo [--allocators N]        race identity allocators on a real etcd
 `;
 
 async function main(argv: string[]): Promise<void> {
@@ -21,6 +45,33 @@ async function main(argv: string[]): Promise<void> {
       return demo(rest);
     case 'identity':
       return identity(rest);
+    case 'lab':
+      return lab(rest);
+    case 'apply':
+      return apply(rest);
+    case 'delete':
+      return apply(rest, true);
+    case 'status':
+      return status(rest);
+    case 'endpoint':
+      if (rest[0] !== 'list') throw new UsageError('Usage: weft endpoint list');
+      return endpointList(rest.slice(1));
+    case 'policy':
+      if (rest[0] !== 'get') throw new UsageError('Usage: weft policy get');
+      return policyGet(rest.slice(1));
+    case 'bpf':
+      return bpf(rest);
+    case 'observe':
+      return observe(rest);
+    case 'connectivity':
+      if (rest[0] !== 'test') throw new UsageError('Usage: weft connectivity test');
+      return connectivityTest(rest.slice(1));
+    case 'agent':
+      return agent(rest);
+    case 'echo-server':
+      return echoServer(rest);
+    case 'probe':
+      return probe(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -35,6 +35,12 @@ export interface EtcdProcessOptions {
   startTimeoutMs?: number;
   /** Prefix the command (e.g. ["ip", "netns", "exec", "ns"]). */
   wrap?: string[];
+  /**
+   * Also serve clients on a unix socket `<dir>/etcd:0` (reachable from every
+   * network namespace; health is then probed through it). etcd wants host:port
+   * in unix URLs and creates the socket relative to its working directory.
+   */
+  unixSocketDir?: string;
   logger?: Logger;
 }
 
@@ -94,6 +100,11 @@ export class EtcdProcess {
     return `${this.host}:${this.clientPort}`;
   }
 
+  /** The unix socket endpoint, when `unixSocketDir` was given. */
+  get unixEndpoint(): string | undefined {
+    return this.options.unixSocketDir ? `unix://${this.options.unixSocketDir}/etcd:0` : undefined;
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
@@ -135,7 +146,7 @@ export class EtcdProcess {
       bin,
       '--name', this.name,
       '--data-dir', this.dataDir,
-      '--listen-client-urls', this.clientUrl,
+      '--listen-client-urls', this.options.unixSocketDir ? `${this.clientUrl},unix://etcd:0` : this.clientUrl,
       '--advertise-client-urls', this.clientUrl,
       '--listen-peer-urls', peerUrl,
       '--initial-advertise-peer-urls', peerUrl,
@@ -147,7 +158,8 @@ export class EtcdProcess {
     ];
     const command = [...(this.options.wrap ?? []), 'sh', '-c', GUARD, 'etcd-guard', ...args];
     this.stderrTail = '';
-    const child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'ignore', 'pipe'] });
+    if (this.options.unixSocketDir) mkdirSync(this.options.unixSocketDir, { recursive: true });
+    const child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'ignore', 'pipe'], ...(this.options.unixSocketDir ? { cwd: this.options.unixSocketDir } : {}) });
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
     child.on('error', (err) => {
@@ -180,7 +192,10 @@ export class EtcdProcess {
   /** One health probe against etcd's /health endpoint. */
   healthy(): Promise<boolean> {
     return new Promise((resolve) => {
-      const req = request(`${this.clientUrl}/health`, { timeout: 1000 }, (res) => {
+      const target = this.options.unixSocketDir
+        ? { socketPath: `${this.options.unixSocketDir}/etcd:0`, path: '/health', timeout: 1000 }
+        : { host: this.host, port: this.clientPort, path: '/health', timeout: 1000 };
+      const req = request(target, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Programs on a pod's host-side veth.
+ *   from_container  tc ingress of the veth: packets leaving the pod (its egress)
+ *   to_container    tc egress of the veth: packets entering the pod (its ingress)
+ * Each handler returns a verdict or a negative drop code; the entry function
+ * is the one place that turns a drop code into a flow event and TC_ACT_SHOT.
+ */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/policy.h"
+#include "lib/events.h"
+#include "lib/ct.h"
+
+static __always_inline int handle_from_container(struct __sk_buff *skb, struct flow_ctx *c)
+{
+	int ret = parse_packet(skb, &c->t);
+
+	if (ret <= 0)
+		return ret; /* ARP passes; malformed drops */
+
+	struct endpoint_key sk = { .ip = c->t.saddr };
+	struct endpoint_info *ep = bpf_map_lookup_elem(&weft_endpoints, &sk);
+
+	if (!ep || ep->ifindex != skb->ifindex)
+		return -WEFT_DROP_UNKNOWN_SOURCE;
+	c->ep_id = ep->ep_id;
+	c->src_identity = ep->identity;
+
+	struct ipcache_value *dst_info = NULL;
+	struct node_config *cfg = node_config();
+
+	c->dst_identity = ipcache_identity(c->t.daddr, &dst_info);
+	ret = conntrack_policy(skb, c, ep, CT_EGRESS, c->dst_identity, cfg);
+	if (ret < 0)
+		return ret;
+
+	__u32 identity = ep->identity;
+
+	skb->mark = MARK_MAGIC_IDENTITY | (identity & IDENTITY_MASK);
+
+	/* A pod on this node: straight to its veth; its to_container enforces ingress. */
+	struct endpoint_key dk = { .ip = c->t.daddr };
+	struct endpoint_info *dst_ep = bpf_map_lookup_elem(&weft_endpoints, &dk);
+
+	if (dst_ep) {
+		__u32 ifindex = dst_ep->ifindex;
+		__u8 mac[ETH_ALEN], node_mac[ETH_ALEN];
+
+		__builtin_memcpy(mac, dst_ep->mac, ETH_ALEN);
+		__builtin_memcpy(node_mac, dst_ep->node_mac, ETH_ALEN);
+		if (set_eth_addrs(skb, mac, node_mac) < 0)
+			return -WEFT_DROP_REDIRECT;
+		return bpf_redirect(ifindex, 0);
+	}
+
+	/* Another node, tunnel mode: the source identity rides in the VNI. */
+	if (dst_info && dst_info->tunnel_ip && cfg && cfg->routing_mode == ROUTING_TUNNEL) {
+		struct bpf_tunnel_key key = {};
+
+		key.remote_ipv4 = bpf_ntohl(dst_info->tunnel_ip);
+		key.tunnel_id = identity & IDENTITY_MASK;
+		key.tunnel_ttl = 64;
+		c->flags |= FLOW_F_TUNNELED;
+		if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
+			return -WEFT_DROP_REDIRECT;
+		return bpf_redirect(cfg->tunnel_ifindex, 0);
+	}
+
+	/* Direct routing, nodes, the world: the kernel routes it. */
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int from_container(struct __sk_buff *skb)
+{
+	struct flow_ctx c = {};
+	int ret;
+
+	c.point = FLOW_POINT_FROM_ENDPOINT;
+	ret = handle_from_container(skb, &c);
+	if (ret >= 0)
+		return ret;
+	emit_flow(skb, &c, VERDICT_DROPPED, (__u8)-ret);
+	return TC_ACT_SHOT;
+}
+
+static __always_inline int handle_to_container(struct __sk_buff *skb, struct flow_ctx *c)
+{
+	int ret = parse_packet(skb, &c->t);
+
+	if (ret <= 0)
+		return ret;
+
+	struct endpoint_key dk = { .ip = c->t.daddr };
+	struct endpoint_info *ep = bpf_map_lookup_elem(&weft_endpoints, &dk);
+
+	if (!ep)
+		return -WEFT_DROP_UNKNOWN_ENDPOINT;
+	c->ep_id = ep->ep_id;
+	c->dst_identity = ep->identity;
+
+	/* Identity from the sender's node (mark) or, when routed, from the ipcache. */
+	__u32 mark = skb->mark;
+
+	if ((mark & MARK_MAGIC_MASK) == MARK_MAGIC_IDENTITY)
+		c->src_identity = mark & IDENTITY_MASK;
+	else
+		c->src_identity = ipcache_identity(c->t.saddr, NULL);
+	skb->mark = 0;
+
+	ret = conntrack_policy(skb, c, ep, CT_INGRESS, c->src_identity, node_config());
+	if (ret < 0)
+		return ret;
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int to_container(struct __sk_buff *skb)
+{
+	struct flow_ctx c = {};
+	int ret;
+
+	c.point = FLOW_POINT_TO_ENDPOINT;
+	ret = handle_to_container(skb, &c);
+	if (ret >= 0)
+		return ret;
+	emit_flow(skb, &c, VERDICT_DROPPED, (__u8)-ret);
+	return TC_ACT_SHOT;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * from_overlay: tc ingress of the node's collect-metadata VXLAN device. The
+ * VNI carries the sender's security identity; it is handed to to_container
+ * through skb->mark, which enforces the destination's ingress policy.
+ */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/events.h"
+
+static __always_inline int handle_from_overlay(struct __sk_buff *skb, struct flow_ctx *c)
+{
+	int ret = parse_packet(skb, &c->t);
+
+	if (ret <= 0)
+		return ret;
+
+	struct bpf_tunnel_key key = {};
+
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+		return -WEFT_DROP_INVALID_PACKET;
+	c->src_identity = key.tunnel_id & IDENTITY_MASK;
+
+	struct endpoint_key dk = { .ip = c->t.daddr };
+	struct endpoint_info *ep = bpf_map_lookup_elem(&weft_endpoints, &dk);
+
+	if (!ep)
+		return TC_ACT_OK;
+	c->ep_id = ep->ep_id;
+	c->dst_identity = ep->identity;
+
+	__u32 ifindex = ep->ifindex;
+	__u8 mac[ETH_ALEN], node_mac[ETH_ALEN];
+
+	__builtin_memcpy(mac, ep->mac, ETH_ALEN);
+	__builtin_memcpy(node_mac, ep->node_mac, ETH_ALEN);
+	skb->mark = MARK_MAGIC_IDENTITY | c->src_identity;
+	if (set_eth_addrs(skb, mac, node_mac) < 0)
+		return -WEFT_DROP_REDIRECT;
+	return bpf_redirect(ifindex, 0);
+}
+
+SEC("tc")
+int from_overlay(struct __sk_buff *skb)
+{
+	struct flow_ctx c = {};
+	int ret;
+
+	c.point = FLOW_POINT_FROM_OVERLAY;
+	ret = handle_from_overlay(skb, &c);
+	if (ret >= 0)
+		return ret;
+	emit_flow(skb, &c, VERDICT_DROPPED, (__u8)-ret);
+	return TC_ACT_SHOT;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Includes, constants and bounds-checked packet parsing shared by every program. */
+#ifndef WEFT_COMMON_H
+#define WEFT_COMMON_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "weft_types.h"
+
+/* The part of an ICMP header we read (linux/icmp.h drags in libc headers). */
+struct icmp_echo_hdr {
+	__u8 type;
+	__u8 code;
+	__u16 checksum;
+	__u16 id;
+	__u16 sequence;
+};
+#define ICMP_ECHOREPLY	0
+#define ICMP_ECHO	8
+
+#define MARK_MAGIC_IDENTITY	0xAB000000
+#define MARK_MAGIC_MASK		0xFF000000
+#define IDENTITY_MASK		0x00FFFFFF
+
+#define IDENTITY_WORLD		2
+
+/* The parsed 5-tuple of an IPv4 packet; ports in network order. */
+struct tuple {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u8 protocol;
+};
+
+/*
+ * Parses Ethernet + IPv4 + L4 ports. Returns 1 for IPv4 (tuple filled),
+ * 0 for ARP (let through), a negative drop code otherwise.
+ * ICMP echo uses the echo id as both ports, so a reply matches its request.
+ */
+static __always_inline int parse_packet(struct __sk_buff *skb, struct tuple *t)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return -WEFT_DROP_INVALID_PACKET;
+	if (eth->h_proto == bpf_htons(ETH_P_ARP))
+		return 0;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return -WEFT_DROP_UNSUPPORTED_L3;
+
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return -WEFT_DROP_INVALID_PACKET;
+	if (ip->ihl < 5)
+		return -WEFT_DROP_INVALID_PACKET;
+	t->saddr = ip->saddr;
+	t->daddr = ip->daddr;
+	t->protocol = ip->protocol;
+	t->sport = 0;
+	t->dport = 0;
+
+	/* Later fragments carry no L4 header. */
+	if (ip->frag_off & bpf_htons(0x1FFF))
+		return 1;
+
+	void *l4 = (void *)ip + ip->ihl * 4;
+	switch (ip->protocol) {
+	case IPPROTO_TCP: {
+		struct tcphdr *tcp = l4;
+		if ((void *)(tcp + 1) > data_end)
+			return -WEFT_DROP_INVALID_PACKET;
+		t->sport = tcp->source;
+		t->dport = tcp->dest;
+		break;
+	}
+	case IPPROTO_UDP: {
+		struct udphdr *udp = l4;
+		if ((void *)(udp + 1) > data_end)
+			return -WEFT_DROP_INVALID_PACKET;
+		t->sport = udp->source;
+		t->dport = udp->dest;
+		break;
+	}
+	case IPPROTO_ICMP: {
+		struct icmp_echo_hdr *icmp = l4;
+		if ((void *)(icmp + 1) > data_end)
+			return -WEFT_DROP_INVALID_PACKET;
+		if (icmp->type == ICMP_ECHO || icmp->type == ICMP_ECHOREPLY) {
+			t->sport = icmp->id;
+			t->dport = icmp->id;
+		}
+		break;
+	}
+	default:
+		break;
+	}
+	return 1;
+}
+
+/* Rewrites the Ethernet addresses before a redirect into a pod. */
+static __always_inline int set_eth_addrs(struct __sk_buff *skb, const __u8 *dst, const __u8 *src)
+{
+	if (bpf_skb_store_bytes(skb, 0, dst, ETH_ALEN, 0) < 0)
+		return -WEFT_DROP_REDIRECT;
+	if (bpf_skb_store_bytes(skb, ETH_ALEN, src, ETH_ALEN, 0) < 0)
+		return -WEFT_DROP_REDIRECT;
+	return 0;
+}
+
+#endif /* WEFT_COMMON_H */

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Flow events to the agent: one per new connection and one per drop, never per established packet. */
+#ifndef WEFT_EVENTS_H
+#define WEFT_EVENTS_H
+
+#include "maps.h"
+
+struct flow_ctx {
+	struct tuple t;
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u16 ep_id;
+	__u16 flags;
+	__u8 point;
+	__u32 rule_id;
+};
+
+static __always_inline void emit_flow(struct __sk_buff *skb, const struct flow_ctx *c, __u8 verdict, __u8 reason)
+{
+	struct flow_event *e = bpf_ringbuf_reserve(&weft_events, sizeof(*e), 0);
+
+	/* A full ring buffer costs an event, never a packet. */
+	if (!e)
+		return;
+	e->timestamp = bpf_ktime_get_ns();
+	e->src_identity = c->src_identity;
+	e->dst_identity = c->dst_identity;
+	e->saddr = c->t.saddr;
+	e->daddr = c->t.daddr;
+	e->sport = c->t.sport;
+	e->dport = c->t.dport;
+	e->protocol = c->t.protocol;
+	e->verdict = verdict;
+	e->drop_reason = reason;
+	e->point = c->point;
+	e->ep_id = c->ep_id;
+	e->flags = c->flags;
+	e->ifindex = skb->ifindex;
+	e->length = skb->len;
+	e->rule_id = c->rule_id;
+	e->pad = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+#endif /* WEFT_EVENTS_H */

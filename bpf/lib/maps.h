@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The node's maps. Pinned by name under the agent's pin root, so both
+ * objects (bpf_lxc.o, bpf_overlay.o) share them and a restarted agent finds
+ * them again with their contents.
+ */
+#ifndef WEFT_MAPS_H
+#define WEFT_MAPS_H
+
+#include "common.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct ipcache_key);
+	__type(value, struct ipcache_value);
+	__uint(max_entries, 512 * 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_ipcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct endpoint_key);
+	__type(value, struct endpoint_info);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct policy_key);
+	__type(value, struct policy_value);
+	__uint(max_entries, 256 * 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct ct_key);
+	__type(value, struct ct_value);
+	__uint(max_entries, 256 * 1024);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct node_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_events SEC(".maps");
+
+static __always_inline struct node_config *node_config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&weft_config, &zero);
+}
+
+/* Identity of an address: its ipcache entry, else world. */
+static __always_inline __u32 ipcache_identity(__u32 addr, struct ipcache_value **out)
+{
+	struct ipcache_key key = { .prefixlen = 32, .ip = addr };
+	struct ipcache_value *v = bpf_map_lookup_elem(&weft_ipcache, &key);
+
+	if (out)
+		*out = v;
+	return v ? v->identity : IDENTITY_WORLD;
+}
+
+#endif /* WEFT_MAPS_H */

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Weft datapath: every structure shared between the BPF programs and the
+ * agent, defined once, here. The TypeScript codecs in packages/datapath/src/maps
+ * mirror these layouts and a test checks them against this object's BTF.
+ *
+ * Rules: a layout change renames the map (append _v2); drop reasons and flow
+ * verdicts are append-only and never reused (packages/datapath/src/reasons.ts
+ * mirrors them); multi-byte addresses and ports are in network byte order,
+ * everything else in host order.
+ */
+#ifndef WEFT_TYPES_H
+#define WEFT_TYPES_H
+
+#include <linux/types.h>
+
+/* ---- ipcache: LPM prefix -> identity and where it lives ------------------ */
+struct ipcache_key {
+	__u32 prefixlen;	/* LPM prefix length in bits, over `ip` only (0-32) */
+	__u32 ip;		/* IPv4, network order */
+};
+
+#define IPCACHE_F_LOCAL_ENDPOINT	0x1	/* an endpoint on this node */
+#define IPCACHE_F_REMOTE_NODE		0x2	/* a node's own address */
+
+struct ipcache_value {
+	__u32 identity;		/* security identity (24 bits) */
+	__u32 tunnel_ip;	/* underlay IP of the node hosting it, network order; 0 = this node or none */
+	__u16 flags;		/* IPCACHE_F_* */
+	__u16 cluster_id;
+	__u32 pad;
+};
+
+/* ---- endpoints: local pods by IP ------------------------------------------ */
+#define EP_F_INGRESS_ENFORCE	0x1	/* a policy selects the endpoint for ingress */
+#define EP_F_EGRESS_ENFORCE	0x2	/* a policy selects the endpoint for egress */
+#define EP_F_AUDIT		0x4	/* policy drops are reported as AUDIT and let through */
+
+struct endpoint_key {
+	__u32 ip;		/* network order */
+};
+
+struct endpoint_info {
+	__u32 ifindex;		/* host-side veth */
+	__u16 ep_id;		/* node-local endpoint id, 1-65535 */
+	__u16 flags;		/* EP_F_* */
+	__u32 identity;
+	__u32 policy_rev;	/* bumped by the agent on every policy change of this endpoint */
+	__u8 mac[6];		/* the pod's eth0 */
+	__u8 node_mac[6];	/* the host-side veth */
+};
+
+/* ---- policy: one LPM trie for all endpoints of the node ------------------- */
+/*
+ * Lookups use the full prefix (96 bits); entries use shorter prefixes to
+ * wildcard the trailing fields:
+ *   64 bits: ep_id, egress, identity         (any protocol, any port)
+ *   80 bits: ... + protocol                   (any port)
+ *   81-96 bits: ... + dport prefix            (port ranges, as prefixes)
+ *   96 bits: exact port
+ * Identity 0 means "any identity" and is a second lookup.
+ */
+struct policy_key {
+	__u32 prefixlen;
+	__u16 ep_id;
+	__u8 egress;		/* 1 = egress (from the endpoint), 0 = ingress */
+	__u8 pad1;
+	__u32 identity;		/* remote identity, host order (always fully matched), 0 = any */
+	__u8 protocol;		/* IPPROTO_*, 0 only with a 64-bit prefix */
+	__u8 pad2;
+	__u16 dport;		/* network order */
+};
+
+#define POLICY_PREFIX_IDENTITY	64
+#define POLICY_PREFIX_PROTO	80
+#define POLICY_PREFIX_FULL	96
+
+struct policy_value {
+	__u8 deny;		/* 1 = deny rule (beats any allow) */
+	__u8 pad[3];
+	__u32 rule_id;		/* agent-assigned, for counters and flows */
+	__u64 packets;		/* matched packets (new connections) */
+	__u64 bytes;
+};
+
+/* ---- connection tracking --------------------------------------------------- */
+#define CT_EGRESS	1	/* entry created when an endpoint opened the connection */
+#define CT_INGRESS	2	/* entry created when an endpoint accepted it */
+
+struct ct_key {
+	__u32 saddr;		/* network order, as seen on the connection's first packet */
+	__u32 daddr;
+	__u16 sport;		/* network order */
+	__u16 dport;
+	__u8 protocol;
+	__u8 dir;		/* CT_EGRESS or CT_INGRESS */
+	__u16 pad;
+};
+
+struct ct_value {
+	__u64 last_seen;	/* bpf_ktime_get_ns() */
+	__u64 packets;
+	__u64 bytes;
+	__u32 policy_rev;	/* endpoint policy revision the entry was admitted under */
+	__u32 remote_identity;
+	__u16 ep_id;
+	__u16 flags;
+	__u32 rule_id;
+};
+
+/* ---- node configuration (array of one) ------------------------------------ */
+#define ROUTING_TUNNEL	0
+#define ROUTING_DIRECT	1
+
+#define NODE_F_AUDIT	0x1	/* global audit mode */
+
+struct node_config {
+	__u32 node_ip;		/* this node's underlay IP, network order */
+	__u32 tunnel_ifindex;	/* the collect-metadata VXLAN/Geneve device */
+	__u32 routing_mode;	/* ROUTING_* */
+	__u32 cluster_id;
+	__u32 flags;		/* NODE_F_* */
+	__u32 pad;
+};
+
+/* ---- flow events (ring buffer) --------------------------------------------- */
+#define VERDICT_FORWARDED	1
+#define VERDICT_DROPPED		2
+#define VERDICT_AUDIT		3
+
+#define FLOW_F_REPLY		0x1
+#define FLOW_F_NEW		0x2
+#define FLOW_F_TUNNELED		0x4
+
+#define FLOW_POINT_FROM_ENDPOINT	1	/* pod egress, on the host-side veth */
+#define FLOW_POINT_TO_ENDPOINT		2	/* pod ingress, on the host-side veth */
+#define FLOW_POINT_FROM_OVERLAY		3	/* arrived through the tunnel */
+
+struct flow_event {
+	__u64 timestamp;	/* bpf_ktime_get_ns() */
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u32 saddr;		/* network order */
+	__u32 daddr;
+	__u16 sport;		/* network order */
+	__u16 dport;
+	__u8 protocol;
+	__u8 verdict;		/* VERDICT_* */
+	__u8 drop_reason;	/* WEFT_DROP_*, 0 when forwarded */
+	__u8 point;		/* FLOW_POINT_* */
+	__u16 ep_id;
+	__u16 flags;		/* FLOW_F_* */
+	__u32 ifindex;
+	__u32 length;
+	__u32 rule_id;
+	__u32 pad;
+};
+
+/* ---- drop reasons (append-only; never reuse a number) ---------------------- */
+#define WEFT_DROP_POLICY		1	/* no rule allows it (default deny) */
+#define WEFT_DROP_POLICY_DENY		2	/* a deny rule matched */
+#define WEFT_DROP_INVALID_PACKET	3	/* truncated or malformed headers */
+#define WEFT_DROP_UNKNOWN_SOURCE	4	/* source address is not the endpoint of this veth (spoofing) */
+#define WEFT_DROP_NO_TUNNEL		5	/* remote destination without a tunnel endpoint */
+#define WEFT_DROP_UNSUPPORTED_L3	6	/* not IPv4 (and not ARP) */
+#define WEFT_DROP_REDIRECT		7	/* redirect or tunnel key failed */
+#define WEFT_DROP_POLICY_REVOKED	8	/* an established connection no longer allowed after a policy change */
+#define WEFT_DROP_UNKNOWN_ENDPOINT	9	/* no local endpoint for the destination */
+
+#endif /* WEFT_TYPES_H */

@@ -1,0 +1,240 @@
+// End to end, as root, with real parts: the lab (network namespaces, veths,
+// a bridge, VXLAN, real etcd, real agents loading real BPF programs), real
+// packets between pods, and `weft` driven exactly as a user drives it.
+'use strict';
+const assert = require('node:assert/strict');
+const { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } = require('node:fs');
+const { tmpdir } = require('node:os');
+const { join } = require('node:path');
+const { execFileSync, spawn } = require('node:child_process');
+const { WEFT, weft, weftJson, probe, until, isRoot } = require('./helpers');
+
+function ipOf(endpoints, pod) {
+  const e = endpoints.find((x) => `${x.namespace}/${x.pod}` === pod);
+  assert.ok(e, `endpoint ${pod} exists`);
+  return e.ip;
+}
+
+function labNamespaces() {
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('weft-'));
+}
+
+for (const routing of ['vxlan', 'direct']) {
+  describe(`lab, one cluster of two nodes, ${routing} routing (e2e, root)`, function () {
+    this.timeout(240_000);
+    let dir;
+    let eps;
+    const file = (name, text) => {
+      const p = join(dir, name);
+      writeFileSync(p, text);
+      return p;
+    };
+
+    before(async function () {
+      if (!isRoot()) return this.skip();
+      dir = mkdtempSync(join(tmpdir(), 'weft-e2e-'));
+      const up = await weft(['lab', 'up', '--nodes', '2', '--routing', routing]);
+      assert.equal(up.code, 0, up.stderr);
+      assert.match(up.stderr, /\[lab [\d.]+s\] ready/);
+      eps = await weftJson(['endpoint', 'list']);
+    });
+
+    after(async function () {
+      if (!isRoot()) return;
+      const down = await weft(['lab', 'down']);
+      assert.equal(down.code, 0, down.stderr);
+      assert.deepEqual(labNamespaces(), [], 'no lab namespace left');
+      assert.equal(existsSync('/sys/fs/bpf/weft'), false, 'no bpffs pins left');
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('runs the demo pods as endpoints with cluster identities on both nodes', () => {
+      const pods = eps.map((e) => `${e.node}:${e.namespace}/${e.pod}`).sort();
+      assert.deepEqual(pods, ['c1-node1:demo/client', 'c1-node1:demo/echo-1', 'c1-node2:demo/echo-2']);
+      for (const e of eps) assert.equal(e.identity >> 16, 1, 'cluster id 1 in bits 16-23');
+      const echo = eps.filter((e) => e.labels.app === 'echo');
+      assert.equal(echo[0].identity, echo[1].identity, 'same labels, same identity, on both nodes');
+    });
+
+    it('passes the built-in connectivity test', async () => {
+      const r = await weftJson(['connectivity', 'test']);
+      const failed = r.results.filter((x) => !x.ok);
+      assert.deepEqual(failed, [], JSON.stringify(r.results, null, 1));
+      assert.ok(r.passed >= 8);
+    });
+
+    it('programs every endpoint and node into the BPF ipcache of every node', async () => {
+      const rows = await weftJson(['bpf', 'ipcache', 'list']);
+      for (const node of ['c1-node1', 'c1-node2']) {
+        const mine = rows.filter((r) => r.node === node);
+        for (const e of eps) {
+          const row = mine.find((r) => r.cidr === `${e.ip}/32`);
+          assert.ok(row, `${node} knows ${e.ip}`);
+          assert.equal(row.identity, e.identity);
+          if (e.node === node) assert.equal(row.tunnelIp, undefined);
+          else assert.ok(row.tunnelIp, 'remote endpoints carry their node');
+        }
+      }
+    });
+
+    it('enforces a policy on live traffic within a second, and lifts it the same way', async () => {
+      const echo2 = ipOf(eps, 'demo/echo-2');
+      assert.equal(await probe('demo/client', ['--http', `http://${echo2}:8081/`]), true);
+      const policy = file('deny.yaml', `apiVersion: weft.io/v1
+kind: WeftNetworkPolicy
+metadata: { name: only-8080, namespace: demo }
+spec:
+  endpointSelector: { matchLabels: { app: echo } }
+  ingress:
+  - fromEndpoints: [ { matchLabels: { app: client } } ]
+    toPorts: [ { ports: [ { port: "8080", protocol: TCP } ] } ]
+`);
+      const applied = await weft(['apply', '-f', policy]);
+      assert.equal(applied.code, 0, applied.stderr);
+      const t0 = Date.now();
+      await until(async () => !(await probe('demo/client', ['--http', `http://${echo2}:8081/`])), 'the policy to take effect', 5000);
+      assert.ok(Date.now() - t0 < 4000);
+      assert.equal(await probe('demo/client', ['--tcp', `${echo2}:8080`]), true, 'the allowed port still works');
+      const bpf = await weftJson(['bpf', 'policy', 'get', 'demo/echo-2']);
+      assert.ok(bpf.entries.some((e) => !e.egress && e.protocol === 6 && e.port && e.port.port === 8080 && !e.deny));
+      const dropped = (await weft(['observe', '--pod', 'demo/echo-2', '--verdict', 'DROPPED', '-o', 'json'])).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      assert.ok(dropped.some((f) => f.dropReason === 'POLICY_DENIED' && f.destination.port === 8081 && f.source.pod === 'client'), 'the drop is observable with its reason');
+      assert.equal((await weft(['delete', '-f', policy])).code, 0);
+      await until(() => probe('demo/client', ['--http', `http://${echo2}:8081/`]), 'the policy to be lifted', 5000);
+    });
+
+    it('lets deny rules beat allow rules, and reports audit-mode drops as AUDIT while letting them pass', async () => {
+      const echo1 = ipOf(eps, 'demo/echo-1');
+      const deny = file('deny-beats.yaml', `apiVersion: weft.io/v1
+kind: WeftNetworkPolicy
+metadata: { name: allow-all-in, namespace: demo }
+spec:
+  endpointSelector: { matchLabels: { app: echo } }
+  ingress: [ { fromEntities: [all] } ]
+  ingressDeny: [ { fromEndpoints: [ { matchLabels: { app: client } } ], toPorts: [ { ports: [ { port: "8081" } ] } ] } ]
+`);
+      assert.equal((await weft(['apply', '-f', deny])).code, 0);
+      await until(async () => !(await probe('demo/client', ['--http', `http://${echo1}:8081/`])), 'the deny rule');
+      assert.equal(await probe('demo/client', ['--udp', `${echo1}:9090`]), true, 'other ports stay allowed');
+      assert.equal((await weft(['delete', '-f', deny])).code, 0);
+      const audit = file('audit.yaml', `apiVersion: weft.io/v1
+kind: WeftNetworkPolicy
+metadata: { name: audit-only, namespace: demo }
+spec:
+  endpointSelector: { matchLabels: { app: echo } }
+  audit: true
+  ingress: [ { fromEntities: [world] } ]
+`);
+      assert.equal((await weft(['apply', '-f', audit])).code, 0);
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(await probe('demo/client', ['--http', `http://${echo1}:8081/`]), true, 'audit mode lets it through');
+      const flows = (await weft(['observe', '--pod', 'demo/echo-1', '--verdict', 'AUDIT', '-o', 'json'])).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      assert.ok(flows.some((f) => f.dropReason === 'POLICY_DENIED'), 'and reports what it would have dropped');
+      assert.equal((await weft(['delete', '-f', audit])).code, 0);
+    });
+
+    it('selects the world by entity and by CIDR for egress', async () => {
+      const egress = file('egress.yaml', `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: client-egress, namespace: demo }
+spec:
+  podSelector: { matchLabels: { app: client } }
+  policyTypes: [Egress]
+  egress:
+  - to: [ { podSelector: { matchLabels: { app: echo } } } ]
+  - to: [ { ipBlock: { cidr: 10.99.255.0/24, except: [10.99.255.250/32] } } ]
+`);
+      assert.equal((await weft(['apply', '-f', egress])).code, 0);
+      await until(async () => !(await probe('demo/client', ['--http', 'http://10.99.255.250:8081/'])), 'the world to be cut off');
+      assert.equal(await probe('demo/client', ['--http', `http://${ipOf(eps, 'demo/echo-2')}:8081/`]), true);
+      assert.equal((await weft(['delete', '-f', egress])).code, 0);
+      await until(() => probe('demo/client', ['--http', 'http://10.99.255.250:8081/']), 'the world to come back');
+    });
+
+    it('rejects an invalid file naming the field, and stores nothing', async () => {
+      const bad = file('bad.yaml', `apiVersion: v1
+kind: Pod
+metadata: { name: fine, namespace: demo }
+spec: { nodeName: c1-node1, containers: [ { name: a, command: [sleep, "60"] } ] }
+---
+apiVersion: weft.io/v1
+kind: WeftNetworkPolicy
+metadata: { name: broken, namespace: demo }
+spec:
+  endpointSelector: {}
+  ingress: [ { toPorts: [ { ports: [ { port: "http" } ] } ] } ]
+`);
+      const r = await weft(['apply', '-f', bad]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /#2 \(WeftNetworkPolicy demo\/broken\) at .*bad\.yaml:6: spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.port: named port "http" is not supported/);
+      const after = await weftJson(['endpoint', 'list']);
+      assert.ok(!after.some((e) => e.pod === 'fine'), 'the valid pod of the same file was not stored either');
+      const unknown = await weft(['lab', 'exec', 'demo/nope', '--', 'true']);
+      assert.equal(unknown.code, 2);
+      assert.match(unknown.stderr, /Unknown pod demo\/nope/);
+      const badNode = await weft(['status', '--node', 'c1-node9']);
+      assert.equal(badNode.code, 2);
+      assert.match(badNode.stderr, /Unknown node "c1-node9" in cluster c1/);
+    });
+
+    it('keeps established connections through an agent kill -9 and restart', async () => {
+      const echo2 = ipOf(eps, 'demo/echo-2');
+      // A long-lived TCP stream from client (node1) to echo-2 (node2), checked end to end.
+      const stream = spawn('ip', ['netns', 'exec', (await podNs('demo/client')), process.execPath, '-e', `
+        const s = require('net').connect(8080, '${echo2}');
+        let sent = 0, got = 0;
+        s.on('data', (d) => { got += d.length; });
+        const t = setInterval(() => { s.write('x'.repeat(100)); sent += 100; }, 20);
+        setTimeout(() => { clearInterval(t); setTimeout(() => { console.log(JSON.stringify({ sent, got })); s.destroy(); }, 500); }, 6000);
+        s.on('error', (e) => { console.log(JSON.stringify({ error: e.message, sent, got })); process.exit(1); });
+      `], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      stream.stdout.on('data', (d) => (out += d));
+      await new Promise((r) => setTimeout(r, 1000));
+      for (const node of ['c1-node1', 'c1-node2']) {
+        const pids = execFileSync('ip', ['netns', 'pids', `weft-${node}`], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
+        const agentPid = pids.find((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('agent\0--config'); } catch { return false; } });
+        assert.ok(agentPid, `agent of ${node} found`);
+        process.kill(Number(agentPid), 'SIGKILL');
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+      for (const node of ['c1-node1', 'c1-node2']) {
+        const child = spawn('nsenter', [`--net=/var/run/netns/weft-${node}`, '--', process.execPath, WEFT, 'agent', '--config', `/var/run/weft/c1/${node}/agent.json`], { detached: true, stdio: ['ignore', 'ignore', 'ignore'] });
+        child.unref();
+      }
+      const code = await new Promise((r) => stream.on('exit', r));
+      const result = JSON.parse(out.trim());
+      assert.equal(code, 0, out);
+      assert.equal(result.got, result.sent, 'every byte came back while the agents were down and restarting');
+      await until(async () => (await weft(['status'])).code === 0, 'agents to be back', 30_000);
+      assert.equal(await probe('demo/client', ['--http', `http://${echo2}:8081/`]), true);
+    });
+
+    it('keeps enforcing while etcd is down and catches up when it returns', async () => {
+      const echo1 = ipOf(eps, 'demo/echo-1');
+      const cpPids = execFileSync('ip', ['netns', 'pids', 'weft-c1-cp'], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
+      const etcdCmd = readFileSync(`/proc/${cpPids[0]}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      for (const p of cpPids) process.kill(Number(p), 'SIGKILL');
+      assert.equal(await probe('demo/client', ['--http', `http://${echo1}:8081/`]), true, 'traffic flows without etcd');
+      const child = spawn('ip', ['netns', 'exec', 'weft-c1-cp', ...etcdCmd], { detached: true, stdio: 'ignore', cwd: '/var/run/weft/lab/c1/etcd' });
+      child.unref();
+      const deny = file('late.yaml', `apiVersion: weft.io/v1
+kind: WeftNetworkPolicy
+metadata: { name: late, namespace: demo }
+spec:
+  endpointSelector: { matchLabels: { app: echo } }
+  ingressDeny: [ { fromEndpoints: [ { matchLabels: { app: client } } ] } ]
+`);
+      await until(async () => (await weft(['apply', '-f', deny])).code === 0, 'etcd to accept writes again', 30_000);
+      await until(async () => !(await probe('demo/client', ['--http', `http://${echo1}:8081/`])), 'agents to catch up', 30_000);
+      assert.equal((await weft(['delete', '-f', deny])).code, 0);
+    });
+  });
+}
+
+async function podNs(ref) {
+  const [ns, name] = ref.split('/');
+  const { podNetnsName } = require('../packages/agent/dist/pod-runtime.js');
+  return podNetnsName('c1', ns, name);
+}
+

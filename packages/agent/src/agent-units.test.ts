@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LabelSet } from '@weft/identity';
+import { validateAgentConfig, podMtu } from './config.js';
+import { AgentConfigError, IpamExhaustedError } from './errors.js';
+import { enrich, flowMatches, FlowLog } from './flows.js';
+import { Ipam } from './ipam.js';
+import { parseEndpointRecord, parseNodeRecord } from './state.js';
+import { netnsName } from './endpoint-manager.js';
+
+const base = { cluster: 'c1', clusterId: 1, node: 'c1-node1', etcd: ['10.99.1.2:2379'], nodeIp: '10.99.1.11', podCidr: '10.101.1.0/24', bpfDir: '/x' };
+
+describe('agent configuration', () => {
+  it('fills defaults and derives the pod MTU from the routing mode', () => {
+    const c = validateAgentConfig(base);
+    assert.equal(c.routing, 'vxlan');
+    assert.equal(c.pinRoot, '/sys/fs/bpf/weft/c1-c1-node1');
+    assert.equal(podMtu(c), 1450);
+    assert.equal(podMtu({ ...c, routing: 'direct' }), 1500);
+  });
+
+  it('names the bad field', () => {
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{ clusterId: 0 }, /clusterId: Cannot configure agent: cluster id 0 is out of range 1-255/],
+      [{ nodeIp: '10.99.1' }, /nodeIp: "10.99.1" is not an IPv4 address/],
+      [{ podCidr: '10.101.1.7/24' }, /podCidr: "10.101.1.7\/24" has host bits set/],
+      [{ routing: 'geneve' }, /routing: "geneve" is not vxlan or direct/],
+      [{ etcd: [] }, /etcd: must be a non-empty list/],
+      [{ cluster: 'Bad_Name' }, /cluster: "Bad_Name" must be 1-32 lowercase/],
+    ];
+    for (const [patch, message] of bad) {
+      assert.throws(() => validateAgentConfig({ ...base, ...patch }), (err: unknown) => err instanceof AgentConfigError && message.test(err.message));
+    }
+  });
+});
+
+describe('IPAM', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'weft-ipam-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('hands out addresses after the gateway, idempotently per owner, and survives a restart', () => {
+    const file = join(dir, 'ipam.json');
+    const a = new Ipam('10.101.1.0/24', file);
+    assert.equal(a.gateway, '10.101.1.1');
+    assert.equal(a.allocate('demo/web/1'), '10.101.1.2');
+    assert.equal(a.allocate('demo/web/1'), '10.101.1.2');
+    assert.equal(a.allocate('demo/db/1'), '10.101.1.3');
+    const restarted = new Ipam('10.101.1.0/24', file);
+    assert.equal(restarted.ownerOf('10.101.1.3'), 'demo/db/1');
+    assert.equal(restarted.release('demo/web/1'), '10.101.1.2');
+    assert.equal(restarted.allocate('demo/new/1'), '10.101.1.2');
+  });
+
+  it('reports exhaustion', () => {
+    const a = new Ipam('10.101.1.0/29', join(dir, 'ipam.json'));
+    for (let i = 0; i < 5; i++) a.allocate(`p${i}`);
+    assert.throws(() => a.allocate('one-more'), (err: unknown) => err instanceof IpamExhaustedError && /all 5 addresses of 10.101.1.0\/29 are in use/.test(err.message));
+  });
+});
+
+describe('cluster records', () => {
+  it('accepts good records and explains bad ones', () => {
+    const node = Buffer.from(JSON.stringify({ name: 'c1-node2', cluster: 'c1', ip: '10.99.1.12', podCidr: '10.101.2.0/24', routing: 'vxlan' }));
+    assert.equal((parseNodeRecord(node, 'c1') as { name: string }).name, 'c1-node2');
+    assert.equal(parseNodeRecord(node, 'c2'), 'cluster "c1" is not c2');
+    assert.equal(parseNodeRecord(Buffer.from('{'), 'c1'), 'not JSON');
+    const ep = { ip: '10.101.2.5', identity: 65_800, node: 'c1-node2', nodeIp: '10.99.1.12', namespace: 'demo', pod: 'web', labels: {} };
+    assert.equal(typeof parseEndpointRecord(Buffer.from(JSON.stringify(ep)), 1), 'object');
+    assert.equal(parseEndpointRecord(Buffer.from(JSON.stringify({ ...ep, identity: (2 << 16) | 300 })), 1), `identity ${(2 << 16) | 300} is not an identity of cluster 1`);
+    assert.equal(parseEndpointRecord(Buffer.from(JSON.stringify({ ...ep, ip: 'x' })), 1), 'ip "x" is not IPv4');
+  });
+
+  it('accepts only named network namespaces from CNI', () => {
+    assert.equal(netnsName('/var/run/netns/weft-c1-abc'), 'weft-c1-abc');
+    assert.throws(() => netnsName('/proc/123/ns/net'), /Unsupported CNI_NETNS "\/proc\/123\/ns\/net"/);
+  });
+});
+
+describe('flows', () => {
+  const ctx = {
+    node: 'c1-node1',
+    bootTimeMs: 0,
+    podByIp: (ip: string) => (ip === '10.101.1.2' ? { namespace: 'demo', pod: 'client' } : undefined),
+    labelsOf: (id: number) => (id === 65_800 ? LabelSet.parse(['k8s:app=client']) : undefined),
+    ruleName: (id: number) => (id === 3 ? 'WeftNetworkPolicy/demo/p#ingress#0' : undefined),
+  };
+  const sample = { timestampNs: 1_000_000n, srcIdentity: 65_800, dstIdentity: 2, saddr: '10.101.1.2', daddr: '10.99.255.250', sport: 40000, dport: 8081, protocol: 6, verdict: 2, dropReason: 1, point: 1, epId: 1, flags: 2, length: 60, ruleId: 0 };
+
+  it('enriches datapath events with pods, labels and reasons', () => {
+    const f = enrich(sample, ctx);
+    assert.equal(f.verdict, 'DROPPED');
+    assert.equal(f.dropReason, 'POLICY_DENIED');
+    assert.equal(f.source.pod, 'client');
+    assert.deepEqual(f.source.labels, ['k8s:app=client']);
+    assert.equal(f.destination.pod, undefined);
+    assert.equal(f.protocol, 'TCP');
+    assert.equal(f.newConnection, true);
+  });
+
+  it('filters by pod, namespace, label, verdict and identity', () => {
+    const f = enrich(sample, ctx);
+    assert.ok(flowMatches(f, { pod: 'demo/client' }));
+    assert.ok(flowMatches(f, { namespace: 'demo', verdict: 'dropped' }));
+    assert.ok(flowMatches(f, { label: 'app=client' }));
+    assert.ok(flowMatches(f, { identity: 2 }));
+    assert.ok(!flowMatches(f, { verdict: 'FORWARDED' }));
+    assert.ok(!flowMatches(f, { pod: 'demo/other' }));
+    const log = new FlowLog(2);
+    log.add(f);
+    log.add(f);
+    log.add(enrich({ ...sample, verdict: 1, dropReason: 0 }, ctx));
+    assert.deepEqual(log.recent({}, 10).map((x) => x.verdict), ['DROPPED', 'FORWARDED']);
+  });
+});

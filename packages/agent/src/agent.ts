@@ -1,0 +1,243 @@
+/**
+ * The agent: one per node, and the composition root of its parts:
+ *   infrastructure  etcd client, session (lease), identity allocator, resources
+ *   control plane   endpoints, cluster state (ipcache), policy engine, flows
+ *   datapath        injected (BPF in production, in memory for control-plane tests)
+ * Every part has start/stop; nothing is a module-level singleton.
+ */
+import { join } from 'node:path';
+import { createLogger, type Logger } from '@weft/common';
+import { IdentityAllocator } from '@weft/identity';
+import { KvClient, Session } from '@weft/kvstore';
+import { ResourceStore } from '@weft/resources';
+import { ApiError, ApiServer } from './api.js';
+import { ClusterState } from './cluster-state.js';
+import type { AgentConfig } from './config.js';
+import type { Datapath } from './datapath-port.js';
+import { EndpointManager, type CniArgs, type Endpoint } from './endpoint-manager.js';
+import { enrich, FlowLog, type FlowFilter } from './flows.js';
+import { Ipam } from './ipam.js';
+import { PolicyEngine } from './policy-engine.js';
+import { PodRuntime } from './pod-runtime.js';
+import { nodeKey, type NodeRecord } from './state.js';
+import { bigintJson } from './api.js';
+
+export class Agent {
+  readonly log: Logger;
+  readonly kv: KvClient;
+  readonly flows = new FlowLog();
+  allocator!: IdentityAllocator;
+  endpoints!: EndpointManager;
+  policy!: PolicyEngine;
+  cluster!: ClusterState;
+  private session!: Session;
+  private api!: ApiServer;
+  private pods: PodRuntime | undefined;
+  private readonly bootTimeMs: number;
+  private stopped = false;
+
+  constructor(
+    readonly config: AgentConfig,
+    readonly datapath: Datapath,
+    logger?: Logger,
+  ) {
+    this.log = logger ?? createLogger({ component: 'agent', cluster: config.cluster, node: config.node });
+    this.kv = new KvClient({ endpoints: config.etcd, retry: { maxAttempts: 10, initialMs: 100, maxMs: 2000 } });
+    this.bootTimeMs = Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
+  }
+
+  get socketPath(): string {
+    return join(this.config.stateDir, 'agent.sock');
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    this.log.info({ nodeIp: c.nodeIp, podCidr: c.podCidr, routing: c.routing }, 'agent starting');
+    await this.datapath.start();
+    this.session = await this.newSession();
+    this.allocator = await new IdentityAllocator({ client: this.kv, clusterId: c.clusterId, clusterName: c.cluster, node: c.node, logger: this.log.child({ component: 'identity-allocator' }) }).start();
+    const resources = new ResourceStore(this.kv);
+    const ipam = new Ipam(c.podCidr, join(c.stateDir, 'ipam.json'));
+    this.endpoints = new EndpointManager({
+      config: c,
+      kv: this.kv,
+      leaseId: () => this.session.leaseId,
+      allocator: this.allocator,
+      resources,
+      ipam,
+      datapath: this.datapath,
+      onChange: (ep, removed) => this.onEndpointChange(ep, removed),
+      log: this.log.child({ component: 'endpoints' }),
+    });
+    this.policy = new PolicyEngine(c, resources, this.allocator, this.datapath, () => this.endpoints.list(), this.log.child({ component: 'policy' }));
+    this.cluster = new ClusterState(c, this.kv, this.datapath, () => this.policy.cidrIdentities(), this.log.child({ component: 'cluster-state' }));
+    this.policy.onCidrsChanged = () => this.cluster.schedule();
+    await this.publishNode();
+    await this.policy.start();
+    await this.cluster.start();
+    for (const ep of this.endpoints.restore()) await this.endpoints.readopt(ep);
+    this.datapath.onFlow((s) =>
+      this.flows.add(
+        enrich(s, {
+          node: c.node,
+          bootTimeMs: this.bootTimeMs,
+          podByIp: (ip) => this.cluster.endpoints.get(ip),
+          labelsOf: (id) => this.allocator.lookupById(id),
+          ruleName: (id) => this.policy.ruleName(id),
+        }),
+      ),
+    );
+    this.api = new ApiServer(this.socketPath);
+    this.routes();
+    await this.api.start();
+    if (c.podRuntime) {
+      this.pods = new PodRuntime(c, resources, this.socketPath, this.log.child({ component: 'pod-runtime' }));
+      await this.pods.start();
+    }
+    this.log.info({ socket: this.socketPath }, 'agent ready');
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.pods?.stop();
+    await this.api?.stop();
+    await this.cluster?.stop();
+    await this.policy?.stop();
+    // Keep identities and records alive for a restart: the lease expires on its own if we never come back.
+    await this.allocator?.stop({ release: false });
+    this.session?.abandon();
+    await this.datapath.stop();
+    this.kv.close();
+    this.log.info('agent stopped');
+  }
+
+  private async newSession(): Promise<Session> {
+    const s = await Session.create(this.kv, { ttlSeconds: 10, logger: this.log });
+    s.on('lost', () => {
+      if (this.stopped) return;
+      this.log.warn('agent session lost; re-publishing node and endpoints under a new lease');
+      void this.renewSession();
+    });
+    return s;
+  }
+
+  private async renewSession(): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      try {
+        this.session = await this.newSession();
+        await this.publishNode();
+        await this.endpoints.republish();
+        return;
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'cannot renew session yet');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  private async publishNode(): Promise<void> {
+    const c = this.config;
+    const record: NodeRecord = { name: c.node, cluster: c.cluster, ip: c.nodeIp, podCidr: c.podCidr, routing: c.routing };
+    await this.kv.put(nodeKey(c.node), JSON.stringify(record), { lease: this.session.leaseId });
+  }
+
+  private async onEndpointChange(ep: Endpoint, removed: boolean): Promise<void> {
+    if (removed) {
+      this.policy.forget(ep.epId);
+      return;
+    }
+    await this.policy.apply(ep);
+  }
+
+  /** CNI entry point, also used directly by tests. */
+  async cni(command: string, args: CniArgs): Promise<unknown> {
+    switch (command) {
+      case 'ADD': {
+        const ep = await this.endpoints.add(args);
+        return { ip: ep.ip, gateway: '169.254.1.1', hostIf: ep.hostIf, podIf: ep.podIf, mac: ep.mac, identity: ep.identity, netns: ep.netns };
+      }
+      case 'DEL':
+        await this.endpoints.del(args.containerId);
+        return {};
+      case 'CHECK': {
+        const ep = await this.endpoints.check(args.containerId);
+        return { ip: ep.ip };
+      }
+      default:
+        throw new ApiError(400, 'WEFT_ERR_BAD_REQUEST', `Unknown CNI command ${JSON.stringify(command)}`);
+    }
+  }
+
+  status(): Record<string, unknown> {
+    const c = this.config;
+    return {
+      cluster: c.cluster,
+      clusterId: c.clusterId,
+      node: c.node,
+      nodeIp: c.nodeIp,
+      podCidr: c.podCidr,
+      routing: c.routing,
+      encapsulationMtuOverhead: c.routing === 'vxlan' ? 50 : 0,
+      session: this.session.state,
+      endpoints: this.endpoints.list().length,
+      identities: this.allocator.cache.size,
+      policies: this.policy.policyCount,
+      clusterNodes: this.cluster.nodes.size,
+      clusterEndpoints: this.cluster.endpoints.size,
+      lastIpcacheSync: this.cluster.lastSync,
+      invalidRecords: Object.fromEntries([...this.cluster.invalid, ...this.policy.invalid, ...this.allocator.cache.invalid]),
+    };
+  }
+
+  private routes(): void {
+    const api = this.api;
+    api.route('POST', '/v1/cni', async ({ body }) => {
+      const b = body as { command?: string; args?: CniArgs };
+      if (!b?.command || !b.args) throw new ApiError(400, 'WEFT_ERR_BAD_REQUEST', 'Expected {command, args}');
+      return this.cni(b.command, b.args);
+    });
+    api.route('GET', '/v1/status', async () => this.status());
+    api.route('GET', '/v1/endpoints', async () =>
+      this.endpoints.list().map((ep) => {
+        const p = this.policy.endpointState(ep.epId);
+        return {
+          id: ep.epId,
+          namespace: ep.namespace,
+          pod: ep.pod,
+          ip: ep.ip,
+          identity: ep.identity,
+          labels: ep.labels,
+          interface: ep.hostIf,
+          policy: p ? { ingress: p.ingressEnforced ? 'enforcing' : 'allow-all', egress: p.egressEnforced ? 'enforcing' : 'allow-all', audit: p.audit, revision: p.rev, entries: p.entries, policies: p.policies } : undefined,
+        };
+      }),
+    );
+    api.route('GET', '/v1/bpf/ipcache', async () => this.datapath.dumpIpcache());
+    api.route('GET', '/v1/bpf/policy', async ({ query }) => {
+      const ep = this.endpoints.find(query.get('endpoint') ?? '');
+      const entries = await this.datapath.dumpPolicy(ep.epId);
+      return { endpoint: { id: ep.epId, namespace: ep.namespace, pod: ep.pod }, entries: entries.map((e) => ({ ...e, rule: this.policy.ruleName(e.ruleId) })) };
+    });
+    api.route('GET', '/v1/policies', async () => this.policy.listPolicies());
+    api.route('GET', '/v1/flows', async ({ query }, res) => {
+      const filter: FlowFilter = {};
+      for (const k of ['pod', 'namespace', 'label', 'verdict'] as const) {
+        const v = query.get(k);
+        if (v) filter[k] = v;
+      }
+      if (query.get('identity')) filter.identity = Number(query.get('identity'));
+      const limit = Number(query.get('limit') ?? 100);
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      for (const f of this.flows.recent(filter, limit)) res.write(JSON.stringify(f, bigintJson) + '\n');
+      if (query.get('follow') !== '1') return void res.end();
+      const { flowMatches } = await import('./flows.js');
+      const unfollow = this.flows.follow((f) => {
+        if (flowMatches(f, filter)) res.write(JSON.stringify(f, bigintJson) + '\n');
+      });
+      res.on('close', unfollow);
+      return undefined;
+    });
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * BpfDatapath: the Datapath on the real kernel. Loads bpf_lxc.o and
+ * bpf_overlay.o with one pin root, so both share the node's maps and a
+ * restarted agent finds them again; attaches programs to the pod veths and the
+ * tunnel device with replace semantics (no gap in enforcement); and keeps an
+ * in-memory mirror of what it wrote so every sync writes only differences.
+ * On start the mirror is loaded from the pinned maps themselves, so a restart
+ * diffs against what the kernel really holds.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '@weft/common';
+import {
+  attachTc,
+  ensureBpffs,
+  BpfObject,
+  RingBufferReader,
+  MapName,
+  IPCACHE_KEY,
+  IPCACHE_VALUE,
+  POLICY_KEY,
+  POLICY_VALUE,
+  EP_F_AUDIT,
+  EP_F_EGRESS_ENFORCE,
+  EP_F_INGRESS_ENFORCE,
+  ROUTING_DIRECT,
+  ROUTING_TUNNEL,
+  decodeFlowEvent,
+  decodeIpcache,
+  decodePolicy,
+  encodeEndpointInfo,
+  encodeEndpointKey,
+  encodeIpcacheKey,
+  encodeIpcacheValue,
+  encodeNodeConfig,
+  encodePolicyKey,
+  encodePolicyValue,
+  intToIpv4,
+  ipv4ToInt,
+  type BpfMap,
+} from '@weft/datapath';
+import { Ip } from '@weft/net';
+import type { AgentConfig } from './config.js';
+import type { Datapath, EndpointProgram, FlowSample, IpcacheUpsert, PolicyMapEntry } from './datapath-port.js';
+
+export class BpfDatapath implements Datapath {
+  private lxc: BpfObject | undefined;
+  private overlay: BpfObject | undefined;
+  private maps!: { ipcache: BpfMap; endpoints: BpfMap; policy: BpfMap; config: BpfMap; events: BpfMap };
+  /** cidr -> encoded value (hex) of what the ipcache holds. */
+  private readonly ipcacheMirror = new Map<string, string>();
+  /** epId -> key hex -> value head hex (deny + rule id) of what the policy map holds. */
+  private readonly policyMirror = new Map<number, Map<string, string>>();
+  private reader: RingBufferReader | undefined;
+  private readonly listeners: Array<(f: FlowSample) => void> = [];
+  private readonly ip = new Ip();
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const c = this.config;
+    ensureBpffs();
+    mkdirSync(c.pinRoot, { recursive: true });
+    this.lxc = BpfObject.open(join(c.bpfDir, 'bpf_lxc.o'), { pinRoot: c.pinRoot, programs: ['from_container', 'to_container'] });
+    this.lxc.load();
+    this.overlay = BpfObject.open(join(c.bpfDir, 'bpf_overlay.o'), { pinRoot: c.pinRoot, programs: ['from_overlay'] });
+    this.overlay.load();
+    this.maps = {
+      ipcache: this.lxc.map(MapName.ipcache),
+      endpoints: this.lxc.map(MapName.endpoints),
+      policy: this.lxc.map(MapName.policy),
+      config: this.lxc.map(MapName.config),
+      events: this.lxc.map(MapName.events),
+    };
+    this.loadMirrors();
+    const tunnelIfindex = await this.ensureTunnel();
+    const key = Buffer.alloc(4);
+    this.maps.config.update(key, encodeNodeConfig({ nodeIp: ipv4ToInt(c.nodeIp), tunnelIfindex, routingMode: c.routing === 'direct' ? ROUTING_DIRECT : ROUTING_TUNNEL, clusterId: c.clusterId, flags: c.audit ? 1 : 0 }));
+    if (c.routing === 'vxlan') attachTc({ ifindex: tunnelIfindex, direction: 'ingress', programFd: this.overlay.programFd('from_overlay') });
+    this.reader = new RingBufferReader(this.maps.events.fd);
+    this.reader.start((data) => {
+      const f = decodeFlowEvent(data);
+      const sample: FlowSample = { ...f, saddr: intToIpv4(f.saddr), daddr: intToIpv4(f.daddr) };
+      for (const l of this.listeners) l(sample);
+    });
+    this.log.info({ pinRoot: c.pinRoot, tunnelIfindex, ipcache: this.ipcacheMirror.size }, 'datapath loaded');
+  }
+
+  async stop(): Promise<void> {
+    this.reader?.stop();
+    // Programs stay attached and maps stay pinned: traffic keeps flowing while the agent is away.
+    this.lxc?.close();
+    this.overlay?.close();
+  }
+
+  onFlow(listener: (flow: FlowSample) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private async ensureTunnel(): Promise<number> {
+    const c = this.config;
+    if (c.routing !== 'vxlan') return 0;
+    let link = await this.ip.link(c.tunnelDevice);
+    if (!link) {
+      await this.ip.addVxlanExternal(c.tunnelDevice, { dstport: c.vxlanPort, mtu: c.underlayMtu });
+      link = await this.ip.link(c.tunnelDevice);
+    }
+    await this.ip.setUp(c.tunnelDevice);
+    return link!.ifindex;
+  }
+
+  private loadMirrors(): void {
+    for (const [k, v] of this.maps.ipcache.entries()) {
+      const e = decodeIpcache(k, v);
+      this.ipcacheMirror.set(`${intToIpv4(e.ip)}/${e.prefixlen}`, v.toString('hex'));
+    }
+    for (const [k, v] of this.maps.policy.entries()) {
+      const p = decodePolicy(k, v);
+      const m = this.policyMirror.get(p.epId) ?? new Map<string, string>();
+      m.set(k.toString('hex'), v.subarray(0, 8).toString('hex'));
+      this.policyMirror.set(p.epId, m);
+    }
+  }
+
+  async syncIpcache(entries: readonly IpcacheUpsert[]): Promise<{ added: number; updated: number; removed: number }> {
+    const want = new Map<string, Buffer>();
+    for (const e of entries) {
+      const v = Buffer.alloc(IPCACHE_VALUE.size);
+      encodeIpcacheValue(v, 0, { identity: e.identity, tunnelIp: e.tunnelIp ? ipv4ToInt(e.tunnelIp) : 0, flags: e.flags, clusterId: e.clusterId });
+      want.set(e.cidr, v);
+    }
+    const changed: Array<[string, Buffer]> = [];
+    let added = 0;
+    for (const [cidr, v] of want) {
+      const prev = this.ipcacheMirror.get(cidr);
+      if (prev === v.toString('hex')) continue;
+      if (prev === undefined) added++;
+      changed.push([cidr, v]);
+    }
+    if (changed.length > 0) {
+      const keys = Buffer.alloc(changed.length * IPCACHE_KEY.size);
+      const values = Buffer.alloc(changed.length * IPCACHE_VALUE.size);
+      changed.forEach(([cidr, v], i) => {
+        const [ip, bits] = cidr.split('/');
+        encodeIpcacheKey(keys, i * IPCACHE_KEY.size, ipv4ToInt(ip!), Number(bits));
+        v.copy(values, i * IPCACHE_VALUE.size);
+      });
+      this.maps.ipcache.updateBatch(keys, values, changed.length);
+      for (const [cidr, v] of changed) this.ipcacheMirror.set(cidr, v.toString('hex'));
+    }
+    let removed = 0;
+    for (const cidr of [...this.ipcacheMirror.keys()]) {
+      if (want.has(cidr)) continue;
+      const [ip, bits] = cidr.split('/');
+      const k = Buffer.alloc(IPCACHE_KEY.size);
+      encodeIpcacheKey(k, 0, ipv4ToInt(ip!), Number(bits));
+      this.maps.ipcache.delete(k);
+      this.ipcacheMirror.delete(cidr);
+      removed++;
+    }
+    return { added, updated: changed.length - added, removed };
+  }
+
+  async upsertEndpoint(ep: EndpointProgram, policyRev: number): Promise<void> {
+    const link = await this.ip.link(ep.ifname);
+    if (!link) throw new Error(`Cannot program endpoint ${ep.ip}: interface ${ep.ifname} does not exist`);
+    const flags = (ep.ingressEnforced ? EP_F_INGRESS_ENFORCE : 0) | (ep.egressEnforced ? EP_F_EGRESS_ENFORCE : 0) | (ep.audit ? EP_F_AUDIT : 0);
+    this.maps.endpoints.update(encodeEndpointKey(ipv4ToInt(ep.ip)), encodeEndpointInfo({ ip: ipv4ToInt(ep.ip), ifindex: link.ifindex, epId: ep.epId, flags, identity: ep.identity, policyRev, mac: ep.mac, nodeMac: ep.nodeMac }));
+    attachTc({ ifindex: link.ifindex, direction: 'ingress', programFd: this.lxc!.programFd('from_container') });
+    attachTc({ ifindex: link.ifindex, direction: 'egress', programFd: this.lxc!.programFd('to_container') });
+  }
+
+  async removeEndpoint(ip: string, epId: number): Promise<void> {
+    this.maps.endpoints.delete(encodeEndpointKey(ipv4ToInt(ip)));
+    await this.syncPolicy(epId, []);
+    this.policyMirror.delete(epId);
+  }
+
+  async syncPolicy(epId: number, entries: readonly PolicyMapEntry[]): Promise<number> {
+    const have = this.policyMirror.get(epId) ?? new Map<string, string>();
+    const want = new Map<string, Buffer>();
+    for (const e of entries) {
+      const k = Buffer.alloc(POLICY_KEY.size);
+      const key: Parameters<typeof encodePolicyKey>[2] = { epId, egress: e.egress, identity: e.identity, protocol: e.protocol };
+      if (e.port) {
+        key.port = e.port.port;
+        key.portBits = e.port.bits;
+      }
+      encodePolicyKey(k, 0, key);
+      const v = Buffer.alloc(POLICY_VALUE.size);
+      encodePolicyValue(v, 0, e.deny, e.ruleId);
+      want.set(k.toString('hex'), v);
+    }
+    let changes = 0;
+    for (const [kh, v] of want) {
+      if (have.get(kh) === v.subarray(0, 8).toString('hex')) continue;
+      this.maps.policy.update(Buffer.from(kh, 'hex'), v);
+      have.set(kh, v.subarray(0, 8).toString('hex'));
+      changes++;
+    }
+    for (const kh of [...have.keys()]) {
+      if (want.has(kh)) continue;
+      this.maps.policy.delete(Buffer.from(kh, 'hex'));
+      have.delete(kh);
+      changes++;
+    }
+    this.policyMirror.set(epId, have);
+    return changes;
+  }
+
+  async dumpIpcache(): Promise<Array<{ cidr: string; identity: number; tunnelIp?: string; flags: number }>> {
+    const out: Array<{ cidr: string; identity: number; tunnelIp?: string; flags: number }> = [];
+    for (const [k, v] of this.maps.ipcache.entries()) {
+      const e = decodeIpcache(k, v);
+      const row: { cidr: string; identity: number; tunnelIp?: string; flags: number } = { cidr: `${intToIpv4(e.ip)}/${e.prefixlen}`, identity: e.identity, flags: e.flags };
+      if (e.tunnelIp) row.tunnelIp = intToIpv4(e.tunnelIp);
+      out.push(row);
+    }
+    return out.sort((a, b) => (a.cidr < b.cidr ? -1 : 1));
+  }
+
+  async dumpPolicy(epId: number): Promise<Array<PolicyMapEntry & { packets: bigint; bytes: bigint }>> {
+    const out: Array<PolicyMapEntry & { packets: bigint; bytes: bigint }> = [];
+    for (const [k, v] of this.maps.policy.entries()) {
+      const p = decodePolicy(k, v);
+      if (p.epId !== epId) continue;
+      const row: PolicyMapEntry & { packets: bigint; bytes: bigint } = { egress: p.egress, identity: p.identity, protocol: p.protocol, deny: p.deny, ruleId: p.ruleId, packets: p.packets, bytes: p.bytes };
+      if (p.port !== undefined) row.port = { port: p.port, bits: p.portBits ?? 16 };
+      out.push(row);
+    }
+    return out;
+  }
+}

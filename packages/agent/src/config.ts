@@ -1,0 +1,109 @@
+/**
+ * Agent configuration: what one node's agent needs to know, with defaults and
+ * validation. Loaded from a JSON file (the lab writes one per node; the Helm
+ * chart will render one per DaemonSet pod).
+ */
+import { readFileSync } from 'node:fs';
+import { validateClusterId } from '@weft/identity';
+import { parseCidr, parseIpv4 } from '@weft/policy';
+import { AgentConfigError } from './errors.js';
+
+export type RoutingMode = 'vxlan' | 'direct';
+
+export interface AgentConfig {
+  cluster: string;
+  clusterId: number;
+  node: string;
+  /** etcd endpoints (host:port or unix:///path). */
+  etcd: string[];
+  /** This node's underlay address (IPv4). */
+  nodeIp: string;
+  /** The node's pod CIDR (IPv4), e.g. 10.101.1.0/24. */
+  podCidr: string;
+  routing: RoutingMode;
+  /** Directory holding the compiled bpf_lxc.o and bpf_overlay.o. */
+  bpfDir: string;
+  /** bpffs directory where this node's maps are pinned. */
+  pinRoot: string;
+  /** Agent state (IPAM, socket, pod logs). */
+  stateDir: string;
+  /** The collect-metadata tunnel device. */
+  tunnelDevice: string;
+  /** UDP port of the VXLAN overlay. */
+  vxlanPort: number;
+  /** MTU of the underlay device; pod MTU is derived from it. */
+  underlayMtu: number;
+  /** Global audit mode. */
+  audit: boolean;
+  /** Run pods' commands as host processes (the lab's stand-in for kubelet). */
+  podRuntime: boolean;
+  /** Path of the CNI plugin executable the pod runtime calls. */
+  cniPlugin?: string;
+}
+
+export const VXLAN_OVERHEAD = 50;
+
+export function loadAgentConfig(path: string): AgentConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new AgentConfigError(path, `cannot read it as JSON: ${(err as Error).message}`);
+  }
+  return validateAgentConfig(raw, path);
+}
+
+export function validateAgentConfig(raw: unknown, source = 'agent config'): AgentConfig {
+  const fail = (field: string, problem: string): never => {
+    throw new AgentConfigError(source, `${field}: ${problem}`);
+  };
+  if (typeof raw !== 'object' || raw === null) fail('(document)', 'must be an object');
+  const c = raw as Record<string, unknown>;
+  const str = (k: string): string => (typeof c[k] === 'string' && c[k] !== '' ? (c[k] as string) : fail(k, 'must be a non-empty string'));
+  const cluster = str('cluster');
+  if (!/^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/.test(cluster)) fail('cluster', `${JSON.stringify(cluster)} must be 1-32 lowercase letters, digits or '-'`);
+  const node = str('node');
+  if (!/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/.test(node)) fail('node', `${JSON.stringify(node)} is not a valid node name`);
+  try {
+    validateClusterId(c.clusterId, 'configure agent');
+  } catch (err) {
+    fail('clusterId', (err as Error).message);
+  }
+  if (!Array.isArray(c.etcd) || c.etcd.length === 0 || !c.etcd.every((e) => typeof e === 'string')) fail('etcd', 'must be a non-empty list of endpoints');
+  const nodeIp = str('nodeIp');
+  if (parseIpv4(nodeIp) === undefined) fail('nodeIp', `${JSON.stringify(nodeIp)} is not an IPv4 address`);
+  const podCidr = str('podCidr');
+  const pc = parseCidr(podCidr);
+  if (typeof pc === 'string') fail('podCidr', pc);
+  else if (pc.bits > 28 || pc.bits < 8) fail('podCidr', `${podCidr} must be between /8 and /28`);
+  const routing = (c.routing ?? 'vxlan') as RoutingMode;
+  if (routing !== 'vxlan' && routing !== 'direct') fail('routing', `${JSON.stringify(routing)} is not vxlan or direct`);
+  const num = (k: string, dflt: number, min: number, max: number): number => {
+    const v = c[k] ?? dflt;
+    return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : fail(k, `must be an integer ${min}-${max}`);
+  };
+  const out: AgentConfig = {
+    cluster,
+    clusterId: c.clusterId as number,
+    node,
+    etcd: c.etcd as string[],
+    nodeIp,
+    podCidr,
+    routing,
+    bpfDir: str('bpfDir'),
+    pinRoot: typeof c.pinRoot === 'string' ? c.pinRoot : `/sys/fs/bpf/weft/${cluster}-${node}`,
+    stateDir: typeof c.stateDir === 'string' ? c.stateDir : `/var/run/weft/${cluster}/${node}`,
+    tunnelDevice: typeof c.tunnelDevice === 'string' ? c.tunnelDevice : 'weft_vxlan',
+    vxlanPort: num('vxlanPort', 8472, 1, 65535),
+    underlayMtu: num('underlayMtu', 1500, 1280, 65535),
+    audit: c.audit === true,
+    podRuntime: c.podRuntime === true,
+  };
+  if (typeof c.cniPlugin === 'string') out.cniPlugin = c.cniPlugin;
+  return out;
+}
+
+/** MTU for pods: the underlay minus the encapsulation overhead of the routing mode. */
+export function podMtu(config: Pick<AgentConfig, 'underlayMtu' | 'routing'>): number {
+  return config.routing === 'vxlan' ? config.underlayMtu - VXLAN_OVERHEAD : config.underlayMtu;
+}

@@ -1,0 +1,182 @@
+/**
+ * PolicyEngine: keeps every local endpoint's policy map equal to what the
+ * cluster's policies say, live. Inputs: the policy resources (watched), the
+ * identities (the allocator's cache) and the local endpoints; any change
+ * schedules a recompute (debounced), which resolves each endpoint and writes
+ * only the differences. Bumping the endpoint's policy revision makes the
+ * datapath re-check established connections against the new rules.
+ */
+import type { Logger } from '@weft/common';
+import type { IdentityAllocator } from '@weft/identity';
+import type { PrefixWatcher } from '@weft/kvstore';
+import { parsePolicy, policyCidrs, resolveEndpoint, type CidrIdentityView, type Policy } from '@weft/policy';
+import type { Resource, ResourceStore } from '@weft/resources';
+import type { AgentConfig } from './config.js';
+import type { Datapath, PolicyMapEntry } from './datapath-port.js';
+import type { Endpoint } from './endpoint-manager.js';
+import { workloadLabels } from '@weft/identity';
+
+const POLICY_KINDS = ['NetworkPolicy', 'WeftNetworkPolicy', 'WeftClusterwideNetworkPolicy'] as const;
+/** Node-local identities for CIDRs start here (cluster bits 0, above the reserved ids). */
+const CIDR_IDENTITY_BASE = 0x100;
+
+export interface EndpointPolicyState {
+  rev: number;
+  signature: string;
+  ingressEnforced: boolean;
+  egressEnforced: boolean;
+  audit: boolean;
+  policies: string[];
+  entries: number;
+}
+
+export class PolicyEngine {
+  private readonly policies = new Map<string, Policy>();
+  private readonly ruleIds = new Map<string, number>();
+  private readonly ruleNames: string[] = [''];
+  private readonly state = new Map<number, EndpointPolicyState>();
+  private watchers: PrefixWatcher[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private dirty = false;
+  private cidrIds: CidrIdentityView[] = [];
+  /** Told when the CIDR identities change (they belong in the ipcache). */
+  onCidrsChanged: () => void = () => undefined;
+  readonly invalid = new Map<string, string>();
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly resources: ResourceStore,
+    private readonly allocator: IdentityAllocator,
+    private readonly datapath: Datapath,
+    private readonly endpoints: () => Endpoint[],
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const synced: Array<Promise<void>> = [];
+    for (const kind of POLICY_KINDS) {
+      let resolveSynced!: () => void;
+      synced.push(new Promise((r) => (resolveSynced = r)));
+      this.watchers.push(
+        this.resources.watch(kind, {
+          onChange: (type, key, res) => this.onPolicy(type, key, res),
+          onSynced: () => resolveSynced(),
+          onInvalid: (key, err) => this.invalid.set(key, err.message),
+        }, this.log),
+      );
+    }
+    this.allocator.cache.on('change', () => this.schedule());
+    await Promise.all(synced);
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    await Promise.all(this.watchers.map((w) => w.stop()));
+    await this.running;
+  }
+
+  get policyCount(): number {
+    return this.policies.size;
+  }
+
+  listPolicies(): Policy[] {
+    return [...this.policies.values()];
+  }
+
+  endpointState(epId: number): EndpointPolicyState | undefined {
+    return this.state.get(epId);
+  }
+
+  ruleName(id: number): string | undefined {
+    return this.ruleNames[id];
+  }
+
+  cidrIdentities(): CidrIdentityView[] {
+    return this.cidrIds;
+  }
+
+  private onPolicy(type: 'upsert' | 'delete', key: string, res: Resource | undefined): void {
+    if (type === 'delete') {
+      this.policies.delete(key);
+      this.invalid.delete(key);
+    } else {
+      try {
+        this.policies.set(key, parsePolicy(res, this.config.cluster));
+        this.invalid.delete(key);
+      } catch (err) {
+        // Validated on apply; reaching here means someone wrote etcd by hand.
+        this.policies.delete(key);
+        this.invalid.set(key, (err as Error).message);
+        this.log.warn({ key, err: (err as Error).message }, 'ignoring invalid policy');
+      }
+    }
+    this.schedule();
+  }
+
+  /** Recompute soon; changes arriving together are applied together. */
+  schedule(): void {
+    this.dirty = true;
+    if (this.timer || this.running) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.running = this.recomputeAll()
+        .catch((err: Error) => this.log.error({ err: err.message }, 'policy recompute failed'))
+        .finally(() => {
+          this.running = undefined;
+          if (this.dirty) this.schedule();
+        });
+    }, 20);
+  }
+
+  /** Recomputes every endpoint now. */
+  async recomputeAll(): Promise<void> {
+    this.dirty = false;
+    this.refreshCidrIdentities();
+    for (const ep of this.endpoints()) await this.apply(ep);
+  }
+
+  /** Resolves and programs one endpoint (also used when it is added). */
+  async apply(ep: Endpoint): Promise<void> {
+    const policies = [...this.policies.values()];
+    const identities = [...this.allocator.cache.entries()].map(([id, labels]) => ({ id, labels }));
+    const view = { epId: ep.epId, namespace: ep.namespace, labels: workloadLabels({ cluster: this.config.cluster, namespace: ep.namespace, labels: ep.labels }) };
+    const resolved = resolveEndpoint(view, policies, { cluster: this.config.cluster, identities, cidrIdentities: this.cidrIds });
+    const entries: PolicyMapEntry[] = resolved.entries.map((e) => {
+      const { rule, ...rest } = e;
+      return { ...rest, ruleId: this.ruleId(rule) };
+    });
+    const audit = resolved.audit || this.config.audit;
+    const signature = JSON.stringify([resolved.ingressEnforced, resolved.egressEnforced, audit, entries.map((e) => `${e.egress}|${e.identity}|${e.protocol}|${e.port?.port}/${e.port?.bits}|${e.deny}`).sort()]);
+    const prev = this.state.get(ep.epId);
+    if (prev && prev.signature === signature) return;
+    const rev = (prev?.rev ?? 0) + 1;
+    await this.datapath.syncPolicy(ep.epId, entries);
+    await this.datapath.upsertEndpoint({ epId: ep.epId, ip: ep.ip, ifname: ep.hostIf, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: resolved.ingressEnforced, egressEnforced: resolved.egressEnforced, audit }, rev);
+    this.state.set(ep.epId, { rev, signature, ingressEnforced: resolved.ingressEnforced, egressEnforced: resolved.egressEnforced, audit, policies: resolved.policies, entries: entries.length });
+    this.log.info({ endpoint: `${ep.namespace}/${ep.pod}`, rev, entries: entries.length, ingress: resolved.ingressEnforced, egress: resolved.egressEnforced }, 'endpoint policy updated');
+  }
+
+  forget(epId: number): void {
+    this.state.delete(epId);
+  }
+
+  private ruleId(name: string): number {
+    let id = this.ruleIds.get(name);
+    if (id === undefined) {
+      id = this.ruleNames.length;
+      this.ruleNames.push(name);
+      this.ruleIds.set(name, id);
+    }
+    return id;
+  }
+
+  private refreshCidrIdentities(): void {
+    const cidrs = policyCidrs([...this.policies.values()]);
+    const next = cidrs.map((cidr, i) => ({ id: CIDR_IDENTITY_BASE + i, cidr }));
+    if (JSON.stringify(next) !== JSON.stringify(this.cidrIds)) {
+      this.cidrIds = next;
+      this.onCidrsChanged();
+    }
+  }
+}

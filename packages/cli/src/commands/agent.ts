@@ -1,0 +1,25 @@
+/** `weft agent --config FILE`: runs a node agent in the current network namespace until signalled. */
+import { parseArgs } from 'node:util';
+import { createLogger } from '@weft/common';
+import { Agent, loadAgentConfig } from '@weft/agent';
+import { BpfDatapath } from '@weft/agent/dist/bpf-datapath.js';
+import { UsageError } from '../output.js';
+
+export async function agent(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' } } });
+  if (!values.config) throw new UsageError('weft agent needs --config FILE');
+  const config = loadAgentConfig(values.config);
+  const log = createLogger({ component: 'agent', cluster: config.cluster, node: config.node });
+  const a = new Agent(config, new BpfDatapath(config, log.child({ component: 'datapath' })), log);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    a.stop().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  await a.start();
+  await new Promise(() => undefined);
+}

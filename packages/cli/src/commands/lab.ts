@@ -1,0 +1,94 @@
+/** `weft lab up|down|exec|status`. */
+import { spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { applyAndWait, demoResources, labDown, labUp, readLabState, WORLD_IP, type LabSpec } from '@weft/lab';
+import { podNetnsName } from '@weft/agent';
+import { netns } from '@weft/net';
+import { parsePodRef, labCluster } from '../context.js';
+import { parseFormat, printJson, printTable, progress, UsageError } from '../output.js';
+
+export async function lab(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case 'up':
+      return up(rest);
+    case 'down': {
+      const { values } = parseArgs({ args: rest, options: { output: { type: 'string', short: 'o' } } });
+      const r = await labDown(progress);
+      if (parseFormat(values.output) === 'json') printJson(r);
+      else process.stdout.write(`lab removed (${r.namespaces} namespaces)\n`);
+      return;
+    }
+    case 'exec':
+      return exec(rest);
+    case 'status': {
+      const { values } = parseArgs({ args: rest, options: { output: { type: 'string', short: 'o' } } });
+      const state = readLabState();
+      if (parseFormat(values.output) === 'json') return printJson(state ?? null);
+      if (!state) return void process.stdout.write('no lab\n');
+      printTable(['CLUSTER', 'ID', 'NODE', 'NODE IP', 'POD CIDR'], state.clusters.flatMap((c) => c.nodes.map((n) => [c.name, c.id, n.name, n.ip, n.podCidr])));
+      return;
+    }
+    default:
+      throw new UsageError(`Unknown lab command ${JSON.stringify(sub ?? '')}: use up, down, exec or status`);
+  }
+}
+
+async function up(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      nodes: { type: 'string', default: '2' },
+      routing: { type: 'string', default: 'vxlan' },
+      clusters: { type: 'string', default: '1' },
+      names: { type: 'string' },
+      'no-demo': { type: 'boolean', default: false },
+      output: { type: 'string', short: 'o' },
+    },
+  });
+  const format = parseFormat(values.output);
+  const nodes = Number(values.nodes);
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 8) throw new UsageError(`Invalid --nodes ${JSON.stringify(values.nodes)}: use 1-8`);
+  if (values.routing !== 'vxlan' && values.routing !== 'direct') throw new UsageError(`Invalid --routing ${JSON.stringify(values.routing)}: use vxlan or direct`);
+  const count = Number(values.clusters);
+  const names = values.names ? values.names.split(',') : Array.from({ length: count }, (_, i) => `c${i + 1}`);
+  if (!Number.isInteger(count) || count < 1 || count > 4 || names.length !== count && values.names === undefined) throw new UsageError(`Invalid --clusters ${JSON.stringify(values.clusters)}: use 1-4`);
+  for (const n of names) if (!/^[a-z][a-z0-9]{0,7}$/.test(n)) throw new UsageError(`Invalid cluster name ${JSON.stringify(n)}: 1-8 lowercase letters and digits, starting with a letter`);
+  const spec: LabSpec = { clusters: names.map((name, i) => ({ name, id: i + 1 })), nodes, routing: values.routing };
+  const t0 = Date.now();
+  const step = (s: string): void => progress(`[lab ${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}`);
+  const state = await labUp(spec, step);
+  if (!values['no-demo']) {
+    for (const c of state.clusters) {
+      step(`cluster ${c.name}: starting demo pods`);
+      await applyAndWait(c, demoResources(c));
+    }
+  }
+  step('ready');
+  if (format === 'json') return printJson(state);
+  const c = state.clusters[0]!;
+  process.stdout.write(`\nWeft lab is up: ${state.clusters.length} cluster(s), ${nodes} node(s) each, ${spec.routing} routing.\n\n`);
+  printTable(['CLUSTER', 'NODE', 'NODE IP', 'POD CIDR'], state.clusters.flatMap((x) => x.nodes.map((n) => [x.name, n.name, n.ip, n.podCidr])));
+  process.stdout.write(`\nDemo pods (namespace demo): echo-1..echo-${nodes} (TCP 8080, UDP 9090, HTTP 8081) and client.\n` +
+    `The world host is ${WORLD_IP} (same ports).\n\nTry:\n` +
+    `  npx weft endpoint list\n` +
+    `  npx weft lab exec ${c.name}/demo/client -- curl -s http://<echo-2 IP>:8081/\n` +
+    `  npx weft connectivity test\n` +
+    `  npx weft observe --follow\n` +
+    `  npx weft lab down\n`);
+}
+
+async function exec(argv: string[]): Promise<void> {
+  const sep = argv.indexOf('--');
+  if (sep < 1 || sep === argv.length - 1) throw new UsageError('Usage: weft lab exec [cluster/]namespace/pod -- COMMAND [ARGS...]');
+  const ref = parsePodRef(argv[0]);
+  const cluster = labCluster(ref.cluster);
+  const ns = podNetnsName(cluster.name, ref.namespace, ref.name);
+  if (!(await netns.list()).includes(ns)) throw new UsageError(`Unknown pod ${argv[0]}: it is not running in cluster ${cluster.name}`);
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv.slice(sep + 1)], { stdio: 'inherit' });
+    child.on('exit', (c) => resolve(c ?? 1));
+    child.on('error', () => resolve(127));
+  });
+  process.exitCode = code;
+}

@@ -1,0 +1,73 @@
+/**
+ * `weft probe --http URL | --tcp HOST:PORT | --udp HOST:PORT [--timeout MS]`:
+ * one connection attempt from wherever it runs (the connectivity test runs it
+ * inside pods). Prints JSON; exit 0 when the peer answered, 1 when not.
+ */
+import { createSocket } from 'node:dgram';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { parseArgs } from 'node:util';
+import { UsageError } from '../output.js';
+
+function hostPort(v: string): { host: string; port: number } {
+  const i = v.lastIndexOf(':');
+  const port = Number(v.slice(i + 1));
+  if (i < 1 || !Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`Invalid target ${JSON.stringify(v)}: use HOST:PORT`);
+  return { host: v.slice(0, i), port };
+}
+
+export async function probe(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { http: { type: 'string' }, tcp: { type: 'string' }, udp: { type: 'string' }, timeout: { type: 'string', default: '2000' } } });
+  const timeout = Number(values.timeout);
+  const t0 = Date.now();
+  let result: { ok: boolean; detail: string };
+  if (values.http) {
+    result = await new Promise((resolve) => {
+      const req = request(values.http!, { timeout }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ ok: res.statusCode === 200, detail: body.trim() }));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (e) => resolve({ ok: false, detail: e.message }));
+      req.end();
+    });
+  } else if (values.tcp) {
+    const { host, port } = hostPort(values.tcp);
+    result = await new Promise((resolve) => {
+      const s = connect({ host, port, timeout });
+      const marker = `weft-probe-${process.pid}`;
+      s.on('connect', () => s.write(marker));
+      s.on('data', (d) => {
+        s.destroy();
+        resolve({ ok: d.toString().includes(marker), detail: 'echoed' });
+      });
+      s.on('timeout', () => {
+        s.destroy();
+        resolve({ ok: false, detail: 'timeout' });
+      });
+      s.on('error', (e) => resolve({ ok: false, detail: e.message }));
+    });
+  } else if (values.udp) {
+    const { host, port } = hostPort(values.udp);
+    result = await new Promise((resolve) => {
+      const s = createSocket('udp4');
+      const marker = Buffer.from(`weft-probe-${process.pid}`);
+      const timer = setTimeout(() => {
+        s.close();
+        resolve({ ok: false, detail: 'timeout' });
+      }, timeout);
+      s.on('message', (m) => {
+        clearTimeout(timer);
+        s.close();
+        resolve({ ok: m.equals(marker), detail: 'echoed' });
+      });
+      s.on('error', (e) => resolve({ ok: false, detail: e.message }));
+      s.send(marker, port, host);
+    });
+  } else {
+    throw new UsageError('weft probe needs --http URL, --tcp HOST:PORT or --udp HOST:PORT');
+  }
+  process.stdout.write(JSON.stringify({ ...result, ms: Date.now() - t0 }) + '\n');
+  process.exitCode = result.ok ? 0 : 1;
+}

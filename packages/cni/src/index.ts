@@ -1,0 +1,1 @@
+export { runPlugin, CniError, SUPPORTED_VERSIONS, type PluginOutput } from './plugin.js';

@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { decodeEndpoint, decodeFlowEvent, decodeIpcache, decodePolicy, encodeEndpointInfo, encodeEndpointKey, encodeIpcacheKey, encodeIpcacheValue, encodePolicyKey, encodePolicyValue, intToIpv4, ipv4ToInt, policyPrefixLen } from './codec.js';
+import { FLOW_EVENT, IPCACHE_KEY, IPCACHE_VALUE, POLICY_KEY, POLICY_VALUE } from './layout.js';
+
+describe('map codecs', () => {
+  it('round-trips ipcache entries with the address in network order', () => {
+    const k = Buffer.alloc(IPCACHE_KEY.size);
+    const v = Buffer.alloc(IPCACHE_VALUE.size);
+    encodeIpcacheKey(k, 0, ipv4ToInt('10.1.2.3'), 32);
+    encodeIpcacheValue(v, 0, { identity: 65_792, tunnelIp: ipv4ToInt('192.168.77.2'), flags: 1, clusterId: 1 });
+    assert.deepEqual([...k.subarray(4)], [10, 1, 2, 3]);
+    assert.deepEqual(decodeIpcache(k, v), { prefixlen: 32, ip: ipv4ToInt('10.1.2.3'), identity: 65_792, tunnelIp: ipv4ToInt('192.168.77.2'), flags: 1, clusterId: 1 });
+    assert.equal(intToIpv4(ipv4ToInt('255.0.10.1')), '255.0.10.1');
+    assert.throws(() => ipv4ToInt('10.1.2'), /Invalid IPv4 address "10.1.2"/);
+    assert.throws(() => ipv4ToInt('10.1.2.256'), /Invalid IPv4/);
+  });
+
+  it('round-trips endpoints and rejects bad MACs', () => {
+    const e = { ip: ipv4ToInt('10.1.0.5'), ifindex: 42, epId: 7, flags: 3, identity: 65_800, policyRev: 9, mac: '02:00:0a:01:00:05', nodeMac: 'aa:bb:cc:dd:ee:ff' };
+    assert.deepEqual(decodeEndpoint(encodeEndpointKey(e.ip), encodeEndpointInfo(e)), e);
+    assert.throws(() => encodeEndpointInfo({ ...e, mac: '02:00:0a' }), /Invalid endpoint MAC address "02:00:0a"/);
+  });
+
+  it('encodes policy prefixes that wildcard the trailing fields', () => {
+    assert.equal(policyPrefixLen({ epId: 1, egress: false, identity: 0, protocol: 0 }), 64);
+    assert.equal(policyPrefixLen({ epId: 1, egress: false, identity: 0, protocol: 6 }), 80);
+    assert.equal(policyPrefixLen({ epId: 1, egress: false, identity: 0, protocol: 6, port: 80 }), 96);
+    assert.equal(policyPrefixLen({ epId: 1, egress: false, identity: 0, protocol: 6, port: 8080, portBits: 14 }), 94);
+    const k = Buffer.alloc(POLICY_KEY.size);
+    const v = Buffer.alloc(POLICY_VALUE.size);
+    encodePolicyKey(k, 0, { epId: 3, egress: true, identity: 65_793, protocol: 6, port: 8080, portBits: 14 });
+    encodePolicyValue(v, 0, true, 12);
+    assert.deepEqual([...k.subarray(14)], [0x1f, 0x90], 'port in network order');
+    const d = decodePolicy(k, v);
+    assert.deepEqual({ ...d, packets: Number(d.packets), bytes: Number(d.bytes) }, { prefixlen: 94, epId: 3, egress: true, identity: 65_793, protocol: 6, port: 8080, portBits: 14, deny: true, ruleId: 12, packets: 0, bytes: 0 });
+  });
+
+  it('decodes flow events and refuses short ones', () => {
+    const b = Buffer.alloc(FLOW_EVENT.size);
+    b.writeUInt32LE(65_792, 8);
+    b.writeUInt32BE(ipv4ToInt('10.1.0.5'), 16);
+    b.writeUInt16BE(8080, 26);
+    b.writeUInt8(2, 29);
+    b.writeUInt8(1, 30);
+    const f = decodeFlowEvent(b);
+    assert.equal(f.srcIdentity, 65_792);
+    assert.equal(intToIpv4(f.saddr), '10.1.0.5');
+    assert.equal(f.dport, 8080);
+    assert.equal(f.verdict, 2);
+    assert.equal(f.dropReason, 1);
+    assert.throws(() => decodeFlowEvent(Buffer.alloc(10)), /Flow event of 10 bytes, expected 56/);
+  });
+});

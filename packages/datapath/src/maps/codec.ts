@@ -1,0 +1,295 @@
+/**
+ * Encoders and decoders for the map structs (layouts in layout.ts). Addresses
+ * and ports travel in network byte order, everything else in host order
+ * (little-endian on every platform we run on). Encoders write into a caller's
+ * buffer at an offset so batch updates fill one allocation.
+ */
+import {
+  CT_KEY,
+  CT_VALUE,
+  ENDPOINT_INFO,
+  FLOW_EVENT,
+  IPCACHE_KEY,
+  IPCACHE_VALUE,
+  NODE_CONFIG,
+  POLICY_KEY,
+  POLICY_VALUE,
+} from './layout.js';
+
+/** Dotted IPv4 -> unsigned 32-bit in host arithmetic (written big-endian). */
+export function ipv4ToInt(ip: string): number {
+  const parts = ip.split('.');
+  if (parts.length !== 4) throw new RangeError(`Invalid IPv4 address ${JSON.stringify(ip)}`);
+  let n = 0;
+  for (const p of parts) {
+    const o = Number(p);
+    if (!/^\d{1,3}$/.test(p) || o > 255) throw new RangeError(`Invalid IPv4 address ${JSON.stringify(ip)}`);
+    n = n * 256 + o;
+  }
+  return n >>> 0;
+}
+
+export function intToIpv4(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+function macBytes(mac: string, what: string): Buffer {
+  const b = Buffer.from(mac.replace(/:/g, ''), 'hex');
+  if (b.length !== 6 || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac)) throw new RangeError(`Invalid ${what} MAC address ${JSON.stringify(mac)}`);
+  return b;
+}
+
+function macString(buf: Buffer, off: number): string {
+  return [...buf.subarray(off, off + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+// ---- ipcache ----------------------------------------------------------------
+
+export interface IpcacheEntry {
+  /** IPv4 address as an unsigned integer. */
+  ip: number;
+  prefixlen: number;
+  identity: number;
+  /** Underlay IP of the hosting node as an unsigned integer; 0 = this node or none. */
+  tunnelIp: number;
+  flags: number;
+  clusterId: number;
+}
+
+export function encodeIpcacheKey(buf: Buffer, off: number, ip: number, prefixlen: number): void {
+  buf.writeUInt32LE(prefixlen, off + IPCACHE_KEY.offsets.prefixlen!);
+  buf.writeUInt32BE(ip, off + IPCACHE_KEY.offsets.ip!);
+}
+
+export function encodeIpcacheValue(buf: Buffer, off: number, e: Pick<IpcacheEntry, 'identity' | 'tunnelIp' | 'flags' | 'clusterId'>): void {
+  buf.writeUInt32LE(e.identity, off + IPCACHE_VALUE.offsets.identity!);
+  buf.writeUInt32BE(e.tunnelIp, off + IPCACHE_VALUE.offsets.tunnel_ip!);
+  buf.writeUInt16LE(e.flags, off + IPCACHE_VALUE.offsets.flags!);
+  buf.writeUInt16LE(e.clusterId, off + IPCACHE_VALUE.offsets.cluster_id!);
+  buf.writeUInt32LE(0, off + IPCACHE_VALUE.offsets.pad!);
+}
+
+export function decodeIpcache(key: Buffer, value: Buffer): IpcacheEntry {
+  return {
+    prefixlen: key.readUInt32LE(0),
+    ip: key.readUInt32BE(4),
+    identity: value.readUInt32LE(0),
+    tunnelIp: value.readUInt32BE(4),
+    flags: value.readUInt16LE(8),
+    clusterId: value.readUInt16LE(10),
+  };
+}
+
+// ---- endpoints ---------------------------------------------------------------
+
+export interface EndpointEntry {
+  ip: number;
+  ifindex: number;
+  epId: number;
+  flags: number;
+  identity: number;
+  policyRev: number;
+  mac: string;
+  nodeMac: string;
+}
+
+export function encodeEndpointKey(ip: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(ip, 0);
+  return b;
+}
+
+export function encodeEndpointInfo(e: EndpointEntry): Buffer {
+  const b = Buffer.alloc(ENDPOINT_INFO.size);
+  const o = ENDPOINT_INFO.offsets;
+  b.writeUInt32LE(e.ifindex, o.ifindex!);
+  b.writeUInt16LE(e.epId, o.ep_id!);
+  b.writeUInt16LE(e.flags, o.flags!);
+  b.writeUInt32LE(e.identity, o.identity!);
+  b.writeUInt32LE(e.policyRev >>> 0, o.policy_rev!);
+  macBytes(e.mac, 'endpoint').copy(b, o.mac!);
+  macBytes(e.nodeMac, 'host-side veth').copy(b, o.node_mac!);
+  return b;
+}
+
+export function decodeEndpoint(key: Buffer, value: Buffer): EndpointEntry {
+  const o = ENDPOINT_INFO.offsets;
+  return {
+    ip: key.readUInt32BE(0),
+    ifindex: value.readUInt32LE(o.ifindex!),
+    epId: value.readUInt16LE(o.ep_id!),
+    flags: value.readUInt16LE(o.flags!),
+    identity: value.readUInt32LE(o.identity!),
+    policyRev: value.readUInt32LE(o.policy_rev!),
+    mac: macString(value, o.mac!),
+    nodeMac: macString(value, o.node_mac!),
+  };
+}
+
+// ---- policy ------------------------------------------------------------------
+
+export interface PolicyMapKey {
+  epId: number;
+  egress: boolean;
+  identity: number;
+  /** 0 = any protocol. */
+  protocol: number;
+  /** Undefined = any port. */
+  port?: number;
+  /** Leading bits of `port` that match, 0-16. */
+  portBits?: number;
+}
+
+export function policyPrefixLen(k: PolicyMapKey): number {
+  if (k.protocol === 0) return POLICY_PREFIX_IDENTITY_BITS;
+  if (k.port === undefined) return POLICY_PREFIX_PROTO_BITS;
+  return POLICY_PREFIX_PROTO_BITS + (k.portBits ?? 16);
+}
+const POLICY_PREFIX_IDENTITY_BITS = 64;
+const POLICY_PREFIX_PROTO_BITS = 80;
+
+export function encodePolicyKey(buf: Buffer, off: number, k: PolicyMapKey): void {
+  const o = POLICY_KEY.offsets;
+  buf.fill(0, off, off + POLICY_KEY.size);
+  buf.writeUInt32LE(policyPrefixLen(k), off + o.prefixlen!);
+  buf.writeUInt16LE(k.epId, off + o.ep_id!);
+  buf.writeUInt8(k.egress ? 1 : 0, off + o.egress!);
+  buf.writeUInt32LE(k.identity, off + o.identity!);
+  buf.writeUInt8(k.protocol, off + o.protocol!);
+  buf.writeUInt16BE(k.port ?? 0, off + o.dport!);
+}
+
+export function encodePolicyValue(buf: Buffer, off: number, deny: boolean, ruleId: number): void {
+  const o = POLICY_VALUE.offsets;
+  buf.fill(0, off, off + POLICY_VALUE.size);
+  buf.writeUInt8(deny ? 1 : 0, off + o.deny!);
+  buf.writeUInt32LE(ruleId, off + o.rule_id!);
+}
+
+export function decodePolicy(key: Buffer, value: Buffer): PolicyMapKey & { deny: boolean; ruleId: number; packets: bigint; bytes: bigint; prefixlen: number } {
+  const ko = POLICY_KEY.offsets;
+  const vo = POLICY_VALUE.offsets;
+  const prefixlen = key.readUInt32LE(ko.prefixlen!);
+  const protocol = key.readUInt8(ko.protocol!);
+  const out: PolicyMapKey & { deny: boolean; ruleId: number; packets: bigint; bytes: bigint; prefixlen: number } = {
+    prefixlen,
+    epId: key.readUInt16LE(ko.ep_id!),
+    egress: key.readUInt8(ko.egress!) === 1,
+    identity: key.readUInt32LE(ko.identity!),
+    protocol: prefixlen >= POLICY_PREFIX_PROTO_BITS ? protocol : 0,
+    deny: value.readUInt8(vo.deny!) === 1,
+    ruleId: value.readUInt32LE(vo.rule_id!),
+    packets: value.readBigUInt64LE(vo.packets!),
+    bytes: value.readBigUInt64LE(vo.bytes!),
+  };
+  if (prefixlen > POLICY_PREFIX_PROTO_BITS) {
+    out.port = key.readUInt16BE(ko.dport!);
+    out.portBits = prefixlen - POLICY_PREFIX_PROTO_BITS;
+  }
+  return out;
+}
+
+// ---- conntrack -----------------------------------------------------------------
+
+export interface CtEntry {
+  saddr: number;
+  daddr: number;
+  sport: number;
+  dport: number;
+  protocol: number;
+  dir: number;
+  lastSeen: bigint;
+  packets: bigint;
+  bytes: bigint;
+  policyRev: number;
+  remoteIdentity: number;
+  epId: number;
+  flags: number;
+  ruleId: number;
+}
+
+export function decodeCt(key: Buffer, value: Buffer): CtEntry {
+  const k = CT_KEY.offsets;
+  const v = CT_VALUE.offsets;
+  return {
+    saddr: key.readUInt32BE(k.saddr!),
+    daddr: key.readUInt32BE(k.daddr!),
+    sport: key.readUInt16BE(k.sport!),
+    dport: key.readUInt16BE(k.dport!),
+    protocol: key.readUInt8(k.protocol!),
+    dir: key.readUInt8(k.dir!),
+    lastSeen: value.readBigUInt64LE(v.last_seen!),
+    packets: value.readBigUInt64LE(v.packets!),
+    bytes: value.readBigUInt64LE(v.bytes!),
+    policyRev: value.readUInt32LE(v.policy_rev!),
+    remoteIdentity: value.readUInt32LE(v.remote_identity!),
+    epId: value.readUInt16LE(v.ep_id!),
+    flags: value.readUInt16LE(v.flags!),
+    ruleId: value.readUInt32LE(v.rule_id!),
+  };
+}
+
+// ---- node config ------------------------------------------------------------------
+
+export interface NodeConfig {
+  nodeIp: number;
+  tunnelIfindex: number;
+  routingMode: number;
+  clusterId: number;
+  flags: number;
+}
+
+export function encodeNodeConfig(c: NodeConfig): Buffer {
+  const b = Buffer.alloc(NODE_CONFIG.size);
+  const o = NODE_CONFIG.offsets;
+  b.writeUInt32BE(c.nodeIp, o.node_ip!);
+  b.writeUInt32LE(c.tunnelIfindex, o.tunnel_ifindex!);
+  b.writeUInt32LE(c.routingMode, o.routing_mode!);
+  b.writeUInt32LE(c.clusterId, o.cluster_id!);
+  b.writeUInt32LE(c.flags, o.flags!);
+  return b;
+}
+
+// ---- flow events -------------------------------------------------------------------
+
+export interface FlowRecord {
+  timestampNs: bigint;
+  srcIdentity: number;
+  dstIdentity: number;
+  saddr: number;
+  daddr: number;
+  sport: number;
+  dport: number;
+  protocol: number;
+  verdict: number;
+  dropReason: number;
+  point: number;
+  epId: number;
+  flags: number;
+  ifindex: number;
+  length: number;
+  ruleId: number;
+}
+
+export function decodeFlowEvent(b: Buffer): FlowRecord {
+  if (b.length < FLOW_EVENT.size) throw new RangeError(`Flow event of ${b.length} bytes, expected ${FLOW_EVENT.size}`);
+  const o = FLOW_EVENT.offsets;
+  return {
+    timestampNs: b.readBigUInt64LE(o.timestamp!),
+    srcIdentity: b.readUInt32LE(o.src_identity!),
+    dstIdentity: b.readUInt32LE(o.dst_identity!),
+    saddr: b.readUInt32BE(o.saddr!),
+    daddr: b.readUInt32BE(o.daddr!),
+    sport: b.readUInt16BE(o.sport!),
+    dport: b.readUInt16BE(o.dport!),
+    protocol: b.readUInt8(o.protocol!),
+    verdict: b.readUInt8(o.verdict!),
+    dropReason: b.readUInt8(o.drop_reason!),
+    point: b.readUInt8(o.point!),
+    epId: b.readUInt16LE(o.ep_id!),
+    flags: b.readUInt16LE(o.flags!),
+    ifindex: b.readUInt32LE(o.ifindex!),
+    length: b.readUInt32LE(o.length!),
+    ruleId: b.readUInt32LE(o.rule_id!),
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * The byte layout of every struct in bpf/lib/weft_types.h, as the codecs use
+ * it. Mirrors the C definitions; `layout.privileged.test.ts` compares each
+ * size and offset with the BTF of the compiled objects, so a C change that is
+ * not mirrored here fails the build's tests instead of corrupting maps.
+ */
+
+export interface StructLayout {
+  /** The C struct name. */
+  name: string;
+  size: number;
+  /** Field name -> byte offset. */
+  offsets: Record<string, number>;
+}
+
+function layout(name: string, size: number, offsets: Record<string, number>): StructLayout {
+  return { name, size, offsets };
+}
+
+export const IPCACHE_KEY = layout('ipcache_key', 8, { prefixlen: 0, ip: 4 });
+export const IPCACHE_VALUE = layout('ipcache_value', 16, { identity: 0, tunnel_ip: 4, flags: 8, cluster_id: 10, pad: 12 });
+export const ENDPOINT_KEY = layout('endpoint_key', 4, { ip: 0 });
+export const ENDPOINT_INFO = layout('endpoint_info', 28, { ifindex: 0, ep_id: 4, flags: 6, identity: 8, policy_rev: 12, mac: 16, node_mac: 22 });
+export const POLICY_KEY = layout('policy_key', 16, { prefixlen: 0, ep_id: 4, egress: 6, pad1: 7, identity: 8, protocol: 12, pad2: 13, dport: 14 });
+export const POLICY_VALUE = layout('policy_value', 24, { deny: 0, pad: 1, rule_id: 4, packets: 8, bytes: 16 });
+export const CT_KEY = layout('ct_key', 16, { saddr: 0, daddr: 4, sport: 8, dport: 10, protocol: 12, dir: 13, pad: 14 });
+export const CT_VALUE = layout('ct_value', 40, { last_seen: 0, packets: 8, bytes: 16, policy_rev: 24, remote_identity: 28, ep_id: 32, flags: 34, rule_id: 36 });
+export const NODE_CONFIG = layout('node_config', 24, { node_ip: 0, tunnel_ifindex: 4, routing_mode: 8, cluster_id: 12, flags: 16, pad: 20 });
+export const FLOW_EVENT = layout('flow_event', 56, {
+  timestamp: 0,
+  src_identity: 8,
+  dst_identity: 12,
+  saddr: 16,
+  daddr: 20,
+  sport: 24,
+  dport: 26,
+  protocol: 28,
+  verdict: 29,
+  drop_reason: 30,
+  point: 31,
+  ep_id: 32,
+  flags: 34,
+  ifindex: 36,
+  length: 40,
+  rule_id: 44,
+  pad: 48,
+});
+
+export const ALL_LAYOUTS: readonly StructLayout[] = [
+  IPCACHE_KEY, IPCACHE_VALUE, ENDPOINT_KEY, ENDPOINT_INFO, POLICY_KEY, POLICY_VALUE, CT_KEY, CT_VALUE, NODE_CONFIG, FLOW_EVENT,
+];
+
+/** Map names; a layout change renames the map (`_v2`), so an old pinned map is never misread. */
+export const MapName = {
+  ipcache: 'weft_ipcache',
+  endpoints: 'weft_endpoints',
+  policy: 'weft_policy',
+  ct: 'weft_ct',
+  config: 'weft_config',
+  events: 'weft_events',
+} as const;
+
+// Flags and constants from weft_types.h.
+export const IPCACHE_F_LOCAL_ENDPOINT = 0x1;
+export const IPCACHE_F_REMOTE_NODE = 0x2;
+export const EP_F_INGRESS_ENFORCE = 0x1;
+export const EP_F_EGRESS_ENFORCE = 0x2;
+export const EP_F_AUDIT = 0x4;
+export const POLICY_PREFIX_IDENTITY = 64;
+export const POLICY_PREFIX_PROTO = 80;
+export const POLICY_PREFIX_FULL = 96;
+export const CT_EGRESS = 1;
+export const CT_INGRESS = 2;
+export const ROUTING_TUNNEL = 0;
+export const ROUTING_DIRECT = 1;
+export const NODE_F_AUDIT = 0x1;
+/** skb->mark carrying a known source identity inside a node. */
+export const MARK_IDENTITY_MAGIC = 0xab000000;

@@ -1,0 +1,38 @@
+/**
+ * Drop reasons, flow verdicts and observation points: append-only registries
+ * shared with bpf/lib/weft_types.h and the CLI. A number is never reused for
+ * another meaning; a retired reason keeps its number and name.
+ */
+
+export const DropReason = {
+  1: 'POLICY_DENIED',
+  2: 'POLICY_DENY_RULE',
+  3: 'INVALID_PACKET',
+  4: 'UNKNOWN_SOURCE',
+  5: 'NO_TUNNEL_ENDPOINT',
+  6: 'UNSUPPORTED_L3',
+  7: 'REDIRECT_FAILED',
+  8: 'POLICY_REVOKED',
+  9: 'UNKNOWN_ENDPOINT',
+} as const satisfies Record<number, string>;
+
+/** What each reason means, for `weft observe` and the docs. */
+export const DropReasonText: Record<keyof typeof DropReason, string> = {
+  1: 'no policy rule allows it (default deny)',
+  2: 'a deny rule matched',
+  3: 'truncated or malformed headers',
+  4: "the source address is not this veth's endpoint (spoofing)",
+  5: 'remote destination without a tunnel endpoint',
+  6: 'not IPv4 or ARP',
+  7: 'redirect or tunnel key failed',
+  8: 'an established connection is no longer allowed after a policy change',
+  9: 'no local endpoint has the destination address',
+};
+
+export const Verdict = { 1: 'FORWARDED', 2: 'DROPPED', 3: 'AUDIT' } as const;
+export const ObservationPoint = { 1: 'from-endpoint', 2: 'to-endpoint', 3: 'from-overlay' } as const;
+export const FlowFlag = { reply: 0x1, new: 0x2, tunneled: 0x4 } as const;
+
+export function dropReasonName(code: number): string {
+  return (DropReason as Record<number, string>)[code] ?? `UNKNOWN_${code}`;
+}

@@ -1,0 +1,239 @@
+/**
+ * `weft lab`: a real multi-node cluster on one machine, built from network
+ * namespaces, veths, a bridge, real etcd and real agents (see layout.ts for
+ * the shape). Everything the lab creates carries the `weft-` prefix or lives
+ * under /var/run/weft and /sys/fs/bpf/weft, so `down` finds and removes it
+ * all, even after a crash or kill -9 of any part.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join, resolve } from 'node:path';
+import { WeftError } from '@weft/common';
+import { AgentClient, type AgentConfig } from '@weft/agent';
+import { KvClient } from '@weft/kvstore';
+import { Ip, netns, run } from '@weft/net';
+import { ResourceStore, validateResource, type Resource } from '@weft/resources';
+import { BRIDGE, LAB_PREFIX, LAB_STATE_DIR, PIN_ROOT, UNDERLAY_BITS, UNDERLAY_NS, WORLD_IP, WORLD_NS, labLayout, type ClusterLayout, type LabSpec, type NodeLayout } from './layout.js';
+
+export class LabError extends WeftError {
+  static readonly code = 'WEFT_ERR_LAB';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(LabError.code, message, options);
+  }
+}
+
+export interface LabState {
+  spec: LabSpec;
+  clusters: ClusterLayout[];
+  createdAt: string;
+}
+
+const REPO = resolve(__dirname, '..', '..', '..');
+const WEFT_CLI = join(REPO, 'packages', 'cli', 'bin', 'weft.js');
+const STATE_FILE = join(LAB_STATE_DIR, 'lab.json');
+
+export function readLabState(): LabState | undefined {
+  try {
+    return JSON.parse(readFileSync(STATE_FILE, 'utf8')) as LabState;
+  } catch {
+    return undefined;
+  }
+}
+
+export function etcdEndpoint(c: ClusterLayout): string {
+  return `unix://${c.etcdDir}/etcd:0`;
+}
+
+export function agentSocket(n: NodeLayout): string {
+  return join(n.stateDir, 'agent.sock');
+}
+
+export type Progress = (step: string) => void;
+
+/**
+ * Starts a long-lived process inside a namespace, detached from us, logging to
+ * `log`. Agents enter only the network namespace (nsenter --net), not the
+ * private mount namespace `ip netns exec` creates, so the pod namespaces they
+ * create under /var/run/netns are visible to everyone.
+ */
+function spawnIn(ns: string, argv: string[], log: string, options: { cwd?: string; env?: NodeJS.ProcessEnv; netOnly?: boolean } = {}): number {
+  mkdirSync(resolve(log, '..'), { recursive: true });
+  const out = openSync(log, 'a');
+  const prefix = options.netOnly ? ['nsenter', `--net=/var/run/netns/${ns}`, '--'] : ['ip', 'netns', 'exec', ns];
+  const child = spawn(prefix[0]!, [...prefix.slice(1), ...argv], { detached: true, stdio: ['ignore', out, out], cwd: options.cwd, env: options.env ?? process.env });
+  closeSync(out);
+  child.unref();
+  return child.pid ?? 0;
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-8).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, onTimeout: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new LabError(`Timed out after ${timeoutMs / 1000}s waiting for ${what}: ${onTimeout()}`);
+}
+
+function etcdHealthy(dir: string): Promise<boolean> {
+  return new Promise((resolveHealth) => {
+    const req = request({ socketPath: `${dir}/etcd:0`, path: '/health', timeout: 1000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolveHealth(body.includes('"health":"true"')));
+    });
+    req.on('error', () => resolveHealth(false));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState> {
+  if (process.getuid?.() !== 0) throw new LabError('Cannot build the lab: it needs root (network namespaces, BPF)');
+  for (const obj of ['bpf_lxc.o', 'bpf_overlay.o']) {
+    if (!existsSync(join(REPO, 'bpf', 'build', obj))) throw new LabError(`Cannot build the lab: bpf/build/${obj} is missing; run npm run build`);
+  }
+  progress('removing any previous lab');
+  await labDown(() => undefined);
+  const clusters = labLayout(spec);
+  const state: LabState = { spec, clusters, createdAt: new Date().toISOString() };
+  mkdirSync(LAB_STATE_DIR, { recursive: true });
+  writeFileSync(STATE_FILE, JSON.stringify(state, null, 1));
+
+  progress(`underlay: bridge ${BRIDGE} in ${UNDERLAY_NS}, world host ${WORLD_IP}`);
+  await netns.add(UNDERLAY_NS);
+  const ul = new Ip(UNDERLAY_NS);
+  await ul.addBridge(BRIDGE);
+  await ul.setUp(BRIDGE);
+  const attach = async (ns: string, peer: string, ip: string): Promise<void> => {
+    await ul.addVeth(peer, 'ul0', { peerNetns: ns });
+    await ul.setMaster(peer, BRIDGE);
+    await ul.setUp(peer);
+    const inner = new Ip(ns);
+    await inner.addAddress('ul0', `${ip}/${UNDERLAY_BITS}`);
+    await inner.setUp('ul0');
+  };
+  await netns.add(WORLD_NS);
+  await attach(WORLD_NS, 'world', WORLD_IP);
+  spawnIn(WORLD_NS, [process.execPath, WEFT_CLI, 'echo-server', '--tcp', '8080', '--udp', '9090', '--http', '8081', '--name', 'world'], join(LAB_STATE_DIR, 'world.log'));
+
+  for (const c of clusters) {
+    progress(`cluster ${c.name} (id ${c.id}): etcd in ${c.cpNetns} at ${c.cpIp}:2379`);
+    await netns.add(c.cpNetns);
+    await attach(c.cpNetns, c.cpUlPeer, c.cpIp);
+    mkdirSync(c.etcdDir, { recursive: true });
+    const url = `http://${c.cpIp}:2379`;
+    const peer = `http://${c.cpIp}:2380`;
+    spawnIn(c.cpNetns, [
+      'etcd', '--name', `${c.name}-etcd`, '--data-dir', join(c.etcdDir, 'data'),
+      '--listen-client-urls', `${url},unix://etcd:0`, '--advertise-client-urls', url,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${c.name}-etcd=${peer}`,
+      '--max-txn-ops', '4096', '--logger', 'zap', '--log-level', 'warn',
+    ], join(c.etcdDir, 'etcd.log'), { cwd: c.etcdDir });
+    await waitFor(`etcd of cluster ${c.name}`, () => etcdHealthy(c.etcdDir), 20_000, () => tail(join(c.etcdDir, 'etcd.log')));
+    // The world host reaches pods through their node (direct routing of replies).
+    for (const n of c.nodes) await new Ip(WORLD_NS).replaceRoute([n.podCidr, 'via', n.ip]);
+
+    for (const n of c.nodes) {
+      progress(`node ${n.name}: ${n.ip}, pods ${n.podCidr}, agent starting`);
+      await netns.add(n.netns);
+      await attach(n.netns, n.ulPeer, n.ip);
+      await netns.sysctl(n.netns, 'net.ipv4.ip_forward', '1');
+      await netns.sysctl(n.netns, 'net.ipv4.conf.all.rp_filter', '0');
+      await netns.sysctl(n.netns, 'net.ipv4.conf.default.rp_filter', '0');
+      const config: AgentConfig = {
+        cluster: c.name,
+        clusterId: c.id,
+        node: n.name,
+        etcd: [`${c.cpIp}:2379`],
+        nodeIp: n.ip,
+        podCidr: n.podCidr,
+        routing: spec.routing,
+        bpfDir: join(REPO, 'bpf', 'build'),
+        pinRoot: n.pinRoot,
+        stateDir: n.stateDir,
+        tunnelDevice: 'weft_vxlan',
+        vxlanPort: 8472,
+        underlayMtu: 1500,
+        audit: false,
+        podRuntime: true,
+        cniPlugin: join(REPO, 'packages', 'cni', 'bin', 'weft-cni.js'),
+      };
+      mkdirSync(n.stateDir, { recursive: true });
+      writeFileSync(join(n.stateDir, 'agent.json'), JSON.stringify(config, null, 1));
+      spawnIn(n.netns, [process.execPath, WEFT_CLI, 'agent', '--config', join(n.stateDir, 'agent.json')], join(n.stateDir, 'agent.log'), { netOnly: true });
+    }
+    for (const n of c.nodes) {
+      const client = new AgentClient(agentSocket(n));
+      await waitFor(`agent ${n.name}`, async () => Boolean(await client.call('GET', '/v1/status')), 60_000, () => tail(join(n.stateDir, 'agent.log')));
+      progress(`node ${n.name}: agent ready`);
+    }
+  }
+  return state;
+}
+
+/** Removes everything any lab created; safe to run at any time, any number of times. */
+export async function labDown(progress: Progress): Promise<{ namespaces: number }> {
+  const all = (await netns.list()).filter((n) => n.startsWith(LAB_PREFIX));
+  // Kill every process living in a lab namespace first (agents, etcd, pods, echo servers).
+  for (const ns of all) {
+    const { stdout } = await run(['ip', 'netns', 'pids', ns], { allowFail: true });
+    for (const pid of stdout.split(/\s+/).filter(Boolean).map(Number)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  }
+  if (all.length > 0) progress(`removing ${all.length} network namespaces`);
+  for (const ns of all) await netns.delete(ns);
+  rmSync(PIN_ROOT, { recursive: true, force: true });
+  rmSync('/var/run/weft', { recursive: true, force: true });
+  return { namespaces: all.length };
+}
+
+/** The lab's demo workloads: echo servers on every node and a client. */
+export function demoResources(c: ClusterLayout): Resource[] {
+  const docs: unknown[] = [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'demo', labels: { purpose: 'demo' } } }];
+  for (const n of c.nodes) {
+    docs.push({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `echo-${n.index}`, namespace: 'demo', labels: { app: 'echo' } },
+      spec: { nodeName: n.name, containers: [{ name: 'echo', command: ['weft', 'echo-server', '--tcp', '8080', '--udp', '9090', '--http', '8081'] }] },
+    });
+  }
+  docs.push({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'client', namespace: 'demo', labels: { app: 'client' } },
+    spec: { nodeName: c.nodes[0]!.name, containers: [{ name: 'idle', command: ['sleep', 'infinity'] }] },
+  });
+  return docs.map((d, i) => validateResource(d, `demo #${i + 1}`, c.name));
+}
+
+/** Applies resources to a lab cluster and waits until its pods are endpoints. */
+export async function applyAndWait(c: ClusterLayout, resources: Resource[], timeoutMs = 60_000): Promise<void> {
+  const kv = new KvClient({ endpoints: [etcdEndpoint(c)] });
+  try {
+    await new ResourceStore(kv).apply(resources);
+    const pods = resources.filter((r) => r.kind === 'Pod');
+    await waitFor(`pods ${pods.map((p) => p.metadata.name).join(', ')} to become endpoints`, async () => {
+      const { items } = await kv.list('weft/state/v1/endpoints/');
+      const ready = new Set(items.map((i) => { const r = JSON.parse(i.value.toString()) as { namespace: string; pod: string }; return `${r.namespace}/${r.pod}`; }));
+      return pods.every((p) => ready.has(`${p.metadata.namespace}/${p.metadata.name}`));
+    }, timeoutMs, () => c.nodes.map((n) => `${n.name}: ${tail(join(n.stateDir, 'agent.log'))}`).join('\n'));
+  } finally {
+    kv.close();
+  }
+}

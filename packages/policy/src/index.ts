@@ -1,0 +1,18 @@
+export { parsePolicy, parseNetworkPolicy, parseWeftPolicy } from './parse.js';
+export {
+  resolveEndpoint,
+  selects,
+  policyCidrs,
+  PROTOCOL_NUMBER,
+  type PolicyEntry,
+  type EndpointPolicy,
+  type EndpointView,
+  type PolicyUniverse,
+  type IdentityView,
+  type CidrIdentityView,
+} from './resolve.js';
+export { matches, isEmptySelector, EMPTY_SELECTOR } from './selector.js';
+export { rangeToPrefixes, prefixContains, type PortPrefix } from './ports.js';
+export { parseCidr, parseIpv4, formatIpv4, formatCidr, cidrContains, type Cidr } from './cidr.js';
+export { InvalidPolicyError, errorCodes } from './errors.js';
+export type * from './types.js';

@@ -1,0 +1,199 @@
+/**
+ * Policy resolution: from policies and the identities the node knows, the
+ * exact entries of one endpoint's policy map. Pure and synchronous, so it is
+ * tested without a kernel and rerun whenever a policy, an identity or the
+ * endpoint changes (the agent diffs the result against the map).
+ *
+ * Semantics (those of Kubernetes and Cilium users):
+ *  - an endpoint is default-allow in a direction until a policy selecting it
+ *    enforces that direction; then only what a rule allows passes;
+ *  - deny rules beat allow rules, whatever their specificity: the resolver
+ *    never emits an allow that a deny of the same identity covers (the LPM
+ *    lookup would otherwise pick the longer allow), and the datapath checks
+ *    the wildcard identity separately;
+ *  - a pod selector without `weft.io/cluster` matches pods of the policy's own
+ *    cluster only; a namespaced policy's selectors stay in its namespace unless
+ *    they name one.
+ */
+import { CLUSTER_LABEL, NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, ReservedIdentity, type LabelSet } from '@weft/identity';
+import { cidrContains, parseCidr, type Cidr } from './cidr.js';
+import { prefixContains, rangeToPrefixes, type PortPrefix } from './ports.js';
+import { matches, matchesWith, selectorKeys } from './selector.js';
+import type { Peer, Policy, PortRule, Rule } from './types.js';
+
+export interface IdentityView {
+  id: number;
+  labels: LabelSet;
+}
+
+export interface CidrIdentityView {
+  id: number;
+  cidr: string;
+}
+
+export interface PolicyUniverse {
+  /** The local cluster's name. */
+  cluster: string;
+  /** Every identity the node knows (local and remote clusters). */
+  identities: readonly IdentityView[];
+  /** Node-local identities of the CIDRs that policies name. */
+  cidrIdentities: readonly CidrIdentityView[];
+}
+
+export interface EndpointView {
+  epId: number;
+  namespace: string;
+  /** The endpoint's identity labels (namespace and cluster labels included). */
+  labels: LabelSet;
+}
+
+export interface PolicyEntry {
+  egress: boolean;
+  /** Remote identity; 0 = any. */
+  identity: number;
+  /** IP protocol number; 0 = any protocol (then `port` is undefined). */
+  protocol: number;
+  /** Undefined = every port. */
+  port?: PortPrefix;
+  deny: boolean;
+  /** `policy-id#direction#index` of the rule that produced it. */
+  rule: string;
+}
+
+export interface EndpointPolicy {
+  ingressEnforced: boolean;
+  egressEnforced: boolean;
+  audit: boolean;
+  /** Ids of the policies selecting the endpoint. */
+  policies: string[];
+  entries: PolicyEntry[];
+}
+
+export const PROTOCOL_NUMBER = { TCP: 6, UDP: 17, SCTP: 132, ICMP: 1 } as const;
+
+const WORLD_IDS = [ReservedIdentity.world, ReservedIdentity['world-ipv4'], ReservedIdentity['world-ipv6']];
+const CLUSTER_RESERVED = [ReservedIdentity.host, ReservedIdentity['remote-node'], ReservedIdentity.health, ReservedIdentity.init];
+
+/** Whether `policy` applies to the endpoint. */
+export function selects(policy: Policy, ep: EndpointView, cluster: string): boolean {
+  if (policy.cluster !== cluster) return false;
+  if (policy.namespace !== undefined && policy.namespace !== ep.namespace) return false;
+  return matches(policy.subject, ep.labels);
+}
+
+function namespaceLabel(labels: LabelSet, key: string): string | undefined {
+  if (key === 'kubernetes.io/metadata.name') return labels.get(NAMESPACE_LABEL);
+  return labels.get(NAMESPACE_LABELS_PREFIX + key);
+}
+
+function peerIdentities(peer: Peer, policy: Policy, u: PolicyUniverse, cidrs: Array<{ id: number; cidr: Cidr }>): number[] {
+  switch (peer.kind) {
+    case 'endpoints': {
+      const namesCluster = selectorKeys(peer.pods).includes(CLUSTER_LABEL);
+      const out: number[] = [];
+      for (const ident of u.identities) {
+        const l = ident.labels;
+        const identCluster = l.get(CLUSTER_LABEL);
+        if (identCluster === undefined) continue; // reserved identities are not endpoints
+        if (!namesCluster && identCluster !== policy.cluster) continue;
+        if (peer.namespace !== undefined && l.get(NAMESPACE_LABEL) !== peer.namespace) continue;
+        if (peer.namespaces !== undefined && !matchesWith(peer.namespaces, (k) => namespaceLabel(l, k))) continue;
+        if (!matches(peer.pods, l)) continue;
+        out.push(ident.id);
+      }
+      return out;
+    }
+    case 'entity':
+      switch (peer.entity) {
+        case 'all':
+          return [0];
+        case 'world':
+          return [...WORLD_IDS, ...cidrs.map((c) => c.id)];
+        case 'host':
+          return [ReservedIdentity.host];
+        case 'remote-node':
+          return [ReservedIdentity['remote-node']];
+        case 'cluster':
+          return [...CLUSTER_RESERVED, ...u.identities.filter((i) => i.labels.get(CLUSTER_LABEL) === u.cluster).map((i) => i.id)];
+      }
+      return [];
+    case 'cidr': {
+      const outer = parseCidr(peer.cidr) as Cidr;
+      const except = peer.except.map((e) => parseCidr(e) as Cidr);
+      const out = cidrs.filter((c) => cidrContains(outer, c.cidr) && !except.some((x) => cidrContains(x, c.cidr))).map((c) => c.id);
+      if (outer.bits === 0 && except.length === 0) out.push(...WORLD_IDS);
+      return out;
+    }
+  }
+}
+
+function portEntries(ports: readonly PortRule[]): Array<{ protocol: number; port?: PortPrefix }> {
+  if (ports.length === 0) return [{ protocol: 0 }];
+  const out: Array<{ protocol: number; port?: PortPrefix }> = [];
+  for (const p of ports) {
+    const protos = p.protocol === 'ANY' ? (p.port === undefined ? [0] : [6, 17, 132]) : [PROTOCOL_NUMBER[p.protocol]];
+    for (const protocol of protos) {
+      if (p.port === undefined || protocol === 0) out.push({ protocol });
+      else for (const port of rangeToPrefixes(p.port, p.endPort ?? p.port)) out.push({ protocol, port });
+    }
+  }
+  return out;
+}
+
+function entryKey(e: PolicyEntry): string {
+  return `${e.egress ? 1 : 0}|${e.identity}|${e.protocol}|${e.port ? `${e.port.port}/${e.port.bits}` : '*'}`;
+}
+
+/** Whether deny entry `d` covers allow entry `a` (same direction and identity). */
+function covers(d: PolicyEntry, a: PolicyEntry): boolean {
+  if (d.protocol === 0) return true;
+  if (d.protocol !== a.protocol) return false;
+  if (d.port === undefined) return true;
+  return a.port !== undefined && prefixContains(d.port, a.port);
+}
+
+export function resolveEndpoint(ep: EndpointView, policies: readonly Policy[], u: PolicyUniverse): EndpointPolicy {
+  const cidrs = u.cidrIdentities.map((c) => ({ id: c.id, cidr: parseCidr(c.cidr) as Cidr }));
+  const result: EndpointPolicy = { ingressEnforced: false, egressEnforced: false, audit: false, policies: [], entries: [] };
+  const byKey = new Map<string, PolicyEntry>();
+  for (const policy of policies) {
+    if (!selects(policy, ep, u.cluster)) continue;
+    result.policies.push(policy.id);
+    if (policy.enforces.includes('ingress')) result.ingressEnforced = true;
+    if (policy.enforces.includes('egress')) result.egressEnforced = true;
+    if (policy.audit) result.audit = true;
+    policy.rules.forEach((rule: Rule, index) => {
+      const ruleId = `${policy.id}#${rule.direction}#${index}`;
+      const identities = rule.peers.length === 0 ? [0] : [...new Set(rule.peers.flatMap((p) => peerIdentities(p, policy, u, cidrs)))];
+      const ports = portEntries(rule.ports);
+      for (const identity of identities) {
+        for (const p of ports) {
+          const entry: PolicyEntry = { egress: rule.direction === 'egress', identity, protocol: p.protocol, deny: rule.action === 'deny', rule: ruleId };
+          if (p.port) entry.port = p.port;
+          const key = entryKey(entry);
+          const prev = byKey.get(key);
+          if (!prev || (entry.deny && !prev.deny)) byKey.set(key, entry);
+        }
+      }
+    });
+  }
+  // Deny beats allow: drop allows that a deny of the same identity covers.
+  const denies = new Map<string, PolicyEntry[]>();
+  for (const e of byKey.values()) {
+    if (!e.deny) continue;
+    const k = `${e.egress}|${e.identity}`;
+    (denies.get(k) ?? denies.set(k, []).get(k)!).push(e);
+  }
+  for (const e of byKey.values()) {
+    if (!e.deny && denies.get(`${e.egress}|${e.identity}`)?.some((d) => covers(d, e))) continue;
+    result.entries.push(e);
+  }
+  return result;
+}
+
+/** Every CIDR that a set of policies names (the agent gives each a node-local identity). */
+export function policyCidrs(policies: readonly Policy[]): string[] {
+  const out = new Set<string>();
+  for (const p of policies) for (const r of p.rules) for (const peer of r.peers) if (peer.kind === 'cidr') [peer.cidr, ...peer.except].forEach((c) => out.add(c));
+  return [...out].sort();
+}

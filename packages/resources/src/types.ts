@@ -1,0 +1,65 @@
+/** The standalone resources Weft stores (shapes of the Kubernetes objects it reads). Leaf module. */
+
+export type ResourceKind = 'Namespace' | 'Pod' | 'Service' | 'NetworkPolicy' | 'WeftNetworkPolicy' | 'WeftClusterwideNetworkPolicy';
+
+export const NAMESPACED: Record<ResourceKind, boolean> = {
+  Namespace: false,
+  Pod: true,
+  Service: true,
+  NetworkPolicy: true,
+  WeftNetworkPolicy: true,
+  WeftClusterwideNetworkPolicy: false,
+};
+
+export const API_VERSION: Record<ResourceKind, string> = {
+  Namespace: 'v1',
+  Pod: 'v1',
+  Service: 'v1',
+  NetworkPolicy: 'networking.k8s.io/v1',
+  WeftNetworkPolicy: 'weft.io/v1',
+  WeftClusterwideNetworkPolicy: 'weft.io/v1',
+};
+
+export interface Metadata {
+  name: string;
+  namespace?: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+/** A stored resource: the validated document, normalized, with its metadata lifted out. */
+export interface Resource<S = unknown> {
+  apiVersion: string;
+  kind: ResourceKind;
+  metadata: Metadata;
+  spec: S;
+}
+
+export interface ContainerSpec {
+  name: string;
+  command: string[];
+}
+
+export interface PodSpec {
+  nodeName?: string;
+  containers: ContainerSpec[];
+}
+
+export interface ServicePort {
+  name?: string;
+  protocol: 'TCP' | 'UDP';
+  port: number;
+  targetPort: number;
+}
+
+export interface ServiceSpec {
+  type: 'ClusterIP';
+  clusterIP?: string;
+  selector: Record<string, string>;
+  ports: ServicePort[];
+}
+
+/** `kind/namespace/name`, or `kind/name` for cluster-scoped kinds. */
+export function resourceRef(r: { kind: string; metadata: { name: string; namespace?: string | undefined } }): string {
+  return r.metadata.namespace !== undefined ? `${r.kind}/${r.metadata.namespace}/${r.metadata.name}` : `${r.kind}/${r.metadata.name}`;
+}

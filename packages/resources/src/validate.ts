@@ -1,0 +1,136 @@
+/**
+ * Validation and normalization of standalone resources. Each document either
+ * validates completely or is rejected with the field that is wrong; the store
+ * writes nothing unless every document of a request is valid.
+ */
+import { parsePolicy, InvalidPolicyError } from '@weft/policy';
+import { InvalidResourceError } from './errors.js';
+import { API_VERSION, NAMESPACED, type ContainerSpec, type Metadata, type PodSpec, type Resource, type ResourceKind, type ServicePort, type ServiceSpec } from './types.js';
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+const KINDS = Object.keys(NAMESPACED) as ResourceKind[];
+
+type Obj = Record<string, unknown>;
+
+class V {
+  constructor(readonly where: string) {}
+  fail(path: string, problem: string): never {
+    throw new InvalidResourceError(this.where, `${path}: ${problem}`);
+  }
+  obj(v: unknown, path: string, optional = false): Obj {
+    if ((v === undefined || v === null) && optional) return {};
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(path, `must be an object`);
+    return v as Obj;
+  }
+  str(v: unknown, path: string): string {
+    if (typeof v !== 'string' || v === '') this.fail(path, `must be a non-empty string`);
+    return v;
+  }
+  map(v: unknown, path: string, keyRe: RegExp, valueRe: RegExp | undefined): Record<string, string> {
+    const o = this.obj(v, path, true);
+    const out: Record<string, string> = {};
+    for (const [k, val] of Object.entries(o)) {
+      if (!keyRe.test(k)) this.fail(`${path}.${k}`, `${JSON.stringify(k)} is not a valid key`);
+      if (typeof val !== 'string') this.fail(`${path}.${k}`, `value must be a string (quote numbers and booleans)`);
+      if (valueRe && !valueRe.test(val)) this.fail(`${path}.${k}`, `${JSON.stringify(val)} is not a valid label value`);
+      out[k] = val;
+    }
+    return out;
+  }
+  port(v: unknown, path: string): number {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) this.fail(path, `must be a port number 1-65535`);
+    return v;
+  }
+}
+
+/** Validates one decoded document (`where` names it in errors, e.g. "#2 (Pod shop/web) in pods.yaml"). */
+export function validateResource(doc: unknown, where: string, cluster: string): Resource {
+  const v = new V(where);
+  const d = v.obj(doc, '(document)');
+  const kind = d.kind as ResourceKind;
+  if (typeof kind !== 'string' || !KINDS.includes(kind)) v.fail('kind', `${JSON.stringify(d.kind)} is not one of ${KINDS.join(', ')}`);
+  if (d.apiVersion !== API_VERSION[kind]) v.fail('apiVersion', `${JSON.stringify(d.apiVersion)} is not ${API_VERSION[kind]} for ${kind}`);
+  const m = v.obj(d.metadata, 'metadata');
+  const name = v.str(m.name, 'metadata.name');
+  if (!(kind === 'Namespace' || kind === 'Service' ? DNS_LABEL : DNS_SUBDOMAIN).test(name)) v.fail('metadata.name', `${JSON.stringify(name)} is not a valid ${kind} name`);
+  const metadata: Metadata = {
+    name,
+    labels: v.map(m.labels, 'metadata.labels', LABEL_KEY, LABEL_VALUE),
+    annotations: v.map(m.annotations, 'metadata.annotations', LABEL_KEY, undefined),
+  };
+  if (NAMESPACED[kind]) {
+    const ns = m.namespace === undefined ? 'default' : v.str(m.namespace, 'metadata.namespace');
+    if (!DNS_LABEL.test(ns)) v.fail('metadata.namespace', `${JSON.stringify(ns)} is not a valid namespace name`);
+    metadata.namespace = ns;
+  } else if (m.namespace !== undefined) {
+    v.fail('metadata.namespace', `${kind} is cluster-scoped and takes no namespace`);
+  }
+  const base = { apiVersion: API_VERSION[kind], kind, metadata };
+  switch (kind) {
+    case 'Namespace':
+      return { ...base, spec: {} };
+    case 'Pod':
+      return { ...base, spec: validatePodSpec(v, d.spec) };
+    case 'Service':
+      return { ...base, spec: validateServiceSpec(v, d.spec) };
+    default:
+      try {
+        parsePolicy({ ...d, metadata: { ...m, ...(metadata.namespace ? { namespace: metadata.namespace } : {}) } }, cluster);
+      } catch (err) {
+        if (err instanceof InvalidPolicyError) throw new InvalidResourceError(where, err.message.replace(/^Invalid policy [^:]+: /, ''), { cause: err });
+        throw err;
+      }
+      return { ...base, spec: d.spec };
+  }
+}
+
+function validatePodSpec(v: V, s: unknown): PodSpec {
+  const spec = v.obj(s, 'spec');
+  const out: PodSpec = { containers: [] };
+  if (spec.nodeName !== undefined) {
+    out.nodeName = v.str(spec.nodeName, 'spec.nodeName');
+    if (!DNS_SUBDOMAIN.test(out.nodeName)) v.fail('spec.nodeName', `${JSON.stringify(out.nodeName)} is not a valid node name`);
+  }
+  if (!Array.isArray(spec.containers) || spec.containers.length === 0) v.fail('spec.containers', 'must list at least one container');
+  const names = new Set<string>();
+  spec.containers.forEach((c: unknown, i: number) => {
+    const co = v.obj(c, `spec.containers[${i}]`);
+    const name = v.str(co.name, `spec.containers[${i}].name`);
+    if (names.has(name)) v.fail(`spec.containers[${i}].name`, `${JSON.stringify(name)} is used twice`);
+    names.add(name);
+    const argv = [...(Array.isArray(co.command) ? co.command : []), ...(Array.isArray(co.args) ? co.args : [])];
+    if (co.command !== undefined && !Array.isArray(co.command)) v.fail(`spec.containers[${i}].command`, 'must be a list of strings');
+    if (argv.length === 0) v.fail(`spec.containers[${i}].command`, 'is required: standalone pods run their command as a host process (e.g. ["weft", "echo-server", "--tcp", "8080"])');
+    argv.forEach((a, j) => {
+      if (typeof a !== 'string') v.fail(`spec.containers[${i}].command[${j}]`, 'must be a string');
+    });
+    out.containers.push({ name, command: argv as string[] } satisfies ContainerSpec);
+  });
+  return out;
+}
+
+function validateServiceSpec(v: V, s: unknown): ServiceSpec {
+  const spec = v.obj(s, 'spec');
+  if (spec.type !== undefined && spec.type !== 'ClusterIP') v.fail('spec.type', `${JSON.stringify(spec.type)} is not supported (ClusterIP)`);
+  const out: ServiceSpec = { type: 'ClusterIP', selector: v.map(spec.selector, 'spec.selector', LABEL_KEY, LABEL_VALUE), ports: [] };
+  if (spec.clusterIP !== undefined) {
+    const ip = v.str(spec.clusterIP, 'spec.clusterIP');
+    if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(ip) || ip.split('.').some((o) => Number(o) > 255)) v.fail('spec.clusterIP', `${JSON.stringify(ip)} is not an IPv4 address`);
+    out.clusterIP = ip;
+  }
+  if (!Array.isArray(spec.ports) || spec.ports.length === 0) v.fail('spec.ports', 'must list at least one port');
+  spec.ports.forEach((p: unknown, i: number) => {
+    const po = v.obj(p, `spec.ports[${i}]`);
+    const protocol = po.protocol === undefined ? 'TCP' : po.protocol;
+    if (protocol !== 'TCP' && protocol !== 'UDP') v.fail(`spec.ports[${i}].protocol`, `${JSON.stringify(protocol)} is not TCP or UDP`);
+    const port = v.port(po.port, `spec.ports[${i}].port`);
+    const targetPort = po.targetPort === undefined ? port : v.port(po.targetPort, `spec.ports[${i}].targetPort`);
+    const sp: ServicePort = { protocol, port, targetPort };
+    if (po.name !== undefined) sp.name = v.str(po.name, `spec.ports[${i}].name`);
+    out.ports.push(sp);
+  });
+  return out;
+}
