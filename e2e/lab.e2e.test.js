@@ -216,6 +216,8 @@ spec:
       const etcdCmd = readFileSync(`/proc/${cpPids[0]}/cmdline`, 'utf8').split('\0').filter(Boolean);
       for (const p of cpPids) process.kill(Number(p), 'SIGKILL');
       assert.equal(await probe('demo/client', ['--http', `http://${echo1}:8081/`]), true, 'traffic flows without etcd');
+      // A killed etcd leaves its unix socket behind; remove it as an operator would before restarting.
+      rmSync('/var/run/weft/lab/c1/etcd/etcd:0', { force: true });
       const child = spawn('ip', ['netns', 'exec', 'weft-c1-cp', ...etcdCmd], { detached: true, stdio: 'ignore', cwd: '/var/run/weft/lab/c1/etcd' });
       child.unref();
       const deny = file('late.yaml', `apiVersion: weft.io/v1

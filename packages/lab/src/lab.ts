@@ -131,6 +131,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
     await netns.add(c.cpNetns);
     await attach(c.cpNetns, c.cpUlPeer, c.cpIp);
     mkdirSync(c.etcdDir, { recursive: true });
+    rmSync(join(c.etcdDir, 'etcd:0'), { force: true });
     const url = `http://${c.cpIp}:2379`;
     const peer = `http://${c.cpIp}:2380`;
     spawnIn(c.cpNetns, [
