@@ -5,6 +5,12 @@
 
 #include "maps.h"
 
+/*
+ * Keeps struct flow_event in the object's BTF (events are reserved as raw ring
+ * buffer memory, so nothing else names the type), for the layout test.
+ */
+const volatile struct flow_event weft_flow_event_btf __attribute__((used));
+
 struct flow_ctx {
 	struct tuple t;
 	__u32 src_identity;
