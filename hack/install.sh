@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 # etcd-server: the kvstore (a real etcd for the demo, tests and lab)
 # clang, llvm, libbpf-dev, bpftool: compiling and inspecting the BPF datapath
-# iproute2, iptables: namespaces, veths, VXLAN; the iptables comparison
-PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables procps)
+# iproute2, iptables, iperf3, iputils-ping: namespaces, veths, VXLAN; the policy benchmark against iptables
+PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,6 +1,8 @@
 /** `npm run bench -- NAME`: runs one benchmark; its last stdout line is the JSON result. */
 const benches: Record<string, () => Promise<unknown>> = {
   identity: async () => (await import('./identity.js')).main(),
+  mapupdate: async () => (await import('./mapupdate.js')).main(),
+  policy: async () => (await import('./policy.js')).main(),
 };
 
 async function run(): Promise<void> {
