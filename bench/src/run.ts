@@ -3,6 +3,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   identity: async () => (await import('./identity.js')).main(),
   mapupdate: async () => (await import('./mapupdate.js')).main(),
   policy: async () => (await import('./policy.js')).main(),
+  endpoint: async () => (await import('./endpoint.js')).main(),
 };
 
 async function run(): Promise<void> {

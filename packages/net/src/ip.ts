@@ -47,6 +47,12 @@ export class Ip {
     }
   }
 
+  /** Runs many `ip` commands in one process (`ip -batch -`), stopping at the first failure. */
+  async batch(commands: string[][]): Promise<void> {
+    const cmd = this.netns ? ['ip', '-n', this.netns, '-batch', '-'] : ['ip', '-batch', '-'];
+    await run(cmd, { input: commands.map((c) => c.join(' ')).join('\n') + '\n' });
+  }
+
   async links(): Promise<LinkInfo[]> {
     return JSON.parse(await this.run(['-j', 'link', 'show'])) as LinkInfo[];
   }
