@@ -1,6 +1,8 @@
-/** `weft identity list|get|gc --etcd HOST:PORT`: inspect a cluster's identities. */
+/** `weft identity list|get|gc [--cluster NAME | --etcd HOST:PORT]`: inspect a cluster's identities. */
 import { parseArgs } from 'node:util';
 import { KvClient } from '@weft/kvstore';
+import { etcdEndpoint } from '@weft/lab';
+import { labCluster } from '../context.js';
 import { IdentityCache, IdentityGarbageCollector, IdentityLayout, clusterIdOf, parseIdentity, validateClusterId } from '@weft/identity';
 import { parseFormat, printJson, printTable, UsageError } from '../output.js';
 
@@ -10,14 +12,17 @@ export async function identity(argv: string[]): Promise<void> {
     args: rest,
     allowPositionals: true,
     options: {
-      etcd: { type: 'string', default: process.env.WEFT_ETCD ?? '127.0.0.1:2379' },
-      'cluster-id': { type: 'string', default: '1' },
+      etcd: { type: 'string' },
+      cluster: { type: 'string' },
+      'cluster-id': { type: 'string' },
       output: { type: 'string', short: 'o' },
     },
   });
   const format = parseFormat(values.output);
-  const clusterId = validateClusterId(Number(values['cluster-id']), 'list identities');
-  const client = new KvClient({ endpoints: [values.etcd!], retry: { maxAttempts: 3, initialMs: 100, maxMs: 500 } });
+  // A lab cluster by name (default: the lab's first), or any etcd with --etcd.
+  const lab = values.etcd ? undefined : labCluster(values.cluster);
+  const clusterId = validateClusterId(Number(values['cluster-id'] ?? lab?.id ?? 1), 'list identities');
+  const client = new KvClient({ endpoints: [values.etcd ?? etcdEndpoint(lab!)], retry: { maxAttempts: 3, initialMs: 100, maxMs: 500 } });
   try {
     switch (sub) {
       case 'list':
