@@ -151,6 +151,35 @@ spec:
       await until(() => probe('demo/client', ['--http', 'http://10.99.255.250:8081/']), 'the world to come back');
     });
 
+    it('applies clusterwide policies with namespace-label selectors and port ranges', async () => {
+      const echo2 = ipOf(eps, 'demo/echo-2');
+      const cw = file('clusterwide.yaml', `apiVersion: weft.io/v1
+kind: WeftClusterwideNetworkPolicy
+metadata: { name: from-demo-namespaces }
+spec:
+  endpointSelector: { matchLabels: { app: echo } }
+  ingress:
+  - fromEndpoints: [ { matchLabels: { weft.io.namespace.labels.purpose: demo } } ]
+    toPorts: [ { ports: [ { port: "8080", endPort: 8081, protocol: TCP } ] } ]
+`);
+      assert.equal((await weft(['apply', '-f', cw])).code, 0);
+      await until(async () => !(await probe('demo/client', ['--udp', `${echo2}:9090`])), 'UDP to be cut off (outside the range)');
+      assert.equal(await probe('demo/client', ['--tcp', `${echo2}:8080`]), true, 'first port of the range');
+      assert.equal(await probe('demo/client', ['--http', `http://${echo2}:8081/`]), true, 'last port of the range');
+      const ns = file('ns-selector.yaml', `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: only-from-ops, namespace: demo }
+spec:
+  podSelector: { matchLabels: { app: echo } }
+  ingress: [ { from: [ { namespaceSelector: { matchLabels: { purpose: ops } } } ] } ]
+`);
+      assert.equal((await weft(['delete', '-f', cw])).code, 0);
+      assert.equal((await weft(['apply', '-f', ns])).code, 0);
+      await until(async () => !(await probe('demo/client', ['--http', `http://${echo2}:8081/`])), 'a namespace selector that excludes demo');
+      assert.equal((await weft(['delete', '-f', ns])).code, 0);
+      await until(() => probe('demo/client', ['--http', `http://${echo2}:8081/`]), 'access to return');
+    });
+
     it('rejects an invalid file naming the field, and stores nothing', async () => {
       const bad = file('bad.yaml', `apiVersion: v1
 kind: Pod

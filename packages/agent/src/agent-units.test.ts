@@ -19,6 +19,7 @@ describe('agent configuration', () => {
     assert.equal(c.pinRoot, '/sys/fs/bpf/weft/c1-c1-node1');
     assert.equal(podMtu(c), 1450);
     assert.equal(podMtu({ ...c, routing: 'direct' }), 1500);
+    assert.equal(podMtu({ ...c, routing: 'geneve' }), 1450);
   });
 
   it('names the bad field', () => {
@@ -26,7 +27,7 @@ describe('agent configuration', () => {
       [{ clusterId: 0 }, /clusterId: Cannot configure agent: cluster id 0 is out of range 1-255/],
       [{ nodeIp: '10.99.1' }, /nodeIp: "10.99.1" is not an IPv4 address/],
       [{ podCidr: '10.101.1.7/24' }, /podCidr: "10.101.1.7\/24" has host bits set/],
-      [{ routing: 'geneve' }, /routing: "geneve" is not vxlan or direct/],
+      [{ routing: 'gre' }, /routing: "gre" is not vxlan, geneve or direct/],
       [{ etcd: [] }, /etcd: must be a non-empty list/],
       [{ cluster: 'Bad_Name' }, /cluster: "Bad_Name" must be 1-32 lowercase/],
     ];

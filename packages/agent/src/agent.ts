@@ -179,7 +179,7 @@ export class Agent {
       nodeIp: c.nodeIp,
       podCidr: c.podCidr,
       routing: c.routing,
-      encapsulationMtuOverhead: c.routing === 'vxlan' ? 50 : 0,
+      encapsulationMtuOverhead: c.routing === 'direct' ? 0 : 50,
       session: this.session.state,
       endpoints: this.endpoints.list().length,
       identities: this.allocator.cache.size,

@@ -79,7 +79,7 @@ export class BpfDatapath implements Datapath {
     const tunnelIfindex = await this.ensureTunnel();
     const key = Buffer.alloc(4);
     this.maps.config.update(key, encodeNodeConfig({ nodeIp: ipv4ToInt(c.nodeIp), tunnelIfindex, routingMode: c.routing === 'direct' ? ROUTING_DIRECT : ROUTING_TUNNEL, clusterId: c.clusterId, flags: c.audit ? 1 : 0 }));
-    if (c.routing === 'vxlan') attachTc({ ifindex: tunnelIfindex, direction: 'ingress', programFd: this.overlay.programFd('from_overlay') });
+    if (c.routing !== 'direct') attachTc({ ifindex: tunnelIfindex, direction: 'ingress', programFd: this.overlay.programFd('from_overlay') });
     this.reader = new RingBufferReader(this.maps.events.fd);
     this.reader.start((data) => {
       const f = decodeFlowEvent(data);
@@ -100,12 +100,20 @@ export class BpfDatapath implements Datapath {
     this.listeners.push(listener);
   }
 
+  /** The collect-metadata tunnel device: the programs set each packet's remote node and VNI. */
   private async ensureTunnel(): Promise<number> {
     const c = this.config;
-    if (c.routing !== 'vxlan') return 0;
+    if (c.routing === 'direct') return 0;
     let link = await this.ip.link(c.tunnelDevice);
     if (!link) {
-      await this.ip.addVxlanExternal(c.tunnelDevice, { dstport: c.vxlanPort, mtu: c.underlayMtu });
+      if (c.routing === 'vxlan') await this.ip.addVxlanExternal(c.tunnelDevice, { dstport: c.vxlanPort, mtu: c.underlayMtu });
+      else {
+        try {
+          await this.ip.run(['link', 'add', c.tunnelDevice, 'mtu', String(c.underlayMtu), 'type', 'geneve', 'external']);
+        } catch (err) {
+          throw new Error(`Cannot create the Geneve device ${c.tunnelDevice}: this kernel has no Geneve support (use routing vxlan): ${(err as Error).message}`);
+        }
+      }
       link = await this.ip.link(c.tunnelDevice);
     }
     await this.ip.setUp(c.tunnelDevice);

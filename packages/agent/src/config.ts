@@ -8,7 +8,7 @@ import { validateClusterId } from '@weft/identity';
 import { parseCidr, parseIpv4 } from '@weft/policy';
 import { AgentConfigError } from './errors.js';
 
-export type RoutingMode = 'vxlan' | 'direct';
+export type RoutingMode = 'vxlan' | 'geneve' | 'direct';
 
 export interface AgentConfig {
   cluster: string;
@@ -29,7 +29,7 @@ export interface AgentConfig {
   stateDir: string;
   /** The collect-metadata tunnel device. */
   tunnelDevice: string;
-  /** UDP port of the VXLAN overlay. */
+  /** UDP port of the VXLAN overlay (Geneve uses its standard 6081). */
   vxlanPort: number;
   /** MTU of the underlay device; pod MTU is derived from it. */
   underlayMtu: number;
@@ -41,6 +41,7 @@ export interface AgentConfig {
   cniPlugin?: string;
 }
 
+/** Outer Ethernet + IPv4 + UDP + VXLAN (or Geneve without options) headers. */
 export const VXLAN_OVERHEAD = 50;
 
 export function loadAgentConfig(path: string): AgentConfig {
@@ -77,7 +78,7 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
   if (typeof pc === 'string') fail('podCidr', pc);
   else if (pc.bits > 28 || pc.bits < 8) fail('podCidr', `${podCidr} must be between /8 and /28`);
   const routing = (c.routing ?? 'vxlan') as RoutingMode;
-  if (routing !== 'vxlan' && routing !== 'direct') fail('routing', `${JSON.stringify(routing)} is not vxlan or direct`);
+  if (routing !== 'vxlan' && routing !== 'geneve' && routing !== 'direct') fail('routing', `${JSON.stringify(routing)} is not vxlan, geneve or direct`);
   const num = (k: string, dflt: number, min: number, max: number): number => {
     const v = c[k] ?? dflt;
     return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : fail(k, `must be an integer ${min}-${max}`);
@@ -105,5 +106,5 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
 
 /** MTU for pods: the underlay minus the encapsulation overhead of the routing mode. */
 export function podMtu(config: Pick<AgentConfig, 'underlayMtu' | 'routing'>): number {
-  return config.routing === 'vxlan' ? config.underlayMtu - VXLAN_OVERHEAD : config.underlayMtu;
+  return config.routing === 'direct' ? config.underlayMtu : config.underlayMtu - VXLAN_OVERHEAD;
 }

@@ -20,7 +20,7 @@ export interface NodeRecord {
   cluster: string;
   ip: string;
   podCidr: string;
-  routing: 'vxlan' | 'direct';
+  routing: 'vxlan' | 'geneve' | 'direct';
 }
 
 export interface EndpointRecord {
@@ -54,7 +54,7 @@ export function parseNodeRecord(value: Buffer, cluster: string): NodeRecord | st
   if (r.cluster !== cluster) return `cluster ${JSON.stringify(r.cluster)} is not ${cluster}`;
   if (typeof r.ip !== 'string' || parseIpv4(r.ip) === undefined) return `ip ${JSON.stringify(r.ip)} is not IPv4`;
   if (typeof r.podCidr !== 'string' || typeof parseCidr(r.podCidr) === 'string') return `podCidr ${JSON.stringify(r.podCidr)} is not a CIDR`;
-  if (r.routing !== 'vxlan' && r.routing !== 'direct') return `routing ${JSON.stringify(r.routing)} is unknown`;
+  if (r.routing !== 'vxlan' && r.routing !== 'geneve' && r.routing !== 'direct') return `routing ${JSON.stringify(r.routing)} is unknown`;
   return r as NodeRecord;
 }
 

@@ -75,10 +75,23 @@ function tail(file: string): string {
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, onTimeout: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
+    const ok = await check().catch((err: unknown) => {
+      if (err instanceof LabError) throw err;
+      return false;
+    });
+    if (ok) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new LabError(`Timed out after ${timeoutMs / 1000}s waiting for ${what}: ${onTimeout()}`);
@@ -126,6 +139,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
   await attach(WORLD_NS, 'world', WORLD_IP);
   spawnIn(WORLD_NS, [process.execPath, WEFT_CLI, 'echo-server', '--tcp', '8080', '--udp', '9090', '--http', '8081', '--name', 'world'], join(LAB_STATE_DIR, 'world.log'));
 
+  const agentPids = new Map<string, number>();
   for (const c of clusters) {
     progress(`cluster ${c.name} (id ${c.id}): etcd in ${c.cpNetns} at ${c.cpIp}:2379`);
     await netns.add(c.cpNetns);
@@ -162,7 +176,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
         bpfDir: join(REPO, 'bpf', 'build'),
         pinRoot: n.pinRoot,
         stateDir: n.stateDir,
-        tunnelDevice: 'weft_vxlan',
+        tunnelDevice: spec.routing === 'geneve' ? 'weft_geneve' : 'weft_vxlan',
         vxlanPort: 8472,
         underlayMtu: 1500,
         audit: false,
@@ -171,11 +185,16 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
       };
       mkdirSync(n.stateDir, { recursive: true });
       writeFileSync(join(n.stateDir, 'agent.json'), JSON.stringify(config, null, 1));
-      spawnIn(n.netns, [process.execPath, WEFT_CLI, 'agent', '--config', join(n.stateDir, 'agent.json')], join(n.stateDir, 'agent.log'), { netOnly: true });
+      agentPids.set(n.name, spawnIn(n.netns, [process.execPath, WEFT_CLI, 'agent', '--config', join(n.stateDir, 'agent.json')], join(n.stateDir, 'agent.log'), { netOnly: true }));
     }
     for (const n of c.nodes) {
       const client = new AgentClient(agentSocket(n));
-      await waitFor(`agent ${n.name}`, async () => Boolean(await client.call('GET', '/v1/status')), 60_000, () => tail(join(n.stateDir, 'agent.log')));
+      const pid = agentPids.get(n.name)!;
+      await waitFor(`agent ${n.name}`, async () => {
+        // An agent that died will never answer: say why now rather than after the timeout.
+        if (!alive(pid)) throw new LabError(`The agent of ${n.name} exited: ${tail(join(n.stateDir, 'agent.log'))}`);
+        return Boolean(await client.call('GET', '/v1/status'));
+      }, 60_000, () => tail(join(n.stateDir, 'agent.log')));
       progress(`node ${n.name}: agent ready`);
     }
   }

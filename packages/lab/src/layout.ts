@@ -15,7 +15,7 @@
 export interface LabSpec {
   clusters: Array<{ name: string; id: number }>;
   nodes: number;
-  routing: 'vxlan' | 'direct';
+  routing: 'vxlan' | 'geneve' | 'direct';
 }
 
 export const LAB_PREFIX = 'weft-';

@@ -49,7 +49,7 @@ async function up(argv: string[]): Promise<void> {
   const format = parseFormat(values.output);
   const nodes = Number(values.nodes);
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 8) throw new UsageError(`Invalid --nodes ${JSON.stringify(values.nodes)}: use 1-8`);
-  if (values.routing !== 'vxlan' && values.routing !== 'direct') throw new UsageError(`Invalid --routing ${JSON.stringify(values.routing)}: use vxlan or direct`);
+  if (values.routing !== 'vxlan' && values.routing !== 'geneve' && values.routing !== 'direct') throw new UsageError(`Invalid --routing ${JSON.stringify(values.routing)}: use vxlan, geneve (kernels with Geneve) or direct`);
   const count = Number(values.clusters);
   const names = values.names ? values.names.split(',') : Array.from({ length: count }, (_, i) => `c${i + 1}`);
   if (!Number.isInteger(count) || count < 1 || count > 4 || names.length !== count && values.names === undefined) throw new UsageError(`Invalid --clusters ${JSON.stringify(values.clusters)}: use 1-4`);
