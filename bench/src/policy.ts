@@ -7,7 +7,7 @@
  *   (c) real iptables (nf_tables backend) in the node namespace: conntrack
  *       accepts established flows, then N rules, the client matching the last.
  * For N = 1k, 10k, 30k: new-connection rate (connect, request, reply, close;
- * 8 in parallel) and TCP throughput (iperf3). Everything runs in namespaces
+ * 8 threads of a C load generator against a C server) and TCP throughput (iperf3). Everything runs in namespaces
  * this benchmark creates and removes.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -20,6 +20,7 @@ import { finish, progress, round, type Target } from './report.js';
 const REPO = join(__dirname, '..', '..');
 const SIZES = (process.env.WEFT_BENCH_POLICY_SIZES ?? '1000,10000,30000').split(',').map(Number);
 const CONN_MS = Number(process.env.WEFT_BENCH_CONN_MS ?? 3000);
+const PARALLEL = 8;
 const IPERF_S = Number(process.env.WEFT_BENCH_IPERF_S ?? 3);
 const CLIENT_IP = '10.201.0.2';
 const SERVER_IP = '10.201.0.3';
@@ -80,26 +81,15 @@ async function output(child: ChildProcess): Promise<string> {
   return out;
 }
 
-const CONN_CLIENT = `
-const net = require('net');
-const end = Date.now() + ${CONN_MS};
-let done = 0, failed = 0;
-function one() {
-  if (Date.now() > end) return;
-  const s = net.connect(8080, '${SERVER_IP}');
-  s.setNoDelay(true);
-  s.on('connect', () => s.write('x'));
-  // Reset rather than close: TIME_WAIT would exhaust the client's ports within seconds and
-  // turn every configuration into a port-search benchmark.
-  s.on('data', () => { done++; s.resetAndDestroy(); setImmediate(one); });
-  s.on('error', () => { failed++; s.resetAndDestroy(); setImmediate(one); });
+/** The C load generator and server (bench/c/connbench.c), built on first use with the system compiler. */
+const CONNBENCH = join(REPO, 'bench', 'build', 'connbench');
+function buildConnbench(): void {
+  execFileSync('mkdir', ['-p', join(REPO, 'bench', 'build')]);
+  execFileSync('cc', ['-O2', '-pthread', '-o', CONNBENCH, join(REPO, 'bench', 'c', 'connbench.c')]);
 }
-for (let i = 0; i < 8; i++) one();
-setTimeout(() => { console.log(JSON.stringify({ done, failed })); process.exit(0); }, ${CONN_MS} + 300);
-`;
 
 async function measure(net: Net): Promise<{ connPerSec: number; gbps: number }> {
-  const conn = JSON.parse(await output(inNs(net.client, [process.execPath, '-e', CONN_CLIENT]))) as { done: number; failed: number };
+  const conn = JSON.parse(await output(inNs(net.client, [CONNBENCH, 'client', SERVER_IP, '8080', String(PARALLEL), String(CONN_MS)]))) as { done: number; failed: number };
   const iperf = JSON.parse(await output(inNs(net.client, ['iperf3', '-c', SERVER_IP, '-t', String(IPERF_S), '-J']))) as { end: { sum_received: { bits_per_second: number } } };
   return { connPerSec: Math.round(conn.done / (CONN_MS / 1000)), gbps: round(iperf.end.sum_received.bits_per_second / 1e9, 2) };
 }
@@ -171,8 +161,9 @@ export async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('Cannot run the policy benchmark: it needs root (namespaces, BPF, iptables)');
   ensureBpffs();
   const net = setup(randomBytes(3).toString('hex'));
-  const servers = [inNs(net.server, [process.execPath, join(REPO, 'packages', 'cli', 'bin', 'weft.js'), 'echo-server', '--tcp', '8080']), inNs(net.server, ['iperf3', '-s'])];
-  const results: Record<string, unknown> = { connectionMs: CONN_MS, iperfSeconds: IPERF_S, parallelConnections: 8 };
+  buildConnbench();
+  const servers = [inNs(net.server, [CONNBENCH, 'server', '8080']), inNs(net.server, ['iperf3', '-s'])];
+  const results: Record<string, unknown> = { connectionMs: CONN_MS, iperfSeconds: IPERF_S, parallelConnections: PARALLEL, loadGenerator: 'bench/c/connbench.c (C, threads, RST close)' };
   const targets: Target[] = [];
   try {
     await new Promise((r) => setTimeout(r, 500));

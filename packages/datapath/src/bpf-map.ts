@@ -94,9 +94,9 @@ export class BpfMap {
   }
 
   /**
-   * Writes `count` entries packed in `keys` and `values` with one syscall where
-   * the map type supports batch updates (hash, array); LPM tries do not, and
-   * fall back to one update per entry (remembered after the first refusal).
+   * Writes `count` entries packed in `keys` and `values` with one
+   * BPF_MAP_UPDATE_BATCH syscall; on kernels or map types without batch
+   * support, one update per entry (remembered after the first refusal).
    */
   updateBatch(keys: Buffer, values: Buffer, count: number): void {
     if (keys.length !== count * this.keySize || values.length !== count * this.valueSize) {
