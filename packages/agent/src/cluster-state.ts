@@ -5,7 +5,7 @@
  * is skipped and counted, never programmed. When etcd is away the datapath
  * keeps its last state; the watches catch up when it returns.
  */
-import type { Logger } from '@weft/common';
+import { Coalescer, type Logger } from '@weft/common';
 import { ReservedIdentity } from '@weft/identity';
 import { PrefixWatcher, type KvClient } from '@weft/kvstore';
 import { Ip } from '@weft/net';
@@ -22,9 +22,7 @@ export class ClusterState {
   readonly endpoints = new Map<string, EndpointRecord>();
   readonly invalid = new Map<string, string>();
   private watchers: PrefixWatcher[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private syncing: Promise<void> | undefined;
-  private dirty = false;
+  private readonly syncer: Coalescer;
   private routes = new Map<string, string>();
   private readonly ip = new Ip();
   lastSync: { added: number; updated: number; removed: number; at: string } | undefined;
@@ -35,7 +33,9 @@ export class ClusterState {
     private readonly datapath: Datapath,
     private readonly cidrIdentities: () => CidrIdentityView[],
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.syncer = new Coalescer(() => this.sync(), 10, (err) => this.log.error({ err: err.message }, 'ipcache sync failed'));
+  }
 
   async start(): Promise<void> {
     const nodes = new PrefixWatcher(this.kv, NODES_PREFIX, {
@@ -60,9 +60,8 @@ export class ClusterState {
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.timer);
     await Promise.all(this.watchers.map((w) => w.stop()));
-    await this.syncing;
+    await this.syncer.stop();
   }
 
   private accept<T>(key: string, parsed: T | string, store: (r: T) => void): void {
@@ -75,18 +74,9 @@ export class ClusterState {
     store(parsed);
   }
 
+  /** Resync the ipcache soon (changes arriving together are written together). */
   schedule(): void {
-    this.dirty = true;
-    if (this.timer || this.syncing) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.syncing = this.sync()
-        .catch((err: Error) => this.log.error({ err: err.message }, 'ipcache sync failed'))
-        .finally(() => {
-          this.syncing = undefined;
-          if (this.dirty) this.schedule();
-        });
-    }, 10);
+    this.syncer.schedule();
   }
 
   /** The ipcache this node should have now. */
@@ -107,7 +97,6 @@ export class ClusterState {
   }
 
   private async sync(): Promise<void> {
-    this.dirty = false;
     const result = await this.datapath.syncIpcache(this.desired());
     this.lastSync = { ...result, at: new Date().toISOString() };
     if (this.config.routing === 'direct') await this.syncRoutes();

@@ -3,6 +3,7 @@
  * defines the interface; the BPF implementation and the in-memory one used by
  * control-plane tests implement it). Every method is idempotent.
  */
+import type { FlowRecord } from '@weft/datapath';
 import type { PolicyEntry } from '@weft/policy';
 
 export interface IpcacheUpsert {
@@ -32,23 +33,8 @@ export interface PolicyMapEntry extends Omit<PolicyEntry, 'rule'> {
   ruleId: number;
 }
 
-export interface FlowSample {
-  timestampNs: bigint;
-  srcIdentity: number;
-  dstIdentity: number;
-  saddr: string;
-  daddr: string;
-  sport: number;
-  dport: number;
-  protocol: number;
-  verdict: number;
-  dropReason: number;
-  point: number;
-  epId: number;
-  flags: number;
-  length: number;
-  ruleId: number;
-}
+/** A flow event as the datapath decoded it, addresses in dotted form. */
+export type FlowSample = Omit<FlowRecord, 'saddr' | 'daddr' | 'ifindex'> & { saddr: string; daddr: string };
 
 export interface Datapath {
   /** Loads (or re-attaches to pinned) programs and maps, sets the node config, prepares the tunnel. */

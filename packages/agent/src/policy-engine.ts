@@ -6,7 +6,7 @@
  * only the differences. Bumping the endpoint's policy revision makes the
  * datapath re-check established connections against the new rules.
  */
-import type { Logger } from '@weft/common';
+import { Coalescer, type Logger } from '@weft/common';
 import type { IdentityAllocator } from '@weft/identity';
 import type { PrefixWatcher } from '@weft/kvstore';
 import { parsePolicy, policyCidrs, resolveEndpoint, type CidrIdentityView, type Policy } from '@weft/policy';
@@ -36,9 +36,7 @@ export class PolicyEngine {
   private readonly ruleNames: string[] = [''];
   private readonly state = new Map<number, EndpointPolicyState>();
   private watchers: PrefixWatcher[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private dirty = false;
+  private readonly recompute: Coalescer;
   private cidrIds: CidrIdentityView[] = [];
   /** Told when the CIDR identities change (they belong in the ipcache). */
   onCidrsChanged: () => void = () => undefined;
@@ -51,7 +49,9 @@ export class PolicyEngine {
     private readonly datapath: Datapath,
     private readonly endpoints: () => Endpoint[],
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.recompute = new Coalescer(() => this.recomputeAll(), 20, (err) => this.log.error({ err: err.message }, 'policy recompute failed'));
+  }
 
   async start(): Promise<void> {
     const synced: Array<Promise<void>> = [];
@@ -71,9 +71,8 @@ export class PolicyEngine {
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.timer);
     await Promise.all(this.watchers.map((w) => w.stop()));
-    await this.running;
+    await this.recompute.stop();
   }
 
   get policyCount(): number {
@@ -116,22 +115,11 @@ export class PolicyEngine {
 
   /** Recompute soon; changes arriving together are applied together. */
   schedule(): void {
-    this.dirty = true;
-    if (this.timer || this.running) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.running = this.recomputeAll()
-        .catch((err: Error) => this.log.error({ err: err.message }, 'policy recompute failed'))
-        .finally(() => {
-          this.running = undefined;
-          if (this.dirty) this.schedule();
-        });
-    }, 20);
+    this.recompute.schedule();
   }
 
   /** Recomputes every endpoint now. */
   async recomputeAll(): Promise<void> {
-    this.dirty = false;
     this.refreshCidrIdentities();
     for (const ep of this.endpoints()) await this.apply(ep);
   }

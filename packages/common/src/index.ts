@@ -3,3 +3,4 @@ export { Backoff, type BackoffOptions } from './backoff.js';
 export { retry, type RetryPolicy, type RetryOptions } from './retry.js';
 export { sleep, throwIfAborted } from './sleep.js';
 export { createLogger, silentLogger, type Logger, type LogContext } from './logger.js';
+export { Coalescer } from './coalescer.js';

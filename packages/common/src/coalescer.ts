@@ -1,0 +1,41 @@
+/**
+ * Coalescer: runs an async job soon after a change, once for a burst of
+ * changes, never twice at the same time, and again if changes arrived while
+ * it ran. The shape of every "state changed -> resync" loop in the agent.
+ */
+export class Coalescer {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private dirty = false;
+  private stopped = false;
+
+  constructor(
+    private readonly job: () => Promise<void>,
+    private readonly delayMs: number,
+    private readonly onError: (err: Error) => void,
+  ) {}
+
+  /** Asks for a run; changes within `delayMs` share it. */
+  schedule(): void {
+    this.dirty = true;
+    if (this.stopped || this.timer || this.running) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.dirty = false;
+      this.running = this.job()
+        .catch((err: Error) => this.onError(err))
+        .finally(() => {
+          this.running = undefined;
+          if (this.dirty) this.schedule();
+        });
+    }, this.delayMs);
+  }
+
+  /** Cancels a pending run and waits for a running one. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+}
