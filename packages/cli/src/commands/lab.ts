@@ -72,7 +72,7 @@ async function up(argv: string[]): Promise<void> {
   process.stdout.write(`\nDemo pods (namespace demo): echo-1..echo-${nodes} (TCP 8080, UDP 9090, HTTP 8081) and client.\n` +
     `The world host is ${WORLD_IP} (same ports).\n\nTry:\n` +
     `  npx weft endpoint list\n` +
-    `  npx weft lab exec ${c.name}/demo/client -- curl -s http://<echo-2 IP>:8081/\n` +
+    `  npx weft lab exec ${c.name}/demo/client -- ping -c1 <echo-2 IP>\n` +
     `  npx weft connectivity test\n` +
     `  npx weft observe --follow\n` +
     `  npx weft lab down\n`);
