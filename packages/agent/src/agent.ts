@@ -69,9 +69,10 @@ export class Agent {
       onChange: (ep, removed) => this.onEndpointChange(ep, removed),
       log: this.log.child({ component: 'endpoints' }),
     });
-    this.policy = new PolicyEngine(c, resources, this.allocator, this.datapath, () => this.endpoints.list(), this.log.child({ component: 'policy' }));
+    this.policy = new PolicyEngine(c, resources, this.allocator, this.datapath, () => this.endpoints.list(), this.log.child({ component: 'policy' }), () => this.cluster.remoteIdentities.entries());
     this.cluster = new ClusterState(c, this.kv, this.datapath, () => this.policy.cidrIdentities(), this.log.child({ component: 'cluster-state' }));
     this.policy.onCidrsChanged = () => this.cluster.schedule();
+    this.cluster.onRemoteIdentities = () => this.policy.schedule();
     await this.publishNode();
     await this.policy.start();
     await this.cluster.start();
@@ -81,8 +82,8 @@ export class Agent {
         enrich(s, {
           node: c.node,
           bootTimeMs: this.bootTimeMs,
-          podByIp: (ip) => this.cluster.endpoints.get(ip),
-          labelsOf: (id) => this.allocator.lookupById(id),
+          podByIp: (ip) => this.cluster.endpoints.get(ip) ?? [...this.cluster.remoteEndpoints.values()].find((e) => e.ip === ip),
+          labelsOf: (id) => this.allocator.lookupById(id) ?? this.cluster.remoteIdentities.get(id),
           ruleName: (id) => this.policy.ruleName(id),
         }),
       ),
@@ -186,6 +187,9 @@ export class Agent {
       policies: this.policy.policyCount,
       clusterNodes: this.cluster.nodes.size,
       clusterEndpoints: this.cluster.endpoints.size,
+      remoteNodes: this.cluster.remoteNodes.size,
+      remoteEndpoints: this.cluster.remoteEndpoints.size,
+      remoteIdentities: this.cluster.remoteIdentities.size,
       lastIpcacheSync: this.cluster.lastSync,
       invalidRecords: Object.fromEntries([...this.cluster.invalid, ...this.policy.invalid, ...this.allocator.cache.invalid]),
     };

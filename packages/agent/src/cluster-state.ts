@@ -6,7 +6,7 @@
  * keeps its last state; the watches catch up when it returns.
  */
 import { Coalescer, type Logger } from '@weft/common';
-import { ReservedIdentity } from '@weft/identity';
+import { LabelSet, ReservedIdentity } from '@weft/identity';
 import { PrefixWatcher, type KvClient } from '@weft/kvstore';
 import { Ip } from '@weft/net';
 import type { CidrIdentityView } from '@weft/policy';
@@ -17,9 +17,18 @@ import { ENDPOINTS_PREFIX, NODES_PREFIX, parseEndpointRecord, parseNodeRecord, t
 const IPCACHE_F_LOCAL_ENDPOINT = 0x1;
 const IPCACHE_F_REMOTE_NODE = 0x2;
 
+/** Where the clustermesh-apiserver of this cluster writes what it imported from remote clusters. */
+export const MESH_ROOT = 'weft/mesh/v1/';
+
 export class ClusterState {
   readonly nodes = new Map<string, NodeRecord>();
   readonly endpoints = new Map<string, EndpointRecord>();
+  /** Remote clusters' records, keyed `<remote>/<key>` (validated by the importer, parsed again here). */
+  readonly remoteNodes = new Map<string, NodeRecord>();
+  readonly remoteEndpoints = new Map<string, EndpointRecord>();
+  readonly remoteIdentities = new Map<number, LabelSet>();
+  /** Told when remote identities change (policy must be recomputed). */
+  onRemoteIdentities: () => void = () => undefined;
   readonly invalid = new Map<string, string>();
   private watchers: PrefixWatcher[] = [];
   private readonly syncer: Coalescer;
@@ -54,7 +63,8 @@ export class ClusterState {
         this.schedule();
       },
     }, { logger: this.log }).start();
-    this.watchers = [nodes, endpoints];
+    const mesh = new PrefixWatcher(this.kv, MESH_ROOT, { onEvent: (e) => this.onMesh(e.type, e.key.slice(MESH_ROOT.length), e.value) }, { logger: this.log }).start();
+    this.watchers = [nodes, endpoints, mesh];
     await Promise.all(this.watchers.map((w) => w.waitSynced()));
     this.schedule();
   }
@@ -62,6 +72,41 @@ export class ClusterState {
   async stop(): Promise<void> {
     await Promise.all(this.watchers.map((w) => w.stop()));
     await this.syncer.stop();
+  }
+
+  /** `<remote>/<kind>/<key>` from the mesh cache. */
+  private onMesh(type: 'upsert' | 'delete', path: string, value: Buffer): void {
+    const [remote, kind, key] = path.split('/', 3);
+    if (!remote || !kind || key === undefined) return;
+    const id = `${remote}/${key}`;
+    if (kind === 'identities') {
+      const n = Number(key);
+      if (type === 'delete') this.remoteIdentities.delete(n);
+      else {
+        try {
+          this.remoteIdentities.set(n, LabelSet.fromCanonical(value.toString()));
+        } catch (err) {
+          this.invalid.set(`${MESH_ROOT}${path}`, (err as Error).message);
+        }
+      }
+      this.onRemoteIdentities();
+      return;
+    }
+    if (kind === 'nodes') {
+      if (type === 'delete') this.remoteNodes.delete(id);
+      else this.accept(`${MESH_ROOT}${path}`, parseNodeRecord(value, remote), (r) => this.remoteNodes.set(id, r));
+    } else if (kind === 'endpoints') {
+      if (type === 'delete') this.remoteEndpoints.delete(id);
+      else {
+        try {
+          const r = JSON.parse(value.toString()) as EndpointRecord;
+          if (typeof r.ip === 'string' && typeof r.identity === 'number' && typeof r.nodeIp === 'string') this.remoteEndpoints.set(id, r);
+        } catch (err) {
+          this.invalid.set(`${MESH_ROOT}${path}`, (err as Error).message);
+        }
+      }
+    } else return;
+    this.schedule();
   }
 
   private accept<T>(key: string, parsed: T | string, store: (r: T) => void): void {
@@ -92,6 +137,9 @@ export class ClusterState {
       if (!local) entry.tunnelIp = e.nodeIp;
       out.push(entry);
     }
+    // Remote clusters: their nodes and pods, reached through the remote node (tunnel) or routes.
+    for (const n of this.remoteNodes.values()) out.push({ cidr: `${n.ip}/32`, identity: ReservedIdentity['remote-node'], flags: IPCACHE_F_REMOTE_NODE, clusterId: 0 });
+    for (const e of this.remoteEndpoints.values()) out.push({ cidr: `${e.ip}/32`, identity: e.identity, tunnelIp: e.nodeIp, flags: 0, clusterId: (e.identity >>> 16) & 0xff });
     for (const c of this.cidrIdentities()) out.push({ cidr: c.cidr, identity: c.id, flags: 0, clusterId: 0 });
     return out;
   }
@@ -105,6 +153,7 @@ export class ClusterState {
   private async syncRoutes(): Promise<void> {
     const want = new Map<string, string>();
     for (const n of this.nodes.values()) if (n.name !== this.config.node) want.set(n.podCidr, n.ip);
+    for (const n of this.remoteNodes.values()) want.set(n.podCidr, n.ip);
     for (const [cidr, via] of want) {
       if (this.routes.get(cidr) === via) continue;
       await this.ip.replaceRoute([cidr, 'via', via]);

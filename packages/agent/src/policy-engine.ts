@@ -49,6 +49,8 @@ export class PolicyEngine {
     private readonly datapath: Datapath,
     private readonly endpoints: () => Endpoint[],
     private readonly log: Logger,
+    /** Identities of remote clusters (from the clustermesh cache). */
+    private readonly remoteIdentities: () => Iterable<[number, import('@weft/identity').LabelSet]> = () => [],
   ) {
     this.recompute = new Coalescer(() => this.recomputeAll(), 20, (err) => this.log.error({ err: err.message }, 'policy recompute failed'));
   }
@@ -127,7 +129,7 @@ export class PolicyEngine {
   /** Resolves and programs one endpoint (also used when it is added). */
   async apply(ep: Endpoint): Promise<void> {
     const policies = [...this.policies.values()];
-    const identities = [...this.allocator.cache.entries()].map(([id, labels]) => ({ id, labels }));
+    const identities = [...this.allocator.cache.entries(), ...this.remoteIdentities()].map(([id, labels]) => ({ id, labels }));
     const view = { epId: ep.epId, namespace: ep.namespace, labels: workloadLabels({ cluster: this.config.cluster, namespace: ep.namespace, labels: ep.labels }) };
     const resolved = resolveEndpoint(view, policies, { cluster: this.config.cluster, identities, cidrIdentities: this.cidrIds });
     const entries: PolicyMapEntry[] = resolved.entries.map((e) => {

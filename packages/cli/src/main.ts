@@ -2,6 +2,7 @@
 import { WeftError } from '@weft/common';
 import { agent } from './commands/agent.js';
 import { apply } from './commands/apply.js';
+import { clustermesh, clustermeshApiserver } from './commands/clustermesh.js';
 import { connectivityTest } from './commands/connectivity.js';
 import { demo } from './commands/demo.js';
 import { echoServer } from './commands/echo-server.js';
@@ -30,9 +31,11 @@ Inspect (per cluster, all nodes unless --node):
   identity list | identity get ID | identity gc   [--cluster NAME | --etcd ENDPOINT]
   observe [--follow] [--pod P] [--namespace N] [--label K=V] [--verdict V] [--identity ID]
   connectivity test [--cluster NAME] [--keep]
+  clustermesh status [--cluster NAME]
 
 Processes:
   agent --config FILE          a node agent (the lab starts these)
+  clustermesh-apiserver --config FILE
   echo-server --tcp P --udp P --http P
   probe --http URL | --tcp HOST:PORT | --udp HOST:PORT
   demo [--allocators N]        race identity allocators on a real etcd
@@ -68,6 +71,10 @@ async function main(argv: string[]): Promise<void> {
       return connectivityTest(rest.slice(1));
     case 'agent':
       return agent(rest);
+    case 'clustermesh-apiserver':
+      return clustermeshApiserver(rest);
+    case 'clustermesh':
+      return clustermesh(rest);
     case 'echo-server':
       return echoServer(rest);
     case 'probe':

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { WeftError } from '@weft/common';
 import { AgentClient, type AgentConfig } from '@weft/agent';
 import { KvClient } from '@weft/kvstore';
+import { createCa, issue, MESH_STATUS_PREFIX, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
 import { Ip, netns, run } from '@weft/net';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
 import { BRIDGE, LAB_PREFIX, LAB_STATE_DIR, PIN_ROOT, UNDERLAY_BITS, UNDERLAY_NS, WORLD_IP, WORLD_NS, labLayout, type ClusterLayout, type LabSpec, type NodeLayout } from './layout.js';
@@ -198,7 +199,57 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
       progress(`node ${n.name}: agent ready`);
     }
   }
+  if (clusters.length > 1) await connectClusters(clusters, progress);
   return state;
+}
+
+export const MESH_PORT = 32379;
+
+/**
+ * Connects every lab cluster with every other: a CA per cluster, a server
+ * certificate for its clustermesh-apiserver, and for each remote a client
+ * certificate issued by the remote's CA; then one apiserver per cluster in its
+ * control-plane namespace, and a wait until every link has synced.
+ */
+async function connectClusters(clusters: ClusterLayout[], progress: Progress): Promise<void> {
+  progress(`clustermesh: certificates for ${clusters.map((c) => c.name).join(', ')}`);
+  const cas = new Map<string, Pem>(clusters.map((c) => [c.name, createCa(c.name)]));
+  for (const c of clusters) {
+    const ca = cas.get(c.name)!;
+    const server = issue(ca, `clustermesh-${c.name}`, { ips: [c.cpIp] });
+    const config: MeshConfig = {
+      cluster: c.name,
+      clusterId: c.id,
+      etcd: [`${c.cpIp}:2379`],
+      listen: `${c.cpIp}:${MESH_PORT}`,
+      ca: ca.cert,
+      cert: server.cert,
+      key: server.key,
+      remotes: clusters.filter((r) => r.name !== c.name).map((r) => {
+        const client = issue(cas.get(r.name)!, c.name);
+        return { name: r.name, id: r.id, address: `${r.cpIp}:${MESH_PORT}`, ca: cas.get(r.name)!.cert, cert: client.cert, key: client.key };
+      }),
+    };
+    const dir = join(LAB_STATE_DIR, c.name, 'clustermesh');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 1), { mode: 0o600 });
+    spawnIn(c.cpNetns, [process.execPath, WEFT_CLI, 'clustermesh-apiserver', '--config', join(dir, 'config.json')], join(dir, 'apiserver.log'));
+    progress(`clustermesh: apiserver of ${c.name} on ${c.cpIp}:${MESH_PORT}`);
+  }
+  for (const c of clusters) {
+    const kv = new KvClient({ endpoints: [etcdEndpoint(c)] });
+    try {
+      await waitFor(`cluster ${c.name} to sync from every remote`, async () => {
+        const kvs = await kv.get(`${MESH_STATUS_PREFIX}${c.name}`);
+        if (!kvs) return false;
+        const status = JSON.parse(kvs.value.toString()) as MeshStatus;
+        return status.remotes.length === clusters.length - 1 && status.remotes.every((r) => r.state === 'synced');
+      }, 60_000, () => tail(join(LAB_STATE_DIR, c.name, 'clustermesh', 'apiserver.log')));
+    } finally {
+      kv.close();
+    }
+    progress(`clustermesh: ${c.name} synced with ${clusters.filter((r) => r.name !== c.name).map((r) => r.name).join(', ')}`);
+  }
 }
 
 /** Removes everything any lab created; safe to run at any time, any number of times. */

@@ -1,0 +1,108 @@
+// End to end, as root: two lab clusters connected by their clustermesh-apiservers over mTLS.
+// Real packets cross clusters through VXLAN; policy selects pods of another cluster by the
+// weft.io/cluster label; hostile records from a remote are rejected, counted and never written.
+'use strict';
+const assert = require('node:assert/strict');
+const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
+const { tmpdir } = require('node:os');
+const { join } = require('node:path');
+const { weft, weftJson, probe, until, isRoot } = require('./helpers');
+
+describe('clustermesh: two clusters of two nodes (e2e, root)', function () {
+  this.timeout(240_000);
+  let dir;
+  let c1;
+  let c2;
+  const file = (name, text) => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+  const ip = (eps, pod) => eps.find((e) => `${e.namespace}/${e.pod}` === pod).ip;
+
+  before(async function () {
+    if (!isRoot()) return this.skip();
+    dir = mkdtempSync(join(tmpdir(), 'weft-mesh-'));
+    const up = await weft(['lab', 'up', '--clusters', '2', '--nodes', '2']);
+    assert.equal(up.code, 0, up.stderr);
+    assert.match(up.stderr, /clustermesh: c1 synced with c2/);
+    c1 = await weftJson(['endpoint', 'list', '--cluster', 'c1']);
+    c2 = await weftJson(['endpoint', 'list', '--cluster', 'c2']);
+  });
+
+  after(async function () {
+    if (!isRoot()) return;
+    assert.equal((await weft(['lab', 'down'])).code, 0);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('syncs both ways, and identities never collide across clusters', async () => {
+    for (const e of c1) assert.equal(e.identity >> 16, 1);
+    for (const e of c2) assert.equal(e.identity >> 16, 2);
+    for (const [local, remote] of [['c1', 'c2'], ['c2', 'c1']]) {
+      const s = await weftJson(['clustermesh', 'status', '--cluster', local]);
+      const r = s.remotes.find((x) => x.name === remote);
+      assert.equal(r.state, 'synced');
+      assert.deepEqual(r.synced, { identities: true, nodes: true, endpoints: true });
+      assert.equal(r.counts.nodes, 2);
+      assert.ok(r.counts.endpoints >= 3 && r.counts.identities >= 2);
+    }
+    const status = await weftJson(['status', '--cluster', 'c1']);
+    for (const n of status) assert.ok(n.remoteEndpoints >= 3, 'every node knows the remote pods');
+  });
+
+  it('carries pod-to-pod traffic across clusters in both directions', async () => {
+    assert.equal(await probe('c1/demo/client', ['--http', `http://${ip(c2, 'demo/echo-2')}:8081/`]), true);
+    assert.equal(await probe('c2/demo/client', ['--http', `http://${ip(c1, 'demo/echo-1')}:8081/`]), true);
+    assert.equal(await probe('c1/demo/client', ['--udp', `${ip(c2, 'demo/echo-1')}:9090`]), true);
+  });
+
+  it('lets policy select pods of another cluster only through weft.io/cluster', async () => {
+    const echo = ip(c2, 'demo/echo-2');
+    const fromC1 = file('from-c1.yaml', `apiVersion: weft.io/v1
+kind: WeftNetworkPolicy
+metadata: { name: clients, namespace: demo }
+spec:
+  endpointSelector: { matchLabels: { app: echo } }
+  ingress: [ { fromEndpoints: [ { matchLabels: { app: client, weft.io/cluster: c1 } } ] } ]
+`);
+    assert.equal((await weft(['apply', '-f', fromC1, '--cluster', 'c2'])).code, 0);
+    await until(async () => !(await probe('c2/demo/client', ['--http', `http://${echo}:8081/`])), "c2's own client to be denied");
+    assert.equal(await probe('c1/demo/client', ['--http', `http://${echo}:8081/`]), true, 'the c1 client is allowed');
+    const local = file('local.yaml', `apiVersion: weft.io/v1
+kind: WeftNetworkPolicy
+metadata: { name: clients, namespace: demo }
+spec:
+  endpointSelector: { matchLabels: { app: echo } }
+  ingress: [ { fromEndpoints: [ { matchLabels: { app: client } } ] } ]
+`);
+    assert.equal((await weft(['apply', '-f', local, '--cluster', 'c2'])).code, 0);
+    await until(async () => !(await probe('c1/demo/client', ['--http', `http://${echo}:8081/`])), 'a selector without the cluster label to exclude c1');
+    assert.equal(await probe('c2/demo/client', ['--http', `http://${echo}:8081/`]), true);
+    assert.equal((await weft(['delete', '-f', local, '--cluster', 'c2'])).code, 0);
+  });
+
+  it('rejects hostile records from a remote, counts them, and writes nothing', async () => {
+    const { KvClient } = require('../packages/kvstore/dist/index.js');
+    const c2kv = new KvClient({ endpoints: ['unix:///var/run/weft/lab/c2/etcd/etcd:0'] });
+    const c1kv = new KvClient({ endpoints: ['unix:///var/run/weft/lab/c1/etcd/etcd:0'] });
+    try {
+      // c2 "exports" an endpoint inside c1's pod CIDR and an identity of cluster 1.
+      await c2kv.put('weft/state/v1/endpoints/10.101.1.99', JSON.stringify({ ip: '10.101.1.99', identity: (2 << 16) | 999, node: 'c2-node1', nodeIp: '10.99.2.11', namespace: 'x', pod: 'evil', labels: {} }));
+      await c2kv.put('weft/identities/v1/id/66000', 'k8s:app=evil;k8s:weft.io/cluster=c2');
+      await until(async () => {
+        const s = await weftJson(['clustermesh', 'status', '--cluster', 'c1']);
+        return s.remotes[0].rejected >= 2;
+      }, 'c1 to reject both records');
+      assert.equal(await c1kv.get('weft/mesh/v1/c2/endpoints/10.101.1.99'), undefined);
+      assert.equal(await c1kv.get('weft/mesh/v1/c2/identities/66000'), undefined);
+      const s = await weftJson(['clustermesh', 'status', '--cluster', 'c1']);
+      assert.match(s.remotes[0].lastRejection, /outside cluster c2's range|claims an address in our pod CIDRs/);
+    } finally {
+      await c2kv.delete('weft/state/v1/endpoints/10.101.1.99').catch(() => undefined);
+      await c2kv.delete('weft/identities/v1/id/66000').catch(() => undefined);
+      c2kv.close();
+      c1kv.close();
+    }
+  });
+});

@@ -1,0 +1,173 @@
+/**
+ * Importer: one per remote cluster. Connects to the remote's
+ * clustermesh-apiserver over mTLS, receives each kind's snapshot and changes,
+ * validates every record and writes the accepted ones to the local etcd under
+ * weft/mesh/v1/<remote>/<kind>/, where this cluster's agents read them.
+ *
+ *   connecting -> syncing -> synced --(stream broke)--> connecting (backoff)
+ *
+ * Entries of a kind that the remote no longer has are deleted only once a
+ * fresh snapshot of that kind is complete, so a reconnect never makes
+ * entries flap. While disconnected the last state is kept (for staleAfter),
+ * then removed.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { Backoff, type Logger } from '@weft/common';
+import { op, type KvClient, type TxnOp } from '@weft/kvstore';
+import { parseCidr, type Cidr } from '@weft/policy';
+import { MESH_KINDS, MESH_ROOT, type MeshKind, type RemoteConfig, type SyncBatch } from './types.js';
+import { checkRecord } from './validate.js';
+import { MAX_MESSAGE_BYTES, MeshClient } from './wire.js';
+
+export type LinkState = 'connecting' | 'syncing' | 'synced' | 'disconnected' | 'stopped';
+
+export interface RemoteStatus {
+  name: string;
+  id: number;
+  address: string;
+  state: LinkState;
+  synced: Record<MeshKind, boolean>;
+  counts: Record<MeshKind, number>;
+  rejected: number;
+  lastRejection?: string;
+  lastError?: string;
+  connectedAt?: string;
+  disconnectedAt?: string;
+  /** Milliseconds from connect to every kind synced, for the last connect. */
+  syncMs?: number;
+}
+
+export class Importer {
+  readonly status: RemoteStatus;
+  private client: grpc.Client | undefined;
+  private call: grpc.ClientReadableStream<SyncBatch> | undefined;
+  private readonly backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
+  private stopped = false;
+  private seen = new Map<MeshKind, Set<string>>();
+  private queue: Promise<void> = Promise.resolve();
+  private staleTimer: NodeJS.Timeout | undefined;
+  private connectedAtMs = 0;
+
+  constructor(
+    readonly remote: RemoteConfig,
+    private readonly local: { cluster: string; kv: KvClient; podCidrs: () => string[]; staleAfterMs: number },
+    private readonly log: Logger,
+  ) {
+    const zero = { identities: 0, nodes: 0, endpoints: 0 };
+    this.status = { name: remote.name, id: remote.id, address: remote.address, state: 'connecting', synced: { identities: false, nodes: false, endpoints: false }, counts: { ...zero }, rejected: 0 };
+  }
+
+  private prefix(kind: MeshKind): string {
+    return `${MESH_ROOT}${this.remote.name}/${kind}/`;
+  }
+
+  start(): void {
+    const creds = grpc.credentials.createSsl(Buffer.from(this.remote.ca), Buffer.from(this.remote.key), Buffer.from(this.remote.cert));
+    this.client = new MeshClient(this.remote.address, creds, { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 });
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.staleTimer);
+    this.transition('stopped', 'stopped');
+    this.call?.cancel();
+    this.client?.close();
+    await this.queue;
+  }
+
+  private transition(to: LinkState, cause: string): void {
+    const from = this.status.state;
+    if (from === to) return;
+    this.status.state = to;
+    this.log.info({ peer: this.remote.name, from, to, cause }, 'clustermesh link state');
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.transition('connecting', 'dialing');
+    this.seen = new Map(MESH_KINDS.map((k) => [k, new Set<string>()]));
+    for (const k of MESH_KINDS) this.status.synced[k] = false;
+    this.connectedAtMs = Date.now();
+    const call = (this.client as unknown as { sync(req: unknown): grpc.ClientReadableStream<SyncBatch> }).sync({ cluster: this.local.cluster, kinds: MESH_KINDS });
+    this.call = call;
+    call.on('data', (batch: SyncBatch) => {
+      if (this.status.state === 'connecting') {
+        this.transition('syncing', 'receiving snapshot');
+        this.status.connectedAt = new Date().toISOString();
+        clearTimeout(this.staleTimer);
+        this.backoff.reset();
+      }
+      this.queue = this.queue.then(() => this.apply(batch)).catch((err: Error) => {
+        this.status.lastError = `Cannot write remote state to etcd: ${err.message}`;
+        this.log.warn({ peer: this.remote.name, err: err.message }, 'import failed; reconnecting');
+        call.cancel();
+      });
+    });
+    call.on('error', (err: Error) => {
+      if (this.stopped) return;
+      this.status.lastError = err.message;
+    });
+    call.on('close', () => {
+      if (this.stopped || this.call !== call) return;
+      this.status.disconnectedAt = new Date().toISOString();
+      this.transition('disconnected', this.status.lastError ?? 'stream closed');
+      this.scheduleStaleRemoval();
+      setTimeout(() => this.connect(), this.backoff.next()).unref();
+    });
+  }
+
+  private localCidrs(): Cidr[] {
+    return this.local.podCidrs().map((c) => parseCidr(c)).filter((c): c is Cidr => typeof c !== 'string');
+  }
+
+  private async apply(batch: SyncBatch): Promise<void> {
+    const kind = batch.kind;
+    if (!MESH_KINDS.includes(kind)) return;
+    const cidrs = this.localCidrs();
+    const ops: TxnOp[] = [];
+    const seen = this.seen.get(kind)!;
+    for (const [key, value] of batch.upserts ?? []) {
+      const problem = checkRecord(kind, key, value, this.remote, cidrs);
+      if (problem) {
+        this.status.rejected++;
+        this.status.lastRejection = `${kind}/${key}: ${problem}`;
+        this.log.warn({ peer: this.remote.name, kind, key, reason: problem }, 'rejected record from remote cluster');
+        continue;
+      }
+      seen.add(key);
+      ops.push(op.put(this.prefix(kind) + key, value));
+    }
+    for (const key of batch.deletes ?? []) {
+      if (typeof key !== 'string' || key.includes('/')) continue;
+      seen.delete(key);
+      ops.push(op.delete(this.prefix(kind) + key));
+    }
+    for (let i = 0; i < ops.length; i += 1000) await this.local.kv.txn(`import ${kind} from ${this.remote.name}`, { compare: [], success: ops.slice(i, i + 1000) });
+    if (batch.synced) {
+      // The snapshot is complete: only now remove what the remote no longer has.
+      const { items } = await this.local.kv.list(this.prefix(kind));
+      const stale = items.filter((kv) => !seen.has(kv.key.slice(this.prefix(kind).length))).map((kv) => op.delete(kv.key));
+      for (let i = 0; i < stale.length; i += 1000) await this.local.kv.txn(`prune ${kind} of ${this.remote.name}`, { compare: [], success: stale.slice(i, i + 1000) });
+      await this.local.kv.put(`${MESH_ROOT}${this.remote.name}/synced/${kind}`, JSON.stringify({ at: new Date().toISOString() }));
+      this.status.synced[kind] = true;
+      if (MESH_KINDS.every((k) => this.status.synced[k])) {
+        this.status.syncMs = Date.now() - this.connectedAtMs;
+        delete this.status.lastError;
+        this.transition('synced', `snapshot complete in ${this.status.syncMs} ms`);
+      }
+    }
+    this.status.counts[kind] = seen.size;
+  }
+
+  /** A remote gone for longer than staleAfter: its state goes too (its pods are unreachable anyway). */
+  private scheduleStaleRemoval(): void {
+    clearTimeout(this.staleTimer);
+    this.staleTimer = setTimeout(() => {
+      if (this.status.state === 'synced' || this.stopped) return;
+      this.log.warn({ peer: this.remote.name }, 'remote unreachable for too long; removing its state');
+      void this.local.kv.deletePrefix(`${MESH_ROOT}${this.remote.name}/`).catch(() => undefined);
+    }, this.local.staleAfterMs);
+    this.staleTimer.unref();
+  }
+}

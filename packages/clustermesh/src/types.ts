@@ -1,0 +1,48 @@
+/** Wire types of the mesh protocol. Leaf module. */
+
+export type MeshKind = 'identities' | 'nodes' | 'endpoints';
+export const MESH_KINDS: readonly MeshKind[] = ['identities', 'nodes', 'endpoints'];
+
+export interface SyncRequest {
+  /** Name of the cluster asking (checked against its certificate). */
+  cluster: string;
+  kinds: MeshKind[];
+}
+
+/** One message of the Sync stream: a batch of one kind. */
+export interface SyncBatch {
+  kind: MeshKind;
+  /** key -> JSON value, in the exporter's own record format. */
+  upserts: Array<[string, string]>;
+  deletes: string[];
+  /** Set on the batch that completes a snapshot. */
+  synced?: boolean;
+}
+
+export interface RemoteConfig {
+  name: string;
+  id: number;
+  /** host:port of the remote's clustermesh-apiserver. */
+  address: string;
+  /** PEM: the remote's CA, and our client certificate and key issued by it. */
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export interface MeshConfig {
+  cluster: string;
+  clusterId: number;
+  etcd: string[];
+  /** host:port to serve on. */
+  listen: string;
+  /** PEM: our CA (clients must present a certificate it signed), our server certificate and key. */
+  ca: string;
+  cert: string;
+  key: string;
+  remotes: RemoteConfig[];
+  /** How long a disconnected remote's state is kept, in seconds. Default 600. */
+  staleAfterSeconds?: number;
+}
+
+export const MESH_ROOT = 'weft/mesh/v1/';

@@ -1,0 +1,29 @@
+/**
+ * The mesh service on gRPC, with JSON messages (a generic service definition:
+ * no code generation, and messages stay readable in captures).
+ *   /weft.mesh.v1.Mesh/Sync   SyncRequest -> stream SyncBatch
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { SyncBatch, SyncRequest } from './types.js';
+
+const json = {
+  serialize: (v: unknown): Buffer => Buffer.from(JSON.stringify(v)),
+  deserialize: (b: Buffer): unknown => JSON.parse(b.toString()),
+};
+
+export const MeshService: grpc.ServiceDefinition = {
+  sync: {
+    path: '/weft.mesh.v1.Mesh/Sync',
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: json.serialize,
+    requestDeserialize: json.deserialize as (b: Buffer) => SyncRequest,
+    responseSerialize: json.serialize,
+    responseDeserialize: json.deserialize as (b: Buffer) => SyncBatch,
+  },
+};
+
+export const MeshClient = grpc.makeGenericClientConstructor(MeshService, 'Mesh');
+
+/** Largest message either side accepts (a batch of 1,000 records fits many times). */
+export const MAX_MESSAGE_BYTES = 16 << 20;
