@@ -81,11 +81,15 @@ export class BpfDatapath implements Datapath {
     this.maps.config.update(key, encodeNodeConfig({ nodeIp: ipv4ToInt(c.nodeIp), tunnelIfindex, routingMode: c.routing === 'direct' ? ROUTING_DIRECT : ROUTING_TUNNEL, clusterId: c.clusterId, flags: c.audit ? 1 : 0 }));
     if (c.routing !== 'direct') attachTc({ ifindex: tunnelIfindex, direction: 'ingress', programFd: this.overlay.programFd('from_overlay') });
     this.reader = new RingBufferReader(this.maps.events.fd);
-    this.reader.start((data) => {
-      const f = decodeFlowEvent(data);
-      const sample: FlowSample = { ...f, saddr: intToIpv4(f.saddr), daddr: intToIpv4(f.daddr) };
-      for (const l of this.listeners) l(sample);
-    });
+    this.reader.start(
+      (data) => {
+        const f = decodeFlowEvent(data);
+        const sample: FlowSample = { ...f, saddr: intToIpv4(f.saddr), daddr: intToIpv4(f.daddr) };
+        for (const l of this.listeners) l(sample);
+      },
+      // A bad event costs that event, never the agent.
+      { onError: (err: unknown) => this.log.warn({ err: (err as Error).message }, 'dropped a flow event that could not be handled') },
+    );
     this.log.info({ pinRoot: c.pinRoot, tunnelIfindex, ipcache: this.ipcacheMirror.size }, 'datapath loaded');
   }
 

@@ -1,81 +1,193 @@
 /**
- * BpfMap: one BPF map by file descriptor, keys and values as Buffers of the
- * map's exact sizes (see maps/codec.ts). Calls are synchronous bpf(2)
- * syscalls through libbpf; the hot path allocates nothing per call beyond
- * what the caller passes.
+ * BpfMap: one BPF map by file descriptor, with keys and values as Buffers of
+ * the map's exact sizes (maps/codec.ts encodes them). Every call is one
+ * synchronous bpf(2) syscall through libbpf, so the agent's map writes are
+ * ordered with its other work; the hot paths (update, lookupInto, updateBatch)
+ * allocate nothing per call.
+ *
+ * Invariants:
+ * - A key or value Buffer is checked against the map's sizes before the
+ *   syscall: the kernel reads and writes exactly that many bytes, so a short
+ *   Buffer would be read or written past its end.
+ * - Values of per-CPU maps hold one slot per possible CPU, each rounded up to
+ *   8 bytes (the kernel's ABI); `valueBufferSize` is that total.
+ * - Once closed (or once the BpfObject owning it is closed) every call throws
+ *   instead of using a descriptor number that may since name another file.
  */
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { BpfSyscallError } from './errors.js';
-import { lastErrno, libbpf } from './libbpf.js';
+import { decodeMapInfo, encodeBatchOpts, lastErrno, libbpf, STRUCT_SIZES, type Libbpf } from './libbpf.js';
 
+/** Update flags (linux/bpf.h). */
 export const BPF_ANY = 0;
 export const BPF_NOEXIST = 1;
 export const BPF_EXIST = 2;
+
+/** The map types Weft uses or tests, by their linux/bpf.h numbers. */
+export const BpfMapType = {
+  HASH: 1,
+  ARRAY: 2,
+  PROG_ARRAY: 3,
+  PERF_EVENT_ARRAY: 4,
+  PERCPU_HASH: 5,
+  PERCPU_ARRAY: 6,
+  LRU_HASH: 9,
+  LRU_PERCPU_HASH: 10,
+  LPM_TRIE: 11,
+  PERCPU_CGROUP_STORAGE: 21,
+  RINGBUF: 27,
+} as const;
+
+const PER_CPU_TYPES: ReadonlySet<number> = new Set([BpfMapType.PERCPU_HASH, BpfMapType.PERCPU_ARRAY, BpfMapType.LRU_PERCPU_HASH, BpfMapType.PERCPU_CGROUP_STORAGE]);
+
 const ENOENT = 2;
 const EINVAL = 22;
-const ENOTSUPP = 524;
 const EOPNOTSUPP = 95;
+/** The kernel's "operation not supported" for a map type without batch ops (not in libc's errno table). */
+const ENOTSUPP = 524;
+
+/**
+ * How updateBatch writes this map: `unknown` until the first batch; `batched`
+ * once BPF_MAP_UPDATE_BATCH worked; `per-entry` once the kernel refused the
+ * batch command for this map (remembered, so the refusal costs one syscall).
+ */
+export type BatchMode = 'unknown' | 'batched' | 'per-entry';
+
+export interface BpfMapInit {
+  name: string;
+  fd: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  type: number;
+  /** Whether close() closes the descriptor (maps opened from a pin); an object's maps belong to the object. */
+  ownsFd: boolean;
+}
 
 export class BpfMap {
-  private batchUnsupported = false;
+  readonly name: string;
+  readonly fd: number;
+  readonly keySize: number;
+  /** The value size as declared (per CPU, for per-CPU maps). */
+  readonly valueSize: number;
+  /** Bytes of a value Buffer: valueSize, or one 8-byte-aligned slot per possible CPU for per-CPU maps. */
+  readonly valueBufferSize: number;
+  readonly maxEntries: number;
+  /** linux/bpf.h `enum bpf_map_type`; see BpfMapType. */
+  readonly type: number;
+  private readonly ownsFd: boolean;
+  private readonly lib: Libbpf;
   private closed = false;
+  private mode: BatchMode = 'unknown';
+  /** In/out entry count of bpf_map_update_batch, and its encoded options (elem_flags 0 = BPF_ANY), made on first use. */
+  private batchCount: Uint32Array | undefined;
+  private batchOpts: Buffer | undefined;
 
-  constructor(
-    readonly name: string,
-    readonly fd: number,
-    readonly keySize: number,
-    readonly valueSize: number,
-    readonly maxEntries: number,
-    readonly type: number,
-    private readonly owned: boolean,
-  ) {}
+  /** Use BpfObject.map() or BpfMap.openPinned(); this is for them. */
+  constructor(init: BpfMapInit) {
+    this.lib = libbpf();
+    this.name = init.name;
+    this.fd = init.fd;
+    this.keySize = init.keySize;
+    this.valueSize = init.valueSize;
+    this.maxEntries = init.maxEntries;
+    this.type = init.type;
+    this.ownsFd = init.ownsFd;
+    if (PER_CPU_TYPES.has(init.type)) {
+      const cpus = this.lib.numPossibleCpus();
+      if (cpus <= 0) throw new BpfSyscallError(`count the possible CPUs for per-CPU map ${init.name}`, -cpus || lastErrno());
+      this.valueBufferSize = Math.ceil(init.valueSize / 8) * 8 * cpus;
+    } else {
+      this.valueBufferSize = init.valueSize;
+    }
+  }
 
-  /** Opens a map pinned in bpffs (e.g. by a running agent). */
+  /**
+   * Opens a map pinned in bpffs (by an agent, or by an object opened with a
+   * pin root). The returned map owns its descriptor: close() it.
+   */
   static openPinned(path: string): BpfMap {
-    const l = libbpf();
-    const fd = l.obj_get(path) as number;
-    if (fd < 0) throw new BpfSyscallError(`open pinned map ${path}`, -fd || lastErrno());
-    const info: Record<string, unknown> = {};
-    const len = [Number(l.types.MapInfo.size)];
-    const r = l.map_info(fd, info, len) as number;
-    if (r < 0) throw new BpfSyscallError(`read info of pinned map ${path}`, -r);
-    return new BpfMap(String(info.name), fd, Number(info.key_size), Number(info.value_size), Number(info.max_entries), Number(info.type), true);
+    const lib = libbpf();
+    const r = lib.objGet(path);
+    if (r < 0) throw new BpfSyscallError(`open pinned map ${path}`, -r);
+    const fd = r;
+    try {
+      // bpf_obj_get also opens pinned programs and links; their info is not a bpf_map_info.
+      if (!/^map_type:/m.test(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))) {
+        throw new BpfSyscallError(`open pinned map ${path}`, EINVAL, 'the pinned object is not a map');
+      }
+      const info = Buffer.alloc(STRUCT_SIZES.bpf_map_info);
+      const len = new Uint32Array([info.length]);
+      const e = lib.objGetInfoByFd(fd, info, len);
+      if (e < 0) throw new BpfSyscallError(`read the info of pinned map ${path}`, -e);
+      const m = decodeMapInfo(info);
+      // The kernel keeps 15 characters of a name; the pin's file name is the whole one.
+      const file = basename(path);
+      const name = m.name && file.startsWith(m.name) ? file : m.name || file;
+      return new BpfMap({ name, fd, keySize: m.key_size, valueSize: m.value_size, maxEntries: m.max_entries, type: m.type, ownsFd: true });
+    } catch (err) {
+      lib.close(fd);
+      throw err;
+    }
   }
 
-  private check(buf: Buffer, size: number, what: string): void {
-    if (buf.length !== size) throw new RangeError(`Map ${this.name}: ${what} is ${buf.length} bytes, expected ${size}`);
+  get batchMode(): BatchMode {
+    return this.mode;
   }
 
-  update(key: Buffer, value: Buffer, flags = BPF_ANY): void {
-    this.check(key, this.keySize, 'key');
-    this.check(value, this.valueSize, 'value');
-    const r = libbpf().update(this.fd, key, value, flags) as number;
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Writes one entry; `flags` is BPF_ANY, BPF_NOEXIST (EEXIST if present) or BPF_EXIST (ENOENT if absent). */
+  update(key: Buffer, value: Buffer, flags: number = BPF_ANY): void {
+    this.checkOpen('update');
+    if (key.length !== this.keySize) this.sizeError('key', key.length, this.keySize);
+    if (value.length !== this.valueBufferSize) this.sizeError('value', value.length, this.valueBufferSize);
+    const r = this.lib.mapUpdateElem(this.fd, key, value, flags);
     if (r < 0) throw new BpfSyscallError(`update map ${this.name}`, -r);
   }
 
+  /** The value stored at `key` (for an LPM trie: of the longest matching prefix), or undefined. */
   lookup(key: Buffer): Buffer | undefined {
-    this.check(key, this.keySize, 'key');
-    const value = Buffer.alloc(this.valueSize);
-    const r = libbpf().lookup(this.fd, key, value) as number;
-    if (r === -ENOENT) return undefined;
-    if (r < 0) throw new BpfSyscallError(`look up in map ${this.name}`, -r);
-    return value;
+    const value = Buffer.alloc(this.valueBufferSize);
+    return this.lookupInto(key, value) ? value : undefined;
   }
 
-  /** Deletes a key; returns whether it existed. */
+  /** Like lookup, into a caller-owned Buffer; returns false (and leaves `out` alone) when the key is absent. */
+  lookupInto(key: Buffer, out: Buffer): boolean {
+    this.checkOpen('look up in');
+    if (key.length !== this.keySize) this.sizeError('key', key.length, this.keySize);
+    if (out.length !== this.valueBufferSize) this.sizeError('value', out.length, this.valueBufferSize);
+    const r = this.lib.mapLookupElem(this.fd, key, out);
+    if (r === -ENOENT) return false;
+    if (r < 0) throw new BpfSyscallError(`look up in map ${this.name}`, -r);
+    return true;
+  }
+
+  /** Deletes a key; returns whether it was there. */
   delete(key: Buffer): boolean {
-    this.check(key, this.keySize, 'key');
-    const r = libbpf().delete_(this.fd, key) as number;
+    this.checkOpen('delete from');
+    if (key.length !== this.keySize) this.sizeError('key', key.length, this.keySize);
+    const r = this.lib.mapDeleteElem(this.fd, key);
     if (r === -ENOENT) return false;
     if (r < 0) throw new BpfSyscallError(`delete from map ${this.name}`, -r);
     return true;
   }
 
-  *keys(): Generator<Buffer> {
-    const l = libbpf();
+  /**
+   * Every key, one bpf_map_get_next_key per step; each yielded Buffer is the
+   * caller's. The kernel gives no snapshot: if the current key is deleted
+   * meanwhile a hash map restarts from its first key, so collect the keys
+   * before deleting many of them.
+   */
+  *keys(): Generator<Buffer, void, undefined> {
     let prev: Buffer | null = null;
     for (;;) {
+      this.checkOpen('iterate');
       const next = Buffer.alloc(this.keySize);
-      const r = l.next_key(this.fd, prev, next) as number;
+      const r = this.lib.mapGetNextKey(this.fd, prev, next);
       if (r === -ENOENT) return;
       if (r < 0) throw new BpfSyscallError(`iterate map ${this.name}`, -r);
       yield next;
@@ -83,48 +195,94 @@ export class BpfMap {
     }
   }
 
-  /** Every entry; keys deleted while iterating are skipped. */
+  /** Every entry; a key deleted between being listed and being read is left out. */
   entries(): Array<[Buffer, Buffer]> {
     const out: Array<[Buffer, Buffer]> = [];
-    for (const k of this.keys()) {
-      const v = this.lookup(k);
-      if (v) out.push([k, v]);
+    for (const key of this.keys()) {
+      const value = this.lookup(key);
+      if (value) out.push([key, value]);
     }
     return out;
   }
 
   /**
-   * Writes `count` entries packed in `keys` and `values` with one
-   * BPF_MAP_UPDATE_BATCH syscall; on kernels or map types without batch
-   * support, one update per entry (remembered after the first refusal).
+   * Writes `count` entries (BPF_ANY) packed back to back in `keys` and
+   * `values`: one BPF_MAP_UPDATE_BATCH syscall where the kernel supports it
+   * for the map type, else one update per entry. A kernel without batch
+   * support answers ENOTSUPP (or, before 5.6, EINVAL for the unknown
+   * command); an EINVAL is only taken as "unsupported" when the per-entry
+   * writes of the same data then succeed, so bad data (an LPM prefix longer
+   * than the key) is reported as such and does not turn batching off.
+   * On failure the error says how many entries were written (in order).
    */
   updateBatch(keys: Buffer, values: Buffer, count: number): void {
-    if (keys.length !== count * this.keySize || values.length !== count * this.valueSize) {
-      throw new RangeError(`Map ${this.name}: batch of ${count} needs ${count * this.keySize} key bytes and ${count * this.valueSize} value bytes`);
+    this.checkOpen('batch-update');
+    if (!Number.isInteger(count) || count < 0 || count > 0xffffffff) throw new RangeError(`Map ${this.name}: batch count ${count} is not a 32-bit unsigned integer`);
+    if (keys.length !== count * this.keySize || values.length !== count * this.valueBufferSize) {
+      throw new RangeError(
+        `Map ${this.name}: a batch of ${count} needs ${count * this.keySize} key bytes and ${count * this.valueBufferSize} value bytes, got ${keys.length} and ${values.length}`,
+      );
     }
     if (count === 0) return;
-    if (!this.batchUnsupported) {
-      const n = [count];
-      const r = libbpf().update_batch(this.fd, keys, values, n, { sz: Number(libbpf().types.BatchOpts.size), elem_flags: 0, flags: 0 }) as number;
-      if (r === 0) return;
-      if (r !== -EINVAL && r !== -ENOTSUPP && r !== -EOPNOTSUPP) throw new BpfSyscallError(`batch-update map ${this.name}`, -r);
-      this.batchUnsupported = true;
+    if (this.mode !== 'per-entry') {
+      const n = (this.batchCount ??= new Uint32Array(1));
+      const opts = (this.batchOpts ??= encodeBatchOpts(BPF_ANY));
+      n[0] = count;
+      const r = this.lib.mapUpdateBatch(this.fd, keys, values, n, opts);
+      if (r === 0) {
+        this.mode = 'batched';
+        return;
+      }
+      const errno = -r;
+      const written = n[0] as number;
+      const unsupported = errno === ENOTSUPP || errno === EOPNOTSUPP;
+      const maybeUnsupported = errno === EINVAL && written === 0 && this.mode === 'unknown';
+      if (!unsupported && !maybeUnsupported) {
+        throw new BpfSyscallError(`batch-update map ${this.name}`, errno, `${written} of ${count} entries written`);
+      }
+      this.updateEach(keys, values, count);
+      this.mode = 'per-entry';
+      return;
     }
-    const l = libbpf();
+    this.updateEach(keys, values, count);
+  }
+
+  private updateEach(keys: Buffer, values: Buffer, count: number): void {
+    const { keySize, valueBufferSize: valueSize } = this;
     for (let i = 0; i < count; i++) {
-      const r = l.update(this.fd, keys.subarray(i * this.keySize, (i + 1) * this.keySize), values.subarray(i * this.valueSize, (i + 1) * this.valueSize), BPF_ANY) as number;
-      if (r < 0) throw new BpfSyscallError(`update map ${this.name}`, -r);
+      const r = this.lib.mapUpdateElem(this.fd, keys.subarray(i * keySize, (i + 1) * keySize), values.subarray(i * valueSize, (i + 1) * valueSize), BPF_ANY);
+      if (r < 0) throw new BpfSyscallError(`update map ${this.name}`, -r, `entry ${i} of a batch of ${count}; ${i} entries written`);
     }
   }
 
+  /** Pins the map at `path` in a BPF filesystem (EEXIST if something is pinned there). */
   pin(path: string): void {
-    const r = libbpf().obj_pin(this.fd, path) as number;
+    this.checkOpen('pin');
+    const r = this.lib.objPin(this.fd, path);
     if (r < 0) throw new BpfSyscallError(`pin map ${this.name} at ${path}`, -r);
   }
 
+  /**
+   * Closes the map. A map opened with openPinned closes its descriptor; the
+   * map itself lives on while pinned or used by a program. A map of a
+   * BpfObject is closed with the object, and this is a no-op for it.
+   */
   close(): void {
-    if (this.closed || !this.owned) return;
+    if (this.closed || !this.ownsFd) return;
     this.closed = true;
-    libbpf().close(this.fd);
+    this.lib.close(this.fd);
+  }
+
+  /** Called by the owning BpfObject when it closes (and with it the descriptor). */
+  invalidate(): void {
+    this.closed = true;
+  }
+
+  private checkOpen(action: string): void {
+    if (this.closed) throw new BpfSyscallError(`${action} map ${this.name}`, 9 /* EBADF */, 'the map was closed');
+  }
+
+  private sizeError(what: 'key' | 'value', got: number, expected: number): never {
+    throw new RangeError(`Map ${this.name}: ${what} is ${got} bytes, expected ${expected}`);
   }
 }

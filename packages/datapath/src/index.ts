@@ -1,7 +1,7 @@
-export { BpfObject } from './bpf-object.js';
-export { BpfMap, BPF_ANY, BPF_NOEXIST, BPF_EXIST } from './bpf-map.js';
-export { attachTc, detachTc, queryTc, type TcTarget } from './tc.js';
-export { RingBufferReader } from './ringbuf.js';
+export { BpfObject, type BpfObjectOptions } from './bpf-object.js';
+export { BpfMap, BpfMapType, BPF_ANY, BPF_NOEXIST, BPF_EXIST, type BatchMode } from './bpf-map.js';
+export { attachTc, detachTc, queryTc, destroyTcHook, type TcTarget, type TcAttachOptions, type TcDirection } from './tc.js';
+export { RingBufferReader, type RecordHandler, type RingBufferStartOptions } from './ringbuf.js';
 export { BpfLoadError, BpfSyscallError, BpfAttachError, errnoName, errorCodes } from './errors.js';
 export * from './maps/layout.js';
 export * from './maps/codec.js';

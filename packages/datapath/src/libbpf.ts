@@ -1,119 +1,345 @@
 /**
  * The raw libbpf (1.1, libbpf.so.1) functions Weft calls, bound with koffi in
- * one place and loaded on first use. Struct layouts follow
- * /usr/include/bpf/libbpf.h; every `sz` field is the struct's own size, as
- * libbpf's forward/backward compatibility scheme requires.
+ * one place and loaded on first use; the loaded library is this package's only
+ * module-level state.
+ *
+ * Conventions the rest of the package relies on:
+ * - libbpf 1.x returns a negative errno from int-returning functions, and NULL
+ *   with errno set from pointer-returning ones (`lastErrno()` reads it; koffi
+ *   reads errno right after the native call, as __errno_location would).
+ * - koffi 3 represents native pointers as bigint addresses; the `Handle` brands
+ *   below keep an object pointer from being passed where a map pointer goes.
+ * - Every libbpf `*_opts` struct starts with `sz`, its own size, which libbpf
+ *   uses for forward/backward compatibility: it must be exactly sizeof() of the
+ *   struct as the C header lays it out, padding and stubbed-out fields
+ *   included. The layouts below follow /usr/include/bpf/libbpf.h and bpf.h of
+ *   libbpf 1.1.2; libbpf.test.ts compiles the headers with clang and compares
+ *   every offset and size.
+ * - A Buffer passed to a function is only used during that call: koffi
+ *   guarantees its address for no longer. Memory libbpf keeps a pointer to
+ *   (the object's verifier log buffer) comes from koffi.alloc.
+ * - libbpf's messages go through one registered print callback that formats
+ *   them with vsnprintf and hands them to the innermost
+ *   `captureLibbpfMessages`. The va_list arrives as an opaque pointer and is
+ *   passed on as one: on x86-64 a va_list argument decays to a pointer to its
+ *   one-element array, so this is exact there (other ABIs need checking).
  */
 import koffi, { type TypeObject } from 'koffi';
 
-type Fn = (...args: unknown[]) => unknown;
+declare const handleKind: unique symbol;
+/** A native pointer of one libbpf type. */
+export type Handle<K extends string> = bigint & { readonly [handleKind]: K };
+export type ObjectHandle = Handle<'bpf_object'>;
+export type ProgramHandle = Handle<'bpf_program'>;
+export type MapHandle = Handle<'bpf_map'>;
+export type RingBufferHandle = Handle<'ring_buffer'>;
+/** Memory from koffi.alloc, stable for libbpf to keep. */
+export type NativeMemory = Handle<'memory'>;
+/** A registered koffi callback. */
+export type CallbackHandle = Handle<'callback'>;
+
+/** struct bpf_object_open_opts (libbpf.h), 80 bytes. */
+export interface OpenOpts {
+  sz: number;
+  object_name?: string | null;
+  relaxed_maps?: boolean;
+  pin_root_path?: string | null;
+  kconfig?: string | null;
+  btf_custom_path?: string | null;
+  kernel_log_buf?: NativeMemory | null;
+  kernel_log_size?: number;
+  kernel_log_level?: number;
+}
+
+/** struct bpf_tc_hook (libbpf.h), 24 bytes. */
+export interface TcHook {
+  sz: number;
+  ifindex: number;
+  attach_point: number;
+  parent: number;
+}
+
+/** struct bpf_tc_opts (libbpf.h), 32 bytes; prog_id (and the others) are written back by attach and query. */
+export interface TcOpts {
+  sz: number;
+  prog_fd: number;
+  flags: number;
+  prog_id: number;
+  handle: number;
+  priority: number;
+}
+
+/** struct bpf_map_info (linux/bpf.h), the fields up to map_extra: 88 bytes. Older or newer kernels copy min(theirs, ours). */
+export interface MapInfo {
+  type: number;
+  id: number;
+  key_size: number;
+  value_size: number;
+  max_entries: number;
+  map_flags: number;
+  name: string;
+}
+
+/** Exact sizes of the structs, as clang lays out the libbpf 1.1.2 headers on x86-64 (checked by libbpf.test.ts). */
+export const STRUCT_SIZES = {
+  bpf_object_open_opts: 80,
+  bpf_tc_hook: 24,
+  bpf_tc_opts: 32,
+  bpf_map_batch_opts: 24,
+  bpf_map_info: 88,
+} as const;
+
+export const LIBBPF_WARN = 0;
+export const LIBBPF_INFO = 1;
+export const LIBBPF_DEBUG = 2;
 
 export interface Libbpf {
-  open_file: Fn;
-  object_load: Fn;
-  object_close: Fn;
-  find_program: Fn;
-  program_fd: Fn;
-  program_set_log_buf: Fn;
-  find_map: Fn;
-  map_fd: Fn;
-  map_key_size: Fn;
-  map_value_size: Fn;
-  map_max_entries: Fn;
-  map_type: Fn;
-  update: Fn;
-  lookup: Fn;
-  delete_: Fn;
-  next_key: Fn;
-  update_batch: Fn;
-  obj_get: Fn;
-  obj_pin: Fn;
-  map_info: Fn;
-  tc_hook_create: Fn;
-  tc_attach: Fn;
-  tc_detach: Fn;
-  tc_query: Fn;
-  ringbuf_new: Fn;
-  ringbuf_consume: Fn;
-  ringbuf_free: Fn;
-  close: Fn;
-  types: {
-    OpenOpts: TypeObject;
-    TcHook: TypeObject;
-    TcOpts: TypeObject;
-    BatchOpts: TypeObject;
-    MapInfo: TypeObject;
-    RingCallback: TypeObject;
-  };
+  // Objects and programs.
+  objectOpenFile(path: string, opts: OpenOpts): ObjectHandle | null;
+  objectLoad(obj: ObjectHandle): number;
+  objectClose(obj: ObjectHandle): void;
+  objectFindProgramByName(obj: ObjectHandle, name: string): ProgramHandle | null;
+  objectNextProgram(obj: ObjectHandle, prev: ProgramHandle | null): ProgramHandle | null;
+  programFd(prog: ProgramHandle): number;
+  programName(prog: ProgramHandle): string;
+  programSetLogLevel(prog: ProgramHandle, level: number): number;
+  programSetLogBuf(prog: ProgramHandle, buf: NativeMemory | null, size: number): number;
+  // Maps, through the object.
+  objectFindMapByName(obj: ObjectHandle, name: string): MapHandle | null;
+  objectNextMap(obj: ObjectHandle, prev: MapHandle | null): MapHandle | null;
+  mapFd(map: MapHandle): number;
+  mapName(map: MapHandle): string;
+  mapKeySize(map: MapHandle): number;
+  mapValueSize(map: MapHandle): number;
+  mapMaxEntries(map: MapHandle): number;
+  mapType(map: MapHandle): number;
+  // Low-level bpf(2) wrappers (bpf.h): negative errno on failure.
+  mapUpdateElem(fd: number, key: Buffer, value: Buffer, flags: number): number;
+  mapLookupElem(fd: number, key: Buffer, value: Buffer): number;
+  mapDeleteElem(fd: number, key: Buffer): number;
+  mapGetNextKey(fd: number, key: Buffer | null, nextKey: Buffer): number;
+  /** `count` is in/out (entries given, entries written); `opts` is an encoded bpf_map_batch_opts. */
+  mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: Uint32Array, opts: Buffer): number;
+  objGet(path: string): number;
+  objPin(fd: number, path: string): number;
+  /** `info` receives a bpf_map_info (decode with `decodeMapInfo`); `len` is in/out. */
+  objGetInfoByFd(fd: number, info: Buffer, len: Uint32Array): number;
+  numPossibleCpus(): number;
+  // tc (netlink, in the caller's network namespace).
+  tcHookCreate(hook: TcHook): number;
+  tcHookDestroy(hook: TcHook): number;
+  tcAttach(hook: TcHook, opts: TcOpts): number;
+  tcDetach(hook: TcHook, opts: TcOpts): number;
+  tcQuery(hook: TcHook, opts: TcOpts): number;
+  // Ring buffers.
+  ringBufferNew(mapFd: number, sampleCb: CallbackHandle, ctx: null, opts: null): RingBufferHandle | null;
+  ringBufferConsume(rb: RingBufferHandle): number;
+  ringBufferFree(rb: RingBufferHandle): void;
+  // libc.
+  close(fd: number): number;
+  ifIndexToName(ifindex: number, buf: Buffer): bigint | null;
+  /** The struct types, for sizes and for encoding. */
+  readonly types: { OpenOpts: TypeObject; TcHook: TypeObject; TcOpts: TypeObject; BatchOpts: TypeObject; MapInfo: TypeObject; SampleFn: TypeObject };
+  /** Message sinks of the active `captureLibbpfMessages` calls, innermost last. */
+  readonly captures: string[][];
 }
 
 let lib: Libbpf | undefined;
 
+/** The bound library, loaded on first use. Throws if libbpf.so.1 is missing. */
 export function libbpf(): Libbpf {
-  if (lib) return lib;
+  lib ??= bind();
+  return lib;
+}
+
+function bind(): Libbpf {
   const so = koffi.load('libbpf.so.1');
   const libc = koffi.load('libc.so.6');
-  koffi.opaque('bpf_object');
-  koffi.opaque('bpf_program');
-  koffi.opaque('bpf_map');
-  koffi.opaque('ring_buffer');
-  const OpenOpts = koffi.struct('bpf_object_open_opts', {
+  // Anonymous struct types: koffi's type names are process-global, and a second
+  // copy of this module (another dist, a test helper) must not collide.
+  const OpenOpts = koffi.struct({
     sz: 'size_t',
     object_name: 'const char *',
     relaxed_maps: 'bool',
     pin_root_path: 'const char *',
+    _attach_prog_fd_stub: 'uint32_t', // `__u32 :32; /* stub out now removed attach_prog_fd */`
     kconfig: 'const char *',
     btf_custom_path: 'const char *',
     kernel_log_buf: 'void *',
     kernel_log_size: 'size_t',
     kernel_log_level: 'uint32_t',
+    // `size_t :0;` only pads the end to 8 bytes, which the size_t members already force.
   });
-  const TcHook = koffi.struct('bpf_tc_hook', { sz: 'size_t', ifindex: 'int', attach_point: 'int', parent: 'uint32_t' });
-  const TcOpts = koffi.struct('bpf_tc_opts', { sz: 'size_t', prog_fd: 'int', flags: 'uint32_t', prog_id: 'uint32_t', handle: 'uint32_t', priority: 'uint32_t' });
-  const BatchOpts = koffi.struct('bpf_map_batch_opts', { sz: 'size_t', elem_flags: 'uint64_t', flags: 'uint64_t' });
-  const MapInfo = koffi.struct('bpf_map_info', {
-    type: 'uint32_t', id: 'uint32_t', key_size: 'uint32_t', value_size: 'uint32_t', max_entries: 'uint32_t', map_flags: 'uint32_t',
-    name: koffi.array('char', 16, 'String'), ifindex: 'uint32_t', btf_vmlinux_value_type_id: 'uint32_t', netns_dev: 'uint64_t', netns_ino: 'uint64_t',
-    btf_id: 'uint32_t', btf_key_type_id: 'uint32_t', btf_value_type_id: 'uint32_t', pad: 'uint32_t', map_extra: 'uint64_t',
+  const TcHook = koffi.struct({ sz: 'size_t', ifindex: 'int', attach_point: 'int', parent: 'uint32_t' });
+  const TcOpts = koffi.struct({ sz: 'size_t', prog_fd: 'int', flags: 'uint32_t', prog_id: 'uint32_t', handle: 'uint32_t', priority: 'uint32_t' });
+  const BatchOpts = koffi.struct({ sz: 'size_t', elem_flags: 'uint64_t', flags: 'uint64_t' });
+  const MapInfo = koffi.struct({
+    type: 'uint32_t',
+    id: 'uint32_t',
+    key_size: 'uint32_t',
+    value_size: 'uint32_t',
+    max_entries: 'uint32_t',
+    map_flags: 'uint32_t',
+    name: koffi.array('char', 16, 'String'),
+    ifindex: 'uint32_t',
+    btf_vmlinux_value_type_id: 'uint32_t',
+    netns_dev: 'uint64_t',
+    netns_ino: 'uint64_t',
+    btf_id: 'uint32_t',
+    btf_key_type_id: 'uint32_t',
+    btf_value_type_id: 'uint32_t',
+    _pad: 'uint32_t',
+    map_extra: 'uint64_t',
   });
-  const RingCallback = koffi.proto('int ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
-  lib = {
-    open_file: so.func('bpf_object *bpf_object__open_file(const char *path, const bpf_object_open_opts *opts)'),
-    object_load: so.func('int bpf_object__load(bpf_object *obj)'),
-    object_close: so.func('void bpf_object__close(bpf_object *obj)'),
-    find_program: so.func('bpf_program *bpf_object__find_program_by_name(const bpf_object *obj, const char *name)'),
-    program_fd: so.func('int bpf_program__fd(const bpf_program *prog)'),
-    program_set_log_buf: so.func('int bpf_program__set_log_buf(bpf_program *prog, void *log_buf, size_t log_size)'),
-    find_map: so.func('bpf_map *bpf_object__find_map_by_name(const bpf_object *obj, const char *name)'),
-    map_fd: so.func('int bpf_map__fd(const bpf_map *map)'),
-    map_key_size: so.func('uint32_t bpf_map__key_size(const bpf_map *map)'),
-    map_value_size: so.func('uint32_t bpf_map__value_size(const bpf_map *map)'),
-    map_max_entries: so.func('uint32_t bpf_map__max_entries(const bpf_map *map)'),
-    map_type: so.func('int bpf_map__type(const bpf_map *map)'),
-    update: so.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
-    lookup: so.func('int bpf_map_lookup_elem(int fd, const void *key, void *value)'),
-    delete_: so.func('int bpf_map_delete_elem(int fd, const void *key)'),
-    next_key: so.func('int bpf_map_get_next_key(int fd, const void *key, void *next_key)'),
-    update_batch: so.func('int bpf_map_update_batch(int fd, const void *keys, const void *values, _Inout_ uint32_t *count, const bpf_map_batch_opts *opts)'),
-    obj_get: so.func('int bpf_obj_get(const char *pathname)'),
-    obj_pin: so.func('int bpf_obj_pin(int fd, const char *pathname)'),
-    map_info: so.func('int bpf_obj_get_info_by_fd(int fd, _Out_ bpf_map_info *info, _Inout_ uint32_t *len)'),
-    tc_hook_create: so.func('int bpf_tc_hook_create(bpf_tc_hook *hook)'),
-    tc_attach: so.func('int bpf_tc_attach(const bpf_tc_hook *hook, _Inout_ bpf_tc_opts *opts)'),
-    tc_detach: so.func('int bpf_tc_detach(const bpf_tc_hook *hook, const bpf_tc_opts *opts)'),
-    tc_query: so.func('int bpf_tc_query(const bpf_tc_hook *hook, _Inout_ bpf_tc_opts *opts)'),
-    ringbuf_new: so.func('ring_buffer *ring_buffer__new(int map_fd, ring_buffer_sample_fn *sample_cb, void *ctx, const void *opts)'),
-    ringbuf_consume: so.func('int ring_buffer__consume(ring_buffer *rb)'),
-    ringbuf_free: so.func('void ring_buffer__free(ring_buffer *rb)'),
-    close: libc.func('int close(int fd)'),
-    types: { OpenOpts, TcHook, TcOpts, BatchOpts, MapInfo, RingCallback },
+  for (const [name, type] of [['bpf_object_open_opts', OpenOpts], ['bpf_tc_hook', TcHook], ['bpf_tc_opts', TcOpts], ['bpf_map_batch_opts', BatchOpts], ['bpf_map_info', MapInfo]] as const) {
+    // A mismatch here means a koffi change, not a libbpf one: refuse to pass wrong `sz` values to libbpf.
+    if (koffi.sizeof(type) !== STRUCT_SIZES[name]) throw new Error(`koffi lays out struct ${name} in ${koffi.sizeof(type)} bytes, expected ${STRUCT_SIZES[name]}`);
+  }
+  const SampleFn = koffi.proto('int wtdp_ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
+  // The format string is passed straight back to vsnprintf, so it stays a raw pointer.
+  const PrintFn = koffi.proto('int wtdp_libbpf_print_fn(int level, void *format, void *args)');
+  const TcHookPtr = koffi.pointer(TcHook);
+  const OpenOptsPtr = koffi.pointer(OpenOpts);
+
+  const captures: string[][] = [];
+  const vsnprintf = libc.func('int vsnprintf(void *str, size_t size, void *format, void *args)');
+  const line = Buffer.alloc(16 * 1024);
+  const onPrint = (level: number, format: bigint, args: bigint): number => {
+    // Debug output is verbose and never shown: do not even format it.
+    if (level >= LIBBPF_DEBUG) return 0;
+    const n = vsnprintf(line, line.length, format, args) as number;
+    if (n < 0) return 0;
+    let text = line.toString('utf8', 0, Math.min(n, line.length - 1));
+    if (n >= line.length) text += ' [truncated]';
+    text = text.replace(/^libbpf: /, '').trimEnd();
+    const sink = captures[captures.length - 1];
+    if (sink) sink.push(text);
+    else if (level === LIBBPF_WARN) process.stderr.write(`libbpf: ${text}\n`);
+    return 0;
   };
-  return lib;
+  // Registered for the life of the process, like the library itself.
+  const printCallback = koffi.register(onPrint, koffi.pointer(PrintFn));
+  so.func('void *libbpf_set_print(void *fn)')(printCallback);
+
+  return {
+    objectOpenFile: so.func('bpf_object__open_file', 'void *', ['const char *', OpenOptsPtr]),
+    objectLoad: so.func('int bpf_object__load(void *obj)'),
+    objectClose: so.func('void bpf_object__close(void *obj)'),
+    objectFindProgramByName: so.func('void *bpf_object__find_program_by_name(void *obj, const char *name)'),
+    objectNextProgram: so.func('void *bpf_object__next_program(void *obj, void *prev)'),
+    programFd: so.func('int bpf_program__fd(void *prog)'),
+    programName: so.func('const char *bpf_program__name(void *prog)'),
+    programSetLogLevel: so.func('int bpf_program__set_log_level(void *prog, uint32_t level)'),
+    programSetLogBuf: so.func('int bpf_program__set_log_buf(void *prog, void *buf, size_t size)'),
+    objectFindMapByName: so.func('void *bpf_object__find_map_by_name(void *obj, const char *name)'),
+    objectNextMap: so.func('void *bpf_object__next_map(void *obj, void *prev)'),
+    mapFd: so.func('int bpf_map__fd(void *map)'),
+    mapName: so.func('const char *bpf_map__name(void *map)'),
+    mapKeySize: so.func('uint32_t bpf_map__key_size(void *map)'),
+    mapValueSize: so.func('uint32_t bpf_map__value_size(void *map)'),
+    mapMaxEntries: so.func('uint32_t bpf_map__max_entries(void *map)'),
+    mapType: so.func('int bpf_map__type(void *map)'),
+    mapUpdateElem: so.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
+    mapLookupElem: so.func('int bpf_map_lookup_elem(int fd, const void *key, void *value)'),
+    mapDeleteElem: so.func('int bpf_map_delete_elem(int fd, const void *key)'),
+    mapGetNextKey: so.func('int bpf_map_get_next_key(int fd, const void *key, void *next_key)'),
+    mapUpdateBatch: so.func('int bpf_map_update_batch(int fd, const void *keys, const void *values, void *count, const void *opts)'),
+    objGet: so.func('int bpf_obj_get(const char *pathname)'),
+    objPin: so.func('int bpf_obj_pin(int fd, const char *pathname)'),
+    objGetInfoByFd: so.func('int bpf_obj_get_info_by_fd(int fd, void *info, void *info_len)'),
+    numPossibleCpus: so.func('int libbpf_num_possible_cpus(void)'),
+    tcHookCreate: so.func('bpf_tc_hook_create', 'int', [TcHookPtr]),
+    tcHookDestroy: so.func('bpf_tc_hook_destroy', 'int', [TcHookPtr]),
+    tcAttach: so.func('bpf_tc_attach', 'int', [TcHookPtr, koffi.inout(koffi.pointer(TcOpts))]),
+    tcDetach: so.func('bpf_tc_detach', 'int', [TcHookPtr, koffi.pointer(TcOpts)]),
+    tcQuery: so.func('bpf_tc_query', 'int', [TcHookPtr, koffi.inout(koffi.pointer(TcOpts))]),
+    ringBufferNew: so.func('void *ring_buffer__new(int map_fd, void *sample_cb, void *ctx, const void *opts)'),
+    ringBufferConsume: so.func('int ring_buffer__consume(void *rb)'),
+    ringBufferFree: so.func('void ring_buffer__free(void *rb)'),
+    close: libc.func('int close(int fd)'),
+    ifIndexToName: libc.func('void *if_indextoname(unsigned int ifindex, void *ifname)'),
+    types: { OpenOpts, TcHook, TcOpts, BatchOpts, MapInfo, SampleFn },
+    captures,
+  };
 }
 
-/** The errno of the last failed call on this thread. */
+/**
+ * Runs `fn` and returns what libbpf printed meanwhile (warnings and info, one
+ * string per message, without the "libbpf: " prefix). Captures nest; a message
+ * goes to the innermost one. Outside any capture, warnings go to stderr as
+ * libbpf's default printer would.
+ */
+export function captureLibbpfMessages<T>(fn: () => T): { result: T; messages: string[] } {
+  const { captures } = libbpf();
+  const messages: string[] = [];
+  captures.push(messages);
+  try {
+    return { result: fn(), messages };
+  } finally {
+    captures.splice(captures.lastIndexOf(messages), 1);
+  }
+}
+
+/** The errno of the last failed native call on this thread. */
 export function lastErrno(): number {
   return koffi.errno();
 }
 
-export { koffi };
+/** Decodes the bpf_map_info that bpf_obj_get_info_by_fd wrote into `buf`. */
+export function decodeMapInfo(buf: Buffer): MapInfo {
+  return koffi.decode(buf, libbpf().types.MapInfo) as MapInfo;
+}
+
+/** Encodes a bpf_map_batch_opts with its `sz` set. */
+export function encodeBatchOpts(elemFlags: number, flags = 0): Buffer {
+  const { BatchOpts } = libbpf().types;
+  const buf = Buffer.alloc(koffi.sizeof(BatchOpts));
+  koffi.encode(buf, BatchOpts, { sz: koffi.sizeof(BatchOpts), elem_flags: elemFlags, flags });
+  return buf;
+}
+
+/** Zeroed native memory that stays put until `freeNative`; for buffers libbpf keeps a pointer to. */
+export function allocNative(size: number): NativeMemory {
+  const mem = koffi.alloc('uint8_t', size) as NativeMemory;
+  new Uint8Array(koffi.view(mem, size)).fill(0);
+  return mem;
+}
+
+export function freeNative(mem: NativeMemory): void {
+  koffi.free(mem);
+}
+
+/** The NUL-terminated text at the start of native memory of `size` bytes. */
+export function readNativeString(mem: NativeMemory, size: number): string {
+  const bytes = new Uint8Array(koffi.view(mem, size));
+  const end = bytes.indexOf(0);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, end < 0 ? size : end).toString('utf8');
+}
+
+/** A copy of `size` bytes at `ptr` (ring buffer samples: libbpf reuses the memory after the callback). */
+export function copyNative(ptr: bigint, size: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  out.set(new Uint8Array(koffi.view(ptr, size)));
+  return out;
+}
+
+/** Registers a ring buffer sample callback; release it with `unregisterCallback` once libbpf no longer holds it. */
+export function registerSampleCallback(fn: (ctx: bigint | null, data: bigint, size: number | bigint) => number): CallbackHandle {
+  return koffi.register(fn, koffi.pointer(libbpf().types.SampleFn)) as CallbackHandle;
+}
+
+export function unregisterCallback(cb: CallbackHandle): void {
+  koffi.unregister(cb);
+}
+
+/** The struct type objects' sizes and member offsets, for the layout test. */
+export function structLayouts(): Record<string, { size: number; offsets: Record<string, number> }> {
+  const t = libbpf().types;
+  const out: Record<string, { size: number; offsets: Record<string, number> }> = {};
+  for (const [name, type] of [['bpf_object_open_opts', t.OpenOpts], ['bpf_tc_hook', t.TcHook], ['bpf_tc_opts', t.TcOpts], ['bpf_map_batch_opts', t.BatchOpts], ['bpf_map_info', t.MapInfo]] as const) {
+    const offsets: Record<string, number> = {};
+    for (const member of Object.keys(type.members ?? {})) if (!member.startsWith('_')) offsets[member] = koffi.offsetof(type, member);
+    out[name] = { size: koffi.sizeof(type), offsets };
+  }
+  return out;
+}

@@ -1,4 +1,5 @@
-// Test program the verifier must reject: it reads packet data without a bounds check.
+// Test program the verifier must reject: it reads packet data without a
+// bounds check ("invalid access to packet").
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
