@@ -6,7 +6,15 @@ const assert = require('node:assert/strict');
 const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
-const { weft, weftJson, probe, until, isRoot } = require('./helpers');
+const { execFileSync, spawn } = require('node:child_process');
+const { readFileSync } = require('node:fs');
+const { WEFT, weft, weftJson, probe, until, isRoot } = require('./helpers');
+
+/** The pid of the clustermesh-apiserver in a cluster's control-plane namespace. */
+function apiserverPid(cluster) {
+  const pids = execFileSync('ip', ['netns', 'pids', `weft-${cluster}-cp`], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
+  return Number(pids.find((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('clustermesh-apiserver'); } catch { return false; } }));
+}
 
 describe('clustermesh: two clusters of two nodes (e2e, root)', function () {
   this.timeout(240_000);
@@ -40,15 +48,17 @@ describe('clustermesh: two clusters of two nodes (e2e, root)', function () {
     for (const e of c1) assert.equal(e.identity >> 16, 1);
     for (const e of c2) assert.equal(e.identity >> 16, 2);
     for (const [local, remote] of [['c1', 'c2'], ['c2', 'c1']]) {
-      const s = await weftJson(['clustermesh', 'status', '--cluster', local]);
-      const r = s.remotes.find((x) => x.name === remote);
+      // The demo pods were started after the link synced: their records follow as changes.
+      await until(async () => {
+        const r = (await weftJson(['clustermesh', 'status', '--cluster', local])).remotes.find((x) => x.name === remote);
+        return r.counts.endpoints >= 3 && r.counts.identities >= 2;
+      }, `${local} to import ${remote}'s demo pods`);
+      const r = (await weftJson(['clustermesh', 'status', '--cluster', local])).remotes.find((x) => x.name === remote);
       assert.equal(r.state, 'synced');
       assert.deepEqual(r.synced, { identities: true, nodes: true, endpoints: true });
       assert.equal(r.counts.nodes, 2);
-      assert.ok(r.counts.endpoints >= 3 && r.counts.identities >= 2);
     }
-    const status = await weftJson(['status', '--cluster', 'c1']);
-    for (const n of status) assert.ok(n.remoteEndpoints >= 3, 'every node knows the remote pods');
+    await until(async () => (await weftJson(['status', '--cluster', 'c1'])).every((n) => n.remoteEndpoints >= 3), 'every node to know the remote pods');
   });
 
   it('carries pod-to-pod traffic across clusters in both directions', async () => {
@@ -82,6 +92,18 @@ spec:
     assert.equal((await weft(['delete', '-f', local, '--cluster', 'c2'])).code, 0);
   });
 
+  it("keeps a remote's last state through a partition and heals when it returns", async () => {
+    const echo = ip(c2, 'demo/echo-2');
+    process.kill(apiserverPid('c2'), 'SIGKILL');
+    await until(async () => (await weftJson(['clustermesh', 'status', '--cluster', 'c1'])).remotes[0].state === 'disconnected', 'c1 to see c2 gone');
+    assert.equal(await probe('c1/demo/client', ['--http', `http://${echo}:8081/`]), true, 'traffic to c2 keeps flowing on the last known state');
+    assert.ok((await weftJson(['status', '--cluster', 'c1']))[0].remoteEndpoints >= 3, 'nothing was pruned');
+    const child = spawn('ip', ['netns', 'exec', 'weft-c2-cp', process.execPath, WEFT, 'clustermesh-apiserver', '--config', '/var/run/weft/lab/c2/clustermesh/config.json'], { detached: true, stdio: 'ignore' });
+    child.unref();
+    await until(async () => (await weftJson(['clustermesh', 'status', '--cluster', 'c1'])).remotes[0].state === 'synced', 'the link to come back', 30_000);
+    assert.equal(await probe('c1/demo/client', ['--http', `http://${echo}:8081/`]), true);
+  });
+
   it('rejects hostile records from a remote, counts them, and writes nothing', async () => {
     const { KvClient } = require('../packages/kvstore/dist/index.js');
     const c2kv = new KvClient({ endpoints: ['unix:///var/run/weft/lab/c2/etcd/etcd:0'] });
@@ -104,5 +126,24 @@ spec:
       c2kv.close();
       c1kv.close();
     }
+  });
+});
+
+describe('clustermesh with direct routing (e2e, root)', function () {
+  this.timeout(240_000);
+  before(async function () {
+    if (!isRoot()) return this.skip();
+    const up = await weft(['lab', 'up', '--clusters', '2', '--nodes', '2', '--routing', 'direct']);
+    assert.equal(up.code, 0, up.stderr);
+  });
+  after(async function () {
+    if (isRoot()) assert.equal((await weft(['lab', 'down'])).code, 0);
+  });
+
+  it('routes pod-to-pod traffic across clusters without a tunnel', async () => {
+    const c2 = await weftJson(['endpoint', 'list', '--cluster', 'c2']);
+    const c1 = await weftJson(['endpoint', 'list', '--cluster', 'c1']);
+    assert.equal(await probe('c1/demo/client', ['--http', `http://${c2.find((e) => e.pod === 'echo-2').ip}:8081/`]), true);
+    assert.equal(await probe('c2/demo/client', ['--http', `http://${c1.find((e) => e.pod === 'echo-2').ip}:8081/`]), true);
   });
 });
