@@ -4,6 +4,8 @@ const benches: Record<string, () => Promise<unknown>> = {
   mapupdate: async () => (await import('./mapupdate.js')).main(),
   policy: async () => (await import('./policy.js')).main(),
   endpoint: async () => (await import('./endpoint.js')).main(),
+  propagation: async () => (await import('./mesh.js')).propagation(),
+  coldsync: async () => (await import('./mesh.js')).coldsync(),
 };
 
 async function run(): Promise<void> {

@@ -146,8 +146,8 @@ export class Importer {
     for (let i = 0; i < ops.length; i += 1000) await this.local.kv.txn(`import ${kind} from ${this.remote.name}`, { compare: [], success: ops.slice(i, i + 1000) });
     if (batch.synced) {
       // The snapshot is complete: only now remove what the remote no longer has.
-      const { items } = await this.local.kv.list(this.prefix(kind));
-      const stale = items.filter((kv) => !seen.has(kv.key.slice(this.prefix(kind).length))).map((kv) => op.delete(kv.key));
+      const { keys } = await this.local.kv.listKeys(this.prefix(kind));
+      const stale = keys.filter((k) => !seen.has(k.slice(this.prefix(kind).length))).map((k) => op.delete(k));
       for (let i = 0; i < stale.length; i += 1000) await this.local.kv.txn(`prune ${kind} of ${this.remote.name}`, { compare: [], success: stale.slice(i, i + 1000) });
       await this.local.kv.put(`${MESH_ROOT}${this.remote.name}/synced/${kind}`, JSON.stringify({ at: new Date().toISOString() }));
       this.status.synced[kind] = true;

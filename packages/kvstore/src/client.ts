@@ -122,6 +122,8 @@ export class KvClient {
         'grpc.keepalive_timeout_ms': 5_000,
         'grpc.initial_reconnect_backoff_ms': 100,
         'grpc.max_reconnect_backoff_ms': 2_000,
+        // Listing a large prefix (100k endpoints of a remote cluster) exceeds gRPC's 4 MiB default.
+        'grpc.max_receive_message_length': 512 << 20,
       },
     });
   }
@@ -188,6 +190,16 @@ export class KvClient {
       options,
     );
     return { items: res.kvs.map(toKeyValue), revision: Number(res.header.revision) };
+  }
+
+  /** Keys under `prefix` without their values, at one revision. */
+  async listKeys(prefix: string, options: CallOptions = {}): Promise<{ keys: string[]; revision: number }> {
+    const res = await this.call(
+      `list keys under ${prefix}`,
+      () => this.etcd.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), keys_only: true }),
+      options,
+    );
+    return { keys: res.kvs.map((kv) => kv.key.toString()), revision: Number(res.header.revision) };
   }
 
   /** Number of keys under `prefix`, without transferring them. */
