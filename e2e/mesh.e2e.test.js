@@ -147,3 +147,30 @@ describe('clustermesh with direct routing (e2e, root)', function () {
     assert.equal(await probe('c2/demo/client', ['--http', `http://${c1.find((e) => e.pod === 'echo-2').ip}:8081/`]), true);
   });
 });
+
+describe('clustermesh connect and disconnect (e2e, root)', function () {
+  this.timeout(240_000);
+  before(async function () {
+    if (!isRoot()) return this.skip();
+    const up = await weft(['lab', 'up', '--clusters', '2', '--nodes', '1', '--names', 'east,west', '--no-connect']);
+    assert.equal(up.code, 0, up.stderr);
+  });
+  after(async function () {
+    if (isRoot()) assert.equal((await weft(['lab', 'down'])).code, 0);
+  });
+
+  it('connects two clusters on demand, and disconnects them leaving nothing of the other behind', async () => {
+    const west = await weftJson(['endpoint', 'list', '--cluster', 'west']);
+    const target = ['--http', `http://${west.find((e) => e.pod === 'echo-1').ip}:8081/`];
+    assert.equal(await probe('east/demo/client', target), false, 'unconnected clusters do not know each other');
+    const c = await weft(['clustermesh', 'connect', '--cluster', 'east', '--to', 'west']);
+    assert.equal(c.code, 0, c.stderr);
+    await until(() => probe('east/demo/client', target), 'east to reach west');
+    const status = await weftJson(['clustermesh', 'status', '--cluster', 'west']);
+    assert.equal(status.remotes[0].name, 'east');
+    const d = await weft(['clustermesh', 'disconnect', '--cluster', 'east', '--to', 'west']);
+    assert.equal(d.code, 0, d.stderr);
+    await until(async () => (await weftJson(['status', '--cluster', 'east']))[0].remoteEndpoints === 0, "east to forget west's pods");
+    assert.equal(await probe('east/demo/client', target), false);
+  });
+});

@@ -16,7 +16,7 @@ import { UsageError } from './output.js';
 const USAGE = `Usage: weft COMMAND [options]      (every command takes -o json)
 
 Lab (needs root):
-  lab up [--nodes M] [--routing vxlan|direct] [--clusters N] [--names a,b]
+  lab up [--nodes M] [--routing vxlan|direct|geneve] [--clusters N] [--names a,b] [--no-connect]
   lab down                     remove everything the lab created (idempotent)
   lab exec [cluster/]ns/pod -- CMD [ARGS...]
   lab status
@@ -32,6 +32,7 @@ Inspect (per cluster, all nodes unless --node):
   observe [--follow] [--pod P] [--namespace N] [--label K=V] [--verdict V] [--identity ID]
   connectivity test [--cluster NAME] [--keep]
   clustermesh status [--cluster NAME]
+  clustermesh connect|disconnect --cluster A --to B
 
 Processes:
   agent --config FILE          a node agent (the lab starts these)

@@ -5,7 +5,7 @@
  * under /var/run/weft and /sys/fs/bpf/weft, so `down` finds and removes it
  * all, even after a crash or kill -9 of any part.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join, resolve } from 'node:path';
@@ -199,57 +199,113 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
       progress(`node ${n.name}: agent ready`);
     }
   }
-  if (clusters.length > 1) await connectClusters(clusters, progress);
+  if (clusters.length > 1 && spec.connect !== false) await connectClusters(clusters, progress);
   return state;
 }
 
 export const MESH_PORT = 32379;
 
-/**
- * Connects every lab cluster with every other: a CA per cluster, a server
- * certificate for its clustermesh-apiserver, and for each remote a client
- * certificate issued by the remote's CA; then one apiserver per cluster in its
- * control-plane namespace, and a wait until every link has synced.
- */
-async function connectClusters(clusters: ClusterLayout[], progress: Progress): Promise<void> {
-  progress(`clustermesh: certificates for ${clusters.map((c) => c.name).join(', ')}`);
-  const cas = new Map<string, Pem>(clusters.map((c) => [c.name, createCa(c.name)]));
-  for (const c of clusters) {
-    const ca = cas.get(c.name)!;
-    const server = issue(ca, `clustermesh-${c.name}`, { ips: [c.cpIp] });
-    const config: MeshConfig = {
-      cluster: c.name,
-      clusterId: c.id,
-      etcd: [`${c.cpIp}:2379`],
-      listen: `${c.cpIp}:${MESH_PORT}`,
-      ca: ca.cert,
-      cert: server.cert,
-      key: server.key,
-      remotes: clusters.filter((r) => r.name !== c.name).map((r) => {
-        const client = issue(cas.get(r.name)!, c.name);
-        return { name: r.name, id: r.id, address: `${r.cpIp}:${MESH_PORT}`, ca: cas.get(r.name)!.cert, cert: client.cert, key: client.key };
-      }),
-    };
-    const dir = join(LAB_STATE_DIR, c.name, 'clustermesh');
+function meshDir(c: ClusterLayout): string {
+  return join(LAB_STATE_DIR, c.name, 'clustermesh');
+}
+
+/** The cluster's CA, created on first use and kept with the lab's state. */
+function clusterCa(c: ClusterLayout): Pem {
+  const dir = meshDir(c);
+  try {
+    return { cert: readFileSync(join(dir, 'ca.crt'), 'utf8'), key: readFileSync(join(dir, 'ca.key'), 'utf8') };
+  } catch {
+    const ca = createCa(c.name);
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 1), { mode: 0o600 });
-    spawnIn(c.cpNetns, [process.execPath, WEFT_CLI, 'clustermesh-apiserver', '--config', join(dir, 'config.json')], join(dir, 'apiserver.log'));
-    progress(`clustermesh: apiserver of ${c.name} on ${c.cpIp}:${MESH_PORT}`);
+    writeFileSync(join(dir, 'ca.crt'), ca.cert);
+    writeFileSync(join(dir, 'ca.key'), ca.key, { mode: 0o600 });
+    return ca;
   }
-  for (const c of clusters) {
-    const kv = new KvClient({ endpoints: [etcdEndpoint(c)] });
+}
+
+function readMeshConfig(c: ClusterLayout): MeshConfig {
+  try {
+    return JSON.parse(readFileSync(join(meshDir(c), 'config.json'), 'utf8')) as MeshConfig;
+  } catch {
+    const ca = clusterCa(c);
+    const server = issue(ca, `clustermesh-${c.name}`, { ips: [c.cpIp] });
+    return { cluster: c.name, clusterId: c.id, etcd: [`${c.cpIp}:2379`], listen: `${c.cpIp}:${MESH_PORT}`, ca: ca.cert, cert: server.cert, key: server.key, remotes: [] };
+  }
+}
+
+/** (Re)starts a cluster's clustermesh-apiserver with its current configuration. */
+function restartApiserver(c: ClusterLayout, config: MeshConfig): void {
+  const dir = meshDir(c);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 1), { mode: 0o600 });
+  const pids = spawnSync('ip', ['netns', 'pids', c.cpNetns], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean);
+  for (const pid of pids) {
     try {
-      await waitFor(`cluster ${c.name} to sync from every remote`, async () => {
-        const kvs = await kv.get(`${MESH_STATUS_PREFIX}${c.name}`);
-        if (!kvs) return false;
-        const status = JSON.parse(kvs.value.toString()) as MeshStatus;
-        return status.remotes.length === clusters.length - 1 && status.remotes.every((r) => r.state === 'synced');
-      }, 60_000, () => tail(join(LAB_STATE_DIR, c.name, 'clustermesh', 'apiserver.log')));
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('clustermesh-apiserver')) process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  spawnIn(c.cpNetns, [process.execPath, WEFT_CLI, 'clustermesh-apiserver', '--config', join(dir, 'config.json')], join(dir, 'apiserver.log'));
+}
+
+async function waitMesh(c: ClusterLayout, remotes: string[]): Promise<void> {
+  const kv = new KvClient({ endpoints: [etcdEndpoint(c)] });
+  try {
+    await kv.delete(`${MESH_STATUS_PREFIX}${c.name}`);
+    await waitFor(`cluster ${c.name} to sync from ${remotes.join(', ')}`, async () => {
+      const kvs = await kv.get(`${MESH_STATUS_PREFIX}${c.name}`);
+      if (!kvs) return false;
+      const status = JSON.parse(kvs.value.toString()) as MeshStatus;
+      return remotes.every((name) => status.remotes.some((r) => r.name === name && r.state === 'synced'));
+    }, 60_000, () => tail(join(meshDir(c), 'apiserver.log')));
+  } finally {
+    kv.close();
+  }
+}
+
+/**
+ * `weft clustermesh connect`: each side's CA issues the other a client
+ * certificate, each side's configuration gains the other as a remote, both
+ * apiservers restart, and we wait until both links have synced.
+ */
+export async function meshConnect(a: ClusterLayout, b: ClusterLayout, progress: Progress): Promise<void> {
+  if (a.name === b.name) throw new LabError(`Cannot connect cluster ${a.name} to itself`);
+  const configs = new Map([[a.name, readMeshConfig(a)], [b.name, readMeshConfig(b)]]);
+  for (const [local, remote] of [[a, b], [b, a]] as const) {
+    const cfg = configs.get(local.name)!;
+    const client = issue(clusterCa(remote), local.name);
+    cfg.remotes = [...cfg.remotes.filter((r) => r.name !== remote.name), { name: remote.name, id: remote.id, address: `${remote.cpIp}:${MESH_PORT}`, ca: clusterCa(remote).cert, cert: client.cert, key: client.key }];
+  }
+  for (const c of [a, b]) restartApiserver(c, configs.get(c.name)!);
+  progress(`clustermesh: ${a.name} <-> ${b.name} connecting`);
+  for (const c of [a, b]) await waitMesh(c, configs.get(c.name)!.remotes.map((r) => r.name));
+  progress(`clustermesh: ${a.name} <-> ${b.name} synced`);
+}
+
+/** `weft clustermesh disconnect`: the reverse; each side also drops what it imported from the other. */
+export async function meshDisconnect(a: ClusterLayout, b: ClusterLayout, progress: Progress): Promise<void> {
+  for (const [local, remote] of [[a, b], [b, a]] as const) {
+    const cfg = readMeshConfig(local);
+    cfg.remotes = cfg.remotes.filter((r) => r.name !== remote.name);
+    restartApiserver(local, cfg);
+    const kv = new KvClient({ endpoints: [etcdEndpoint(local)] });
+    try {
+      await kv.deletePrefix(`weft/mesh/v1/${remote.name}/`);
     } finally {
       kv.close();
     }
-    progress(`clustermesh: ${c.name} synced with ${clusters.filter((r) => r.name !== c.name).map((r) => r.name).join(', ')}`);
   }
+  progress(`clustermesh: ${a.name} and ${b.name} disconnected`);
+}
+
+/** Connects every lab cluster with every other. */
+async function connectClusters(clusters: ClusterLayout[], progress: Progress): Promise<void> {
+  progress(`clustermesh: certificates for ${clusters.map((c) => c.name).join(', ')}`);
+  for (let i = 0; i < clusters.length; i++) {
+    for (let j = i + 1; j < clusters.length; j++) await meshConnect(clusters[i]!, clusters[j]!, progress);
+  }
+  for (const c of clusters) progress(`clustermesh: ${c.name} synced with ${clusters.filter((r) => r.name !== c.name).map((r) => r.name).join(', ')}`);
 }
 
 /** Removes everything any lab created; safe to run at any time, any number of times. */

@@ -16,6 +16,8 @@ export interface LabSpec {
   clusters: Array<{ name: string; id: number }>;
   nodes: number;
   routing: 'vxlan' | 'geneve' | 'direct';
+  /** Connect the clusters with each other (default true). */
+  connect?: boolean;
 }
 
 export const LAB_PREFIX = 'weft-';

@@ -1,8 +1,9 @@
 /** `weft clustermesh-apiserver --config FILE` (the process) and `weft clustermesh status`. */
 import { parseArgs } from 'node:util';
 import { ClusterMeshApiServer, loadMeshConfig, MESH_STATUS_PREFIX, type MeshStatus } from '@weft/clustermesh';
-import { kvFor } from '../context.js';
-import { parseFormat, printJson, printTable, UsageError } from '../output.js';
+import { meshConnect, meshDisconnect } from '@weft/lab';
+import { kvFor, labCluster } from '../context.js';
+import { parseFormat, printJson, printTable, progress, UsageError } from '../output.js';
 
 export async function clustermeshApiserver(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string' } } });
@@ -17,7 +18,8 @@ export async function clustermeshApiserver(argv: string[]): Promise<void> {
 
 export async function clustermesh(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
-  if (sub !== 'status') throw new UsageError('Usage: weft clustermesh status [--cluster NAME] [-o json]');
+  if (sub === 'connect' || sub === 'disconnect') return connect(sub, rest);
+  if (sub !== 'status') throw new UsageError('Usage: weft clustermesh status|connect|disconnect [--cluster NAME] [--to NAME] [-o json]');
   const { values } = parseArgs({ args: rest, options: { cluster: { type: 'string' }, etcd: { type: 'string' }, output: { type: 'string', short: 'o' } } });
   const { kv, clusterName } = kvFor({ cluster: values.cluster, etcd: values.etcd });
   try {
@@ -31,4 +33,16 @@ export async function clustermesh(argv: string[]): Promise<void> {
   } finally {
     kv.close();
   }
+}
+
+/** `weft clustermesh connect|disconnect --cluster A --to B` for lab clusters: certificates, configuration, restarts. */
+async function connect(sub: 'connect' | 'disconnect', argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { cluster: { type: 'string' }, to: { type: 'string' }, output: { type: 'string', short: 'o' } } });
+  if (!values.cluster || !values.to) throw new UsageError(`Usage: weft clustermesh ${sub} --cluster A --to B`);
+  const a = labCluster(values.cluster);
+  const b = labCluster(values.to);
+  if (sub === 'connect') await meshConnect(a, b, progress);
+  else await meshDisconnect(a, b, progress);
+  if (parseFormat(values.output) === 'json') printJson({ [sub === 'connect' ? 'connected' : 'disconnected']: [a.name, b.name] });
+  else process.stdout.write(`${a.name} and ${b.name} ${sub}ed\n`);
 }
