@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { EtcdProcess, KvClient, freePort, until } from '@weft/kvstore';
+import { silentLogger } from '@weft/common';
+import { ClusterMeshApiServer, MESH_STATUS_PREFIX } from './apiserver.js';
+import { createCa, issue, type Pem } from './certs.js';
+import type { MeshConfig } from './types.js';
+
+/**
+ * Two clustermesh-apiservers on loopback, each with its own real etcd and CA,
+ * talking gRPC over mTLS: the whole protocol without root or a lab.
+ */
+describe('clustermesh-apiserver pair @etcd', function () {
+  this.timeout(60_000);
+  let etcdA: EtcdProcess;
+  let etcdB: EtcdProcess;
+  let kvA: KvClient;
+  let kvB: KvClient;
+  let caA: Pem;
+  let caB: Pem;
+  const servers: ClusterMeshApiServer[] = [];
+
+  before(async () => {
+    [etcdA, etcdB] = await Promise.all([EtcdProcess.start({ name: 'mesh-a' }), EtcdProcess.start({ name: 'mesh-b' })]);
+    kvA = new KvClient({ endpoints: [etcdA.endpoint] });
+    kvB = new KvClient({ endpoints: [etcdB.endpoint] });
+    caA = createCa('east');
+    caB = createCa('west');
+  });
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => s.stop()));
+  });
+  after(async () => {
+    kvA?.close();
+    kvB?.close();
+    await etcdA?.stop();
+    await etcdB?.stop();
+  });
+
+  async function config(name: string, id: number, etcd: EtcdProcess, ca: Pem, port: number, remote?: { name: string; id: number; port: number; ca: Pem; trustedCa?: Pem }): Promise<MeshConfig> {
+    const server = issue(ca, `clustermesh-${name}`, { ips: ['127.0.0.1'] });
+    const cfg: MeshConfig = { cluster: name, clusterId: id, etcd: [etcd.endpoint], listen: `127.0.0.1:${port}`, ca: ca.cert, cert: server.cert, key: server.key, remotes: [], staleAfterSeconds: 600 };
+    if (remote) {
+      const client = issue(remote.ca, name);
+      cfg.remotes.push({ name: remote.name, id: remote.id, address: `127.0.0.1:${remote.port}`, ca: (remote.trustedCa ?? remote.ca).cert, cert: client.cert, key: client.key });
+    }
+    return cfg;
+  }
+
+  it('imports a remote snapshot, then its changes and deletions, and publishes status', async () => {
+    const [portA, portB] = [await freePort(), await freePort()];
+    // west has state; east imports it.
+    await kvB.put('weft/identities/v1/id/131372', 'k8s:app=web;k8s:weft.io/cluster=west');
+    await kvB.put('weft/state/v1/nodes/w1', JSON.stringify({ name: 'w1', cluster: 'west', ip: '10.99.2.11', podCidr: '10.102.1.0/24', routing: 'vxlan' }));
+    await kvB.put('weft/state/v1/endpoints/10.102.1.5', JSON.stringify({ ip: '10.102.1.5', identity: 131372, node: 'w1', nodeIp: '10.99.2.11', namespace: 'd', pod: 'web', labels: { app: 'web' } }));
+    const west = new ClusterMeshApiServer(await config('west', 2, etcdB, caB, portB, { name: 'east', id: 1, port: portA, ca: caA }), silentLogger());
+    const east = new ClusterMeshApiServer(await config('east', 1, etcdA, caA, portA, { name: 'west', id: 2, port: portB, ca: caB }), silentLogger());
+    servers.push(west, east);
+    await west.start();
+    await east.start();
+    await until(() => east.status().remotes[0]!.state === 'synced', 'east to sync from west');
+    assert.equal((await kvA.get('weft/mesh/v1/west/endpoints/10.102.1.5'))?.value.toString().includes('"pod":"web"'), true);
+    assert.ok(await kvA.get('weft/mesh/v1/west/identities/131372'));
+    assert.ok(await kvA.get('weft/mesh/v1/west/synced/endpoints'));
+    // A change and a deletion follow as deltas.
+    await kvB.put('weft/state/v1/endpoints/10.102.1.6', JSON.stringify({ ip: '10.102.1.6', identity: 131372, node: 'w1', nodeIp: '10.99.2.11', namespace: 'd', pod: 'web2', labels: {} }));
+    await kvB.delete('weft/state/v1/endpoints/10.102.1.5');
+    await until(async () => (await kvA.get('weft/mesh/v1/west/endpoints/10.102.1.6')) !== undefined && (await kvA.get('weft/mesh/v1/west/endpoints/10.102.1.5')) === undefined, 'deltas to arrive');
+    assert.deepEqual(east.status().remotes[0]!.counts, { identities: 1, nodes: 1, endpoints: 1 });
+    await until(async () => (await kvA.get(`${MESH_STATUS_PREFIX}east`)) !== undefined, 'status to be published');
+  });
+
+  it('refuses a remote whose certificate comes from another CA, and says so', async () => {
+    const [portA, portB] = [await freePort(), await freePort()];
+    const rogue = createCa('rogue');
+    const west = new ClusterMeshApiServer(await config('west', 2, etcdB, caB, portB, { name: 'east', id: 1, port: portA, ca: caA }), silentLogger());
+    // east's client certificate is issued by a rogue CA, not by west's.
+    const east = new ClusterMeshApiServer(await config('east', 1, etcdA, caA, portA, { name: 'west', id: 2, port: portB, ca: rogue, trustedCa: caB }), silentLogger());
+    servers.push(west, east);
+    await west.start();
+    await east.start();
+    await until(() => east.status().remotes[0]!.lastError !== undefined, 'the refusal to show');
+    assert.notEqual(east.status().remotes[0]!.state, 'synced');
+    assert.match(east.status().remotes[0]!.lastError!, /UNAVAILABLE|certificate|handshake|alert|ECONNRESET/i);
+  });
+
+  it('rejects remote configurations with the reason in status', async () => {
+    const port = await freePort();
+    const cfg = await config('east', 1, etcdA, caA, port);
+    cfg.remotes.push({ name: 'self', id: 1, address: '127.0.0.1:1', ca: caB.cert, cert: caB.cert, key: caB.key });
+    const s = new ClusterMeshApiServer(cfg, silentLogger());
+    servers.push(s);
+    await s.start();
+    assert.deepEqual(s.status().rejectedRemotes, [{ remote: 'self', reason: "cluster id 1 is this cluster's own id" }]);
+    assert.equal(s.status().remotes.length, 0);
+  });
+});
