@@ -6,7 +6,7 @@
  * all, even after a crash or kill -9 of any part.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { WeftError } from '@weft/common';
@@ -320,6 +320,16 @@ export async function labDown(progress: Progress): Promise<{ namespaces: number 
       } catch {
         // gone already
       }
+    }
+  }
+  // Belt and braces: pod processes carry WEFT_POD in their environment; any that escaped their
+  // namespace (a crash mid-setup) are found that way.
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const env = readFileSync(`/proc/${pid}/environ`, 'utf8');
+      if (env.split('\0').some((e) => e.startsWith('WEFT_POD='))) process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone, or not ours to read
     }
   }
   if (all.length > 0) progress(`removing ${all.length} network namespaces`);
