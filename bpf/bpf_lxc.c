@@ -19,49 +19,53 @@ static __always_inline int handle_from_container(struct __sk_buff *skb, struct f
 	if (ret <= 0)
 		return ret; /* ARP passes; malformed drops */
 
+	/* Anti-spoofing: the source must be the endpoint behind this very veth. */
 	struct endpoint_key sk = { .ip = c->t.saddr };
 	struct endpoint_info *ep = bpf_map_lookup_elem(&weft_endpoints, &sk);
 
 	if (!ep || ep->ifindex != skb->ifindex)
 		return -WEFT_DROP_UNKNOWN_SOURCE;
 	c->ep_id = ep->ep_id;
-	c->src_identity = ep->identity;
+	c->src_identity = ep->identity & IDENTITY_MASK;
 
 	struct ipcache_value *dst_info = NULL;
 	struct node_config *cfg = node_config();
 
 	c->dst_identity = ipcache_identity(c->t.daddr, &dst_info);
+
+	/* Where it goes, decided first so the new-connection event says so. */
+	struct endpoint_key dk = { .ip = c->t.daddr };
+	struct endpoint_info *dst_ep = bpf_map_lookup_elem(&weft_endpoints, &dk);
+	int tunnel = !dst_ep && dst_info && dst_info->tunnel_ip && cfg && cfg->routing_mode == ROUTING_TUNNEL;
+
+	if (tunnel) {
+		if (!cfg->tunnel_ifindex)
+			return -WEFT_DROP_REDIRECT; /* no tunnel device configured */
+		c->flags |= FLOW_F_TUNNELED;
+	}
+
 	ret = conntrack_policy(skb, c, ep, CT_EGRESS, c->dst_identity, cfg);
 	if (ret < 0)
 		return ret;
 
-	__u32 identity = ep->identity;
-
-	skb->mark = MARK_MAGIC_IDENTITY | (identity & IDENTITY_MASK);
+	skb->mark = MARK_MAGIC_IDENTITY | c->src_identity;
 
 	/* A pod on this node: straight to its veth; its to_container enforces ingress. */
-	struct endpoint_key dk = { .ip = c->t.daddr };
-	struct endpoint_info *dst_ep = bpf_map_lookup_elem(&weft_endpoints, &dk);
-
 	if (dst_ep) {
 		__u32 ifindex = dst_ep->ifindex;
-		__u8 mac[ETH_ALEN], node_mac[ETH_ALEN];
 
-		__builtin_memcpy(mac, dst_ep->mac, ETH_ALEN);
-		__builtin_memcpy(node_mac, dst_ep->node_mac, ETH_ALEN);
-		if (set_eth_addrs(skb, mac, node_mac) < 0)
+		if (set_eth_addrs(skb, dst_ep) < 0)
 			return -WEFT_DROP_REDIRECT;
 		return bpf_redirect(ifindex, 0);
 	}
 
 	/* Another node, tunnel mode: the source identity rides in the VNI. */
-	if (dst_info && dst_info->tunnel_ip && cfg && cfg->routing_mode == ROUTING_TUNNEL) {
+	if (tunnel) {
 		struct bpf_tunnel_key key = {};
 
 		key.remote_ipv4 = bpf_ntohl(dst_info->tunnel_ip);
-		key.tunnel_id = identity & IDENTITY_MASK;
+		key.tunnel_id = c->src_identity;
 		key.tunnel_ttl = 64;
-		c->flags |= FLOW_F_TUNNELED;
 		if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
 			return -WEFT_DROP_REDIRECT;
 		return bpf_redirect(cfg->tunnel_ifindex, 0);
@@ -98,9 +102,9 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, struct flo
 	if (!ep)
 		return -WEFT_DROP_UNKNOWN_ENDPOINT;
 	c->ep_id = ep->ep_id;
-	c->dst_identity = ep->identity;
+	c->dst_identity = ep->identity & IDENTITY_MASK;
 
-	/* Identity from the sender's node (mark) or, when routed, from the ipcache. */
+	/* Identity from the program that redirected it here (mark), else from the ipcache. */
 	__u32 mark = skb->mark;
 
 	if ((mark & MARK_MAGIC_MASK) == MARK_MAGIC_IDENTITY)

@@ -27,15 +27,12 @@ static __always_inline int handle_from_overlay(struct __sk_buff *skb, struct flo
 	if (!ep)
 		return TC_ACT_OK;
 	c->ep_id = ep->ep_id;
-	c->dst_identity = ep->identity;
+	c->dst_identity = ep->identity & IDENTITY_MASK;
 
 	__u32 ifindex = ep->ifindex;
-	__u8 mac[ETH_ALEN], node_mac[ETH_ALEN];
 
-	__builtin_memcpy(mac, ep->mac, ETH_ALEN);
-	__builtin_memcpy(node_mac, ep->node_mac, ETH_ALEN);
 	skb->mark = MARK_MAGIC_IDENTITY | c->src_identity;
-	if (set_eth_addrs(skb, mac, node_mac) < 0)
+	if (set_eth_addrs(skb, ep) < 0)
 		return -WEFT_DROP_REDIRECT;
 	return bpf_redirect(ifindex, 0);
 }
@@ -47,6 +44,7 @@ int from_overlay(struct __sk_buff *skb)
 	int ret;
 
 	c.point = FLOW_POINT_FROM_OVERLAY;
+	c.flags = FLOW_F_TUNNELED;
 	ret = handle_from_overlay(skb, &c);
 	if (ret >= 0)
 		return ret;

@@ -62,7 +62,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct tuple *t)
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
 		return -WEFT_DROP_INVALID_PACKET;
-	if (ip->ihl < 5)
+	if (ip->version != 4 || ip->ihl < 5)
 		return -WEFT_DROP_INVALID_PACKET;
 	t->saddr = ip->saddr;
 	t->daddr = ip->daddr;
@@ -108,12 +108,31 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct tuple *t)
 	return 1;
 }
 
-/* Rewrites the Ethernet addresses before a redirect into a pod. */
-static __always_inline int set_eth_addrs(struct __sk_buff *skb, const __u8 *dst, const __u8 *src)
+/*
+ * The destination port a policy sees. ICMP has no ports: parse_packet puts
+ * the echo id in both ports for conntrack, but policies match ICMP with
+ * dport 0 (entries for ICMP are protocol-only, 80-bit, in practice).
+ */
+static __always_inline __u16 policy_port(__u8 protocol, __u16 dport)
 {
-	if (bpf_skb_store_bytes(skb, 0, dst, ETH_ALEN, 0) < 0)
-		return -WEFT_DROP_REDIRECT;
-	if (bpf_skb_store_bytes(skb, ETH_ALEN, src, ETH_ALEN, 0) < 0)
+	return protocol == IPPROTO_ICMP ? 0 : dport;
+}
+
+/*
+ * struct endpoint_info keeps mac and node_mac back to back, in the order of
+ * an Ethernet header (destination, source): one store rewrites both.
+ */
+_Static_assert(__builtin_offsetof(struct endpoint_info, node_mac) ==
+	       __builtin_offsetof(struct endpoint_info, mac) + ETH_ALEN,
+	       "endpoint_info.mac and node_mac must be adjacent");
+
+/* Ethernet dst = the pod's MAC, src = its host-side veth's, before a redirect into a pod. */
+static __always_inline int set_eth_addrs(struct __sk_buff *skb, const struct endpoint_info *ep)
+{
+	__u8 addrs[2 * ETH_ALEN];
+
+	__builtin_memcpy(addrs, ep->mac, sizeof(addrs));
+	if (bpf_skb_store_bytes(skb, 0, addrs, sizeof(addrs), 0) < 0)
 		return -WEFT_DROP_REDIRECT;
 	return 0;
 }

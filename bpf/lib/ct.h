@@ -29,7 +29,9 @@ static __always_inline int enforces(const struct endpoint_info *ep, __u8 egress)
 /*
  * Returns 0 to let the packet through, or a negative drop code.
  * `own_dir` is CT_EGRESS in from_container and CT_INGRESS in to_container;
- * `remote_identity` is the peer's identity (destination on egress, source on ingress).
+ * `remote_identity` is the peer's identity (destination on egress, source on
+ * ingress). Emits the one flow event of a new connection (FORWARDED or AUDIT);
+ * drops are reported by the caller.
  */
 static __always_inline int conntrack_policy(struct __sk_buff *skb, struct flow_ctx *c, struct endpoint_info *ep,
 					    __u8 own_dir, __u32 remote_identity, const struct node_config *cfg)
@@ -47,11 +49,14 @@ static __always_inline int conntrack_policy(struct __sk_buff *skb, struct flow_c
 		.protocol = c->t.protocol, .dir = egress ? CT_INGRESS : CT_EGRESS,
 	};
 	struct ct_value *e = bpf_map_lookup_elem(&weft_ct, &key);
+	__u32 rev = ep->policy_rev;
 	int reply = 0;
 	__u32 rule = 0;
+	int r;
 
 	if (!e) {
 		e = bpf_map_lookup_elem(&weft_ct, &rkey);
+		/* The reverse entry must be this endpoint's (both ends may be local). */
 		if (e && e->ep_id != ep->ep_id)
 			e = NULL;
 		reply = e != NULL;
@@ -60,18 +65,29 @@ static __always_inline int conntrack_policy(struct __sk_buff *skb, struct flow_c
 		if (reply)
 			c->flags |= FLOW_F_REPLY;
 		c->rule_id = e->rule_id;
-		if (e->policy_rev != ep->policy_rev) {
-			/* Re-check the rule that admitted the connection. */
+		if (e->policy_rev != rev) {
+			/*
+			 * Re-check the rule that admitted the connection: the
+			 * direction it was opened in, towards the identity it
+			 * was admitted for, on its original destination port.
+			 */
 			__u8 adm_egress = reply ? !egress : egress;
 			__u16 adm_dport = reply ? c->t.sport : c->t.dport;
 
-			if (enforces(ep, adm_egress) &&
-			    policy_check(skb, ep->ep_id, adm_egress, e->remote_identity, c->t.protocol, adm_dport, &rule) < 0 &&
-			    !is_audit(ep, cfg)) {
-				bpf_map_delete_elem(&weft_ct, reply ? &rkey : &key);
-				return -WEFT_DROP_POLICY_REVOKED;
+			r = 0;
+			if (enforces(ep, adm_egress))
+				r = policy_check(skb, ep->ep_id, adm_egress, e->remote_identity, c->t.protocol,
+						 adm_dport, &rule, 0);
+			c->rule_id = rule;
+			if (r < 0) {
+				if (!is_audit(ep, cfg)) {
+					bpf_map_delete_elem(&weft_ct, reply ? &rkey : &key);
+					return -WEFT_DROP_POLICY_REVOKED;
+				}
+				emit_flow(skb, c, VERDICT_AUDIT, WEFT_DROP_POLICY_REVOKED);
 			}
-			e->policy_rev = ep->policy_rev;
+			e->rule_id = rule;
+			e->policy_rev = rev;
 		}
 		e->last_seen = now;
 		__sync_fetch_and_add(&e->packets, 1);
@@ -82,8 +98,7 @@ static __always_inline int conntrack_policy(struct __sk_buff *skb, struct flow_c
 	/* A new connection. */
 	c->flags |= FLOW_F_NEW;
 	if (enforces(ep, egress)) {
-		int r = policy_check(skb, ep->ep_id, egress, remote_identity, c->t.protocol, c->t.dport, &rule);
-
+		r = policy_check(skb, ep->ep_id, egress, remote_identity, c->t.protocol, c->t.dport, &rule, 1);
 		c->rule_id = rule;
 		if (r < 0) {
 			if (!is_audit(ep, cfg))
@@ -100,11 +115,12 @@ static __always_inline int conntrack_policy(struct __sk_buff *skb, struct flow_c
 		.last_seen = now,
 		.packets = 1,
 		.bytes = skb->len,
-		.policy_rev = ep->policy_rev,
+		.policy_rev = rev,
 		.remote_identity = remote_identity,
 		.ep_id = ep->ep_id,
 		.rule_id = rule,
 	};
+	/* LRU: a full table evicts its oldest entry; that connection's next packet is evaluated as new. */
 	bpf_map_update_elem(&weft_ct, &key, &v, BPF_ANY);
 	return 0;
 }

@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Policy verdicts: two LPM lookups (the remote identity, then identity 0 =
- * any); a deny from either wins; else an allow from either admits; else the
+ * Policy verdicts: two LPM lookups with the full 96-bit prefix (the remote
+ * identity, then identity 0 = any); a deny from either wins; else an allow
+ * from either admits (the exact identity's entry first); else the
  * default-deny of an enforcing direction. The agent guarantees that no allow
  * entry is longer than a deny entry covering it, so the longest match of each
  * lookup is the right one.
+ *
+ * Counters: the matching entry's packets/bytes grow by one packet for each
+ * new connection it decides (allow or deny; a denied flow is decided again on
+ * every packet, since it never gets a conntrack entry). Re-checks of
+ * established connections after a policy change are not counted.
  */
 #ifndef WEFT_POLICY_H
 #define WEFT_POLICY_H
@@ -19,34 +25,46 @@ static __always_inline struct policy_value *policy_lookup(__u16 ep_id, __u8 egre
 		.egress = egress,
 		.identity = identity,
 		.protocol = proto,
-		.dport = dport,
+		.dport = policy_port(proto, dport),
 	};
 	return bpf_map_lookup_elem(&weft_policy, &key);
 }
 
-/* 0 when allowed (rule id in *rule), or -WEFT_DROP_POLICY / -WEFT_DROP_POLICY_DENY. */
-static __always_inline int policy_check(struct __sk_buff *skb, __u16 ep_id, __u8 egress, __u32 identity, __u8 proto, __u16 dport, __u32 *rule)
+/*
+ * 0 when allowed, -WEFT_DROP_POLICY (no entry) or -WEFT_DROP_POLICY_DENY.
+ * *rule is the deciding entry's rule id (0 when none). `dport` in network
+ * order, as in the packet; `count` adds the packet to the entry's counters.
+ */
+static __always_inline int policy_check(struct __sk_buff *skb, __u16 ep_id, __u8 egress, __u32 identity,
+					__u8 proto, __u16 dport, __u32 *rule, int count)
 {
 	struct policy_value *exact = policy_lookup(ep_id, egress, identity, proto, dport);
 	struct policy_value *any = policy_lookup(ep_id, egress, 0, proto, dport);
 	struct policy_value *hit;
+	int ret;
 
-	if ((exact && exact->deny) || (any && any->deny)) {
-		hit = (exact && exact->deny) ? exact : any;
-		*rule = hit->rule_id;
-		__sync_fetch_and_add(&hit->packets, 1);
-		__sync_fetch_and_add(&hit->bytes, skb->len);
-		return -WEFT_DROP_POLICY_DENY;
-	}
-	hit = exact ? exact : any;
-	if (!hit) {
+	if (exact && exact->deny) {
+		hit = exact;
+		ret = -WEFT_DROP_POLICY_DENY;
+	} else if (any && any->deny) {
+		hit = any;
+		ret = -WEFT_DROP_POLICY_DENY;
+	} else if (exact) {
+		hit = exact;
+		ret = 0;
+	} else if (any) {
+		hit = any;
+		ret = 0;
+	} else {
 		*rule = 0;
 		return -WEFT_DROP_POLICY;
 	}
 	*rule = hit->rule_id;
-	__sync_fetch_and_add(&hit->packets, 1);
-	__sync_fetch_and_add(&hit->bytes, skb->len);
-	return 0;
+	if (count) {
+		__sync_fetch_and_add(&hit->packets, 1);
+		__sync_fetch_and_add(&hit->bytes, skb->len);
+	}
+	return ret;
 }
 
 #endif /* WEFT_POLICY_H */
