@@ -24,8 +24,15 @@ static __always_inline int handle_from_overlay(struct __sk_buff *skb, struct flo
 	struct endpoint_key dk = { .ip = c->t.daddr };
 	struct endpoint_info *ep = bpf_map_lookup_elem(&weft_endpoints, &dk);
 
-	if (!ep)
+	/*
+	 * Not a pod of this node (a sender with a stale ipcache): hand it to the
+	 * stack as addressed to this host, so it is routed on rather than dropped
+	 * for carrying the sender's veth MAC.
+	 */
+	if (!ep) {
+		bpf_skb_change_type(skb, PACKET_HOST);
 		return TC_ACT_OK;
+	}
 	c->ep_id = ep->ep_id;
 	c->dst_identity = ep->identity & IDENTITY_MASK;
 

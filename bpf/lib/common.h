@@ -26,6 +26,11 @@ struct icmp_echo_hdr {
 #define ICMP_ECHOREPLY	0
 #define ICMP_ECHO	8
 
+/* skb->pkt_type for packets addressed to this host (linux/if_packet.h drags in libc headers). */
+#ifndef PACKET_HOST
+#define PACKET_HOST	0
+#endif
+
 #define MARK_MAGIC_IDENTITY	0xAB000000
 #define MARK_MAGIC_MASK		0xFF000000
 #define IDENTITY_MASK		0x00FFFFFF
