@@ -34,8 +34,23 @@ async function until(cond, what, timeoutMs = 15_000) {
   }
 }
 
+/** The pid of the process in network namespace `ns` whose command line contains `needle`. */
+function pidInNetns(ns, needle) {
+  const { execFileSync } = require('node:child_process');
+  const { readFileSync } = require('node:fs');
+  const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
+  const pid = pids.find((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(needle);
+    } catch {
+      return false;
+    }
+  });
+  return pid === undefined ? undefined : Number(pid);
+}
+
 function isRoot() {
   return process.getuid && process.getuid() === 0;
 }
 
-module.exports = { WEFT, weft, weftJson, probe, until, isRoot, spawn };
+module.exports = { WEFT, weft, weftJson, probe, until, isRoot, pidInNetns, spawn };

@@ -7,7 +7,7 @@ const { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } = require
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { execFileSync, spawn } = require('node:child_process');
-const { WEFT, weft, weftJson, probe, until, isRoot } = require('./helpers');
+const { WEFT, weft, weftJson, probe, until, isRoot, pidInNetns } = require('./helpers');
 
 function ipOf(endpoints, pod) {
   const e = endpoints.find((x) => `${x.namespace}/${x.pod}` === pod);
@@ -220,8 +220,7 @@ spec:
       stream.stdout.on('data', (d) => (out += d));
       await new Promise((r) => setTimeout(r, 1000));
       for (const node of ['c1-node1', 'c1-node2']) {
-        const pids = execFileSync('ip', ['netns', 'pids', `weft-${node}`], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
-        const agentPid = pids.find((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('agent\0--config'); } catch { return false; } });
+        const agentPid = pidInNetns(`weft-${node}`, 'agent\0--config');
         assert.ok(agentPid, `agent of ${node} found`);
         process.kill(Number(agentPid), 'SIGKILL');
       }

@@ -6,15 +6,11 @@ const assert = require('node:assert/strict');
 const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
-const { execFileSync, spawn } = require('node:child_process');
-const { readFileSync } = require('node:fs');
-const { WEFT, weft, weftJson, probe, until, isRoot } = require('./helpers');
+const { spawn } = require('node:child_process');
+const { WEFT, weft, weftJson, probe, until, isRoot, pidInNetns } = require('./helpers');
 
 /** The pid of the clustermesh-apiserver in a cluster's control-plane namespace. */
-function apiserverPid(cluster) {
-  const pids = execFileSync('ip', ['netns', 'pids', `weft-${cluster}-cp`], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
-  return Number(pids.find((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('clustermesh-apiserver'); } catch { return false; } }));
-}
+const apiserverPid = (cluster) => pidInNetns(`weft-${cluster}-cp`, 'clustermesh-apiserver');
 
 describe('clustermesh: two clusters of two nodes (e2e, root)', function () {
   this.timeout(240_000);

@@ -9,14 +9,13 @@
  * coldsync: 100k endpoints and 10k identities in c1, then c2's apiserver
  *   (re)connects; time until c2 has the complete snapshot (every kind synced).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MESH_STATUS_PREFIX, type MeshStatus } from '@weft/clustermesh';
 import { BpfMap, encodeIpcacheKey, ipv4ToInt, IPCACHE_KEY } from '@weft/datapath';
 import { KvClient, op } from '@weft/kvstore';
-import { etcdEndpoint, labDown, labUp, type ClusterLayout } from '@weft/lab';
+import { apiserverPid, etcdEndpoint, labDown, labUp, type ClusterLayout } from '@weft/lab';
 import { finish, percentile, progress, round, type Target } from './report.js';
 
 const REPO = join(__dirname, '..', '..');
@@ -86,18 +85,6 @@ export async function propagation(): Promise<void> {
   }
 }
 
-function apiserverPid(cluster: string): number | undefined {
-  const pids = execFileSync('ip', ['netns', 'pids', `weft-${cluster}-cp`], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
-  const pid = pids.find((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('clustermesh-apiserver');
-    } catch {
-      return false;
-    }
-  });
-  return pid ? Number(pid) : undefined;
-}
-
 export async function coldsync(): Promise<void> {
   const ENDPOINTS = Number(process.env.WEFT_BENCH_ENDPOINTS ?? 100_000);
   const IDENTITIES = Number(process.env.WEFT_BENCH_IDENTITIES ?? 10_000);
@@ -105,7 +92,7 @@ export async function coldsync(): Promise<void> {
   const kv1 = new KvClient({ endpoints: [etcdEndpoint(c1)] });
   const kv2 = new KvClient({ endpoints: [etcdEndpoint(c2)] });
   try {
-    process.kill(apiserverPid('c2')!, 'SIGKILL');
+    process.kill(apiserverPid(c2)!, 'SIGKILL');
     progress(`coldsync: loading ${IDENTITIES} identities and ${ENDPOINTS} endpoints into c1`);
     for (let i = 0; i < IDENTITIES; i += 1000) {
       const ops = [];

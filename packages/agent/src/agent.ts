@@ -82,7 +82,7 @@ export class Agent {
         enrich(s, {
           node: c.node,
           bootTimeMs: this.bootTimeMs,
-          podByIp: (ip) => this.cluster.endpoints.get(ip) ?? [...this.cluster.remoteEndpoints.values()].find((e) => e.ip === ip),
+          podByIp: (ip) => this.cluster.endpointByIp(ip),
           labelsOf: (id) => this.allocator.lookupById(id) ?? this.cluster.remoteIdentities.get(id),
           ruleName: (id) => this.policy.ruleName(id),
         }),

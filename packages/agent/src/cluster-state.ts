@@ -27,6 +27,8 @@ export class ClusterState {
   readonly remoteNodes = new Map<string, NodeRecord>();
   readonly remoteEndpoints = new Map<string, EndpointRecord>();
   readonly remoteIdentities = new Map<number, LabelSet>();
+  /** Remote endpoints by IP, for per-flow lookups. */
+  private readonly remoteByIp = new Map<string, EndpointRecord>();
   /** Told when remote identities change (policy must be recomputed). */
   onRemoteIdentities: () => void = () => undefined;
   readonly invalid = new Map<string, string>();
@@ -74,6 +76,11 @@ export class ClusterState {
     await this.syncer.stop();
   }
 
+  /** The endpoint (local cluster or remote) holding `ip`. */
+  endpointByIp(ip: string): EndpointRecord | undefined {
+    return this.endpoints.get(ip) ?? this.remoteByIp.get(ip);
+  }
+
   /** `<remote>/<kind>/<key>` from the mesh cache. */
   private onMesh(type: 'upsert' | 'delete', path: string, value: Buffer): void {
     const [remote, kind, key] = path.split('/', 3);
@@ -96,11 +103,17 @@ export class ClusterState {
       if (type === 'delete') this.remoteNodes.delete(id);
       else this.accept(`${MESH_ROOT}${path}`, parseNodeRecord(value, remote), (r) => this.remoteNodes.set(id, r));
     } else if (kind === 'endpoints') {
-      if (type === 'delete') this.remoteEndpoints.delete(id);
-      else {
+      if (type === 'delete') {
+        const old = this.remoteEndpoints.get(id);
+        if (old && this.remoteByIp.get(old.ip) === old) this.remoteByIp.delete(old.ip);
+        this.remoteEndpoints.delete(id);
+      } else {
         try {
           const r = JSON.parse(value.toString()) as EndpointRecord;
-          if (typeof r.ip === 'string' && typeof r.identity === 'number' && typeof r.nodeIp === 'string') this.remoteEndpoints.set(id, r);
+          if (typeof r.ip === 'string' && typeof r.identity === 'number' && typeof r.nodeIp === 'string') {
+            this.remoteEndpoints.set(id, r);
+            this.remoteByIp.set(r.ip, r);
+          }
         } catch (err) {
           this.invalid.set(`${MESH_ROOT}${path}`, (err as Error).message);
         }

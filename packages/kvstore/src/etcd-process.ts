@@ -191,20 +191,7 @@ export class EtcdProcess {
 
   /** One health probe against etcd's /health endpoint. */
   healthy(): Promise<boolean> {
-    return new Promise((resolve) => {
-      const target = this.options.unixSocketDir
-        ? { socketPath: `${this.options.unixSocketDir}/etcd:0`, path: '/health', timeout: 1000 }
-        : { host: this.host, port: this.clientPort, path: '/health', timeout: 1000 };
-      const req = request(target, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve(res.statusCode === 200 && body.includes('"health":"true"')));
-      });
-      req.on('error', () => resolve(false));
-      req.on('timeout', () => req.destroy());
-      req.end();
-    });
+    return etcdHealthy(this.options.unixSocketDir ? { socketPath: `${this.options.unixSocketDir}/etcd:0` } : { host: this.host, port: this.clientPort });
   }
 
   /**
@@ -241,6 +228,21 @@ export class EtcdProcess {
 }
 
 /** The lines of etcd's output that say what went wrong (its usage text would bury them). */
+/** One probe of an etcd's /health endpoint, over TCP or its unix socket. */
+export function etcdHealthy(target: { host: string; port: number } | { socketPath: string }): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ ...target, path: '/health', timeout: 1000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(res.statusCode === 200 && body.includes('"health":"true"')));
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
 function lastLines(text: string): string {
   const lines = text.trim().split('\n').filter((l) => l.trim() !== '');
   const errors = lines.filter((l) => /error|fatal|panic|flag provided|invalid|cannot|failed|in use/i.test(l));

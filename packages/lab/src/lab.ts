@@ -7,11 +7,10 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { WeftError } from '@weft/common';
 import { AgentClient, type AgentConfig } from '@weft/agent';
-import { KvClient } from '@weft/kvstore';
+import { KvClient, etcdHealthy } from '@weft/kvstore';
 import { createCa, issue, MESH_STATUS_PREFIX, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
 import { Ip, netns, run } from '@weft/net';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
@@ -98,19 +97,6 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   throw new LabError(`Timed out after ${timeoutMs / 1000}s waiting for ${what}: ${onTimeout()}`);
 }
 
-function etcdHealthy(dir: string): Promise<boolean> {
-  return new Promise((resolveHealth) => {
-    const req = request({ socketPath: `${dir}/etcd:0`, path: '/health', timeout: 1000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolveHealth(body.includes('"health":"true"')));
-    });
-    req.on('error', () => resolveHealth(false));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
-}
-
 export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState> {
   if (process.getuid?.() !== 0) throw new LabError('Cannot build the lab: it needs root (network namespaces, BPF)');
   for (const obj of ['bpf_lxc.o', 'bpf_overlay.o']) {
@@ -155,7 +141,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${c.name}-etcd=${peer}`,
       '--max-txn-ops', '4096', '--logger', 'zap', '--log-level', 'warn',
     ], join(c.etcdDir, 'etcd.log'), { cwd: c.etcdDir });
-    await waitFor(`etcd of cluster ${c.name}`, () => etcdHealthy(c.etcdDir), 20_000, () => tail(join(c.etcdDir, 'etcd.log')));
+    await waitFor(`etcd of cluster ${c.name}`, () => etcdHealthy({ socketPath: `${c.etcdDir}/etcd:0` }), 20_000, () => tail(join(c.etcdDir, 'etcd.log')));
     // The world host reaches pods through their node (direct routing of replies).
     for (const n of c.nodes) await new Ip(WORLD_NS).replaceRoute([n.podCidr, 'via', n.ip]);
 
@@ -233,19 +219,26 @@ function readMeshConfig(c: ClusterLayout): MeshConfig {
   }
 }
 
+/** The pid of the cluster's clustermesh-apiserver, if one runs. */
+export function apiserverPid(c: Pick<ClusterLayout, 'cpNetns'>): number | undefined {
+  const pids = spawnSync('ip', ['netns', 'pids', c.cpNetns], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean);
+  const pid = pids.find((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('clustermesh-apiserver');
+    } catch {
+      return false;
+    }
+  });
+  return pid === undefined ? undefined : Number(pid);
+}
+
 /** (Re)starts a cluster's clustermesh-apiserver with its current configuration. */
 function restartApiserver(c: ClusterLayout, config: MeshConfig): void {
   const dir = meshDir(c);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 1), { mode: 0o600 });
-  const pids = spawnSync('ip', ['netns', 'pids', c.cpNetns], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean);
-  for (const pid of pids) {
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('clustermesh-apiserver')) process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  const pid = apiserverPid(c);
+  if (pid !== undefined) process.kill(pid, 'SIGKILL');
   spawnIn(c.cpNetns, [process.execPath, WEFT_CLI, 'clustermesh-apiserver', '--config', join(dir, 'config.json')], join(dir, 'apiserver.log'));
 }
 
