@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 # etcd-server: the kvstore (a real etcd for the demo, tests and lab)
 # clang, llvm, libbpf-dev, bpftool: compiling and inspecting the BPF datapath
+# openssl: the clustermesh CA and certificates
 # iproute2, iptables, iperf3, iputils-ping: namespaces, veths, VXLAN; the policy benchmark against iptables
-PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux)
+PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
