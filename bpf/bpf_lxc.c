@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Programs on a pod's host-side veth.
- *   from_container  tc ingress of the veth: packets leaving the pod (its egress)
- *   to_container    tc egress of the veth: packets entering the pod (its ingress)
+ *   from_container  tc ingress of the veth: packets leaving the pod (its egress);
+ *                   service addresses are translated to a backend here
+ *   to_container    tc egress of the veth: packets entering the pod (its ingress);
+ *                   replies from a service's backend get the service address back
  * Each handler returns a verdict or a negative drop code; the entry function
  * is the one place that turns a drop code into a flow event and TC_ACT_SHOT.
  */
@@ -11,6 +13,7 @@
 #include "lib/policy.h"
 #include "lib/events.h"
 #include "lib/ct.h"
+#include "lib/lb.h"
 
 static __always_inline int handle_from_container(struct __sk_buff *skb, struct flow_ctx *c)
 {
@@ -27,6 +30,11 @@ static __always_inline int handle_from_container(struct __sk_buff *skb, struct f
 		return -WEFT_DROP_UNKNOWN_SOURCE;
 	c->ep_id = ep->ep_id;
 	c->src_identity = ep->identity & IDENTITY_MASK;
+
+	/* A service address becomes one of its backends; policy and routing see the backend. */
+	ret = lb_egress(skb, c);
+	if (ret < 0)
+		return ret;
 
 	struct ipcache_value *dst_info = NULL;
 	struct node_config *cfg = node_config();
@@ -114,6 +122,9 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, struct flo
 	skb->mark = 0;
 
 	ret = conntrack_policy(skb, c, ep, CT_INGRESS, c->src_identity, node_config());
+	if (ret < 0)
+		return ret;
+	ret = lb_reverse(skb, c);
 	if (ret < 0)
 		return ret;
 	return TC_ACT_OK;

@@ -40,7 +40,7 @@ static int failures, checks;
 /* ---- objects and maps ---- */
 static struct bpf_object *lxc, *ovl;
 static int prog_from, prog_to, prog_ovl;
-static int m_ipcache, m_endpoints, m_policy, m_ct, m_config;
+static int m_ipcache, m_endpoints, m_policy, m_ct, m_config, m_lb, m_lb_backends;
 static struct ring_buffer *rb;
 
 #define MAX_EV 32
@@ -149,7 +149,77 @@ static struct run run(int fd, struct pkt *p, __u32 mark)
 	return r;
 }
 
+/* ---- checksums (RFC 1071), to check what the NAT rewrote ---- */
+static __u32 sum16(const __u8 *b, int len, __u32 sum)
+{
+	for (int i = 0; i + 1 < len; i += 2) sum += (b[i] << 8) | b[i + 1];
+	if (len & 1) sum += b[len - 1] << 8;
+	return sum;
+}
+
+static __u16 fold(__u32 sum)
+{
+	while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum & 0xffff;
+}
+
+static __u16 l4_sum(const __u8 *frame, __u32 len)
+{
+	const __u8 *ip = frame + 14;
+	__u8 pseudo[12];
+	__u16 l4len = len - 34;
+
+	memcpy(pseudo, ip + 12, 8);
+	pseudo[8] = 0; pseudo[9] = ip[9]; pseudo[10] = l4len >> 8; pseudo[11] = l4len & 0xff;
+	return fold(sum16(ip + 20, l4len, sum16(pseudo, 12, 0)));
+}
+
+/* Fills valid IPv4 and L4 checksums (the NAT updates them incrementally). */
+static void fill_csums(struct pkt *p)
+{
+	__u8 *ip = p->b + 14;
+	int off = ip[9] == IPPROTO_TCP ? 16 : 6;
+	__u16 c;
+
+	ip[10] = ip[11] = 0;
+	c = fold(sum16(ip, 20, 0)); ip[10] = c >> 8; ip[11] = c & 0xff;
+	ip[20 + off] = ip[20 + off + 1] = 0;
+	c = l4_sum(p->b, p->len); ip[20 + off] = c >> 8; ip[20 + off + 1] = c & 0xff;
+}
+
+static int csums_ok(const __u8 *frame, __u32 len)
+{
+	return fold(sum16(frame + 14, 20, 0)) == 0 && l4_sum(frame, len) == 0;
+}
+
+static __u32 out_daddr(const struct run *r) { __u32 a; memcpy(&a, r->out + 30, 4); return a; }
+static __u32 out_saddr(const struct run *r) { __u32 a; memcpy(&a, r->out + 26, 4); return a; }
+static __u16 out_port(const struct run *r, int dst) { return (r->out[34 + 2 * dst] << 8) | r->out[35 + 2 * dst]; }
+
 /* ---- map helpers ---- */
+static void set_service(const char *vip, __u16 port, __u8 proto, int n, const char **backends, __u16 bport)
+{
+	struct lb_key k = { .vip = inet_addr(vip), .dport = htons(port), .protocol = proto };
+	struct lb_value v = { .count = n };
+
+	for (int i = 0; i < n; i++) {
+		struct lb_key bk = k;
+		struct lb_value bv = { .addr = inet_addr(backends[i]), .port = htons(bport) };
+		struct lb_backend_key m = { .vip = k.vip, .addr = bv.addr, .dport = k.dport, .port = bv.port, .protocol = proto };
+		__u32 slot = i + 1;
+
+		bk.slot = slot;
+		if (bpf_map_update_elem(m_lb, &bk, &bv, BPF_ANY) || bpf_map_update_elem(m_lb_backends, &m, &slot, BPF_ANY)) { perror("lb update"); exit(1); }
+	}
+	if (bpf_map_update_elem(m_lb, &k, &v, BPF_ANY)) { perror("lb update"); exit(1); }
+}
+
+static void drop_backend(const char *vip, __u16 port, __u8 proto, const char *backend, __u16 bport)
+{
+	struct lb_backend_key m = { .vip = inet_addr(vip), .addr = inet_addr(backend), .dport = htons(port), .port = htons(bport), .protocol = proto };
+
+	bpf_map_delete_elem(m_lb_backends, &m);
+}
 static void set_endpoint(const char *ip, __u32 ifindex, __u16 ep_id, __u16 flags, __u32 identity, __u32 rev, const __u8 *mac, const __u8 *node_mac)
 {
 	struct endpoint_key k = { .ip = inet_addr(ip) };
@@ -229,9 +299,9 @@ int main(int argc, char **argv)
 	prog_to = prog_fd(lxc, "to_container");
 	prog_ovl = prog_fd(ovl, "from_overlay");
 
-	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy", "weft_ct", "weft_config", "weft_events" };
-	int *fds[] = { &m_ipcache, &m_endpoints, &m_policy, &m_ct, &m_config, NULL };
-	for (int i = 0; i < 6; i++) {
+	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy", "weft_ct_v2", "weft_config", "weft_lb_services", "weft_lb_backends", "weft_events" };
+	int *fds[] = { &m_ipcache, &m_endpoints, &m_policy, &m_ct, &m_config, &m_lb, &m_lb_backends, NULL };
+	for (int i = 0; i < 8; i++) {
 		int fd = map_fd(lxc, names[i], &id_lxc);
 		map_fd(ovl, names[i], &id_ovl);
 		CHECK(id_lxc == id_ovl, "%s: bpf_lxc.o has map id %u, bpf_overlay.o %u (not shared)", names[i], id_lxc, id_ovl);
@@ -239,7 +309,7 @@ int main(int argc, char **argv)
 		else rb = ring_buffer__new(fd, on_event, NULL, NULL);
 	}
 	if (!rb) { perror("ring_buffer__new"); return 1; }
-	printf("maps: both objects share the 6 pinned maps\n");
+	printf("maps: both objects share the 8 pinned maps\n");
 
 	__u32 zero = 0;
 	struct node_config cfg = { .node_ip = inet_addr("192.168.0.1"), .tunnel_ifindex = 99, .routing_mode = ROUTING_TUNNEL };
@@ -417,6 +487,81 @@ int main(int argc, char **argv)
 	r = run(prog_from, &p, 0); drain();
 	CHECK(r.ret == TC_ACT_OK, "remote pod, direct routing: ret %d, want 0", r.ret);
 	expect_event("direct routing", VERDICT_FORWARDED, 0, FLOW_POINT_FROM_ENDPOINT, FLOW_F_NEW, 0);
+
+	printf("services: load balancing and reverse translation\n");
+	{
+		const char *both[] = { B, REMOTE };
+		__u32 vip = inet_addr("10.96.0.10");
+		int seen_b = 0, seen_remote = 0;
+
+		set_service("10.96.0.10", 80, IPPROTO_TCP, 2, both, 8080);
+		for (int i = 0; i < 40; i++) {
+			p = ipv4(A, "10.96.0.10", IPPROTO_TCP, 41000 + i, 80);
+			fill_csums(&p);
+			r = run(prog_from, &p, 0); drain();
+			__u32 d = out_daddr(&r);
+			CHECK(d == inet_addr(B) || d == inet_addr(REMOTE), "service: translated to a backend (got %08x)", d);
+			CHECK(out_port(&r, 1) == 8080, "service: backend port %u, want 8080", out_port(&r, 1));
+			CHECK(csums_ok(r.out, p.len), "service: IPv4 and TCP checksums valid after DNAT");
+			CHECK(r.ret == (d == inet_addr(B) ? TC_ACT_REDIRECT : TC_ACT_OK), "service: ret %d for backend %08x", r.ret, d);
+			seen_b += d == inet_addr(B);
+			seen_remote += d == inet_addr(REMOTE);
+		}
+		CHECK(seen_b > 5 && seen_remote > 5, "service: 40 connections spread over both backends (%d/%d)", seen_b, seen_remote);
+
+		/* One connection: every packet to the same backend; the reply comes back from the service address. */
+		p = ipv4(A, "10.96.0.10", IPPROTO_TCP, 42000, 80);
+		fill_csums(&p);
+		r = run(prog_from, &p, 0); drain();
+		__u32 first = out_daddr(&r);
+		CHECK(get_ct(A, "10.96.0.10", 42000, 80, IPPROTO_TCP, CT_SERVICE, &ct) && ct.nat_addr == first && ct.nat_port == htons(8080), "service: CT_SERVICE entry holds the backend");
+		CHECK(get_ct(A, first == inet_addr(B) ? B : REMOTE, 42000, 8080, IPPROTO_TCP, CT_EGRESS, &ct) && (ct.flags & CT_F_DNAT) && ct.nat_addr == vip && ct.nat_port == htons(80), "service: CT_EGRESS entry remembers the service address");
+		for (int i = 0; i < 10; i++) {
+			r = run(prog_from, &p, 0); drain();
+			CHECK(out_daddr(&r) == first, "service: packet %d of the connection went to another backend", i);
+		}
+		struct pkt reply = ipv4(first == inet_addr(B) ? B : REMOTE, A, IPPROTO_TCP, 8080, 42000);
+		fill_csums(&reply);
+		r = run(prog_to, &reply, 0); drain();
+		CHECK(r.ret == TC_ACT_OK, "service reply: ret %d", r.ret);
+		CHECK(out_saddr(&r) == vip && out_port(&r, 0) == 80, "service reply: source rewritten to the service address (%08x:%u)", out_saddr(&r), out_port(&r, 0));
+		CHECK(csums_ok(r.out, reply.len), "service reply: checksums valid after reverse translation");
+		/* A reply of a connection not opened to a service is left alone. */
+		p = ipv4(A, B, IPPROTO_TCP, 43000, 8080);
+		r = run(prog_from, &p, 0); drain();
+		reply = ipv4(B, A, IPPROTO_TCP, 8080, 43000);
+		r = run(prog_to, &reply, 0); drain();
+		CHECK(out_saddr(&r) == inet_addr(B), "direct connection: reply source untouched");
+
+		/* The backend leaves the service: the connection moves to the one left. */
+		const char *other = first == inet_addr(B) ? REMOTE : B;
+		drop_backend("10.96.0.10", 80, IPPROTO_TCP, first == inet_addr(B) ? B : REMOTE, 8080);
+		set_service("10.96.0.10", 80, IPPROTO_TCP, 1, &other, 8080);
+		p = ipv4(A, "10.96.0.10", IPPROTO_TCP, 42000, 80);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(out_daddr(&r) == inet_addr(other), "service: connection failed over to the remaining backend");
+
+		/* No backend at all: dropped and reported. */
+		set_service("10.96.0.10", 80, IPPROTO_TCP, 0, NULL, 8080);
+		p = ipv4(A, "10.96.0.10", IPPROTO_TCP, 44000, 80);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "service without backends: ret %d", r.ret);
+		expect_event("no backend", VERDICT_DROPPED, WEFT_DROP_NO_SERVICE_BACKEND, FLOW_POINT_FROM_ENDPOINT, 0, 0);
+
+		/* The client is itself a backend: it is never given itself while another exists. */
+		const char *self_and_b[] = { A, B };
+		set_service("10.96.0.11", 53, IPPROTO_UDP, 2, self_and_b, 5353);
+		for (int i = 0; i < 20; i++) {
+			p = ipv4(A, "10.96.0.11", IPPROTO_UDP, 45000 + i, 53);
+			r = run(prog_from, &p, 0); drain();
+			CHECK(out_daddr(&r) == inet_addr(B), "service: client %d was given itself", i);
+			CHECK(r.out[34 + 6] == 0 && r.out[34 + 7] == 0, "UDP without checksum keeps none");
+		}
+		/* Not a service port: untouched. */
+		p = ipv4(A, "10.96.0.11", IPPROTO_UDP, 46000, 54);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(out_daddr(&r) == inet_addr("10.96.0.11"), "other port of a service address: not translated");
+	}
 
 	printf("from_overlay\n");
 	p = ipv4(REMOTE, A, IPPROTO_TCP, 5555, 8080);

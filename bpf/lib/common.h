@@ -44,6 +44,7 @@ struct tuple {
 	__u16 sport;
 	__u16 dport;
 	__u8 protocol;
+	__u16 l4off;	/* offset of the L4 header in the packet */
 };
 
 /*
@@ -80,6 +81,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct tuple *t)
 		return 1;
 
 	void *l4 = (void *)ip + ip->ihl * 4;
+	t->l4off = sizeof(*eth) + ip->ihl * 4;
 	switch (ip->protocol) {
 	case IPPROTO_TCP: {
 		struct tcphdr *tcp = l4;

@@ -48,14 +48,14 @@ static __always_inline int conntrack_policy(struct __sk_buff *skb, struct flow_c
 		.sport = c->t.dport, .dport = c->t.sport,
 		.protocol = c->t.protocol, .dir = egress ? CT_INGRESS : CT_EGRESS,
 	};
-	struct ct_value *e = bpf_map_lookup_elem(&weft_ct, &key);
+	struct ct_value *e = bpf_map_lookup_elem(&weft_ct_v2, &key);
 	__u32 rev = ep->policy_rev;
 	int reply = 0;
 	__u32 rule = 0;
 	int r;
 
 	if (!e) {
-		e = bpf_map_lookup_elem(&weft_ct, &rkey);
+		e = bpf_map_lookup_elem(&weft_ct_v2, &rkey);
 		/* The reverse entry must be this endpoint's (both ends may be local). */
 		if (e && e->ep_id != ep->ep_id)
 			e = NULL;
@@ -65,6 +65,17 @@ static __always_inline int conntrack_policy(struct __sk_buff *skb, struct flow_c
 		if (reply)
 			c->flags |= FLOW_F_REPLY;
 		c->rule_id = e->rule_id;
+		if (reply) {
+			if (e->flags & CT_F_DNAT) {
+				c->nat_addr = e->nat_addr;
+				c->nat_port = e->nat_port;
+			}
+		} else if (egress && (e->nat_addr != c->nat_addr || e->nat_port != c->nat_port)) {
+			/* The tuple was reused, now to or no longer to a service. */
+			e->nat_addr = c->nat_addr;
+			e->nat_port = c->nat_port;
+			e->flags = c->nat_addr ? (e->flags | CT_F_DNAT) : (e->flags & ~CT_F_DNAT);
+		}
 		if (e->policy_rev != rev) {
 			/*
 			 * Re-check the rule that admitted the connection: the
@@ -81,7 +92,7 @@ static __always_inline int conntrack_policy(struct __sk_buff *skb, struct flow_c
 			c->rule_id = rule;
 			if (r < 0) {
 				if (!is_audit(ep, cfg)) {
-					bpf_map_delete_elem(&weft_ct, reply ? &rkey : &key);
+					bpf_map_delete_elem(&weft_ct_v2, reply ? &rkey : &key);
 					return -WEFT_DROP_POLICY_REVOKED;
 				}
 				emit_flow(skb, c, VERDICT_AUDIT, WEFT_DROP_POLICY_REVOKED);
@@ -119,9 +130,12 @@ static __always_inline int conntrack_policy(struct __sk_buff *skb, struct flow_c
 		.remote_identity = remote_identity,
 		.ep_id = ep->ep_id,
 		.rule_id = rule,
+		.flags = c->nat_addr ? CT_F_DNAT : 0,
+		.nat_addr = c->nat_addr,
+		.nat_port = c->nat_port,
 	};
 	/* LRU: a full table evicts its oldest entry; that connection's next packet is evaluated as new. */
-	bpf_map_update_elem(&weft_ct, &key, &v, BPF_ANY);
+	bpf_map_update_elem(&weft_ct_v2, &key, &v, BPF_ANY);
 	return 0;
 }
 

@@ -19,6 +19,9 @@ struct flow_ctx {
 	__u16 flags;
 	__u8 point;
 	__u32 rule_id;
+	/* Egress: the service address the packet was sent to, before translation. Ingress: from a reply's entry. */
+	__u32 nat_addr;
+	__u16 nat_port;
 };
 
 static __always_inline void emit_flow(struct __sk_buff *skb, const struct flow_ctx *c, __u8 verdict, __u8 reason)

@@ -97,6 +97,10 @@ struct ct_key {
 	__u16 pad;
 };
 
+#define CT_SERVICE	3	/* a connection to a service address: which backend it was given */
+
+#define CT_F_DNAT	0x1	/* CT_EGRESS entry of a connection opened to a service: replies get nat_addr:nat_port back as their source */
+
 struct ct_value {
 	__u64 last_seen;	/* bpf_ktime_get_ns() */
 	__u64 packets;
@@ -104,8 +108,41 @@ struct ct_value {
 	__u32 policy_rev;	/* endpoint policy revision the entry was admitted under */
 	__u32 remote_identity;
 	__u16 ep_id;
-	__u16 flags;
+	__u16 flags;		/* CT_F_* */
 	__u32 rule_id;
+	__u32 nat_addr;		/* CT_SERVICE: the chosen backend; CT_F_DNAT: the service address. Network order */
+	__u16 nat_port;		/* likewise, network order */
+	__u16 pad;
+};
+
+/* ---- services: ClusterIP load balancing ----------------------------------- */
+/*
+ * One entry per service port at slot 0 (the count of backends), then one per
+ * backend at slots 1..count. A connection's first packet picks a slot at
+ * random; conntrack (CT_SERVICE) keeps the connection on that backend for as
+ * long as weft_lb_backends says the backend still belongs to the service.
+ */
+struct lb_key {
+	__u32 vip;		/* network order */
+	__u16 dport;		/* network order */
+	__u8 protocol;
+	__u8 pad;
+	__u32 slot;		/* 0 = the service, 1..count = its backends */
+};
+
+struct lb_value {
+	__u32 addr;		/* slot > 0: backend IP, network order */
+	__u16 port;		/* slot > 0: backend port, network order */
+	__u16 count;		/* slot 0: number of backends */
+};
+
+struct lb_backend_key {
+	__u32 vip;		/* network order */
+	__u32 addr;		/* backend, network order */
+	__u16 dport;		/* service port, network order */
+	__u16 port;		/* backend port, network order */
+	__u8 protocol;
+	__u8 pad[3];
 };
 
 /* ---- node configuration (array of one) ------------------------------------ */
@@ -166,5 +203,7 @@ struct flow_event {
 #define WEFT_DROP_REDIRECT		7	/* redirect or tunnel key failed */
 #define WEFT_DROP_POLICY_REVOKED	8	/* an established connection no longer allowed after a policy change */
 #define WEFT_DROP_UNKNOWN_ENDPOINT	9	/* no local endpoint for the destination */
+#define WEFT_DROP_NO_SERVICE_BACKEND	10	/* a service address with no backend */
+#define WEFT_DROP_NAT			11	/* rewriting addresses or checksums failed */
 
 #endif /* WEFT_TYPES_H */

@@ -14,6 +14,8 @@ export const DropReason = {
   7: 'REDIRECT_FAILED',
   8: 'POLICY_REVOKED',
   9: 'UNKNOWN_ENDPOINT',
+  10: 'NO_SERVICE_BACKEND',
+  11: 'NAT_FAILED',
 } as const satisfies Record<number, string>;
 
 /** What each reason means, for `weft observe` and the docs. */
@@ -27,6 +29,8 @@ export const DropReasonText: Record<keyof typeof DropReason, string> = {
   7: 'redirect or tunnel key failed',
   8: 'an established connection is no longer allowed after a policy change',
   9: 'no local endpoint has the destination address',
+  10: 'a service address with no backend',
+  11: 'rewriting addresses or checksums failed',
 };
 
 export const Verdict = { 1: 'FORWARDED', 2: 'DROPPED', 3: 'AUDIT' } as const;

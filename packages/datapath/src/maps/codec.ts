@@ -11,6 +11,9 @@ import {
   FLOW_EVENT,
   IPCACHE_KEY,
   IPCACHE_VALUE,
+  LB_BACKEND_KEY,
+  LB_KEY,
+  LB_VALUE,
   NODE_CONFIG,
   POLICY_KEY,
   POLICY_VALUE,
@@ -206,6 +209,9 @@ export interface CtEntry {
   epId: number;
   flags: number;
   ruleId: number;
+  /** CT_SERVICE: the backend; CT_F_DNAT: the service address (0 otherwise). */
+  natAddr: number;
+  natPort: number;
 }
 
 export function decodeCt(key: Buffer, value: Buffer): CtEntry {
@@ -226,7 +232,63 @@ export function decodeCt(key: Buffer, value: Buffer): CtEntry {
     epId: value.readUInt16LE(v.ep_id!),
     flags: value.readUInt16LE(v.flags!),
     ruleId: value.readUInt32LE(v.rule_id!),
+    natAddr: value.readUInt32BE(v.nat_addr!),
+    natPort: value.readUInt16BE(v.nat_port!),
   };
+}
+
+// ---- services --------------------------------------------------------------------
+
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+
+/** One port of a service: address, port and protocol number. */
+export interface LbFrontend {
+  vip: number;
+  port: number;
+  protocol: number;
+}
+
+/** Key of slot `slot` (0 = the service entry) of a frontend. */
+export function encodeLbKey(f: LbFrontend, slot: number): Buffer {
+  const b = Buffer.alloc(LB_KEY.size);
+  b.writeUInt32BE(f.vip, LB_KEY.offsets.vip!);
+  b.writeUInt16BE(f.port, LB_KEY.offsets.dport!);
+  b.writeUInt8(f.protocol, LB_KEY.offsets.protocol!);
+  b.writeUInt32LE(slot, LB_KEY.offsets.slot!);
+  return b;
+}
+
+/** The service entry (count) or a backend slot (addr, port). */
+export function encodeLbValue(v: { addr: number; port: number; count: number }): Buffer {
+  const b = Buffer.alloc(LB_VALUE.size);
+  b.writeUInt32BE(v.addr, LB_VALUE.offsets.addr!);
+  b.writeUInt16BE(v.port, LB_VALUE.offsets.port!);
+  b.writeUInt16LE(v.count, LB_VALUE.offsets.count!);
+  return b;
+}
+
+export function decodeLb(key: Buffer, value: Buffer): LbFrontend & { slot: number; addr: number; backendPort: number; count: number } {
+  return {
+    vip: key.readUInt32BE(LB_KEY.offsets.vip!),
+    port: key.readUInt16BE(LB_KEY.offsets.dport!),
+    protocol: key.readUInt8(LB_KEY.offsets.protocol!),
+    slot: key.readUInt32LE(LB_KEY.offsets.slot!),
+    addr: value.readUInt32BE(LB_VALUE.offsets.addr!),
+    backendPort: value.readUInt16BE(LB_VALUE.offsets.port!),
+    count: value.readUInt16LE(LB_VALUE.offsets.count!),
+  };
+}
+
+/** Membership of a backend in a frontend (what keeps a connection on its backend). */
+export function encodeLbBackendKey(f: LbFrontend, addr: number, port: number): Buffer {
+  const b = Buffer.alloc(LB_BACKEND_KEY.size);
+  b.writeUInt32BE(f.vip, LB_BACKEND_KEY.offsets.vip!);
+  b.writeUInt32BE(addr, LB_BACKEND_KEY.offsets.addr!);
+  b.writeUInt16BE(f.port, LB_BACKEND_KEY.offsets.dport!);
+  b.writeUInt16BE(port, LB_BACKEND_KEY.offsets.port!);
+  b.writeUInt8(f.protocol, LB_BACKEND_KEY.offsets.protocol!);
+  return b;
 }
 
 // ---- node config ------------------------------------------------------------------

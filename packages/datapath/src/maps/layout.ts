@@ -24,7 +24,10 @@ export const ENDPOINT_INFO = layout('endpoint_info', 28, { ifindex: 0, ep_id: 4,
 export const POLICY_KEY = layout('policy_key', 16, { prefixlen: 0, ep_id: 4, egress: 6, pad1: 7, identity: 8, protocol: 12, pad2: 13, dport: 14 });
 export const POLICY_VALUE = layout('policy_value', 24, { deny: 0, pad: 1, rule_id: 4, packets: 8, bytes: 16 });
 export const CT_KEY = layout('ct_key', 16, { saddr: 0, daddr: 4, sport: 8, dport: 10, protocol: 12, dir: 13, pad: 14 });
-export const CT_VALUE = layout('ct_value', 40, { last_seen: 0, packets: 8, bytes: 16, policy_rev: 24, remote_identity: 28, ep_id: 32, flags: 34, rule_id: 36 });
+export const CT_VALUE = layout('ct_value', 48, { last_seen: 0, packets: 8, bytes: 16, policy_rev: 24, remote_identity: 28, ep_id: 32, flags: 34, rule_id: 36, nat_addr: 40, nat_port: 44, pad: 46 });
+export const LB_KEY = layout('lb_key', 12, { vip: 0, dport: 4, protocol: 6, pad: 7, slot: 8 });
+export const LB_VALUE = layout('lb_value', 8, { addr: 0, port: 4, count: 6 });
+export const LB_BACKEND_KEY = layout('lb_backend_key', 16, { vip: 0, addr: 4, dport: 8, port: 10, protocol: 12, pad: 13 });
 export const NODE_CONFIG = layout('node_config', 24, { node_ip: 0, tunnel_ifindex: 4, routing_mode: 8, cluster_id: 12, flags: 16, pad: 20 });
 export const FLOW_EVENT = layout('flow_event', 56, {
   timestamp: 0,
@@ -47,7 +50,7 @@ export const FLOW_EVENT = layout('flow_event', 56, {
 });
 
 export const ALL_LAYOUTS: readonly StructLayout[] = [
-  IPCACHE_KEY, IPCACHE_VALUE, ENDPOINT_KEY, ENDPOINT_INFO, POLICY_KEY, POLICY_VALUE, CT_KEY, CT_VALUE, NODE_CONFIG, FLOW_EVENT,
+  IPCACHE_KEY, IPCACHE_VALUE, ENDPOINT_KEY, ENDPOINT_INFO, POLICY_KEY, POLICY_VALUE, CT_KEY, CT_VALUE, LB_KEY, LB_VALUE, LB_BACKEND_KEY, NODE_CONFIG, FLOW_EVENT,
 ];
 
 /** Map names; a layout change renames the map (`_v2`), so an old pinned map is never misread. */
@@ -55,7 +58,9 @@ export const MapName = {
   ipcache: 'weft_ipcache',
   endpoints: 'weft_endpoints',
   policy: 'weft_policy',
-  ct: 'weft_ct',
+  ct: 'weft_ct_v2',
+  lbServices: 'weft_lb_services',
+  lbBackends: 'weft_lb_backends',
   config: 'weft_config',
   events: 'weft_events',
 } as const;
@@ -71,6 +76,8 @@ export const POLICY_PREFIX_PROTO = 80;
 export const POLICY_PREFIX_FULL = 96;
 export const CT_EGRESS = 1;
 export const CT_INGRESS = 2;
+export const CT_SERVICE = 3;
+export const CT_F_DNAT = 0x1;
 export const ROUTING_TUNNEL = 0;
 export const ROUTING_DIRECT = 1;
 export const NODE_F_AUDIT = 0x1;
