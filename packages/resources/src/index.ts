@@ -1,6 +1,7 @@
-export { ResourceStore, resourceKey, RESOURCES_ROOT, type ApplyResult } from './store.js';
+export { ResourceStore, resourceKey, clusterIPKey, RESOURCES_ROOT, CLUSTER_IP_INDEX, type ApplyResult, type ResourceStoreOptions } from './store.js';
+export { SERVICE_CIDR } from './cluster-ip.js';
 export { validateResource } from './validate.js';
 export { parseYamlDocuments, type SourceDocument } from './yaml.js';
 export { loadResourceFiles } from './load.js';
-export { InvalidResourceError, ResourceNotFoundError, errorCodes } from './errors.js';
+export { InvalidResourceError, ResourceNotFoundError, ClusterIPInUseError, ClusterIPExhaustedError, ResourceConflictError, errorCodes } from './errors.js';
 export { resourceRef, NAMESPACED, API_VERSION, type Resource, type ResourceKind, type Metadata, type PodSpec, type ServiceSpec, type ServicePort, type ContainerSpec } from './types.js';

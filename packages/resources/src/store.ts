@@ -1,55 +1,129 @@
 /**
  * ResourceStore: standalone mode's object store, in the cluster's etcd.
  *   weft/resources/v1/<Kind>/<namespace>/<name>   (namespace "_" for cluster-scoped kinds)
+ *   weft/resources/v1/_clusterips/<ip>            the resourceKey of the Service holding ip
  * Apply and delete are single transactions: every object of a request lands,
- * or none does.
+ * or none does, clusterIP index keys included.
+ *
+ * ClusterIPs, as the Kubernetes API server assigns them: a Service applied
+ * without spec.clusterIP keeps its stored one, or gets a random free address
+ * of SERVICE_CIDR; an explicit one must be in the range and free; once stored
+ * it never changes. A newly claimed index key is created in the transaction
+ * that stores its Service, on condition that it is still absent, and the
+ * transaction requires every Service it writes or deletes to be as it was read,
+ * so two Services never share an address and no address is decided from a
+ * stale version, even with concurrent appliers. A lost race re-reads and
+ * retries. The index sits beside the kinds under `_clusterips/`: kinds are
+ * capitalized, so no list or watch of a kind ever sees it.
  */
-import { cmp, op, PrefixWatcher, type KvClient, type WatchEvent, type Logger, type TxnOp } from './deps.js';
-import { ResourceNotFoundError } from './errors.js';
-import { resourceRef, type Resource, type ResourceKind } from './types.js';
+import { isDeepStrictEqual } from 'node:util';
+import { clusterIPProblem, pickFreeClusterIP, SERVICE_CIDR } from './cluster-ip.js';
+import { Backoff, cmp, op, PrefixWatcher, sleep, type Compare, type KeyValue, type KvClient, type Logger, type TxnOp, type WatchEvent } from './deps.js';
+import { ClusterIPExhaustedError, ClusterIPInUseError, InvalidResourceError, ResourceConflictError, ResourceNotFoundError } from './errors.js';
+import { NAMESPACED, resourceRef, type Resource, type ResourceKind, type ServiceSpec } from './types.js';
 
 export const RESOURCES_ROOT = 'weft/resources/v1/';
 
-export function resourceKey(r: { kind: string; metadata: { name: string; namespace?: string | undefined } }): string {
+/** Prefix of the clusterIP index: `<prefix><ip>` holds the resourceKey of the Service with that address. */
+export const CLUSTER_IP_INDEX = `${RESOURCES_ROOT}_clusterips/`;
+
+type ObjectRef = { kind: string; metadata: { name: string; namespace?: string | undefined } };
+
+export function resourceKey(r: ObjectRef): string {
   return `${RESOURCES_ROOT}${r.kind}/${r.metadata.namespace ?? '_'}/${r.metadata.name}`;
+}
+
+export function clusterIPKey(ip: string): string {
+  return `${CLUSTER_IP_INDEX}${ip}`;
 }
 
 export interface ApplyResult {
   ref: string;
   /** created, configured (changed) or unchanged, as kubectl says. */
   action: 'created' | 'configured' | 'unchanged';
+  /** A Service's address, as stored. */
+  clusterIP?: string;
+}
+
+export interface ResourceStoreOptions {
+  /** Transactions tried per apply or delete before ResourceConflictError. Default 8. */
+  maxAttempts?: number;
+  /** Random source in [0,1) for picking clusterIPs, replaceable for tests. */
+  random?: () => number;
+}
+
+/** One attempt of an apply: the transaction, and what to report when it lands. */
+interface ApplyPlan {
+  compare: Compare[];
+  writes: TxnOp[];
+  results: ApplyResult[];
 }
 
 export class ResourceStore {
-  constructor(private readonly kv: KvClient) {}
+  private readonly maxAttempts: number;
+  private readonly random: () => number;
 
-  /** Stores every resource in one transaction. */
-  async apply(resources: readonly Resource[], options: { signal?: AbortSignal } = {}): Promise<ApplyResult[]> {
-    const keys = resources.map(resourceKey);
-    const reads = await this.kv.txn('read resources before apply', { compare: [], success: keys.map((k) => op.get(k)) }, options);
-    const results: ApplyResult[] = resources.map((r, i) => {
-      const prev = reads.gets[i]?.[0];
-      const action = !prev ? 'created' : prev.value.toString() === JSON.stringify(r) ? 'unchanged' : 'configured';
-      return { ref: resourceRef(r), action };
-    });
-    const writes: TxnOp[] = resources.map((r, i) => op.put(keys[i]!, JSON.stringify(r)));
-    if (writes.length > 0) await this.kv.txn(`apply ${resources.length} resources`, { compare: [], success: writes }, options);
-    return results;
+  constructor(
+    private readonly kv: KvClient,
+    options: ResourceStoreOptions = {},
+  ) {
+    this.maxAttempts = options.maxAttempts ?? 8;
+    this.random = options.random ?? Math.random;
   }
 
-  /** Deletes every resource in one transaction; if any is missing, deletes none (unless ignoreNotFound). */
-  async delete(refs: ReadonlyArray<{ kind: string; metadata: { name: string; namespace?: string | undefined } }>, options: { signal?: AbortSignal; ignoreNotFound?: boolean } = {}): Promise<string[]> {
-    const keys = refs.map(resourceKey);
-    const res = await this.kv.txn(`delete ${refs.length} resources`, {
-      compare: options.ignoreNotFound ? [] : keys.map((k) => cmp.present(k)),
-      success: keys.map((k) => op.delete(k)),
-      failure: keys.map((k) => op.get(k)),
-    }, options);
-    if (!res.succeeded) {
-      const missing = refs.filter((_, i) => (res.gets[i] ?? []).length === 0).map((r) => resourceRef(r));
-      throw new ResourceNotFoundError(missing.join(', '));
+  /** Stores every resource in one transaction, assigning Services their clusterIPs. */
+  async apply(resources: readonly Resource[], options: { signal?: AbortSignal } = {}): Promise<ApplyResult[]> {
+    const keys = resources.map(resourceKey);
+    rejectDuplicates(resources, keys);
+    const backoff = new Backoff({ initialMs: 5, maxMs: 200 });
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      const reads = await this.kv.txn('read resources before apply', { compare: [], success: keys.map((k) => op.get(k)) }, options);
+      const prevs = keys.map((_, i) => reads.gets[i]?.[0]);
+      const index = await this.readIndexForApply(resources, prevs, options);
+      const plan = this.planApply(resources, keys, prevs, index);
+      if (plan.writes.length === 0) return plan.results;
+      const res = await this.kv.txn(`apply ${resources.length} resources`, { compare: plan.compare, success: plan.writes }, options);
+      if (res.succeeded) return plan.results;
+      if (attempt > 1 && attempt < this.maxAttempts) await sleep(backoff.next(), options.signal, 'Apply resources');
     }
-    return refs.map((r) => resourceRef(r));
+    throw new ResourceConflictError(`apply ${listRefs(resources)}`, this.maxAttempts);
+  }
+
+  /**
+   * Deletes every resource in one transaction, with the clusterIP index keys of
+   * Services; if any is missing, deletes none (unless ignoreNotFound).
+   */
+  async delete(refs: readonly ObjectRef[], options: { signal?: AbortSignal; ignoreNotFound?: boolean } = {}): Promise<string[]> {
+    const keys = refs.map(resourceKey);
+    const backoff = new Backoff({ initialMs: 5, maxMs: 200 });
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      const reads = await this.kv.txn('read resources before delete', { compare: [], success: keys.map((k) => op.get(k)) }, options);
+      const prevs = keys.map((_, i) => reads.gets[i]?.[0]);
+      const missing = refs.filter((_, i) => !prevs[i]);
+      if (missing.length > 0 && !options.ignoreNotFound) throw new ResourceNotFoundError(missing.map((r) => resourceRef(r)).join(', '));
+      const ips = refs.map((r, i) => (r.kind === 'Service' ? storedClusterIP(prevs[i]) : undefined));
+      const held = ips.filter((ip): ip is string => ip !== undefined);
+      const index = held.length > 0 ? await this.readIndex(held.map(clusterIPKey), options) : new Map<string, string>();
+      const compare: Compare[] = [];
+      const writes: TxnOp[] = keys.map((k) => op.delete(k));
+      refs.forEach((r, i) => {
+        const key = keys[i]!;
+        const prev = prevs[i];
+        // A Service must be deleted as read, or its index key (read from it) could outlive it.
+        if (r.kind === 'Service') compare.push(prev ? cmp.modRevisionIs(key, prev.modRevision) : cmp.absent(key));
+        else if (!options.ignoreNotFound) compare.push(cmp.present(key));
+        const ip = ips[i];
+        // An address indexed to another Service (never by this store) is not ours to free.
+        if (ip !== undefined && index.get(ip) === key) {
+          compare.push(cmp.valueIs(clusterIPKey(ip), key));
+          writes.push(op.delete(clusterIPKey(ip)));
+        }
+      });
+      const res = await this.kv.txn(`delete ${refs.length} resources`, { compare, success: writes }, options);
+      if (res.succeeded) return refs.map((r) => resourceRef(r));
+      if (attempt > 1 && attempt < this.maxAttempts) await sleep(backoff.next(), options.signal, 'Delete resources');
+    }
+    throw new ResourceConflictError(`delete ${listRefs(refs)}`, this.maxAttempts);
   }
 
   async get<S = unknown>(kind: ResourceKind, name: string, namespace?: string): Promise<Resource<S> | undefined> {
@@ -58,7 +132,7 @@ export class ResourceStore {
   }
 
   async list<S = unknown>(kind: ResourceKind): Promise<Array<Resource<S>>> {
-    const { items } = await this.kv.list(`${RESOURCES_ROOT}${kind}/`);
+    const { items } = await this.kv.list(kindPrefix(kind));
     return items.map((kv) => JSON.parse(kv.value.toString()) as Resource<S>);
   }
 
@@ -71,7 +145,7 @@ export class ResourceStore {
     handler: { onChange(type: 'upsert' | 'delete', key: string, resource: Resource<S> | undefined): void; onSynced?(): void; onInvalid?(key: string, err: Error): void },
     logger?: Logger,
   ): PrefixWatcher {
-    return new PrefixWatcher(this.kv, `${RESOURCES_ROOT}${kind}/`, {
+    return new PrefixWatcher(this.kv, kindPrefix(kind), {
       onEvent: (e: WatchEvent) => {
         if (e.type === 'delete') return handler.onChange('delete', e.key, undefined);
         try {
@@ -83,4 +157,127 @@ export class ResourceStore {
       onSynced: () => handler.onSynced?.(),
     }, logger ? { logger } : {}).start();
   }
+
+  /**
+   * The index entries an apply decides on (address -> owner key): the whole
+   * index when some Service needs a new address, else only the addresses asked
+   * for or kept. The apply transaction re-checks each one it relies on.
+   */
+  private async readIndexForApply(resources: readonly Resource[], prevs: ReadonlyArray<KeyValue | undefined>, options: { signal?: AbortSignal }): Promise<Map<string, string>> {
+    const wanted: string[] = [];
+    let allocates = false;
+    resources.forEach((r, i) => {
+      if (r.kind !== 'Service') return;
+      const ip = (r.spec as ServiceSpec).clusterIP ?? storedClusterIP(prevs[i]);
+      if (ip === undefined) allocates = true;
+      else wanted.push(ip);
+    });
+    if (allocates) {
+      const { items } = await this.kv.list(CLUSTER_IP_INDEX, options);
+      return new Map(items.map((kv) => [kv.key.slice(CLUSTER_IP_INDEX.length), kv.value.toString()]));
+    }
+    return wanted.length > 0 ? this.readIndex(wanted.map(clusterIPKey), options) : new Map();
+  }
+
+  private async readIndex(indexKeys: readonly string[], options: { signal?: AbortSignal }): Promise<Map<string, string>> {
+    const res = await this.kv.txn('read clusterIP index', { compare: [], success: indexKeys.map((k) => op.get(k)) }, options);
+    return new Map(res.gets.flat().map((kv) => [kv.key.slice(CLUSTER_IP_INDEX.length), kv.value.toString()]));
+  }
+
+  /** Decides every object's stored form and action; throws when a Service's clusterIP is refused. */
+  private planApply(resources: readonly Resource[], keys: readonly string[], prevs: ReadonlyArray<KeyValue | undefined>, index: Map<string, string>): ApplyPlan {
+    const compare: Compare[] = [];
+    const puts: TxnOp[] = [];
+    const claims: TxnOp[] = [];
+    const results = resources.map((r, i): ApplyResult => {
+      const key = keys[i]!;
+      const prev = prevs[i];
+      let stored: Resource = r;
+      let clusterIP: string | undefined;
+      if (r.kind === 'Service') {
+        compare.push(prev ? cmp.modRevisionIs(key, prev.modRevision) : cmp.absent(key));
+        clusterIP = this.assignClusterIP(r, key, prev, index, compare, claims);
+        stored = { ...r, spec: { ...(r.spec as ServiceSpec), clusterIP } };
+      }
+      const value = JSON.stringify(stored);
+      puts.push(op.put(key, value));
+      const action = !prev ? 'created' : sameJson(prev.value.toString(), value) ? 'unchanged' : 'configured';
+      return clusterIP !== undefined ? { ref: resourceRef(r), action, clusterIP } : { ref: resourceRef(r), action };
+    });
+    return { compare, writes: [...puts, ...claims], results };
+  }
+
+  /**
+   * The address a Service gets, adding to the transaction the compares (and,
+   * for a new claim, the index write) that make it safe. `index` gains the
+   * claims of this request, so two Services of one request never share.
+   */
+  private assignClusterIP(r: Resource, key: string, prev: KeyValue | undefined, index: Map<string, string>, compare: Compare[], claims: TxnOp[]): string {
+    const ref = resourceRef(r);
+    const wanted = (r.spec as ServiceSpec).clusterIP;
+    const kept = storedClusterIP(prev);
+    if (kept !== undefined && wanted !== undefined && wanted !== kept) {
+      throw new InvalidResourceError(ref, `spec.clusterIP is immutable: it is ${kept}, the request asks for ${wanted} (delete and re-create the Service to change it)`);
+    }
+    let ip = wanted ?? kept;
+    if (ip === undefined) {
+      ip = pickFreeClusterIP(index, this.random);
+      if (ip === undefined) throw new ClusterIPExhaustedError(ref, SERVICE_CIDR);
+    } else if (ip !== kept) {
+      // A stored address is not re-checked (as in Kubernetes): changing the range must not lock Services.
+      const problem = clusterIPProblem(ip);
+      if (problem !== undefined) throw new InvalidResourceError(ref, `spec.clusterIP: ${problem}`);
+    }
+    const owner = index.get(ip);
+    if (owner === undefined) {
+      // New, or a kept address whose index key went missing: claim it.
+      compare.push(cmp.absent(clusterIPKey(ip)));
+      claims.push(op.put(clusterIPKey(ip), key));
+      index.set(ip, key);
+    } else if (owner === key) {
+      compare.push(cmp.valueIs(clusterIPKey(ip), key));
+    } else {
+      throw new ClusterIPInUseError(ref, ip, owner.startsWith(RESOURCES_ROOT) ? owner.slice(RESOURCES_ROOT.length) : JSON.stringify(owner));
+    }
+    return ip;
+  }
+}
+
+function kindPrefix(kind: ResourceKind): string {
+  // Only real kinds: a prefix like `_clusterips` would expose the index as objects.
+  if (!Object.hasOwn(NAMESPACED, kind)) throw new InvalidResourceError(`kind ${JSON.stringify(kind)}`, `not one of ${Object.keys(NAMESPACED).join(', ')}`);
+  return `${RESOURCES_ROOT}${kind}/`;
+}
+
+/** One object twice in a request would be two writes of one key (etcd refuses) and could claim two addresses. */
+function rejectDuplicates(resources: readonly Resource[], keys: readonly string[]): void {
+  const seen = new Set<string>();
+  keys.forEach((k, i) => {
+    if (seen.has(k)) throw new InvalidResourceError(resourceRef(resources[i]!), 'appears more than once in one request');
+    seen.add(k);
+  });
+}
+
+function storedClusterIP(prev: KeyValue | undefined): string | undefined {
+  if (!prev) return undefined;
+  try {
+    const ip = (JSON.parse(prev.value.toString()) as Resource<Partial<ServiceSpec>>).spec?.clusterIP;
+    return typeof ip === 'string' && ip !== '' ? ip : undefined;
+  } catch {
+    return undefined; // an unreadable stored object is replaced, as any other
+  }
+}
+
+/** Equal as JSON values, whatever the key order. */
+function sameJson(a: string, b: string): boolean {
+  try {
+    return isDeepStrictEqual(JSON.parse(a), JSON.parse(b));
+  } catch {
+    return false;
+  }
+}
+
+function listRefs(refs: readonly ObjectRef[]): string {
+  const names = refs.slice(0, 3).map((r) => resourceRef(r));
+  return refs.length > 3 ? `${names.join(', ')} and ${refs.length - 3} more` : names.join(', ');
 }

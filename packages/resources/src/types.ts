@@ -54,6 +54,7 @@ export interface ServicePort {
 
 export interface ServiceSpec {
   type: 'ClusterIP';
+  /** Optional in a request; always set on a stored Service (ResourceStore.apply assigns one of SERVICE_CIDR). */
   clusterIP?: string;
   selector: Record<string, string>;
   ports: ServicePort[];

@@ -4,6 +4,7 @@
  * writes nothing unless every document of a request is valid.
  */
 import { parsePolicy, InvalidPolicyError } from '@weft/policy';
+import { parseIPv4 } from './cluster-ip.js';
 import { InvalidResourceError } from './errors.js';
 import { API_VERSION, NAMESPACED, type ContainerSpec, type Metadata, type PodSpec, type Resource, type ResourceKind, type ServicePort, type ServiceSpec } from './types.js';
 
@@ -118,7 +119,8 @@ function validateServiceSpec(v: V, s: unknown): ServiceSpec {
   const out: ServiceSpec = { type: 'ClusterIP', selector: v.map(spec.selector, 'spec.selector', LABEL_KEY, LABEL_VALUE), ports: [] };
   if (spec.clusterIP !== undefined) {
     const ip = v.str(spec.clusterIP, 'spec.clusterIP');
-    if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(ip) || ip.split('.').some((o) => Number(o) > 255)) v.fail('spec.clusterIP', `${JSON.stringify(ip)} is not an IPv4 address`);
+    // One spelling per address (no leading zeros): the store indexes addresses by their text.
+    if (parseIPv4(ip) === undefined) v.fail('spec.clusterIP', `${JSON.stringify(ip)} is not an IPv4 address (dotted decimal, no leading zeros)`);
     out.clusterIP = ip;
   }
   if (!Array.isArray(spec.ports) || spec.ports.length === 0) v.fail('spec.ports', 'must list at least one port');
