@@ -18,6 +18,7 @@ import { EndpointManager, type CniArgs, type Endpoint } from './endpoint-manager
 import { enrich, FlowLog, type FlowFilter } from './flows.js';
 import { Ipam } from './ipam.js';
 import { PolicyEngine } from './policy-engine.js';
+import { ServiceManager } from './service-manager.js';
 import { PodRuntime } from './pod-runtime.js';
 import { nodeKey, type NodeRecord } from './state.js';
 import { bigintJson } from './api.js';
@@ -30,6 +31,7 @@ export class Agent {
   endpoints!: EndpointManager;
   policy!: PolicyEngine;
   cluster!: ClusterState;
+  services!: ServiceManager;
   private session!: Session;
   private api!: ApiServer;
   private pods: PodRuntime | undefined;
@@ -73,9 +75,12 @@ export class Agent {
     this.cluster = new ClusterState(c, this.kv, this.datapath, () => this.policy.cidrIdentities(), this.log.child({ component: 'cluster-state' }));
     this.policy.onCidrsChanged = () => this.cluster.schedule();
     this.cluster.onRemoteIdentities = () => this.policy.schedule();
+    this.services = new ServiceManager(c.cluster, resources, this.cluster, this.datapath, this.log.child({ component: 'services' }));
+    this.cluster.onChanged = () => this.services.schedule();
     await this.publishNode();
     await this.policy.start();
     await this.cluster.start();
+    await this.services.start();
     for (const ep of this.endpoints.restore()) await this.endpoints.readopt(ep);
     this.datapath.onFlow((s) =>
       this.flows.add(
@@ -103,6 +108,7 @@ export class Agent {
     this.stopped = true;
     await this.pods?.stop();
     await this.api?.stop();
+    await this.services?.stop();
     await this.cluster?.stop();
     await this.policy?.stop();
     // Keep identities and records alive for a restart: the lease expires on its own if we never come back.
@@ -190,8 +196,11 @@ export class Agent {
       remoteNodes: this.cluster.remoteNodes.size,
       remoteEndpoints: this.cluster.remoteEndpoints.size,
       remoteIdentities: this.cluster.remoteIdentities.size,
+      services: this.services.count,
+      remoteServices: this.cluster.remoteServices.size,
       lastIpcacheSync: this.cluster.lastSync,
-      invalidRecords: Object.fromEntries([...this.cluster.invalid, ...this.policy.invalid, ...this.allocator.cache.invalid]),
+      lastServiceSync: this.services.lastSync,
+      invalidRecords: Object.fromEntries([...this.cluster.invalid, ...this.policy.invalid, ...this.allocator.cache.invalid, ...this.services.invalid]),
     };
   }
 
@@ -219,6 +228,8 @@ export class Agent {
       }),
     );
     api.route('GET', '/v1/bpf/ipcache', async () => this.datapath.dumpIpcache());
+    api.route('GET', '/v1/services', async () => this.services.list());
+    api.route('GET', '/v1/bpf/lb', async () => this.datapath.dumpServices());
     api.route('GET', '/v1/bpf/policy', async ({ query }) => {
       const ep = this.endpoints.find(query.get('endpoint') ?? '');
       const entries = await this.datapath.dumpPolicy(ep.epId);

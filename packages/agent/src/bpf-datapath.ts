@@ -27,7 +27,14 @@ import {
   ROUTING_TUNNEL,
   decodeFlowEvent,
   decodeIpcache,
+  decodeLb,
   decodePolicy,
+  encodeLbBackendKey,
+  encodeLbKey,
+  encodeLbValue,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  type LbFrontend,
   encodeEndpointInfo,
   encodeEndpointKey,
   encodeIpcacheKey,
@@ -41,16 +48,19 @@ import {
 } from '@weft/datapath';
 import { Ip } from '@weft/net';
 import type { AgentConfig } from './config.js';
-import type { Datapath, EndpointProgram, FlowSample, IpcacheUpsert, PolicyMapEntry } from './datapath-port.js';
+import type { Datapath, EndpointProgram, FlowSample, IpcacheUpsert, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
 
 export class BpfDatapath implements Datapath {
   private lxc: BpfObject | undefined;
   private overlay: BpfObject | undefined;
-  private maps!: { ipcache: BpfMap; endpoints: BpfMap; policy: BpfMap; config: BpfMap; events: BpfMap };
+  private maps!: { ipcache: BpfMap; endpoints: BpfMap; policy: BpfMap; config: BpfMap; events: BpfMap; lbServices: BpfMap; lbBackends: BpfMap };
   /** cidr -> encoded value (hex) of what the ipcache holds. */
   private readonly ipcacheMirror = new Map<string, string>();
   /** epId -> key hex -> value head hex (deny + rule id) of what the policy map holds. */
   private readonly policyMirror = new Map<number, Map<string, string>>();
+  /** key hex -> value hex of what weft_lb_services and weft_lb_backends hold. */
+  private readonly lbMirror = new Map<string, string>();
+  private readonly lbBackendMirror = new Map<string, string>();
   private reader: RingBufferReader | undefined;
   private readonly listeners: Array<(f: FlowSample) => void> = [];
   private readonly ip = new Ip();
@@ -74,6 +84,8 @@ export class BpfDatapath implements Datapath {
       policy: this.lxc.map(MapName.policy),
       config: this.lxc.map(MapName.config),
       events: this.lxc.map(MapName.events),
+      lbServices: this.lxc.map(MapName.lbServices),
+      lbBackends: this.lxc.map(MapName.lbBackends),
     };
     this.loadMirrors();
     const tunnelIfindex = await this.ensureTunnel();
@@ -129,6 +141,8 @@ export class BpfDatapath implements Datapath {
       const e = decodeIpcache(k, v);
       this.ipcacheMirror.set(`${intToIpv4(e.ip)}/${e.prefixlen}`, v.toString('hex'));
     }
+    for (const [k, v] of this.maps.lbServices.entries()) this.lbMirror.set(k.toString('hex'), v.toString('hex'));
+    for (const [k, v] of this.maps.lbBackends.entries()) this.lbBackendMirror.set(k.toString('hex'), v.toString('hex'));
     for (const [k, v] of this.maps.policy.entries()) {
       const p = decodePolicy(k, v);
       const m = this.policyMirror.get(p.epId) ?? new Map<string, string>();
@@ -174,6 +188,65 @@ export class BpfDatapath implements Datapath {
       removed++;
     }
     return { added, updated: changed.length - added, removed };
+  }
+
+  async syncServices(services: readonly ServiceProgram[]): Promise<{ frontends: number; changed: number }> {
+    const slots = new Map<string, string>();
+    const masters = new Map<string, string>();
+    const members = new Map<string, string>();
+    for (const s of services) {
+      const f: LbFrontend = { vip: ipv4ToInt(s.vip), port: s.port, protocol: s.protocol === 'TCP' ? IPPROTO_TCP : IPPROTO_UDP };
+      s.backends.forEach((b, i) => {
+        const addr = ipv4ToInt(b.ip);
+        slots.set(encodeLbKey(f, i + 1).toString('hex'), encodeLbValue({ addr, port: b.port, count: 0 }).toString('hex'));
+        const slot = Buffer.alloc(4);
+        slot.writeUInt32LE(i + 1);
+        members.set(encodeLbBackendKey(f, addr, b.port).toString('hex'), slot.toString('hex'));
+      });
+      masters.set(encodeLbKey(f, 0).toString('hex'), encodeLbValue({ addr: 0, port: 0, count: s.backends.length }).toString('hex'));
+    }
+    let changed = 0;
+    const write = (map: BpfMap, mirror: Map<string, string>, want: Map<string, string>): void => {
+      for (const [k, v] of want) {
+        if (mirror.get(k) === v) continue;
+        map.update(Buffer.from(k, 'hex'), Buffer.from(v, 'hex'));
+        mirror.set(k, v);
+        changed++;
+      }
+    };
+    const prune = (map: BpfMap, mirror: Map<string, string>, keep: (k: string) => boolean): void => {
+      for (const k of [...mirror.keys()]) {
+        if (keep(k)) continue;
+        map.delete(Buffer.from(k, 'hex'));
+        mirror.delete(k);
+        changed++;
+      }
+    };
+    // Backends before the counts that reach them; counts down before the slots beyond them go.
+    write(this.maps.lbServices, this.lbMirror, slots);
+    write(this.maps.lbBackends, this.lbBackendMirror, members);
+    write(this.maps.lbServices, this.lbMirror, masters);
+    prune(this.maps.lbServices, this.lbMirror, (k) => masters.has(k) || slots.has(k));
+    prune(this.maps.lbBackends, this.lbBackendMirror, (k) => members.has(k));
+    return { frontends: masters.size, changed };
+  }
+
+  async dumpServices(): Promise<ServiceProgram[]> {
+    const byFrontend = new Map<string, { vip: string; port: number; protocol: 'TCP' | 'UDP'; count: number; slots: Map<number, { ip: string; port: number }> }>();
+    for (const [k, v] of this.maps.lbServices.entries()) {
+      const e = decodeLb(k, v);
+      const id = `${e.vip}/${e.port}/${e.protocol}`;
+      const f = byFrontend.get(id) ?? { vip: intToIpv4(e.vip), port: e.port, protocol: e.protocol === IPPROTO_TCP ? 'TCP' : 'UDP', count: 0, slots: new Map() };
+      if (e.slot === 0) f.count = e.count;
+      else f.slots.set(e.slot, { ip: intToIpv4(e.addr), port: e.backendPort });
+      byFrontend.set(id, f);
+    }
+    return [...byFrontend.values()].map((f) => ({
+      vip: f.vip,
+      port: f.port,
+      protocol: f.protocol,
+      backends: Array.from({ length: f.count }, (_, i) => f.slots.get(i + 1)).filter((b): b is { ip: string; port: number } => b !== undefined),
+    }));
   }
 
   async upsertEndpoint(ep: EndpointProgram, policyRev: number): Promise<void> {
@@ -236,6 +309,8 @@ export class BpfDatapath implements Datapath {
 
   async dumpPolicy(epId: number): Promise<Array<PolicyMapEntry & { packets: bigint; bytes: bigint }>> {
     const out: Array<PolicyMapEntry & { packets: bigint; bytes: bigint }> = [];
+    for (const [k, v] of this.maps.lbServices.entries()) this.lbMirror.set(k.toString('hex'), v.toString('hex'));
+    for (const [k, v] of this.maps.lbBackends.entries()) this.lbBackendMirror.set(k.toString('hex'), v.toString('hex'));
     for (const [k, v] of this.maps.policy.entries()) {
       const p = decodePolicy(k, v);
       if (p.epId !== epId) continue;

@@ -12,6 +12,7 @@ import { Ip } from '@weft/net';
 import type { CidrIdentityView } from '@weft/policy';
 import type { AgentConfig } from './config.js';
 import type { Datapath, IpcacheUpsert } from './datapath-port.js';
+import { parseServiceRecord, type ServiceRecord } from './services.js';
 import { ENDPOINTS_PREFIX, NODES_PREFIX, parseEndpointRecord, parseNodeRecord, type EndpointRecord, type NodeRecord } from './state.js';
 
 const IPCACHE_F_LOCAL_ENDPOINT = 0x1;
@@ -27,10 +28,14 @@ export class ClusterState {
   readonly remoteNodes = new Map<string, NodeRecord>();
   readonly remoteEndpoints = new Map<string, EndpointRecord>();
   readonly remoteIdentities = new Map<number, LabelSet>();
+  /** Remote clusters' exported global services, keyed `<remote>/<namespace>.<name>`. */
+  readonly remoteServices = new Map<string, ServiceRecord>();
   /** Remote endpoints by IP, for per-flow lookups. */
   private readonly remoteByIp = new Map<string, EndpointRecord>();
   /** Told when remote identities change (policy must be recomputed). */
   onRemoteIdentities: () => void = () => undefined;
+  /** Told on every change of nodes, endpoints or remote services (services must be re-resolved). */
+  onChanged: () => void = () => undefined;
   readonly invalid = new Map<string, string>();
   private watchers: PrefixWatcher[] = [];
   private readonly syncer: Coalescer;
@@ -81,6 +86,18 @@ export class ClusterState {
     return this.endpoints.get(ip) ?? this.remoteByIp.get(ip);
   }
 
+  /** Remote endpoints grouped by their cluster. */
+  remoteEndpointsByCluster(): Map<string, EndpointRecord[]> {
+    const out = new Map<string, EndpointRecord[]>();
+    for (const [id, e] of this.remoteEndpoints) {
+      const cluster = id.slice(0, id.indexOf('/'));
+      const list = out.get(cluster);
+      if (list) list.push(e);
+      else out.set(cluster, [e]);
+    }
+    return out;
+  }
+
   /** `<remote>/<kind>/<key>` from the mesh cache. */
   private onMesh(type: 'upsert' | 'delete', path: string, value: Buffer): void {
     const [remote, kind, key] = path.split('/', 3);
@@ -102,6 +119,9 @@ export class ClusterState {
     if (kind === 'nodes') {
       if (type === 'delete') this.remoteNodes.delete(id);
       else this.accept(`${MESH_ROOT}${path}`, parseNodeRecord(value, remote), (r) => this.remoteNodes.set(id, r));
+    } else if (kind === 'services') {
+      if (type === 'delete') this.remoteServices.delete(id);
+      else this.accept(`${MESH_ROOT}${path}`, parseServiceRecord(key, value.toString()), (r) => this.remoteServices.set(id, r));
     } else if (kind === 'endpoints') {
       if (type === 'delete') {
         const old = this.remoteEndpoints.get(id);
@@ -135,6 +155,7 @@ export class ClusterState {
   /** Resync the ipcache soon (changes arriving together are written together). */
   schedule(): void {
     this.syncer.schedule();
+    this.onChanged();
   }
 
   /** The ipcache this node should have now. */

@@ -28,6 +28,14 @@ export interface EndpointProgram {
   audit: boolean;
 }
 
+/** One service port and its backends, as the load balancer programs it. */
+export interface ServiceProgram {
+  vip: string;
+  port: number;
+  protocol: 'TCP' | 'UDP';
+  backends: ReadonlyArray<{ ip: string; port: number }>;
+}
+
 /** A policy entry with its numeric rule id, as the map stores it. */
 export interface PolicyMapEntry extends Omit<PolicyEntry, 'rule'> {
   ruleId: number;
@@ -48,8 +56,14 @@ export interface Datapath {
   removeEndpoint(ip: string, epId: number): Promise<void>;
   /** Replaces an endpoint's policy entries (differences only); returns how many changed. */
   syncPolicy(epId: number, entries: readonly PolicyMapEntry[]): Promise<number>;
+  /**
+   * Replaces the whole load-balancer content with `services` (differences
+   * only, in an order where a packet never finds a slot count without its slots).
+   */
+  syncServices(services: readonly ServiceProgram[]): Promise<{ frontends: number; changed: number }>;
   /** Current map contents, for the CLI. */
   dumpIpcache(): Promise<Array<{ cidr: string; identity: number; tunnelIp?: string; flags: number }>>;
+  dumpServices(): Promise<ServiceProgram[]>;
   dumpPolicy(epId: number): Promise<Array<PolicyMapEntry & { packets: bigint; bytes: bigint }>>;
   onFlow(listener: (flow: FlowSample) => void): void;
 }

@@ -1,0 +1,123 @@
+/**
+ * ServiceManager: the node's load balancer content. Watches the cluster's
+ * Services, takes endpoints (own cluster and remote) and remote clusters'
+ * exported services from ClusterState, resolves every service's backends
+ * (services.ts) and programs them, differences only, after a short debounce.
+ * A failed-over global service is therefore as fast as an endpoint record's
+ * removal reaching this node.
+ */
+import { Coalescer, type Logger } from '@weft/common';
+import type { PrefixWatcher } from '@weft/kvstore';
+import type { ResourceStore, Resource, ServiceSpec } from '@weft/resources';
+import type { ClusterState } from './cluster-state.js';
+import type { Datapath, ServiceProgram } from './datapath-port.js';
+import { resolveService, serviceRecordKey, serviceView, type RemoteServiceInput, type ServiceRecord, type ServiceState, type ServiceView } from './services.js';
+import type { EndpointRecord } from './state.js';
+
+export class ServiceManager {
+  private readonly services = new Map<string, ServiceView>();
+  readonly invalid = new Map<string, string>();
+  private states: ServiceState[] = [];
+  private watcher: PrefixWatcher | undefined;
+  /** No sync before every Service was read: an agent restart must not empty the pinned maps meanwhile. */
+  private ready = false;
+  private readonly syncer: Coalescer;
+  lastSync: { frontends: number; changed: number; at: string } | undefined;
+
+  constructor(
+    private readonly cluster: string,
+    private readonly resources: ResourceStore,
+    private readonly state: ClusterState,
+    private readonly datapath: Datapath,
+    private readonly log: Logger,
+  ) {
+    this.syncer = new Coalescer(() => this.sync(), 10, (err) => this.log.error({ err: err.message }, 'service sync failed'));
+  }
+
+  async start(): Promise<void> {
+    let synced!: () => void;
+    const ready = new Promise<void>((r) => (synced = r));
+    this.watcher = this.resources.watch<ServiceSpec>('Service', {
+      onChange: (type, key, r) => {
+        if (type === 'delete' || !r) {
+          this.services.delete(key);
+          this.invalid.delete(key);
+        } else this.accept(key, r);
+        this.schedule();
+      },
+      onSynced: () => synced(),
+      onInvalid: (key, err) => this.invalid.set(key, err.message),
+    }, this.log);
+    await ready;
+    this.ready = true;
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    await this.watcher?.stop();
+    await this.syncer.stop();
+  }
+
+  schedule(): void {
+    if (this.ready) this.syncer.schedule();
+  }
+
+  /** What every service resolved to at the last sync, for `weft service list`. */
+  list(): ServiceState[] {
+    return this.states;
+  }
+
+  get count(): number {
+    return this.services.size;
+  }
+
+  private accept(key: string, r: Resource<ServiceSpec>): void {
+    const v = serviceView(r);
+    if (typeof v === 'string') {
+      this.services.delete(key);
+      this.invalid.set(key, v);
+      this.log.warn({ key, reason: v }, 'service not programmed');
+      return;
+    }
+    this.invalid.delete(key);
+    this.services.set(key, v);
+  }
+
+  /** Resolves every service (endpoints grouped by namespace once per sync) and programs the result. */
+  private async sync(): Promise<void> {
+    const byNamespace = (eps: Iterable<EndpointRecord>): Map<string, EndpointRecord[]> => {
+      const m = new Map<string, EndpointRecord[]>();
+      for (const e of eps) {
+        const list = m.get(e.namespace);
+        if (list) list.push(e);
+        else m.set(e.namespace, [e]);
+      }
+      return m;
+    };
+    const local = byNamespace(this.state.endpoints.values());
+    const remoteEps = new Map<string, Map<string, EndpointRecord[]>>();
+    for (const [cluster, eps] of this.state.remoteEndpointsByCluster()) remoteEps.set(cluster, byNamespace(eps));
+    const remoteServices = new Map<string, Array<{ cluster: string; record: ServiceRecord }>>();
+    for (const [id, record] of this.state.remoteServices) {
+      const name = serviceRecordKey(record.namespace, record.name);
+      const list = remoteServices.get(name) ?? [];
+      list.push({ cluster: id.slice(0, id.indexOf('/')), record });
+      remoteServices.set(name, list);
+    }
+
+    const states: ServiceState[] = [];
+    const programs: ServiceProgram[] = [];
+    for (const v of this.services.values()) {
+      const remotes: RemoteServiceInput[] = v.global
+        ? (remoteServices.get(serviceRecordKey(v.namespace, v.name)) ?? []).map((r) => ({ ...r, endpoints: remoteEps.get(r.cluster)?.get(v.namespace) ?? [] }))
+        : [];
+      const s = resolveService(v, this.cluster, local.get(v.namespace) ?? [], remotes);
+      states.push(s);
+      for (const f of s.frontends) programs.push({ vip: f.vip, port: f.port, protocol: f.protocol, backends: f.backends });
+    }
+    const result = await this.datapath.syncServices(programs);
+    this.states = states.sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
+    this.lastSync = { ...result, at: new Date().toISOString() };
+    if (result.changed > 0) this.log.debug({ frontends: result.frontends, changed: result.changed }, 'services programmed');
+  }
+}
