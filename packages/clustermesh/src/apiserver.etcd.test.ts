@@ -52,12 +52,22 @@ describe('clustermesh-apiserver pair @etcd', function () {
     await kvB.put('weft/identities/v1/id/131372', 'k8s:app=web;k8s:weft.io/cluster=west');
     await kvB.put('weft/state/v1/nodes/w1', JSON.stringify({ name: 'w1', cluster: 'west', ip: '10.99.2.11', podCidr: '10.102.1.0/24', routing: 'vxlan' }));
     await kvB.put('weft/state/v1/endpoints/10.102.1.5', JSON.stringify({ ip: '10.102.1.5', identity: 131372, node: 'w1', nodeIp: '10.99.2.11', namespace: 'd', pod: 'web', labels: { app: 'web' } }));
+    const service = (name: string, annotations: Record<string, string>) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'd', labels: {}, annotations }, spec: { type: 'ClusterIP', clusterIP: '10.96.0.9', selector: { app: 'web' }, ports: [{ protocol: 'TCP', port: 80, targetPort: 8080 }] } });
+    await kvB.put('weft/resources/v1/Service/d/web', JSON.stringify(service('web', { 'weft.io/global': 'true' })));
+    await kvB.put('weft/resources/v1/Service/d/private', JSON.stringify(service('private', { 'weft.io/global': 'true', 'weft.io/shared': 'false' })));
+    await kvB.put('weft/resources/v1/Service/d/plain', JSON.stringify(service('plain', {})));
     const west = new ClusterMeshApiServer(await config('west', 2, etcdB, caB, portB, { name: 'east', id: 1, port: portA, ca: caA }), silentLogger());
     const east = new ClusterMeshApiServer(await config('east', 1, etcdA, caA, portA, { name: 'west', id: 2, port: portB, ca: caB }), silentLogger());
     servers.push(west, east);
     await west.start();
     await east.start();
     await until(() => east.status().remotes[0]!.state === 'synced', 'east to sync from west');
+    // Only the global, shared service is exported, as a record without the cluster's ClusterIP.
+    assert.deepEqual((await kvA.list('weft/mesh/v1/west/services/')).items.map((kv) => kv.key), ['weft/mesh/v1/west/services/d.web']);
+    assert.deepEqual(JSON.parse((await kvA.get('weft/mesh/v1/west/services/d.web'))!.value.toString()), { namespace: 'd', name: 'web', selector: { app: 'web' }, ports: [{ protocol: 'TCP', port: 80, targetPort: 8080 }] });
+    // A service that stops being global stops being exported.
+    await kvB.put('weft/resources/v1/Service/d/web', JSON.stringify(service('web', { 'weft.io/global': 'false' })));
+    await until(async () => (await kvA.get('weft/mesh/v1/west/services/d.web')) === undefined, 'the service export to be withdrawn');
     assert.equal((await kvA.get('weft/mesh/v1/west/endpoints/10.102.1.5'))?.value.toString().includes('"pod":"web"'), true);
     assert.ok(await kvA.get('weft/mesh/v1/west/identities/131372'));
     assert.ok(await kvA.get('weft/mesh/v1/west/synced/endpoints'));
@@ -65,7 +75,7 @@ describe('clustermesh-apiserver pair @etcd', function () {
     await kvB.put('weft/state/v1/endpoints/10.102.1.6', JSON.stringify({ ip: '10.102.1.6', identity: 131372, node: 'w1', nodeIp: '10.99.2.11', namespace: 'd', pod: 'web2', labels: {} }));
     await kvB.delete('weft/state/v1/endpoints/10.102.1.5');
     await until(async () => (await kvA.get('weft/mesh/v1/west/endpoints/10.102.1.6')) !== undefined && (await kvA.get('weft/mesh/v1/west/endpoints/10.102.1.5')) === undefined, 'deltas to arrive');
-    assert.deepEqual(east.status().remotes[0]!.counts, { identities: 1, nodes: 1, endpoints: 1 });
+    assert.deepEqual(east.status().remotes[0]!.counts, { identities: 1, nodes: 1, endpoints: 1, services: 0 });
     await until(async () => (await kvA.get(`${MESH_STATUS_PREFIX}east`)) !== undefined, 'status to be published');
   });
 

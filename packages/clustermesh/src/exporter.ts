@@ -1,6 +1,7 @@
 /**
- * Exporter: this cluster's identities, nodes and endpoints, mirrored from the
- * local etcd into memory by prefix watchers, and served to remote clusters:
+ * Exporter: this cluster's identities, nodes, endpoints and global services,
+ * mirrored from the local etcd into memory by prefix watchers (services turned
+ * into export records: only global, shared ones), and served to remote clusters:
  * a snapshot in batches, a synced mark, then every change. Snapshot and
  * subscription happen in one turn of the event loop, so no change falls
  * between them.
@@ -9,11 +10,32 @@ import type { Logger } from '@weft/common';
 import { IdentityLayout } from '@weft/identity';
 import { PrefixWatcher, type KvClient } from '@weft/kvstore';
 import { ENDPOINTS_PREFIX, NODES_PREFIX } from '@weft/agent/dist/state.js';
+import { exportRecord, serviceRecordKey, serviceView } from '@weft/agent/dist/services.js';
+import { RESOURCES_ROOT, type Resource, type ServiceSpec } from '@weft/resources';
 import type { MeshKind, SyncBatch } from './types.js';
 
 const BATCH = 1000;
 
 type Listener = (batch: SyncBatch) => void;
+
+/** Turns a watched key and value into the exported key and value; undefined value = not exported. */
+type Transform = (key: string, value: string | undefined) => [string, string | undefined];
+
+const SERVICES_PREFIX = `${RESOURCES_ROOT}Service/`;
+
+/** `<namespace>/<name>` of a stored Service -> `<namespace>.<name>` and its export record, if it is global and shared. */
+const exportService: Transform = (key, value) => {
+  const [namespace = '', name = ''] = key.split('/');
+  const out = serviceRecordKey(namespace, name);
+  if (value === undefined) return [out, undefined];
+  try {
+    const view = serviceView(JSON.parse(value) as Resource<ServiceSpec>);
+    const record = typeof view === 'string' ? undefined : exportRecord(view);
+    return [out, record ? JSON.stringify(record) : undefined];
+  } catch {
+    return [out, undefined];
+  }
+};
 
 export class Exporter {
   private readonly data = new Map<MeshKind, Map<string, string>>();
@@ -26,23 +48,25 @@ export class Exporter {
   ) {}
 
   async start(): Promise<void> {
-    const prefixes: Array<[MeshKind, string]> = [
-      ['identities', new IdentityLayout().mastersPrefix],
-      ['nodes', NODES_PREFIX],
-      ['endpoints', ENDPOINTS_PREFIX],
+    const identity: Transform = (key, value) => [key, value];
+    const prefixes: Array<[MeshKind, string, Transform]> = [
+      ['identities', new IdentityLayout().mastersPrefix, identity],
+      ['nodes', NODES_PREFIX, identity],
+      ['endpoints', ENDPOINTS_PREFIX, identity],
+      ['services', SERVICES_PREFIX, exportService],
     ];
-    for (const [kind, prefix] of prefixes) {
+    for (const [kind, prefix, transform] of prefixes) {
       const map = new Map<string, string>();
       this.data.set(kind, map);
       this.listeners.set(kind, new Set());
       this.watchers.push(new PrefixWatcher(this.kv, prefix, {
         onEvent: (e) => {
-          const key = e.key.slice(prefix.length);
-          if (e.type === 'delete') {
-            map.delete(key);
+          const [key, value] = transform(e.key.slice(prefix.length), e.type === 'delete' ? undefined : e.value.toString());
+          if (value === undefined) {
+            if (!map.delete(key)) return;
             this.notify(kind, { kind, upserts: [], deletes: [key] });
           } else {
-            const value = e.value.toString();
+            if (map.get(key) === value) return;
             map.set(key, value);
             this.notify(kind, { kind, upserts: [[key, value]], deletes: [] });
           }

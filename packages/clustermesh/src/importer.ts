@@ -53,8 +53,9 @@ export class Importer {
     private readonly local: { cluster: string; kv: KvClient; podCidrs: () => string[]; staleAfterMs: number },
     private readonly log: Logger,
   ) {
-    const zero = { identities: 0, nodes: 0, endpoints: 0 };
-    this.status = { name: remote.name, id: remote.id, address: remote.address, state: 'connecting', synced: { identities: false, nodes: false, endpoints: false }, counts: { ...zero }, rejected: 0 };
+    const counts = Object.fromEntries(MESH_KINDS.map((k) => [k, 0])) as Record<MeshKind, number>;
+    const synced = Object.fromEntries(MESH_KINDS.map((k) => [k, false])) as Record<MeshKind, boolean>;
+    this.status = { name: remote.name, id: remote.id, address: remote.address, state: 'connecting', synced, counts, rejected: 0 };
   }
 
   private prefix(kind: MeshKind): string {

@@ -1,7 +1,7 @@
 /** Wire types of the mesh protocol. Leaf module. */
 
-export type MeshKind = 'identities' | 'nodes' | 'endpoints';
-export const MESH_KINDS: readonly MeshKind[] = ['identities', 'nodes', 'endpoints'];
+export type MeshKind = 'identities' | 'nodes' | 'endpoints' | 'services';
+export const MESH_KINDS: readonly MeshKind[] = ['identities', 'nodes', 'endpoints', 'services'];
 
 export interface SyncRequest {
   /** Name of the cluster asking (checked against its certificate). */

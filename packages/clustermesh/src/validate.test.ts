@@ -34,6 +34,10 @@ describe('clustermesh validation', () => {
     assert.match(checkRecord('identities', String((1 << 16) | 300), 'k8s:app=web;k8s:weft.io/cluster=west', remote, ours)!, /outside cluster west's range \(cluster id 2, got 1\)/);
     assert.match(checkRecord('identities', String(id), 'k8s:app=web;k8s:weft.io/cluster=east', remote, ours)!, /carries weft.io\/cluster=east, not west/);
     assert.match(checkRecord('identities', String(id), 'x'.repeat(20_000), remote, ours)!, /exceeds 16384/);
+    const svc = { namespace: 'd', name: 'web', selector: { app: 'web' }, ports: [{ protocol: 'TCP', port: 80, targetPort: 8080 }] };
+    assert.equal(checkRecord('services', 'd.web', JSON.stringify(svc), remote, ours), undefined);
+    assert.match(checkRecord('services', 'd.other', JSON.stringify(svc), remote, ours)!, /stored under d.other/);
+    assert.match(checkRecord('services', 'd.web', JSON.stringify({ ...svc, ports: [{ protocol: 'TCP', port: 0, targetPort: 8080 }] }), remote, ours)!, /ports\[0\]/);
     const ep = { ip: '10.102.1.5', identity: id, node: 'w1', nodeIp: '10.99.2.11', namespace: 'd', pod: 'p', labels: {} };
     assert.equal(checkRecord('endpoints', ep.ip, JSON.stringify(ep), remote, ours), undefined);
     assert.match(checkRecord('endpoints', '10.101.3.3', JSON.stringify({ ...ep, ip: '10.101.3.3' }), remote, ours)!, /claims an address in our pod CIDRs/);

@@ -5,6 +5,7 @@
  */
 import { CLUSTER_LABEL, LabelSet, clusterIdOf, inCluster, parseIdentity } from '@weft/identity';
 import { parseEndpointRecord, parseNodeRecord } from '@weft/agent/dist/state.js';
+import { parseServiceRecord } from '@weft/agent/dist/services.js';
 import { cidrContains, parseCidr, parseIpv4, type Cidr } from '@weft/policy';
 import type { MeshKind } from './types.js';
 
@@ -48,6 +49,10 @@ export function checkRecord(kind: MeshKind, key: string, value: string, remote: 
       const ip = parseIpv4(r.ip)!;
       if (localPodCidrs.some((c) => cidrContains(c, { addr: ip, bits: 32 }))) return `endpoint ${r.ip} claims an address in our pod CIDRs`;
       return undefined;
+    }
+    case 'services': {
+      const r = parseServiceRecord(key, value);
+      return typeof r === 'string' ? r : undefined;
     }
   }
 }

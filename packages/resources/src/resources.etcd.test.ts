@@ -65,6 +65,7 @@ describe('standalone resources', () => {
       ['apiVersion: weft.io/v1\nkind: WeftNetworkPolicy\nmetadata: { name: p }\nspec: { endpointSelector: {}, ingress: [ { toPorts: [ { ports: [ { port: "99999" } ] } ] } ] }\n', /spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.port: must be a port number/],
       ['apiVersion: v1\nkind: Pod\nmetadata: { name: q\n', /YAML syntax error at line \d+/],
       ['apiVersion: v1\nkind: Service\nmetadata: { name: s }\nspec: { ports: [ { port: 80, protocol: ICMP } ] }\n', /spec\.ports\[0\]\.protocol: "ICMP" is not TCP or UDP/],
+      ['apiVersion: v1\nkind: Service\nmetadata: { name: s, annotations: { weft.io/affinity: nearest } }\nspec: { ports: [ { port: 80 } ] }\n', /metadata\.annotations\["weft\.io\/affinity"\]: "nearest" is not one of local, remote, none/],
     ];
     for (const [text, message] of cases) {
       assert.throws(() => loadResourceFiles([file('bad.yaml', text)], 'c1'), (err: unknown) => {

@@ -76,6 +76,7 @@ export function validateResource(doc: unknown, where: string, cluster: string): 
     case 'Pod':
       return { ...base, spec: validatePodSpec(v, d.spec) };
     case 'Service':
+      validateServiceAnnotations(v, metadata.annotations);
       return { ...base, spec: validateServiceSpec(v, d.spec) };
     default:
       try {
@@ -111,6 +112,20 @@ function validatePodSpec(v: V, s: unknown): PodSpec {
     out.containers.push({ name, command: argv as string[] } satisfies ContainerSpec);
   });
   return out;
+}
+
+/** Global-service annotations (meaning in @weft/agent services.ts). */
+const SERVICE_ANNOTATIONS: Record<string, readonly string[]> = {
+  'weft.io/global': ['true', 'false'],
+  'weft.io/shared': ['true', 'false'],
+  'weft.io/affinity': ['local', 'remote', 'none'],
+};
+
+function validateServiceAnnotations(v: V, annotations: Record<string, string>): void {
+  for (const [key, allowed] of Object.entries(SERVICE_ANNOTATIONS)) {
+    const value = annotations[key];
+    if (value !== undefined && !allowed.includes(value)) v.fail(`metadata.annotations["${key}"]`, `${JSON.stringify(value)} is not one of ${allowed.join(', ')}`);
+  }
 }
 
 function validateServiceSpec(v: V, s: unknown): ServiceSpec {
