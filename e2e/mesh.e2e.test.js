@@ -51,7 +51,7 @@ describe('clustermesh: two clusters of two nodes (e2e, root)', function () {
       }, `${local} to import ${remote}'s demo pods`);
       const r = (await weftJson(['clustermesh', 'status', '--cluster', local])).remotes.find((x) => x.name === remote);
       assert.equal(r.state, 'synced');
-      assert.deepEqual(r.synced, { identities: true, nodes: true, endpoints: true });
+      assert.deepEqual(r.synced, { identities: true, nodes: true, endpoints: true, services: true });
       assert.equal(r.counts.nodes, 2);
     }
     await until(async () => (await weftJson(['status', '--cluster', 'c1'])).every((n) => n.remoteEndpoints >= 3), 'every node to know the remote pods');

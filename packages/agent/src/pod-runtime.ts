@@ -92,7 +92,7 @@ export class PodRuntime {
     for (const c of pod.spec.containers) {
       const argv = c.command[0] === 'weft' ? [process.execPath, WEFT_CLI, ...c.command.slice(1)] : c.command;
       const out = openSync(join(dir, `${c.name}.log`), 'a');
-      const child = spawn('ip', ['netns', 'exec', nsName, ...argv], { detached: true, stdio: ['ignore', out, out], env: { ...process.env, WEFT_POD: `${ns}/${name}` } });
+      const child = spawn('ip', ['netns', 'exec', nsName, ...argv], { detached: true, stdio: ['ignore', out, out], env: { ...process.env, WEFT_POD: `${ns}/${name}`, WEFT_CLUSTER: this.config.cluster } });
       closeSync(out);
       child.unref();
       if (child.pid) pids.push(child.pid);

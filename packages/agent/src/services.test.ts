@@ -39,7 +39,7 @@ describe('services', () => {
     const remotes = [{ cluster: 'west', record: west, endpoints: [ep('10.102.0.2'), ep('10.102.0.3', { app: 'db' })] }];
     const global = resolveService(view({ 'weft.io/global': 'true' }), 'east', [ep('10.101.0.2')], remotes);
     assert.deepEqual(global.frontends[0]!.backends.map((b) => `${b.cluster}:${b.ip}:${b.port}`), ['east:10.101.0.2:8080', 'west:10.102.0.2:9090']);
-    assert.deepEqual(global.available, { east: ['10.101.0.2:8080'], west: ['10.102.0.2:9090'] });
+    assert.deepEqual(global.available, { east: ['10.101.0.2'], west: ['10.102.0.2'] });
     const local = resolveService(view(), 'east', [ep('10.101.0.2')], remotes);
     assert.deepEqual(local.frontends[0]!.backends.map((b) => b.cluster), ['east']);
   });

@@ -68,7 +68,7 @@ export interface ServiceState {
   shared: boolean;
   affinity: Affinity;
   frontends: ServiceFrontend[];
-  /** cluster -> backend addresses (ip:port) available before affinity. */
+  /** cluster -> backend pod addresses available before affinity narrowed them. */
   available: Record<string, string[]>;
 }
 
@@ -164,7 +164,7 @@ export function resolveService(v: ServiceView, cluster: string, localEndpoints: 
       if (tp === undefined) continue;
       for (const e of eps) others.push({ ip: e.ip, port: tp, cluster: r.cluster, pod: `${e.namespace}/${e.pod}` });
     }
-    for (const b of [...local, ...others]) (available[b.cluster] ??= []).push(`${b.ip}:${b.port}`);
+    for (const b of [...local, ...others]) (available[b.cluster] ??= []).push(b.ip);
     let backends: Backend[];
     if (v.affinity === 'local') backends = local.length > 0 ? local : others;
     else if (v.affinity === 'remote') backends = others.length > 0 ? others : local;

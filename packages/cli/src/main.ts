@@ -8,6 +8,7 @@ import { demo } from './commands/demo.js';
 import { echoServer } from './commands/echo-server.js';
 import { identity } from './commands/identity.js';
 import { bpf, endpointList, policyGet, status } from './commands/inspect.js';
+import { service } from './commands/service.js';
 import { lab } from './commands/lab.js';
 import { observe } from './commands/observe.js';
 import { probe } from './commands/probe.js';
@@ -27,7 +28,8 @@ Resources (standalone mode, stored in the cluster's etcd):
 
 Inspect (per cluster, all nodes unless --node):
   status | endpoint list | policy get
-  bpf ipcache list | bpf policy get ENDPOINT
+  service list                 ClusterIP and backends per cluster (all lab clusters unless --cluster)
+  bpf ipcache list | bpf lb list | bpf policy get ENDPOINT
   identity list | identity get ID | identity gc   [--cluster NAME | --etcd ENDPOINT]
   observe [--follow] [--pod P] [--namespace N] [--label K=V] [--verdict V] [--identity ID]
   connectivity test [--cluster NAME] [--keep]
@@ -63,6 +65,8 @@ async function main(argv: string[]): Promise<void> {
     case 'policy':
       if (rest[0] !== 'get') throw new UsageError('Usage: weft policy get');
       return policyGet(rest.slice(1));
+    case 'service':
+      return service(rest);
     case 'bpf':
       return bpf(rest);
     case 'observe':

@@ -33,7 +33,7 @@ export async function echoServer(argv: string[]): Promise<void> {
   }
   if (http !== undefined) {
     createHttp((req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ server: name, client: req.socket.remoteAddress, path: req.url }) + '\n');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ server: name, cluster: process.env.WEFT_CLUSTER, client: req.socket.remoteAddress, path: req.url }) + '\n');
     }).listen(http, '0.0.0.0');
   }
   process.stderr.write(`echo-server ${name}: tcp ${tcp ?? '-'} udp ${udp ?? '-'} http ${http ?? '-'}\n`);

@@ -48,6 +48,11 @@ export async function bpf(argv: string[]): Promise<void> {
     if (format === 'json') return printJson(rows);
     return printTable(['NODE', 'PREFIX', 'IDENTITY', 'TUNNEL ENDPOINT', 'FLAGS'], rows.map((r) => [r.node, r.cidr, r.identity, r.tunnelIp ?? '-', flagNames(r.flags)]));
   }
+  if (map === 'lb' && verb === 'list') {
+    const rows = (await Promise.all(agentsFor(values).map(async ({ node, client }) => (await client.call<Array<{ vip: string; port: number; protocol: string; backends: Array<{ ip: string; port: number }> }>>('GET', '/v1/bpf/lb')).map((e) => ({ node, ...e }))))).flat();
+    if (format === 'json') return printJson(rows);
+    return printTable(['NODE', 'FRONTEND', 'BACKENDS'], rows.map((r) => [r.node, `${r.vip}:${r.port}/${r.protocol}`, r.backends.map((b) => `${b.ip}:${b.port}`).join(' ') || '(none: dropped)']));
+  }
   if (map === 'policy' && verb === 'get') {
     const ref = positionals[0];
     if (!ref) throw new UsageError('Usage: weft bpf policy get ENDPOINT (id, IP or namespace/pod) [--node NODE]');
@@ -68,7 +73,7 @@ export async function bpf(argv: string[]): Promise<void> {
     }
     return;
   }
-  throw new UsageError('Usage: weft bpf ipcache list | weft bpf policy get ENDPOINT');
+  throw new UsageError('Usage: weft bpf ipcache list | weft bpf lb list | weft bpf policy get ENDPOINT');
 }
 
 export async function policyGet(argv: string[]): Promise<void> {

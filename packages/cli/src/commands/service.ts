@@ -1,0 +1,37 @@
+/**
+ * `weft service list`: each service's ClusterIP and backends, per cluster, as
+ * a node's agent resolved and programmed them (global services included).
+ * Every lab cluster unless --cluster; -o json for scripts.
+ */
+import { parseArgs } from 'node:util';
+import { AgentClient, type ServiceState } from '@weft/agent';
+import { agentSocket, readLabState } from '@weft/lab';
+import { agentsFor } from '../context.js';
+import { parseFormat, printJson, printTable, UsageError } from '../output.js';
+
+export async function service(argv: string[]): Promise<void> {
+  const [verb, ...rest] = argv;
+  if (verb !== 'list') throw new UsageError('Usage: weft service list [--cluster NAME] [--node NODE] [-o json]');
+  const { values } = parseArgs({ args: rest, options: { cluster: { type: 'string' }, node: { type: 'string' }, agent: { type: 'string' }, output: { type: 'string', short: 'o' } } });
+  const format = parseFormat(values.output);
+  const targets: Array<{ cluster: string; client: AgentClient }> = [];
+  if (values.agent || values.cluster || values.node) {
+    const [first] = agentsFor(values);
+    targets.push({ cluster: values.cluster ?? 'default', client: first!.client });
+  } else {
+    const state = readLabState();
+    if (!state) throw new UsageError('No lab is running (start one with `weft lab up`), and no --agent was given');
+    for (const c of state.clusters) targets.push({ cluster: c.name, client: new AgentClient(agentSocket(c.nodes[0]!)) });
+  }
+  const rows = (await Promise.all(targets.map(async ({ cluster, client }) => (await client.call<ServiceState[]>('GET', '/v1/services')).map((s) => ({ cluster, ...s }))))).flat();
+  if (format === 'json') return printJson(rows);
+  printTable(['CLUSTER', 'SERVICE', 'CLUSTER-IP', 'PORTS', 'GLOBAL', 'BACKENDS IN USE', 'AVAILABLE PER CLUSTER'], rows.map((r) => [
+    r.cluster,
+    `${r.namespace}/${r.name}`,
+    r.clusterIP,
+    r.frontends.map((f) => `${f.port}/${f.protocol}`).join(','),
+    r.global ? `yes (affinity ${r.affinity}${r.shared ? '' : ', not shared'})` : 'no',
+    [...new Set(r.frontends.flatMap((f) => f.backends.map((b) => `${b.cluster}:${b.ip}:${b.port}`)))].join(' ') || '-',
+    Object.entries(r.available).map(([c, list]) => `${c}=${list.length}`).join(' ') || '-',
+  ]));
+}
