@@ -63,6 +63,14 @@ describe('clustermesh: two clusters of two nodes (e2e, root)', function () {
     assert.equal(await probe('c1/demo/client', ['--udp', `${ip(c2, 'demo/echo-1')}:9090`]), true);
   });
 
+  it('passes the connectivity test, with its cross-cluster and global-service cases', async () => {
+    const r = await weftJson(['connectivity', 'test'], { timeout: 240_000 });
+    assert.equal(r.failed, 0, JSON.stringify(r.results.filter((x) => !x.ok)));
+    for (const name of [/across clusters .* allowed by cluster label/, /across clusters .* denied by policy/, /global service answered from both clusters/, /ClusterIP service/]) {
+      assert.ok(r.results.some((x) => name.test(x.name) && x.ok), `case ${name} ran and passed`);
+    }
+  });
+
   it('lets policy select pods of another cluster only through weft.io/cluster', async () => {
     const echo = ip(c2, 'demo/echo-2');
     const fromC1 = file('from-c1.yaml', `apiVersion: weft.io/v1
@@ -98,6 +106,34 @@ spec:
     child.unref();
     await until(async () => (await weftJson(['clustermesh', 'status', '--cluster', 'c1'])).remotes[0].state === 'synced', 'the link to come back', 30_000);
     assert.equal(await probe('c1/demo/client', ['--http', `http://${echo}:8081/`]), true);
+  });
+
+  it('heals by itself after both clusters\' etcds are killed and restarted', async () => {
+    const lab = require('../packages/lab/dist/index.js');
+    const { clusters } = lab.readLabState();
+    const echo = ip(c2, 'demo/echo-2');
+    for (const c of clusters) process.kill(lab.etcdPid(c), 'SIGKILL');
+    // The datapath keeps the last state: traffic across clusters goes on without any etcd.
+    assert.equal(await probe('c1/demo/client', ['--http', `http://${echo}:8081/`]), true, 'traffic while both etcds are down');
+    for (const c of clusters) await lab.startEtcd(c);
+    // A pod created in c2 after the restart must reach c1's nodes: c2's agent, c2's exporter,
+    // c1's importer and c1's agents all had to find their etcd again.
+    const pod = file('late.yaml', `apiVersion: v1
+kind: Pod
+metadata: { name: late, namespace: demo, labels: { app: echo } }
+spec: { nodeName: c2-node2, containers: [ { name: e, command: [weft, echo-server, --http, "8081"] } ] }
+`);
+    assert.equal((await weft(['apply', '-f', pod, '--cluster', 'c2'])).code, 0);
+    let lateIp;
+    await until(async () => {
+      lateIp = (await weftJson(['endpoint', 'list', '--cluster', 'c2'])).find((e) => e.pod === 'late')?.ip;
+      return lateIp !== undefined;
+    }, "c2's agent to run the new pod", 60_000);
+    await until(async () => (await weftJson(['bpf', 'ipcache', 'list', '--cluster', 'c1'])).filter((e) => e.cidr === `${lateIp}/32`).length === 2, "every c1 node to learn the new c2 pod", 60_000);
+    await until(() => probe('c1/demo/client', ['--http', `http://${lateIp}:8081/`]), 'traffic to the new pod', 30_000);
+    const status = (await weftJson(['clustermesh', 'status', '--cluster', 'c1'])).remotes[0];
+    assert.equal(status.state, 'synced');
+    assert.equal((await weft(['delete', '-f', pod, '--cluster', 'c2'])).code, 0);
   });
 
   it('rejects hostile records from a remote, counts them, and writes nothing', async () => {

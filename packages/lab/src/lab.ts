@@ -131,17 +131,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
     progress(`cluster ${c.name} (id ${c.id}): etcd in ${c.cpNetns} at ${c.cpIp}:2379`);
     await netns.add(c.cpNetns);
     await attach(c.cpNetns, c.cpUlPeer, c.cpIp);
-    mkdirSync(c.etcdDir, { recursive: true });
-    rmSync(join(c.etcdDir, 'etcd:0'), { force: true });
-    const url = `http://${c.cpIp}:2379`;
-    const peer = `http://${c.cpIp}:2380`;
-    spawnIn(c.cpNetns, [
-      'etcd', '--name', `${c.name}-etcd`, '--data-dir', join(c.etcdDir, 'data'),
-      '--listen-client-urls', `${url},unix://etcd:0`, '--advertise-client-urls', url,
-      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${c.name}-etcd=${peer}`,
-      '--max-txn-ops', '4096', '--logger', 'zap', '--log-level', 'warn',
-    ], join(c.etcdDir, 'etcd.log'), { cwd: c.etcdDir });
-    await waitFor(`etcd of cluster ${c.name}`, () => etcdHealthy({ socketPath: `${c.etcdDir}/etcd:0` }), 20_000, () => tail(join(c.etcdDir, 'etcd.log')));
+    await startEtcd(c);
     // The world host reaches pods through their node (direct routing of replies).
     for (const n of c.nodes) await new Ip(WORLD_NS).replaceRoute([n.podCidr, 'via', n.ip]);
 
@@ -219,17 +209,45 @@ function readMeshConfig(c: ClusterLayout): MeshConfig {
   }
 }
 
-/** The pid of the cluster's clustermesh-apiserver, if one runs. */
-export function apiserverPid(c: Pick<ClusterLayout, 'cpNetns'>): number | undefined {
-  const pids = spawnSync('ip', ['netns', 'pids', c.cpNetns], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean);
+/**
+ * Starts a cluster's etcd in its control-plane namespace (data kept across
+ * restarts) and waits until it is healthy. Also how tests restart a killed one.
+ */
+export async function startEtcd(c: ClusterLayout): Promise<void> {
+  mkdirSync(c.etcdDir, { recursive: true });
+  rmSync(join(c.etcdDir, 'etcd:0'), { force: true });
+  const url = `http://${c.cpIp}:2379`;
+  const peer = `http://${c.cpIp}:2380`;
+  spawnIn(c.cpNetns, [
+    'etcd', '--name', `${c.name}-etcd`, '--data-dir', join(c.etcdDir, 'data'),
+    '--listen-client-urls', `${url},unix://etcd:0`, '--advertise-client-urls', url,
+    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${c.name}-etcd=${peer}`,
+    '--max-txn-ops', '4096', '--logger', 'zap', '--log-level', 'warn',
+  ], join(c.etcdDir, 'etcd.log'), { cwd: c.etcdDir });
+  await waitFor(`etcd of cluster ${c.name}`, () => etcdHealthy({ socketPath: `${c.etcdDir}/etcd:0` }), 20_000, () => tail(join(c.etcdDir, 'etcd.log')));
+}
+
+/** The pid of the cluster's etcd, if one runs. */
+export function etcdPid(c: Pick<ClusterLayout, 'cpNetns' | 'name'>): number | undefined {
+  return pidIn(c.cpNetns, `--name\0${c.name}-etcd\0`);
+}
+
+/** The pid of the process in network namespace `ns` whose command line contains `needle` (NUL-separated arguments). */
+function pidIn(ns: string, needle: string): number | undefined {
+  const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean);
   const pid = pids.find((p) => {
     try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('clustermesh-apiserver');
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(needle);
     } catch {
       return false;
     }
   });
   return pid === undefined ? undefined : Number(pid);
+}
+
+/** The pid of the cluster's clustermesh-apiserver, if one runs. */
+export function apiserverPid(c: Pick<ClusterLayout, 'cpNetns'>): number | undefined {
+  return pidIn(c.cpNetns, 'clustermesh-apiserver');
 }
 
 /** (Re)starts a cluster's clustermesh-apiserver with its current configuration. */

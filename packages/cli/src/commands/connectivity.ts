@@ -1,15 +1,18 @@
 /**
  * `weft connectivity test`: a built-in suite against a running lab, like
- * `cilium connectivity test`. It deploys its own pods and a policy in
- * namespace weft-conntest, sends real traffic from inside pods, checks each
+ * `cilium connectivity test`. It deploys its own pods, a policy and a service
+ * in namespace weft-conntest, sends real traffic from inside pods, checks each
  * case's expected outcome (and that denials show up as DROPPED flows), then
- * removes what it deployed.
+ * removes what it deployed. When the lab has a second cluster connected to
+ * the first, it also deploys there and tests pod to pod across clusters
+ * (allowed and denied by a policy naming the source cluster) and a global
+ * service answered from both clusters.
  */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { podNetnsName, type Flow } from '@weft/agent';
-import { applyAndWait, etcdEndpoint, WORLD_IP, type ClusterLayout } from '@weft/lab';
+import { AgentClient, podNetnsName, type Flow, type ServiceState } from '@weft/agent';
+import { agentSocket, applyAndWait, etcdEndpoint, readLabState, WORLD_IP, type ClusterLayout } from '@weft/lab';
 import { KvClient } from '@weft/kvstore';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
 import { agentsFor, labCluster } from '../context.js';
@@ -33,7 +36,38 @@ export interface CaseResult {
   detail: string;
 }
 
-function resources(c: ClusterLayout): Resource[] {
+const SERVICE = 'ct-echo';
+
+/** The service, global when a remote cluster takes part. */
+function serviceDoc(global: boolean): unknown {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: SERVICE, namespace: NS, annotations: global ? { 'weft.io/global': 'true' } : {} },
+    spec: { selector: { app: 'ct-echo' }, ports: [{ name: 'http', port: 80, targetPort: 8081 }] },
+  };
+}
+
+/** What the second cluster runs: an echo pod, a policy admitting only the first cluster's client, the global service. */
+function remoteResources(r: ClusterLayout, first: ClusterLayout): Resource[] {
+  const docs = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
+    { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'echo-remote', namespace: NS, labels: { app: 'ct-echo' } }, spec: { nodeName: r.nodes[0]!.name, containers: [{ name: 'main', command: ['weft', 'echo-server', '--http', '8081'] }] } },
+    {
+      apiVersion: 'weft.io/v1',
+      kind: 'WeftNetworkPolicy',
+      metadata: { name: 'echo-ingress', namespace: NS },
+      spec: {
+        endpointSelector: { matchLabels: { app: 'ct-echo' } },
+        ingress: [{ fromEndpoints: [{ matchLabels: { app: 'ct-client', 'weft.io/cluster': first.name } }], toPorts: [{ ports: [{ port: '8081', protocol: 'TCP' }] }] }],
+      },
+    },
+    serviceDoc(true),
+  ];
+  return docs.map((d, i) => validateResource(d, `connectivity test (${r.name}) #${i + 1}`, r.name));
+}
+
+function resources(c: ClusterLayout, global: boolean): Resource[] {
   const n1 = c.nodes[0]!.name;
   const n2 = (c.nodes[1] ?? c.nodes[0]!).name;
   const pod = (name: string, node: string, app: string, command: string[]): unknown => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: NS, labels: { app } }, spec: { nodeName: node, containers: [{ name: 'main', command }] } });
@@ -53,8 +87,29 @@ function resources(c: ClusterLayout): Resource[] {
         ingress: [{ fromEndpoints: [{ matchLabels: { app: 'ct-client' } }], toPorts: [{ ports: [{ port: '8081', protocol: 'TCP' }, { port: '9090', protocol: 'UDP' }] }] }],
       },
     },
+    serviceDoc(global),
   ];
   return docs.map((d, i) => validateResource(d, `connectivity test #${i + 1}`, c.name));
+}
+
+/** The first other lab cluster that the first one is connected to, if any. */
+async function connectedPeer(c: ClusterLayout): Promise<ClusterLayout | undefined> {
+  const state = readLabState();
+  if (!state?.spec.connect) return undefined;
+  return state.clusters.find((x) => x.name !== c.name);
+}
+
+async function serviceState(c: ClusterLayout): Promise<ServiceState | undefined> {
+  const all = await new AgentClient(agentSocket(c.nodes[0]!)).call<ServiceState[]>('GET', '/v1/services');
+  return all.find((s) => s.namespace === NS && s.name === SERVICE);
+}
+
+async function waitUntil(what: string, cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`connectivity test: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 async function podIp(kv: KvClient, name: string): Promise<string> {
@@ -89,11 +144,20 @@ export async function connectivityTest(argv: string[]): Promise<void> {
   const c = labCluster(values.cluster);
   const kv = new KvClient({ endpoints: [etcdEndpoint(c)] });
   const store = new ResourceStore(kv);
-  const deployed = resources(c);
+  const peer = await connectedPeer(c);
+  const deployed = resources(c, peer !== undefined);
+  const peerDeployed = peer ? remoteResources(peer, c) : [];
   const results: CaseResult[] = [];
   try {
-    progress(`[connectivity] deploying test pods and policy in ${c.name}/${NS}`);
+    progress(`[connectivity] deploying test pods, policy and service in ${c.name}/${NS}`);
     await applyAndWait(c, deployed);
+    if (peer) {
+      progress(`[connectivity] deploying a pod, policy and the global service in ${peer.name}/${NS}`);
+      await applyAndWait(peer, peerDeployed);
+      await waitUntil(`${c.name} to see ${peer.name}'s backends of ${NS}/${SERVICE}`, async () => ((await serviceState(c))?.available[peer.name]?.length ?? 0) > 0);
+    }
+    await waitUntil(`${NS}/${SERVICE} to be programmed`, async () => ((await serviceState(c))?.frontends[0]?.backends.length ?? 0) > 0);
+    const vip = (await serviceState(c))!.clusterIP;
     // Give the agents a moment to program the policy on every node.
     await new Promise((r) => setTimeout(r, 500));
     const same = await podIp(kv, 'echo-same-node');
@@ -107,12 +171,32 @@ export async function connectivityTest(argv: string[]): Promise<void> {
       { name: `pod to pod, ${crossNode ? 'across nodes' : 'same node'}, denied by policy (wrong source)`, from: 'intruder', target: ['--http', `http://${other}:8081/`], expect: 'drop' },
       { name: 'pod to pod, denied by policy (port not allowed)', from: 'client', target: ['--tcp', `${other}:8080`], expect: 'drop' },
       { name: 'pod to world (HTTP)', from: 'client', target: ['--http', `http://${WORLD_IP}:8081/`], expect: 'pass' },
+      { name: 'pod to ClusterIP service (HTTP)', from: 'client', target: ['--http', `http://${vip}:80/`], expect: 'pass' },
     ];
+    if (peer) {
+      const pkv = new KvClient({ endpoints: [etcdEndpoint(peer)] });
+      const remoteEcho = await podIp(pkv, 'echo-remote').finally(() => pkv.close());
+      cases.push(
+        { name: `pod to pod, across clusters (${c.name} -> ${peer.name}), allowed by cluster label (HTTP)`, from: 'client', target: ['--http', `http://${remoteEcho}:8081/`], expect: 'pass' },
+        { name: `pod to pod, across clusters (${c.name} -> ${peer.name}), denied by policy (wrong source)`, from: 'intruder', target: ['--http', `http://${remoteEcho}:8081/`], expect: 'drop' },
+      );
+    }
     for (const k of cases) {
       const r = await runProbe(c.name, k.from, k.target);
       const observed = r.ok ? 'pass' : 'drop';
       results.push({ name: k.name, expected: k.expect, observed, ok: observed === k.expect, detail: r.detail.slice(0, 120) });
       progress(`[connectivity] ${observed === k.expect ? 'PASS' : 'FAIL'}  ${k.name}`);
+    }
+    if (peer) {
+      // A global service: answers must come from both clusters (backends are picked at random per connection).
+      const answered = new Set<string>();
+      for (let i = 0; i < 30 && answered.size < 2; i++) {
+        const r = await runProbe(c.name, 'client', ['--http', `http://${vip}:80/`]);
+        if (r.ok) answered.add((JSON.parse(r.detail) as { cluster?: string }).cluster ?? '?');
+      }
+      const ok = answered.has(c.name) && answered.has(peer.name);
+      results.push({ name: `global service answered from both clusters (${c.name}, ${peer.name})`, expected: 'pass', observed: ok ? 'pass' : 'drop', ok, detail: `answered by ${[...answered].join(', ') || 'none'}` });
+      progress(`[connectivity] ${ok ? 'PASS' : 'FAIL'}  global service answered from both clusters`);
     }
     // Denials must be visible as DROPPED flows with a policy reason.
     const flows: Flow[] = [];
@@ -120,7 +204,14 @@ export async function connectivityTest(argv: string[]): Promise<void> {
     const seen = flows.some((f) => f.source.pod === 'intruder' && f.dropReason?.startsWith('POLICY'));
     results.push({ name: 'denials reported as DROPPED flows with a policy reason', expected: 'pass', observed: seen ? 'pass' : 'drop', ok: seen, detail: `${flows.length} dropped flows in ${NS}` });
   } finally {
-    if (!values.keep) await store.delete(deployed, { ignoreNotFound: true }).catch(() => undefined);
+    if (!values.keep) {
+      await store.delete(deployed, { ignoreNotFound: true }).catch(() => undefined);
+      if (peer) {
+        const pkv = new KvClient({ endpoints: [etcdEndpoint(peer)] });
+        await new ResourceStore(pkv).delete(peerDeployed, { ignoreNotFound: true }).catch(() => undefined);
+        pkv.close();
+      }
+    }
     kv.close();
   }
   const passed = results.filter((r) => r.ok).length;
