@@ -41,11 +41,11 @@ for (const routing of ['vxlan', 'direct']) {
 
     after(async function () {
       if (!isRoot()) return;
+      if (dir) rmSync(dir, { recursive: true, force: true });
       const down = await weft(['lab', 'down']);
       assert.equal(down.code, 0, down.stderr);
       assert.deepEqual(labNamespaces(), [], 'no lab namespace left');
       assert.equal(existsSync('/sys/fs/bpf/weft'), false, 'no bpffs pins left');
-      if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
     it('runs the demo pods as endpoints with cluster identities on both nodes', () => {

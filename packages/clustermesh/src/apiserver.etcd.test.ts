@@ -75,6 +75,7 @@ describe('clustermesh-apiserver pair @etcd', function () {
     await kvB.put('weft/state/v1/endpoints/10.102.1.6', JSON.stringify({ ip: '10.102.1.6', identity: 131372, node: 'w1', nodeIp: '10.99.2.11', namespace: 'd', pod: 'web2', labels: {} }));
     await kvB.delete('weft/state/v1/endpoints/10.102.1.5');
     await until(async () => (await kvA.get('weft/mesh/v1/west/endpoints/10.102.1.6')) !== undefined && (await kvA.get('weft/mesh/v1/west/endpoints/10.102.1.5')) === undefined, 'deltas to arrive');
+    await until(() => east.status().remotes[0]!.counts.endpoints === 1, 'the count to follow the deltas');
     assert.deepEqual(east.status().remotes[0]!.counts, { identities: 1, nodes: 1, endpoints: 1, services: 0 });
     await until(async () => (await kvA.get(`${MESH_STATUS_PREFIX}east`)) !== undefined, 'status to be published');
   });
@@ -91,6 +92,25 @@ describe('clustermesh-apiserver pair @etcd', function () {
     await until(() => east.status().remotes[0]!.lastError !== undefined, 'the refusal to show');
     assert.notEqual(east.status().remotes[0]!.state, 'synced');
     assert.match(east.status().remotes[0]!.lastError!, /UNAVAILABLE|certificate|handshake|alert|ECONNRESET/i);
+  });
+
+  it('is refused with an expired client certificate, and status says it expired', async () => {
+    await kvA.deletePrefix('weft/mesh/v1/');
+    const [portA, portB] = [await freePort(), await freePort()];
+    const west = new ClusterMeshApiServer(await config('west', 2, etcdB, caB, portB, { name: 'east', id: 1, port: portA, ca: caA }), silentLogger());
+    const eastConfig = await config('east', 1, etcdA, caA, portA, { name: 'west', id: 2, port: portB, ca: caB });
+    const expired = issue(caB, 'east', { days: -1 });
+    eastConfig.remotes[0]!.cert = expired.cert;
+    eastConfig.remotes[0]!.key = expired.key;
+    const east = new ClusterMeshApiServer(eastConfig, silentLogger());
+    servers.push(west, east);
+    await west.start();
+    await east.start();
+    await until(() => /UNAVAILABLE|alert|handshake|ECONNRESET|expired/i.test(east.status().remotes[0]!.lastError ?? '') && east.status().remotes[0]!.lastError!.includes('('), 'the refusal to show');
+    const s = east.status().remotes[0]!;
+    assert.notEqual(s.state, 'synced');
+    assert.match(s.lastError!, /^our client certificate \(CN=east\) expired on \d{4}-/);
+    assert.equal((await kvA.list('weft/mesh/v1/west/')).items.length, 0, 'nothing imported');
   });
 
   it('rejects remote configurations with the reason in status', async () => {

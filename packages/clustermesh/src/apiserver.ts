@@ -12,7 +12,7 @@ import { checkRemotes, type RemoteProblem } from './config.js';
 import { Exporter } from './exporter.js';
 import { Importer, type RemoteStatus } from './importer.js';
 import { MESH_KINDS, type MeshConfig, type MeshKind, type SyncBatch, type SyncRequest } from './types.js';
-import { MAX_MESSAGE_BYTES, MeshService } from './wire.js';
+import { KEEPALIVE, MAX_MESSAGE_BYTES, MeshService } from './wire.js';
 
 export const MESH_STATUS_PREFIX = 'weft/meshstatus/v1/';
 
@@ -40,7 +40,8 @@ export class ClusterMeshApiServer {
 
   constructor(readonly config: MeshConfig, logger?: Logger) {
     this.log = logger ?? createLogger({ component: 'clustermesh-apiserver', cluster: config.cluster });
-    this.kv = new KvClient({ endpoints: config.etcd, retry: { maxAttempts: 10, initialMs: 100, maxMs: 2000 } });
+    // Imports write 1,000-record transactions: give a busy etcd time rather than fail and retry them.
+    this.kv = new KvClient({ endpoints: config.etcd, requestTimeoutMs: 30_000, retry: { maxAttempts: 10, initialMs: 100, maxMs: 2000 } });
     this.exporter = new Exporter(this.kv, this.log);
     this.problems = checkRemotes(config.cluster, config.clusterId, config.remotes);
     for (const p of this.problems) this.log.error({ peer: p.remote, reason: p.reason }, 'remote cluster rejected');
@@ -48,7 +49,7 @@ export class ClusterMeshApiServer {
 
   async start(): Promise<void> {
     await this.exporter.start();
-    this.server = new grpc.Server({ 'grpc.max_send_message_length': MAX_MESSAGE_BYTES, 'grpc.keepalive_time_ms': 10_000 });
+    this.server = new grpc.Server({ 'grpc.max_send_message_length': MAX_MESSAGE_BYTES, ...KEEPALIVE, 'grpc.http2.min_ping_interval_without_data_ms': 10_000, 'grpc.keepalive_permit_without_calls': 1 });
     this.server.addService(MeshService, { sync: (call: grpc.ServerWritableStream<SyncRequest, SyncBatch>) => this.serve(call) });
     const creds = grpc.ServerCredentials.createSsl(Buffer.from(this.config.ca), [{ cert_chain: Buffer.from(this.config.cert), private_key: Buffer.from(this.config.key) }], true);
     await new Promise<void>((resolve, reject) => this.server!.bindAsync(this.config.listen, creds, (err) => (err ? reject(err) : resolve())));

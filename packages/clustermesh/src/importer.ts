@@ -11,13 +11,17 @@
  * entries flap. While disconnected the last state is kept (for staleAfter),
  * then removed.
  */
+import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { Backoff, type Logger } from '@weft/common';
+import { Backoff, sleep, type Logger } from '@weft/common';
 import { op, type KvClient, type TxnOp } from '@weft/kvstore';
 import { parseCidr, type Cidr } from '@weft/policy';
 import { MESH_KINDS, MESH_ROOT, type MeshKind, type RemoteConfig, type SyncBatch } from './types.js';
 import { checkRecord } from './validate.js';
-import { MAX_MESSAGE_BYTES, MeshClient } from './wire.js';
+import { KEEPALIVE, MAX_MESSAGE_BYTES, MeshClient } from './wire.js';
+
+const PAUSE_AT = 32;
+const RESUME_AT = 8;
 
 export type LinkState = 'connecting' | 'syncing' | 'synced' | 'disconnected' | 'stopped';
 
@@ -47,6 +51,10 @@ export class Importer {
   private queue: Promise<void> = Promise.resolve();
   private staleTimer: NodeJS.Timeout | undefined;
   private connectedAtMs = 0;
+  /** Batches received and not yet written. */
+  private pending = 0;
+  /** An expired or not yet valid certificate of ours, said in every error until fixed. */
+  private certProblem: string | undefined;
 
   constructor(
     readonly remote: RemoteConfig,
@@ -63,8 +71,13 @@ export class Importer {
   }
 
   start(): void {
+    this.certProblem = certificateProblem(this.remote.cert, 'our client certificate') ?? certificateProblem(this.remote.ca, `${this.remote.name}'s CA certificate`);
+    if (this.certProblem) {
+      this.status.lastError = this.certProblem;
+      this.log.warn({ peer: this.remote.name, problem: this.certProblem }, 'clustermesh certificate problem; the remote will refuse us');
+    }
     const creds = grpc.credentials.createSsl(Buffer.from(this.remote.ca), Buffer.from(this.remote.key), Buffer.from(this.remote.cert));
-    this.client = new MeshClient(this.remote.address, creds, { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 });
+    this.client = new MeshClient(this.remote.address, creds, { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, ...KEEPALIVE });
     this.connect();
   }
 
@@ -99,15 +112,15 @@ export class Importer {
         clearTimeout(this.staleTimer);
         this.backoff.reset();
       }
-      this.queue = this.queue.then(() => this.apply(batch)).catch((err: Error) => {
-        this.status.lastError = `Cannot write remote state to etcd: ${err.message}`;
-        this.log.warn({ peer: this.remote.name, err: err.message }, 'import failed; reconnecting');
-        call.cancel();
+      // Backpressure: a slow local etcd pauses the stream instead of buffering without bound.
+      if (++this.pending >= PAUSE_AT) call.pause();
+      this.queue = this.queue.then(() => this.applyUntilWritten(batch, call)).finally(() => {
+        if (--this.pending <= RESUME_AT) call.resume();
       });
     });
     call.on('error', (err: Error) => {
       if (this.stopped) return;
-      this.status.lastError = err.message;
+      this.status.lastError = this.certProblem ? `${this.certProblem} (${err.message})` : err.message;
     });
     call.on('close', () => {
       if (this.stopped || this.call !== call) return;
@@ -116,6 +129,26 @@ export class Importer {
       this.scheduleStaleRemoval();
       setTimeout(() => this.connect(), this.backoff.next()).unref();
     });
+  }
+
+  /**
+   * Writes a batch, retrying while the local etcd is slow or away: the
+   * writes are idempotent, and dropping the stream instead would make the
+   * remote send its whole snapshot again (a reconnect storm under load).
+   */
+  private async applyUntilWritten(batch: SyncBatch, call: grpc.ClientReadableStream<SyncBatch>): Promise<void> {
+    const backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
+    for (;;) {
+      if (this.stopped || this.call !== call) return;
+      try {
+        await this.apply(batch);
+        return;
+      } catch (err) {
+        this.status.lastError = `Cannot write remote state to etcd (retrying): ${(err as Error).message}`;
+        this.log.warn({ peer: this.remote.name, kind: batch.kind, err: (err as Error).message }, 'import write failed; retrying');
+        await sleep(backoff.next());
+      }
+    }
   }
 
   private localCidrs(): Cidr[] {
@@ -171,4 +204,18 @@ export class Importer {
     }, this.local.staleAfterMs);
     this.staleTimer.unref();
   }
+}
+
+/** Why a PEM certificate cannot be used now, or undefined. */
+function certificateProblem(pem: string, what: string): string | undefined {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(pem);
+  } catch (err) {
+    return `${what} does not parse: ${(err as Error).message}`;
+  }
+  const now = Date.now();
+  if (Date.parse(cert.validTo) < now) return `${what} (${cert.subject.replace(/\n/g, ', ')}) expired on ${new Date(cert.validTo).toISOString()}`;
+  if (Date.parse(cert.validFrom) > now) return `${what} (${cert.subject.replace(/\n/g, ', ')}) is not valid before ${new Date(cert.validFrom).toISOString()}`;
+  return undefined;
 }

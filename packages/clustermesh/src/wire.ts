@@ -27,3 +27,12 @@ export const MeshClient = grpc.makeGenericClientConstructor(MeshService, 'Mesh')
 
 /** Largest message either side accepts (a batch of 1,000 records fits many times). */
 export const MAX_MESSAGE_BYTES = 16 << 20;
+
+/**
+ * Keepalive on both ends of a link: a ping every 30 s, answered within 20 s.
+ * Generous on purpose: a busy peer (a big snapshot, a loaded machine) that
+ * answers late must not be dropped, or every reconnect resends a snapshot and
+ * makes it busier (the reconnect storm of large meshes). A peer that really
+ * died closes its TCP connection and is noticed at once; a silent one within 50 s.
+ */
+export const KEEPALIVE = { 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 20_000 } as const;
