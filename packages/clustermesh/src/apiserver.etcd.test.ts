@@ -80,6 +80,32 @@ describe('clustermesh-apiserver pair @etcd', function () {
     await until(async () => (await kvA.get(`${MESH_STATUS_PREFIX}east`)) !== undefined, 'status to be published');
   });
 
+  it("imports a snapshot larger than etcd's default transaction limit (128 operations)", async () => {
+    await kvA.deletePrefix('weft/mesh/v1/');
+    const [portA, portB] = [await freePort(), await freePort()];
+    const { op } = await import('@weft/kvstore');
+    for (let i = 0; i < 1000; i += 100) {
+      const ops = [];
+      for (let j = i; j < i + 100; j++) {
+        const ip = `10.102.${9 + Math.floor(j / 250)}.${j % 250}`;
+        ops.push(op.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: 131372, node: 'w1', nodeIp: '10.99.2.11', namespace: 'd', pod: `p${j}`, labels: {} })));
+      }
+      await kvB.txn('seed', { compare: [], success: ops });
+    }
+    try {
+      const west = new ClusterMeshApiServer(await config('west', 2, etcdB, caB, portB, { name: 'east', id: 1, port: portA, ca: caA }), silentLogger());
+      const east = new ClusterMeshApiServer(await config('east', 1, etcdA, caA, portA, { name: 'west', id: 2, port: portB, ca: caB }), silentLogger());
+      servers.push(west, east);
+      await west.start();
+      await east.start();
+      await until(() => east.status().remotes[0]!.state === 'synced', 'east to sync from west');
+      assert.equal(await kvA.count('weft/mesh/v1/west/endpoints/'), await kvB.count('weft/state/v1/endpoints/'));
+      assert.ok(east.status().remotes[0]!.counts.endpoints >= 1000);
+    } finally {
+      await kvB.deletePrefix('weft/state/v1/endpoints/10.102.');
+    }
+  });
+
   it('refuses a remote whose certificate comes from another CA, and says so', async () => {
     const [portA, portB] = [await freePort(), await freePort()];
     const rogue = createCa('rogue');

@@ -56,7 +56,7 @@ export class ClusterMeshApiServer {
     const rejected = new Set(this.problems.map((p) => p.remote));
     for (const r of this.config.remotes) {
       if (rejected.has(r.name)) continue;
-      const imp = new Importer(r, { cluster: this.config.cluster, kv: this.kv, podCidrs: () => this.localPodCidrs(), staleAfterMs: (this.config.staleAfterSeconds ?? 600) * 1000 }, this.log);
+      const imp = new Importer(r, { cluster: this.config.cluster, kv: this.kv, podCidrs: () => this.localPodCidrs(), staleAfterMs: (this.config.staleAfterSeconds ?? 600) * 1000, maxTxnOps: this.config.etcdMaxTxnOps ?? 128 }, this.log);
       this.importers.push(imp);
       imp.start();
     }

@@ -45,5 +45,9 @@ export function loadMeshConfig(path: string): MeshConfig {
   }
   if (!Array.isArray(raw.etcd) || raw.etcd.length === 0) throw new MeshConfigError(`${path}: etcd must list endpoints`);
   if (!Array.isArray(raw.remotes)) throw new MeshConfigError(`${path}: remotes must be a list`);
+  for (const f of ['staleAfterSeconds', 'etcdMaxTxnOps'] as const) {
+    const v = raw[f];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) throw new MeshConfigError(`${path}: ${f} must be a positive integer, got ${JSON.stringify(v)}`);
+  }
   return raw;
 }

@@ -14,13 +14,14 @@
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { Backoff, sleep, type Logger } from '@weft/common';
-import { op, type KvClient, type TxnOp } from '@weft/kvstore';
+import { KvstoreRequestError, op, type KvClient, type TxnOp } from '@weft/kvstore';
 import { parseCidr, type Cidr } from '@weft/policy';
 import { MESH_KINDS, MESH_ROOT, type MeshKind, type RemoteConfig, type SyncBatch } from './types.js';
 import { checkRecord } from './validate.js';
 import { KEEPALIVE, MAX_MESSAGE_BYTES, MeshClient } from './wire.js';
 
 const PAUSE_AT = 32;
+const WRITES_IN_FLIGHT = 8;
 const RESUME_AT = 8;
 
 export type LinkState = 'connecting' | 'syncing' | 'synced' | 'disconnected' | 'stopped';
@@ -58,7 +59,7 @@ export class Importer {
 
   constructor(
     readonly remote: RemoteConfig,
-    private readonly local: { cluster: string; kv: KvClient; podCidrs: () => string[]; staleAfterMs: number },
+    private readonly local: { cluster: string; kv: KvClient; podCidrs: () => string[]; staleAfterMs: number; maxTxnOps: number },
     private readonly log: Logger,
   ) {
     const counts = Object.fromEntries(MESH_KINDS.map((k) => [k, 0])) as Record<MeshKind, number>;
@@ -132,20 +133,26 @@ export class Importer {
   }
 
   /**
-   * Writes a batch, retrying while the local etcd is slow or away: the
-   * writes are idempotent, and dropping the stream instead would make the
-   * remote send its whole snapshot again (a reconnect storm under load).
+   * Validates a batch once, then writes it, retrying while the local etcd is
+   * slow or away: the writes are idempotent, and dropping the stream instead
+   * would make the remote resend its whole snapshot (a reconnect storm under
+   * load). A request etcd rejects outright is not retried: the link restarts
+   * and status says why.
    */
   private async applyUntilWritten(batch: SyncBatch, call: grpc.ClientReadableStream<SyncBatch>): Promise<void> {
+    if (this.stopped || this.call !== call || !MESH_KINDS.includes(batch.kind)) return;
+    const ops = this.validate(batch);
     const backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
     for (;;) {
       if (this.stopped || this.call !== call) return;
       try {
-        await this.apply(batch);
+        await this.write(batch, ops);
         return;
       } catch (err) {
-        this.status.lastError = `Cannot write remote state to etcd (retrying): ${(err as Error).message}`;
-        this.log.warn({ peer: this.remote.name, kind: batch.kind, err: (err as Error).message }, 'import write failed; retrying');
+        const permanent = err instanceof KvstoreRequestError;
+        this.status.lastError = `Cannot write remote state to etcd${permanent ? '' : ' (retrying)'}: ${(err as Error).message}`;
+        this.log.warn({ peer: this.remote.name, kind: batch.kind, err: (err as Error).message }, permanent ? 'import write rejected; restarting the link' : 'import write failed; retrying');
+        if (permanent) return void call.cancel();
         await sleep(backoff.next());
       }
     }
@@ -155,9 +162,9 @@ export class Importer {
     return this.local.podCidrs().map((c) => parseCidr(c)).filter((c): c is Cidr => typeof c !== 'string');
   }
 
-  private async apply(batch: SyncBatch): Promise<void> {
+  /** Checks every record of a batch (rejects are counted once) and returns the writes it needs. */
+  private validate(batch: SyncBatch): TxnOp[] {
     const kind = batch.kind;
-    if (!MESH_KINDS.includes(kind)) return;
     const cidrs = this.localCidrs();
     const ops: TxnOp[] = [];
     const seen = this.seen.get(kind)!;
@@ -177,12 +184,18 @@ export class Importer {
       seen.delete(key);
       ops.push(op.delete(this.prefix(kind) + key));
     }
-    for (let i = 0; i < ops.length; i += 1000) await this.local.kv.txn(`import ${kind} from ${this.remote.name}`, { compare: [], success: ops.slice(i, i + 1000) });
+    return ops;
+  }
+
+  private async write(batch: SyncBatch, ops: TxnOp[]): Promise<void> {
+    const kind = batch.kind;
+    const seen = this.seen.get(kind)!;
+    await this.writeChunks(`import ${kind} from ${this.remote.name}`, ops);
     if (batch.synced) {
       // The snapshot is complete: only now remove what the remote no longer has.
       const { keys } = await this.local.kv.listKeys(this.prefix(kind));
       const stale = keys.filter((k) => !seen.has(k.slice(this.prefix(kind).length))).map((k) => op.delete(k));
-      for (let i = 0; i < stale.length; i += 1000) await this.local.kv.txn(`prune ${kind} of ${this.remote.name}`, { compare: [], success: stale.slice(i, i + 1000) });
+      await this.writeChunks(`prune ${kind} of ${this.remote.name}`, stale);
       await this.local.kv.put(`${MESH_ROOT}${this.remote.name}/synced/${kind}`, JSON.stringify({ at: new Date().toISOString() }));
       this.status.synced[kind] = true;
       if (MESH_KINDS.every((k) => this.status.synced[k])) {
@@ -192,6 +205,25 @@ export class Importer {
       }
     }
     this.status.counts[kind] = seen.size;
+  }
+
+  /**
+   * Writes independent operations (distinct keys) in transactions of at most
+   * maxTxnOps (etcd's --max-txn-ops, 128 by default), a few in flight at once
+   * so etcd can batch them into fewer disk syncs.
+   */
+  private async writeChunks(what: string, ops: TxnOp[]): Promise<void> {
+    const size = this.local.maxTxnOps;
+    const chunks: TxnOp[][] = [];
+    for (let i = 0; i < ops.length; i += size) chunks.push(ops.slice(i, i + size));
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < chunks.length) {
+        const chunk = chunks[next++]!;
+        await this.local.kv.txn(what, { compare: [], success: chunk });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(WRITES_IN_FLIGHT, chunks.length) }, worker));
   }
 
   /** A remote gone for longer than staleAfter: its state goes too (its pods are unreachable anyway). */

@@ -43,6 +43,8 @@ export interface MeshConfig {
   remotes: RemoteConfig[];
   /** How long a disconnected remote's state is kept, in seconds. Default 600. */
   staleAfterSeconds?: number;
+  /** Operations per transaction the local etcd accepts (its --max-txn-ops). Default 128, etcd's default. */
+  etcdMaxTxnOps?: number;
 }
 
 export const MESH_ROOT = 'weft/mesh/v1/';

@@ -205,7 +205,7 @@ function readMeshConfig(c: ClusterLayout): MeshConfig {
   } catch {
     const ca = clusterCa(c);
     const server = issue(ca, `clustermesh-${c.name}`, { ips: [c.cpIp] });
-    return { cluster: c.name, clusterId: c.id, etcd: [`${c.cpIp}:2379`], listen: `${c.cpIp}:${MESH_PORT}`, ca: ca.cert, cert: server.cert, key: server.key, remotes: [] };
+    return { cluster: c.name, clusterId: c.id, etcd: [`${c.cpIp}:2379`], listen: `${c.cpIp}:${MESH_PORT}`, ca: ca.cert, cert: server.cert, key: server.key, remotes: [], etcdMaxTxnOps: 1024 };
   }
 }
 
