@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   endpoint: async () => (await import('./endpoint.js')).main(),
   propagation: async () => (await import('./mesh.js')).propagation(),
   coldsync: async () => (await import('./mesh.js')).coldsync(),
+  scale: async () => (await import('./scale.js')).scale(),
 };
 
 async function run(): Promise<void> {

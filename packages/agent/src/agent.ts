@@ -198,6 +198,7 @@ export class Agent {
       remoteIdentities: this.cluster.remoteIdentities.size,
       services: this.services.count,
       remoteServices: this.cluster.remoteServices.size,
+      memory: memoryMb(),
       lastIpcacheSync: this.cluster.lastSync,
       lastServiceSync: this.services.lastSync,
       invalidRecords: Object.fromEntries([...this.cluster.invalid, ...this.policy.invalid, ...this.allocator.cache.invalid, ...this.services.invalid]),
@@ -255,4 +256,10 @@ export class Agent {
       return undefined;
     });
   }
+}
+
+function memoryMb(): { rss: number; heapUsed: number; external: number } {
+  const m = process.memoryUsage();
+  const mb = (n: number): number => Math.round((n / 1048576) * 10) / 10;
+  return { rss: mb(m.rss), heapUsed: mb(m.heapUsed), external: mb(m.external) };
 }

@@ -34,6 +34,9 @@ import {
   encodeLbValue,
   IPPROTO_TCP,
   IPPROTO_UDP,
+  LB_BACKEND_KEY,
+  LB_KEY,
+  LB_VALUE,
   type LbFrontend,
   encodeEndpointInfo,
   encodeEndpointKey,
@@ -49,6 +52,7 @@ import {
 import { Ip } from '@weft/net';
 import type { AgentConfig } from './config.js';
 import type { Datapath, EndpointProgram, FlowSample, IpcacheUpsert, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
+import { stableSlots } from './services.js';
 
 export class BpfDatapath implements Datapath {
   private lxc: BpfObject | undefined;
@@ -58,9 +62,8 @@ export class BpfDatapath implements Datapath {
   private readonly ipcacheMirror = new Map<string, string>();
   /** epId -> key hex -> value head hex (deny + rule id) of what the policy map holds. */
   private readonly policyMirror = new Map<number, Map<string, string>>();
-  /** key hex -> value hex of what weft_lb_services and weft_lb_backends hold. */
-  private readonly lbMirror = new Map<string, string>();
-  private readonly lbBackendMirror = new Map<string, string>();
+  /** Frontend ("vip/port/protocol", numbers) -> backends ("ip:port") in slot order, as the maps hold them. */
+  private lbOrder = new Map<string, string[]>();
   private reader: RingBufferReader | undefined;
   private readonly listeners: Array<(f: FlowSample) => void> = [];
   private readonly ip = new Ip();
@@ -141,8 +144,20 @@ export class BpfDatapath implements Datapath {
       const e = decodeIpcache(k, v);
       this.ipcacheMirror.set(`${intToIpv4(e.ip)}/${e.prefixlen}`, v.toString('hex'));
     }
-    for (const [k, v] of this.maps.lbServices.entries()) this.lbMirror.set(k.toString('hex'), v.toString('hex'));
-    for (const [k, v] of this.maps.lbBackends.entries()) this.lbBackendMirror.set(k.toString('hex'), v.toString('hex'));
+    const slotsOf = new Map<string, Map<number, string>>();
+    for (const [k, v] of this.maps.lbServices.entries()) {
+      const e = decodeLb(k, v);
+      const fkey = `${e.vip}/${e.port}/${e.protocol}`;
+      if (e.slot === 0) {
+        if (!slotsOf.has(fkey)) slotsOf.set(fkey, new Map());
+        continue;
+      }
+      const m = slotsOf.get(fkey) ?? new Map<number, string>();
+      m.set(e.slot, `${intToIpv4(e.addr)}:${e.backendPort}`);
+      slotsOf.set(fkey, m);
+    }
+    // A restarted agent keeps the slots the kernel holds (so established connections keep their backends).
+    for (const [fkey, m] of slotsOf) this.lbOrder.set(fkey, [...m.keys()].sort((a, b) => a - b).map((i) => m.get(i)!));
     for (const [k, v] of this.maps.policy.entries()) {
       const p = decodePolicy(k, v);
       const m = this.policyMirror.get(p.epId) ?? new Map<string, string>();
@@ -190,45 +205,86 @@ export class BpfDatapath implements Datapath {
     return { added, updated: changed.length - added, removed };
   }
 
+  /**
+   * Slots are stable: a backend keeps its slot while it stays, a leaving one's
+   * slot is taken by a newcomer or by the last backend, so one backend leaving
+   * a 10k-backend service rewrites two entries, not 10k. Only changed entries
+   * are encoded, into one batch per step; `lbOrder` is the mirror.
+   */
   async syncServices(services: readonly ServiceProgram[]): Promise<{ frontends: number; changed: number }> {
-    const slots = new Map<string, string>();
-    const masters = new Map<string, string>();
-    const members = new Map<string, string>();
+    const slotWrites: Array<[LbFrontend, number, string]> = [];
+    const memberWrites: Array<[LbFrontend, string, number]> = [];
+    const masterWrites: Array<[LbFrontend, number]> = [];
+    const slotDeletes: Array<[LbFrontend, number]> = [];
+    const memberDeletes: Array<[LbFrontend, string]> = [];
+    const order = new Map<string, string[]>();
+    const frontendOf = new Map<string, LbFrontend>();
     for (const s of services) {
       const f: LbFrontend = { vip: ipv4ToInt(s.vip), port: s.port, protocol: s.protocol === 'TCP' ? IPPROTO_TCP : IPPROTO_UDP };
-      s.backends.forEach((b, i) => {
-        const addr = ipv4ToInt(b.ip);
-        slots.set(encodeLbKey(f, i + 1).toString('hex'), encodeLbValue({ addr, port: b.port, count: 0 }).toString('hex'));
-        const slot = Buffer.alloc(4);
-        slot.writeUInt32LE(i + 1);
-        members.set(encodeLbBackendKey(f, addr, b.port).toString('hex'), slot.toString('hex'));
+      const fkey = `${f.vip}/${f.port}/${f.protocol}`;
+      const prev = this.lbOrder.get(fkey);
+      const placed = stableSlots(prev ?? [], s.backends.map((b) => `${b.ip}:${b.port}`));
+      order.set(fkey, placed);
+      frontendOf.set(fkey, f);
+      const before = prev ?? [];
+      const had = new Set(before);
+      placed.forEach((b, i) => {
+        if (before[i] === b) return;
+        slotWrites.push([f, i + 1, b]);
+        memberWrites.push([f, b, i + 1]);
       });
-      masters.set(encodeLbKey(f, 0).toString('hex'), encodeLbValue({ addr: 0, port: 0, count: s.backends.length }).toString('hex'));
+      if (!prev || prev.length !== placed.length) masterWrites.push([f, placed.length]);
+      for (let i = placed.length; i < before.length; i++) slotDeletes.push([f, i + 1]);
+      const now = new Set(placed);
+      for (const b of had) if (!now.has(b)) memberDeletes.push([f, b]);
     }
-    let changed = 0;
-    const write = (map: BpfMap, mirror: Map<string, string>, want: Map<string, string>): void => {
-      for (const [k, v] of want) {
-        if (mirror.get(k) === v) continue;
-        map.update(Buffer.from(k, 'hex'), Buffer.from(v, 'hex'));
-        mirror.set(k, v);
-        changed++;
-      }
+    const removedFrontends = [...this.lbOrder.keys()].filter((k) => !order.has(k));
+    const split = (b: string): [number, number] => {
+      const i = b.lastIndexOf(':');
+      return [ipv4ToInt(b.slice(0, i)), Number(b.slice(i + 1))];
     };
-    const prune = (map: BpfMap, mirror: Map<string, string>, keep: (k: string) => boolean): void => {
-      for (const k of [...mirror.keys()]) {
-        if (keep(k)) continue;
-        map.delete(Buffer.from(k, 'hex'));
-        mirror.delete(k);
-        changed++;
-      }
+    const batch = (map: BpfMap, n: number, keySize: number, valueSize: number, fill: (k: Buffer, v: Buffer, i: number) => void): void => {
+      if (n === 0) return;
+      const keys = Buffer.alloc(n * keySize);
+      const values = Buffer.alloc(n * valueSize);
+      for (let i = 0; i < n; i++) fill(keys.subarray(i * keySize, (i + 1) * keySize), values.subarray(i * valueSize, (i + 1) * valueSize), i);
+      map.updateBatch(keys, values, n);
     };
     // Backends before the counts that reach them; counts down before the slots beyond them go.
-    write(this.maps.lbServices, this.lbMirror, slots);
-    write(this.maps.lbBackends, this.lbBackendMirror, members);
-    write(this.maps.lbServices, this.lbMirror, masters);
-    prune(this.maps.lbServices, this.lbMirror, (k) => masters.has(k) || slots.has(k));
-    prune(this.maps.lbBackends, this.lbBackendMirror, (k) => members.has(k));
-    return { frontends: masters.size, changed };
+    batch(this.maps.lbServices, slotWrites.length, LB_KEY.size, LB_VALUE.size, (k, v, i) => {
+      const [f, slot, b] = slotWrites[i]!;
+      const [addr, port] = split(b);
+      encodeLbKey(f, slot).copy(k);
+      encodeLbValue({ addr, port, count: 0 }).copy(v);
+    });
+    batch(this.maps.lbBackends, memberWrites.length, LB_BACKEND_KEY.size, 4, (k, v, i) => {
+      const [f, b, slot] = memberWrites[i]!;
+      const [addr, port] = split(b);
+      encodeLbBackendKey(f, addr, port).copy(k);
+      v.writeUInt32LE(slot);
+    });
+    batch(this.maps.lbServices, masterWrites.length, LB_KEY.size, LB_VALUE.size, (k, v, i) => {
+      const [f, count] = masterWrites[i]!;
+      encodeLbKey(f, 0).copy(k);
+      encodeLbValue({ addr: 0, port: 0, count }).copy(v);
+    });
+    for (const fkey of removedFrontends) {
+      const [vip, port, protocol] = fkey.split('/').map(Number) as [number, number, number];
+      const f: LbFrontend = { vip, port, protocol };
+      this.maps.lbServices.delete(encodeLbKey(f, 0));
+      this.lbOrder.get(fkey)!.forEach((b, i) => {
+        slotDeletes.push([f, i + 1]);
+        memberDeletes.push([f, b]);
+      });
+    }
+    for (const [f, slot] of slotDeletes) this.maps.lbServices.delete(encodeLbKey(f, slot));
+    for (const [f, b] of memberDeletes) {
+      const [addr, port] = split(b);
+      this.maps.lbBackends.delete(encodeLbBackendKey(f, addr, port));
+    }
+    this.lbOrder = order;
+    const changed = slotWrites.length + memberWrites.length + masterWrites.length + removedFrontends.length + slotDeletes.length + memberDeletes.length;
+    return { frontends: order.size, changed };
   }
 
   async dumpServices(): Promise<ServiceProgram[]> {
@@ -309,8 +365,20 @@ export class BpfDatapath implements Datapath {
 
   async dumpPolicy(epId: number): Promise<Array<PolicyMapEntry & { packets: bigint; bytes: bigint }>> {
     const out: Array<PolicyMapEntry & { packets: bigint; bytes: bigint }> = [];
-    for (const [k, v] of this.maps.lbServices.entries()) this.lbMirror.set(k.toString('hex'), v.toString('hex'));
-    for (const [k, v] of this.maps.lbBackends.entries()) this.lbBackendMirror.set(k.toString('hex'), v.toString('hex'));
+    const slotsOf = new Map<string, Map<number, string>>();
+    for (const [k, v] of this.maps.lbServices.entries()) {
+      const e = decodeLb(k, v);
+      const fkey = `${e.vip}/${e.port}/${e.protocol}`;
+      if (e.slot === 0) {
+        if (!slotsOf.has(fkey)) slotsOf.set(fkey, new Map());
+        continue;
+      }
+      const m = slotsOf.get(fkey) ?? new Map<number, string>();
+      m.set(e.slot, `${intToIpv4(e.addr)}:${e.backendPort}`);
+      slotsOf.set(fkey, m);
+    }
+    // A restarted agent keeps the slots the kernel holds (so established connections keep their backends).
+    for (const [fkey, m] of slotsOf) this.lbOrder.set(fkey, [...m.keys()].sort((a, b) => a - b).map((i) => m.get(i)!));
     for (const [k, v] of this.maps.policy.entries()) {
       const p = decodePolicy(k, v);
       if (p.epId !== epId) continue;
@@ -321,3 +389,4 @@ export class BpfDatapath implements Datapath {
     return out;
   }
 }
+

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Resource, ServiceSpec } from '@weft/resources';
-import { exportRecord, parseServiceRecord, resolveService, serviceView, type ServiceView } from './services.js';
+import { exportRecord, parseServiceRecord, resolveService, serviceView, stableSlots, type ServiceView } from './services.js';
 import type { EndpointRecord } from './state.js';
 
 function svc(annotations: Record<string, string> = {}, spec: Partial<ServiceSpec> = {}): Resource<ServiceSpec> {
@@ -76,5 +76,17 @@ describe('services', () => {
     assert.match(parseServiceRecord('shop.echo', JSON.stringify({ ...west, ports: [{ protocol: 'SCTP', port: 1, targetPort: 1 }] })) as string, /ports\[0\]/);
     assert.match(parseServiceRecord('shop.echo', JSON.stringify({ ...west, ports: [{ protocol: 'TCP', port: 70000, targetPort: 1 }] })) as string, /ports\[0\]/);
     assert.match(parseServiceRecord('shop.echo', JSON.stringify({ ...west, selector: { app: 1 } })) as string, /selector/);
+  });
+
+  it('keeps backends in their slots, filling holes with newcomers or the last backend', () => {
+    assert.deepEqual(stableSlots([], ['a', 'b']), ['a', 'b']);
+    assert.deepEqual(stableSlots(['a', 'b', 'c', 'd'], ['a', 'c', 'd']), ['a', 'd', 'c'], 'the last moves into the hole');
+    assert.deepEqual(stableSlots(['a', 'b', 'c'], ['a', 'c', 'x']), ['a', 'x', 'c'], 'a newcomer takes the hole');
+    assert.deepEqual(stableSlots(['a', 'b', 'c'], ['c']), ['c']);
+    assert.deepEqual(stableSlots(['a', 'b'], []), []);
+    assert.deepEqual(stableSlots(['a', 'b', 'c', 'd'], ['b', 'd', 'e', 'f']), ['e', 'b', 'f', 'd']);
+    const big = Array.from({ length: 1000 }, (_, i) => `b${i}`);
+    const after = stableSlots(big, big.slice(1));
+    assert.equal(after.filter((b, i) => b !== big[i]).length, 1, 'one backend leaving moves one other');
   });
 });

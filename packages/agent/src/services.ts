@@ -175,3 +175,24 @@ export function resolveService(v: ServiceView, cluster: string, localEndpoints: 
   for (const k of Object.keys(available)) available[k] = [...new Set(available[k])].sort();
   return { namespace: v.namespace, name: v.name, clusterIP: v.clusterIP, global: v.global, shared: v.shared, affinity: v.affinity, frontends, available };
 }
+
+/**
+ * New slot order for a frontend: backends that stay keep their slot; a slot
+ * freed by a leaving backend goes to a newcomer, or else to the last backend,
+ * so the list stays dense (slots 1..count) with the fewest moves.
+ */
+export function stableSlots(previous: readonly string[], wanted: readonly string[]): string[] {
+  const want = new Set(wanted);
+  const out: Array<string | undefined> = previous.map((b) => (want.has(b) ? b : undefined));
+  const present = new Set(out.filter((b): b is string => b !== undefined));
+  const newcomers = wanted.filter((b) => !present.has(b));
+  for (let i = 0; i < out.length && newcomers.length > 0; i++) if (out[i] === undefined) out[i] = newcomers.shift();
+  out.push(...newcomers);
+  for (let hole = out.indexOf(undefined); hole !== -1; hole = out.indexOf(undefined)) {
+    let last = out.pop();
+    while (last === undefined && out.length > hole) last = out.pop();
+    if (last !== undefined && hole < out.length) out[hole] = last;
+    else if (last !== undefined) out.push(last);
+  }
+  return out as string[];
+}
