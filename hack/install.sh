@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 # clang, llvm, libbpf-dev, bpftool: compiling and inspecting the BPF datapath
 # openssl: the clustermesh CA and certificates
 # iproute2, iptables, iperf3, iputils-ping: namespaces, veths, VXLAN; the policy benchmark against iptables
-PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl)
+# wireguard-go, wireguard-tools: node-to-node encryption where the kernel has no WireGuard (wg to inspect)
+# tcpdump: the encryption tests prove on the wire that no pod payload travels in the clear
+PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-go wireguard-tools tcpdump)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

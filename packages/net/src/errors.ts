@@ -13,4 +13,20 @@ export class NetCommandError extends WeftError {
   }
 }
 
-export const errorCodes = [NetCommandError.code] as const;
+/** A WireGuard device could not be reached or refused a request. */
+export class WireGuardError extends WeftError {
+  static readonly code = 'WEFT_ERR_WIREGUARD';
+  constructor(message: string) {
+    super(WireGuardError.code, message);
+  }
+}
+
+/** A WireGuard key (file or published) is malformed, the wrong length, or exposed. */
+export class WireGuardKeyError extends WeftError {
+  static readonly code = 'WEFT_ERR_WIREGUARD_KEY';
+  constructor(message: string) {
+    super(WireGuardKeyError.code, message);
+  }
+}
+
+export const errorCodes = [NetCommandError.code, WireGuardError.code, WireGuardKeyError.code] as const;

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { Ip, netns } from './ip.js';
+import { WireGuardError } from './errors.js';
+import { run } from './run.js';
+import { ensureWireGuardGo, generatePrivateKey, publicKeyOf, WireGuardUapi } from './wireguard.js';
+
+/** Two namespaces joined by a veth, a wireguard-go device in each, configured only through UAPI. */
+describe('wireguard-go over UAPI (root)', function () {
+  this.timeout(30_000);
+  const tag = randomBytes(3).toString('hex');
+  const [a, b] = [`wtwg-a-${tag}`, `wtwg-b-${tag}`];
+  const [wa, wb] = [`wtwa${tag}`, `wtwb${tag}`];
+
+  before(function () {
+    if (process.getuid?.() !== 0) this.skip();
+  });
+  after(async () => {
+    // Deleting a namespace destroys its TUN device; wireguard-go then exits and removes its socket.
+    for (const ns of [a, b]) {
+      const { stdout } = await run(['ip', 'netns', 'pids', ns], { allowFail: true });
+      for (const pid of stdout.split(/\s+/).filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+      await netns.delete(ns);
+    }
+    // A killed wireguard-go leaves its socket behind.
+    for (const dev of [wa, wb]) rmSync(new WireGuardUapi(dev).socketPath, { force: true });
+  });
+
+  it('carries a ping between two namespaces, and reports the handshake and bytes per peer', async () => {
+    await netns.add(a);
+    await netns.add(b);
+    const [ipa, ipb] = [new Ip(a), new Ip(b)];
+    await ipa.addVeth('ua', 'ub', { peerNetns: b });
+    await ipa.addAddress('ua', '10.252.0.1/30');
+    await ipb.addAddress('ub', '10.252.0.2/30');
+    await ipa.setUp('ua');
+    await ipb.setUp('ub');
+    const [ka, kb] = [generatePrivateKey(), generatePrivateKey()];
+    const devA = await ensureWireGuardGo(wa, { netns: a });
+    const devB = await ensureWireGuardGo(wb, { netns: b });
+    await ensureWireGuardGo(wa, { netns: a });
+    assert.equal((await run(['pgrep', '-f', `wireguard-go ${wa}`])).stdout.trim().split('\n').length, 1, 'a running device is reused, not started twice');
+    await devA.configure(ka, 51820);
+    await devB.configure(kb, 51820);
+    await devA.setPeers([{ publicKey: publicKeyOf(kb).toString('base64'), endpoint: '10.252.0.2:51820', allowedIps: ['10.253.0.2/32'] }], []);
+    await devB.setPeers([{ publicKey: publicKeyOf(ka).toString('base64'), endpoint: '10.252.0.1:51820', allowedIps: ['10.253.0.1/32'] }], []);
+    await ipa.addAddress(wa, '10.253.0.1/24');
+    await ipb.addAddress(wb, '10.253.0.2/24');
+    await ipa.setUp(wa);
+    await ipb.setUp(wb);
+    const { stdout } = await netns.exec(a, ['ping', '-c', '2', '-W', '3', '10.253.0.2']);
+    assert.match(stdout, /2 received/);
+    const [peer] = await devA.peers();
+    assert.equal(peer!.publicKey, publicKeyOf(kb).toString('base64'));
+    assert.deepEqual(peer!.allowedIps, ['10.253.0.2/32']);
+    assert.ok(peer!.lastHandshakeSec > 0, 'a handshake happened');
+    assert.ok(peer!.rxBytes > 0 && peer!.txBytes > 0);
+    // Removing the peer stops the traffic.
+    await devA.setPeers([], [publicKeyOf(kb).toString('base64')]);
+    assert.deepEqual(await devA.peers(), []);
+    await assert.rejects(netns.exec(a, ['ping', '-c', '1', '-W', '1', '10.253.0.2']));
+  });
+
+  it('says clearly when a device does not exist', async () => {
+    await assert.rejects(new WireGuardUapi(`wtnone${tag}`).request('get=1\n'), (e: unknown) => e instanceof WireGuardError && /cannot reach \/var\/run\/wireguard\/wtnone/.test((e as Error).message));
+  });
+});
