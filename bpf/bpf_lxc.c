@@ -46,6 +46,14 @@ static __always_inline int handle_from_container(struct __sk_buff *skb, struct f
 	struct endpoint_info *dst_ep = bpf_map_lookup_elem(&weft_endpoints, &dk);
 	int tunnel = !dst_ep && dst_info && dst_info->tunnel_ip && cfg && cfg->routing_mode == ROUTING_TUNNEL;
 
+	/* Strict encryption: a pod on another node whose key we lack is not sent to in the clear. */
+	if (!dst_ep && dst_info) {
+		if (dst_info->flags & IPCACHE_F_ENCRYPT_MISSING)
+			return -WEFT_DROP_UNENCRYPTED;
+		if (dst_info->flags & IPCACHE_F_ENCRYPTED)
+			c->flags |= FLOW_F_ENCRYPTED;
+	}
+
 	if (tunnel) {
 		if (!cfg->tunnel_ifindex)
 			return -WEFT_DROP_REDIRECT; /* no tunnel device configured */

@@ -488,6 +488,19 @@ int main(int argc, char **argv)
 	CHECK(r.ret == TC_ACT_OK, "remote pod, direct routing: ret %d, want 0", r.ret);
 	expect_event("direct routing", VERDICT_FORWARDED, 0, FLOW_POINT_FROM_ENDPOINT, FLOW_F_NEW, 0);
 
+	printf("encryption: strict mode and the encrypted flag\n");
+	set_ipcache("10.0.7.5", 32, 2100, "192.168.0.7", IPCACHE_F_ENCRYPT_MISSING);
+	p = ipv4(A, "10.0.7.5", IPPROTO_TCP, 47000, 80);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "node without a key: ret %d, want drop", r.ret);
+	expect_event("unencrypted", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED, FLOW_POINT_FROM_ENDPOINT, 0, 0);
+	CHECK(!get_ct(A, "10.0.7.5", 47000, 80, IPPROTO_TCP, CT_EGRESS, &ct), "no ct entry for a packet refused for lack of a key");
+	set_ipcache("10.0.7.6", 32, 2100, "10.0.7.1", IPCACHE_F_ENCRYPTED);
+	p = ipv4(A, "10.0.7.6", IPPROTO_TCP, 47001, 80);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "encrypted peer, direct routing: ret %d", r.ret);
+	expect_event("encrypted", VERDICT_FORWARDED, 0, FLOW_POINT_FROM_ENDPOINT, FLOW_F_NEW | FLOW_F_ENCRYPTED, 0);
+
 	printf("services: load balancing and reverse translation\n");
 	{
 		const char *both[] = { B, REMOTE };

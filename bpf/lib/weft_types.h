@@ -22,6 +22,8 @@ struct ipcache_key {
 
 #define IPCACHE_F_LOCAL_ENDPOINT	0x1	/* an endpoint on this node */
 #define IPCACHE_F_REMOTE_NODE		0x2	/* a node's own address */
+#define IPCACHE_F_ENCRYPTED		0x4	/* reached through the node's WireGuard device */
+#define IPCACHE_F_ENCRYPT_MISSING	0x8	/* its node has no usable key and encryption is strict: drop */
 
 struct ipcache_value {
 	__u32 identity;		/* security identity (24 bits) */
@@ -168,6 +170,7 @@ struct node_config {
 #define FLOW_F_REPLY		0x1
 #define FLOW_F_NEW		0x2
 #define FLOW_F_TUNNELED		0x4
+#define FLOW_F_ENCRYPTED	0x8	/* leaves the node encrypted (WireGuard) */
 
 #define FLOW_POINT_FROM_ENDPOINT	1	/* pod egress, on the host-side veth */
 #define FLOW_POINT_TO_ENDPOINT		2	/* pod ingress, on the host-side veth */
@@ -205,5 +208,6 @@ struct flow_event {
 #define WEFT_DROP_UNKNOWN_ENDPOINT	9	/* no local endpoint for the destination */
 #define WEFT_DROP_NO_SERVICE_BACKEND	10	/* a service address with no backend */
 #define WEFT_DROP_NAT			11	/* rewriting addresses or checksums failed */
+#define WEFT_DROP_UNENCRYPTED		12	/* would leave for another node unencrypted (strict encryption) */
 
 #endif /* WEFT_TYPES_H */

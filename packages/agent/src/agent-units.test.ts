@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LabelSet } from '@weft/identity';
-import { validateAgentConfig, podMtu } from './config.js';
+import { validateAgentConfig, podMtu, routerIp } from './config.js';
 import { AgentConfigError, IpamExhaustedError } from './errors.js';
 import { enrich, flowMatches, FlowLog } from './flows.js';
 import { Ipam } from './ipam.js';
@@ -17,9 +17,13 @@ describe('agent configuration', () => {
     const c = validateAgentConfig(base);
     assert.equal(c.routing, 'vxlan');
     assert.equal(c.pinRoot, '/sys/fs/bpf/weft/c1-c1-node1');
-    assert.equal(podMtu(c), 1450);
-    assert.equal(podMtu({ ...c, routing: 'direct' }), 1500);
-    assert.equal(podMtu({ ...c, routing: 'geneve' }), 1450);
+    assert.equal(c.encryption, 'wireguard', 'encrypted by default');
+    assert.equal(c.encryptionStrict, true, 'strict by default');
+    assert.equal(podMtu(c), 1390, 'VXLAN inside WireGuard');
+    assert.equal(podMtu({ ...c, routing: 'direct' }), 1440);
+    assert.equal(podMtu({ ...c, encryption: 'off' }), 1450);
+    assert.equal(podMtu({ ...c, routing: 'direct', encryption: 'off' }), 1500);
+    assert.equal(routerIp('10.101.1.0/24'), '10.101.1.1');
   });
 
   it('names the bad field', () => {
@@ -28,6 +32,8 @@ describe('agent configuration', () => {
       [{ nodeIp: '10.99.1' }, /nodeIp: "10.99.1" is not an IPv4 address/],
       [{ podCidr: '10.101.1.7/24' }, /podCidr: "10.101.1.7\/24" has host bits set/],
       [{ routing: 'gre' }, /routing: "gre" is not vxlan, geneve or direct/],
+      [{ encryption: 'ipsec-ish' }, /encryption: "ipsec-ish" is not wireguard or off/],
+      [{ wireguardDevice: 'a-device-name-too-long' }, /wireguardDevice: .* must be 1-15 characters/],
       [{ etcd: [] }, /etcd: must be a non-empty list/],
       [{ cluster: 'Bad_Name' }, /cluster: "Bad_Name" must be 1-32 lowercase/],
     ];

@@ -19,6 +19,7 @@ import { enrich, FlowLog, type FlowFilter } from './flows.js';
 import { Ipam } from './ipam.js';
 import { PolicyEngine } from './policy-engine.js';
 import { ServiceManager } from './service-manager.js';
+import { WireGuardNode, type EncryptionStatus } from './encryption.js';
 import { PodRuntime } from './pod-runtime.js';
 import { nodeKey, type NodeRecord } from './state.js';
 import { bigintJson } from './api.js';
@@ -32,6 +33,7 @@ export class Agent {
   policy!: PolicyEngine;
   cluster!: ClusterState;
   services!: ServiceManager;
+  wireguard: WireGuardNode | undefined;
   private session!: Session;
   private api!: ApiServer;
   private pods: PodRuntime | undefined;
@@ -56,6 +58,10 @@ export class Agent {
     const c = this.config;
     this.log.info({ nodeIp: c.nodeIp, podCidr: c.podCidr, routing: c.routing }, 'agent starting');
     await this.datapath.start();
+    if (c.encryption === 'wireguard') {
+      this.wireguard = new WireGuardNode(c, this.log.child({ component: 'wireguard' }));
+      await this.wireguard.start();
+    }
     this.session = await this.newSession();
     this.allocator = await new IdentityAllocator({ client: this.kv, clusterId: c.clusterId, clusterName: c.cluster, node: c.node, logger: this.log.child({ component: 'identity-allocator' }) }).start();
     const resources = new ResourceStore(this.kv);
@@ -72,7 +78,7 @@ export class Agent {
       log: this.log.child({ component: 'endpoints' }),
     });
     this.policy = new PolicyEngine(c, resources, this.allocator, this.datapath, () => this.endpoints.list(), this.log.child({ component: 'policy' }), () => this.cluster.remoteIdentities.entries());
-    this.cluster = new ClusterState(c, this.kv, this.datapath, () => this.policy.cidrIdentities(), this.log.child({ component: 'cluster-state' }));
+    this.cluster = new ClusterState(c, this.kv, this.datapath, () => this.policy.cidrIdentities(), this.log.child({ component: 'cluster-state' }), this.wireguard);
     this.policy.onCidrsChanged = () => this.cluster.schedule();
     this.cluster.onRemoteIdentities = () => this.policy.schedule();
     this.services = new ServiceManager(c.cluster, resources, this.cluster, this.datapath, this.log.child({ component: 'services' }));
@@ -147,6 +153,7 @@ export class Agent {
   private async publishNode(): Promise<void> {
     const c = this.config;
     const record: NodeRecord = { name: c.node, cluster: c.cluster, ip: c.nodeIp, podCidr: c.podCidr, routing: c.routing };
+    if (this.wireguard) record.wireguard = { publicKey: this.wireguard.publicKey, port: c.wireguardPort };
     await this.kv.put(nodeKey(c.node), JSON.stringify(record), { lease: this.session.leaseId });
   }
 
@@ -230,6 +237,7 @@ export class Agent {
     );
     api.route('GET', '/v1/bpf/ipcache', async () => this.datapath.dumpIpcache());
     api.route('GET', '/v1/services', async () => this.services.list());
+    api.route('GET', '/v1/encryption', async (): Promise<EncryptionStatus> => this.wireguard?.status() ?? { mode: 'off', strict: false, peers: [], refused: [] });
     api.route('GET', '/v1/bpf/lb', async () => this.datapath.dumpServices());
     api.route('GET', '/v1/bpf/policy', async ({ query }) => {
       const ep = this.endpoints.find(query.get('endpoint') ?? '');

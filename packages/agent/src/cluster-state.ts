@@ -12,11 +12,15 @@ import { Ip } from '@weft/net';
 import type { CidrIdentityView } from '@weft/policy';
 import type { AgentConfig } from './config.js';
 import type { Datapath, IpcacheUpsert } from './datapath-port.js';
+import { routerIp } from './config.js';
+import type { PeerNode, WireGuardNode } from './encryption.js';
 import { parseServiceRecord, type ServiceRecord } from './services.js';
 import { ENDPOINTS_PREFIX, NODES_PREFIX, parseEndpointRecord, parseNodeRecord, type EndpointRecord, type NodeRecord } from './state.js';
 
 const IPCACHE_F_LOCAL_ENDPOINT = 0x1;
 const IPCACHE_F_REMOTE_NODE = 0x2;
+const IPCACHE_F_ENCRYPTED = 0x4;
+const IPCACHE_F_ENCRYPT_MISSING = 0x8;
 
 /** Where the clustermesh-apiserver of this cluster writes what it imported from remote clusters. */
 export const MESH_ROOT = 'weft/mesh/v1/';
@@ -39,7 +43,10 @@ export class ClusterState {
   readonly invalid = new Map<string, string>();
   private watchers: PrefixWatcher[] = [];
   private readonly syncer: Coalescer;
+  /** cidr -> route arguments after the prefix, as installed. */
   private routes = new Map<string, string>();
+  /** `cluster/node` of the nodes reached through WireGuard, from the last sync. */
+  private encryptedNodes = new Set<string>();
   private readonly ip = new Ip();
   lastSync: { added: number; updated: number; removed: number; at: string } | undefined;
 
@@ -49,6 +56,7 @@ export class ClusterState {
     private readonly datapath: Datapath,
     private readonly cidrIdentities: () => CidrIdentityView[],
     private readonly log: Logger,
+    private readonly wireguard?: WireGuardNode,
   ) {
     this.syncer = new Coalescer(() => this.sync(), 10, (err) => this.log.error({ err: err.message }, 'ipcache sync failed'));
   }
@@ -158,40 +166,73 @@ export class ClusterState {
     this.onChanged();
   }
 
+  /** Every node of every cluster, with the cluster it belongs to. */
+  private allNodes(): PeerNode[] {
+    const out: PeerNode[] = [...this.nodes.values()].map((record) => ({ cluster: this.config.cluster, record }));
+    for (const [id, record] of this.remoteNodes) out.push({ cluster: id.slice(0, id.indexOf('/')), record });
+    return out;
+  }
+
+  /**
+   * Where a pod on another node is sent: through WireGuard (to the node's
+   * router IP, encrypted), in the clear (encryption off, or not strict and no
+   * key), or nowhere (strict and no key: the datapath drops and reports).
+   */
+  private remotePlacement(nodeIp: string, byIp: Map<string, PeerNode>): { tunnelIp: string; flags: number } {
+    if (this.config.encryption === 'off') return { tunnelIp: nodeIp, flags: 0 };
+    const n = byIp.get(nodeIp);
+    if (n && this.encryptedNodes.has(`${n.cluster}/${n.record.name}`)) return { tunnelIp: routerIp(n.record.podCidr), flags: IPCACHE_F_ENCRYPTED };
+    return { tunnelIp: nodeIp, flags: this.config.encryptionStrict ? IPCACHE_F_ENCRYPT_MISSING : 0 };
+  }
+
   /** The ipcache this node should have now. */
   desired(): IpcacheUpsert[] {
     const out: IpcacheUpsert[] = [];
     const me = this.config.node;
+    const byIp = new Map<string, PeerNode>(this.allNodes().map((n) => [n.record.ip, n]));
     for (const n of this.nodes.values()) {
       out.push({ cidr: `${n.ip}/32`, identity: n.name === me ? ReservedIdentity.host : ReservedIdentity['remote-node'], flags: IPCACHE_F_REMOTE_NODE, clusterId: this.config.clusterId });
     }
     for (const e of this.endpoints.values()) {
       const local = e.node === me;
-      const entry: IpcacheUpsert = { cidr: `${e.ip}/32`, identity: e.identity, flags: local ? IPCACHE_F_LOCAL_ENDPOINT : 0, clusterId: this.config.clusterId };
-      if (!local) entry.tunnelIp = e.nodeIp;
-      out.push(entry);
+      if (local) {
+        out.push({ cidr: `${e.ip}/32`, identity: e.identity, flags: IPCACHE_F_LOCAL_ENDPOINT, clusterId: this.config.clusterId });
+        continue;
+      }
+      out.push({ cidr: `${e.ip}/32`, identity: e.identity, clusterId: this.config.clusterId, ...this.remotePlacement(e.nodeIp, byIp) });
     }
     // Remote clusters: their nodes and pods, reached through the remote node (tunnel) or routes.
     for (const n of this.remoteNodes.values()) out.push({ cidr: `${n.ip}/32`, identity: ReservedIdentity['remote-node'], flags: IPCACHE_F_REMOTE_NODE, clusterId: 0 });
-    for (const e of this.remoteEndpoints.values()) out.push({ cidr: `${e.ip}/32`, identity: e.identity, tunnelIp: e.nodeIp, flags: 0, clusterId: (e.identity >>> 16) & 0xff });
+    for (const e of this.remoteEndpoints.values()) out.push({ cidr: `${e.ip}/32`, identity: e.identity, clusterId: (e.identity >>> 16) & 0xff, ...this.remotePlacement(e.nodeIp, byIp) });
     for (const c of this.cidrIdentities()) out.push({ cidr: c.cidr, identity: c.id, flags: 0, clusterId: 0 });
     return out;
   }
 
   private async sync(): Promise<void> {
+    // Peers first: a pod CIDR is marked encrypted only once its node is a peer of our device.
+    if (this.wireguard) this.encryptedNodes = await this.wireguard.sync(this.allNodes());
     const result = await this.datapath.syncIpcache(this.desired());
     this.lastSync = { ...result, at: new Date().toISOString() };
-    if (this.config.routing === 'direct') await this.syncRoutes();
+    await this.syncRoutes();
   }
 
+  /**
+   * Routes to other nodes' pod CIDRs: into the WireGuard device for peers
+   * (both routing modes: VXLAN packets go to the peer's router IP inside its
+   * pod CIDR); via the node in direct routing without encryption, or when
+   * encryption is not strict and the node has no key; none otherwise.
+   */
   private async syncRoutes(): Promise<void> {
     const want = new Map<string, string>();
-    for (const n of this.nodes.values()) if (n.name !== this.config.node) want.set(n.podCidr, n.ip);
-    for (const n of this.remoteNodes.values()) want.set(n.podCidr, n.ip);
-    for (const [cidr, via] of want) {
-      if (this.routes.get(cidr) === via) continue;
-      await this.ip.replaceRoute([cidr, 'via', via]);
-      this.routes.set(cidr, via);
+    for (const n of this.allNodes()) {
+      if (n.cluster === this.config.cluster && n.record.name === this.config.node) continue;
+      if (this.encryptedNodes.has(`${n.cluster}/${n.record.name}`)) want.set(n.record.podCidr, `dev ${this.config.wireguardDevice}`);
+      else if (this.config.routing === 'direct' && (this.config.encryption === 'off' || !this.config.encryptionStrict)) want.set(n.record.podCidr, `via ${n.record.ip}`);
+    }
+    for (const [cidr, route] of want) {
+      if (this.routes.get(cidr) === route) continue;
+      await this.ip.replaceRoute([cidr, ...route.split(' ')]);
+      this.routes.set(cidr, route);
     }
     for (const cidr of [...this.routes.keys()]) {
       if (want.has(cidr)) continue;

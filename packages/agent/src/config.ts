@@ -39,10 +39,19 @@ export interface AgentConfig {
   podRuntime: boolean;
   /** Path of the CNI plugin executable the pod runtime calls. */
   cniPlugin?: string;
+  /** Pod traffic between nodes: through WireGuard (the default) or in the clear. */
+  encryption: 'wireguard' | 'off';
+  /** With encryption: a pod on a node whose key is unknown is not sent to (dropped, reported). */
+  encryptionStrict: boolean;
+  /** The WireGuard device; unique on the machine (wireguard-go's sockets are machine-wide). */
+  wireguardDevice: string;
+  wireguardPort: number;
 }
 
 /** Outer Ethernet + IPv4 + UDP + VXLAN (or Geneve without options) headers. */
 export const VXLAN_OVERHEAD = 50;
+/** IPv4 + UDP + WireGuard header and tag. */
+export const WIREGUARD_OVERHEAD = 60;
 
 export function loadAgentConfig(path: string): AgentConfig {
   let raw: unknown;
@@ -99,12 +108,27 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
     underlayMtu: num('underlayMtu', 1500, 1280, 65535),
     audit: c.audit === true,
     podRuntime: c.podRuntime === true,
+    encryption: c.encryption === undefined ? 'wireguard' : c.encryption === 'wireguard' || c.encryption === 'off' ? c.encryption : fail('encryption', `${JSON.stringify(c.encryption)} is not wireguard or off`),
+    encryptionStrict: c.encryptionStrict === undefined ? true : c.encryptionStrict === true ? true : c.encryptionStrict === false ? false : fail('encryptionStrict', 'must be true or false'),
+    wireguardDevice: typeof c.wireguardDevice === 'string' ? c.wireguardDevice : 'weft_wg',
+    wireguardPort: num('wireguardPort', 51871, 1, 65535),
   };
+  if (out.wireguardDevice.length > 15 || !/^[A-Za-z0-9_.-]+$/.test(out.wireguardDevice)) fail('wireguardDevice', `${JSON.stringify(out.wireguardDevice)} must be 1-15 characters of A-Z a-z 0-9 _ . - (and unique on the machine: wireguard-go's sockets are machine-wide)`);
   if (typeof c.cniPlugin === 'string') out.cniPlugin = c.cniPlugin;
   return out;
 }
 
+/** The node's address on its WireGuard device: the first address of its pod CIDR (never given to a pod). */
+export function routerIp(podCidr: string): string {
+  const c = parseCidr(podCidr);
+  if (typeof c === 'string') throw new RangeError(c);
+  const n = (c.addr + 1) >>> 0;
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
 /** MTU for pods: the underlay minus the encapsulation overhead of the routing mode. */
-export function podMtu(config: Pick<AgentConfig, 'underlayMtu' | 'routing'>): number {
-  return config.routing === 'direct' ? config.underlayMtu : config.underlayMtu - VXLAN_OVERHEAD;
+export function podMtu(config: Pick<AgentConfig, 'underlayMtu' | 'routing'> & { encryption?: 'wireguard' | 'off' }): number {
+  const tunnel = config.routing === 'direct' ? 0 : VXLAN_OVERHEAD;
+  const wg = config.encryption === 'wireguard' ? WIREGUARD_OVERHEAD : 0;
+  return config.underlayMtu - tunnel - wg;
 }

@@ -27,6 +27,8 @@ export interface Flow {
   destination: FlowEndpoint;
   isReply: boolean;
   newConnection: boolean;
+  /** Sent to another node through WireGuard (known for new connections at the sender). */
+  encrypted: boolean;
   rule?: string;
   length: number;
 }
@@ -61,6 +63,7 @@ export function enrich(s: FlowSample, ctx: FlowContext): Flow {
     destination: side(s.daddr, s.dport, s.dstIdentity),
     isReply: (s.flags & 0x1) !== 0,
     newConnection: (s.flags & 0x2) !== 0,
+    encrypted: (s.flags & 0x8) !== 0,
     length: s.length,
   };
   if (s.dropReason) flow.dropReason = dropReasonName(s.dropReason);

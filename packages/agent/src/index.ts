@@ -2,6 +2,7 @@ export { Agent } from './agent.js';
 export { loadAgentConfig, validateAgentConfig, podMtu, VXLAN_OVERHEAD, type AgentConfig, type RoutingMode } from './config.js';
 export { AgentClient, AgentApiError, AgentUnreachableError } from './api.js';
 export type { Datapath, IpcacheUpsert, EndpointProgram, PolicyMapEntry, FlowSample, ServiceProgram } from './datapath-port.js';
+export { WireGuardNode, type EncryptionStatus } from './encryption.js';
 export { GLOBAL_ANNOTATION, SHARED_ANNOTATION, AFFINITY_ANNOTATION, type ServiceState, type ServiceFrontend, type Backend, type Affinity } from './services.js';
 export { POD_GATEWAY, netnsName, type Endpoint, type CniArgs } from './endpoint-manager.js';
 export { podNetnsName } from './pod-runtime.js';

@@ -9,6 +9,7 @@
  * not make sense is skipped and reported, never programmed into a datapath.
  */
 import { inCluster, isReserved } from '@weft/identity';
+import { decodeKey } from '@weft/net';
 import { parseCidr, parseIpv4 } from '@weft/policy';
 
 export const STATE_ROOT = 'weft/state/v1/';
@@ -21,6 +22,8 @@ export interface NodeRecord {
   ip: string;
   podCidr: string;
   routing: 'vxlan' | 'geneve' | 'direct';
+  /** Present when the node encrypts with WireGuard: its public key (base64) and UDP port. */
+  wireguard?: { publicKey: string; port: number };
 }
 
 export interface EndpointRecord {
@@ -55,6 +58,16 @@ export function parseNodeRecord(value: Buffer, cluster: string): NodeRecord | st
   if (typeof r.ip !== 'string' || parseIpv4(r.ip) === undefined) return `ip ${JSON.stringify(r.ip)} is not IPv4`;
   if (typeof r.podCidr !== 'string' || typeof parseCidr(r.podCidr) === 'string') return `podCidr ${JSON.stringify(r.podCidr)} is not a CIDR`;
   if (r.routing !== 'vxlan' && r.routing !== 'geneve' && r.routing !== 'direct') return `routing ${JSON.stringify(r.routing)} is unknown`;
+  if (r.wireguard !== undefined) {
+    const wg = r.wireguard as { publicKey?: unknown; port?: unknown };
+    if (typeof wg !== 'object' || wg === null) return 'wireguard must be {publicKey, port}';
+    try {
+      decodeKey(typeof wg.publicKey === 'string' ? wg.publicKey : '', `wireguard.publicKey of node ${r.name}`);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    if (typeof wg.port !== 'number' || !Number.isInteger(wg.port) || wg.port < 1 || wg.port > 65535) return `wireguard.port ${JSON.stringify(wg.port)} is not a port`;
+  }
   return r as NodeRecord;
 }
 

@@ -9,6 +9,7 @@ import { echoServer } from './commands/echo-server.js';
 import { identity } from './commands/identity.js';
 import { bpf, endpointList, policyGet, status } from './commands/inspect.js';
 import { service } from './commands/service.js';
+import { encrypt } from './commands/encrypt.js';
 import { lab } from './commands/lab.js';
 import { observe } from './commands/observe.js';
 import { probe } from './commands/probe.js';
@@ -29,6 +30,7 @@ Resources (standalone mode, stored in the cluster's etcd):
 Inspect (per cluster, all nodes unless --node):
   status | endpoint list | policy get
   service list                 ClusterIP and backends per cluster (all lab clusters unless --cluster)
+  encrypt status               WireGuard per node: key, peers, handshakes, bytes, refused peers
   bpf ipcache list | bpf lb list | bpf policy get ENDPOINT
   identity list | identity get ID | identity gc   [--cluster NAME | --etcd ENDPOINT]
   observe [--follow] [--pod P] [--namespace N] [--label K=V] [--verdict V] [--identity ID]
@@ -67,6 +69,8 @@ async function main(argv: string[]): Promise<void> {
       return policyGet(rest.slice(1));
     case 'service':
       return service(rest);
+    case 'encrypt':
+      return encrypt(rest);
     case 'bpf':
       return bpf(rest);
     case 'observe':

@@ -159,6 +159,10 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
         audit: false,
         podRuntime: true,
         cniPlugin: join(REPO, 'packages', 'cni', 'bin', 'weft-cni.js'),
+        encryption: spec.encryption ?? 'wireguard',
+        encryptionStrict: true,
+        wireguardDevice: labWireGuardDevice(c.id, n.index),
+        wireguardPort: 51871,
       };
       mkdirSync(n.stateDir, { recursive: true });
       writeFileSync(join(n.stateDir, 'agent.json'), JSON.stringify(config, null, 1));
@@ -244,6 +248,13 @@ function pidIn(ns: string, needle: string): number | undefined {
   });
   return pid === undefined ? undefined : Number(pid);
 }
+
+/** A lab node's WireGuard device: unique on the machine (wireguard-go's sockets are machine-wide), at most 15 characters. */
+export function labWireGuardDevice(clusterId: number, nodeIndex: number): string {
+  return `weftwg${clusterId}n${nodeIndex}`;
+}
+const LAB_WG_SOCKET = /^weftwg\d+n\d+\.sock$/;
+const WG_RUN_DIR = '/var/run/wireguard';
 
 /** The pid of the cluster's clustermesh-apiserver, if one runs. */
 export function apiserverPid(c: Pick<ClusterLayout, 'cpNetns'>): number | undefined {
@@ -345,6 +356,8 @@ export async function labDown(progress: Progress): Promise<{ namespaces: number 
   }
   if (all.length > 0) progress(`removing ${all.length} network namespaces`);
   for (const ns of all) await netns.delete(ns);
+  // wireguard-go killed with its namespace leaves its machine-wide UAPI socket behind.
+  for (const f of existsSync(WG_RUN_DIR) ? readdirSync(WG_RUN_DIR) : []) if (LAB_WG_SOCKET.test(f)) rmSync(join(WG_RUN_DIR, f), { force: true });
   rmSync(PIN_ROOT, { recursive: true, force: true });
   rmSync('/var/run/weft', { recursive: true, force: true });
   return { namespaces: all.length };

@@ -18,6 +18,8 @@ export interface LabSpec {
   routing: 'vxlan' | 'geneve' | 'direct';
   /** Connect the clusters with each other (default true). */
   connect?: boolean;
+  /** Pod traffic between nodes (default wireguard). */
+  encryption?: 'wireguard' | 'off';
 }
 
 export const LAB_PREFIX = 'weft-';

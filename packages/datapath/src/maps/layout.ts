@@ -68,6 +68,8 @@ export const MapName = {
 // Flags and constants from weft_types.h.
 export const IPCACHE_F_LOCAL_ENDPOINT = 0x1;
 export const IPCACHE_F_REMOTE_NODE = 0x2;
+export const IPCACHE_F_ENCRYPTED = 0x4;
+export const IPCACHE_F_ENCRYPT_MISSING = 0x8;
 export const EP_F_INGRESS_ENFORCE = 0x1;
 export const EP_F_EGRESS_ENFORCE = 0x2;
 export const EP_F_AUDIT = 0x4;

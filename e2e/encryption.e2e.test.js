@@ -1,0 +1,127 @@
+// End to end, as root: WireGuard by default between all nodes of two connected clusters.
+// Proof on the wire: tcpdump on the underlay bridge while pods exchange a unique marker, within a
+// cluster and across clusters; the marker never appears, and pod traffic between nodes is WireGuard
+// only. Strict mode drops (and reports) traffic to a node without a key; a node claiming another's
+// key is refused; full-size packets with DF set cross without a black hole.
+'use strict';
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const { mkdtempSync, readFileSync, rmSync } = require('node:fs');
+const { tmpdir } = require('node:os');
+const { join } = require('node:path');
+const { randomBytes } = require('node:crypto');
+const { WEFT, weft, weftJson, probe, until, isRoot } = require('./helpers');
+
+function capture(file) {
+  const child = spawn('ip', ['netns', 'exec', 'weft-lab-ul', 'tcpdump', '-i', 'br0', '-U', '-s', '0', '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const ready = until(async () => /listening on/.test(err), 'tcpdump to listen', 10_000);
+  return { ready, stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGINT'); }) };
+}
+
+function count(file, filter) {
+  return new Promise((resolve) => {
+    const c = spawn('tcpdump', ['-nn', '-r', file, filter], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.on('exit', () => resolve(out.split('\n').filter(Boolean).length));
+  });
+}
+
+describe('encryption: WireGuard by default (e2e, root)', function () {
+  this.timeout(300_000);
+  let dir;
+  let c1;
+  let c2;
+  const ip = (eps, pod) => eps.find((e) => `${e.namespace}/${e.pod}` === pod).ip;
+
+  before(async function () {
+    if (!isRoot()) return this.skip();
+    dir = mkdtempSync(join(tmpdir(), 'weft-enc-'));
+    const up = await weft(['lab', 'up', '--clusters', '2', '--nodes', '2']);
+    assert.equal(up.code, 0, up.stderr);
+    c1 = await weftJson(['endpoint', 'list', '--cluster', 'c1']);
+    c2 = await weftJson(['endpoint', 'list', '--cluster', 'c2']);
+    await until(async () => (await weftJson(['status', '--cluster', 'c1'])).every((n) => n.remoteEndpoints >= 3), 'c1 to know c2\'s pods', 30_000);
+  });
+
+  after(async function () {
+    if (!isRoot()) return;
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    assert.equal((await weft(['lab', 'down'])).code, 0);
+  });
+
+  it('gives every node a key and every other node of both clusters as a peer', async () => {
+    for (const cluster of ['c1', 'c2']) {
+      const nodes = await weftJson(['encrypt', 'status', '--cluster', cluster]);
+      for (const n of nodes) {
+        assert.equal(n.mode, 'wireguard');
+        assert.equal(n.strict, true);
+        assert.match(n.publicKey, /^[A-Za-z0-9+/]{43}=$/);
+        assert.deepEqual(n.refused, []);
+        assert.equal(n.peers.length, 3, `${n.node}: one peer in its cluster and two in the other`);
+      }
+    }
+  });
+
+  it('never shows a pod payload on the wire, within a cluster or across clusters', async () => {
+    const marker = `weft-marker-${randomBytes(8).toString('hex')}`;
+    const file = join(dir, 'underlay.pcap');
+    const cap = capture(file);
+    await cap.ready;
+    const targets = [ip(c1, 'demo/echo-2'), ip(c2, 'demo/echo-1'), ip(c2, 'demo/echo-2')];
+    for (const t of targets) assert.equal(await probe('c1/demo/client', ['--http', `http://${t}:8081/${marker}`]), true, `client -> ${t}`);
+    assert.equal(await probe('c2/demo/client', ['--http', `http://${ip(c1, 'demo/echo-1')}:8081/${marker}`]), true);
+    // Control: traffic to the world host is not between mesh nodes and crosses the bridge in the clear.
+    const control = `weft-control-${randomBytes(8).toString('hex')}`;
+    assert.equal(await probe('c1/demo/client', ['--http', `http://10.99.255.250:8081/${control}`]), true);
+    await new Promise((r) => setTimeout(r, 500));
+    await cap.stop();
+    const pcap = readFileSync(file);
+    assert.ok(pcap.includes(control), 'the capture does see payloads in the clear (control)');
+    assert.ok(!pcap.includes(marker), 'the marker crossed the underlay in the clear');
+    assert.equal(await count(file, 'udp port 8472'), 0, 'no VXLAN outside WireGuard');
+    assert.ok((await count(file, 'udp port 51871')) > 0, 'pod traffic between nodes is WireGuard');
+    assert.equal(await count(file, '(net 10.100.0.0/14 or net 10.104.0.0/14) and not host 10.99.255.250'), 0, 'no pod address on the underlay, except to the world host');
+    const status = await weftJson(['encrypt', 'status', '--cluster', 'c1', '--node', 'c1-node1']);
+    assert.ok(status[0].peers.every((p) => p.lastHandshake), 'a handshake with every peer');
+  });
+
+  it('carries full-size packets with DF set across clusters (no black hole)', async () => {
+    const target = ip(c2, 'demo/echo-2');
+    const ok = await weft(['lab', 'exec', 'c1/demo/client', '--', 'ping', '-c', '2', '-W', '3', '-M', 'do', '-s', String(1390 - 28), target]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    const big = await weft(['lab', 'exec', 'c1/demo/client', '--', 'ping', '-c', '1', '-W', '2', '-M', 'do', '-s', String(1390 - 27), target]);
+    assert.notEqual(big.code, 0);
+    assert.match(big.stdout + big.stderr, /message too long|mtu/i, 'the sender is told, not left waiting');
+  });
+
+  it('in strict mode drops and reports traffic to a node without a key, and refuses a stolen key', async () => {
+    const { KvClient } = require('../packages/kvstore/dist/index.js');
+    const kv = new KvClient({ endpoints: ['unix:///var/run/weft/lab/c1/etcd/etcd:0'] });
+    try {
+      const node2 = JSON.parse((await kv.get('weft/state/v1/nodes/c1-node2')).value.toString());
+      // A node with no key, hosting a pod; and a node that claims node2's key.
+      await kv.put('weft/state/v1/nodes/c1-nokey', JSON.stringify({ name: 'c1-nokey', cluster: 'c1', ip: '10.99.1.90', podCidr: '10.101.90.0/24', routing: 'vxlan' }));
+      await kv.put('weft/state/v1/endpoints/10.101.90.5', JSON.stringify({ ip: '10.101.90.5', identity: c1[0].identity, node: 'c1-nokey', nodeIp: '10.99.1.90', namespace: 'demo', pod: 'ghost', labels: {} }));
+      await kv.put('weft/state/v1/nodes/c1-thief', JSON.stringify({ name: 'c1-thief', cluster: 'c1', ip: '10.99.1.91', podCidr: '10.101.91.0/24', routing: 'vxlan', wireguard: node2.wireguard }));
+      await until(async () => (await weftJson(['encrypt', 'status', '--cluster', 'c1', '--node', 'c1-node1']))[0].refused.length === 3, 'the refusals to show', 20_000);
+      const s = (await weftJson(['encrypt', 'status', '--cluster', 'c1', '--node', 'c1-node1']))[0];
+      assert.ok(s.refused.some((r) => r.node === 'c1-nokey' && /no WireGuard key/.test(r.reason)));
+      assert.ok(s.refused.some((r) => r.node === 'c1-thief' && /also claimed by c1\/c1-node2/.test(r.reason)));
+      assert.ok(s.refused.some((r) => r.node === 'c1-node2'), 'the victim is refused too until the conflict is resolved');
+      assert.equal(await probe('c1/demo/client', ['--tcp', '10.101.90.5:8080']), false);
+      const out = await weft(['observe', '--cluster', 'c1', '--verdict', 'DROPPED', '-o', 'json']);
+      const flows = out.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      assert.ok(flows.some((f) => f.dropReason === 'UNENCRYPTED' && f.destination.ip === '10.101.90.5'), 'reported as UNENCRYPTED');
+    } finally {
+      await kv.delete('weft/state/v1/nodes/c1-thief');
+      await kv.delete('weft/state/v1/nodes/c1-nokey');
+      await kv.delete('weft/state/v1/endpoints/10.101.90.5');
+      kv.close();
+    }
+    await until(async () => (await weftJson(['encrypt', 'status', '--cluster', 'c1', '--node', 'c1-node1']))[0].refused.length === 0, 'the refusals to clear', 20_000);
+    assert.equal(await probe('c1/demo/client', ['--http', `http://${ip(c1, 'demo/echo-2')}:8081/`]), true, 'node2 is a peer again');
+  });
+});
