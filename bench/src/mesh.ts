@@ -25,7 +25,8 @@ const REPO = join(__dirname, '..', '..');
 const WEFT = join(REPO, 'packages', 'cli', 'bin', 'weft.js');
 
 async function lab(): Promise<{ c1: ClusterLayout; c2: ClusterLayout }> {
-  const state = await labUp({ clusters: [{ name: 'c1', id: 1 }, { name: 'c2', id: 2 }], nodes: 1, routing: 'vxlan' }, (s) => progress(s));
+  const encryption = process.env.WEFT_BENCH_ENCRYPTION === 'off' ? 'off' : 'wireguard';
+  const state = await labUp({ clusters: [{ name: 'c1', id: 1 }, { name: 'c2', id: 2 }], nodes: 1, routing: 'vxlan', encryption }, (s) => progress(s));
   return { c1: state.clusters[0]!, c2: state.clusters[1]! };
 }
 

@@ -2,10 +2,13 @@
  * Coalescer: runs an async job soon after a change, once for a burst of
  * changes, never twice at the same time, and again if changes arrived while
  * it ran. The shape of every "state changed -> resync" loop in the agent.
- * The wait before a run is at least as long as the last run took, so a job
- * that grew expensive (a cold sync of 100k records) takes at most half of a
- * core while changes keep coming, instead of all of it.
+ * After an expensive run (100 ms or more: a cold sync of 100k records) the
+ * next one waits as long as that run took, so the job takes at most half of
+ * a core while changes keep coming, instead of all of it; cheap runs keep
+ * the short debounce (propagation latency).
  */
+const HEAVY_RUN_MS = 100;
+
 export class Coalescer {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -34,7 +37,7 @@ export class Coalescer {
           this.running = undefined;
           if (this.dirty) this.schedule();
         });
-    }, Math.max(this.delayMs, this.lastRunMs));
+    }, this.lastRunMs >= HEAVY_RUN_MS ? Math.max(this.delayMs, this.lastRunMs) : this.delayMs);
   }
 
   /** Cancels a pending run and waits for a running one. */
