@@ -11,8 +11,10 @@ import type { PrefixWatcher } from '@weft/kvstore';
 import type { ResourceStore, Resource, ServiceSpec } from '@weft/resources';
 import type { ClusterState } from './cluster-state.js';
 import type { Datapath, ServiceProgram } from './datapath-port.js';
-import { resolveService, serviceRecordKey, serviceView, type RemoteServiceInput, type ServiceRecord, type ServiceState, type ServiceView } from './services.js';
-import type { EndpointRecord } from './state.js';
+import { EndpointIndex, resolveService, serviceRecordKey, serviceView, type RemoteServiceInput, type ServiceRecord, type ServiceState, type ServiceView } from './services.js';
+
+/** Backends per service port the datapath can hold (lb_value.count is 16 bits). */
+export const MAX_BACKENDS = 65535;
 
 export class ServiceManager {
   private readonly services = new Map<string, ServiceView>();
@@ -85,18 +87,9 @@ export class ServiceManager {
 
   /** Resolves every service (endpoints grouped by namespace once per sync) and programs the result. */
   private async sync(): Promise<void> {
-    const byNamespace = (eps: Iterable<EndpointRecord>): Map<string, EndpointRecord[]> => {
-      const m = new Map<string, EndpointRecord[]>();
-      for (const e of eps) {
-        const list = m.get(e.namespace);
-        if (list) list.push(e);
-        else m.set(e.namespace, [e]);
-      }
-      return m;
-    };
-    const local = byNamespace(this.state.endpoints.values());
-    const remoteEps = new Map<string, Map<string, EndpointRecord[]>>();
-    for (const [cluster, eps] of this.state.remoteEndpointsByCluster()) remoteEps.set(cluster, byNamespace(eps));
+    const local = new EndpointIndex(this.state.endpoints.values());
+    const remoteEps = new Map<string, EndpointIndex>();
+    for (const [cluster, eps] of this.state.remoteEndpointsByCluster()) remoteEps.set(cluster, new EndpointIndex(eps));
     const remoteServices = new Map<string, Array<{ cluster: string; record: ServiceRecord }>>();
     for (const [id, record] of this.state.remoteServices) {
       const name = serviceRecordKey(record.namespace, record.name);
@@ -109,11 +102,17 @@ export class ServiceManager {
     const programs: ServiceProgram[] = [];
     for (const v of this.services.values()) {
       const remotes: RemoteServiceInput[] = v.global
-        ? (remoteServices.get(serviceRecordKey(v.namespace, v.name)) ?? []).map((r) => ({ ...r, endpoints: remoteEps.get(r.cluster)?.get(v.namespace) ?? [] }))
+        ? (remoteServices.get(serviceRecordKey(v.namespace, v.name)) ?? []).map((r) => ({ ...r, endpoints: remoteEps.get(r.cluster)?.select(v.namespace, r.record.selector) ?? [] }))
         : [];
-      const s = resolveService(v, this.cluster, local.get(v.namespace) ?? [], remotes);
+      const s = resolveService(v, this.cluster, local.select(v.namespace, v.selector), remotes);
       states.push(s);
-      for (const f of s.frontends) programs.push({ vip: f.vip, port: f.port, protocol: f.protocol, backends: f.backends });
+      const key = `${v.namespace}/${v.name}`;
+      this.invalid.delete(key);
+      for (const f of s.frontends) {
+        // The datapath counts backends in 16 bits.
+        if (f.backends.length > MAX_BACKENDS) this.invalid.set(key, `${f.backends.length} backends on port ${f.port}: only the first ${MAX_BACKENDS} are used`);
+        programs.push({ vip: f.vip, port: f.port, protocol: f.protocol, backends: f.backends.slice(0, MAX_BACKENDS) });
+      }
     }
     const result = await this.datapath.syncServices(programs);
     this.states = states.sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Resource, ServiceSpec } from '@weft/resources';
-import { exportRecord, parseServiceRecord, resolveService, serviceView, stableSlots, type ServiceView } from './services.js';
+import { EndpointIndex, exportRecord, parseServiceRecord, resolveService, serviceView, stableSlots, type ServiceView } from './services.js';
 import type { EndpointRecord } from './state.js';
 
 function svc(annotations: Record<string, string> = {}, spec: Partial<ServiceSpec> = {}): Resource<ServiceSpec> {
@@ -88,5 +88,14 @@ describe('services', () => {
     const big = Array.from({ length: 1000 }, (_, i) => `b${i}`);
     const after = stableSlots(big, big.slice(1));
     assert.equal(after.filter((b, i) => b !== big[i]).length, 1, 'one backend leaving moves one other');
+  });
+
+  it('indexes endpoints by namespace and label for selectors', () => {
+    const idx = new EndpointIndex([ep('10.0.0.1', { app: 'a', tier: 'web' }), ep('10.0.0.2', { app: 'a', tier: 'db' }), ep('10.0.0.3', { app: 'a', tier: 'web' }, 'other'), ep('10.0.0.4', { app: 'b' })]);
+    assert.deepEqual(idx.select('shop', { app: 'a' }).map((e) => e.ip), ['10.0.0.1', '10.0.0.2']);
+    assert.deepEqual(idx.select('shop', { app: 'a', tier: 'web' }).map((e) => e.ip), ['10.0.0.1']);
+    assert.deepEqual(idx.select('other', { tier: 'web' }).map((e) => e.ip), ['10.0.0.3']);
+    assert.deepEqual(idx.select('shop', { app: 'c' }), []);
+    assert.deepEqual(idx.select('shop', {}), [], 'an empty selector selects nothing');
   });
 });
