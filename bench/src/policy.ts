@@ -10,11 +10,12 @@
  * 8 threads of a C load generator against a C server) and TCP throughput (iperf3). Everything runs in namespaces
  * this benchmark creates and removes.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfMap, ensureBpffs, encodeEndpointInfo, encodeEndpointKey, encodeIpcacheKey, encodeIpcacheValue, encodeNodeConfig, encodePolicyKey, encodePolicyValue, ipv4ToInt, IPCACHE_KEY, IPCACHE_VALUE, POLICY_KEY, POLICY_VALUE, EP_F_INGRESS_ENFORCE, ROUTING_DIRECT } from '@weft/datapath';
+import { buildConnbench, CONNBENCH, inNs, output } from './proc.js';
 import { finish, progress, round, type Target } from './report.js';
 
 const REPO = join(__dirname, '..', '..');
@@ -68,24 +69,6 @@ function teardown(net: Net): void {
     spawnSync('ip', ['netns', 'del', ns]);
   }
   rmSync(net.pinRoot, { recursive: true, force: true });
-}
-
-function inNs(ns: string, argv: string[], options: { detached?: boolean } = {}): ChildProcess {
-  return spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'inherit'], detached: options.detached ?? false });
-}
-
-async function output(child: ChildProcess): Promise<string> {
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  await new Promise((r) => child.on('exit', r));
-  return out;
-}
-
-/** The C load generator and server (bench/c/connbench.c), built on first use with the system compiler. */
-const CONNBENCH = join(REPO, 'bench', 'build', 'connbench');
-function buildConnbench(): void {
-  execFileSync('mkdir', ['-p', join(REPO, 'bench', 'build')]);
-  execFileSync('cc', ['-O2', '-pthread', '-o', CONNBENCH, join(REPO, 'bench', 'c', 'connbench.c')]);
 }
 
 async function measure(net: Net): Promise<{ connPerSec: number; gbps: number }> {

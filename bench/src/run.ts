@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   propagation: async () => (await import('./mesh.js')).propagation(),
   coldsync: async () => (await import('./mesh.js')).coldsync(),
   scale: async () => (await import('./scale.js')).scale(),
+  encryption: async () => (await import('./encryption.js')).main(),
 };
 
 async function run(): Promise<void> {
