@@ -20,6 +20,8 @@ import { finish, progress, round, type Target } from './report.js';
 const IPERF_S = Number(process.env.WEFT_BENCH_IPERF_S ?? 5);
 const CONN_MS = Number(process.env.WEFT_BENCH_CONN_MS ?? 3000);
 const PARALLEL = 8;
+/** WEFT_BENCH_ROUTING=direct: WireGuard without the inner VXLAN header. */
+const ROUTING = process.env.WEFT_BENCH_ROUTING === 'direct' ? 'direct' : 'vxlan';
 
 interface Result {
   gbps: number;
@@ -39,8 +41,8 @@ async function measure(clientNs: string, serverNs: string, serverIp: string): Pr
 }
 
 async function labPath(encryption: 'off' | 'wireguard'): Promise<Result> {
-  progress(`encryption: lab of two nodes, encryption ${encryption}`);
-  const state = await labUp({ clusters: [{ name: 'c1', id: 1 }], nodes: 2, routing: 'vxlan', encryption }, () => undefined);
+  progress(`encryption: lab of two nodes, ${ROUTING} routing, encryption ${encryption}`);
+  const state = await labUp({ clusters: [{ name: 'c1', id: 1 }], nodes: 2, routing: ROUTING, encryption }, () => undefined);
   try {
     const c = state.clusters[0]!;
     const node2 = c.nodes[1]!;
@@ -100,8 +102,9 @@ export async function main(): Promise<void> {
     { name: "Weft's WireGuard path vs a bare wireguard-go tunnel, throughput ratio", value: ratio, goal: '>= 0.9', met: ratio >= 0.9 },
   ];
   finish('encryption', {
+    routing: ROUTING,
     iperfSeconds: IPERF_S,
-    plaintextVxlan: plain,
+    plaintext: plain,
     weftWireGuard: wireguard,
     bareWireGuardGo: bare,
     weftWireGuardVsPlaintext: { throughput: round(wireguard.gbps / plain.gbps, 3), connPerSec: round(wireguard.connPerSec / plain.connPerSec, 3) },
