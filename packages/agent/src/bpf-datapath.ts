@@ -365,20 +365,6 @@ export class BpfDatapath implements Datapath {
 
   async dumpPolicy(epId: number): Promise<Array<PolicyMapEntry & { packets: bigint; bytes: bigint }>> {
     const out: Array<PolicyMapEntry & { packets: bigint; bytes: bigint }> = [];
-    const slotsOf = new Map<string, Map<number, string>>();
-    for (const [k, v] of this.maps.lbServices.entries()) {
-      const e = decodeLb(k, v);
-      const fkey = `${e.vip}/${e.port}/${e.protocol}`;
-      if (e.slot === 0) {
-        if (!slotsOf.has(fkey)) slotsOf.set(fkey, new Map());
-        continue;
-      }
-      const m = slotsOf.get(fkey) ?? new Map<number, string>();
-      m.set(e.slot, `${intToIpv4(e.addr)}:${e.backendPort}`);
-      slotsOf.set(fkey, m);
-    }
-    // A restarted agent keeps the slots the kernel holds (so established connections keep their backends).
-    for (const [fkey, m] of slotsOf) this.lbOrder.set(fkey, [...m.keys()].sort((a, b) => a - b).map((i) => m.get(i)!));
     for (const [k, v] of this.maps.policy.entries()) {
       const p = decodePolicy(k, v);
       if (p.epId !== epId) continue;
