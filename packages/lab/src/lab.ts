@@ -180,7 +180,28 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
     }
   }
   if (clusters.length > 1 && spec.connect !== false) await connectClusters(clusters, progress);
+  if ((spec.encryption ?? 'wireguard') === 'wireguard') await waitEncrypted(clusters, spec.connect !== false, progress);
   return state;
+}
+
+/**
+ * "Up" includes encryption: every node has every other node it should reach
+ * as a WireGuard peer, with a completed handshake (a first handshake lost
+ * while devices come up is retried by WireGuard after 5 s).
+ */
+async function waitEncrypted(clusters: ClusterLayout[], connected: boolean, progress: Progress): Promise<void> {
+  const total = clusters.reduce((n, c) => n + c.nodes.length, 0);
+  for (const c of clusters) {
+    const want = (connected ? total : c.nodes.length) - 1;
+    for (const n of c.nodes) {
+      const client = new AgentClient(agentSocket(n));
+      await waitFor(`WireGuard handshakes of ${n.name} with its ${want} peers`, async () => {
+        const s = await client.call<{ peers: Array<{ lastHandshake?: string }> }>('GET', '/v1/encryption');
+        return s.peers.length >= want && s.peers.every((p) => p.lastHandshake !== undefined);
+      }, 30_000, () => tail(join(n.stateDir, 'agent.log')));
+    }
+  }
+  progress(`wireguard: every node has a handshake with its ${connected ? total - 1 : 'cluster\'s'} peers`);
 }
 
 export const MESH_PORT = 32379;
