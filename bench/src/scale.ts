@@ -27,7 +27,7 @@ import type { EndpointRecord } from '@weft/agent';
 import { createCa, issue, MESH_STATUS_PREFIX, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
 import { silentLogger } from '@weft/common';
 import { EtcdProcess, freePort, KvClient, op } from '@weft/kvstore';
-import { etcdEndpoint, labDown, labUp } from '@weft/lab';
+import { etcdEndpoint, labDown, labUp, pidInNetns } from '@weft/lab';
 import { finish, percentile, progress, round, type Target } from './report.js';
 
 const REPO = join(__dirname, '..', '..');
@@ -46,18 +46,6 @@ function treeRssMb(pid: number): number {
     for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean)) total += treeRssMb(Number(child));
   }
   return total;
-}
-
-function pidInNetns(ns: string, needle: string): number | undefined {
-  const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean);
-  const pid = pids.find((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(needle);
-    } catch {
-      return false;
-    }
-  });
-  return pid === undefined ? undefined : Number(pid);
 }
 
 async function waitFor(what: string, cond: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {

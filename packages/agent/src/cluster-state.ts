@@ -178,10 +178,10 @@ export class ClusterState {
    * router IP, encrypted), in the clear (encryption off, or not strict and no
    * key), or nowhere (strict and no key: the datapath drops and reports).
    */
-  private remotePlacement(nodeIp: string, byIp: Map<string, PeerNode>): { tunnelIp: string; flags: number } {
+  private remotePlacement(nodeIp: string, encryptedRouterIp: Map<string, string>): { tunnelIp: string; flags: number } {
     if (this.config.encryption === 'off') return { tunnelIp: nodeIp, flags: 0 };
-    const n = byIp.get(nodeIp);
-    if (n && this.encryptedNodes.has(`${n.cluster}/${n.record.name}`)) return { tunnelIp: routerIp(n.record.podCidr), flags: IPCACHE_F_ENCRYPTED };
+    const router = encryptedRouterIp.get(nodeIp);
+    if (router) return { tunnelIp: router, flags: IPCACHE_F_ENCRYPTED };
     return { tunnelIp: nodeIp, flags: this.config.encryptionStrict ? IPCACHE_F_ENCRYPT_MISSING : 0 };
   }
 
@@ -189,7 +189,9 @@ export class ClusterState {
   desired(): IpcacheUpsert[] {
     const out: IpcacheUpsert[] = [];
     const me = this.config.node;
-    const byIp = new Map<string, PeerNode>(this.allNodes().map((n) => [n.record.ip, n]));
+    // Node IP -> router IP of each node reached through WireGuard, once per sync rather than per endpoint.
+    const byIp = new Map<string, string>();
+    for (const n of this.allNodes()) if (this.encryptedNodes.has(`${n.cluster}/${n.record.name}`)) byIp.set(n.record.ip, routerIp(n.record.podCidr));
     for (const n of this.nodes.values()) {
       out.push({ cidr: `${n.ip}/32`, identity: n.name === me ? ReservedIdentity.host : ReservedIdentity['remote-node'], flags: IPCACHE_F_REMOTE_NODE, clusterId: this.config.clusterId });
     }

@@ -217,13 +217,18 @@ export function stableSlots(previous: readonly string[], wanted: readonly string
   const out: Array<string | undefined> = previous.map((b) => (want.has(b) ? b : undefined));
   const present = new Set(out.filter((b): b is string => b !== undefined));
   const newcomers = wanted.filter((b) => !present.has(b));
-  for (let i = 0; i < out.length && newcomers.length > 0; i++) if (out[i] === undefined) out[i] = newcomers.shift();
-  out.push(...newcomers);
-  for (let hole = out.indexOf(undefined); hole !== -1; hole = out.indexOf(undefined)) {
-    let last = out.pop();
-    while (last === undefined && out.length > hole) last = out.pop();
-    if (last !== undefined && hole < out.length) out[hole] = last;
-    else if (last !== undefined) out.push(last);
+  let next = 0;
+  for (let i = 0; i < out.length && next < newcomers.length; i++) if (out[i] === undefined) out[i] = newcomers[next++];
+  out.push(...newcomers.slice(next));
+  // Remaining holes, lowest first, take the last backends (one pass from each end).
+  let end = out.length - 1;
+  for (let hole = 0; hole < end; hole++) {
+    if (out[hole] !== undefined) continue;
+    while (end > hole && out[end] === undefined) end--;
+    if (end > hole) {
+      out[hole] = out[end];
+      out[end--] = undefined;
+    }
   }
-  return out as string[];
+  return out.filter((b): b is string => b !== undefined);
 }

@@ -254,11 +254,11 @@ export async function startEtcd(c: ClusterLayout): Promise<void> {
 
 /** The pid of the cluster's etcd, if one runs. */
 export function etcdPid(c: Pick<ClusterLayout, 'cpNetns' | 'name'>): number | undefined {
-  return pidIn(c.cpNetns, `--name\0${c.name}-etcd\0`);
+  return pidInNetns(c.cpNetns, `--name\0${c.name}-etcd\0`);
 }
 
 /** The pid of the process in network namespace `ns` whose command line contains `needle` (NUL-separated arguments). */
-function pidIn(ns: string, needle: string): number | undefined {
+export function pidInNetns(ns: string, needle: string): number | undefined {
   const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean);
   const pid = pids.find((p) => {
     try {
@@ -279,7 +279,7 @@ const WG_RUN_DIR = '/var/run/wireguard';
 
 /** The pid of the cluster's clustermesh-apiserver, if one runs. */
 export function apiserverPid(c: Pick<ClusterLayout, 'cpNetns'>): number | undefined {
-  return pidIn(c.cpNetns, 'clustermesh-apiserver');
+  return pidInNetns(c.cpNetns, 'clustermesh-apiserver');
 }
 
 /** (Re)starts a cluster's clustermesh-apiserver with its current configuration. */
