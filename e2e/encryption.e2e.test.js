@@ -12,8 +12,10 @@ const { join } = require('node:path');
 const { randomBytes } = require('node:crypto');
 const { WEFT, weft, weftJson, probe, until, isRoot } = require('./helpers');
 
+// --immediate-mode: without it libpcap hands packets over in blocks (up to a second late), and
+// those still waiting when tcpdump is stopped are never written.
 function capture(file) {
-  const child = spawn('ip', ['netns', 'exec', 'weft-lab-ul', 'tcpdump', '-i', 'br0', '-U', '-s', '0', '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('ip', ['netns', 'exec', 'weft-lab-ul', 'tcpdump', '-i', 'br0', '--immediate-mode', '-U', '-s', '0', '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   const ready = until(async () => /listening on/.test(err), 'tcpdump to listen', 10_000);
