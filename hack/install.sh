@@ -11,7 +11,12 @@ cd "$(dirname "$0")/.."
 # iproute2, iptables, iperf3, iputils-ping: namespaces, veths, VXLAN; the policy benchmark against iptables
 # wireguard-go, wireguard-tools: node-to-node encryption where the kernel has no WireGuard (wg to inspect)
 # tcpdump: the encryption tests prove on the wire that no pod payload travels in the clear
-PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-go wireguard-tools tcpdump)
+# qemu-system-x86: the kernel lane (hack/kernel-lane) boots a VM for what this kernel lacks: ESP, kernel WireGuard, Geneve
+# linux-image-amd64: the lane's guest kernel, Debian's stock one, whose modules include ESP, WireGuard and Geneve
+# busybox-static: the lane's initramfs (init, insmod, mount, chroot) without copying a libc into it
+# kmod: modprobe inside the lane's guest resolves module dependencies from the kernel package's modules.dep
+# xz-utils: unpacking the lane's initramfs modules when a kernel package ships them as .ko.xz
+PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-go wireguard-tools tcpdump qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

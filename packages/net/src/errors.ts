@@ -29,4 +29,24 @@ export class WireGuardKeyError extends WeftError {
   }
 }
 
-export const errorCodes = [NetCommandError.code, WireGuardError.code, WireGuardKeyError.code] as const;
+/** An IPsec input is malformed: mesh key, key id, node IP, CIDR or SPI; the message quotes the value. */
+export class IpsecConfigError extends WeftError {
+  static readonly code = 'WEFT_ERR_IPSEC_CONFIG';
+  constructor(message: string) {
+    super(IpsecConfigError.code, message);
+  }
+}
+
+/**
+ * The kernel's XFRM state contradicts what was asked: an SA with this SPI
+ * already exists with another key (a new mesh key needs a new key id) or for
+ * another peer (an SPI collision).
+ */
+export class IpsecStateError extends WeftError {
+  static readonly code = 'WEFT_ERR_IPSEC_STATE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(IpsecStateError.code, message, options);
+  }
+}
+
+export const errorCodes = [NetCommandError.code, WireGuardError.code, WireGuardKeyError.code, IpsecConfigError.code, IpsecStateError.code] as const;

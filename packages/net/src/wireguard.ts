@@ -13,7 +13,7 @@
  * "get=1", each answered with "errno=N". Keys travel in hex there.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { WireGuardError, WireGuardKeyError } from './errors.js';
@@ -73,6 +73,20 @@ export function loadOrCreateNodeKey(path: string): NodeKeys {
   const privateKey = decodeKey(readFileSync(path, 'utf8'), `private key file ${path}`);
   const publicKey = publicKeyOf(privateKey);
   return { privateKey, publicKey, publicKeyText: publicKey.toString('base64') };
+}
+
+/**
+ * A fresh key pair written over `path` atomically (a new file beside it,
+ * 0600, renamed over the old one): after a crash the file holds either the
+ * old key or the new one, never a torn one.
+ */
+export function replaceNodeKey(path: string): NodeKeys {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.new`;
+  writeFileSync(tmp, generatePrivateKey().toString('base64') + '\n', { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+  return loadOrCreateNodeKey(path);
 }
 
 export interface PeerConfig {
@@ -167,12 +181,29 @@ export class WireGuardUapi {
     await this.request(`set=1\nprivate_key=${privateKey.toString('hex')}\nlisten_port=${listenPort}\n`);
   }
 
-  /** Adds or updates peers and removes the ones not listed, in one request. */
-  async setPeers(peers: readonly PeerConfig[], remove: readonly string[]): Promise<void> {
+  /**
+   * A new private key for the device. wireguard-go keeps its sessions'
+   * receive keys (packets already on their way still decrypt) and makes the
+   * next send start a handshake with the new key.
+   */
+  async setPrivateKey(privateKey: Buffer): Promise<void> {
+    await this.request(`set=1\nprivate_key=${privateKey.toString('hex')}\n`);
+  }
+
+  /**
+   * Adds or updates peers and removes the ones not listed, in one request.
+   * Every peer keeps a session up (persistent keepalive), so traffic moved
+   * onto it finds one. `handshakeNow`: switching the keepalive off and on
+   * makes wireguard-go send one at once, which starts a handshake (after a
+   * private key change, rather than at the next keepalive).
+   */
+  async setPeers(peers: readonly PeerConfig[], remove: readonly string[], options: { handshakeNow?: boolean } = {}): Promise<void> {
     const lines = ['set=1'];
     for (const pk of remove) lines.push(`public_key=${decodeKey(pk, 'peer public key').toString('hex')}`, 'remove=true');
     for (const p of peers) {
-      lines.push(`public_key=${decodeKey(p.publicKey, 'peer public key').toString('hex')}`, `endpoint=${p.endpoint}`, 'replace_allowed_ips=true', ...p.allowedIps.map((a) => `allowed_ip=${a}`), 'persistent_keepalive_interval=25');
+      lines.push(`public_key=${decodeKey(p.publicKey, 'peer public key').toString('hex')}`, `endpoint=${p.endpoint}`, 'replace_allowed_ips=true', ...p.allowedIps.map((a) => `allowed_ip=${a}`));
+      if (options.handshakeNow) lines.push('persistent_keepalive_interval=0');
+      lines.push('persistent_keepalive_interval=25');
     }
     if (lines.length > 1) await this.request(lines.join('\n') + '\n');
   }
@@ -189,7 +220,8 @@ export class WireGuardUapi {
       } else if (cur) {
         if (k === 'endpoint') cur.endpoint = v;
         else if (k === 'allowed_ip') cur.allowedIps.push(v);
-        else if (k === 'last_handshake_time_sec') cur.lastHandshakeSec = Number(v);
+        else if (k === 'last_handshake_time_sec') cur.lastHandshakeSec += Number(v);
+        else if (k === 'last_handshake_time_nsec') cur.lastHandshakeSec += Number(v) / 1e9;
         else if (k === 'rx_bytes') cur.rxBytes = Number(v);
         else if (k === 'tx_bytes') cur.txBytes = Number(v);
       }
