@@ -60,7 +60,9 @@ describe('encryption: WireGuard by default (e2e, root)', function () {
       for (const n of nodes) {
         assert.equal(n.mode, 'wireguard');
         assert.equal(n.strict, true);
-        assert.match(n.publicKey, /^[A-Za-z0-9+/]{43}=$/);
+        assert.equal(n.lanes.length, 2, 'two lanes (devices), so keys rotate without loss');
+        for (const l of n.lanes) assert.match(l.publicKey, /^[A-Za-z0-9+/]{43}=$/);
+        assert.ok(n.peers.every((p) => p.encrypted && p.lanes.length === 2));
         assert.deepEqual(n.refused, []);
         assert.equal(n.peers.length, 3, `${n.node}: one peer in its cluster and two in the other`);
       }
@@ -84,7 +86,7 @@ describe('encryption: WireGuard by default (e2e, root)', function () {
     assert.ok(pcap.includes(control), 'the capture does see payloads in the clear (control)');
     assert.ok(!pcap.includes(marker), 'the marker crossed the underlay in the clear');
     assert.equal(await count(file, 'udp port 8472'), 0, 'no VXLAN outside WireGuard');
-    assert.ok((await count(file, 'udp port 51871')) > 0, 'pod traffic between nodes is WireGuard');
+    assert.ok((await count(file, 'udp portrange 51871-51872')) > 0, 'pod traffic between nodes is WireGuard');
     assert.equal(await count(file, '(net 10.100.0.0/14 or net 10.104.0.0/14) and not host 10.99.255.250'), 0, 'no pod address on the underlay, except to the world host');
     const status = await weftJson(['encrypt', 'status', '--cluster', 'c1', '--node', 'c1-node1']);
     assert.ok(status[0].peers.every((p) => p.lastHandshake), 'a handshake with every peer');
@@ -97,6 +99,61 @@ describe('encryption: WireGuard by default (e2e, root)', function () {
     const big = await weft(['lab', 'exec', 'c1/demo/client', '--', 'ping', '-c', '1', '-W', '2', '-M', 'do', '-s', String(1390 - 27), target]);
     assert.notEqual(big.code, 0);
     assert.match(big.stdout + big.stderr, /message too long|mtu/i, 'the sender is told, not left waiting');
+  });
+
+  it('rotates every node\'s keys under a UDP stream across clusters without losing a packet', async () => {
+    const { AgentClient, podNetnsName } = require('../packages/agent/dist/index.js');
+    const before = Object.fromEntries((await Promise.all(['c1', 'c2'].map((c) => weftJson(['encrypt', 'status', '--cluster', c])))).flat().map((n) => [n.node, n.lanes.map((l) => l.publicKey)]));
+    // A second rotation asked while one runs is refused, and changes nothing.
+    const agent = new AgentClient('/var/run/weft/c1/c1-node1/agent.sock');
+    const [first, second] = await Promise.allSettled([agent.call('POST', '/v1/encryption/rotate'), agent.call('POST', '/v1/encryption/rotate')]);
+    assert.equal(first.status, 'fulfilled');
+    assert.equal(second.status, 'rejected');
+    assert.equal(second.reason.code, 'WEFT_ERR_ROTATION_IN_PROGRESS', second.reason.message);
+    assert.match(second.reason.message, /in progress .* the keys in force stay/);
+    await until(async () => !(await agent.call('GET', '/v1/encryption')).rotation, 'the first rotation to finish', 30_000);
+
+    // 1,000 packets/s from c1's client to a pod on c2-node1 while all four nodes rotate.
+    const server = spawn('ip', ['netns', 'exec', podNetnsName('c2', 'demo', 'echo-1'), 'iperf3', '-s', '-1', '-p', '5401', '-J'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let report = '';
+    server.stdout.on('data', (d) => (report += d));
+    const serverDone = new Promise((r) => server.once('exit', r));
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      const client = spawn('ip', ['netns', 'exec', podNetnsName('c1', 'demo', 'client'), 'iperf3', '-c', ip(c2, 'demo/echo-1'), '-p', '5401', '-u', '-b', '800k', '-l', '100', '-t', '10'], { stdio: 'ignore' });
+      const clientDone = new Promise((r) => client.once('exit', r));
+      await new Promise((r) => setTimeout(r, 1000));
+      const nodes = [['c1', 'c1-node1'], ['c2', 'c2-node1'], ['c1', 'c1-node2'], ['c2', 'c2-node2']];
+      for (const [cluster, node] of nodes) {
+        const r = await weft(['encrypt', 'rotate', '--cluster', cluster, '--node', node, '-o', 'json']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(JSON.parse(r.stdout)[0].outcome, 'done');
+      }
+      await clientDone;
+      await serverDone;
+    } finally {
+      server.kill('SIGKILL');
+    }
+    const sum = JSON.parse(report).end.sum;
+    assert.ok(sum.packets > 7000, `the stream ran (${sum.packets} packets)`);
+    assert.equal(sum.lost_packets, 0, `packets lost during rotations: ${sum.lost_packets} of ${sum.packets}`);
+
+    const after = (await Promise.all(['c1', 'c2'].map((c) => weftJson(['encrypt', 'status', '--cluster', c])))).flat();
+    for (const n of after) {
+      const changed = n.lanes.filter((l, i) => l.publicKey !== before[n.node][i]).length;
+      assert.ok(changed >= 1, `${n.node}: a static key was replaced`);
+      assert.equal(n.lastRotation.outcome, 'done');
+      assert.ok(n.peers.every((p) => p.encrypted && p.lastHandshake), `${n.node}: every peer encrypted, with a handshake`);
+      // Every peer holds this node's current keys.
+      for (const other of after.filter((o) => o.node !== n.node)) {
+        const row = other.peers.find((p) => p.node === n.node);
+        assert.deepEqual(row.lanes.map((l) => l.publicKey), n.lanes.map((l) => l.publicKey), `${other.node} holds ${n.node}'s keys`);
+      }
+    }
+    const { statSync } = require('node:fs');
+    for (const lane of [0, 1]) assert.equal(statSync(`/var/run/weft/c1/c1-node1/wireguard-lane${lane}.key`).mode & 0o777, 0o600);
+    // Traffic still flows, encrypted, after the rotations.
+    assert.equal(await probe('c1/demo/client', ['--http', `http://${ip(c2, 'demo/echo-2')}:8081/`]), true);
   });
 
   it('in strict mode drops and reports traffic to a node without a key, and refuses a stolen key', async () => {

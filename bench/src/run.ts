@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   coldsync: async () => (await import('./mesh.js')).coldsync(),
   scale: async () => (await import('./scale.js')).scale(),
   encryption: async () => (await import('./encryption.js')).main(),
+  rotation: async () => (await import('./rotation.js')).main(),
 };
 
 async function run(): Promise<void> {

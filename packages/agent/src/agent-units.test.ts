@@ -33,7 +33,7 @@ describe('agent configuration', () => {
       [{ podCidr: '10.101.1.7/24' }, /podCidr: "10.101.1.7\/24" has host bits set/],
       [{ routing: 'gre' }, /routing: "gre" is not vxlan, geneve or direct/],
       [{ encryption: 'ipsec-ish' }, /encryption: "ipsec-ish" is not wireguard or off/],
-      [{ wireguardDevice: 'a-device-name-too-long' }, /wireguardDevice: .* must be 1-15 characters/],
+      [{ wireguardDevice: 'a-device-name-too-long' }, /wireguardDevice: .* must be 1-14 characters/],
       [{ etcd: [] }, /etcd: must be a non-empty list/],
       [{ cluster: 'Bad_Name' }, /cluster: "Bad_Name" must be 1-32 lowercase/],
     ];

@@ -6,7 +6,7 @@
  * Every part has start/stop; nothing is a module-level singleton.
  */
 import { join } from 'node:path';
-import { createLogger, type Logger } from '@weft/common';
+import { Coalescer, createLogger, type Logger } from '@weft/common';
 import { IdentityAllocator } from '@weft/identity';
 import { KvClient, Session } from '@weft/kvstore';
 import { ResourceStore } from '@weft/resources';
@@ -21,6 +21,7 @@ import { PolicyEngine } from './policy-engine.js';
 import { ServiceManager } from './service-manager.js';
 import { WireGuardNode, type EncryptionStatus } from './encryption.js';
 import { PodRuntime } from './pod-runtime.js';
+import { RotationInProgressError, RotationUnavailableError } from './errors.js';
 import { nodeKey, type NodeRecord } from './state.js';
 import { bigintJson } from './api.js';
 
@@ -35,6 +36,8 @@ export class Agent {
   services!: ServiceManager;
   wireguard: WireGuardNode | undefined;
   private session!: Session;
+  /** Republishes the node record when its WireGuard part changes (rotation phases, confirmations). */
+  private readonly nodePublisher = new Coalescer(() => this.publishNode(), 10, (err) => this.log.error({ err: err.message }, 'cannot publish the node record'));
   private api!: ApiServer;
   private pods: PodRuntime | undefined;
   private readonly bootTimeMs: number;
@@ -79,6 +82,10 @@ export class Agent {
     });
     this.policy = new PolicyEngine(c, resources, this.allocator, this.datapath, () => this.endpoints.list(), this.log.child({ component: 'policy' }), () => this.cluster.remoteIdentities.entries());
     this.cluster = new ClusterState(c, this.kv, this.datapath, () => this.policy.cidrIdentities(), this.log.child({ component: 'cluster-state' }), this.wireguard);
+    if (this.wireguard) {
+      this.wireguard.onRecordChanged = () => this.nodePublisher.schedule();
+      this.wireguard.onSyncNeeded = () => this.cluster.schedule();
+    }
     this.policy.onCidrsChanged = () => this.cluster.schedule();
     this.cluster.onRemoteIdentities = () => this.policy.schedule();
     this.services = new ServiceManager(c.cluster, resources, this.cluster, this.datapath, this.log.child({ component: 'services' }));
@@ -116,6 +123,8 @@ export class Agent {
     await this.api?.stop();
     await this.services?.stop();
     await this.cluster?.stop();
+    this.wireguard?.stop();
+    await this.nodePublisher.stop();
     await this.policy?.stop();
     // Keep identities and records alive for a restart: the lease expires on its own if we never come back.
     await this.allocator?.stop({ release: false });
@@ -153,7 +162,7 @@ export class Agent {
   private async publishNode(): Promise<void> {
     const c = this.config;
     const record: NodeRecord = { name: c.node, cluster: c.cluster, ip: c.nodeIp, podCidr: c.podCidr, routing: c.routing };
-    if (this.wireguard) record.wireguard = { publicKey: this.wireguard.publicKey, port: c.wireguardPort };
+    if (this.wireguard) record.wireguard = this.wireguard.record();
     await this.kv.put(nodeKey(c.node), JSON.stringify(record), { lease: this.session.leaseId });
   }
 
@@ -238,6 +247,15 @@ export class Agent {
     api.route('GET', '/v1/bpf/ipcache', async () => this.datapath.dumpIpcache());
     api.route('GET', '/v1/services', async () => this.services.list());
     api.route('GET', '/v1/encryption', async (): Promise<EncryptionStatus> => this.wireguard?.status() ?? { mode: 'off', strict: false, peers: [], refused: [] });
+    api.route('POST', '/v1/encryption/rotate', async () => {
+      if (!this.wireguard) throw new ApiError(400, RotationUnavailableError.code, 'Cannot rotate keys: encryption is off on this node');
+      try {
+        return this.wireguard.rotate('manual');
+      } catch (err) {
+        if (err instanceof RotationInProgressError || err instanceof RotationUnavailableError) throw new ApiError(409, err.code, err.message);
+        throw err;
+      }
+    });
     api.route('GET', '/v1/bpf/lb', async () => this.datapath.dumpServices());
     api.route('GET', '/v1/bpf/policy', async ({ query }) => {
       const ep = this.endpoints.find(query.get('endpoint') ?? '');

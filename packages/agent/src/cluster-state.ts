@@ -45,8 +45,11 @@ export class ClusterState {
   private readonly syncer: Coalescer;
   /** cidr -> route arguments after the prefix, as installed. */
   private routes = new Map<string, string>();
-  /** `cluster/node` of the nodes reached through WireGuard, from the last sync. */
-  private encryptedNodes = new Set<string>();
+  /** `cluster/node` of the nodes reached through WireGuard -> the device, from the last sync. */
+  private encryptedNodes = new Map<string, string>();
+  private recheck: NodeJS.Timeout | undefined;
+  /** Something the ipcache depends on changed since the last sync. */
+  private ipcacheDirty = true;
   private readonly ip = new Ip();
   lastSync: { added: number; updated: number; removed: number; at: string } | undefined;
 
@@ -65,9 +68,14 @@ export class ClusterState {
     const nodes = new PrefixWatcher(this.kv, NODES_PREFIX, {
       onEvent: (e) => {
         const name = e.key.slice(NODES_PREFIX.length);
+        let keysOnly = false;
         if (e.type === 'delete') this.nodes.delete(name);
-        else this.accept(e.key, parseNodeRecord(e.value, this.config.cluster), (r) => this.nodes.set(name, r));
-        this.schedule();
+        else this.accept(e.key, parseNodeRecord(e.value, this.config.cluster), (r) => {
+          keysOnly = onlyKeysChanged(this.nodes.get(name), r);
+          this.nodes.set(name, r);
+        });
+        if (keysOnly) this.scheduleKeys();
+        else this.schedule();
       },
     }, { logger: this.log }).start();
     const endpoints = new PrefixWatcher(this.kv, ENDPOINTS_PREFIX, {
@@ -86,6 +94,7 @@ export class ClusterState {
 
   async stop(): Promise<void> {
     await Promise.all(this.watchers.map((w) => w.stop()));
+    clearTimeout(this.recheck);
     await this.syncer.stop();
   }
 
@@ -125,8 +134,13 @@ export class ClusterState {
       return;
     }
     if (kind === 'nodes') {
+      let keysOnly = false;
       if (type === 'delete') this.remoteNodes.delete(id);
-      else this.accept(`${MESH_ROOT}${path}`, parseNodeRecord(value, remote), (r) => this.remoteNodes.set(id, r));
+      else this.accept(`${MESH_ROOT}${path}`, parseNodeRecord(value, remote), (r) => {
+        keysOnly = onlyKeysChanged(this.remoteNodes.get(id), r);
+        this.remoteNodes.set(id, r);
+      });
+      if (keysOnly) return this.scheduleKeys();
     } else if (kind === 'services') {
       if (type === 'delete') this.remoteServices.delete(id);
       else this.accept(`${MESH_ROOT}${path}`, parseServiceRecord(key, value.toString()), (r) => this.remoteServices.set(id, r));
@@ -162,8 +176,18 @@ export class ClusterState {
 
   /** Resync the ipcache soon (changes arriving together are written together). */
   schedule(): void {
+    this.ipcacheDirty = true;
     this.syncer.schedule();
     this.onChanged();
+  }
+
+  /**
+   * Only a node's WireGuard keys, epoch or confirmations changed (a key
+   * rotation under way): bring peers and routes in line; the ipcache and
+   * services are touched only if the set of encrypted nodes changes.
+   */
+  private scheduleKeys(): void {
+    this.syncer.schedule();
   }
 
   /** Every node of every cluster, with the cluster it belongs to. */
@@ -211,15 +235,34 @@ export class ClusterState {
   }
 
   private async sync(): Promise<void> {
-    // Peers first: a pod CIDR is marked encrypted only once its node is a peer of our device.
-    if (this.wireguard) this.encryptedNodes = await this.wireguard.sync(this.allNodes());
-    const result = await this.datapath.syncIpcache(this.desired());
-    this.lastSync = { ...result, at: new Date().toISOString() };
+    // Peers first: a pod CIDR is marked encrypted only once its node is a peer of our devices.
+    let recheck = false;
+    let dirty = this.ipcacheDirty;
+    this.ipcacheDirty = false;
+    if (this.wireguard) {
+      const before = [...this.encryptedNodes.keys()].join();
+      ({ devices: this.encryptedNodes, recheck } = await this.wireguard.sync(this.allNodes()));
+      if ([...this.encryptedNodes.keys()].join() !== before) dirty = true;
+    }
+    if (dirty) {
+      try {
+        const result = await this.datapath.syncIpcache(this.desired());
+        this.lastSync = { ...result, at: new Date().toISOString() };
+      } catch (err) {
+        this.ipcacheDirty = true;
+        throw err;
+      }
+    }
     await this.syncRoutes();
+    if (!this.wireguard) return;
+    // Routes are in the kernel now: a key rotation may take its next step.
+    await this.wireguard.advance();
+    clearTimeout(this.recheck);
+    if (recheck) this.recheck = setTimeout(() => this.syncer.schedule(), 250).unref();
   }
 
   /**
-   * Routes to other nodes' pod CIDRs: into the WireGuard device for peers
+   * Routes to other nodes' pod CIDRs: into the WireGuard device (lane) for peers
    * (both routing modes: VXLAN packets go to the peer's router IP inside its
    * pod CIDR); via the node in direct routing without encryption, or when
    * encryption is not strict and the node has no key; none otherwise.
@@ -228,7 +271,8 @@ export class ClusterState {
     const want = new Map<string, string>();
     for (const n of this.allNodes()) {
       if (n.cluster === this.config.cluster && n.record.name === this.config.node) continue;
-      if (this.encryptedNodes.has(`${n.cluster}/${n.record.name}`)) want.set(n.record.podCidr, `dev ${this.config.wireguardDevice}`);
+      const device = this.encryptedNodes.get(`${n.cluster}/${n.record.name}`);
+      if (device) want.set(n.record.podCidr, `dev ${device}`);
       else if (this.config.routing === 'direct' && (this.config.encryption === 'off' || !this.config.encryptionStrict)) want.set(n.record.podCidr, `via ${n.record.ip}`);
     }
     for (const [cidr, route] of want) {
@@ -242,4 +286,10 @@ export class ClusterState {
       this.routes.delete(cidr);
     }
   }
+}
+
+/** Whether a node record changed in its WireGuard part only (keys, epoch, rotation, confirmations). */
+function onlyKeysChanged(before: NodeRecord | undefined, after: NodeRecord): boolean {
+  if (!before || !before.wireguard || !after.wireguard) return false;
+  return JSON.stringify({ ...before, wireguard: undefined }) === JSON.stringify({ ...after, wireguard: undefined });
 }

@@ -45,7 +45,20 @@ export interface AgentConfig {
   encryptionStrict: boolean;
   /** The WireGuard device; unique on the machine (wireguard-go's sockets are machine-wide). */
   wireguardDevice: string;
+  /** Lane 0's UDP port; lane 1 listens on the next one. */
   wireguardPort: number;
+  /** Rotate a WireGuard key when the older one is this old (0: only on demand). */
+  keyRotationIntervalSec: number;
+  /** A rotation whose peers have not all moved off the lane within this time is given up (before any key changed). */
+  keyRotationTimeoutSec: number;
+}
+
+/** The node's two WireGuard devices (see encryption.ts): lane 1's name and port follow lane 0's. */
+export function wireguardLanes(c: Pick<AgentConfig, 'wireguardDevice' | 'wireguardPort'>): Array<{ device: string; port: number }> {
+  return [
+    { device: c.wireguardDevice, port: c.wireguardPort },
+    { device: `${c.wireguardDevice}b`, port: c.wireguardPort + 1 },
+  ];
 }
 
 /** Outer Ethernet + IPv4 + UDP + VXLAN (or Geneve without options) headers. */
@@ -111,9 +124,11 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
     encryption: c.encryption === undefined ? 'wireguard' : c.encryption === 'wireguard' || c.encryption === 'off' ? c.encryption : fail('encryption', `${JSON.stringify(c.encryption)} is not wireguard or off`),
     encryptionStrict: c.encryptionStrict === undefined ? true : c.encryptionStrict === true ? true : c.encryptionStrict === false ? false : fail('encryptionStrict', 'must be true or false'),
     wireguardDevice: typeof c.wireguardDevice === 'string' ? c.wireguardDevice : 'weft_wg',
-    wireguardPort: num('wireguardPort', 51871, 1, 65535),
+    wireguardPort: num('wireguardPort', 51871, 1, 65534),
+    keyRotationIntervalSec: num('keyRotationIntervalSec', 86_400, 0, 365 * 86_400),
+    keyRotationTimeoutSec: num('keyRotationTimeoutSec', 60, 1, 3600),
   };
-  if (out.wireguardDevice.length > 15 || !/^[A-Za-z0-9_.-]+$/.test(out.wireguardDevice)) fail('wireguardDevice', `${JSON.stringify(out.wireguardDevice)} must be 1-15 characters of A-Z a-z 0-9 _ . - (and unique on the machine: wireguard-go's sockets are machine-wide)`);
+  if (out.wireguardDevice.length > 14 || !/^[A-Za-z0-9_.-]+$/.test(out.wireguardDevice)) fail('wireguardDevice', `${JSON.stringify(out.wireguardDevice)} must be 1-14 characters of A-Z a-z 0-9 _ . - (lane 1 adds a 'b'; unique on the machine: wireguard-go's sockets are machine-wide)`);
   if (typeof c.cniPlugin === 'string') out.cniPlugin = c.cniPlugin;
   return out;
 }

@@ -34,4 +34,20 @@ export class EndpointNotFoundError extends WeftError {
   }
 }
 
-export const errorCodes = [AgentConfigError.code, IpamExhaustedError.code, CniRequestError.code, EndpointNotFoundError.code] as const;
+/** A key rotation was asked for while one is under way; the keys in force stay. */
+export class RotationInProgressError extends WeftError {
+  static readonly code = 'WEFT_ERR_ROTATION_IN_PROGRESS';
+  constructor(lane: number, phase: string, startedAt: string) {
+    super(RotationInProgressError.code, `A key rotation is in progress (lane ${lane}, ${phase}, started ${startedAt}); the keys in force stay until it finishes. See weft encrypt status`);
+  }
+}
+
+/** A key rotation cannot start now (peers are rotating both lanes, or encryption is off). */
+export class RotationUnavailableError extends WeftError {
+  static readonly code = 'WEFT_ERR_ROTATION_UNAVAILABLE';
+  constructor(reason: string) {
+    super(RotationUnavailableError.code, `Cannot rotate keys now: ${reason}`);
+  }
+}
+
+export const errorCodes = [AgentConfigError.code, IpamExhaustedError.code, CniRequestError.code, EndpointNotFoundError.code, RotationInProgressError.code, RotationUnavailableError.code] as const;

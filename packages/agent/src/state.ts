@@ -22,9 +22,36 @@ export interface NodeRecord {
   ip: string;
   podCidr: string;
   routing: 'vxlan' | 'geneve' | 'direct';
-  /** Present when the node encrypts with WireGuard: its public key (base64) and UDP port. */
-  wireguard?: { publicKey: string; port: number };
+  /** Present when the node encrypts with WireGuard. */
+  wireguard?: WireGuardRecord;
 }
+
+export type Lane = 0 | 1;
+
+/**
+ * A node's WireGuard state as its peers see it. The node runs two devices
+ * ("lanes"), each with its own key pair and UDP port, and every peer is
+ * configured on both; traffic uses one lane while the other lane's key
+ * rotates (see key-rotation.ts).
+ */
+export interface WireGuardRecord {
+  lanes: [WireGuardLaneRecord, WireGuardLaneRecord];
+  /** Grows with every change of this node's keys or rotation phase; what peers confirm. */
+  epoch: number;
+  /** Present while the key of one lane rotates. */
+  rotation?: { lane: Lane; phase: 'drain' | 'rekey' };
+  /** `cluster/node` -> the epoch of that (rotating) node this node has confirmed. */
+  acks?: Record<string, number>;
+}
+
+export interface WireGuardLaneRecord {
+  /** base64 public key. */
+  publicKey: string;
+  port: number;
+}
+
+/** More would only be a hostile record: acks exist only for nodes rotating right now. */
+const MAX_ACKS = 10_000;
 
 export interface EndpointRecord {
   ip: string;
@@ -59,16 +86,40 @@ export function parseNodeRecord(value: Buffer, cluster: string): NodeRecord | st
   if (typeof r.podCidr !== 'string' || typeof parseCidr(r.podCidr) === 'string') return `podCidr ${JSON.stringify(r.podCidr)} is not a CIDR`;
   if (r.routing !== 'vxlan' && r.routing !== 'geneve' && r.routing !== 'direct') return `routing ${JSON.stringify(r.routing)} is unknown`;
   if (r.wireguard !== undefined) {
-    const wg = r.wireguard as { publicKey?: unknown; port?: unknown };
-    if (typeof wg !== 'object' || wg === null) return 'wireguard must be {publicKey, port}';
+    const problem = checkWireGuardRecord(r.wireguard, r.name);
+    if (problem) return problem;
+  }
+  return r as NodeRecord;
+}
+
+function checkWireGuardRecord(value: unknown, node: string): string | undefined {
+  const wg = value as Partial<Record<keyof WireGuardRecord, unknown>>;
+  if (typeof wg !== 'object' || wg === null) return 'wireguard must be an object';
+  if (!Array.isArray(wg.lanes) || wg.lanes.length !== 2) return 'wireguard.lanes must list exactly two lanes';
+  for (const [i, lane] of (wg.lanes as unknown[]).entries()) {
+    const l = lane as { publicKey?: unknown; port?: unknown } | null;
+    if (typeof l !== 'object' || l === null) return `wireguard.lanes[${i}] must be {publicKey, port}`;
     try {
-      decodeKey(typeof wg.publicKey === 'string' ? wg.publicKey : '', `wireguard.publicKey of node ${r.name}`);
+      decodeKey(typeof l.publicKey === 'string' ? l.publicKey : '', `wireguard.lanes[${i}].publicKey of node ${node}`);
     } catch (err) {
       return (err as Error).message;
     }
-    if (typeof wg.port !== 'number' || !Number.isInteger(wg.port) || wg.port < 1 || wg.port > 65535) return `wireguard.port ${JSON.stringify(wg.port)} is not a port`;
+    if (typeof l.port !== 'number' || !Number.isInteger(l.port) || l.port < 1 || l.port > 65535) return `wireguard.lanes[${i}].port ${JSON.stringify(l.port)} is not a port`;
   }
-  return r as NodeRecord;
+  const [a, b] = wg.lanes as WireGuardLaneRecord[];
+  if (a!.publicKey === b!.publicKey) return 'wireguard.lanes must have different keys';
+  if (typeof wg.epoch !== 'number' || !Number.isSafeInteger(wg.epoch) || wg.epoch < 0) return `wireguard.epoch ${JSON.stringify(wg.epoch)} is not a non-negative integer`;
+  if (wg.rotation !== undefined) {
+    const rot = wg.rotation as { lane?: unknown; phase?: unknown } | null;
+    if (typeof rot !== 'object' || rot === null || (rot.lane !== 0 && rot.lane !== 1) || (rot.phase !== 'drain' && rot.phase !== 'rekey')) return `wireguard.rotation ${JSON.stringify(rot)} must be {lane: 0|1, phase: drain|rekey}`;
+  }
+  if (wg.acks !== undefined) {
+    if (typeof wg.acks !== 'object' || wg.acks === null || Array.isArray(wg.acks)) return 'wireguard.acks must be an object';
+    const entries = Object.entries(wg.acks);
+    if (entries.length > MAX_ACKS) return `wireguard.acks has ${entries.length} entries (at most ${MAX_ACKS})`;
+    for (const [k, v] of entries) if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return `wireguard.acks[${JSON.stringify(k)}] ${JSON.stringify(v)} is not an epoch`;
+  }
+  return undefined;
 }
 
 export function parseEndpointRecord(value: Buffer, clusterId: number): EndpointRecord | string {

@@ -30,7 +30,8 @@ Resources (standalone mode, stored in the cluster's etcd):
 Inspect (per cluster, all nodes unless --node):
   status | endpoint list | policy get
   service list                 ClusterIP and backends per cluster (all lab clusters unless --cluster)
-  encrypt status               WireGuard per node: key, peers, handshakes, bytes, refused peers
+  encrypt status               WireGuard per node: lanes, keys, epoch, rotation; per peer: encrypted, lane, handshakes, bytes
+  encrypt rotate               rotate WireGuard keys (make-before-break), node after node; --no-wait, --timeout
   bpf ipcache list | bpf lb list | bpf policy get ENDPOINT
   identity list | identity get ID | identity gc   [--cluster NAME | --etcd ENDPOINT]
   observe [--follow] [--pod P] [--namespace N] [--label K=V] [--verdict V] [--identity ID]

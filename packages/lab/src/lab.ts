@@ -163,6 +163,8 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
         encryptionStrict: true,
         wireguardDevice: labWireGuardDevice(c.id, n.index),
         wireguardPort: 51871,
+        keyRotationIntervalSec: 86_400,
+        keyRotationTimeoutSec: 60,
       };
       mkdirSync(n.stateDir, { recursive: true });
       writeFileSync(join(n.stateDir, 'agent.json'), JSON.stringify(config, null, 1));
@@ -274,7 +276,7 @@ export function pidInNetns(ns: string, needle: string): number | undefined {
 export function labWireGuardDevice(clusterId: number, nodeIndex: number): string {
   return `weftwg${clusterId}n${nodeIndex}`;
 }
-const LAB_WG_SOCKET = /^weftwg\d+n\d+\.sock$/;
+const LAB_WG_SOCKET = /^weftwg\d+n\d+b?\.sock$/;
 const WG_RUN_DIR = '/var/run/wireguard';
 
 /** The pid of the cluster's clustermesh-apiserver, if one runs. */

@@ -1,22 +1,92 @@
 /**
- * `weft encrypt status`: per node, its encryption mode and key, and per peer
- * node (own cluster and connected ones) the endpoint, last handshake and
- * bytes; nodes refused as peers with the reason. -o json for scripts.
+ * `weft encrypt status`: per node, its encryption mode, lanes and keys,
+ * epoch and rotation, and per peer node (own cluster and connected ones)
+ * whether traffic to it is encrypted, the lane it is sent on, the peer's
+ * epoch, last handshake and bytes; nodes refused as peers with the reason.
+ *
+ * `weft encrypt rotate`: rotates the WireGuard key of the selected nodes,
+ * one node after the other, each waiting until every peer confirmed (unless
+ * --no-wait). A node already rotating answers WEFT_ERR_ROTATION_IN_PROGRESS
+ * and keeps its keys. -o json for scripts.
  */
 import { parseArgs } from 'node:util';
+import { WeftError } from '@weft/common';
 import type { EncryptionStatus } from '@weft/agent';
 import { agentsFor } from '../context.js';
-import { parseFormat, printJson, printTable, UsageError } from '../output.js';
+import { parseFormat, printJson, printTable, progress, UsageError } from '../output.js';
+
+const USAGE = 'Usage: weft encrypt status|rotate [--cluster NAME] [--node NODE] [--no-wait] [--timeout SECONDS] [-o json]';
+
+/** A rotation that was given up or did not finish in time. */
+export class RotationFailedError extends WeftError {
+  static readonly code = 'WEFT_ERR_ROTATION_FAILED';
+  constructor(message: string) {
+    super(RotationFailedError.code, message);
+  }
+}
 
 export async function encrypt(argv: string[]): Promise<void> {
   const [verb, ...rest] = argv;
-  if (verb !== 'status') throw new UsageError('Usage: weft encrypt status [--cluster NAME] [--node NODE] [-o json]');
-  const { values } = parseArgs({ args: rest, options: { cluster: { type: 'string' }, node: { type: 'string' }, agent: { type: 'string' }, output: { type: 'string', short: 'o' } } });
-  const rows = await Promise.all(agentsFor(values).map(async ({ node, client }) => ({ node, ...(await client.call<EncryptionStatus>('GET', '/v1/encryption')) })));
-  if (parseFormat(values.output) === 'json') return printJson(rows);
-  for (const r of rows) {
-    process.stdout.write(`${r.node}: ${r.mode}${r.mode === 'off' ? '' : `${r.strict ? ' (strict)' : ''}, device ${r.device}, router IP ${r.routerIp}, public key ${r.publicKey}`}\n`);
-    if (r.peers.length > 0) printTable(['PEER', 'CLUSTER', 'ENDPOINT', 'ALLOWED IPS', 'LAST HANDSHAKE', 'RX BYTES', 'TX BYTES'], r.peers.map((p) => [p.node, p.cluster, p.endpoint, p.allowedIps.join(','), p.lastHandshake ?? 'never', p.rxBytes, p.txBytes]));
-    for (const x of r.refused) process.stdout.write(`  refused ${x.cluster}/${x.node}: ${x.reason}\n`);
+  const { values } = parseArgs({
+    args: rest,
+    options: { cluster: { type: 'string' }, node: { type: 'string' }, agent: { type: 'string' }, output: { type: 'string', short: 'o' }, 'no-wait': { type: 'boolean' }, timeout: { type: 'string', default: '120' } },
+  });
+  const format = parseFormat(values.output);
+  if (verb === 'status') return status(values, format);
+  if (verb === 'rotate') {
+    const timeoutS = Number(values.timeout);
+    if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError(`Invalid --timeout ${JSON.stringify(values.timeout)}: seconds, > 0`);
+    return rotate(values, !values['no-wait'], timeoutS * 1000, format);
   }
+  throw new UsageError(USAGE);
+}
+
+async function status(values: { cluster?: string; node?: string; agent?: string }, format: 'table' | 'json'): Promise<void> {
+  const rows = await Promise.all(agentsFor(values).map(async ({ node, client }) => ({ node, ...(await client.call<EncryptionStatus>('GET', '/v1/encryption')) })));
+  if (format === 'json') return printJson(rows);
+  for (const r of rows) {
+    if (r.mode === 'off') {
+      process.stdout.write(`${r.node}: encryption off\n`);
+      continue;
+    }
+    const rot = r.rotation ? `rotating lane ${r.rotation.lane} (${r.rotation.phase}, waiting for ${r.rotation.waitingFor.join(', ') || 'nothing'})` : 'no rotation';
+    const last = r.lastRotation ? `; last rotation lane ${r.lastRotation.lane} ${r.lastRotation.outcome} in ${r.lastRotation.durationMs} ms at ${r.lastRotation.finishedAt}${r.lastRotation.detail ? ` (${r.lastRotation.detail})` : ''}` : '';
+    process.stdout.write(`${r.node}: ${r.mode}${r.strict ? ' (strict)' : ''}, router IP ${r.routerIp}, epoch ${r.epoch}, ${rot}${last}${r.nextRotation ? `; next scheduled ${r.nextRotation}` : ''}\n`);
+    for (const l of r.lanes ?? []) process.stdout.write(`  lane ${l.lane}: device ${l.device}, port ${l.port}, public key ${l.publicKey}, created ${l.keyCreated}\n`);
+    if (r.peers.length > 0) {
+      printTable(
+        ['PEER', 'CLUSTER', 'ENCRYPTED', 'LANE', 'ENDPOINT', 'PEER EPOCH', 'LAST HANDSHAKE', 'RX BYTES', 'TX BYTES', 'ROTATING'],
+        r.peers.map((p) => [p.node, p.cluster, p.encrypted ? 'yes' : 'no', p.sendLane, p.endpoint, p.epoch, p.lastHandshake ?? 'never', p.rxBytes, p.txBytes, p.rotating ?? '-']),
+      );
+    }
+    for (const x of r.refused) process.stdout.write(`  refused ${x.cluster}/${x.node} (traffic to it is not encrypted): ${x.reason}\n`);
+  }
+}
+
+async function rotate(values: { cluster?: string; node?: string; agent?: string }, wait: boolean, timeoutMs: number, format: 'table' | 'json'): Promise<void> {
+  const results: Array<{ node: string; lane: number; epoch: number; outcome: string; durationMs?: number; detail?: string }> = [];
+  for (const { node, client } of agentsFor(values)) {
+    const started = await client.call<{ lane: number; epoch: number }>('POST', '/v1/encryption/rotate');
+    if (!wait) {
+      results.push({ node, ...started, outcome: 'started' });
+      continue;
+    }
+    if (format === 'table') progress(`${node}: rotating lane ${started.lane}...`);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await client.call<EncryptionStatus>('GET', '/v1/encryption');
+      const last = s.lastRotation;
+      // The rotation we started has finished once it is the last one and none runs.
+      if (!s.rotation && last && (s.epoch ?? 0) > started.epoch) {
+        const row = { node, lane: last.lane, epoch: s.epoch ?? 0, outcome: last.outcome, ...(last.durationMs !== undefined ? { durationMs: last.durationMs } : {}), ...(last.detail ? { detail: last.detail } : {}) };
+        results.push(row);
+        if (last.outcome !== 'done') throw new RotationFailedError(`${node}: key rotation of lane ${last.lane} was given up: ${last.detail ?? 'no reason given'}; the keys in force stay`);
+        break;
+      }
+      if (Date.now() > deadline) throw new RotationFailedError(`${node}: key rotation of lane ${started.lane} has not finished after ${timeoutMs / 1000} s; waiting for ${s.rotation?.waitingFor.join(', ') || '?'} (it goes on; see weft encrypt status)`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  if (format === 'json') return printJson(results);
+  for (const r of results) process.stdout.write(`${r.node}: lane ${r.lane} ${r.outcome}${r.durationMs !== undefined ? ` in ${r.durationMs} ms` : ''}, epoch ${r.epoch}\n`);
 }

@@ -1,0 +1,109 @@
+/**
+ * Benchmark `rotation`: WireGuard key rotation under load. A lab of two
+ * connected clusters with two nodes each; a 5,000 packets/s UDP stream
+ * across clusters (c1 client -> c2 node 1) and a long-lived TCP transfer
+ * within c1 (client -> node 2), both iperf3, while every node's key rotates
+ * in turn, 20 rotations in all (`weft encrypt rotate`, each waited for).
+ * The same load runs first without rotations, side by side, so loss the
+ * machine causes on its own is not counted against rotation.
+ * Targets: 0 UDP packets lost across the rotations; no TCP stall > 1 s
+ * (iperf3 intervals of 100 ms with no byte delivered, consecutive).
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { podNetnsName } from '@weft/agent';
+import { applyAndWait, demoResources, labDown, labUp } from '@weft/lab';
+import { inNs, output } from './proc.js';
+import { finish, percentile, progress, round, type Target } from './report.js';
+
+const ROTATIONS = Number(process.env.WEFT_BENCH_ROTATIONS ?? 20);
+const UDP_PPS = 5000;
+const UDP_LEN = 100;
+/** Well under what wireguard-go carries here, so the load alone loses nothing. */
+const TCP_MBIT = Number(process.env.WEFT_BENCH_TCP_MBIT ?? 20);
+const WEFT = join(__dirname, '..', '..', 'packages', 'cli', 'bin', 'weft.js');
+
+interface Load {
+  udp: { sent: number; lost: number };
+  tcp: { mbit: number; retransmits: number; longestStallMs: number };
+}
+
+function weftJson<T>(args: string[]): T {
+  const r = spawnSync(process.execPath, [WEFT, ...args, '-o', 'json'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`weft ${args.join(' ')} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** Runs both streams for `seconds` while `during` runs; returns what they measured. */
+async function underLoad(udpTarget: { ns: string; ip: string }, tcpTarget: { ns: string; ip: string }, clientNs: string, seconds: number, during: () => Promise<void>): Promise<Load> {
+  const servers = [inNs(udpTarget.ns, ['iperf3', '-s', '-1', '-p', '5301']), inNs(tcpTarget.ns, ['iperf3', '-s', '-1', '-p', '5302'])];
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const udp = output(inNs(clientNs, ['iperf3', '-c', udpTarget.ip, '-p', '5301', '-u', '-b', String(UDP_PPS * UDP_LEN * 8), '-l', String(UDP_LEN), '-t', String(seconds), '-J']));
+    const tcp = output(inNs(clientNs, ['iperf3', '-c', tcpTarget.ip, '-p', '5302', '-b', `${TCP_MBIT}M`, '-t', String(seconds), '-i', '0.1', '-J']));
+    await new Promise((r) => setTimeout(r, 1000));
+    await during();
+    const u = JSON.parse(await udp) as { end: { sum: { packets: number; lost_packets: number } } };
+    const t = JSON.parse(await tcp) as { intervals: Array<{ sum: { bytes: number; seconds: number } }>; end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } } };
+    let stall = 0;
+    let longest = 0;
+    for (const i of t.intervals) {
+      stall = i.sum.bytes === 0 ? stall + i.sum.seconds * 1000 : 0;
+      longest = Math.max(longest, stall);
+    }
+    return {
+      udp: { sent: u.end.sum.packets, lost: u.end.sum.lost_packets },
+      tcp: { mbit: round(t.end.sum_received.bits_per_second / 1e6, 1), retransmits: t.end.sum_sent.retransmits ?? 0, longestStallMs: Math.round(longest) },
+    };
+  } finally {
+    for (const s of servers) s.kill('SIGKILL');
+  }
+}
+
+export async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('Cannot run the rotation benchmark: it needs root (the lab)');
+  progress('rotation: lab of two connected clusters, two nodes each');
+  const state = await labUp({ clusters: [{ name: 'c1', id: 1 }, { name: 'c2', id: 2 }], nodes: 2, routing: 'vxlan', encryption: 'wireguard' }, (m) => progress(m));
+  try {
+    for (const c of state.clusters) await applyAndWait(c, demoResources(c));
+    const eps = (cluster: string): Array<{ pod: string; ip: string }> => weftJson(['endpoint', 'list', '--cluster', cluster]);
+    const [c1, c2] = [eps('c1'), eps('c2')];
+    const at = (list: Array<{ pod: string; ip: string }>, pod: string): string => list.find((e) => e.pod === pod)!.ip;
+    const udpTarget = { ns: podNetnsName('c2', 'demo', 'echo-1'), ip: at(c2, 'echo-1') };
+    const tcpTarget = { ns: podNetnsName('c1', 'demo', 'echo-2'), ip: at(c1, 'echo-2') };
+    const client = podNetnsName('c1', 'demo', 'client');
+    const nodes = state.clusters.flatMap((c) => c.nodes.map((n) => ({ cluster: c.name, node: n.name })));
+    // Long enough for the rotations (measured ~0.1-0.6 s each plus the CLI's start).
+    const seconds = Math.max(10, Math.ceil(ROTATIONS * 1.2) + 4);
+
+    progress(`rotation: baseline, ${seconds} s of load without rotations`);
+    const baseline = await underLoad(udpTarget, tcpTarget, client, seconds, async () => undefined);
+    progress(`rotation: ${seconds} s of load with ${ROTATIONS} rotations`);
+    const durations: number[] = [];
+    const rotated = await underLoad(udpTarget, tcpTarget, client, seconds, async () => {
+      for (let i = 0; i < ROTATIONS; i++) {
+        const n = nodes[i % nodes.length]!;
+        const [r] = weftJson<Array<{ durationMs: number; lane: number }>>(['encrypt', 'rotate', '--cluster', n.cluster, '--node', n.node]);
+        durations.push(r!.durationMs);
+        progress(`rotation ${i + 1}/${ROTATIONS}: ${n.cluster}/${n.node} lane ${r!.lane} in ${r!.durationMs} ms`);
+      }
+    });
+    durations.sort((a, b) => a - b);
+    const targets: Target[] = [
+      { name: `UDP packets lost across ${ROTATIONS} rotations (5k packets/s)`, value: rotated.udp.lost, goal: '0', met: rotated.udp.lost === 0 },
+      { name: 'longest TCP stall during rotations (ms)', value: rotated.tcp.longestStallMs, goal: '< 1000', met: rotated.tcp.longestStallMs < 1000 },
+    ];
+    finish('rotation', {
+      rotations: ROTATIONS,
+      nodes: nodes.length,
+      udpPacketsPerSecond: UDP_PPS,
+      tcpMbitOffered: TCP_MBIT,
+      seconds,
+      withRotations: rotated,
+      baselineWithoutRotations: baseline,
+      rotationMs: { p50: percentile(durations, 50), p90: percentile(durations, 90), max: durations[durations.length - 1] },
+    }, targets);
+  } finally {
+    await labDown(() => undefined);
+  }
+}
