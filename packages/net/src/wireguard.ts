@@ -21,6 +21,8 @@ import { run } from './run.js';
 
 export const WG_KEY_BYTES = 32;
 export const WG_RUN_DIR = '/var/run/wireguard';
+/** wireguard-go's CPU priority (nice): the datapath before the control plane. */
+export const WIREGUARD_GO_NICE = -10;
 /** wireguard-go's limit (IFNAMSIZ - 1). */
 export const MAX_IFNAME = 15;
 
@@ -115,7 +117,10 @@ export interface PeerStatus {
 export async function ensureWireGuardGo(ifname: string, options: { netns?: string; timeoutMs?: number } = {}): Promise<WireGuardUapi> {
   const uapi = new WireGuardUapi(ifname);
   if (await uapi.alive()) return uapi;
-  const argv = options.netns ? ['ip', 'netns', 'exec', options.netns, 'wireguard-go', ifname] : ['wireguard-go', ifname];
+  // It carries every encrypted packet of the node: ahead of control-plane work for the CPU (a burst of
+  // agent or etcd work must not leave its 208 KiB socket buffer to overflow).
+  const wg = ['nice', '-n', String(WIREGUARD_GO_NICE), 'wireguard-go', ifname];
+  const argv = options.netns ? ['ip', 'netns', 'exec', options.netns, ...wg] : wg;
   try {
     await run(argv);
   } catch (err) {
