@@ -21,10 +21,17 @@ export HOME=/tmp TMPDIR=/tmp LANG=C.UTF-8
 # Lane tests refuse to run anywhere else (they need this kernel and a throwaway machine).
 export WEFT_KERNEL_LANE=1
 
+# The lab's waits (etcd, agents, pods, encryption; packages/lab) are sized for a
+# host; under TCG a healthy agent needs most of its usual 60 s just to start.
+export WEFT_LAB_TIMEOUT_SCALE=5
+
 # veth, dummy: test topologies. esp4, xfrm_user and the AEAD parts: IPsec with
 # rfc4106(gcm(aes)). wireguard, geneve: kernel tunnels (their UDP tunnel and
 # crypto library dependencies come through modprobe from modules.dep).
-REQUIRED=(veth dummy esp4 xfrm_user gcm ghash_generic seqiv echainiv authenc wireguard geneve)
+# The lab (e2e/kernel/lab.lane.js): bridge (its underlay), vxlan (the agent's
+# tunnel device), sch_ingress and cls_bpf (tc clsact with the BPF datapath's
+# direct-action programs), tun (wireguard-go, should a lab ask for it).
+REQUIRED=(veth dummy esp4 xfrm_user gcm ghash_generic seqiv echainiv authenc wireguard geneve bridge vxlan sch_ingress cls_bpf tun)
 # Faster implementations; TCG's "-cpu max" usually offers AES-NI and PCLMUL, but
 # the generic code is correct without them.
 OPTIONAL=(aesni_intel ghash_clmulni_intel)
@@ -36,6 +43,10 @@ for m in "${OPTIONAL[@]}"; do
 done
 
 ip link set lo up
+# The agent pins its maps under /sys/fs/bpf/weft: a BPF filesystem, as a host
+# mounts it at boot (the agent would mount one itself, but the lane should
+# look like a host, not rely on that).
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || { echo "[kernel-lane] guest: cannot mount bpffs on /sys/fs/bpf" >&2; exit 125; }
 # `ip netns add` keeps its mounts under /var/run/netns; on Debian /var/run is a
 # symlink to /run (now tmpfs). Where it is not, put /run over it.
 if [ "$(readlink -f /var/run)" != /run ]; then mount --bind /run /var/run; fi

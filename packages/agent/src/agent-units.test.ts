@@ -32,7 +32,7 @@ describe('agent configuration', () => {
       [{ nodeIp: '10.99.1' }, /nodeIp: "10.99.1" is not an IPv4 address/],
       [{ podCidr: '10.101.1.7/24' }, /podCidr: "10.101.1.7\/24" has host bits set/],
       [{ routing: 'gre' }, /routing: "gre" is not vxlan, geneve or direct/],
-      [{ encryption: 'ipsec-ish' }, /encryption: "ipsec-ish" is not wireguard or off/],
+      [{ encryption: 'ipsec-ish' }, /encryption: "ipsec-ish" is not wireguard, ipsec or off/],
       [{ wireguardDevice: 'a-device-name-too-long' }, /wireguardDevice: .* must be 1-14 characters/],
       [{ etcd: [] }, /etcd: must be a non-empty list/],
       [{ cluster: 'Bad_Name' }, /cluster: "Bad_Name" must be 1-32 lowercase/],

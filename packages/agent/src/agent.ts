@@ -19,7 +19,9 @@ import { enrich, FlowLog, type FlowFilter } from './flows.js';
 import { Ipam } from './ipam.js';
 import { PolicyEngine } from './policy-engine.js';
 import { ServiceManager } from './service-manager.js';
-import { WireGuardNode, type EncryptionStatus } from './encryption.js';
+import type { EncryptionStatus, NodeEncryption } from './encryption.js';
+import { IpsecNode } from './ipsec-node.js';
+import { WireGuardNode } from './wireguard-node.js';
 import { PodRuntime } from './pod-runtime.js';
 import { RotationInProgressError, RotationUnavailableError } from './errors.js';
 import { nodeKey, type NodeRecord } from './state.js';
@@ -34,7 +36,7 @@ export class Agent {
   policy!: PolicyEngine;
   cluster!: ClusterState;
   services!: ServiceManager;
-  wireguard: WireGuardNode | undefined;
+  encryption: NodeEncryption | undefined;
   private session!: Session;
   /** Republishes the node record when its WireGuard part changes (rotation phases, confirmations). */
   private readonly nodePublisher = new Coalescer(() => this.publishNode(), 10, (err) => this.log.error({ err: err.message }, 'cannot publish the node record'));
@@ -61,10 +63,9 @@ export class Agent {
     const c = this.config;
     this.log.info({ nodeIp: c.nodeIp, podCidr: c.podCidr, routing: c.routing }, 'agent starting');
     await this.datapath.start();
-    if (c.encryption === 'wireguard') {
-      this.wireguard = new WireGuardNode(c, this.log.child({ component: 'wireguard' }));
-      await this.wireguard.start();
-    }
+    if (c.encryption === 'wireguard') this.encryption = new WireGuardNode(c, this.log.child({ component: 'wireguard' }));
+    if (c.encryption === 'ipsec') this.encryption = new IpsecNode(c, this.log.child({ component: 'ipsec' }));
+    await this.encryption?.start();
     this.session = await this.newSession();
     this.allocator = await new IdentityAllocator({ client: this.kv, clusterId: c.clusterId, clusterName: c.cluster, node: c.node, logger: this.log.child({ component: 'identity-allocator' }) }).start();
     const resources = new ResourceStore(this.kv);
@@ -81,10 +82,10 @@ export class Agent {
       log: this.log.child({ component: 'endpoints' }),
     });
     this.policy = new PolicyEngine(c, resources, this.allocator, this.datapath, () => this.endpoints.list(), this.log.child({ component: 'policy' }), () => this.cluster.remoteIdentities.entries());
-    this.cluster = new ClusterState(c, this.kv, this.datapath, () => this.policy.cidrIdentities(), this.log.child({ component: 'cluster-state' }), this.wireguard);
-    if (this.wireguard) {
-      this.wireguard.onRecordChanged = () => this.nodePublisher.schedule();
-      this.wireguard.onSyncNeeded = () => this.cluster.schedule();
+    this.cluster = new ClusterState(c, this.kv, this.datapath, () => this.policy.cidrIdentities(), this.log.child({ component: 'cluster-state' }), this.encryption);
+    if (this.encryption) {
+      this.encryption.onRecordChanged = () => this.nodePublisher.schedule();
+      this.encryption.onSyncNeeded = () => this.cluster.schedule();
     }
     this.policy.onCidrsChanged = () => this.cluster.schedule();
     this.cluster.onRemoteIdentities = () => this.policy.schedule();
@@ -123,7 +124,7 @@ export class Agent {
     await this.api?.stop();
     await this.services?.stop();
     await this.cluster?.stop();
-    this.wireguard?.stop();
+    this.encryption?.stop();
     await this.nodePublisher.stop();
     await this.policy?.stop();
     // Keep identities and records alive for a restart: the lease expires on its own if we never come back.
@@ -162,7 +163,7 @@ export class Agent {
   private async publishNode(): Promise<void> {
     const c = this.config;
     const record: NodeRecord = { name: c.node, cluster: c.cluster, ip: c.nodeIp, podCidr: c.podCidr, routing: c.routing };
-    if (this.wireguard) record.wireguard = this.wireguard.record();
+    this.encryption?.publish(record);
     await this.kv.put(nodeKey(c.node), JSON.stringify(record), { lease: this.session.leaseId });
   }
 
@@ -246,11 +247,11 @@ export class Agent {
     );
     api.route('GET', '/v1/bpf/ipcache', async () => this.datapath.dumpIpcache());
     api.route('GET', '/v1/services', async () => this.services.list());
-    api.route('GET', '/v1/encryption', async (): Promise<EncryptionStatus> => this.wireguard?.status() ?? { mode: 'off', strict: false, peers: [], refused: [] });
+    api.route('GET', '/v1/encryption', async (): Promise<EncryptionStatus> => this.encryption?.status() ?? { mode: 'off', strict: false, peers: [], refused: [] });
     api.route('POST', '/v1/encryption/rotate', async () => {
-      if (!this.wireguard) throw new ApiError(400, RotationUnavailableError.code, 'Cannot rotate keys: encryption is off on this node');
+      if (!this.encryption) throw new ApiError(400, RotationUnavailableError.code, 'Cannot rotate keys: encryption is off on this node');
       try {
-        return this.wireguard.rotate('manual');
+        return this.encryption.rotate('manual');
       } catch (err) {
         if (err instanceof RotationInProgressError || err instanceof RotationUnavailableError) throw new ApiError(409, err.code, err.message);
         throw err;

@@ -13,7 +13,7 @@ import type { CidrIdentityView } from '@weft/policy';
 import type { AgentConfig } from './config.js';
 import type { Datapath, IpcacheUpsert } from './datapath-port.js';
 import { routerIp } from './config.js';
-import type { PeerNode, WireGuardNode } from './encryption.js';
+import type { NodeEncryption, PeerNode } from './encryption.js';
 import { parseServiceRecord, type ServiceRecord } from './services.js';
 import { ENDPOINTS_PREFIX, NODES_PREFIX, parseEndpointRecord, parseNodeRecord, type EndpointRecord, type NodeRecord } from './state.js';
 
@@ -45,7 +45,7 @@ export class ClusterState {
   private readonly syncer: Coalescer;
   /** cidr -> route arguments after the prefix, as installed. */
   private routes = new Map<string, string>();
-  /** `cluster/node` of the nodes reached through WireGuard -> the device, from the last sync. */
+  /** `cluster/node` of the nodes reached encrypted -> the route their pod CIDR takes, from the last sync. */
   private encryptedNodes = new Map<string, string>();
   private recheck: NodeJS.Timeout | undefined;
   /** Something the ipcache depends on changed since the last sync. */
@@ -59,7 +59,7 @@ export class ClusterState {
     private readonly datapath: Datapath,
     private readonly cidrIdentities: () => CidrIdentityView[],
     private readonly log: Logger,
-    private readonly wireguard?: WireGuardNode,
+    private readonly encryption?: NodeEncryption,
   ) {
     this.syncer = new Coalescer(() => this.sync(), 10, (err) => this.log.error({ err: err.message }, 'ipcache sync failed'));
   }
@@ -182,7 +182,7 @@ export class ClusterState {
   }
 
   /**
-   * Only a node's WireGuard keys, epoch or confirmations changed (a key
+   * Only a node's encryption keys, epoch or confirmations changed (a key
    * rotation under way): bring peers and routes in line; the ipcache and
    * services are touched only if the set of encrypted nodes changes.
    */
@@ -198,8 +198,8 @@ export class ClusterState {
   }
 
   /**
-   * Where a pod on another node is sent: through WireGuard (to the node's
-   * router IP, encrypted), in the clear (encryption off, or not strict and no
+   * Where a pod on another node is sent: encrypted (to the node's router IP,
+   * through WireGuard or IPsec), in the clear (encryption off, or not strict and no
    * key), or nowhere (strict and no key: the datapath drops and reports).
    */
   private remotePlacement(nodeIp: string, encryptedRouterIp: Map<string, string>): { tunnelIp: string; flags: number } {
@@ -213,7 +213,7 @@ export class ClusterState {
   desired(): IpcacheUpsert[] {
     const out: IpcacheUpsert[] = [];
     const me = this.config.node;
-    // Node IP -> router IP of each node reached through WireGuard, once per sync rather than per endpoint.
+    // Node IP -> router IP of each node reached encrypted, once per sync rather than per endpoint.
     const byIp = new Map<string, string>();
     for (const n of this.allNodes()) if (this.encryptedNodes.has(`${n.cluster}/${n.record.name}`)) byIp.set(n.record.ip, routerIp(n.record.podCidr));
     for (const n of this.nodes.values()) {
@@ -235,13 +235,13 @@ export class ClusterState {
   }
 
   private async sync(): Promise<void> {
-    // Peers first: a pod CIDR is marked encrypted only once its node is a peer of our devices.
+    // Peers first: a pod CIDR is marked encrypted only once its node is a peer (devices, SAs).
     let recheck = false;
     let dirty = this.ipcacheDirty;
     this.ipcacheDirty = false;
-    if (this.wireguard) {
+    if (this.encryption) {
       const before = [...this.encryptedNodes.keys()].join();
-      ({ devices: this.encryptedNodes, recheck } = await this.wireguard.sync(this.allNodes()));
+      ({ routes: this.encryptedNodes, recheck } = await this.encryption.sync(this.allNodes()));
       if ([...this.encryptedNodes.keys()].join() !== before) dirty = true;
     }
     if (dirty) {
@@ -254,15 +254,15 @@ export class ClusterState {
       }
     }
     await this.syncRoutes();
-    if (!this.wireguard) return;
+    if (!this.encryption) return;
     // Routes are in the kernel now: a key rotation may take its next step.
-    await this.wireguard.advance();
+    await this.encryption.advance();
     clearTimeout(this.recheck);
     if (recheck) this.recheck = setTimeout(() => this.syncer.schedule(), 250).unref();
   }
 
   /**
-   * Routes to other nodes' pod CIDRs: into the WireGuard device (lane) for peers
+   * Routes to other nodes' pod CIDRs: as the encryption says for peers (into a WireGuard device, or via the node where IPsec policies apply)
    * (both routing modes: VXLAN packets go to the peer's router IP inside its
    * pod CIDR); via the node in direct routing without encryption, or when
    * encryption is not strict and the node has no key; none otherwise.
@@ -271,8 +271,8 @@ export class ClusterState {
     const want = new Map<string, string>();
     for (const n of this.allNodes()) {
       if (n.cluster === this.config.cluster && n.record.name === this.config.node) continue;
-      const device = this.encryptedNodes.get(`${n.cluster}/${n.record.name}`);
-      if (device) want.set(n.record.podCidr, `dev ${device}`);
+      const route = this.encryptedNodes.get(`${n.cluster}/${n.record.name}`);
+      if (route) want.set(n.record.podCidr, route);
       else if (this.config.routing === 'direct' && (this.config.encryption === 'off' || !this.config.encryptionStrict)) want.set(n.record.podCidr, `via ${n.record.ip}`);
     }
     for (const [cidr, route] of want) {
@@ -288,8 +288,8 @@ export class ClusterState {
   }
 }
 
-/** Whether a node record changed in its WireGuard part only (keys, epoch, rotation, confirmations). */
+/** Whether a node record changed in its encryption part only (keys, epoch, rotation, confirmations). */
 function onlyKeysChanged(before: NodeRecord | undefined, after: NodeRecord): boolean {
-  if (!before || !before.wireguard || !after.wireguard) return false;
-  return JSON.stringify({ ...before, wireguard: undefined }) === JSON.stringify({ ...after, wireguard: undefined });
+  if (!before || !(before.wireguard ?? before.ipsec) || !(after.wireguard ?? after.ipsec)) return false;
+  return JSON.stringify({ ...before, wireguard: undefined, ipsec: undefined }) === JSON.stringify({ ...after, wireguard: undefined, ipsec: undefined });
 }

@@ -40,13 +40,18 @@ export interface AgentConfig {
   /** Path of the CNI plugin executable the pod runtime calls. */
   cniPlugin?: string;
   /** Pod traffic between nodes: through WireGuard (the default) or in the clear. */
-  encryption: 'wireguard' | 'off';
+  encryption: EncryptionMode;
   /** With encryption: a pod on a node whose key is unknown is not sent to (dropped, reported). */
   encryptionStrict: boolean;
   /** The WireGuard device; unique on the machine (wireguard-go's sockets are machine-wide). */
   wireguardDevice: string;
   /** Lane 0's UDP port; lane 1 listens on the next one. */
   wireguardPort: number;
+  /**
+   * IPsec: the mesh key, JSON {"keyId": 1-15, "key": "<64 hex>"} (0600), the same on every node of
+   * every connected cluster. Watched: writing a new key id there rotates IPsec keys.
+   */
+  ipsecKeyFile: string;
   /** Rotate a WireGuard key when the older one is this old (0: only on demand). */
   keyRotationIntervalSec: number;
   /** A rotation whose peers have not all moved off the lane within this time is given up (before any key changed). */
@@ -61,10 +66,14 @@ export function wireguardLanes(c: Pick<AgentConfig, 'wireguardDevice' | 'wiregua
   ];
 }
 
+export type EncryptionMode = 'wireguard' | 'ipsec' | 'off';
+
 /** Outer Ethernet + IPv4 + UDP + VXLAN (or Geneve without options) headers. */
 export const VXLAN_OVERHEAD = 50;
 /** IPv4 + UDP + WireGuard header and tag. */
 export const WIREGUARD_OVERHEAD = 60;
+/** ESP tunnel mode with rfc4106(gcm(aes)): outer IPv4 20, ESP header 8, IV 8, padding 0-3, trailer 2, ICV 16 (57), kept 4-aligned. */
+export const IPSEC_OVERHEAD = 60;
 
 export function loadAgentConfig(path: string): AgentConfig {
   let raw: unknown;
@@ -121,10 +130,11 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
     underlayMtu: num('underlayMtu', 1500, 1280, 65535),
     audit: c.audit === true,
     podRuntime: c.podRuntime === true,
-    encryption: c.encryption === undefined ? 'wireguard' : c.encryption === 'wireguard' || c.encryption === 'off' ? c.encryption : fail('encryption', `${JSON.stringify(c.encryption)} is not wireguard or off`),
+    encryption: c.encryption === undefined ? 'wireguard' : c.encryption === 'wireguard' || c.encryption === 'ipsec' || c.encryption === 'off' ? c.encryption : fail('encryption', `${JSON.stringify(c.encryption)} is not wireguard, ipsec or off`),
     encryptionStrict: c.encryptionStrict === undefined ? true : c.encryptionStrict === true ? true : c.encryptionStrict === false ? false : fail('encryptionStrict', 'must be true or false'),
     wireguardDevice: typeof c.wireguardDevice === 'string' ? c.wireguardDevice : 'weft_wg',
     wireguardPort: num('wireguardPort', 51871, 1, 65534),
+    ipsecKeyFile: typeof c.ipsecKeyFile === 'string' && c.ipsecKeyFile !== '' ? c.ipsecKeyFile : '/etc/weft/ipsec.key',
     keyRotationIntervalSec: num('keyRotationIntervalSec', 86_400, 0, 365 * 86_400),
     keyRotationTimeoutSec: num('keyRotationTimeoutSec', 60, 1, 3600),
   };
@@ -142,8 +152,8 @@ export function routerIp(podCidr: string): string {
 }
 
 /** MTU for pods: the underlay minus the encapsulation overhead of the routing mode. */
-export function podMtu(config: Pick<AgentConfig, 'underlayMtu' | 'routing'> & { encryption?: 'wireguard' | 'off' }): number {
+export function podMtu(config: Pick<AgentConfig, 'underlayMtu' | 'routing'> & { encryption?: EncryptionMode }): number {
   const tunnel = config.routing === 'direct' ? 0 : VXLAN_OVERHEAD;
-  const wg = config.encryption === 'wireguard' ? WIREGUARD_OVERHEAD : 0;
-  return config.underlayMtu - tunnel - wg;
+  const crypto = config.encryption === 'wireguard' ? WIREGUARD_OVERHEAD : config.encryption === 'ipsec' ? IPSEC_OVERHEAD : 0;
+  return config.underlayMtu - tunnel - crypto;
 }

@@ -24,6 +24,17 @@ export interface NodeRecord {
   routing: 'vxlan' | 'geneve' | 'direct';
   /** Present when the node encrypts with WireGuard. */
   wireguard?: WireGuardRecord;
+  /** Present when the node encrypts with IPsec. */
+  ipsec?: IpsecRecord;
+}
+
+/**
+ * A node's IPsec state as its peers see it: the mesh key ids it accepts
+ * (inbound SAs installed for every peer) and the one it sends under.
+ */
+export interface IpsecRecord {
+  keyIds: number[];
+  sendKeyId: number;
 }
 
 export type Lane = 0 | 1;
@@ -88,6 +99,12 @@ export function parseNodeRecord(value: Buffer, cluster: string): NodeRecord | st
   if (r.wireguard !== undefined) {
     const problem = checkWireGuardRecord(r.wireguard, r.name);
     if (problem) return problem;
+  }
+  if (r.ipsec !== undefined) {
+    const x = r.ipsec as Partial<Record<keyof IpsecRecord, unknown>> | null;
+    const keyId = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 15;
+    if (typeof x !== 'object' || x === null || !Array.isArray(x.keyIds) || x.keyIds.length === 0 || x.keyIds.length > 15 || !x.keyIds.every(keyId)) return `ipsec.keyIds ${JSON.stringify(x?.keyIds)} must list 1-15 key ids (1-15)`;
+    if (!keyId(x.sendKeyId) || !x.keyIds.includes(x.sendKeyId)) return `ipsec.sendKeyId ${JSON.stringify(x.sendKeyId)} must be one of its keyIds`;
   }
   return r as NodeRecord;
 }

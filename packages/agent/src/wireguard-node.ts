@@ -20,58 +20,8 @@ import { join } from 'node:path';
 import { routerIp, WIREGUARD_OVERHEAD, wireguardLanes, type AgentConfig } from './config.js';
 import { RotationInProgressError, RotationUnavailableError } from './errors.js';
 import { ackFor, blockedLanes, chooseSendLane, pickRotationLane, rotationStep, type PeerView, type RotationState } from './key-rotation.js';
+import { LIVE_HANDSHAKE_S, type EncryptionStatus, type EncryptionSync, type NodeEncryption, type PeerNode, type RotationRecord } from './encryption.js';
 import type { Lane, NodeRecord, WireGuardRecord } from './state.js';
-
-export interface PeerNode {
-  cluster: string;
-  record: NodeRecord;
-}
-
-/** A session is live while its last handshake is younger than WireGuard's REJECT_AFTER_TIME. */
-const LIVE_HANDSHAKE_S = 180;
-
-export interface RotationRecord {
-  lane: Lane;
-  reason: 'manual' | 'schedule';
-  startedAt: string;
-  finishedAt?: string;
-  durationMs?: number;
-  outcome: 'done' | 'aborted';
-  detail?: string;
-}
-
-export interface EncryptionStatus {
-  mode: 'wireguard' | 'off';
-  strict: boolean;
-  routerIp?: string;
-  /** This node's WireGuard epoch: grows with every key change and rotation phase. */
-  epoch?: number;
-  lanes?: Array<{ lane: Lane; device: string; publicKey: string; port: number; keyCreated: string }>;
-  rotation?: { lane: Lane; phase: 'drain' | 'rekey'; startedAt: string; waitingFor: string[] };
-  lastRotation?: RotationRecord;
-  /** When the schedule rotates next (absent: no schedule). */
-  nextRotation?: string;
-  peers: Array<{
-    node: string;
-    cluster: string;
-    /** Pod traffic to this peer leaves through WireGuard. */
-    encrypted: boolean;
-    /** The peer's epoch, and the lane it rotates if it does. */
-    epoch: number;
-    rotating?: string;
-    sendLane: Lane;
-    device: string;
-    endpoint: string;
-    allowedIps: string[];
-    /** Latest handshake on either lane. */
-    lastHandshake?: string;
-    rxBytes: number;
-    txBytes: number;
-    lanes: Array<{ lane: Lane; publicKey: string; endpoint: string; lastHandshake?: string; rxBytes: number; txBytes: number }>;
-  }>;
-  /** Nodes that cannot be peers (no key, or a key another node also claims), with the reason. */
-  refused: Array<{ node: string; cluster: string; reason: string }>;
-}
 
 interface LaneDevice {
   lane: Lane;
@@ -99,14 +49,8 @@ interface Peer {
   record: NodeRecord & { wireguard: WireGuardRecord };
 }
 
-export interface WireGuardSync {
-  /** `cluster/node` -> the device its pod CIDR is routed into. */
-  devices: Map<string, string>;
-  /** Something waits on time (a session to come up, a rotation): sync again soon. */
-  recheck: boolean;
-}
-
-export class WireGuardNode {
+export class WireGuardNode implements NodeEncryption {
+  readonly mode = 'wireguard';
   private lanes!: [LaneDevice, LaneDevice];
   private readonly ip = new Ip();
   private state: Persisted = { epoch: 0 };
@@ -117,7 +61,6 @@ export class WireGuardNode {
   private scheduler: NodeJS.Timeout | undefined;
   private readonly me: string;
   refused: EncryptionStatus['refused'] = [];
-  /** Told when the node record must be published again (keys, epoch, rotation or acks changed). */
   onRecordChanged: () => void = () => undefined;
   /** Told when a sync is needed outside of record changes (a rotation started). */
   onSyncNeeded: () => void = () => undefined;
@@ -166,6 +109,10 @@ export class WireGuardNode {
 
   stop(): void {
     if (this.scheduler) clearInterval(this.scheduler);
+  }
+
+  publish(record: NodeRecord): void {
+    record.wireguard = this.record();
   }
 
   /** What this node publishes in its node record. */
@@ -218,7 +165,7 @@ export class WireGuardNode {
    * peer is sent to on, and works out what to confirm to rotating peers.
    * Returns the device each peer's pod CIDR is to be routed into.
    */
-  async sync(nodes: readonly PeerNode[]): Promise<WireGuardSync> {
+  async sync(nodes: readonly PeerNode[]): Promise<EncryptionSync> {
     const peers = this.selectPeers(nodes);
     for (const lane of this.lanes) {
       const want = new Map<string, PeerConfig>();
@@ -244,7 +191,7 @@ export class WireGuardNode {
       const at = live.get(p.record.wireguard.lanes[lane].publicKey) ?? 0;
       return at > Math.max(Date.now() / 1000 - LIVE_HANDSHAKE_S, this.lanes[lane].bornMs / 1000);
     };
-    const devices = new Map<string, string>();
+    const routes = new Map<string, string>();
     const acks = new Map<string, number>();
     let recheck = this.state.rotation !== undefined;
     for (const p of peers.values()) {
@@ -259,7 +206,7 @@ export class WireGuardNode {
       }
       if (blocked.has(lane)) recheck = true;
       this.sendLane.set(p.id, lane);
-      devices.set(p.id, this.lanes[lane].device);
+      routes.set(p.id, `dev ${this.lanes[lane].device}`);
       const ack = ackFor(p.record.wireguard, lane);
       if (ack !== undefined) acks.set(p.id, ack);
       if (p.record.wireguard.rotation) recheck = true;
@@ -270,7 +217,7 @@ export class WireGuardNode {
       this.acks = acks;
       this.onRecordChanged();
     }
-    return { devices, recheck };
+    return { routes, recheck };
   }
 
   /** Public key -> last handshake (seconds since the epoch), both lanes. */

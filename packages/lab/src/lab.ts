@@ -6,13 +6,13 @@
  * all, even after a crash or kill -9 of any part.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { WeftError } from '@weft/common';
 import { AgentClient, type AgentConfig } from '@weft/agent';
 import { KvClient, etcdHealthy } from '@weft/kvstore';
 import { createCa, issue, MESH_STATUS_PREFIX, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
-import { Ip, netns, run } from '@weft/net';
+import { generateMeshKey, Ip, netns, nextKeyId, run } from '@weft/net';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
 import { BRIDGE, LAB_PREFIX, LAB_STATE_DIR, PIN_ROOT, UNDERLAY_BITS, UNDERLAY_NS, WORLD_IP, WORLD_NS, labLayout, type ClusterLayout, type LabSpec, type NodeLayout } from './layout.js';
 
@@ -84,7 +84,22 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * WEFT_LAB_TIMEOUT_SCALE multiplies every timeout of the lab's waits (etcd, agents, encryption,
+ * clustermesh, pods): the kernel lane (hack/kernel-lane) runs the lab under qemu TCG, some ten
+ * times slower than a host, where a healthy agent takes most of the usual 60 s just to start.
+ * Unset, the timeouts are as written; anything but a number >= 1 is refused.
+ */
+function labTimeoutScale(): number {
+  const raw = process.env.WEFT_LAB_TIMEOUT_SCALE;
+  if (raw === undefined || raw === '') return 1;
+  const scale = Number(raw);
+  if (!Number.isFinite(scale) || scale < 1) throw new LabError(`Invalid WEFT_LAB_TIMEOUT_SCALE ${JSON.stringify(raw)}: use a number >= 1`);
+  return scale;
+}
+
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, onTimeout: () => string): Promise<void> {
+  timeoutMs *= labTimeoutScale();
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const ok = await check().catch((err: unknown) => {
@@ -108,6 +123,8 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
   const state: LabState = { spec, clusters, createdAt: new Date().toISOString() };
   mkdirSync(LAB_STATE_DIR, { recursive: true });
   writeFileSync(STATE_FILE, JSON.stringify(state, null, 1));
+  // IPsec: one mesh key for every node of every cluster, as a real mesh shares one secret.
+  if (spec.encryption === 'ipsec') writeIpsecKey({ keyId: 1, key: generateMeshKey() });
 
   progress(`underlay: bridge ${BRIDGE} in ${UNDERLAY_NS}, world host ${WORLD_IP}`);
   await netns.add(UNDERLAY_NS);
@@ -163,6 +180,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
         encryptionStrict: true,
         wireguardDevice: labWireGuardDevice(c.id, n.index),
         wireguardPort: 51871,
+        ipsecKeyFile: IPSEC_KEY_FILE,
         keyRotationIntervalSec: 86_400,
         keyRotationTimeoutSec: 60,
       };
@@ -182,28 +200,50 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
     }
   }
   if (clusters.length > 1 && spec.connect !== false) await connectClusters(clusters, progress);
-  if ((spec.encryption ?? 'wireguard') === 'wireguard') await waitEncrypted(clusters, spec.connect !== false, progress);
+  const mode = spec.encryption ?? 'wireguard';
+  if (mode !== 'off') await waitEncrypted(clusters, spec.connect !== false, mode, progress);
   return state;
 }
 
 /**
  * "Up" includes encryption: every node has every other node it should reach
- * as a WireGuard peer, with a completed handshake (a first handshake lost
- * while devices come up is retried by WireGuard after 5 s).
+ * as a peer; with WireGuard, with a completed handshake (a first handshake
+ * lost while devices come up is retried by WireGuard after 5 s).
  */
-async function waitEncrypted(clusters: ClusterLayout[], connected: boolean, progress: Progress): Promise<void> {
+async function waitEncrypted(clusters: ClusterLayout[], connected: boolean, mode: 'wireguard' | 'ipsec', progress: Progress): Promise<void> {
   const total = clusters.reduce((n, c) => n + c.nodes.length, 0);
   for (const c of clusters) {
     const want = (connected ? total : c.nodes.length) - 1;
     for (const n of c.nodes) {
       const client = new AgentClient(agentSocket(n));
-      await waitFor(`WireGuard handshakes of ${n.name} with its ${want} peers`, async () => {
-        const s = await client.call<{ peers: Array<{ lastHandshake?: string }> }>('GET', '/v1/encryption');
-        return s.peers.length >= want && s.peers.every((p) => p.lastHandshake !== undefined);
+      await waitFor(`${mode} peers of ${n.name}: ${want}${mode === 'wireguard' ? ', with handshakes' : ''}`, async () => {
+        const s = await client.call<{ peers: Array<{ lastHandshake?: string; encrypted: boolean }> }>('GET', '/v1/encryption');
+        return s.peers.length >= want && s.peers.every((p) => p.encrypted && (mode === 'ipsec' || p.lastHandshake !== undefined));
       }, 30_000, () => tail(join(n.stateDir, 'agent.log')));
     }
   }
-  progress(`wireguard: every node has a handshake with its ${connected ? total - 1 : 'cluster\'s'} peers`);
+  progress(`${mode}: every node has its ${connected ? total - 1 : 'cluster\'s'} peers${mode === 'wireguard' ? ', with a handshake' : ''}`);
+}
+
+/** The lab's IPsec mesh key, shared by every node's agent (which watches the file). */
+const IPSEC_KEY_FILE = join(LAB_STATE_DIR, 'ipsec.key');
+
+function writeIpsecKey(doc: { keyId: number; key: string }): void {
+  const tmp = `${IPSEC_KEY_FILE}.new`;
+  writeFileSync(tmp, JSON.stringify(doc), { mode: 0o600 });
+  renameSync(tmp, IPSEC_KEY_FILE);
+}
+
+/**
+ * Rotates the lab's IPsec mesh key: a new random key under the next key id,
+ * written atomically where every agent watches it. Returns the new key id.
+ */
+export function rotateLabIpsecKey(): number {
+  if (!existsSync(IPSEC_KEY_FILE)) throw new LabError('Cannot rotate IPsec keys: the lab does not run IPsec (weft lab up --encryption ipsec)');
+  const { keyId } = JSON.parse(readFileSync(IPSEC_KEY_FILE, 'utf8')) as { keyId: number };
+  const next = nextKeyId(keyId);
+  writeIpsecKey({ keyId: next, key: generateMeshKey() });
+  return next;
 }
 
 export const MESH_PORT = 32379;

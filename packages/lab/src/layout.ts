@@ -19,7 +19,7 @@ export interface LabSpec {
   /** Connect the clusters with each other (default true). */
   connect?: boolean;
   /** Pod traffic between nodes (default wireguard). */
-  encryption?: 'wireguard' | 'off';
+  encryption?: 'wireguard' | 'ipsec' | 'off';
 }
 
 export const LAB_PREFIX = 'weft-';

@@ -305,6 +305,23 @@ export class Xfrm {
     await this.ip.run(['xfrm', 'state', 'deleteall', 'src', p.remoteIp, 'dst', p.localIp, 'proto', 'esp']);
   }
 
+  /**
+   * Checks that this kernel can do what install() needs (ESP with the AEAD):
+   * adds and deletes a throwaway SA between two loopback addresses under a
+   * reserved SPI. Throws IpsecConfigError naming what the kernel answered.
+   */
+  async probe(): Promise<void> {
+    const spi = '0x000000ff';
+    const zeros = `0x${'00'.repeat(IPSEC_SA_KEY_BYTES - 1)}01`;
+    try {
+      await this.ip.batch([['xfrm', 'state', 'add', 'src', '127.0.0.1', 'dst', '127.0.0.2', 'proto', 'esp', 'spi', spi, 'mode', 'tunnel', 'aead', IPSEC_AEAD, zeros, String(IPSEC_ICV_BITS)]]);
+    } catch (err) {
+      const why = (err instanceof NetCommandError ? err.stderr.trim() : (err as Error).message).replace(/\.$/, '');
+      throw new IpsecConfigError(`This kernel cannot do IPsec (ESP with ${IPSEC_AEAD}): ${why}. Use WireGuard, or a kernel with esp4 and gcm (the kernel lane has them, docs/kernel-lane.md)`);
+    }
+    await this.deleteIdempotent(['xfrm', 'state', 'delete', 'src', '127.0.0.1', 'dst', '127.0.0.2', 'proto', 'esp', 'spi', spi]);
+  }
+
   /** Every SA in the namespace with its counters (keys left out). */
   async states(): Promise<XfrmStateInfo[]> {
     return parseXfrmStates(await this.ip.run(['-s', 'xfrm', 'state', 'list', 'nokeys']));

@@ -11,7 +11,8 @@
  */
 import { parseArgs } from 'node:util';
 import { WeftError } from '@weft/common';
-import type { EncryptionStatus } from '@weft/agent';
+import { AgentClient, type EncryptionStatus } from '@weft/agent';
+import { agentSocket, readLabState, rotateLabIpsecKey } from '@weft/lab';
 import { agentsFor } from '../context.js';
 import { parseFormat, printJson, printTable, progress, UsageError } from '../output.js';
 
@@ -49,6 +50,18 @@ async function status(values: { cluster?: string; node?: string; agent?: string 
       process.stdout.write(`${r.node}: encryption off\n`);
       continue;
     }
+    if (r.mode === 'ipsec') {
+      const x = r.ipsec!;
+      process.stdout.write(`${r.node}: ipsec${r.strict ? ' (strict)' : ''}, router IP ${r.routerIp}, key ids ${x.keyIds.join(',')}, sending under ${x.sendKeyId}${x.waitingFor.length ? `, rotation waiting for ${x.waitingFor.join(', ')}` : ''}${x.keyFileError ? `; KEY FILE REFUSED (keys in force stay): ${x.keyFileError}` : ''}\n`);
+      if (r.peers.length > 0) {
+        printTable(
+          ['PEER', 'CLUSTER', 'ENCRYPTED', 'NODE IP', 'PEER KEY IDS', 'SENDING UNDER', 'SAS (DIR SPI KEY PACKETS)', 'RX BYTES', 'TX BYTES'],
+          r.peers.map((p) => [p.node, p.cluster, p.encrypted ? 'yes' : 'no', p.endpoint, (p.keyIds ?? []).join(','), p.sendKeyId ?? '-', (p.sas ?? []).map((a) => `${a.direction} ${a.spi} ${a.keyId} ${a.packets}`).join('; '), p.rxBytes, p.txBytes]),
+        );
+      }
+      for (const x2 of r.refused) process.stdout.write(`  refused ${x2.cluster}/${x2.node} (traffic to it is not encrypted): ${x2.reason}\n`);
+      continue;
+    }
     const rot = r.rotation ? `rotating lane ${r.rotation.lane} (${r.rotation.phase}, waiting for ${r.rotation.waitingFor.join(', ') || 'nothing'})` : 'no rotation';
     const last = r.lastRotation ? `; last rotation lane ${r.lastRotation.lane} ${r.lastRotation.outcome} in ${r.lastRotation.durationMs} ms at ${r.lastRotation.finishedAt}${r.lastRotation.detail ? ` (${r.lastRotation.detail})` : ''}` : '';
     process.stdout.write(`${r.node}: ${r.mode}${r.strict ? ' (strict)' : ''}, router IP ${r.routerIp}, epoch ${r.epoch}, ${rot}${last}${r.nextRotation ? `; next scheduled ${r.nextRotation}` : ''}\n`);
@@ -56,7 +69,7 @@ async function status(values: { cluster?: string; node?: string; agent?: string 
     if (r.peers.length > 0) {
       printTable(
         ['PEER', 'CLUSTER', 'ENCRYPTED', 'LANE', 'ENDPOINT', 'PEER EPOCH', 'LAST HANDSHAKE', 'RX BYTES', 'TX BYTES', 'ROTATING'],
-        r.peers.map((p) => [p.node, p.cluster, p.encrypted ? 'yes' : 'no', p.sendLane, p.endpoint, p.epoch, p.lastHandshake ?? 'never', p.rxBytes, p.txBytes, p.rotating ?? '-']),
+        r.peers.map((p) => [p.node, p.cluster, p.encrypted ? 'yes' : 'no', p.sendLane ?? '-', p.endpoint, p.epoch ?? '-', p.lastHandshake ?? 'never', p.rxBytes, p.txBytes, p.rotating ?? '-']),
       );
     }
     for (const x of r.refused) process.stdout.write(`  refused ${x.cluster}/${x.node} (traffic to it is not encrypted): ${x.reason}\n`);
@@ -64,6 +77,8 @@ async function status(values: { cluster?: string; node?: string; agent?: string 
 }
 
 async function rotate(values: { cluster?: string; node?: string; agent?: string }, wait: boolean, timeoutMs: number, format: 'table' | 'json'): Promise<void> {
+  const [first] = agentsFor(values);
+  if ((await first!.client.call<EncryptionStatus>('GET', '/v1/encryption')).mode === 'ipsec') return rotateIpsec(wait, timeoutMs, format);
   const results: Array<{ node: string; lane: number; epoch: number; outcome: string; durationMs?: number; detail?: string }> = [];
   for (const { node, client } of agentsFor(values)) {
     const started = await client.call<{ lane: number; epoch: number }>('POST', '/v1/encryption/rotate');
@@ -89,4 +104,36 @@ async function rotate(values: { cluster?: string; node?: string; agent?: string 
   }
   if (format === 'json') return printJson(results);
   for (const r of results) process.stdout.write(`${r.node}: lane ${r.lane} ${r.outcome}${r.durationMs !== undefined ? ` in ${r.durationMs} ms` : ''}, epoch ${r.epoch}\n`);
+}
+
+/**
+ * IPsec keys are the mesh's, not a node's: a new key id in the key file every
+ * agent watches (the lab's; in Kubernetes, the chart's Secret). Waits until
+ * every node of every lab cluster sends under the new key and has dropped
+ * the old one (make-before-break: the agents order the steps).
+ */
+async function rotateIpsec(wait: boolean, timeoutMs: number, format: 'table' | 'json'): Promise<void> {
+  const state = readLabState();
+  if (!state) throw new UsageError('IPsec keys rotate with the mesh key file; outside the lab write a new key id to every node\'s ipsecKeyFile');
+  const started = Date.now();
+  const keyId = rotateLabIpsecKey();
+  if (format === 'table') progress(`ipsec: mesh key id ${keyId} written; waiting for every node to send under it and drop the old one...`);
+  const nodes = state.clusters.flatMap((c) => c.nodes.map((n) => ({ cluster: c.name, node: n.name, client: new AgentClient(agentSocket(n)) })));
+  const results: Array<{ cluster: string; node: string; keyIds: number[]; sendKeyId: number }> = [];
+  for (const n of nodes) {
+    for (;;) {
+      const s = await n.client.call<EncryptionStatus>('GET', '/v1/encryption');
+      if (s.ipsec?.keyFileError) throw new RotationFailedError(`${n.cluster}/${n.node}: the key file was refused: ${s.ipsec.keyFileError}; the keys in force stay`);
+      const done = s.ipsec && s.ipsec.sendKeyId === keyId && s.ipsec.keyIds.join() === String(keyId);
+      if (done || !wait) {
+        results.push({ cluster: n.cluster, node: n.node, keyIds: s.ipsec?.keyIds ?? [], sendKeyId: s.ipsec?.sendKeyId ?? 0 });
+        break;
+      }
+      if (Date.now() - started > timeoutMs) throw new RotationFailedError(`${n.cluster}/${n.node}: IPsec key id ${keyId} not in sole use after ${timeoutMs / 1000} s; waiting for ${s.ipsec?.waitingFor.join(', ') || '?'} (it goes on; see weft encrypt status)`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  const durationMs = Date.now() - started;
+  if (format === 'json') return printJson({ keyId, durationMs, nodes: results });
+  process.stdout.write(`ipsec: every node sends under key id ${keyId} and has dropped the old key (${durationMs} ms)\n`);
 }

@@ -56,7 +56,7 @@ async function up(argv: string[]): Promise<void> {
   const names = values.names ? values.names.split(',') : Array.from({ length: count }, (_, i) => `c${i + 1}`);
   if (!Number.isInteger(count) || count < 1 || count > 4 || names.length !== count && values.names === undefined) throw new UsageError(`Invalid --clusters ${JSON.stringify(values.clusters)}: use 1-4`);
   for (const n of names) if (!/^[a-z][a-z0-9]{0,7}$/.test(n)) throw new UsageError(`Invalid cluster name ${JSON.stringify(n)}: 1-8 lowercase letters and digits, starting with a letter`);
-  if (values.encryption !== 'wireguard' && values.encryption !== 'off') throw new UsageError(`Invalid --encryption ${JSON.stringify(values.encryption)}: use wireguard (the default) or off`);
+  if (values.encryption !== 'wireguard' && values.encryption !== 'ipsec' && values.encryption !== 'off') throw new UsageError(`Invalid --encryption ${JSON.stringify(values.encryption)}: use wireguard (the default), ipsec (needs ESP in the kernel) or off`);
   const spec: LabSpec = { clusters: names.map((name, i) => ({ name, id: i + 1 })), nodes, routing: values.routing, connect: !values['no-connect'], encryption: values.encryption };
   const t0 = Date.now();
   const step = (s: string): void => progress(`[lab ${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}`);
