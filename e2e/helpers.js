@@ -49,8 +49,52 @@ function pidInNetns(ns, needle) {
   return pid === undefined ? undefined : Number(pid);
 }
 
+/**
+ * Sends one UDP datagram from the lab's underlay namespace (where the bridge all nodes are plugged
+ * into lives) and collects what comes back to its socket within `waitMs`. No raw socket: the kernel
+ * builds the outer headers, so a forged packet is a payload (a VXLAN header and an inner frame) or
+ * a source address borrowed for the occasion.
+ */
+const UNDERLAY_SENDER = `
+  const a = JSON.parse(process.argv[1]);
+  const s = require('node:dgram').createSocket('udp4');
+  const replies = [];
+  s.on('message', (m, r) => replies.push({ from: r.address + ':' + r.port, data: m.toString('latin1') }));
+  s.bind(a.bindPort, a.bind, () => s.send(Buffer.from(a.payload, 'hex'), a.port, a.to, (err) => {
+    if (err) { console.log(JSON.stringify({ error: err.message })); process.exit(1); }
+    setTimeout(() => { console.log(JSON.stringify({ replies })); s.close(); }, a.waitMs);
+  }));
+`;
+function fromUnderlay(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ip', ['netns', 'exec', 'weft-lab-ul', process.execPath, '-e', UNDERLAY_SENDER, JSON.stringify({ waitMs: 1500, ...args })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`underlay sender failed (${code}): ${out}${err}`))));
+  });
+}
+
+/**
+ * Gives the lab's underlay namespace addresses on its bridge and host routes via nodes, for
+ * fromUnderlay; returns the undo. ARP is answered and asked only with the bridge's own subnet
+ * address (arp_announce 2), so a borrowed pod address never becomes a node's neighbour.
+ */
+function onUnderlay({ addresses, routes = [] }) {
+  const { execFileSync } = require('node:child_process');
+  const ns = (...args) => execFileSync('ip', ['netns', 'exec', 'weft-lab-ul', ...args], { encoding: 'utf8' });
+  ns('sysctl', '-qw', 'net.ipv4.conf.br0.arp_announce=2');
+  for (const a of addresses) ns('ip', 'addr', 'add', a, 'dev', 'br0');
+  for (const [dst, via] of routes) ns('ip', 'route', 'add', dst, 'via', via);
+  return () => {
+    for (const [dst] of routes) ns('ip', 'route', 'del', dst);
+    for (const a of addresses) ns('ip', 'addr', 'del', a, 'dev', 'br0');
+  };
+}
+
 function isRoot() {
   return process.getuid && process.getuid() === 0;
 }
 
-module.exports = { WEFT, weft, weftJson, probe, until, isRoot, pidInNetns, spawn };
+module.exports = { WEFT, weft, weftJson, probe, until, isRoot, pidInNetns, spawn, fromUnderlay, onUnderlay };

@@ -7,7 +7,7 @@ const { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } = require
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { execFileSync, spawn } = require('node:child_process');
-const { WEFT, weft, weftJson, probe, until, isRoot, pidInNetns } = require('./helpers');
+const { WEFT, weft, weftJson, probe, until, isRoot, pidInNetns, fromUnderlay, onUnderlay } = require('./helpers');
 
 function ipOf(endpoints, pod) {
   const e = endpoints.find((x) => `${x.namespace}/${x.pod}` === pod);
@@ -74,6 +74,29 @@ for (const routing of ['vxlan', 'direct']) {
           if (e.node === node) assert.equal(row.tunnelIp, undefined);
           else assert.ok(row.tunnelIp, 'remote endpoints carry their node');
         }
+      }
+    });
+
+    it('drops and reports a clear packet from the underlay claiming a pod of the other node (strict WireGuard), and lets the world in', async () => {
+      const echo2 = ipOf(eps, 'demo/echo-2');
+      const client = eps.find((e) => `${e.namespace}/${e.pod}` === 'demo/client');
+      const [{ nodeIp }] = await weftJson(['status', '--node', 'c1-node2']);
+      const outsider = '10.99.255.78'; // on the underlay bridge, no mesh node: the world
+      const base = 40000 + Math.floor(Math.random() * 20000);
+      const control = `weft-ul-control-${base}`;
+      const undo = onUnderlay({ addresses: [`${outsider}/16`, `${client.ip}/32`], routes: [[`${echo2}/32`, nodeIp]] });
+      try {
+        const ok = await fromUnderlay({ bind: outsider, bindPort: base, to: echo2, port: 9090, payload: Buffer.from(control).toString('hex') });
+        assert.ok(ok.replies.some((r) => r.data === control), `the world's packet was echoed (${JSON.stringify(ok)})`);
+        // The client's address, sent in the clear from the underlay to the node of echo-2.
+        await fromUnderlay({ bind: client.ip, bindPort: base + 1, to: echo2, port: 9090, payload: Buffer.from('forged').toString('hex'), waitMs: 200 });
+        const flows = async (verdict) => (await weft(['observe', '--node', 'c1-node2', '--verdict', verdict, '--last', '10000', '-o', 'json'])).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+        await until(async () => (await flows('DROPPED')).some((f) => f.dropReason === 'UNENCRYPTED_INGRESS' && f.point === 'from-underlay' &&
+          f.source.pod === 'client' && f.source.port === base + 1 && f.destination.pod === 'echo-2'), 'the drop to be reported', 10_000);
+        const admitted = (await flows('FORWARDED')).filter((f) => f.destination.ip === echo2 && f.source.port === base + 1);
+        assert.deepEqual(admitted, [], 'the forged packet reached echo-2');
+      } finally {
+        undo();
       }
     });
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Datapath self-test, no network needed: loads bpf/build/bpf_lxc.o and
-# bpf_overlay.o through the real verifier with ONE throwaway pin root (so both
-# objects share the maps, as in the agent), then runs crafted packets through
+# Datapath self-test, no network needed: loads bpf/build/bpf_lxc.o,
+# bpf_overlay.o and bpf_host.o through the real verifier with ONE throwaway pin
+# root (so the objects share the maps, as in the agent), then runs crafted packets through
 # the programs with BPF_PROG_TEST_RUN and checks verdicts, flow events,
 # conntrack and policy counters. Needs root, clang (or cc) and libbpf-dev.
 # Leaves nothing behind: the pin root under /sys/fs/bpf and the scratch
@@ -38,8 +38,8 @@ static int failures, checks;
 #define CHECK(cond, ...) do { checks++; if (!(cond)) { failures++; printf("  FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } } while (0)
 
 /* ---- objects and maps ---- */
-static struct bpf_object *lxc, *ovl;
-static int prog_from, prog_to, prog_ovl;
+static struct bpf_object *lxc, *ovl, *host;
+static int prog_from, prog_to, prog_ovl, prog_ul;
 static int m_ipcache, m_endpoints, m_policy, m_ct, m_config, m_lb, m_lb_backends;
 static struct ring_buffer *rb;
 
@@ -285,31 +285,35 @@ static void expect_event(const char *what, __u8 verdict, __u8 reason, __u8 point
 
 int main(int argc, char **argv)
 {
-	__u32 id_lxc, id_ovl;
+	__u32 id_lxc, id_ovl, id_host;
 	struct ct_value ct;
 	struct run r;
 	struct pkt p;
 
-	if (argc != 4) { fprintf(stderr, "usage: %s bpf_lxc.o bpf_overlay.o PIN_ROOT\n", argv[0]); return 2; }
+	if (argc != 5) { fprintf(stderr, "usage: %s bpf_lxc.o bpf_overlay.o bpf_host.o PIN_ROOT\n", argv[0]); return 2; }
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	libbpf_set_print(print_libbpf);
-	lxc = load(argv[1], argv[3]);
-	ovl = load(argv[2], argv[3]);
+	lxc = load(argv[1], argv[4]);
+	ovl = load(argv[2], argv[4]);
+	host = load(argv[3], argv[4]);
 	prog_from = prog_fd(lxc, "from_container");
 	prog_to = prog_fd(lxc, "to_container");
 	prog_ovl = prog_fd(ovl, "from_overlay");
+	prog_ul = prog_fd(host, "from_underlay");
 
 	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy", "weft_ct_v2", "weft_config", "weft_lb_services", "weft_lb_backends", "weft_events" };
 	int *fds[] = { &m_ipcache, &m_endpoints, &m_policy, &m_ct, &m_config, &m_lb, &m_lb_backends, NULL };
 	for (int i = 0; i < 8; i++) {
 		int fd = map_fd(lxc, names[i], &id_lxc);
 		map_fd(ovl, names[i], &id_ovl);
+		map_fd(host, names[i], &id_host);
 		CHECK(id_lxc == id_ovl, "%s: bpf_lxc.o has map id %u, bpf_overlay.o %u (not shared)", names[i], id_lxc, id_ovl);
+		CHECK(id_lxc == id_host, "%s: bpf_lxc.o has map id %u, bpf_host.o %u (not shared)", names[i], id_lxc, id_host);
 		if (fds[i]) *fds[i] = fd;
 		else rb = ring_buffer__new(fd, on_event, NULL, NULL);
 	}
 	if (!rb) { perror("ring_buffer__new"); return 1; }
-	printf("maps: both objects share the 8 pinned maps\n");
+	printf("maps: the three objects share the 8 pinned maps\n");
 
 	__u32 zero = 0;
 	struct node_config cfg = { .node_ip = inet_addr("192.168.0.1"), .tunnel_ifindex = 99, .routing_mode = ROUTING_TUNNEL };
@@ -592,14 +596,125 @@ int main(int argc, char **argv)
 	CHECK(r.ret == TC_ACT_SHOT, "no tunnel metadata: ret %d", r.ret);
 	expect_event("overlay without metadata", VERDICT_DROPPED, WEFT_DROP_INVALID_PACKET, FLOW_POINT_FROM_OVERLAY, FLOW_F_TUNNELED, 0);
 
+	printf("from_underlay: receive-side strictness (strict WireGuard)\n");
+	{
+		/* Pods: A (local, ep 1, identity 1000); 10.0.7.6 (another node's, reached through
+		 * WireGuard); 10.0.7.5 (a node without a key); REMOTE (flags 0: encryption off). */
+		const char *node = "192.168.0.1", *peer = "192.168.0.2";
+		const int UNSPEC = TC_ACT_UNSPEC;
+
+		set_ipcache(node, 32, 1, NULL, IPCACHE_F_REMOTE_NODE);
+		set_ipcache(peer, 32, 6, NULL, IPCACHE_F_REMOTE_NODE);
+		set_endpoint(A, 1, 1, 0, 1000, 4, MAC_A, NODE_A);
+		cfg.routing_mode = ROUTING_TUNNEL;
+		cfg.tunnel_port = htons(8472);
+		cfg.flags = 0;
+		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
+
+		/* Off (no flag): a plaintext VXLAN packet and a clear pod packet both pass. */
+		p = ipv4(WORLD, node, IPPROTO_UDP, 40000, 8472);
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == UNSPEC && nev == 0, "off, VXLAN: ret %d events %d, want -1/0", r.ret, nev);
+		p = ipv4("10.0.7.6", A, IPPROTO_UDP, 40000, 9090);
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == UNSPEC && nev == 0, "off, clear pod packet: ret %d events %d, want -1/0", r.ret, nev);
+
+		cfg.flags = NODE_F_STRICT_INGRESS;
+		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
+
+		/* 1: VXLAN to the node outside WireGuard (the VNI would be taken as identity). */
+		p = ipv4(WORLD, node, IPPROTO_UDP, 40000, 8472);
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "VXLAN from the underlay: ret %d, want drop", r.ret);
+		expect_event("VXLAN from the underlay", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, FLOW_F_TUNNELED, 0);
+		CHECK(nev < 1 || (evs[0].src_identity == 2 && evs[0].dst_identity == 1 && evs[0].saddr == inet_addr(WORLD) &&
+				  evs[0].daddr == inet_addr(node) && evs[0].dport == htons(8472) && evs[0].protocol == IPPROTO_UDP && evs[0].ep_id == 0),
+		      "VXLAN drop: the tunnel packet's own addresses, world -> host (%u -> %u)", evs[0].src_identity, evs[0].dst_identity);
+		p = ipv4(peer, node, IPPROTO_UDP, 8472, 8472);
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "VXLAN from a peer node, in the clear: ret %d, want drop", r.ret);
+		expect_event("VXLAN from a peer", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, FLOW_F_TUNNELED, 0);
+		p = ipv4(peer, "10.0.0.1", IPPROTO_UDP, 40000, 8472);
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == UNSPEC && nev == 0, "a pod's own port 8472: ret %d events %d, want pass", r.ret, nev);
+		p = ipv4(WORLD, node, IPPROTO_UDP, 40000, 6081);
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == UNSPEC && nev == 0, "Geneve's port while the tunnel is VXLAN: ret %d, want pass", r.ret);
+		cfg.tunnel_port = htons(6081);
+		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "Geneve from the underlay: ret %d, want drop", r.ret);
+		expect_event("Geneve from the underlay", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, FLOW_F_TUNNELED, 0);
+		cfg.tunnel_port = htons(8472);
+		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
+		/* A later fragment has no ports; its first fragment is dropped, so it never reassembles. */
+		p = ipv4(WORLD, node, IPPROTO_UDP, 40000, 8472);
+		p.b[14 + 6] = 0x00; p.b[14 + 7] = 0xb9;
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == UNSPEC && nev == 0, "later fragment: ret %d, want pass", r.ret);
+
+		/* 2: a pod of another node, in the clear, to a pod of this node. */
+		p = ipv4("10.0.7.6", A, IPPROTO_UDP, 40000, 9090);
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "clear packet from a WireGuard peer's pod: ret %d, want drop", r.ret);
+		expect_event("clear from a peer's pod", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, 0, 0);
+		CHECK(nev < 1 || (evs[0].src_identity == 2100 && evs[0].dst_identity == 1000 && evs[0].ep_id == 1 && evs[0].sport == htons(40000)),
+		      "clear pod drop: claimed identity and the endpoint (%u -> %u, ep %u)", evs[0].src_identity, evs[0].dst_identity, evs[0].ep_id);
+		p = ipv4("10.0.7.5", A, IPPROTO_ICMP, 8, 0x77);
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "clear ICMP from a keyless node's pod: ret %d, want drop", r.ret);
+		expect_event("clear from a keyless pod", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, 0, 0);
+
+		/* Passes: control traffic between nodes, the world, pods talking to this node itself. */
+		const struct { const char *what, *src, *dst; __u8 proto; __u16 sport, dport; } pass[] = {
+			{ "WireGuard lane 0", peer, node, IPPROTO_UDP, 51871, 51871 },
+			{ "WireGuard lane 1", peer, node, IPPROTO_UDP, 51872, 51872 },
+			{ "etcd", peer, node, IPPROTO_TCP, 40000, 2379 },
+			{ "clustermesh", peer, node, IPPROTO_TCP, 40000, 32379 },
+			{ "ICMP between nodes", peer, node, IPPROTO_ICMP, 8, 0x42 },
+			{ "the world to a pod", WORLD, A, IPPROTO_TCP, 40000, 8080 },
+			{ "a remote pod to this node's own address", "10.0.7.6", node, IPPROTO_TCP, 40000, 10250 },
+			{ "a pod of a node reached in the clear (flags 0)", REMOTE, A, IPPROTO_TCP, 40000, 8080 },
+		};
+		for (unsigned i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
+			p = ipv4(pass[i].src, pass[i].dst, pass[i].proto, pass[i].sport, pass[i].dport);
+			r = run(prog_ul, &p, 0); drain();
+			CHECK(r.ret == UNSPEC && nev == 0, "%s: ret %d events %d, want pass (-1) and no event", pass[i].what, r.ret, nev);
+		}
+		p = ipv4("10.0.7.6", A, IPPROTO_UDP, 40000, 9090);
+		p.b[12] = 0x08; p.b[13] = 0x06; /* ARP */
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == UNSPEC && nev == 0, "ARP: ret %d, want pass", r.ret);
+		p.b[12] = 0x86; p.b[13] = 0xdd; p.len = 14 + 40 + 8;
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == UNSPEC && nev == 0, "IPv6: ret %d, want pass (not ours to judge)", r.ret);
+		p = ipv4("10.0.7.6", A, IPPROTO_TCP, 40000, 80);
+		p.len = 14 + 20 + 2; /* truncated TCP */
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == UNSPEC && nev == 0, "truncated: ret %d, want pass (the stack drops it)", r.ret);
+
+		/* Direct routing: no tunnel port, the clear pod packet is still dropped. */
+		cfg.routing_mode = ROUTING_DIRECT;
+		cfg.tunnel_port = 0;
+		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
+		p = ipv4(WORLD, node, IPPROTO_UDP, 40000, 8472);
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == UNSPEC && nev == 0, "direct routing, UDP 8472 to the node: ret %d, want pass", r.ret);
+		p = ipv4("10.0.7.6", A, IPPROTO_TCP, 40000, 8080);
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "direct routing, clear pod packet: ret %d, want drop", r.ret);
+		expect_event("direct routing, clear pod packet", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, 0, 0);
+	}
+
 	ring_buffer__free(rb);
 	bpf_object__unpin_maps(lxc, NULL);
 	bpf_object__close(lxc);
 	bpf_object__close(ovl);
+	bpf_object__close(host);
 	printf("%d checks, %d failed\n", checks, failures);
 	return failures ? 1 : 0;
 }
 EOF
 
 "${CC:-cc}" -O1 -Wall -Werror -o "$scratch/selftest" "$scratch/selftest.c" -I "$root/bpf/lib" -lbpf
-"$scratch/selftest" "$root/bpf/build/bpf_lxc.o" "$root/bpf/build/bpf_overlay.o" "$pins"
+"$scratch/selftest" "$root/bpf/build/bpf_lxc.o" "$root/bpf/build/bpf_overlay.o" "$root/bpf/build/bpf_host.o" "$pins"

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The node's maps. Pinned by name under the agent's pin root, so both
- * objects (bpf_lxc.o, bpf_overlay.o) share them and a restarted agent finds
- * them again with their contents.
+ * The node's maps. Pinned by name under the agent's pin root, so every
+ * object (bpf_lxc.o, bpf_overlay.o, bpf_host.o) shares them and a restarted
+ * agent finds them again with their contents.
  */
 #ifndef WEFT_MAPS_H
 #define WEFT_MAPS_H

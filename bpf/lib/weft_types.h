@@ -152,6 +152,7 @@ struct lb_backend_key {
 #define ROUTING_DIRECT	1
 
 #define NODE_F_AUDIT	0x1	/* global audit mode */
+#define NODE_F_STRICT_INGRESS	0x2	/* strict WireGuard: from_underlay drops pod traffic arriving in the clear */
 
 struct node_config {
 	__u32 node_ip;		/* this node's underlay IP, network order */
@@ -159,7 +160,14 @@ struct node_config {
 	__u32 routing_mode;	/* ROUTING_* */
 	__u32 cluster_id;
 	__u32 flags;		/* NODE_F_* */
-	__u32 pad;
+	/*
+	 * UDP port of the tunnel device (VXLAN or Geneve), network order; 0 in
+	 * direct routing. Took the place of a pad: size and every other offset
+	 * unchanged, and the agent rewrites the whole entry at every start, so
+	 * the map kept its name.
+	 */
+	__u16 tunnel_port;
+	__u16 pad;
 };
 
 /* ---- flow events (ring buffer) --------------------------------------------- */
@@ -175,6 +183,7 @@ struct node_config {
 #define FLOW_POINT_FROM_ENDPOINT	1	/* pod egress, on the host-side veth */
 #define FLOW_POINT_TO_ENDPOINT		2	/* pod ingress, on the host-side veth */
 #define FLOW_POINT_FROM_OVERLAY		3	/* arrived through the tunnel */
+#define FLOW_POINT_FROM_UNDERLAY	4	/* arrived on the node's underlay device (before any decapsulation) */
 
 struct flow_event {
 	__u64 timestamp;	/* bpf_ktime_get_ns() */
@@ -209,5 +218,6 @@ struct flow_event {
 #define WEFT_DROP_NO_SERVICE_BACKEND	10	/* a service address with no backend */
 #define WEFT_DROP_NAT			11	/* rewriting addresses or checksums failed */
 #define WEFT_DROP_UNENCRYPTED		12	/* would leave for another node unencrypted (strict encryption) */
+#define WEFT_DROP_UNENCRYPTED_INGRESS	13	/* pod traffic from another node arrived in the clear on the underlay (strict WireGuard) */
 
 #endif /* WEFT_TYPES_H */

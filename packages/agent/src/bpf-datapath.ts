@@ -1,8 +1,9 @@
 /**
- * BpfDatapath: the Datapath on the real kernel. Loads bpf_lxc.o and
- * bpf_overlay.o with one pin root, so both share the node's maps and a
- * restarted agent finds them again; attaches programs to the pod veths and the
- * tunnel device with replace semantics (no gap in enforcement); and keeps an
+ * BpfDatapath: the Datapath on the real kernel. Loads bpf_lxc.o,
+ * bpf_overlay.o and bpf_host.o with one pin root, so all share the node's maps
+ * and a restarted agent finds them again; attaches programs to the pod veths,
+ * the tunnel device and (strict WireGuard only) the underlay device with
+ * replace semantics (no gap in enforcement); and keeps an
  * in-memory mirror of what it wrote so every sync writes only differences.
  * On start the mirror is loaded from the pinned maps themselves, so a restart
  * diffs against what the kernel really holds.
@@ -34,6 +35,9 @@ import {
   encodeLbValue,
   IPPROTO_TCP,
   IPPROTO_UDP,
+  detachTc,
+  NODE_F_AUDIT,
+  NODE_F_STRICT_INGRESS,
   LB_BACKEND_KEY,
   LB_KEY,
   LB_VALUE,
@@ -51,12 +55,24 @@ import {
 } from '@weft/datapath';
 import { Ip } from '@weft/net';
 import type { AgentConfig } from './config.js';
+import { AgentConfigError } from './errors.js';
 import type { Datapath, EndpointProgram, FlowSample, IpcacheUpsert, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
 import { stableSlots } from './services.js';
+
+/** Geneve's IANA port: the kernel's Geneve device listens there (VXLAN's port is configurable). */
+const GENEVE_PORT = 6081;
+
+/**
+ * Where from_underlay sits on the underlay device's tc ingress. The device is not Weft's own (a
+ * NIC other software may filter too), so the filter has a handle of its own ("weft" in ASCII):
+ * replacing or removing it never touches another filter at the same priority.
+ */
+const UNDERLAY_TC = { direction: 'ingress', priority: 1, handle: 0x77656674 } as const;
 
 export class BpfDatapath implements Datapath {
   private lxc: BpfObject | undefined;
   private overlay: BpfObject | undefined;
+  private host: BpfObject | undefined;
   private maps!: { ipcache: BpfMap; endpoints: BpfMap; policy: BpfMap; config: BpfMap; events: BpfMap; lbServices: BpfMap; lbBackends: BpfMap };
   /** cidr -> encoded value (hex) of what the ipcache holds. */
   private readonly ipcacheMirror = new Map<string, string>();
@@ -81,6 +97,8 @@ export class BpfDatapath implements Datapath {
     this.lxc.load();
     this.overlay = BpfObject.open(join(c.bpfDir, 'bpf_overlay.o'), { pinRoot: c.pinRoot, programs: ['from_overlay'] });
     this.overlay.load();
+    this.host = BpfObject.open(join(c.bpfDir, 'bpf_host.o'), { pinRoot: c.pinRoot, programs: ['from_underlay'] });
+    this.host.load();
     this.maps = {
       ipcache: this.lxc.map(MapName.ipcache),
       endpoints: this.lxc.map(MapName.endpoints),
@@ -92,9 +110,17 @@ export class BpfDatapath implements Datapath {
     };
     this.loadMirrors();
     const tunnelIfindex = await this.ensureTunnel();
+    const underlay = await this.underlayDevice();
+    const strictIngress = strictWireGuard(c);
     const key = Buffer.alloc(4);
-    this.maps.config.update(key, encodeNodeConfig({ nodeIp: ipv4ToInt(c.nodeIp), tunnelIfindex, routingMode: c.routing === 'direct' ? ROUTING_DIRECT : ROUTING_TUNNEL, clusterId: c.clusterId, flags: c.audit ? 1 : 0 }));
+    const tunnelPort = c.routing === 'vxlan' ? c.vxlanPort : c.routing === 'geneve' ? GENEVE_PORT : 0;
+    const flags = (c.audit ? NODE_F_AUDIT : 0) | (strictIngress ? NODE_F_STRICT_INGRESS : 0);
+    this.maps.config.update(key, encodeNodeConfig({ nodeIp: ipv4ToInt(c.nodeIp), tunnelIfindex, routingMode: c.routing === 'direct' ? ROUTING_DIRECT : ROUTING_TUNNEL, clusterId: c.clusterId, flags, tunnelPort }));
     if (c.routing !== 'direct') attachTc({ ifindex: tunnelIfindex, direction: 'ingress', programFd: this.overlay.programFd('from_overlay') });
+    // After the config, so the program finds its flag set; a node no longer strict loses the filter
+    // an earlier run attached (the cleared flag already made it pass everything).
+    if (strictIngress) attachTc({ ifindex: underlay!.ifindex, ...UNDERLAY_TC, programFd: this.host.programFd('from_underlay') });
+    else if (underlay) detachTc({ ifindex: underlay.ifindex, ...UNDERLAY_TC });
     this.reader = new RingBufferReader(this.maps.events.fd);
     this.reader.start(
       (data) => {
@@ -105,7 +131,7 @@ export class BpfDatapath implements Datapath {
       // A bad event costs that event, never the agent.
       { onError: (err: unknown) => this.log.warn({ err: (err as Error).message }, 'dropped a flow event that could not be handled') },
     );
-    this.log.info({ pinRoot: c.pinRoot, tunnelIfindex, ipcache: this.ipcacheMirror.size }, 'datapath loaded');
+    this.log.info({ pinRoot: c.pinRoot, tunnelIfindex, underlay: underlay?.ifname, strictIngress, ipcache: this.ipcacheMirror.size }, 'datapath loaded');
   }
 
   async stop(): Promise<void> {
@@ -113,10 +139,26 @@ export class BpfDatapath implements Datapath {
     // Programs stay attached and maps stay pinned: traffic keeps flowing while the agent is away.
     this.lxc?.close();
     this.overlay?.close();
+    this.host?.close();
   }
 
   onFlow(listener: (flow: FlowSample) => void): void {
     this.listeners.push(listener);
+  }
+
+  /**
+   * The underlay device: the configured one, else the one holding the node IP. Strict WireGuard
+   * cannot run without it (clear pod traffic would be accepted), so then its absence is fatal.
+   */
+  private async underlayDevice(): Promise<{ ifindex: number; ifname: string } | undefined> {
+    const c = this.config;
+    const link = c.underlayDevice ? await this.ip.link(c.underlayDevice) : await this.ip.deviceWithAddress(c.nodeIp);
+    if (!link && strictWireGuard(c)) {
+      throw new AgentConfigError(`for ${c.cluster}/${c.node}`, c.underlayDevice
+        ? `underlayDevice: ${JSON.stringify(c.underlayDevice)} does not exist (strict WireGuard filters clear pod traffic arriving there)`
+        : `underlayDevice: no interface holds nodeIp ${c.nodeIp}; name the underlay device (strict WireGuard filters clear pod traffic arriving there)`);
+    }
+    return link;
   }
 
   /** The collect-metadata tunnel device: the programs set each packet's remote node and VNI. */
@@ -376,3 +418,10 @@ export class BpfDatapath implements Datapath {
   }
 }
 
+/**
+ * Receive-side strictness (bpf/bpf_host.c) is for strict WireGuard only: IPsec's in-policies refuse
+ * clear pod traffic already, and its decapsulated packets cross the underlay's ingress again.
+ */
+function strictWireGuard(c: AgentConfig): boolean {
+  return c.encryption === 'wireguard' && c.encryptionStrict;
+}

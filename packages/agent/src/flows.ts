@@ -29,6 +29,12 @@ export interface Flow {
   newConnection: boolean;
   /** Sent to another node through WireGuard (known for new connections at the sender). */
   encrypted: boolean;
+  /**
+   * Tunnel traffic: sent into or received from the VXLAN/Geneve overlay. On a `from-underlay` drop
+   * (UNENCRYPTED_INGRESS) it means the addresses are the tunnel packet's own (who sent it to which
+   * node), not those of the pods it carried.
+   */
+  tunneled: boolean;
   rule?: string;
   length: number;
 }
@@ -64,6 +70,7 @@ export function enrich(s: FlowSample, ctx: FlowContext): Flow {
     isReply: (s.flags & 0x1) !== 0,
     newConnection: (s.flags & 0x2) !== 0,
     encrypted: (s.flags & 0x8) !== 0,
+    tunneled: (s.flags & 0x4) !== 0,
     length: s.length,
   };
   if (s.dropReason) flow.dropReason = dropReasonName(s.dropReason);

@@ -17,6 +17,7 @@ export const DropReason = {
   10: 'NO_SERVICE_BACKEND',
   11: 'NAT_FAILED',
   12: 'UNENCRYPTED',
+  13: 'UNENCRYPTED_INGRESS',
 } as const satisfies Record<number, string>;
 
 /** What each reason means, for `weft observe` and the docs. */
@@ -33,10 +34,11 @@ export const DropReasonText: Record<keyof typeof DropReason, string> = {
   10: 'a service address with no backend',
   11: 'rewriting addresses or checksums failed',
   12: 'would leave for another node unencrypted (strict encryption)',
+  13: 'pod traffic from another node arrived in the clear on the underlay (strict WireGuard)',
 };
 
 export const Verdict = { 1: 'FORWARDED', 2: 'DROPPED', 3: 'AUDIT' } as const;
-export const ObservationPoint = { 1: 'from-endpoint', 2: 'to-endpoint', 3: 'from-overlay' } as const;
+export const ObservationPoint = { 1: 'from-endpoint', 2: 'to-endpoint', 3: 'from-overlay', 4: 'from-underlay' } as const;
 export const FlowFlag = { reply: 0x1, new: 0x2, tunneled: 0x4, encrypted: 0x8 } as const;
 
 export function dropReasonName(code: number): string {

@@ -32,6 +32,8 @@ describe('Ip and netns (root)', function () {
     const { stdout } = await netns.exec(a, ['ping', '-c', '1', '-W', '2', '10.251.0.2']);
     assert.match(stdout, /1 received/);
     assert.ok((await netns.list()).includes(a));
+    assert.equal((await ipa.deviceWithAddress('10.251.0.1'))?.ifname, 'va', 'the device holding an address');
+    assert.equal(await ipa.deviceWithAddress('10.251.0.2'), undefined, 'not an address of this namespace');
   });
 
   it('treats deleting what is gone as done, and reports real failures with stderr', async () => {

@@ -79,6 +79,12 @@ export class Ip {
     await this.run(['link', 'set', 'dev', dev, 'master', master]);
   }
 
+  /** The interface holding IPv4 address `ip` (any prefix length), or undefined if none here does. */
+  async deviceWithAddress(ip: string): Promise<LinkInfo | undefined> {
+    const out = JSON.parse(await this.run(['-j', '-4', 'addr', 'show'])) as Array<LinkInfo & { addr_info?: Array<{ local?: string }> }>;
+    return out.find((l) => (l.addr_info ?? []).some((a) => a.local === ip));
+  }
+
   async addAddress(dev: string, cidr: string): Promise<void> {
     await this.run(['addr', 'replace', cidr, 'dev', dev]);
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { decodeEndpoint, decodeFlowEvent, decodeIpcache, decodePolicy, encodeEndpointInfo, encodeEndpointKey, encodeIpcacheKey, encodeIpcacheValue, encodePolicyKey, encodePolicyValue, intToIpv4, ipv4ToInt, policyPrefixLen } from './codec.js';
-import { FLOW_EVENT, IPCACHE_KEY, IPCACHE_VALUE, POLICY_KEY, POLICY_VALUE } from './layout.js';
+import { decodeEndpoint, decodeFlowEvent, decodeIpcache, decodePolicy, encodeEndpointInfo, encodeEndpointKey, encodeIpcacheKey, encodeIpcacheValue, encodeNodeConfig, encodePolicyKey, encodePolicyValue, intToIpv4, ipv4ToInt, policyPrefixLen } from './codec.js';
+import { FLOW_EVENT, IPCACHE_KEY, IPCACHE_VALUE, NODE_CONFIG, NODE_F_STRICT_INGRESS, POLICY_KEY, POLICY_VALUE } from './layout.js';
 
 describe('map codecs', () => {
   it('round-trips ipcache entries with the address in network order', () => {
@@ -33,6 +33,15 @@ describe('map codecs', () => {
     assert.deepEqual([...k.subarray(14)], [0x1f, 0x90], 'port in network order');
     const d = decodePolicy(k, v);
     assert.deepEqual({ ...d, packets: Number(d.packets), bytes: Number(d.bytes) }, { prefixlen: 94, epId: 3, egress: true, identity: 65_793, protocol: 6, port: 8080, portBits: 14, deny: true, ruleId: 12, packets: 0, bytes: 0 });
+  });
+
+  it('encodes the node config with the node IP and tunnel port in network order', () => {
+    const b = encodeNodeConfig({ nodeIp: ipv4ToInt('10.99.1.11'), tunnelIfindex: 5, routingMode: 0, clusterId: 1, flags: NODE_F_STRICT_INGRESS, tunnelPort: 8472 });
+    assert.equal(b.length, NODE_CONFIG.size);
+    assert.deepEqual([...b.subarray(0, 4)], [10, 99, 1, 11]);
+    assert.equal(b.readUInt32LE(NODE_CONFIG.offsets.flags!), 0x2);
+    assert.deepEqual([...b.subarray(NODE_CONFIG.offsets.tunnel_port!, NODE_CONFIG.offsets.tunnel_port! + 2)], [0x21, 0x18], '8472 in network order');
+    assert.equal(encodeNodeConfig({ nodeIp: 0, tunnelIfindex: 0, routingMode: 1, clusterId: 1, flags: 0 }).readUInt16BE(NODE_CONFIG.offsets.tunnel_port!), 0, 'no tunnel port in direct routing');
   });
 
   it('decodes flow events and refuses short ones', () => {

@@ -299,6 +299,8 @@ export interface NodeConfig {
   routingMode: number;
   clusterId: number;
   flags: number;
+  /** UDP port of the tunnel device (VXLAN or Geneve); 0 in direct routing. */
+  tunnelPort?: number;
 }
 
 export function encodeNodeConfig(c: NodeConfig): Buffer {
@@ -309,6 +311,7 @@ export function encodeNodeConfig(c: NodeConfig): Buffer {
   b.writeUInt32LE(c.routingMode, o.routing_mode!);
   b.writeUInt32LE(c.clusterId, o.cluster_id!);
   b.writeUInt32LE(c.flags, o.flags!);
+  b.writeUInt16BE(c.tunnelPort ?? 0, o.tunnel_port!);
   return b;
 }
 

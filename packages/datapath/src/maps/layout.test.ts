@@ -14,7 +14,7 @@ interface BtfType {
 }
 
 describe('map struct layouts match the compiled C (BTF)', () => {
-  for (const object of ['bpf_lxc.o', 'bpf_overlay.o']) {
+  for (const object of ['bpf_lxc.o', 'bpf_overlay.o', 'bpf_host.o']) {
     it(`in ${object}`, function () {
       const path = join(BUILD, object);
       if (!existsSync(path)) this.skip(); // built by `npm run build`

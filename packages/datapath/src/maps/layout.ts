@@ -28,7 +28,7 @@ export const CT_VALUE = layout('ct_value', 48, { last_seen: 0, packets: 8, bytes
 export const LB_KEY = layout('lb_key', 12, { vip: 0, dport: 4, protocol: 6, pad: 7, slot: 8 });
 export const LB_VALUE = layout('lb_value', 8, { addr: 0, port: 4, count: 6 });
 export const LB_BACKEND_KEY = layout('lb_backend_key', 16, { vip: 0, addr: 4, dport: 8, port: 10, protocol: 12, pad: 13 });
-export const NODE_CONFIG = layout('node_config', 24, { node_ip: 0, tunnel_ifindex: 4, routing_mode: 8, cluster_id: 12, flags: 16, pad: 20 });
+export const NODE_CONFIG = layout('node_config', 24, { node_ip: 0, tunnel_ifindex: 4, routing_mode: 8, cluster_id: 12, flags: 16, tunnel_port: 20, pad: 22 });
 export const FLOW_EVENT = layout('flow_event', 56, {
   timestamp: 0,
   src_identity: 8,
@@ -83,5 +83,7 @@ export const CT_F_DNAT = 0x1;
 export const ROUTING_TUNNEL = 0;
 export const ROUTING_DIRECT = 1;
 export const NODE_F_AUDIT = 0x1;
+/** Strict WireGuard: from_underlay drops pod traffic arriving in the clear on the underlay device. */
+export const NODE_F_STRICT_INGRESS = 0x2;
 /** skb->mark carrying a known source identity inside a node. */
 export const MARK_IDENTITY_MAGIC = 0xab000000;
