@@ -20,8 +20,9 @@
  *          carries the new key on both ends and may be used again.
  * So receivers hold the new key before any sender uses it, and the old key
  * is replaced only after every peer confirmed it no longer sends with it.
- * Packets already in flight on lane k still decrypt: wireguard-go keeps the
- * receive keys of its sessions when its private key changes.
+ * Packets already in flight on lane k still decrypt: wireguard-go and kernel
+ * WireGuard keep the receive keys of their sessions when the private key
+ * changes.
  *
  * Two nodes rotating different lanes at once would leave their pair without
  * a lane: a node joins the lane its peers already rotate, and if two start

@@ -1,5 +1,6 @@
 /**
- * WireGuard on a node: two wireguard-go devices ("lanes"), each with its own
+ * WireGuard on a node: two WireGuard devices ("lanes"; kernel WireGuard where
+ * the kernel has it, else wireguard-go: `wireguardImplementation`), each with its own
  * key pair (private keys 0600 in the state directory, public keys published
  * in the node record) and UDP port, both carrying the node's router IP
  * (first address of its pod CIDR). Every other node of every connected
@@ -14,7 +15,7 @@
  * (one of them lies; neither gets traffic) and reported.
  */
 import { WeftError, type Logger } from '@weft/common';
-import { ensureWireGuardGo, Ip, loadOrCreateNodeKey, replaceNodeKey, type NodeKeys, type PeerConfig, type WireGuardUapi } from '@weft/net';
+import { ensureWireGuard, Ip, loadOrCreateNodeKey, replaceNodeKey, type NodeKeys, type PeerConfig, type WireGuardDevice } from '@weft/net';
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { routerIp, WIREGUARD_OVERHEAD, wireguardLanes, type AgentConfig } from './config.js';
@@ -30,7 +31,7 @@ interface LaneDevice {
   keyPath: string;
   keys: NodeKeys;
   bornMs: number;
-  uapi: WireGuardUapi;
+  dev: WireGuardDevice;
   /** public key -> peer config as last written. */
   peers: Map<string, PeerConfig>;
 }
@@ -94,17 +95,17 @@ export class WireGuardNode implements NodeEncryption {
     // A node that ran with one device keeps its key as lane 0's.
     if (legacyKey && !existsSync(keyPath) && existsSync(legacyKey)) renameSync(legacyKey, keyPath);
     const keys = loadOrCreateNodeKey(keyPath);
-    const uapi = await ensureWireGuardGo(device);
-    await uapi.configure(keys.privateKey, port);
+    const dev = await ensureWireGuard(device, { implementation: this.config.wireguardImplementation });
+    await dev.configure(keys.privateKey, port);
     // A restarted agent finds its peers in the running device: diff against them.
     const peers = new Map<string, PeerConfig>();
-    for (const p of await uapi.peers()) peers.set(p.publicKey, { publicKey: p.publicKey, endpoint: p.endpoint ?? '', allowedIps: p.allowedIps });
+    for (const p of await dev.peers()) peers.set(p.publicKey, { publicKey: p.publicKey, endpoint: p.endpoint ?? '', allowedIps: p.allowedIps });
     await this.ip.run(['address', 'replace', `${routerIp(this.config.podCidr)}/32`, 'dev', device]);
     await this.ip.run(['link', 'set', device, 'mtu', String(this.config.underlayMtu - WIREGUARD_OVERHEAD), 'up']);
     // Each direction of a pair picks its lane: replies may arrive on the other device.
     writeFileSync(`/proc/sys/net/ipv4/conf/${device}/rp_filter`, '0');
-    this.log.info({ device, lane, publicKey: keys.publicKeyText, port }, 'wireguard lane ready');
-    return { lane, device, port, keyPath, keys, bornMs: statSync(keyPath).mtimeMs, uapi, peers };
+    this.log.info({ device, lane, publicKey: keys.publicKeyText, port, implementation: dev.implementation }, 'wireguard lane ready');
+    return { lane, device, port, keyPath, keys, bornMs: statSync(keyPath).mtimeMs, dev, peers };
   }
 
   stop(): void {
@@ -179,17 +180,17 @@ export class WireGuardNode implements NodeEncryption {
       });
       const removed = [...lane.peers.keys()].filter((k) => !want.has(k));
       if (changed.length > 0 || removed.length > 0) {
-        await lane.uapi.setPeers(changed, removed);
+        await lane.dev.setPeers(changed, removed);
         this.log.info({ device: lane.device, added: changed.length, removed: removed.length, peers: want.size }, 'wireguard peers updated');
       }
       lane.peers = want;
     }
     let live: Map<string, number> | undefined;
-    // A session is live if its handshake is recent and newer than our key on that lane (a key change ends sessions).
+    // A session is live if its handshake is recent and not older than our key on that lane (a key change ends sessions).
     const isLive = async (p: Peer, lane: Lane): Promise<boolean> => {
       live ??= await this.handshakes();
       const at = live.get(p.record.wireguard.lanes[lane].publicKey) ?? 0;
-      return at > Math.max(Date.now() / 1000 - LIVE_HANDSHAKE_S, this.lanes[lane].bornMs / 1000);
+      return at > 0 && handshakeSince(at, this.lanes[lane].dev.handshakeResolutionSec, this.lanes[lane].bornMs) && at > Date.now() / 1000 - LIVE_HANDSHAKE_S;
     };
     const routes = new Map<string, string>();
     const acks = new Map<string, number>();
@@ -223,7 +224,7 @@ export class WireGuardNode implements NodeEncryption {
   /** Public key -> last handshake (seconds since the epoch), both lanes. */
   private async handshakes(): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    for (const lane of this.lanes) for (const p of await lane.uapi.peers()) out.set(p.publicKey, p.lastHandshakeSec);
+    for (const lane of this.lanes) for (const p of await lane.dev.peers()) out.set(p.publicKey, p.lastHandshakeSec);
     return out;
   }
 
@@ -255,9 +256,9 @@ export class WireGuardNode implements NodeEncryption {
     this.persist({ ...this.state, epoch: this.state.epoch + 1, rotation: { ...rot, phase: 'rekey' } });
     lane.keys = replaceNodeKey(lane.keyPath);
     lane.bornMs = Date.now();
-    await lane.uapi.setPrivateKey(lane.keys.privateKey);
+    await lane.dev.setPrivateKey(lane.keys.privateKey);
     // Sessions on this lane ended with the old key: start new ones now, not at the next keepalive.
-    await lane.uapi.setPeers([...lane.peers.values()], [], { handshakeNow: true });
+    await lane.dev.setPeers([...lane.peers.values()], [], { handshakeNow: true });
     this.log.info({ lane: rot.lane, epoch: this.state.epoch, publicKey: lane.keys.publicKeyText }, 'key rotation: new key installed; waiting for every peer to install it');
     this.onRecordChanged();
   }
@@ -323,14 +324,14 @@ export class WireGuardNode implements NodeEncryption {
 
   async status(): Promise<EncryptionStatus> {
     const live = new Map<string, { lastHandshakeSec: number; rxBytes: number; txBytes: number }>();
-    for (const lane of this.lanes) for (const p of await lane.uapi.peers()) live.set(p.publicKey, p);
+    for (const lane of this.lanes) for (const p of await lane.dev.peers()) live.set(p.publicKey, p);
     const iso = (sec: number | undefined): string | undefined => (sec ? new Date(sec * 1000).toISOString() : undefined);
     const out: EncryptionStatus = {
       mode: 'wireguard',
       strict: this.config.encryptionStrict,
       routerIp: routerIp(this.config.podCidr),
       epoch: this.state.epoch,
-      lanes: this.lanes.map((l) => ({ lane: l.lane, device: l.device, publicKey: l.keys.publicKeyText, port: l.port, keyCreated: new Date(l.bornMs).toISOString() })),
+      lanes: this.lanes.map((l) => ({ lane: l.lane, device: l.device, implementation: l.dev.implementation, publicKey: l.keys.publicKeyText, port: l.port, keyCreated: new Date(l.bornMs).toISOString() })),
       peers: [...this.peersById.values()].map((p) => {
         const sendLane = this.sendLane.get(p.id) ?? 0;
         const lanes = ([0, 1] as const).map((lane) => {
@@ -365,6 +366,20 @@ export class WireGuardNode implements NodeEncryption {
     if (next !== undefined) out.nextRotation = new Date(next).toISOString();
     return out;
   }
+}
+
+/**
+ * Whether a handshake reported as `handshakeSec`, with the device's
+ * resolution, may have happened at or after an event (a key change) at
+ * `sinceMs`. The kernel reports whole seconds: a handshake shown in the
+ * event's own second may have followed it, and counts. Refusing it would be
+ * worse: a live session would look dead until its next handshake, two
+ * minutes on, and stall a rotation's drain; one counted wrongly only makes
+ * the first packets sent on it wait for a handshake (both implementations
+ * hold up to 128 packets per peer meanwhile).
+ */
+export function handshakeSince(handshakeSec: number, resolutionSec: number, sinceMs: number): boolean {
+  return handshakeSec + resolutionSec > sinceMs / 1000;
 }
 
 function sameMap<K, V>(a: ReadonlyMap<K, V>, b: ReadonlyMap<K, V>): boolean {

@@ -29,6 +29,18 @@ export class WireGuardKeyError extends WeftError {
   }
 }
 
+/**
+ * Kernel WireGuard was asked for (implementation 'kernel') but this kernel
+ * has none: `ip link add type wireguard` answered that the device type is
+ * unknown or not supported. The message quotes the kernel's answer.
+ */
+export class KernelWireGuardUnavailableError extends WeftError {
+  static readonly code = 'WEFT_ERR_KERNEL_WIREGUARD_UNAVAILABLE';
+  constructor(message: string) {
+    super(KernelWireGuardUnavailableError.code, message);
+  }
+}
+
 /** An IPsec input is malformed: mesh key, key id, node IP, CIDR or SPI; the message quotes the value. */
 export class IpsecConfigError extends WeftError {
   static readonly code = 'WEFT_ERR_IPSEC_CONFIG';
@@ -49,4 +61,4 @@ export class IpsecStateError extends WeftError {
   }
 }
 
-export const errorCodes = [NetCommandError.code, WireGuardError.code, WireGuardKeyError.code, IpsecConfigError.code, IpsecStateError.code] as const;
+export const errorCodes = [NetCommandError.code, WireGuardError.code, WireGuardKeyError.code, KernelWireGuardUnavailableError.code, IpsecConfigError.code, IpsecStateError.code] as const;

@@ -1,5 +1,7 @@
 /**
- * WireGuard: node key pairs and the userspace implementation's UAPI.
+ * WireGuard: node key pairs, the device interface the agent drives
+ * (`WireGuardDevice`), and the userspace implementation's UAPI. The kernel
+ * implementation is in kernel-wireguard.ts; ensure-wireguard.ts picks one.
  *
  * Keys are Curve25519 (X25519), 32 bytes, base64 on disk and in node records
  * as `wg` prints them. The private key file is created with mode 0600 and is
@@ -23,7 +25,7 @@ export const WG_KEY_BYTES = 32;
 export const WG_RUN_DIR = '/var/run/wireguard';
 /** wireguard-go's CPU priority (nice): the datapath before the control plane. */
 export const WIREGUARD_GO_NICE = -10;
-/** wireguard-go's limit (IFNAMSIZ - 1). */
+/** The kernel's and wireguard-go's limit (IFNAMSIZ - 1). */
 export const MAX_IFNAME = 15;
 
 // PKCS#8 and SPKI DER prefixes of an X25519 key (RFC 8410): the raw 32 bytes follow.
@@ -103,9 +105,56 @@ export interface PeerStatus {
   publicKey: string;
   endpoint?: string;
   allowedIps: string[];
+  /**
+   * The latest handshake, seconds since the epoch (0: none yet). wireguard-go
+   * reports nanoseconds; the kernel (`wg show dump`) whole seconds, so a
+   * handshake shown as second S happened in [S, S+1).
+   */
   lastHandshakeSec: number;
   rxBytes: number;
   txBytes: number;
+}
+
+/** Where a device's WireGuard runs: the kernel module, or wireguard-go. */
+export type WireGuardImplementation = 'kernel' | 'userspace';
+
+/**
+ * One WireGuard device, whichever implementation runs it: what the agent
+ * needs to configure a lane and read its sessions.
+ */
+export interface WireGuardDevice {
+  readonly ifname: string;
+  readonly implementation: WireGuardImplementation;
+  /**
+   * The resolution of PeerStatus.lastHandshakeSec: a handshake reported as H
+   * happened in [H, H + resolution). 1 for the kernel (`wg show dump` prints
+   * whole seconds), 1e-9 for wireguard-go.
+   */
+  readonly handshakeResolutionSec: number;
+  /** Whether the device exists and answers. */
+  alive(): Promise<boolean>;
+  /** Sets the private key and the UDP port; peers are kept. */
+  configure(privateKey: Buffer, listenPort: number): Promise<void>;
+  /**
+   * A new private key. Both implementations keep their sessions' receive
+   * keys (packets already on their way still decrypt) and start a handshake
+   * with the new key at the next send.
+   */
+  setPrivateKey(privateKey: Buffer): Promise<void>;
+  /**
+   * Adds or updates `peers` (endpoint, allowed IPs replaced, persistent
+   * keepalive 25 s) and removes the public keys in `remove`, in one step.
+   * `handshakeNow`: make each listed peer start a handshake at once (after a
+   * private key change) rather than at its next keepalive.
+   */
+  setPeers(peers: readonly PeerConfig[], remove: readonly string[], options?: { handshakeNow?: boolean }): Promise<void>;
+  /** The device's peers, with their latest handshake and byte counters. */
+  peers(): Promise<PeerStatus[]>;
+}
+
+/** Refuses a device name neither implementation can have (IFNAMSIZ; no path characters). */
+export function checkDeviceName(ifname: string): void {
+  if (ifname.length === 0 || ifname.length > MAX_IFNAME || !/^[A-Za-z0-9_.-]+$/.test(ifname)) throw new WireGuardError(`Invalid WireGuard device name ${JSON.stringify(ifname)}: 1-${MAX_IFNAME} characters of A-Z a-z 0-9 _ . -`);
 }
 
 /**
@@ -135,9 +184,12 @@ export async function ensureWireGuardGo(ifname: string, options: { netns?: strin
 }
 
 /** A wireguard-go device's UAPI socket. */
-export class WireGuardUapi {
+export class WireGuardUapi implements WireGuardDevice {
+  readonly implementation = 'userspace';
+  readonly handshakeResolutionSec = 1e-9;
+
   constructor(readonly ifname: string) {
-    if (ifname.length === 0 || ifname.length > MAX_IFNAME || !/^[A-Za-z0-9_.-]+$/.test(ifname)) throw new WireGuardError(`Invalid WireGuard device name ${JSON.stringify(ifname)}: 1-${MAX_IFNAME} characters of A-Z a-z 0-9 _ . -`);
+    checkDeviceName(ifname);
   }
 
   get socketPath(): string {
