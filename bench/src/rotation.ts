@@ -8,14 +8,16 @@
  * machine causes on its own is not counted against rotation.
  * Targets: 0 UDP packets lost across the rotations; no TCP stall > 1 s
  * (iperf3 intervals of 100 ms with no byte delivered, consecutive). Losses
- * are attributed: datagrams the kernel dropped because a receiving socket's
- * buffer was full (wireguard-go's or iperf3's, on the stream's path) are
- * CPU starvation of a 2-core machine running four nodes, not key handling.
+ * are attributed: packets the kernel dropped on the stream's path because a
+ * queue was full (a socket buffer of wireguard-go or iperf3, a TUN or veth
+ * queue; packages/net/src/drops.ts) are CPU starvation of a 2-core machine
+ * running four nodes, not key handling.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { AgentClient, podNetnsName, type EncryptionStatus } from '@weft/agent';
 import { agentSocket, applyAndWait, demoResources, labDown, labUp } from '@weft/lab';
+import { queueDrops } from '@weft/net';
 import { inNs, output } from './proc.js';
 import { finish, percentile, progress, round, type Target } from './report.js';
 
@@ -27,8 +29,8 @@ const TCP_MBIT = Number(process.env.WEFT_BENCH_TCP_MBIT ?? 20);
 const WEFT = join(__dirname, '..', '..', 'packages', 'cli', 'bin', 'weft.js');
 
 interface Load {
-  /** overflowed: datagrams the kernel dropped because a receiving socket's buffer was full (CPU starvation on this shared machine), on the stream's path. */
-  udp: { sent: number; lost: number; overflowed: number; overflowedAtNode: number; overflowedAtPod: number };
+  /** overflowed: packets the kernel dropped on the stream's path because a queue was full (a socket buffer, a device backlog): CPU starvation on this shared machine. */
+  udp: { sent: number; lost: number; overflowed: number; overflowedBy: Record<string, number> };
   tcp: { mbit: number; retransmits: number; longestStallMs: number };
 }
 
@@ -38,19 +40,13 @@ function weftJson<T>(args: string[]): T {
   return JSON.parse(r.stdout) as T;
 }
 
-/** UDP datagrams dropped in a namespace for a full receive buffer (/proc/net/snmp RcvbufErrors). */
-function rcvbufErrors(ns: string): number {
-  const lines = execFileSync('ip', ['netns', 'exec', ns, 'cat', '/proc/net/snmp'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('Udp:'));
-  const [head, values] = lines.map((l) => l.split(/\s+/));
-  return Number(values![head!.indexOf('RcvbufErrors')]);
-}
-
 /** Runs both streams for `seconds` while `during` runs; returns what they measured. */
 async function underLoad(udpTarget: { ns: string; ip: string }, tcpTarget: { ns: string; ip: string }, clientNs: string, seconds: number, path: readonly string[], during: () => Promise<void>): Promise<Load> {
   const servers = [inNs(udpTarget.ns, ['iperf3', '-s', '-1', '-p', '5301']), inNs(tcpTarget.ns, ['iperf3', '-s', '-1', '-p', '5302'])];
   try {
     await new Promise((r) => setTimeout(r, 500));
-    const before = path.map(rcvbufErrors);
+    const drops = (ns: string): number => Object.values(queueDrops(ns)).reduce((a, b) => a + b, 0);
+    const before = path.map(drops);
     const udp = output(inNs(clientNs, ['iperf3', '-c', udpTarget.ip, '-p', '5301', '-u', '-b', String(UDP_PPS * UDP_LEN * 8), '-l', String(UDP_LEN), '-t', String(seconds), '-J']));
     const tcp = output(inNs(clientNs, ['iperf3', '-c', tcpTarget.ip, '-p', '5302', '-b', `${TCP_MBIT}M`, '-t', String(seconds), '-i', '0.1', '-J']));
     await new Promise((r) => setTimeout(r, 1000));
@@ -63,9 +59,9 @@ async function underLoad(udpTarget: { ns: string; ip: string }, tcpTarget: { ns:
       stall = i.sum.bytes === 0 ? stall + i.sum.seconds * 1000 : 0;
       longest = Math.max(longest, stall);
     }
-    const [atNode, atPod] = path.map((ns, i) => rcvbufErrors(ns) - before[i]!) as [number, number];
+    const by = Object.fromEntries(path.map((ns, i) => [ns, drops(ns) - before[i]!]));
     return {
-      udp: { sent: u.end.sum.packets, lost: u.end.sum.lost_packets, overflowed: atNode + atPod, overflowedAtNode: atNode, overflowedAtPod: atPod },
+      udp: { sent: u.end.sum.packets, lost: u.end.sum.lost_packets, overflowed: Object.values(by).reduce((a, b) => a + b, 0), overflowedBy: by },
       tcp: { mbit: round(t.end.sum_received.bits_per_second / 1e6, 1), retransmits: t.end.sum_sent.retransmits ?? 0, longestStallMs: Math.round(longest) },
     };
   } finally {
@@ -86,8 +82,8 @@ export async function main(): Promise<void> {
     const tcpTarget = { ns: podNetnsName('c1', 'demo', 'echo-2'), ip: at(c1, 'echo-2') };
     const client = podNetnsName('c1', 'demo', 'client');
     const nodes = state.clusters.flatMap((c) => c.nodes.map((n) => ({ cluster: c.name, node: n.name, client: new AgentClient(agentSocket(n)) })));
-    // Where the UDP stream is received: the node (wireguard-go's sockets) and the pod (iperf3's).
-    const path = [state.clusters[1]!.nodes[0]!.netns, udpTarget.ns];
+    // The UDP stream's path: client pod, its node (wireguard-go), the receiving node, the server pod.
+    const path = [client, state.clusters[0]!.nodes[0]!.netns, state.clusters[1]!.nodes[0]!.netns, udpTarget.ns];
     // Long enough for the rotations (measured ~0.1-0.6 s each plus the CLI's start).
     const seconds = Math.max(10, Math.ceil(ROTATIONS * 1.2) + 4);
 
@@ -113,7 +109,7 @@ export async function main(): Promise<void> {
     durations.sort((a, b) => a - b);
     const targets: Target[] = [
       { name: `UDP packets lost across ${ROTATIONS} rotations (5k packets/s)`, value: rotated.udp.lost, goal: '0', met: rotated.udp.lost === 0 },
-      { name: 'of those, not explained by receive-buffer overflow (lost to key handling)', value: Math.max(0, rotated.udp.lost - rotated.udp.overflowed), goal: '0', met: rotated.udp.lost <= rotated.udp.overflowed },
+      { name: 'of those, not explained by full queues on the path (lost to key handling)', value: Math.max(0, rotated.udp.lost - rotated.udp.overflowed), goal: '0', met: rotated.udp.lost <= rotated.udp.overflowed },
       { name: 'longest TCP stall during rotations (ms)', value: rotated.tcp.longestStallMs, goal: '< 1000', met: rotated.tcp.longestStallMs < 1000 },
     ];
     finish('rotation', {

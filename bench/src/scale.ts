@@ -64,7 +64,7 @@ async function ingestion(): Promise<Record<string, number>> {
   const stateDir = mkdtempSync(join(tmpdir(), 'weft-bench-scale-'));
   const dp = new BpfDatapath({
     cluster: 'c1', clusterId: 1, node: 'bench', etcd: [], nodeIp: '10.99.1.11', podCidr: '10.101.1.0/24', routing: 'direct',
-    bpfDir: join(REPO, 'bpf', 'build'), pinRoot, stateDir, tunnelDevice: 'weft_bench', vxlanPort: 8472, underlayMtu: 1500, audit: false, podRuntime: false, encryption: 'off', encryptionStrict: false, wireguardDevice: 'weft_bench_wg', wireguardPort: 51871, ipsecKeyFile: '', keyRotationIntervalSec: 0, keyRotationTimeoutSec: 60,
+    bpfDir: join(REPO, 'bpf', 'build'), pinRoot, stateDir, tunnelDevice: 'weft_bench', vxlanPort: 8472, underlayMtu: 1500, audit: false, podRuntime: false, encryption: 'off', encryptionStrict: false, wireguardDevice: 'weft_bench_wg', wireguardPort: 51871, wireguardImplementation: 'auto', ipsecKeyFile: '', keyRotationIntervalSec: 0, keyRotationTimeoutSec: 60,
   }, silentLogger());
   try {
     await dp.start();

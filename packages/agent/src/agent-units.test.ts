@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LabelSet } from '@weft/identity';
 import { validateAgentConfig, podMtu, routerIp } from './config.js';
+import { handshakeSince } from './wireguard-node.js';
 import { AgentConfigError, IpamExhaustedError } from './errors.js';
 import { enrich, flowMatches, FlowLog } from './flows.js';
 import { Ipam } from './ipam.js';
@@ -19,6 +20,10 @@ describe('agent configuration', () => {
     assert.equal(c.pinRoot, '/sys/fs/bpf/weft/c1-c1-node1');
     assert.equal(c.encryption, 'wireguard', 'encrypted by default');
     assert.equal(c.encryptionStrict, true, 'strict by default');
+    assert.equal(c.underlayDevice, undefined, 'the underlay device is found at start (the one holding nodeIp)');
+    assert.equal(validateAgentConfig({ ...base, underlayDevice: 'ul0' }).underlayDevice, 'ul0');
+    assert.equal(c.wireguardImplementation, 'auto', 'kernel WireGuard where the kernel has it');
+    assert.equal(validateAgentConfig({ ...base, wireguardImplementation: 'userspace' }).wireguardImplementation, 'userspace');
     assert.equal(podMtu(c), 1390, 'VXLAN inside WireGuard');
     assert.equal(podMtu({ ...c, routing: 'direct' }), 1440);
     assert.equal(podMtu({ ...c, encryption: 'off' }), 1450);
@@ -34,12 +39,27 @@ describe('agent configuration', () => {
       [{ routing: 'gre' }, /routing: "gre" is not vxlan, geneve or direct/],
       [{ encryption: 'ipsec-ish' }, /encryption: "ipsec-ish" is not wireguard, ipsec or off/],
       [{ wireguardDevice: 'a-device-name-too-long' }, /wireguardDevice: .* must be 1-14 characters/],
+      [{ wireguardImplementation: 'wireguard-go' }, /wireguardImplementation: "wireguard-go" is not auto, kernel or userspace/],
+      [{ underlayDevice: 'eth0; rm -rf' }, /underlayDevice: "eth0; rm -rf" is not an interface name/],
       [{ etcd: [] }, /etcd: must be a non-empty list/],
       [{ cluster: 'Bad_Name' }, /cluster: "Bad_Name" must be 1-32 lowercase/],
     ];
     for (const [patch, message] of bad) {
       assert.throws(() => validateAgentConfig({ ...base, ...patch }), (err: unknown) => err instanceof AgentConfigError && message.test(err.message));
     }
+  });
+});
+
+describe('WireGuard handshake times', () => {
+  it('counts a handshake as after a key change unless it surely came before, at the device\'s resolution', () => {
+    const keyMs = 1_764_638_912_400;
+    // The kernel reports whole seconds: the key change's own second may hold a later handshake.
+    assert.equal(handshakeSince(1_764_638_912, 1, keyMs), true);
+    assert.equal(handshakeSince(1_764_638_911, 1, keyMs), false);
+    assert.equal(handshakeSince(1_764_638_913, 1, keyMs), true);
+    // wireguard-go reports nanoseconds: exact.
+    assert.equal(handshakeSince(1_764_638_912.3, 1e-9, keyMs), false);
+    assert.equal(handshakeSince(1_764_638_912.5, 1e-9, keyMs), true);
   });
 });
 
@@ -105,6 +125,16 @@ describe('flows', () => {
     assert.equal(f.destination.pod, undefined);
     assert.equal(f.protocol, 'TCP');
     assert.equal(f.newConnection, true);
+  });
+
+  it('names drops on the underlay: clear pod traffic under strict WireGuard', () => {
+    // A VXLAN packet sent to a node from the underlay, outside WireGuard: its own (outer) addresses.
+    const f = enrich({ ...sample, saddr: '10.99.255.77', daddr: '10.99.1.11', srcIdentity: 2, dstIdentity: 1, protocol: 17, dport: 8472, dropReason: 13, point: 4, flags: 0x4, epId: 0 }, ctx);
+    assert.equal(f.dropReason, 'UNENCRYPTED_INGRESS');
+    assert.equal(f.point, 'from-underlay');
+    assert.equal(f.tunneled, true);
+    assert.equal(f.encrypted, false);
+    assert.equal(enrich(sample, ctx).tunneled, false);
   });
 
   it('filters by pod, namespace, label, verdict and identity', () => {

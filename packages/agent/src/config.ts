@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { validateClusterId } from '@weft/identity';
+import type { WireGuardImplementationChoice } from '@weft/net';
 import { parseCidr, parseIpv4 } from '@weft/policy';
 import { AgentConfigError } from './errors.js';
 
@@ -21,7 +22,7 @@ export interface AgentConfig {
   /** The node's pod CIDR (IPv4), e.g. 10.101.1.0/24. */
   podCidr: string;
   routing: RoutingMode;
-  /** Directory holding the compiled bpf_lxc.o and bpf_overlay.o. */
+  /** Directory holding the compiled bpf_lxc.o, bpf_overlay.o and bpf_host.o. */
   bpfDir: string;
   /** bpffs directory where this node's maps are pinned. */
   pinRoot: string;
@@ -33,6 +34,12 @@ export interface AgentConfig {
   vxlanPort: number;
   /** MTU of the underlay device; pod MTU is derived from it. */
   underlayMtu: number;
+  /**
+   * The device holding nodeIp, where node-to-node traffic arrives. With strict WireGuard the agent
+   * attaches from_underlay (bpf/bpf_host.c) to its tc ingress to drop pod traffic arriving in the
+   * clear. Default: the device that holds nodeIp when the agent starts.
+   */
+  underlayDevice?: string;
   /** Global audit mode. */
   audit: boolean;
   /** Run pods' commands as host processes (the lab's stand-in for kubelet). */
@@ -47,6 +54,14 @@ export interface AgentConfig {
   wireguardDevice: string;
   /** Lane 0's UDP port; lane 1 listens on the next one. */
   wireguardPort: number;
+  /**
+   * Which WireGuard runs both lanes' devices: 'auto' (the default) the kernel's where it has the
+   * module, else wireguard-go (a device already running under the name is kept either way);
+   * 'kernel' only the kernel's (the agent fails at start with WEFT_ERR_KERNEL_WIREGUARD_UNAVAILABLE
+   * where there is none); 'userspace' always wireguard-go. An insisted-on implementation replaces a
+   * device of the other one.
+   */
+  wireguardImplementation: WireGuardImplementationChoice;
   /**
    * IPsec: the mesh key, JSON {"keyId": 1-15, "key": "<64 hex>"} (0600), the same on every node of
    * every connected cluster. Watched: writing a new key id there rotates IPsec keys.
@@ -134,12 +149,17 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
     encryptionStrict: c.encryptionStrict === undefined ? true : c.encryptionStrict === true ? true : c.encryptionStrict === false ? false : fail('encryptionStrict', 'must be true or false'),
     wireguardDevice: typeof c.wireguardDevice === 'string' ? c.wireguardDevice : 'weft_wg',
     wireguardPort: num('wireguardPort', 51871, 1, 65534),
+    wireguardImplementation: c.wireguardImplementation === undefined ? 'auto' : c.wireguardImplementation === 'auto' || c.wireguardImplementation === 'kernel' || c.wireguardImplementation === 'userspace' ? c.wireguardImplementation : fail('wireguardImplementation', `${JSON.stringify(c.wireguardImplementation)} is not auto, kernel or userspace`),
     ipsecKeyFile: typeof c.ipsecKeyFile === 'string' && c.ipsecKeyFile !== '' ? c.ipsecKeyFile : '/etc/weft/ipsec.key',
     keyRotationIntervalSec: num('keyRotationIntervalSec', 86_400, 0, 365 * 86_400),
     keyRotationTimeoutSec: num('keyRotationTimeoutSec', 60, 1, 3600),
   };
   if (out.wireguardDevice.length > 14 || !/^[A-Za-z0-9_.-]+$/.test(out.wireguardDevice)) fail('wireguardDevice', `${JSON.stringify(out.wireguardDevice)} must be 1-14 characters of A-Z a-z 0-9 _ . - (lane 1 adds a 'b'; unique on the machine: wireguard-go's sockets are machine-wide)`);
   if (typeof c.cniPlugin === 'string') out.cniPlugin = c.cniPlugin;
+  if (c.underlayDevice !== undefined) {
+    if (typeof c.underlayDevice !== 'string' || c.underlayDevice.length > 15 || !/^[A-Za-z0-9_.@-]+$/.test(c.underlayDevice)) fail('underlayDevice', `${JSON.stringify(c.underlayDevice)} is not an interface name (1-15 characters of A-Z a-z 0-9 _ . @ -)`);
+    out.underlayDevice = c.underlayDevice as string;
+  }
   return out;
 }
 

@@ -57,7 +57,8 @@ export interface EncryptionStatus {
   routerIp?: string;
   /** WireGuard: this node's epoch, grows with every key change and rotation phase. */
   epoch?: number;
-  lanes?: Array<{ lane: Lane; device: string; publicKey: string; port: number; keyCreated: string }>;
+  /** WireGuard: this node's two devices; `implementation`: kernel WireGuard or wireguard-go (userspace). */
+  lanes?: Array<{ lane: Lane; device: string; implementation: 'kernel' | 'userspace'; publicKey: string; port: number; keyCreated: string }>;
   rotation?: { lane: Lane; phase: 'drain' | 'rekey'; startedAt: string; waitingFor: string[] };
   lastRotation?: RotationRecord;
   /** When the schedule rotates next (absent: no schedule). */

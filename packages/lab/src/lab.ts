@@ -114,7 +114,7 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
 
 export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState> {
   if (process.getuid?.() !== 0) throw new LabError('Cannot build the lab: it needs root (network namespaces, BPF)');
-  for (const obj of ['bpf_lxc.o', 'bpf_overlay.o']) {
+  for (const obj of ['bpf_lxc.o', 'bpf_overlay.o', 'bpf_host.o']) {
     if (!existsSync(join(REPO, 'bpf', 'build', obj))) throw new LabError(`Cannot build the lab: bpf/build/${obj} is missing; run npm run build`);
   }
   progress('removing any previous lab');
@@ -180,6 +180,8 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
         encryptionStrict: true,
         wireguardDevice: labWireGuardDevice(c.id, n.index),
         wireguardPort: 51871,
+        // Kernel WireGuard where the kernel has it (the kernel lane), else wireguard-go.
+        wireguardImplementation: 'auto',
         ipsecKeyFile: IPSEC_KEY_FILE,
         keyRotationIntervalSec: 86_400,
         keyRotationTimeoutSec: 60,
@@ -419,7 +421,8 @@ export async function labDown(progress: Progress): Promise<{ namespaces: number 
   }
   if (all.length > 0) progress(`removing ${all.length} network namespaces`);
   for (const ns of all) await netns.delete(ns);
-  // wireguard-go killed with its namespace leaves its machine-wide UAPI socket behind.
+  // Kernel WireGuard devices live in the node namespaces (the agents create them there) and went
+  // with them; wireguard-go killed with its namespace leaves its machine-wide UAPI socket behind.
   for (const f of existsSync(WG_RUN_DIR) ? readdirSync(WG_RUN_DIR) : []) if (LAB_WG_SOCKET.test(f)) rmSync(join(WG_RUN_DIR, f), { force: true });
   rmSync(PIN_ROOT, { recursive: true, force: true });
   rmSync('/var/run/weft', { recursive: true, force: true });

@@ -1,5 +1,6 @@
 /**
- * `weft encrypt status`: per node, its encryption mode, lanes and keys,
+ * `weft encrypt status`: per node, its encryption mode, lanes (device, kernel
+ * WireGuard or wireguard-go) and keys,
  * epoch and rotation, and per peer node (own cluster and connected ones)
  * whether traffic to it is encrypted, the lane it is sent on, the peer's
  * epoch, last handshake and bytes; nodes refused as peers with the reason.
@@ -65,7 +66,7 @@ async function status(values: { cluster?: string; node?: string; agent?: string 
     const rot = r.rotation ? `rotating lane ${r.rotation.lane} (${r.rotation.phase}, waiting for ${r.rotation.waitingFor.join(', ') || 'nothing'})` : 'no rotation';
     const last = r.lastRotation ? `; last rotation lane ${r.lastRotation.lane} ${r.lastRotation.outcome} in ${r.lastRotation.durationMs} ms at ${r.lastRotation.finishedAt}${r.lastRotation.detail ? ` (${r.lastRotation.detail})` : ''}` : '';
     process.stdout.write(`${r.node}: ${r.mode}${r.strict ? ' (strict)' : ''}, router IP ${r.routerIp}, epoch ${r.epoch}, ${rot}${last}${r.nextRotation ? `; next scheduled ${r.nextRotation}` : ''}\n`);
-    for (const l of r.lanes ?? []) process.stdout.write(`  lane ${l.lane}: device ${l.device}, port ${l.port}, public key ${l.publicKey}, created ${l.keyCreated}\n`);
+    for (const l of r.lanes ?? []) process.stdout.write(`  lane ${l.lane}: device ${l.device} (${l.implementation === 'kernel' ? 'kernel WireGuard' : 'wireguard-go'}), port ${l.port}, public key ${l.publicKey}, created ${l.keyCreated}\n`);
     if (r.peers.length > 0) {
       printTable(
         ['PEER', 'CLUSTER', 'ENCRYPTED', 'LANE', 'ENDPOINT', 'PEER EPOCH', 'LAST HANDSHAKE', 'RX BYTES', 'TX BYTES', 'ROTATING'],
