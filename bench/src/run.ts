@@ -8,6 +8,8 @@ const benches: Record<string, () => Promise<unknown>> = {
   coldsync: async () => (await import('./mesh.js')).coldsync(),
   scale: async () => (await import('./scale.js')).scale(),
   encryption: async () => (await import('./encryption.js')).main(),
+  /** The kernel lane's half of `encryption`, inside its guest. */
+  'encryption-lane': async () => (await import('./encryption.js')).laneMain(),
   rotation: async () => (await import('./rotation.js')).main(),
 };
 

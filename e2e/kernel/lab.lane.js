@@ -12,10 +12,10 @@
 //   hack/kernel-lane/run.sh env WEFT_LANE_LAB_ROUTING=vxlan node_modules/.bin/mocha --no-config --exit e2e/kernel/lab.lane.js
 'use strict';
 const assert = require('node:assert/strict');
-const { execFile, execFileSync, spawn } = require('node:child_process');
+const { execFile, execFileSync } = require('node:child_process');
 const { existsSync, readdirSync, readFileSync } = require('node:fs');
 const { join } = require('node:path');
-const { requireLane, capture, sleep } = require('./lane.js');
+const { requireLane, capture } = require('./lane.js');
 
 const ROOT = join(__dirname, '..', '..');
 const WEFT = join(ROOT, 'packages', 'cli', 'bin', 'weft.js');
@@ -64,12 +64,6 @@ function labProcesses() {
 }
 
 /** UDP datagrams dropped in a namespace for a full receive buffer (/proc/net/snmp RcvbufErrors). */
-function rcvbufErrors(ns) {
-  const lines = execFileSync('ip', ['netns', 'exec', ns, 'cat', '/proc/net/snmp'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('Udp:'));
-  const [head, values] = lines.map((l) => l.split(/\s+/));
-  return Number(values[head.indexOf('RcvbufErrors')]);
-}
-
 describe(`the lab in the lane: one cluster of two nodes, kernel WireGuard, ${ROUTING} routing, real agents and BPF datapath`, function () {
   this.timeout(900_000);
   let eps;
@@ -174,51 +168,28 @@ describe(`the lab in the lane: one cluster of two nodes, kernel WireGuard, ${ROU
 
   it('rotates both nodes\' keys under a UDP stream without losing a datagram', async () => {
     const { podNetnsName } = require('../../packages/agent/dist/index.js');
-    const target = eps.find((e) => e.pod === 'echo-2').ip;
-    // Loss is attributed: a datagram the kernel drops because a receiving socket's buffer is full
-    // (iperf3's in the pod; kernel WireGuard decrypts without one) is a CPU-starved receiver under
-    // emulation, not key handling; every other loss fails the test.
-    const path = ['weft-c1-node2', podNetnsName('c1', 'demo', 'echo-2')];
-    const overflowBefore = path.map(rcvbufErrors);
-    const server = spawn('ip', ['netns', 'exec', path[1], 'iperf3', '-s', '-1', '-p', '5401', '-J'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let report = '';
-    server.stdout.on('data', (d) => (report += d));
-    const serverDone = new Promise((r) => server.once('exit', r));
-    let client;
-    let rows;
-    let seconds;
-    try {
-      await sleep(1000);
-      // 500 datagrams/s (400 kbit/s of 100-byte datagrams) from the client on node 1 to echo-2 on
-      // node 2, from before the CLI starts until after both nodes' rotations are done. How long the
-      // CLI takes to start under emulation varies (8 to 30 s): rather than a duration that must
-      // outlast it, the stream is long and stopped 2 s after the CLI returns; iperf3's server
-      // reports the datagrams received and lost (gaps in their sequence) up to then.
-      const started = Date.now();
-      client = spawn('ip', ['netns', 'exec', podNetnsName('c1', 'demo', 'client'), 'iperf3', '-c', target, '-p', '5401', '-u', '-b', '400k', '-l', '100', '-t', '300'], { stdio: 'ignore' });
-      const clientDone = new Promise((r) => client.once('exit', r));
-      // The CLI takes seconds to start: the stream runs long before the first rotation (the datagram
-      // count below shows it ran all along).
-      await sleep(1000);
-      const r = await weft(['encrypt', 'rotate', '--timeout', '120', '-o', 'json']);
-      assert.equal(r.code, 0, r.stderr);
-      rows = JSON.parse(r.stdout);
-      await sleep(2000);
-      assert.equal(client.exitCode, null, 'the stream still runs after the rotations');
-      seconds = (Date.now() - started) / 1000;
-      client.kill('SIGINT');
-      await clientDone;
-      await serverDone;
-    } finally {
-      client?.kill('SIGKILL');
-      server.kill('SIGKILL');
-    }
+    const { udpStreamDuring } = require('../udp-stream.js');
+    // 500 datagrams/s from the client on node 1 to echo-2 on node 2 while both nodes rotate. Loss
+    // is attributed: a datagram the kernel drops on a full queue (iperf3's socket in the pod;
+    // kernel WireGuard decrypts without one) is a CPU-starved receiver under emulation, not key
+    // handling (e2e/udp-stream.js); every other loss fails the test.
+    const s = await udpStreamDuring({
+      from: podNetnsName('c1', 'demo', 'client'),
+      to: podNetnsName('c1', 'demo', 'echo-2'),
+      ip: eps.find((e) => e.pod === 'echo-2').ip,
+      datagramsPerSecond: 500,
+      path: ['weft-c1-node2', podNetnsName('c1', 'demo', 'echo-2')],
+      during: async () => {
+        const r = await weft(['encrypt', 'rotate', '--timeout', '120', '-o', 'json']);
+        assert.equal(r.code, 0, r.stderr);
+        return JSON.parse(r.stdout);
+      },
+    });
+    const rows = s.result;
     assert.deepEqual(rows.map((x) => `${x.node}:${x.outcome}`), NODES.map((n) => `${n}:done`));
-    const sum = JSON.parse(report).end.sum;
-    const overflowed = path.map((ns, i) => rcvbufErrors(ns) - overflowBefore[i]).reduce((a, b) => a + b, 0);
-    console.log(`      rotations: ${rows.map((x) => `${x.node} lane ${x.lane} in ${(x.durationMs / 1000).toFixed(1)}s`).join(', ')}; stream: ${sum.packets} datagrams in ${seconds.toFixed(0)}s, ${sum.lost_packets} lost${sum.lost_packets ? ` (${overflowed} to full receive buffers)` : ''}`);
-    assert.ok(sum.packets > 400 * seconds, `the stream ran all along (${sum.packets} datagrams in ${seconds.toFixed(0)} s at 500/s)`);
-    assert.ok(sum.lost_packets <= overflowed, `datagrams lost during the rotations: ${sum.lost_packets} of ${sum.packets}, only ${overflowed} of them to full receive buffers`);
+    console.log(`      rotations: ${rows.map((x) => `${x.node} lane ${x.lane} in ${(x.durationMs / 1000).toFixed(1)}s`).join(', ')}; stream: ${s.packets} datagrams in ${s.seconds.toFixed(0)}s, ${s.lost} lost${s.lost ? ` (${s.overflowed} to full queues)` : ''}`);
+    assert.ok(s.ranThrough && s.packets > 400 * s.seconds, `the stream ran all along (${s.packets} datagrams in ${s.seconds.toFixed(0)} s at 500/s)`);
+    assert.ok(s.lost <= s.overflowed, `datagrams lost during the rotations: ${s.lost} of ${s.packets}, only ${s.overflowed} of them to full queues`);
 
     // Every node replaced one static key; its peer holds the new one, and the rotated lane has a
     // session under it (handshake times are whole seconds with the kernel: compared as such).

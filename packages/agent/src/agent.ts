@@ -247,7 +247,13 @@ export class Agent {
     );
     api.route('GET', '/v1/bpf/ipcache', async () => this.datapath.dumpIpcache());
     api.route('GET', '/v1/services', async () => this.services.list());
-    api.route('GET', '/v1/encryption', async (): Promise<EncryptionStatus> => this.encryption?.status() ?? { mode: 'off', strict: false, peers: [], refused: [] });
+    api.route('GET', '/v1/encryption', async (): Promise<EncryptionStatus> => {
+      if (!this.encryption) return { mode: 'off', strict: false, clearIngress: { dropped: false }, peers: [], refused: [] };
+      const s = await this.encryption.status();
+      const filter = this.datapath.clearIngressFilter();
+      const clearIngress = s.mode === 'ipsec' ? { dropped: true, by: 'XFRM in policies (ESP required)' } : filter ? { dropped: true, by: `from_underlay on ${filter}` } : { dropped: false };
+      return { ...s, clearIngress };
+    });
     api.route('POST', '/v1/encryption/rotate', async () => {
       if (!this.encryption) throw new ApiError(400, RotationUnavailableError.code, 'Cannot rotate keys: encryption is off on this node');
       try {

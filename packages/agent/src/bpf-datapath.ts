@@ -70,6 +70,7 @@ const GENEVE_PORT = 6081;
 const UNDERLAY_TC = { direction: 'ingress', priority: 1, handle: 0x77656674 } as const;
 
 export class BpfDatapath implements Datapath {
+  private filteredUnderlay: string | undefined;
   private lxc: BpfObject | undefined;
   private overlay: BpfObject | undefined;
   private host: BpfObject | undefined;
@@ -119,8 +120,10 @@ export class BpfDatapath implements Datapath {
     if (c.routing !== 'direct') attachTc({ ifindex: tunnelIfindex, direction: 'ingress', programFd: this.overlay.programFd('from_overlay') });
     // After the config, so the program finds its flag set; a node no longer strict loses the filter
     // an earlier run attached (the cleared flag already made it pass everything).
-    if (strictIngress) attachTc({ ifindex: underlay!.ifindex, ...UNDERLAY_TC, programFd: this.host.programFd('from_underlay') });
-    else if (underlay) detachTc({ ifindex: underlay.ifindex, ...UNDERLAY_TC });
+    if (strictIngress) {
+      attachTc({ ifindex: underlay!.ifindex, ...UNDERLAY_TC, programFd: this.host.programFd('from_underlay') });
+      this.filteredUnderlay = underlay!.ifname;
+    } else if (underlay) detachTc({ ifindex: underlay.ifindex, ...UNDERLAY_TC });
     this.reader = new RingBufferReader(this.maps.events.fd);
     this.reader.start(
       (data) => {
@@ -132,6 +135,10 @@ export class BpfDatapath implements Datapath {
       { onError: (err: unknown) => this.log.warn({ err: (err as Error).message }, 'dropped a flow event that could not be handled') },
     );
     this.log.info({ pinRoot: c.pinRoot, tunnelIfindex, underlay: underlay?.ifname, strictIngress, ipcache: this.ipcacheMirror.size }, 'datapath loaded');
+  }
+
+  clearIngressFilter(): string | undefined {
+    return this.filteredUnderlay;
   }
 
   async stop(): Promise<void> {

@@ -47,6 +47,8 @@ export type FlowSample = Omit<FlowRecord, 'saddr' | 'daddr' | 'ifindex'> & { sad
 export interface Datapath {
   /** Loads (or re-attaches to pinned) programs and maps, sets the node config, prepares the tunnel. */
   start(): Promise<void>;
+  /** The device where pod traffic arriving in the clear from other nodes is dropped (strict WireGuard), if any. */
+  clearIngressFilter(): string | undefined;
   /** Stops reading events; programs and maps stay in place so traffic keeps flowing. */
   stop(): Promise<void>;
   /** Replaces the whole ipcache content with `entries` (only differences are written). */

@@ -54,6 +54,11 @@ export interface RotationRecord {
 export interface EncryptionStatus {
   mode: 'wireguard' | 'ipsec' | 'off';
   strict: boolean;
+  /**
+   * Receive side: whether pod traffic from another node arriving in the clear is dropped, and by
+   * what (strict WireGuard: from_underlay on the underlay device; IPsec: XFRM in policies).
+   */
+  clearIngress?: { dropped: boolean; by?: string };
   routerIp?: string;
   /** WireGuard: this node's epoch, grows with every key change and rotation phase. */
   epoch?: number;

@@ -3,7 +3,8 @@
  * WireGuard or wireguard-go) and keys,
  * epoch and rotation, and per peer node (own cluster and connected ones)
  * whether traffic to it is encrypted, the lane it is sent on, the peer's
- * epoch, last handshake and bytes; nodes refused as peers with the reason.
+ * epoch, last handshake and bytes; whether pod traffic arriving in the clear
+ * is dropped (receive-side strictness); nodes refused as peers with the reason.
  *
  * `weft encrypt rotate`: rotates the WireGuard key of the selected nodes,
  * one node after the other, each waiting until every peer confirmed (unless
@@ -51,30 +52,35 @@ async function status(values: { cluster?: string; node?: string; agent?: string 
       process.stdout.write(`${r.node}: encryption off\n`);
       continue;
     }
-    if (r.mode === 'ipsec') {
-      const x = r.ipsec!;
-      process.stdout.write(`${r.node}: ipsec${r.strict ? ' (strict)' : ''}, router IP ${r.routerIp}, key ids ${x.keyIds.join(',')}, sending under ${x.sendKeyId}${x.waitingFor.length ? `, rotation waiting for ${x.waitingFor.join(', ')}` : ''}${x.keyFileError ? `; KEY FILE REFUSED (keys in force stay): ${x.keyFileError}` : ''}\n`);
-      if (r.peers.length > 0) {
-        printTable(
-          ['PEER', 'CLUSTER', 'ENCRYPTED', 'NODE IP', 'PEER KEY IDS', 'SENDING UNDER', 'SAS (DIR SPI KEY PACKETS)', 'RX BYTES', 'TX BYTES'],
-          r.peers.map((p) => [p.node, p.cluster, p.encrypted ? 'yes' : 'no', p.endpoint, (p.keyIds ?? []).join(','), p.sendKeyId ?? '-', (p.sas ?? []).map((a) => `${a.direction} ${a.spi} ${a.keyId} ${a.packets}`).join('; '), p.rxBytes, p.txBytes]),
-        );
-      }
-      for (const x2 of r.refused) process.stdout.write(`  refused ${x2.cluster}/${x2.node} (traffic to it is not encrypted): ${x2.reason}\n`);
-      continue;
-    }
-    const rot = r.rotation ? `rotating lane ${r.rotation.lane} (${r.rotation.phase}, waiting for ${r.rotation.waitingFor.join(', ') || 'nothing'})` : 'no rotation';
-    const last = r.lastRotation ? `; last rotation lane ${r.lastRotation.lane} ${r.lastRotation.outcome} in ${r.lastRotation.durationMs} ms at ${r.lastRotation.finishedAt}${r.lastRotation.detail ? ` (${r.lastRotation.detail})` : ''}` : '';
-    process.stdout.write(`${r.node}: ${r.mode}${r.strict ? ' (strict)' : ''}, router IP ${r.routerIp}, epoch ${r.epoch}, ${rot}${last}${r.nextRotation ? `; next scheduled ${r.nextRotation}` : ''}\n`);
-    for (const l of r.lanes ?? []) process.stdout.write(`  lane ${l.lane}: device ${l.device} (${l.implementation === 'kernel' ? 'kernel WireGuard' : 'wireguard-go'}), port ${l.port}, public key ${l.publicKey}, created ${l.keyCreated}\n`);
-    if (r.peers.length > 0) {
-      printTable(
-        ['PEER', 'CLUSTER', 'ENCRYPTED', 'LANE', 'ENDPOINT', 'PEER EPOCH', 'LAST HANDSHAKE', 'RX BYTES', 'TX BYTES', 'ROTATING'],
-        r.peers.map((p) => [p.node, p.cluster, p.encrypted ? 'yes' : 'no', p.sendLane ?? '-', p.endpoint, p.epoch ?? '-', p.lastHandshake ?? 'never', p.rxBytes, p.txBytes, p.rotating ?? '-']),
-      );
-    }
+    if (r.mode === 'ipsec') printIpsec(r);
+    else printWireGuard(r);
+    process.stdout.write(`  clear pod traffic from other nodes: ${r.clearIngress?.dropped ? `dropped (${r.clearIngress.by})` : 'accepted (strict off)'}\n`);
     for (const x of r.refused) process.stdout.write(`  refused ${x.cluster}/${x.node} (traffic to it is not encrypted): ${x.reason}\n`);
   }
+}
+
+type NodeStatus = EncryptionStatus & { node: string };
+
+function printIpsec(r: NodeStatus): void {
+  const x = r.ipsec!;
+  process.stdout.write(`${r.node}: ipsec${r.strict ? ' (strict)' : ''}, router IP ${r.routerIp}, key ids ${x.keyIds.join(',')}, sending under ${x.sendKeyId}${x.waitingFor.length ? `, rotation waiting for ${x.waitingFor.join(', ')}` : ''}${x.keyFileError ? `; KEY FILE REFUSED (keys in force stay): ${x.keyFileError}` : ''}\n`);
+  if (r.peers.length === 0) return;
+  printTable(
+    ['PEER', 'CLUSTER', 'ENCRYPTED', 'NODE IP', 'PEER KEY IDS', 'SENDING UNDER', 'SAS (DIR SPI KEY PACKETS)', 'RX BYTES', 'TX BYTES'],
+    r.peers.map((p) => [p.node, p.cluster, p.encrypted ? 'yes' : 'no', p.endpoint, (p.keyIds ?? []).join(','), p.sendKeyId ?? '-', (p.sas ?? []).map((a) => `${a.direction} ${a.spi} ${a.keyId} ${a.packets}`).join('; '), p.rxBytes, p.txBytes]),
+  );
+}
+
+function printWireGuard(r: NodeStatus): void {
+  const rot = r.rotation ? `rotating lane ${r.rotation.lane} (${r.rotation.phase}, waiting for ${r.rotation.waitingFor.join(', ') || 'nothing'})` : 'no rotation';
+  const last = r.lastRotation ? `; last rotation lane ${r.lastRotation.lane} ${r.lastRotation.outcome} in ${r.lastRotation.durationMs} ms at ${r.lastRotation.finishedAt}${r.lastRotation.detail ? ` (${r.lastRotation.detail})` : ''}` : '';
+  process.stdout.write(`${r.node}: ${r.mode}${r.strict ? ' (strict)' : ''}, router IP ${r.routerIp}, epoch ${r.epoch}, ${rot}${last}${r.nextRotation ? `; next scheduled ${r.nextRotation}` : ''}\n`);
+  for (const l of r.lanes ?? []) process.stdout.write(`  lane ${l.lane}: device ${l.device} (${l.implementation === 'kernel' ? 'kernel WireGuard' : 'wireguard-go'}), port ${l.port}, public key ${l.publicKey}, created ${l.keyCreated}\n`);
+  if (r.peers.length === 0) return;
+  printTable(
+    ['PEER', 'CLUSTER', 'ENCRYPTED', 'LANE', 'ENDPOINT', 'PEER EPOCH', 'LAST HANDSHAKE', 'RX BYTES', 'TX BYTES', 'ROTATING'],
+    r.peers.map((p) => [p.node, p.cluster, p.encrypted ? 'yes' : 'no', p.sendLane ?? '-', p.endpoint, p.epoch ?? '-', p.lastHandshake ?? 'never', p.rxBytes, p.txBytes, p.rotating ?? '-']),
+  );
 }
 
 async function rotate(values: { cluster?: string; node?: string; agent?: string }, wait: boolean, timeoutMs: number, format: 'table' | 'json'): Promise<void> {
