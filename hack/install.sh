@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 # busybox-static: the lane's initramfs (init, insmod, mount, chroot) without copying a libc into it
 # kmod: modprobe inside the lane's guest resolves module dependencies from the kernel package's modules.dep
 # xz-utils: unpacking the lane's initramfs modules when a kernel package ships them as .ko.xz
-PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-go wireguard-tools tcpdump qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils)
+# golang-go + golang-github-{masterminds-sprig,ghodss-yaml,xeipuuv-gojsonschema,gobwas-glob,burntsushi-toml}-dev: hack/helm-render, Helm's template engine built offline to test charts/weft (no helm binary exists here)
+PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-go wireguard-tools tcpdump qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev golang-github-xeipuuv-gojsonschema-dev golang-github-gobwas-glob-dev golang-github-burntsushi-toml-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

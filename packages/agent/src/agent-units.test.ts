@@ -50,6 +50,40 @@ describe('agent configuration', () => {
   });
 });
 
+describe('agent configuration: the resource source', () => {
+  const env = { WEFT_NODE_NAME: 'worker-7', WEFT_NODE_IP: '192.168.56.17' };
+  const kube = { cluster: 'c1', clusterId: 1, etcd: ['10.99.1.2:2379'], bpfDir: '/x', source: 'kubernetes' };
+
+  it('is standalone by default, and there ignores the environment', () => {
+    const c = validateAgentConfig(base, 'test', env);
+    assert.equal(c.source, 'standalone');
+    assert.equal(c.node, 'c1-node1');
+    assert.equal(c.podCidr, '10.101.1.0/24');
+  });
+
+  it('in kubernetes mode takes node and nodeIp from the pod environment and the pod CIDR from the Node later', () => {
+    const c = validateAgentConfig({ ...kube, kubeconfig: '/etc/weft/kubeconfig' }, 'test', env);
+    assert.equal(c.source, 'kubernetes');
+    assert.equal(c.node, 'worker-7');
+    assert.equal(c.nodeIp, '192.168.56.17');
+    assert.equal(c.podCidr, '', 'read from Node.spec.podCIDRs at start');
+    assert.equal(c.kubeconfig, '/etc/weft/kubeconfig');
+    assert.equal(c.stateDir, '/var/run/weft/c1/worker-7');
+    const bad: Array<[Record<string, unknown>, NodeJS.ProcessEnv, RegExp]> = [
+      [kube, {}, /node: must be set: WEFT_NODE_NAME in the environment \(the chart sets it\) or node in the file/],
+      [kube, { WEFT_NODE_NAME: 'w' }, /nodeIp: must be set: WEFT_NODE_IP/],
+      [kube, { ...env, WEFT_NODE_IP: 'fe80::1' }, /nodeIp: "fe80::1" is not an IPv4 address/],
+      [{ ...kube, podCidr: '10.101.1.0/24' }, env, /podCidr: comes from the Node \(spec.podCIDRs\) in kubernetes mode/],
+      [{ ...kube, podRuntime: true }, env, /podRuntime: is the lab's stand-in for kubelet/],
+      [{ ...kube, source: 'k8s' }, env, /source: "k8s" is not standalone or kubernetes/],
+      [{ ...kube, kubeconfig: 7 }, env, /kubeconfig: must be a file path/],
+    ];
+    for (const [raw, e, message] of bad) {
+      assert.throws(() => validateAgentConfig(raw, 'test', e), (err: unknown) => err instanceof AgentConfigError && message.test(err.message), String(message));
+    }
+  });
+});
+
 describe('WireGuard handshake times', () => {
   it('counts a handshake as after a key change unless it surely came before, at the device\'s resolution', () => {
     const keyMs = 1_764_638_912_400;

@@ -4,15 +4,28 @@
  *   control plane   endpoints, cluster state (ipcache), policy engine, flows
  *   datapath        injected (BPF in production, in memory for control-plane tests)
  * Every part has start/stop; nothing is a module-level singleton.
+ *
+ * Resources come from the cluster's etcd (standalone) or from the Kubernetes
+ * API server (config `source: kubernetes`); the control plane sees the same
+ * ResourceSource either way. In kubernetes mode the pod CIDR is read from the
+ * Node before anything uses it, and the node record is also published as the
+ * status of the node's WeftNode (the kvstore record stays the one agents and
+ * the clustermesh sync from).
+ *
+ * The API socket opens first and answers GET /v1/healthz (health.ts) while the
+ * agent starts; every other route answers 503 WEFT_ERR_AGENT_STARTING until
+ * start() has finished.
  */
 import { join } from 'node:path';
-import { Coalescer, createLogger, type Logger } from '@weft/common';
+import { Coalescer, createLogger, type HealthReport, type Logger } from '@weft/common';
 import { IdentityAllocator } from '@weft/identity';
 import { KvClient, Session } from '@weft/kvstore';
-import { ResourceStore } from '@weft/resources';
+import { KubernetesSource, type WeftNodePublisher } from '@weft/kubernetes';
+import { ResourceStore, type ResourceSource } from '@weft/resources';
 import { ApiError, ApiServer } from './api.js';
+import { agentHealth } from './health.js';
 import { ClusterState } from './cluster-state.js';
-import type { AgentConfig } from './config.js';
+import { podCidrProblem, type AgentConfig } from './config.js';
 import type { Datapath } from './datapath-port.js';
 import { EndpointManager, type CniArgs, type Endpoint } from './endpoint-manager.js';
 import { enrich, FlowLog, type FlowFilter } from './flows.js';
@@ -23,7 +36,7 @@ import type { EncryptionStatus, NodeEncryption } from './encryption.js';
 import { IpsecNode } from './ipsec-node.js';
 import { WireGuardNode } from './wireguard-node.js';
 import { PodRuntime } from './pod-runtime.js';
-import { RotationInProgressError, RotationUnavailableError } from './errors.js';
+import { AgentConfigError, RotationInProgressError, RotationUnavailableError } from './errors.js';
 import { nodeKey, type NodeRecord } from './state.js';
 import { bigintJson } from './api.js';
 
@@ -42,8 +55,16 @@ export class Agent {
   private readonly nodePublisher = new Coalescer(() => this.publishNode(), 10, (err) => this.log.error({ err: err.message }, 'cannot publish the node record'));
   private api!: ApiServer;
   private pods: PodRuntime | undefined;
+  /** kubernetes mode: the API server, and this node's WeftNode status. */
+  private kube: KubernetesSource | undefined;
+  private weftNode: WeftNodePublisher | undefined;
+  private readonly abort = new AbortController();
   private readonly bootTimeMs: number;
   private stopped = false;
+  /** The start step in progress, for /v1/healthz; undefined once start() has finished. */
+  private starting: string | undefined = 'starting';
+  /** The resource source's initial lists (policies, Services, EndpointSlices) are done. */
+  private resourcesSynced = false;
 
   constructor(
     readonly config: AgentConfig,
@@ -61,14 +82,28 @@ export class Agent {
 
   async start(): Promise<void> {
     const c = this.config;
+    this.api = new ApiServer(this.socketPath);
+    this.api.starting = true;
+    this.api.route('GET', '/v1/healthz', async () => this.health());
+    await this.api.start();
+    if (c.source === 'kubernetes') {
+      this.starting = `reading the pod CIDR of Node ${c.node}`;
+      await this.connectKubernetes();
+    }
     this.log.info({ nodeIp: c.nodeIp, podCidr: c.podCidr, routing: c.routing }, 'agent starting');
+    this.starting = 'loading the datapath';
     await this.datapath.start();
     if (c.encryption === 'wireguard') this.encryption = new WireGuardNode(c, this.log.child({ component: 'wireguard' }));
     if (c.encryption === 'ipsec') this.encryption = new IpsecNode(c, this.log.child({ component: 'ipsec' }));
-    await this.encryption?.start();
+    if (this.encryption) {
+      this.starting = `starting ${c.encryption} encryption`;
+      await this.encryption.start();
+    }
+    this.starting = 'opening an etcd session';
     this.session = await this.newSession();
+    this.starting = 'syncing identities, policies, cluster state and Services';
     this.allocator = await new IdentityAllocator({ client: this.kv, clusterId: c.clusterId, clusterName: c.cluster, node: c.node, logger: this.log.child({ component: 'identity-allocator' }) }).start();
-    const resources = new ResourceStore(this.kv);
+    const resources: ResourceSource = this.kube ?? new ResourceStore(this.kv);
     const ipam = new Ipam(c.podCidr, join(c.stateDir, 'ipam.json'));
     this.endpoints = new EndpointManager({
       config: c,
@@ -95,6 +130,8 @@ export class Agent {
     await this.policy.start();
     await this.cluster.start();
     await this.services.start();
+    this.resourcesSynced = true;
+    this.starting = 'restoring endpoints';
     for (const ep of this.endpoints.restore()) await this.endpoints.readopt(ep);
     this.datapath.onFlow((s) =>
       this.flows.add(
@@ -107,9 +144,9 @@ export class Agent {
         }),
       ),
     );
-    this.api = new ApiServer(this.socketPath);
     this.routes();
-    await this.api.start();
+    this.api.starting = false;
+    this.starting = undefined;
     if (c.podRuntime) {
       this.pods = new PodRuntime(c, resources, this.socketPath, this.log.child({ component: 'pod-runtime' }));
       await this.pods.start();
@@ -120,12 +157,14 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.abort.abort();
     await this.pods?.stop();
     await this.api?.stop();
     await this.services?.stop();
     await this.cluster?.stop();
     this.encryption?.stop();
     await this.nodePublisher.stop();
+    await this.weftNode?.stop();
     await this.policy?.stop();
     // Keep identities and records alive for a restart: the lease expires on its own if we never come back.
     await this.allocator?.stop({ release: false });
@@ -133,6 +172,17 @@ export class Agent {
     await this.datapath.stop();
     this.kv.close();
     this.log.info('agent stopped');
+  }
+
+  /** kubernetes mode: the API server client, and the pod CIDR from this node's Node (waiting for node IPAM). */
+  private async connectKubernetes(): Promise<void> {
+    const c = this.config;
+    this.kube = await KubernetesSource.create({ cluster: c.cluster, logger: this.log, ...(c.kubeconfig !== undefined ? { kubeconfig: c.kubeconfig } : {}) });
+    const node = await this.kube.node(c.node, this.abort.signal);
+    const problem = podCidrProblem(node.podCidr);
+    if (problem) throw new AgentConfigError(`from Node ${c.node}`, `spec.podCIDRs: ${problem}`);
+    c.podCidr = node.podCidr;
+    this.weftNode = this.kube.weftNodePublisher(node);
   }
 
   private async newSession(): Promise<Session> {
@@ -165,6 +215,10 @@ export class Agent {
     const record: NodeRecord = { name: c.node, cluster: c.cluster, ip: c.nodeIp, podCidr: c.podCidr, routing: c.routing };
     this.encryption?.publish(record);
     await this.kv.put(nodeKey(c.node), JSON.stringify(record), { lease: this.session.leaseId });
+    this.weftNode?.publish({
+      spec: { cluster: c.cluster, clusterId: c.clusterId, nodeIp: c.nodeIp, podCidr: c.podCidr, routing: c.routing },
+      status: { ...(record.wireguard ? { wireguard: record.wireguard } : {}), ...(record.ipsec ? { ipsec: record.ipsec } : {}) },
+    });
   }
 
   private async onEndpointChange(ep: Endpoint, removed: boolean): Promise<void> {
@@ -194,12 +248,25 @@ export class Agent {
     }
   }
 
+  /** What /v1/healthz answers: only state the agent keeps anyway, so a probe costs no round trip. */
+  health(): HealthReport {
+    const s = this.session as Session | undefined;
+    return agentHealth({
+      starting: this.starting,
+      encryption: this.config.encryption,
+      session: s && { state: s.state, leaseId: s.leaseId, ttlSeconds: s.ttlSeconds },
+      source: this.config.source ?? 'standalone',
+      resourcesSynced: this.resourcesSynced,
+    });
+  }
+
   status(): Record<string, unknown> {
     const c = this.config;
     return {
       cluster: c.cluster,
       clusterId: c.clusterId,
       node: c.node,
+      source: c.source ?? 'standalone',
       nodeIp: c.nodeIp,
       podCidr: c.podCidr,
       routing: c.routing,

@@ -6,13 +6,23 @@
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { WeftError } from '@weft/common';
+// The errors module alone, not @weft/common's index (pino): the CNI plugin loads this file on every pod
+// start and carries it to the host (packages/cni/src/install.ts), where only Weft's own modules go.
+import { WeftError } from '@weft/common/dist/errors.js';
 
 export type Handler = (req: { method: string; path: string; query: URLSearchParams; body: unknown }, res: ServerResponse) => Promise<unknown>;
+
+/** Answered, with status 503, for a route the agent serves only once it has started. */
+export const AGENT_STARTING = 'WEFT_ERR_AGENT_STARTING';
 
 export class ApiServer {
   private server: Server | undefined;
   private readonly routes = new Map<string, Handler>();
+  /**
+   * While true, a route not registered yet answers 503 AGENT_STARTING instead of 404: the agent
+   * serves its health while it starts, and callers (the CNI plugin) treat it as not running yet.
+   */
+  starting = false;
 
   constructor(readonly socketPath: string) {}
 
@@ -42,6 +52,7 @@ export class ApiServer {
     const url = new URL(req.url ?? '/', 'http://agent');
     const handler = this.routes.get(`${req.method} ${url.pathname}`);
     try {
+      if (!handler && this.starting) throw new ApiError(503, AGENT_STARTING, `The agent is starting: ${req.method} ${url.pathname} is served once it has started (see weft agent health)`);
       if (!handler) throw new ApiError(404, 'WEFT_ERR_NOT_FOUND', `No route ${req.method} ${url.pathname}`);
       let body: unknown;
       if (req.method === 'POST') {
@@ -80,9 +91,9 @@ export function bigintJson(_key: string, value: unknown): unknown {
 export class AgentClient {
   constructor(readonly socketPath: string) {}
 
-  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
+      const req = request({ socketPath: this.socketPath, method, path, headers: { 'content-type': 'application/json' }, ...(signal ? { signal } : {}) }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (text += c));
@@ -126,7 +137,9 @@ export class AgentClient {
 export class AgentUnreachableError extends WeftError {
   static readonly code = 'WEFT_ERR_AGENT_UNREACHABLE';
   constructor(socket: string, cause: Error) {
-    super(AgentUnreachableError.code, `Cannot reach the agent at ${socket}: ${cause.message}`, { cause });
+    const code = (cause as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? `nothing listens there (is the agent running?): ${cause.message}` : cause.message;
+    super(AgentUnreachableError.code, `Cannot reach the agent at ${socket}: ${why}`, { cause });
   }
 }
 

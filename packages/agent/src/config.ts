@@ -1,7 +1,10 @@
 /**
  * Agent configuration: what one node's agent needs to know, with defaults and
  * validation. Loaded from a JSON file (the lab writes one per node; the Helm
- * chart will render one per DaemonSet pod).
+ * chart renders one for the whole DaemonSet). With `source: kubernetes` the
+ * node's own facts come from its pod and its Node: `node` and `nodeIp` from
+ * the environment (WEFT_NODE_NAME, WEFT_NODE_IP, set by the chart from the
+ * downward API), the pod CIDR from Node.spec.podCIDRs when the agent starts.
  */
 import { readFileSync } from 'node:fs';
 import { validateClusterId } from '@weft/identity';
@@ -11,6 +14,13 @@ import { AgentConfigError } from './errors.js';
 
 export type RoutingMode = 'vxlan' | 'geneve' | 'direct';
 
+/** Where the cluster's objects come from: the cluster's etcd (`weft apply`), or the Kubernetes API server. */
+export type SourceMode = 'standalone' | 'kubernetes';
+
+/** Environment variables the agent reads in kubernetes mode. */
+export const NODE_NAME_ENV = 'WEFT_NODE_NAME';
+export const NODE_IP_ENV = 'WEFT_NODE_IP';
+
 export interface AgentConfig {
   cluster: string;
   clusterId: number;
@@ -19,8 +29,12 @@ export interface AgentConfig {
   etcd: string[];
   /** This node's underlay address (IPv4). */
   nodeIp: string;
-  /** The node's pod CIDR (IPv4), e.g. 10.101.1.0/24. */
+  /** The node's pod CIDR (IPv4), e.g. 10.101.1.0/24. In kubernetes mode '' until start() reads it from the Node. */
   podCidr: string;
+  /** Where Pods, Services, policies and Namespaces come from; undefined means standalone. */
+  source?: SourceMode;
+  /** kubernetes mode: a kubeconfig file (development); default the pod's service account. */
+  kubeconfig?: string;
   routing: RoutingMode;
   /** Directory holding the compiled bpf_lxc.o, bpf_overlay.o and bpf_host.o. */
   bpfDir: string;
@@ -100,16 +114,25 @@ export function loadAgentConfig(path: string): AgentConfig {
   return validateAgentConfig(raw, path);
 }
 
-export function validateAgentConfig(raw: unknown, source = 'agent config'): AgentConfig {
+export function validateAgentConfig(raw: unknown, source = 'agent config', env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const fail = (field: string, problem: string): never => {
     throw new AgentConfigError(source, `${field}: ${problem}`);
   };
   if (typeof raw !== 'object' || raw === null) fail('(document)', 'must be an object');
   const c = raw as Record<string, unknown>;
   const str = (k: string): string => (typeof c[k] === 'string' && c[k] !== '' ? (c[k] as string) : fail(k, 'must be a non-empty string'));
+  const mode = (c.source ?? 'standalone') as SourceMode;
+  if (mode !== 'standalone' && mode !== 'kubernetes') fail('source', `${JSON.stringify(mode)} is not standalone or kubernetes`);
+  const kube = mode === 'kubernetes';
+  // In kubernetes mode the pod's environment names the node (one config serves every node).
+  const fromEnv = (k: string, name: string): string => {
+    const v = env[name];
+    if (v !== undefined && v !== '') return v;
+    return typeof c[k] === 'string' && c[k] !== '' ? (c[k] as string) : fail(k, `must be set: ${name} in the environment (the chart sets it) or ${k} in the file`);
+  };
   const cluster = str('cluster');
   if (!/^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/.test(cluster)) fail('cluster', `${JSON.stringify(cluster)} must be 1-32 lowercase letters, digits or '-'`);
-  const node = str('node');
+  const node = kube ? fromEnv('node', NODE_NAME_ENV) : str('node');
   if (!/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/.test(node)) fail('node', `${JSON.stringify(node)} is not a valid node name`);
   try {
     validateClusterId(c.clusterId, 'configure agent');
@@ -117,12 +140,16 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
     fail('clusterId', (err as Error).message);
   }
   if (!Array.isArray(c.etcd) || c.etcd.length === 0 || !c.etcd.every((e) => typeof e === 'string')) fail('etcd', 'must be a non-empty list of endpoints');
-  const nodeIp = str('nodeIp');
+  const nodeIp = kube ? fromEnv('nodeIp', NODE_IP_ENV) : str('nodeIp');
   if (parseIpv4(nodeIp) === undefined) fail('nodeIp', `${JSON.stringify(nodeIp)} is not an IPv4 address`);
-  const podCidr = str('podCidr');
-  const pc = parseCidr(podCidr);
-  if (typeof pc === 'string') fail('podCidr', pc);
-  else if (pc.bits > 28 || pc.bits < 8) fail('podCidr', `${podCidr} must be between /8 and /28`);
+  if (kube && c.podCidr !== undefined) fail('podCidr', 'comes from the Node (spec.podCIDRs) in kubernetes mode; remove it');
+  if (kube && c.podRuntime === true) fail('podRuntime', 'is the lab\'s stand-in for kubelet; in kubernetes mode kubelet runs the pods');
+  const podCidr = kube ? '' : str('podCidr');
+  if (!kube) {
+    const problem = podCidrProblem(podCidr);
+    if (problem) fail('podCidr', problem);
+  }
+  if (c.kubeconfig !== undefined && (typeof c.kubeconfig !== 'string' || c.kubeconfig === '')) fail('kubeconfig', 'must be a file path');
   const routing = (c.routing ?? 'vxlan') as RoutingMode;
   if (routing !== 'vxlan' && routing !== 'geneve' && routing !== 'direct') fail('routing', `${JSON.stringify(routing)} is not vxlan, geneve or direct`);
   const num = (k: string, dflt: number, min: number, max: number): number => {
@@ -136,6 +163,7 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
     etcd: c.etcd as string[],
     nodeIp,
     podCidr,
+    source: mode,
     routing,
     bpfDir: str('bpfDir'),
     pinRoot: typeof c.pinRoot === 'string' ? c.pinRoot : `/sys/fs/bpf/weft/${cluster}-${node}`,
@@ -156,11 +184,20 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
   };
   if (out.wireguardDevice.length > 14 || !/^[A-Za-z0-9_.-]+$/.test(out.wireguardDevice)) fail('wireguardDevice', `${JSON.stringify(out.wireguardDevice)} must be 1-14 characters of A-Z a-z 0-9 _ . - (lane 1 adds a 'b'; unique on the machine: wireguard-go's sockets are machine-wide)`);
   if (typeof c.cniPlugin === 'string') out.cniPlugin = c.cniPlugin;
+  if (typeof c.kubeconfig === 'string') out.kubeconfig = c.kubeconfig;
   if (c.underlayDevice !== undefined) {
     if (typeof c.underlayDevice !== 'string' || c.underlayDevice.length > 15 || !/^[A-Za-z0-9_.@-]+$/.test(c.underlayDevice)) fail('underlayDevice', `${JSON.stringify(c.underlayDevice)} is not an interface name (1-15 characters of A-Z a-z 0-9 _ . @ -)`);
     out.underlayDevice = c.underlayDevice as string;
   }
   return out;
+}
+
+/** Why `podCidr` cannot be a node's pod CIDR, or undefined when it can. */
+export function podCidrProblem(podCidr: string): string | undefined {
+  const pc = parseCidr(podCidr);
+  if (typeof pc === 'string') return pc;
+  if (pc.bits > 28 || pc.bits < 8) return `${podCidr} must be between /8 and /28`;
+  return undefined;
 }
 
 /** The node's address on its WireGuard device: the first address of its pod CIDR (never given to a pod). */

@@ -15,7 +15,7 @@ import type { Logger } from '@weft/common';
 import { workloadLabels, type IdentityAllocator } from '@weft/identity';
 import type { KvClient } from '@weft/kvstore';
 import { Ip } from '@weft/net';
-import type { ResourceStore } from '@weft/resources';
+import type { ResourceSource } from '@weft/resources';
 import type { AgentConfig } from './config.js';
 import { podMtu } from './config.js';
 import type { Datapath } from './datapath-port.js';
@@ -55,7 +55,7 @@ export interface EndpointManagerDeps {
   kv: KvClient;
   leaseId: () => string;
   allocator: IdentityAllocator;
-  resources: ResourceStore;
+  resources: ResourceSource;
   ipam: Ipam;
   datapath: Datapath;
   /** Called when endpoints change, so policy is recomputed. */

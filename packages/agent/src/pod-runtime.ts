@@ -12,9 +12,8 @@ import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from '@weft/common';
-import type { PrefixWatcher } from '@weft/kvstore';
 import { netns, run } from '@weft/net';
-import type { PodSpec, Resource, ResourceStore } from '@weft/resources';
+import type { PodSpec, Resource, ResourceSource, ResourceWatch } from '@weft/resources';
 import type { AgentConfig } from './config.js';
 
 interface RunningPod {
@@ -34,14 +33,14 @@ export function podNetnsName(cluster: string, namespace: string, name: string): 
 }
 
 export class PodRuntime {
-  private watcher: PrefixWatcher | undefined;
+  private watcher: ResourceWatch | undefined;
   private readonly pods = new Map<string, RunningPod>();
   private readonly stateFile: string;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly config: AgentConfig,
-    private readonly resources: ResourceStore,
+    private readonly resources: ResourceSource,
     private readonly agentSocket: string,
     private readonly log: Logger,
   ) {

@@ -8,9 +8,8 @@
  */
 import { Coalescer, type Logger } from '@weft/common';
 import type { IdentityAllocator } from '@weft/identity';
-import type { PrefixWatcher } from '@weft/kvstore';
 import { parsePolicy, policyCidrs, resolveEndpoint, type CidrIdentityView, type Policy } from '@weft/policy';
-import type { Resource, ResourceStore } from '@weft/resources';
+import type { Resource, ResourceSource, ResourceWatch } from '@weft/resources';
 import type { AgentConfig } from './config.js';
 import type { Datapath, PolicyMapEntry } from './datapath-port.js';
 import type { Endpoint } from './endpoint-manager.js';
@@ -35,7 +34,7 @@ export class PolicyEngine {
   private readonly ruleIds = new Map<string, number>();
   private readonly ruleNames: string[] = [''];
   private readonly state = new Map<number, EndpointPolicyState>();
-  private watchers: PrefixWatcher[] = [];
+  private watchers: ResourceWatch[] = [];
   private readonly recompute: Coalescer;
   private cidrIds: CidrIdentityView[] = [];
   /** Told when the CIDR identities change (they belong in the ipcache). */
@@ -44,7 +43,7 @@ export class PolicyEngine {
 
   constructor(
     private readonly config: AgentConfig,
-    private readonly resources: ResourceStore,
+    private readonly resources: ResourceSource,
     private readonly allocator: IdentityAllocator,
     private readonly datapath: Datapath,
     private readonly endpoints: () => Endpoint[],

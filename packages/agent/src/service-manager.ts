@@ -4,11 +4,12 @@
  * exported services from ClusterState, resolves every service's backends
  * (services.ts) and programs them, differences only, after a short debounce.
  * A failed-over global service is therefore as fast as an endpoint record's
- * removal reaching this node.
+ * removal reaching this node. With a Kubernetes source, a local backend must
+ * also be a ready address of the Service's EndpointSlices, and nothing is
+ * programmed before those are read too.
  */
 import { Coalescer, type Logger } from '@weft/common';
-import type { PrefixWatcher } from '@weft/kvstore';
-import type { ResourceStore, Resource, ServiceSpec } from '@weft/resources';
+import type { Resource, ResourceSource, ResourceWatch, ServiceSpec } from '@weft/resources';
 import type { ClusterState } from './cluster-state.js';
 import type { Datapath, ServiceProgram } from './datapath-port.js';
 import { EndpointIndex, resolveService, serviceRecordKey, serviceView, type RemoteServiceInput, type ServiceRecord, type ServiceState, type ServiceView } from './services.js';
@@ -20,7 +21,14 @@ export class ServiceManager {
   private readonly services = new Map<string, ServiceView>();
   readonly invalid = new Map<string, string>();
   private states: ServiceState[] = [];
-  private watcher: PrefixWatcher | undefined;
+  private watcher: ResourceWatch | undefined;
+  private endpointsWatch: ResourceWatch | undefined;
+  /**
+   * Kubernetes: each Service's ready addresses, from its EndpointSlices; a local backend must be
+   * among them (not-ready and terminating pods get no traffic). Undefined in standalone mode, where
+   * selectors alone decide.
+   */
+  private readonly readyAddresses: Map<string, ReadonlySet<string>> | undefined;
   /** No sync before every Service was read: an agent restart must not empty the pinned maps meanwhile. */
   private ready = false;
   private readonly syncer: Coalescer;
@@ -28,12 +36,13 @@ export class ServiceManager {
 
   constructor(
     private readonly cluster: string,
-    private readonly resources: ResourceStore,
+    private readonly resources: ResourceSource,
     private readonly state: ClusterState,
     private readonly datapath: Datapath,
     private readonly log: Logger,
   ) {
     this.syncer = new Coalescer(() => this.sync(), 10, (err) => this.log.error({ err: err.message }, 'service sync failed'));
+    this.readyAddresses = resources.watchServiceEndpoints ? new Map() : undefined;
   }
 
   async start(): Promise<void> {
@@ -50,13 +59,26 @@ export class ServiceManager {
       onSynced: () => synced(),
       onInvalid: (key, err) => this.invalid.set(key, err.message),
     }, this.log);
-    await ready;
+    const slicesReady = new Promise<void>((resolve) => {
+      if (!this.readyAddresses) return resolve();
+      const byService = this.readyAddresses;
+      this.endpointsWatch = this.resources.watchServiceEndpoints!({
+        onChange: (key, addresses) => {
+          if (addresses) byService.set(key, addresses);
+          else byService.delete(key);
+          this.schedule();
+        },
+        onSynced: () => resolve(),
+      }, this.log);
+    });
+    await Promise.all([ready, slicesReady]);
     this.ready = true;
     this.schedule();
   }
 
   async stop(): Promise<void> {
     await this.watcher?.stop();
+    await this.endpointsWatch?.stop();
     await this.syncer.stop();
   }
 
@@ -100,11 +122,13 @@ export class ServiceManager {
 
     const states: ServiceState[] = [];
     const programs: ServiceProgram[] = [];
-    for (const v of this.services.values()) {
+    for (const [resourceKey, v] of this.services) {
       const remotes: RemoteServiceInput[] = v.global
         ? (remoteServices.get(serviceRecordKey(v.namespace, v.name)) ?? []).map((r) => ({ ...r, endpoints: remoteEps.get(r.cluster)?.select(v.namespace, r.record.selector) ?? [] }))
         : [];
-      const s = resolveService(v, this.cluster, local.select(v.namespace, v.selector), remotes);
+      const selected = local.select(v.namespace, v.selector);
+      const ready = this.readyAddresses && (this.readyAddresses.get(resourceKey) ?? new Set<string>());
+      const s = resolveService(v, this.cluster, ready ? selected.filter((e) => ready.has(e.ip)) : selected, remotes);
       states.push(s);
       const key = `${v.namespace}/${v.name}`;
       this.invalid.delete(key);

@@ -1,8 +1,8 @@
 /** The weft command line. Exit codes: 0 ok, 1 failure, 2 usage error. */
-import { WeftError } from '@weft/common';
 import { agent } from './commands/agent.js';
 import { apply } from './commands/apply.js';
 import { clustermesh, clustermeshApiserver } from './commands/clustermesh.js';
+import { cni } from './commands/cni.js';
 import { connectivityTest } from './commands/connectivity.js';
 import { demo } from './commands/demo.js';
 import { echoServer } from './commands/echo-server.js';
@@ -10,10 +10,11 @@ import { identity } from './commands/identity.js';
 import { bpf, endpointList, policyGet, status } from './commands/inspect.js';
 import { service } from './commands/service.js';
 import { encrypt } from './commands/encrypt.js';
+import { agentHealth, apiserverHealth } from './commands/health.js';
 import { lab } from './commands/lab.js';
 import { observe } from './commands/observe.js';
 import { probe } from './commands/probe.js';
-import { UsageError } from './output.js';
+import { exitOnError, UsageError } from './output.js';
 
 const USAGE = `Usage: weft COMMAND [options]      (every command takes -o json)
 
@@ -37,7 +38,21 @@ Inspect (per cluster, all nodes unless --node):
   observe [--follow] [--pod P] [--namespace N] [--label K=V] [--verdict V] [--identity ID]
   connectivity test [--cluster NAME] [--keep]
   clustermesh status [--cluster NAME]
-  clustermesh connect|disconnect --cluster A --to B
+  clustermesh connect|disconnect --cluster A --to B          lab clusters
+
+Kubernetes (clusters running the Helm chart, through a kubeconfig):
+  clustermesh connect|disconnect --context A --destination-context B [--kubeconfig PATH]
+      [--namespace kube-system] [--release weft] [--wait] [--timeout SECONDS]
+                               exchange CAs, client certificates and addresses (Secret
+                               weft-clustermesh-remotes on both sides), restart both apiservers
+  connectivity test --context A [--destination-context B] [--kubeconfig PATH] [--image IMAGE]
+      [--timeout SECONDS] [--keep]     the connectivity suite as pods in namespace weft-conntest
+
+Node setup and probes (the Helm chart's pods run these):
+  cni install --bin-dir DIR --conf-dir DIR [--socket PATH]   CNI plugin and conflist onto the host
+  cni uninstall --bin-dir DIR --conf-dir DIR                 remove exactly what install wrote
+  agent health [--socket PATH] [--liveness]                  exit 0 ready, 1 not ready (failing checks) or no answer
+  clustermesh-apiserver health --config FILE [--liveness]    the same for the clustermesh-apiserver
 
 Processes:
   agent --config FILE          a node agent (the lab starts these)
@@ -80,9 +95,11 @@ async function main(argv: string[]): Promise<void> {
       if (rest[0] !== 'test') throw new UsageError('Usage: weft connectivity test');
       return connectivityTest(rest.slice(1));
     case 'agent':
-      return agent(rest);
+      return rest[0] === 'health' ? agentHealth(rest.slice(1)) : agent(rest);
+    case 'cni':
+      return cni(rest);
     case 'clustermesh-apiserver':
-      return clustermeshApiserver(rest);
+      return rest[0] === 'health' ? apiserverHealth(rest.slice(1)) : clustermeshApiserver(rest);
     case 'clustermesh':
       return clustermesh(rest);
     case 'echo-server':
@@ -100,10 +117,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  const e = err as Error & { code?: string };
-  const usage = err instanceof UsageError || e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE';
-  const code = err instanceof WeftError || err instanceof UsageError ? ` [${e.code}]` : '';
-  process.stderr.write(`weft: ${e.message}${code}\n`);
-  process.exit(usage ? 2 : 1);
-});
+main(process.argv.slice(2)).catch(exitOnError);

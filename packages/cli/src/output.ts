@@ -1,4 +1,5 @@
 /** Command output: a table for people, or JSON (`-o json`) for scripts. */
+import { WeftError } from '@weft/common';
 
 export type OutputFormat = 'table' | 'json';
 
@@ -25,4 +26,13 @@ export class UsageError extends Error {
 
 export function progress(message: string): void {
   process.stderr.write(`${message}\n`);
+}
+
+/** Ends a failed command: the message (and its code) on stderr; exit 2 for wrong use, else 1. */
+export function exitOnError(err: unknown): never {
+  const e = err as Error & { code?: string };
+  const usage = err instanceof UsageError || e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL';
+  const code = err instanceof WeftError || err instanceof UsageError ? ` [${e.code}]` : '';
+  process.stderr.write(`weft: ${e.message}${code}\n`);
+  process.exit(usage ? 2 : 1);
 }

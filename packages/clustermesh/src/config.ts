@@ -1,9 +1,13 @@
 /**
  * Validation of clustermesh configuration. A remote is rejected, with the
  * reason, when its id is 0 or out of range, equals ours or another remote's,
- * or its name is ours, a duplicate, or not a valid cluster name.
+ * or its name is ours, a duplicate, or not a valid cluster name. Remotes from
+ * `remotesDir` (written by `weft clustermesh connect`) are merged with the
+ * configured ones; one that clashes with a configured remote is rejected and
+ * the configured one stays.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { MeshConfigError } from './errors.js';
 import type { MeshConfig, RemoteConfig } from './types.js';
 
@@ -33,6 +37,48 @@ export function checkRemotes(cluster: string, clusterId: number, remotes: readon
   return problems;
 }
 
+/**
+ * The remotes to run: the configured ones and those of `remotesDir`, with the problems of each.
+ * A file of `remotesDir` that is unreadable, malformed, not named after its remote, or names a
+ * configured remote or id is rejected here (the configured remote is kept); then every remote goes
+ * through checkRemotes.
+ */
+export function resolveRemotes(config: MeshConfig): { remotes: RemoteConfig[]; problems: RemoteProblem[] } {
+  const remotes = [...config.remotes];
+  const problems: RemoteProblem[] = [];
+  for (const { file, remote, problem } of config.remotesDir === undefined ? [] : readRemotesDir(config.remotesDir)) {
+    const clash = remote && config.remotes.find((r) => r.name === remote.name || r.id === remote.id);
+    if (problem || !remote) problems.push({ remote: file, reason: problem ?? 'unreadable' });
+    else if (clash) problems.push({ remote: file, reason: `${clash.name === remote.name ? `name ${remote.name}` : `cluster id ${remote.id}`} is already configured in remotes (remote ${clash.name}, chart value clustermesh.remotes); this file is ignored: remove one of the two` });
+    else remotes.push(remote);
+  }
+  problems.push(...checkRemotes(config.cluster, config.clusterId, remotes));
+  return { remotes, problems };
+}
+
+/** Every `*.json` file of `dir` (a Secret volume: its `..data` entries are skipped), parsed and shape-checked. */
+function readRemotesDir(dir: string): Array<{ file: string; remote?: RemoteConfig; problem?: string }> {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.json') && !f.startsWith('.')).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new MeshConfigError(`remotesDir ${dir}: ${(err as Error).message}`);
+  }
+  return files.map((f) => {
+    const file = join(dir, f);
+    try {
+      const r = JSON.parse(readFileSync(file, 'utf8')) as RemoteConfig;
+      const bad = (['name', 'address', 'ca', 'cert', 'key'] as const).find((k) => typeof r[k] !== 'string' || r[k] === '');
+      if (bad) return { file, problem: `${bad} must be a non-empty string` };
+      if (f !== `${r.name}.json`) return { file, problem: `holds remote ${r.name}: the file must be named ${r.name}.json` };
+      return { file, remote: { name: r.name, id: r.id, address: r.address, ca: r.ca, cert: r.cert, key: r.key } };
+    } catch (err) {
+      return { file, problem: (err as Error).message };
+    }
+  });
+}
+
 export function loadMeshConfig(path: string): MeshConfig {
   let raw: MeshConfig;
   try {
@@ -49,5 +95,8 @@ export function loadMeshConfig(path: string): MeshConfig {
     const v = raw[f];
     if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) throw new MeshConfigError(`${path}: ${f} must be a positive integer, got ${JSON.stringify(v)}`);
   }
+  if (raw.source !== undefined && raw.source !== 'standalone' && raw.source !== 'kubernetes') throw new MeshConfigError(`${path}: source ${JSON.stringify(raw.source)} is not standalone or kubernetes`);
+  if (raw.kubeconfig !== undefined && (typeof raw.kubeconfig !== 'string' || raw.kubeconfig === '')) throw new MeshConfigError(`${path}: kubeconfig must be a file path`);
+  if (raw.remotesDir !== undefined && (typeof raw.remotesDir !== 'string' || raw.remotesDir === '')) throw new MeshConfigError(`${path}: remotesDir must be a directory path`);
   return raw;
 }

@@ -17,4 +17,36 @@ export class MeshCertError extends WeftError {
   }
 }
 
-export const errorCodes = [MeshConfigError.code, MeshCertError.code] as const;
+/** `clustermesh connect|disconnect`: a cluster lacks what connecting needs (chart, CA key, endpoint); nothing was written. */
+export class MeshPrerequisiteError extends WeftError {
+  static readonly code = 'WEFT_ERR_MESH_PREREQUISITE';
+  constructor(action: string, problem: string) {
+    super(MeshPrerequisiteError.code, `Cannot ${action}: ${problem}`);
+  }
+}
+
+/** `clustermesh connect`: the two clusters share a name or id, or one already knows the other another way; nothing was written. */
+export class MeshConflictError extends WeftError {
+  static readonly code = 'WEFT_ERR_MESH_CONFLICT';
+  constructor(action: string, problem: string) {
+    super(MeshConflictError.code, `Cannot ${action}: ${problem}`);
+  }
+}
+
+/** `clustermesh connect|disconnect`: a write failed; the message says what was rolled back and what, if anything, is left. */
+export class MeshWriteError extends WeftError {
+  static readonly code = 'WEFT_ERR_MESH_WRITE';
+  constructor(action: string, problem: string, options?: { cause?: unknown }) {
+    super(MeshWriteError.code, `Cannot ${action}: ${problem}`, options);
+  }
+}
+
+/** `clustermesh connect --wait`: a clustermesh-apiserver Deployment did not roll out in time (the configuration is written). */
+export class MeshRolloutError extends WeftError {
+  static readonly code = 'WEFT_ERR_MESH_ROLLOUT';
+  constructor(problem: string) {
+    super(MeshRolloutError.code, `The clustermesh-apiserver did not roll out: ${problem}`);
+  }
+}
+
+export const errorCodes = [MeshConfigError.code, MeshCertError.code, MeshPrerequisiteError.code, MeshConflictError.code, MeshWriteError.code, MeshRolloutError.code] as const;

@@ -1,7 +1,9 @@
 /**
  * Exporter: this cluster's identities, nodes, endpoints and global services,
- * mirrored from the local etcd into memory by prefix watchers (services turned
- * into export records: only global, shared ones), and served to remote clusters:
+ * mirrored into memory: identities, nodes and endpoints by prefix watchers on
+ * the local etcd, Services through the cluster's ResourceSource (its etcd in
+ * standalone mode, the API server in kubernetes mode) and turned into export
+ * records (only global, shared ones). Served to remote clusters:
  * a snapshot in batches, a synced mark, then every change. Snapshot and
  * subscription happen in one turn of the event loop, so no change falls
  * between them.
@@ -11,7 +13,7 @@ import { IdentityLayout } from '@weft/identity';
 import { PrefixWatcher, type KvClient } from '@weft/kvstore';
 import { ENDPOINTS_PREFIX, NODES_PREFIX } from '@weft/agent/dist/state.js';
 import { exportRecord, serviceRecordKey, serviceView } from '@weft/agent/dist/services.js';
-import { RESOURCES_ROOT, type Resource, type ServiceSpec } from '@weft/resources';
+import { RESOURCES_ROOT, type Resource, type ResourceSource, type ResourceWatch, type ServiceSpec } from '@weft/resources';
 import type { MeshKind, SyncBatch } from './types.js';
 
 const BATCH = 1000;
@@ -23,28 +25,27 @@ type Transform = (key: string, value: string | undefined) => [string, string | u
 
 const SERVICES_PREFIX = `${RESOURCES_ROOT}Service/`;
 
-/** `<namespace>/<name>` of a stored Service -> `<namespace>.<name>` and its export record, if it is global and shared. */
-const exportService: Transform = (key, value) => {
-  const [namespace = '', name = ''] = key.split('/');
+/** A Service's resourceKey -> `<namespace>.<name>` and its export record, if it is global and shared. */
+function exportService(key: string, service: Resource<ServiceSpec> | undefined): [string, string | undefined] {
+  const [namespace = '', name = ''] = key.slice(SERVICES_PREFIX.length).split('/');
   const out = serviceRecordKey(namespace, name);
-  if (value === undefined) return [out, undefined];
-  try {
-    const view = serviceView(JSON.parse(value) as Resource<ServiceSpec>);
-    const record = typeof view === 'string' ? undefined : exportRecord(view);
-    return [out, record ? JSON.stringify(record) : undefined];
-  } catch {
-    return [out, undefined];
-  }
-};
+  if (service === undefined) return [out, undefined];
+  const view = serviceView(service);
+  const record = typeof view === 'string' ? undefined : exportRecord(view);
+  return [out, record ? JSON.stringify(record) : undefined];
+}
 
 export class Exporter {
   private readonly data = new Map<MeshKind, Map<string, string>>();
   private readonly listeners = new Map<MeshKind, Set<Listener>>();
   private readonly watchers: PrefixWatcher[] = [];
+  private servicesWatch: ResourceWatch | undefined;
 
   constructor(
     private readonly kv: KvClient,
     private readonly log: Logger,
+    /** Where Services come from. */
+    private readonly resources: ResourceSource,
   ) {}
 
   async start(): Promise<void> {
@@ -53,31 +54,44 @@ export class Exporter {
       ['identities', new IdentityLayout().mastersPrefix, identity],
       ['nodes', NODES_PREFIX, identity],
       ['endpoints', ENDPOINTS_PREFIX, identity],
-      ['services', SERVICES_PREFIX, exportService],
     ];
     for (const [kind, prefix, transform] of prefixes) {
-      const map = new Map<string, string>();
-      this.data.set(kind, map);
-      this.listeners.set(kind, new Set());
+      const set = this.setter(kind);
       this.watchers.push(new PrefixWatcher(this.kv, prefix, {
-        onEvent: (e) => {
-          const [key, value] = transform(e.key.slice(prefix.length), e.type === 'delete' ? undefined : e.value.toString());
-          if (value === undefined) {
-            if (!map.delete(key)) return;
-            this.notify(kind, { kind, upserts: [], deletes: [key] });
-          } else {
-            if (map.get(key) === value) return;
-            map.set(key, value);
-            this.notify(kind, { kind, upserts: [[key, value]], deletes: [] });
-          }
-        },
+        onEvent: (e) => set(...transform(e.key.slice(prefix.length), e.type === 'delete' ? undefined : e.value.toString())),
       }, { logger: this.log }).start());
     }
-    await Promise.all(this.watchers.map((w) => w.waitSynced()));
+    const setService = this.setter('services');
+    const servicesSynced = new Promise<void>((resolve) => {
+      this.servicesWatch = this.resources.watch<ServiceSpec>('Service', {
+        onChange: (_type, key, service) => setService(...exportService(key, service)),
+        onSynced: () => resolve(),
+        // Not exported while it does not parse (as a Service deleted).
+        onInvalid: (key) => setService(...exportService(key, undefined)),
+      }, this.log);
+    });
+    await Promise.all([...this.watchers.map((w) => w.waitSynced()), servicesSynced]);
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.watchers.map((w) => w.stop()));
+    await Promise.all([...this.watchers.map((w) => w.stop()), this.servicesWatch?.stop()]);
+  }
+
+  /** Sets (or, for an undefined value, removes) one exported entry of `kind`, telling subscribers of real changes. */
+  private setter(kind: MeshKind): (key: string, value: string | undefined) => void {
+    const map = new Map<string, string>();
+    this.data.set(kind, map);
+    this.listeners.set(kind, new Set());
+    return (key, value) => {
+      if (value === undefined) {
+        if (!map.delete(key)) return;
+        this.notify(kind, { kind, upserts: [], deletes: [key] });
+      } else {
+        if (map.get(key) === value) return;
+        map.set(key, value);
+        this.notify(kind, { kind, upserts: [[key, value]], deletes: [] });
+      }
+    };
   }
 
   /** Local nodes' pod CIDRs, so imports can refuse endpoints that claim them. */

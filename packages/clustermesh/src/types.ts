@@ -45,6 +45,16 @@ export interface MeshConfig {
   staleAfterSeconds?: number;
   /** Operations per transaction the local etcd accepts (its --max-txn-ops). Default 128, etcd's default. */
   etcdMaxTxnOps?: number;
+  /** Where this cluster's Services come from: its etcd (standalone, the default) or the Kubernetes API server. */
+  source?: 'standalone' | 'kubernetes';
+  /** kubernetes mode: a kubeconfig file (development); default the pod's service account. */
+  kubeconfig?: string;
+  /**
+   * A directory of more remotes, one RemoteConfig JSON per file named `<remote>.json`: the Secret
+   * `weft clustermesh connect` writes, which Helm does not manage. Added to `remotes`; a missing or
+   * empty directory adds none.
+   */
+  remotesDir?: string;
 }
 
 export const MESH_ROOT = 'weft/mesh/v1/';

@@ -1,9 +1,11 @@
 /**
  * The mesh service on gRPC, with JSON messages (a generic service definition:
  * no code generation, and messages stay readable in captures).
- *   /weft.mesh.v1.Mesh/Sync   SyncRequest -> stream SyncBatch
+ *   /weft.mesh.v1.Mesh/Sync     SyncRequest -> stream SyncBatch
+ *   /weft.mesh.v1.Mesh/Health   {} -> HealthReport (health.ts; the probe of its own pod)
  */
 import * as grpc from '@grpc/grpc-js';
+import type { HealthReport } from '@weft/common';
 import type { SyncBatch, SyncRequest } from './types.js';
 
 const json = {
@@ -20,6 +22,15 @@ export const MeshService: grpc.ServiceDefinition = {
     requestDeserialize: json.deserialize as (b: Buffer) => SyncRequest,
     responseSerialize: json.serialize,
     responseDeserialize: json.deserialize as (b: Buffer) => SyncBatch,
+  },
+  health: {
+    path: '/weft.mesh.v1.Mesh/Health',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: json.serialize,
+    requestDeserialize: json.deserialize,
+    responseSerialize: json.serialize,
+    responseDeserialize: json.deserialize as (b: Buffer) => HealthReport,
   },
 };
 

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
+import { ApiServer } from '@weft/agent/dist/api.js';
 import { runPlugin } from './plugin.js';
 
 const env = (over: Record<string, string>) => ({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc', CNI_NETNS: '/var/run/netns/p1', CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=demo;K8S_POD_NAME=web', ...over });
@@ -74,5 +75,22 @@ describe('CNI plugin', () => {
   it('lets DEL succeed when the agent is gone, so pod teardown never wedges', async () => {
     const out = await runPlugin(env({ CNI_COMMAND: 'DEL' }), JSON.stringify({ cniVersion: '1.0.0', agentSocket: join(dir, 'nobody.sock') }));
     assert.equal(out.exitCode, 0);
+  });
+
+  it('treats an agent that is still starting as not running: ADD tries again later, DEL succeeds', async () => {
+    // The agent's own API server as it is while the agent starts: health only, every other route 503.
+    const starting = new ApiServer(join(dir, 'starting.sock'));
+    starting.starting = true;
+    await starting.start();
+    try {
+      const startingConf = JSON.stringify({ cniVersion: '1.0.0', agentSocket: starting.socketPath });
+      const add = await runPlugin(env({}), startingConf);
+      assert.equal(add.exitCode, 1);
+      assert.equal(JSON.parse(add.stdout).code, 11, add.stdout);
+      assert.match(JSON.parse(add.stdout).msg, /The agent is starting/);
+      assert.equal((await runPlugin(env({ CNI_COMMAND: 'DEL' }), startingConf)).exitCode, 0);
+    } finally {
+      await starting.stop();
+    }
   });
 });

@@ -6,7 +6,7 @@
  */
 // The client module alone: kubelet execs the plugin for every pod, and loading the whole
 // agent (etcd, gRPC) would add over 100 ms to each pod start.
-import { AgentApiError, AgentClient, AgentUnreachableError } from '@weft/agent/dist/api.js';
+import { AGENT_STARTING, AgentApiError, AgentClient, AgentUnreachableError } from '@weft/agent/dist/api.js';
 
 export const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0'];
 
@@ -74,7 +74,8 @@ export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string): Promise<
     };
     return { stdout: JSON.stringify(result) + '\n', exitCode: 0 };
   } catch (err) {
-    if (err instanceof AgentUnreachableError) {
+    // An agent still starting has not restored its endpoints yet: as if it were not running.
+    if (err instanceof AgentUnreachableError || (err instanceof AgentApiError && err.code === AGENT_STARTING)) {
       // A DEL for a node whose agent is gone must not wedge pod teardown.
       if (command === 'DEL') return { stdout: '', exitCode: 0 };
       return error(version, CniError.tryAgainLater, err.message);

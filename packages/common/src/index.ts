@@ -4,3 +4,4 @@ export { retry, type RetryPolicy, type RetryOptions } from './retry.js';
 export { sleep, throwIfAborted } from './sleep.js';
 export { createLogger, silentLogger, type Logger, type LogContext } from './logger.js';
 export { Coalescer } from './coalescer.js';
+export { healthReport, type HealthCheck, type HealthReport } from './health.js';

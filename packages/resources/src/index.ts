@@ -1,6 +1,7 @@
 export { ResourceStore, resourceKey, clusterIPKey, RESOURCES_ROOT, CLUSTER_IP_INDEX, type ApplyResult, type ResourceStoreOptions } from './store.js';
 export { SERVICE_CIDR } from './cluster-ip.js';
-export { validateResource } from './validate.js';
+export { validateResource, type ValidateOptions } from './validate.js';
+export type { ResourceSource, ResourceWatch, ResourceWatchHandler, ServiceEndpointsHandler } from './source.js';
 export { parseYamlDocuments, type SourceDocument } from './yaml.js';
 export { loadResourceFiles } from './load.js';
 export { InvalidResourceError, ResourceNotFoundError, ClusterIPInUseError, ClusterIPExhaustedError, ResourceConflictError, errorCodes } from './errors.js';

@@ -20,6 +20,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { clusterIPProblem, pickFreeClusterIP, SERVICE_CIDR } from './cluster-ip.js';
 import { Backoff, cmp, op, PrefixWatcher, sleep, type Compare, type KeyValue, type KvClient, type Logger, type TxnOp, type WatchEvent } from './deps.js';
 import { ClusterIPExhaustedError, ClusterIPInUseError, InvalidResourceError, ResourceConflictError, ResourceNotFoundError } from './errors.js';
+import type { ResourceSource } from './source.js';
 import { NAMESPACED, resourceRef, type Resource, type ResourceKind, type ServiceSpec } from './types.js';
 
 export const RESOURCES_ROOT = 'weft/resources/v1/';
@@ -59,7 +60,7 @@ interface ApplyPlan {
   results: ApplyResult[];
 }
 
-export class ResourceStore {
+export class ResourceStore implements ResourceSource {
   private readonly maxAttempts: number;
   private readonly random: () => number;
 

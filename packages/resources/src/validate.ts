@@ -47,8 +47,18 @@ class V {
   }
 }
 
+export interface ValidateOptions {
+  /**
+   * The object comes from a Kubernetes API server (the Kubernetes source): kubelet runs its pods, so
+   * containers need no command (the image's entrypoint runs), and NodePort and LoadBalancer Services
+   * are taken for their cluster IP (Weft load-balances cluster IPs only). Everything else is checked
+   * exactly as for `weft apply`.
+   */
+  kubernetes?: boolean;
+}
+
 /** Validates one decoded document (`where` names it in errors, e.g. "#2 (Pod shop/web) in pods.yaml"). */
-export function validateResource(doc: unknown, where: string, cluster: string): Resource {
+export function validateResource(doc: unknown, where: string, cluster: string, options: ValidateOptions = {}): Resource {
   const v = new V(where);
   const d = v.obj(doc, '(document)');
   const kind = d.kind as ResourceKind;
@@ -74,10 +84,10 @@ export function validateResource(doc: unknown, where: string, cluster: string): 
     case 'Namespace':
       return { ...base, spec: {} };
     case 'Pod':
-      return { ...base, spec: validatePodSpec(v, d.spec) };
+      return { ...base, spec: validatePodSpec(v, d.spec, options.kubernetes === true) };
     case 'Service':
       validateServiceAnnotations(v, metadata.annotations);
-      return { ...base, spec: validateServiceSpec(v, d.spec) };
+      return { ...base, spec: validateServiceSpec(v, d.spec, options.kubernetes === true) };
     default:
       try {
         parsePolicy({ ...d, metadata: { ...m, ...(metadata.namespace ? { namespace: metadata.namespace } : {}) } }, cluster);
@@ -89,7 +99,7 @@ export function validateResource(doc: unknown, where: string, cluster: string): 
   }
 }
 
-function validatePodSpec(v: V, s: unknown): PodSpec {
+function validatePodSpec(v: V, s: unknown, kubelet: boolean): PodSpec {
   const spec = v.obj(s, 'spec');
   const out: PodSpec = { containers: [] };
   if (spec.nodeName !== undefined) {
@@ -105,7 +115,7 @@ function validatePodSpec(v: V, s: unknown): PodSpec {
     names.add(name);
     const argv = [...(Array.isArray(co.command) ? co.command : []), ...(Array.isArray(co.args) ? co.args : [])];
     if (co.command !== undefined && !Array.isArray(co.command)) v.fail(`spec.containers[${i}].command`, 'must be a list of strings');
-    if (argv.length === 0) v.fail(`spec.containers[${i}].command`, 'is required: standalone pods run their command as a host process (e.g. ["weft", "echo-server", "--tcp", "8080"])');
+    if (argv.length === 0 && !kubelet) v.fail(`spec.containers[${i}].command`, 'is required: standalone pods run their command as a host process (e.g. ["weft", "echo-server", "--tcp", "8080"])');
     argv.forEach((a, j) => {
       if (typeof a !== 'string') v.fail(`spec.containers[${i}].command[${j}]`, 'must be a string');
     });
@@ -128,9 +138,10 @@ function validateServiceAnnotations(v: V, annotations: Record<string, string>): 
   }
 }
 
-function validateServiceSpec(v: V, s: unknown): ServiceSpec {
+function validateServiceSpec(v: V, s: unknown, kubernetes: boolean): ServiceSpec {
   const spec = v.obj(s, 'spec');
-  if (spec.type !== undefined && spec.type !== 'ClusterIP') v.fail('spec.type', `${JSON.stringify(spec.type)} is not supported (ClusterIP)`);
+  const types = kubernetes ? ['ClusterIP', 'NodePort', 'LoadBalancer'] : ['ClusterIP'];
+  if (spec.type !== undefined && !types.includes(spec.type as string)) v.fail('spec.type', `${JSON.stringify(spec.type)} is not supported (${types.join(', ')})`);
   const out: ServiceSpec = { type: 'ClusterIP', selector: v.map(spec.selector, 'spec.selector', LABEL_KEY, LABEL_VALUE), ports: [] };
   if (spec.clusterIP !== undefined) {
     const ip = v.str(spec.clusterIP, 'spec.clusterIP');

@@ -1,6 +1,6 @@
-/** `weft clustermesh-apiserver --config FILE` (the process) and `weft clustermesh status`. */
+/** `weft clustermesh-apiserver --config FILE` (the process), `weft clustermesh status` and `connect|disconnect`. */
 import { parseArgs } from 'node:util';
-import { ClusterMeshApiServer, loadMeshConfig, MESH_STATUS_PREFIX, type MeshStatus } from '@weft/clustermesh';
+import { ClusterMeshApiServer, kubeConnect, kubeDisconnect, loadMeshConfig, MESH_STATUS_PREFIX, type MeshStatus } from '@weft/clustermesh';
 import { meshConnect, meshDisconnect } from '@weft/lab';
 import { kvFor, labCluster } from '../context.js';
 import { parseFormat, printJson, printTable, progress, UsageError } from '../output.js';
@@ -19,7 +19,7 @@ export async function clustermeshApiserver(argv: string[]): Promise<void> {
 export async function clustermesh(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   if (sub === 'connect' || sub === 'disconnect') return connect(sub, rest);
-  if (sub !== 'status') throw new UsageError('Usage: weft clustermesh status|connect|disconnect [--cluster NAME] [--to NAME] [-o json]');
+  if (sub !== 'status') throw new UsageError(`Usage: weft clustermesh status [--cluster NAME] [-o json]\n${CONNECT_USAGE}`);
   const { values } = parseArgs({ args: rest, options: { cluster: { type: 'string' }, etcd: { type: 'string' }, output: { type: 'string', short: 'o' } } });
   const { kv, clusterName } = kvFor({ cluster: values.cluster, etcd: values.etcd });
   try {
@@ -35,14 +35,39 @@ export async function clustermesh(argv: string[]): Promise<void> {
   }
 }
 
-/** `weft clustermesh connect|disconnect --cluster A --to B` for lab clusters: certificates, configuration, restarts. */
+const CONNECT_USAGE = `       weft clustermesh connect|disconnect --context A --destination-context B [--kubeconfig PATH] [--namespace kube-system] [--release weft] [--wait] [--timeout SECONDS] [-o json]
+       weft clustermesh connect|disconnect --cluster A --to B [-o json]      (lab clusters)`;
+
+/**
+ * `weft clustermesh connect|disconnect`: with --context, two Kubernetes clusters running the chart
+ * (packages/clustermesh/src/kube-connect.ts); with --cluster, two lab clusters: certificates,
+ * configuration, restarts.
+ */
 async function connect(sub: 'connect' | 'disconnect', argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { cluster: { type: 'string' }, to: { type: 'string' }, output: { type: 'string', short: 'o' } } });
-  if (!values.cluster || !values.to) throw new UsageError(`Usage: weft clustermesh ${sub} --cluster A --to B`);
+  const options = {
+    cluster: { type: 'string' }, to: { type: 'string' }, context: { type: 'string' }, 'destination-context': { type: 'string' }, kubeconfig: { type: 'string' },
+    namespace: { type: 'string' }, release: { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' }, output: { type: 'string', short: 'o' },
+  } as const;
+  const { values } = parseArgs({ args: argv, options });
+  const format = parseFormat(values.output);
+  if (values.context !== undefined || values['destination-context'] !== undefined) {
+    if (!values.context || !values['destination-context']) throw new UsageError(`weft clustermesh ${sub} needs both --context and --destination-context\n${CONNECT_USAGE}`);
+    const timeout = values.timeout === undefined ? 300 : Number(values.timeout);
+    if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`Invalid --timeout ${JSON.stringify(values.timeout)}: give seconds, e.g. 300`);
+    const run = sub === 'connect' ? kubeConnect : kubeDisconnect;
+    const result = await run({
+      context: values.context, destinationContext: values['destination-context'], wait: values.wait ?? false, timeoutMs: timeout * 1000, progress,
+      ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}), ...(values.namespace !== undefined ? { namespace: values.namespace } : {}), ...(values.release !== undefined ? { release: values.release } : {}),
+    });
+    if (format === 'json') return printJson(result);
+    printTable(['CONTEXT', 'CLUSTER', 'ID', 'ADDRESS', 'REMOTE', 'SECRET', 'KEY', 'CHANGE', 'RESTARTED'], result.clusters.map((c) => [c.context, c.cluster, c.id, c.address ?? '-', c.remote, `${c.namespace}/${c.secret}`, c.key, c.change, c.restarted ? (result.rolledOut ? 'rolled out' : 'yes') : 'no']));
+    return;
+  }
+  if (!values.cluster || !values.to) throw new UsageError(`Usage: weft clustermesh ${sub} --context A --destination-context B | --cluster A --to B\n${CONNECT_USAGE}`);
   const a = labCluster(values.cluster);
   const b = labCluster(values.to);
   if (sub === 'connect') await meshConnect(a, b, progress);
   else await meshDisconnect(a, b, progress);
-  if (parseFormat(values.output) === 'json') printJson({ [sub === 'connect' ? 'connected' : 'disconnected']: [a.name, b.name] });
+  if (format === 'json') printJson({ [sub === 'connect' ? 'connected' : 'disconnected']: [a.name, b.name] });
   else process.stdout.write(`${a.name} and ${b.name} ${sub}ed\n`);
 }

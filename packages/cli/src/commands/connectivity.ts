@@ -6,7 +6,9 @@
  * removes what it deployed. When the lab has a second cluster connected to
  * the first, it also deploys there and tests pod to pod across clusters
  * (allowed and denied by a policy naming the source cluster) and a global
- * service answered from both clusters.
+ * service answered from both clusters. The cases are connectivity-cases.ts's;
+ * with --context the same suite runs against Kubernetes clusters running the
+ * chart instead (connectivity-kube.ts).
  */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -16,52 +18,18 @@ import { agentSocket, applyAndWait, etcdEndpoint, readLabState, WORLD_IP, type C
 import { KvClient } from '@weft/kvstore';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
 import { agentsFor, labCluster } from '../context.js';
-import { parseFormat, printJson, printTable, progress } from '../output.js';
+import { parseFormat, progress, UsageError, type OutputFormat } from '../output.js';
+import { kubeConnectivityTest } from './connectivity-kube.js';
+import { APP, connectivityCases, echoCommand, globalServiceCaseName, NS, policyDoc, reportResults, serviceDoc, SERVICE, type CaseResult, type CaseTargets } from './connectivity-cases.js';
 
-const NS = 'weft-conntest';
 const WEFT_CLI = resolve(__dirname, '..', '..', 'bin', 'weft.js');
-
-interface Case {
-  name: string;
-  from: string;
-  target: string[];
-  expect: 'pass' | 'drop';
-}
-
-export interface CaseResult {
-  name: string;
-  expected: string;
-  observed: string;
-  ok: boolean;
-  detail: string;
-}
-
-const SERVICE = 'ct-echo';
-
-/** The service, global when a remote cluster takes part. */
-function serviceDoc(global: boolean): unknown {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name: SERVICE, namespace: NS, annotations: global ? { 'weft.io/global': 'true' } : {} },
-    spec: { selector: { app: 'ct-echo' }, ports: [{ name: 'http', port: 80, targetPort: 8081 }] },
-  };
-}
 
 /** What the second cluster runs: an echo pod, a policy admitting only the first cluster's client, the global service. */
 function remoteResources(r: ClusterLayout, first: ClusterLayout): Resource[] {
   const docs = [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
-    { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'echo-remote', namespace: NS, labels: { app: 'ct-echo' } }, spec: { nodeName: r.nodes[0]!.name, containers: [{ name: 'main', command: ['weft', 'echo-server', '--http', '8081'] }] } },
-    {
-      apiVersion: 'weft.io/v1',
-      kind: 'WeftNetworkPolicy',
-      metadata: { name: 'echo-ingress', namespace: NS },
-      spec: {
-        endpointSelector: { matchLabels: { app: 'ct-echo' } },
-        ingress: [{ fromEndpoints: [{ matchLabels: { app: 'ct-client', 'weft.io/cluster': first.name } }], toPorts: [{ ports: [{ port: '8081', protocol: 'TCP' }] }] }],
-      },
-    },
+    { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'echo-remote', namespace: NS, labels: { app: APP.echo } }, spec: { nodeName: r.nodes[0]!.name, containers: [{ name: 'main', command: echoCommand(true) }] } },
+    policyDoc(first.name),
     serviceDoc(true),
   ];
   return docs.map((d, i) => validateResource(d, `connectivity test (${r.name}) #${i + 1}`, r.name));
@@ -71,22 +39,14 @@ function resources(c: ClusterLayout, global: boolean): Resource[] {
   const n1 = c.nodes[0]!.name;
   const n2 = (c.nodes[1] ?? c.nodes[0]!).name;
   const pod = (name: string, node: string, app: string, command: string[]): unknown => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: NS, labels: { app } }, spec: { nodeName: node, containers: [{ name: 'main', command }] } });
-  const echo = ['weft', 'echo-server', '--tcp', '8080', '--udp', '9090', '--http', '8081'];
+  const echo = echoCommand();
   const docs = [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
-    pod('client', n1, 'ct-client', ['sleep', 'infinity']),
-    pod('intruder', n1, 'ct-intruder', ['sleep', 'infinity']),
-    pod('echo-same-node', n1, 'ct-echo', echo),
-    pod('echo-other-node', n2, 'ct-echo', echo),
-    {
-      apiVersion: 'weft.io/v1',
-      kind: 'WeftNetworkPolicy',
-      metadata: { name: 'echo-ingress', namespace: NS },
-      spec: {
-        endpointSelector: { matchLabels: { app: 'ct-echo' } },
-        ingress: [{ fromEndpoints: [{ matchLabels: { app: 'ct-client' } }], toPorts: [{ ports: [{ port: '8081', protocol: 'TCP' }, { port: '9090', protocol: 'UDP' }] }] }],
-      },
-    },
+    pod('client', n1, APP.client, ['sleep', 'infinity']),
+    pod('intruder', n1, APP.intruder, ['sleep', 'infinity']),
+    pod('echo-same-node', n1, APP.echo, echo),
+    pod('echo-other-node', n2, APP.echo, echo),
+    policyDoc(),
     serviceDoc(global),
   ];
   return docs.map((d, i) => validateResource(d, `connectivity test #${i + 1}`, c.name));
@@ -139,8 +99,29 @@ function runProbe(cluster: string, pod: string, target: string[]): Promise<{ ok:
 }
 
 export async function connectivityTest(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { cluster: { type: 'string' }, keep: { type: 'boolean', default: false }, output: { type: 'string', short: 'o' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      cluster: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      output: { type: 'string', short: 'o' },
+      // Kubernetes clusters running the chart (connectivity-kube.ts); without --context, the lab.
+      context: { type: 'string' },
+      'destination-context': { type: 'string' },
+      kubeconfig: { type: 'string' },
+      namespace: { type: 'string' },
+      release: { type: 'string' },
+      image: { type: 'string' },
+      timeout: { type: 'string' },
+    },
+  });
   const format = parseFormat(values.output);
+  const kubeOnly = (['destination-context', 'kubeconfig', 'namespace', 'release', 'image', 'timeout'] as const).filter((k) => values[k] !== undefined);
+  if (values.context === undefined && kubeOnly.length > 0) throw new UsageError(`--${kubeOnly[0]} needs --context (the lab's connectivity test takes --cluster)`);
+  if (values.context !== undefined) {
+    if (values.cluster !== undefined) throw new UsageError('--cluster names a lab cluster: use --context and --destination-context for Kubernetes clusters');
+    return kubeConnectivityCommand(values, format);
+  }
   const c = labCluster(values.cluster);
   const kv = new KvClient({ endpoints: [etcdEndpoint(c)] });
   const store = new ResourceStore(kv);
@@ -163,24 +144,12 @@ export async function connectivityTest(argv: string[]): Promise<void> {
     const same = await podIp(kv, 'echo-same-node');
     const other = await podIp(kv, 'echo-other-node');
     const crossNode = c.nodes.length > 1;
-    const cases: Case[] = [
-      { name: 'pod to pod, same node, allowed (HTTP)', from: 'client', target: ['--http', `http://${same}:8081/`], expect: 'pass' },
-      { name: `pod to pod, ${crossNode ? 'across nodes' : 'same node'}, allowed (HTTP)`, from: 'client', target: ['--http', `http://${other}:8081/`], expect: 'pass' },
-      { name: `pod to pod, ${crossNode ? 'across nodes' : 'same node'}, allowed (UDP)`, from: 'client', target: ['--udp', `${other}:9090`], expect: 'pass' },
-      { name: 'pod to pod, same node, denied by policy (wrong source)', from: 'intruder', target: ['--http', `http://${same}:8081/`], expect: 'drop' },
-      { name: `pod to pod, ${crossNode ? 'across nodes' : 'same node'}, denied by policy (wrong source)`, from: 'intruder', target: ['--http', `http://${other}:8081/`], expect: 'drop' },
-      { name: 'pod to pod, denied by policy (port not allowed)', from: 'client', target: ['--tcp', `${other}:8080`], expect: 'drop' },
-      { name: 'pod to world (HTTP)', from: 'client', target: ['--http', `http://${WORLD_IP}:8081/`], expect: 'pass' },
-      { name: 'pod to ClusterIP service (HTTP)', from: 'client', target: ['--http', `http://${vip}:80/`], expect: 'pass' },
-    ];
+    let remote: CaseTargets['remote'];
     if (peer) {
       const pkv = new KvClient({ endpoints: [etcdEndpoint(peer)] });
-      const remoteEcho = await podIp(pkv, 'echo-remote').finally(() => pkv.close());
-      cases.push(
-        { name: `pod to pod, across clusters (${c.name} -> ${peer.name}), allowed by cluster label (HTTP)`, from: 'client', target: ['--http', `http://${remoteEcho}:8081/`], expect: 'pass' },
-        { name: `pod to pod, across clusters (${c.name} -> ${peer.name}), denied by policy (wrong source)`, from: 'intruder', target: ['--http', `http://${remoteEcho}:8081/`], expect: 'drop' },
-      );
+      remote = { from: c.name, to: peer.name, ip: await podIp(pkv, 'echo-remote').finally(() => pkv.close()) };
     }
+    const cases = connectivityCases({ same, other, crossNode, vip, world: WORLD_IP, ...(remote ? { remote } : {}) });
     for (const k of cases) {
       const r = await runProbe(c.name, k.from, k.target);
       const observed = r.ok ? 'pass' : 'drop';
@@ -195,7 +164,7 @@ export async function connectivityTest(argv: string[]): Promise<void> {
         if (r.ok) answered.add((JSON.parse(r.detail) as { cluster?: string }).cluster ?? '?');
       }
       const ok = answered.has(c.name) && answered.has(peer.name);
-      results.push({ name: `global service answered from both clusters (${c.name}, ${peer.name})`, expected: 'pass', observed: ok ? 'pass' : 'drop', ok, detail: `answered by ${[...answered].join(', ') || 'none'}` });
+      results.push({ name: globalServiceCaseName(c.name, peer.name), expected: 'pass', observed: ok ? 'pass' : 'drop', ok, detail: `answered by ${[...answered].join(', ') || 'none'}` });
       progress(`[connectivity] ${ok ? 'PASS' : 'FAIL'}  global service answered from both clusters`);
     }
     // Denials must be visible as DROPPED flows with a policy reason.
@@ -214,12 +183,35 @@ export async function connectivityTest(argv: string[]): Promise<void> {
     }
     kv.close();
   }
-  const passed = results.filter((r) => r.ok).length;
-  if (format === 'json') printJson({ cluster: c.name, passed, failed: results.length - passed, results });
-  else {
-    printTable(['RESULT', 'CASE', 'EXPECTED', 'OBSERVED', 'DETAIL'], results.map((r) => [r.ok ? 'PASS' : 'FAIL', r.name, r.expected, r.observed, r.detail]));
-    process.stdout.write(`\n${passed} passed, ${results.length - passed} failed\n`);
-  }
-  if (passed !== results.length) process.exitCode = 1;
+  reportResults(format, results, { cluster: c.name });
 }
 
+/** `--context A [--destination-context B]`: the suite against clusters running the chart; Ctrl-C still cleans up. */
+async function kubeConnectivityCommand(values: { context?: string; 'destination-context'?: string; kubeconfig?: string; namespace?: string; release?: string; image?: string; timeout?: string; keep?: boolean }, format: OutputFormat): Promise<void> {
+  const timeout = values.timeout === undefined ? 300 : Number(values.timeout);
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`Invalid --timeout ${JSON.stringify(values.timeout)}: use a number of seconds`);
+  const abort = new AbortController();
+  const onSignal = (): void => {
+    progress('[connectivity] interrupted: deleting the test namespaces');
+    abort.abort();
+  };
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  try {
+    const r = await kubeConnectivityTest({
+      context: values.context!,
+      ...(values['destination-context'] !== undefined ? { destinationContext: values['destination-context'] } : {}),
+      ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
+      ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
+      ...(values.release !== undefined ? { release: values.release } : {}),
+      ...(values.image !== undefined ? { image: values.image } : {}),
+      timeoutMs: timeout * 1000,
+      keep: !!values.keep,
+      signal: abort.signal,
+      progress,
+    });
+    reportResults(format, r.results, { clusters: r.clusters, image: r.image });
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+  }
+  if (abort.signal.aborted) process.exitCode = 130;
+}

@@ -2,7 +2,16 @@
  * `weft probe --http URL | --tcp HOST:PORT | --udp HOST:PORT [--timeout MS]`:
  * one connection attempt from wherever it runs (the connectivity test runs it
  * inside pods). Prints JSON; exit 0 when the peer answered, 1 when not.
+ *
+ * For probes run as Kubernetes pods (`weft connectivity test --context`):
+ * `--attempts N` tries up to N times, 500 ms apart, and stops at the first
+ * answer (a new pod's identity may take a moment to reach the peer's node; a
+ * denied case then gets N chances to leak); `--expect-clusters a,b` (HTTP)
+ * succeeds only once answers came from each named cluster (the echo server
+ * names its cluster); `--termination-log FILE` also writes the JSON there, so
+ * it becomes the container's termination message.
  */
+import { writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { request } from 'node:http';
 import { connect } from 'node:net';
@@ -16,10 +25,49 @@ function hostPort(v: string): { host: string; port: number } {
   return { host: v.slice(0, i), port };
 }
 
+interface Target {
+  http?: string | undefined;
+  tcp?: string | undefined;
+  udp?: string | undefined;
+}
+
 export async function probe(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { http: { type: 'string' }, tcp: { type: 'string' }, udp: { type: 'string' }, timeout: { type: 'string', default: '2000' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { http: { type: 'string' }, tcp: { type: 'string' }, udp: { type: 'string' }, timeout: { type: 'string', default: '2000' }, attempts: { type: 'string', default: '1' }, 'expect-clusters': { type: 'string' }, 'termination-log': { type: 'string' } },
+  });
   const timeout = Number(values.timeout);
+  const attempts = Number(values.attempts);
+  if (!Number.isInteger(attempts) || attempts < 1) throw new UsageError(`Invalid --attempts ${JSON.stringify(values.attempts)}: use a positive integer`);
+  const want = values['expect-clusters']?.split(',').filter(Boolean);
+  if (want && !values.http) throw new UsageError('--expect-clusters needs --http');
   const t0 = Date.now();
+  let result: { ok: boolean; detail: string } = { ok: false, detail: '' };
+  const answered = new Set<string>();
+  let n = 0;
+  while (n < attempts) {
+    if (n > 0) await new Promise((r) => setTimeout(r, 500));
+    n++;
+    result = await once(values, timeout);
+    if (want && result.ok) {
+      try {
+        answered.add((JSON.parse(result.detail) as { cluster?: string }).cluster ?? '?');
+      } catch {
+        answered.add('?');
+      }
+      result = { ok: want.every((c) => answered.has(c)), detail: `answered by ${[...answered].sort().join(', ')}` };
+    }
+    if (result.ok) break;
+  }
+  if (want && !result.ok) result = { ok: false, detail: `answered by ${[...answered].sort().join(', ') || 'none'} (expected ${want.join(', ')})` };
+  const out = JSON.stringify({ ...result, ms: Date.now() - t0, ...(attempts > 1 ? { attempts: n } : {}), ...(want ? { clusters: [...answered].sort() } : {}) });
+  process.stdout.write(out + '\n');
+  if (values['termination-log']) writeFileSync(values['termination-log'], out);
+  process.exitCode = result.ok ? 0 : 1;
+}
+
+/** One attempt. */
+async function once(values: Target, timeout: number): Promise<{ ok: boolean; detail: string }> {
   let result: { ok: boolean; detail: string };
   if (values.http) {
     result = await new Promise((resolve) => {
@@ -68,6 +116,5 @@ export async function probe(argv: string[]): Promise<void> {
   } else {
     throw new UsageError('weft probe needs --http URL, --tcp HOST:PORT or --udp HOST:PORT');
   }
-  process.stdout.write(JSON.stringify({ ...result, ms: Date.now() - t0 }) + '\n');
-  process.exitCode = result.ok ? 0 : 1;
+  return result;
 }

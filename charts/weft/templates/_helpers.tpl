@@ -1,0 +1,89 @@
+{{/*
+Names, labels and the values every template shares. Cross-field rules that values.schema.json
+cannot say clearly live in weft.validate, included once from the agent's ConfigMap.
+*/}}
+
+{{- define "weft.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "weft.labels" -}}
+app.kubernetes.io/name: weft
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+weft.io/cluster: {{ .Values.cluster.name }}
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "root" $ "component" "agent"). */}}
+{{- define "weft.selector" -}}
+app.kubernetes.io/name: weft
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "weft.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/* etcd endpoints (host:port) for the agents and the clustermesh-apiserver, as a JSON list. */}}
+{{- define "weft.etcdEndpoints" -}}
+{{- if .Values.etcd.endpoints -}}
+{{- toJson .Values.etcd.endpoints -}}
+{{- else -}}
+{{- list (printf "%s:%d" .Values.etcd.service.clusterIP (int .Values.etcd.clientPort)) | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "weft.ipsecSecretName" -}}
+{{- .Values.encryption.ipsec.existingSecret | default (printf "%s-ipsec" (include "weft.fullname" .)) -}}
+{{- end -}}
+
+{{/*
+Rules across values. Messages name the value, as the schema's do.
+*/}}
+{{- define "weft.validate" -}}
+{{- $v := .Values -}}
+{{- $names := dict -}}
+{{- $ids := dict -}}
+{{- range $i, $r := $v.clustermesh.remotes -}}
+{{- $at := printf "clustermesh.remotes[%d] (%s)" $i $r.name -}}
+{{- if eq $r.name $v.cluster.name -}}
+{{- fail (printf "%s: name %s is this cluster's own name (cluster.name)" $at $r.name) -}}
+{{- end -}}
+{{- if eq (int $r.id) (int $v.cluster.id) -}}
+{{- fail (printf "%s: cluster id %d is this cluster's own id (cluster.id)" $at (int $r.id)) -}}
+{{- end -}}
+{{- if hasKey $names $r.name -}}
+{{- fail (printf "%s: name %s is configured twice" $at $r.name) -}}
+{{- end -}}
+{{- if hasKey $ids (toString (int $r.id)) -}}
+{{- fail (printf "%s: cluster id %d is already used by remote %s" $at (int $r.id) (get $ids (toString (int $r.id)))) -}}
+{{- end -}}
+{{- $_ := set $names $r.name true -}}
+{{- $_ := set $ids (toString (int $r.id)) $r.name -}}
+{{- if and $v.clustermesh.enabled (not $r.tls) -}}
+{{- if eq $v.tls.mode "auto" -}}
+{{- fail (printf "%s: tls (the remote's CA and our client certificate from it) is required with tls.mode=auto; or give both clusters the same CA with tls.mode=provided" $at) -}}
+{{- else if not $v.tls.ca.key -}}
+{{- fail (printf "%s: without tls, the chart issues our client certificate from the shared CA, so tls.ca.key is required" $at) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.clustermesh.enabled (eq $v.tls.mode "provided") -}}
+{{- if not $v.tls.ca.cert -}}
+{{- fail "tls.ca.cert is required with tls.mode=provided" -}}
+{{- end -}}
+{{- if and (not $v.tls.ca.key) (not (and $v.tls.server.cert $v.tls.server.key)) -}}
+{{- fail "tls.mode=provided needs tls.ca.key, or tls.server.cert and tls.server.key" -}}
+{{- end -}}
+{{- end -}}
+{{- if ne (not $v.tls.server.cert) (not $v.tls.server.key) -}}
+{{- fail "tls.server.cert and tls.server.key go together: give both or neither" -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadMeshConfig, resolveRemotes } from './config.js';
+import { MeshConfigError } from './errors.js';
+import type { MeshConfig, RemoteConfig } from './types.js';
+
+const pem = { ca: 'CA PEM', cert: 'CERT PEM', key: 'KEY PEM' };
+const remote = (name: string, id: number): RemoteConfig => ({ name, id, address: `${name}.example:32379`, ...pem });
+
+describe('clustermesh config: remotes from remotesDir', () => {
+  let dir: string;
+  let remotesDir: string;
+  const config = (remotes: RemoteConfig[], withDir = true): MeshConfig => ({ cluster: 'east', clusterId: 1, etcd: ['127.0.0.1:2379'], listen: '0.0.0.0:32379', ...pem, remotes, ...(withDir ? { remotesDir } : {}) });
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'weft-remotes-'));
+    remotesDir = join(dir, 'remotes');
+    mkdirSync(remotesDir);
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** As kubelet lays out a Secret volume: the files live in a timestamped directory behind `..data`. */
+  function secretVolume(files: Record<string, unknown>): void {
+    const data = join(remotesDir, '..2024_01_01_00_00_00.1');
+    mkdirSync(data);
+    symlinkSync('..2024_01_01_00_00_00.1', join(remotesDir, '..data'));
+    for (const [f, v] of Object.entries(files)) {
+      writeFileSync(join(data, f), typeof v === 'string' ? v : JSON.stringify(v));
+      symlinkSync(join('..data', f), join(remotesDir, f));
+    }
+  }
+
+  it('adds the remotes of a mounted Secret to the configured ones', () => {
+    secretVolume({ 'north.json': remote('north', 3), 'south.json': remote('south', 4) });
+    const { remotes, problems } = resolveRemotes(config([remote('west', 2)]));
+    assert.deepEqual(problems, []);
+    assert.deepEqual(remotes, [remote('west', 2), remote('north', 3), remote('south', 4)]);
+  });
+
+  it('adds nothing from a missing or empty directory, or without remotesDir', () => {
+    assert.deepEqual(resolveRemotes(config([remote('west', 2)])), { remotes: [remote('west', 2)], problems: [] });
+    rmSync(remotesDir, { recursive: true });
+    assert.deepEqual(resolveRemotes(config([remote('west', 2)])), { remotes: [remote('west', 2)], problems: [] });
+    assert.deepEqual(resolveRemotes(config([remote('west', 2)], false)), { remotes: [remote('west', 2)], problems: [] });
+  });
+
+  it('refuses a file that clashes with a configured remote, keeping the configured one', () => {
+    secretVolume({ 'west.json': { ...remote('west', 5), address: 'elsewhere:1' }, 'north.json': remote('north', 2) });
+    const { remotes, problems } = resolveRemotes(config([remote('west', 2)]));
+    assert.deepEqual(remotes, [remote('west', 2)], 'the configured remote stays, untouched');
+    assert.deepEqual(problems, [
+      { remote: join(remotesDir, 'north.json'), reason: 'cluster id 2 is already configured in remotes (remote west, chart value clustermesh.remotes); this file is ignored: remove one of the two' },
+      { remote: join(remotesDir, 'west.json'), reason: 'name west is already configured in remotes (remote west, chart value clustermesh.remotes); this file is ignored: remove one of the two' },
+    ]);
+  });
+
+  it('validates file remotes as configured ones, and refuses malformed or misnamed files', () => {
+    secretVolume({ 'self.json': remote('self', 1), 'zero.json': remote('zero', 0), 'broken.json': '{"name": ', 'noca.json': { ...remote('noca', 7), ca: '' }, 'other.json': remote('north', 8) });
+    const problems = resolveRemotes(config([])).problems.map((p) => `${p.remote.replace(`${remotesDir}/`, '')}: ${p.reason}`);
+    assert.deepEqual(problems, [
+      `broken.json: ${problemOf('{"name": ')}`,
+      'noca.json: ca must be a non-empty string',
+      'other.json: holds remote north: the file must be named north.json',
+      "self: cluster id 1 is this cluster's own id",
+      'zero: cluster id 0 is out of range 1-255',
+    ]);
+  });
+
+  it('loads remotesDir from the config file and refuses a non-path', () => {
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify(config([])));
+    assert.equal(loadMeshConfig(file).remotesDir, remotesDir);
+    writeFileSync(file, JSON.stringify({ ...config([]), remotesDir: 7 }));
+    assert.throws(() => loadMeshConfig(file), (err: unknown) => err instanceof MeshConfigError && err.code === 'WEFT_ERR_MESH_CONFIG' && err.message.endsWith('remotesDir must be a directory path'));
+  });
+});
+
+function problemOf(text: string): string {
+  try {
+    JSON.parse(text);
+    return '';
+  } catch (err) {
+    return (err as Error).message;
+  }
+}

@@ -1,0 +1,10 @@
+export { KubernetesSource, type KubernetesSourceOptions } from './source.js';
+export { KubeClient, type KubeClientOptions, type KubeRequestOptions, type Query, type WatchHandle } from './client.js';
+export { Reflector, type ReflectorHandler, type ReflectorOptions, type ReflectorState } from './reflector.js';
+export { toResource, keyOf, describeObject } from './convert.js';
+export { EndpointSliceIndex, SERVICE_NAME_LABEL } from './endpoint-slices.js';
+export { waitForNode, type NodeInfo } from './node.js';
+export { WeftNodePublisher, FIELD_MANAGER, type WeftNodeContent } from './weft-node.js';
+export { IdentityMirror, CLUSTER_LABEL } from './identity-mirror.js';
+export { KubernetesConfigError, KubernetesApiError, errorCodes } from './errors.js';
+export { KINDS, chartFullname, collectionPath, objectPath, type KubeKind, type KubeObject, type KubeList, type KubeStatus, type KubeWatchEvent } from './types.js';
