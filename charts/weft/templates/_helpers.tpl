@@ -31,13 +31,28 @@ app.kubernetes.io/component: {{ .component }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
-{{/* etcd endpoints (host:port) for the agents and the clustermesh-apiserver, as a JSON list. */}}
+{{/* etcd endpoints (host:port, https://host:port with etcd.tls) for the agents and the clustermesh-apiserver, as a JSON list. */}}
 {{- define "weft.etcdEndpoints" -}}
-{{- if .Values.etcd.endpoints -}}
-{{- toJson .Values.etcd.endpoints -}}
-{{- else -}}
-{{- list (printf "%s:%d" .Values.etcd.service.clusterIP (int .Values.etcd.clientPort)) | toJson -}}
+{{- $scheme := ternary "https://" "" .Values.etcd.tls.enabled -}}
+{{- $out := list -}}
+{{- range (.Values.etcd.endpoints | default (list (printf "%s:%d" .Values.etcd.service.clusterIP (int .Values.etcd.clientPort)))) -}}
+{{- $out = append $out (printf "%s%s" $scheme .) -}}
 {{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/*
+With etcd.tls: the Secret (ca.crt, tls.crt, tls.key) a component presents to etcd, mounted at
+/etc/weft/etcd-tls: (dict "root" $ "component" "agent"|"clustermesh"). etcd-secrets.yaml issues
+them; with an external etcd, etcd.tls.existingSecret serves both.
+*/}}
+{{- define "weft.etcdClientSecret" -}}
+{{- .root.Values.etcd.tls.existingSecret | default (printf "%s-etcd-%s" (include "weft.fullname" .root) .component) -}}
+{{- end -}}
+
+{{/* The etcdTls entry of the agent's and the apiserver's configurations: the files of weft.etcdClientSecret. */}}
+{{- define "weft.etcdTlsFiles" -}}
+{{- toJson (dict "ca" "/etc/weft/etcd-tls/ca.crt" "cert" "/etc/weft/etcd-tls/tls.crt" "key" "/etc/weft/etcd-tls/tls.key") -}}
 {{- end -}}
 
 {{- define "weft.ipsecSecretName" -}}
@@ -82,6 +97,9 @@ Rules across values. Messages name the value, as the schema's do.
 {{- if and (not $v.tls.ca.key) (not (and $v.tls.server.cert $v.tls.server.key)) -}}
 {{- fail "tls.mode=provided needs tls.ca.key, or tls.server.cert and tls.server.key" -}}
 {{- end -}}
+{{- end -}}
+{{- if and $v.etcd.endpoints $v.etcd.tls.enabled (not $v.etcd.tls.existingSecret) -}}
+{{- fail "etcd.endpoints: an external etcd needs etcd.tls.existingSecret (a Secret with ca.crt, tls.crt and tls.key for its clients), or etcd.tls.enabled=false to connect without TLS" -}}
 {{- end -}}
 {{- if ne (not $v.tls.server.cert) (not $v.tls.server.key) -}}
 {{- fail "tls.server.cert and tls.server.key go together: give both or neither" -}}

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LabelSet } from '@weft/identity';
-import { validateAgentConfig, podMtu, routerIp } from './config.js';
+import { validateAgentConfig, podMtu, readEtcdTls, routerIp } from './config.js';
 import { handshakeSince } from './wireguard-node.js';
 import { AgentConfigError, IpamExhaustedError } from './errors.js';
 import { enrich, flowMatches, FlowLog } from './flows.js';
@@ -46,6 +46,33 @@ describe('agent configuration', () => {
     ];
     for (const [patch, message] of bad) {
       assert.throws(() => validateAgentConfig({ ...base, ...patch }), (err: unknown) => err instanceof AgentConfigError && message.test(err.message));
+    }
+  });
+
+  it('takes etcdTls as three file paths, read at start; plain etcd without it', () => {
+    assert.equal(validateAgentConfig(base).etcdTls, undefined);
+    assert.equal(readEtcdTls(validateAgentConfig(base)), undefined, 'no etcdTls: plain connections, as in the lab');
+    const files = { ca: '/etc/weft/etcd-tls/ca.crt', cert: '/etc/weft/etcd-tls/tls.crt', key: '/etc/weft/etcd-tls/tls.key' };
+    assert.deepEqual(validateAgentConfig({ ...base, etcdTls: files }).etcdTls, files);
+    const bad: Array<[unknown, RegExp]> = [
+      ['/etc/ca.crt', /etcdTls: must be an object \{ca, cert, key\} of file paths/],
+      [{ ca: '/a', cert: '/b' }, /etcdTls\.key: must be a non-empty file path/],
+      [{ ca: '', cert: '/b', key: '/c' }, /etcdTls\.ca: must be a non-empty file path/],
+      [{ ...files, cert: 7 }, /etcdTls\.cert: must be a non-empty file path/],
+      [{ ...files, keyFile: '/d' }, /etcdTls\.keyFile: is not a key of etcdTls/],
+    ];
+    for (const [etcdTls, message] of bad) {
+      assert.throws(() => validateAgentConfig({ ...base, etcdTls }), (err: unknown) => err instanceof AgentConfigError && message.test(err.message), String(message));
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'weft-etcd-tls-'));
+    try {
+      for (const f of ['ca.crt', 'tls.crt']) writeFileSync(join(dir, f), `PEM of ${f}`);
+      const config = validateAgentConfig({ ...base, etcdTls: { ca: join(dir, 'ca.crt'), cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') } });
+      assert.throws(() => readEtcdTls(config), (err: unknown) => err instanceof AgentConfigError && /etcdTls\.key: cannot read ".*tls\.key": ENOENT/.test(err.message));
+      writeFileSync(join(dir, 'tls.key'), 'PEM of tls.key');
+      assert.deepEqual(readEtcdTls(config), { ca: Buffer.from('PEM of ca.crt'), cert: Buffer.from('PEM of tls.crt'), key: Buffer.from('PEM of tls.key') });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

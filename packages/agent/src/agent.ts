@@ -25,7 +25,7 @@ import { ResourceStore, type ResourceSource } from '@weft/resources';
 import { ApiError, ApiServer } from './api.js';
 import { agentHealth } from './health.js';
 import { ClusterState } from './cluster-state.js';
-import { podCidrProblem, type AgentConfig } from './config.js';
+import { podCidrProblem, readEtcdTls, type AgentConfig } from './config.js';
 import type { Datapath } from './datapath-port.js';
 import { EndpointManager, type CniArgs, type Endpoint } from './endpoint-manager.js';
 import { enrich, FlowLog, type FlowFilter } from './flows.js';
@@ -72,7 +72,8 @@ export class Agent {
     logger?: Logger,
   ) {
     this.log = logger ?? createLogger({ component: 'agent', cluster: config.cluster, node: config.node });
-    this.kv = new KvClient({ endpoints: config.etcd, retry: { maxAttempts: 10, initialMs: 100, maxMs: 2000 } });
+    const tls = readEtcdTls(config);
+    this.kv = new KvClient({ endpoints: config.etcd, ...(tls ? { tls } : {}), retry: { maxAttempts: 10, initialMs: 100, maxMs: 2000 } });
     this.bootTimeMs = Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
   }
 

@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { validateClusterId } from '@weft/identity';
+import { readEtcdTlsFiles, type EtcdTlsFiles } from '@weft/kvstore';
 import type { WireGuardImplementationChoice } from '@weft/net';
 import { parseCidr, parseIpv4 } from '@weft/policy';
 import { AgentConfigError } from './errors.js';
@@ -25,8 +26,14 @@ export interface AgentConfig {
   cluster: string;
   clusterId: number;
   node: string;
-  /** etcd endpoints (host:port or unix:///path). */
+  /** etcd endpoints (host:port, https://host:port or unix:///path). */
   etcd: string[];
+  /**
+   * Mutual TLS to etcd: PEM files of the CA that issued etcd's server certificate, and of this
+   * agent's client certificate and key. Read when the agent starts (readEtcdTls). Absent: plain
+   * connections, as the lab runs etcd.
+   */
+  etcdTls?: EtcdTlsFiles;
   /** This node's underlay address (IPv4). */
   nodeIp: string;
   /** The node's pod CIDR (IPv4), e.g. 10.101.1.0/24. In kubernetes mode '' until start() reads it from the Node. */
@@ -97,6 +104,11 @@ export function wireguardLanes(c: Pick<AgentConfig, 'wireguardDevice' | 'wiregua
 
 export type EncryptionMode = 'wireguard' | 'ipsec' | 'off';
 
+/** The etcd TLS files of `config`, read for KvClient; undefined without etcdTls. */
+export function readEtcdTls(config: Pick<AgentConfig, 'etcdTls'>, source = 'agent config'): { ca: Buffer; cert: Buffer; key: Buffer } | undefined {
+  return config.etcdTls && readEtcdTlsFiles(config.etcdTls, (field, reason) => new AgentConfigError(source, `etcdTls.${field}: ${reason}`));
+}
+
 /** Outer Ethernet + IPv4 + UDP + VXLAN (or Geneve without options) headers. */
 export const VXLAN_OVERHEAD = 50;
 /** IPv4 + UDP + WireGuard header and tag. */
@@ -140,6 +152,13 @@ export function validateAgentConfig(raw: unknown, source = 'agent config', env: 
     fail('clusterId', (err as Error).message);
   }
   if (!Array.isArray(c.etcd) || c.etcd.length === 0 || !c.etcd.every((e) => typeof e === 'string')) fail('etcd', 'must be a non-empty list of endpoints');
+  if (c.etcdTls !== undefined) {
+    const t = c.etcdTls as Record<string, unknown>;
+    if (typeof t !== 'object' || t === null || Array.isArray(t)) fail('etcdTls', 'must be an object {ca, cert, key} of file paths');
+    for (const k of ['ca', 'cert', 'key']) if (typeof t[k] !== 'string' || t[k] === '') fail(`etcdTls.${k}`, 'must be a non-empty file path (PEM)');
+    const extra = Object.keys(t).find((k) => k !== 'ca' && k !== 'cert' && k !== 'key');
+    if (extra !== undefined) fail(`etcdTls.${extra}`, 'is not a key of etcdTls (ca, cert, key)');
+  }
   const nodeIp = kube ? fromEnv('nodeIp', NODE_IP_ENV) : str('nodeIp');
   if (parseIpv4(nodeIp) === undefined) fail('nodeIp', `${JSON.stringify(nodeIp)} is not an IPv4 address`);
   if (kube && c.podCidr !== undefined) fail('podCidr', 'comes from the Node (spec.podCIDRs) in kubernetes mode; remove it');
@@ -185,6 +204,10 @@ export function validateAgentConfig(raw: unknown, source = 'agent config', env: 
   if (out.wireguardDevice.length > 14 || !/^[A-Za-z0-9_.-]+$/.test(out.wireguardDevice)) fail('wireguardDevice', `${JSON.stringify(out.wireguardDevice)} must be 1-14 characters of A-Z a-z 0-9 _ . - (lane 1 adds a 'b'; unique on the machine: wireguard-go's sockets are machine-wide)`);
   if (typeof c.cniPlugin === 'string') out.cniPlugin = c.cniPlugin;
   if (typeof c.kubeconfig === 'string') out.kubeconfig = c.kubeconfig;
+  if (c.etcdTls !== undefined) {
+    const t = c.etcdTls as EtcdTlsFiles;
+    out.etcdTls = { ca: t.ca, cert: t.cert, key: t.key };
+  }
   if (c.underlayDevice !== undefined) {
     if (typeof c.underlayDevice !== 'string' || c.underlayDevice.length > 15 || !/^[A-Za-z0-9_.@-]+$/.test(c.underlayDevice)) fail('underlayDevice', `${JSON.stringify(c.underlayDevice)} is not an interface name (1-15 characters of A-Z a-z 0-9 _ . @ -)`);
     out.underlayDevice = c.underlayDevice as string;

@@ -37,7 +37,7 @@ Inspect (per cluster, all nodes unless --node):
   identity list | identity get ID | identity gc   [--cluster NAME | --etcd ENDPOINT]
   observe [--follow] [--pod P] [--namespace N] [--label K=V] [--verdict V] [--identity ID]
   connectivity test [--cluster NAME] [--keep]
-  clustermesh status [--cluster NAME]
+  clustermesh status [--cluster NAME | --config APISERVER-CONFIG]
   clustermesh connect|disconnect --cluster A --to B          lab clusters
 
 Kubernetes (clusters running the Helm chart, through a kubeconfig):

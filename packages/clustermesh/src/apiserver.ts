@@ -12,7 +12,7 @@ import { createLogger, type HealthReport, type Logger } from '@weft/common';
 import { KubernetesSource, type IdentityMirror } from '@weft/kubernetes';
 import { KvClient } from '@weft/kvstore';
 import { ResourceStore } from '@weft/resources';
-import { resolveRemotes, type RemoteProblem } from './config.js';
+import { readEtcdTls, resolveRemotes, type RemoteProblem } from './config.js';
 import { Exporter } from './exporter.js';
 import { meshHealth } from './health.js';
 import { Importer, type RemoteStatus } from './importer.js';
@@ -54,7 +54,8 @@ export class ClusterMeshApiServer {
   constructor(readonly config: MeshConfig, logger?: Logger) {
     this.log = logger ?? createLogger({ component: 'clustermesh-apiserver', cluster: config.cluster });
     // Imports write 1,000-record transactions: give a busy etcd time rather than fail and retry them.
-    this.kv = new KvClient({ endpoints: config.etcd, requestTimeoutMs: 30_000, retry: { maxAttempts: 10, initialMs: 100, maxMs: 2000 } });
+    const tls = readEtcdTls(config);
+    this.kv = new KvClient({ endpoints: config.etcd, ...(tls ? { tls } : {}), requestTimeoutMs: 30_000, retry: { maxAttempts: 10, initialMs: 100, maxMs: 2000 } });
     ({ remotes: this.remotes, problems: this.problems } = resolveRemotes(config));
     for (const p of this.problems) this.log.error({ peer: p.remote, reason: p.reason }, 'remote cluster rejected');
   }

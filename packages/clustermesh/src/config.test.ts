@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadMeshConfig, resolveRemotes } from './config.js';
+import { loadMeshConfig, readEtcdTls, resolveRemotes } from './config.js';
 import { MeshConfigError } from './errors.js';
 import type { MeshConfig, RemoteConfig } from './types.js';
 
@@ -74,6 +74,29 @@ describe('clustermesh config: remotes from remotesDir', () => {
     assert.equal(loadMeshConfig(file).remotesDir, remotesDir);
     writeFileSync(file, JSON.stringify({ ...config([]), remotesDir: 7 }));
     assert.throws(() => loadMeshConfig(file), (err: unknown) => err instanceof MeshConfigError && err.code === 'WEFT_ERR_MESH_CONFIG' && err.message.endsWith('remotesDir must be a directory path'));
+  });
+
+  it('takes etcdTls as three file paths, read at start; plain etcd without it', () => {
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify(config([])));
+    assert.equal(readEtcdTls(loadMeshConfig(file)), undefined, 'no etcdTls: plain connections, as in the lab');
+    for (const [etcdTls, message] of [
+      ['/ca.crt', 'etcdTls must be an object {ca, cert, key} of file paths'],
+      [{ ca: '/a', cert: '/b' }, 'etcdTls.key must be a non-empty file path (PEM)'],
+      [{ ca: '/a', cert: 7, key: '/c' }, 'etcdTls.cert must be a non-empty file path (PEM)'],
+    ] as const) {
+      writeFileSync(file, JSON.stringify({ ...config([]), etcdTls }));
+      assert.throws(() => loadMeshConfig(file), (err: unknown) => err instanceof MeshConfigError && err.message.endsWith(message), message);
+    }
+    const files = { ca: join(dir, 'ca.crt'), cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') };
+    writeFileSync(file, JSON.stringify({ ...config([]), etcdTls: files }));
+    const loaded = loadMeshConfig(file);
+    assert.deepEqual(loaded.etcdTls, files);
+    writeFileSync(files.ca, 'CA');
+    writeFileSync(files.cert, 'CERT');
+    assert.throws(() => readEtcdTls(loaded), (err: unknown) => err instanceof MeshConfigError && /etcdTls\.key: cannot read ".*tls\.key": ENOENT/.test(err.message));
+    writeFileSync(files.key, 'KEY');
+    assert.deepEqual(readEtcdTls(loaded), { ca: Buffer.from('CA'), cert: Buffer.from('CERT'), key: Buffer.from('KEY') });
   });
 });
 

@@ -8,6 +8,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readEtcdTlsFiles } from '@weft/kvstore';
 import { MeshConfigError } from './errors.js';
 import type { MeshConfig, RemoteConfig } from './types.js';
 
@@ -90,6 +91,11 @@ export function loadMeshConfig(path: string): MeshConfig {
     if (typeof raw[f] !== 'string' || raw[f] === '') throw new MeshConfigError(`${path}: ${f} must be a non-empty string`);
   }
   if (!Array.isArray(raw.etcd) || raw.etcd.length === 0) throw new MeshConfigError(`${path}: etcd must list endpoints`);
+  if (raw.etcdTls !== undefined) {
+    const t = raw.etcdTls as unknown as Record<string, unknown>;
+    if (typeof t !== 'object' || t === null || Array.isArray(t)) throw new MeshConfigError(`${path}: etcdTls must be an object {ca, cert, key} of file paths`);
+    for (const k of ['ca', 'cert', 'key']) if (typeof t[k] !== 'string' || t[k] === '') throw new MeshConfigError(`${path}: etcdTls.${k} must be a non-empty file path (PEM)`);
+  }
   if (!Array.isArray(raw.remotes)) throw new MeshConfigError(`${path}: remotes must be a list`);
   for (const f of ['staleAfterSeconds', 'etcdMaxTxnOps'] as const) {
     const v = raw[f];
@@ -99,4 +105,12 @@ export function loadMeshConfig(path: string): MeshConfig {
   if (raw.kubeconfig !== undefined && (typeof raw.kubeconfig !== 'string' || raw.kubeconfig === '')) throw new MeshConfigError(`${path}: kubeconfig must be a file path`);
   if (raw.remotesDir !== undefined && (typeof raw.remotesDir !== 'string' || raw.remotesDir === '')) throw new MeshConfigError(`${path}: remotesDir must be a directory path`);
   return raw;
+}
+
+/**
+ * Reads the etcd TLS files of `config`, for KvClient; undefined without etcdTls. Read once, at
+ * start: a renewed certificate takes effect when the apiserver restarts.
+ */
+export function readEtcdTls(config: Pick<MeshConfig, 'etcdTls'>): { ca: Buffer; cert: Buffer; key: Buffer } | undefined {
+  return config.etcdTls && readEtcdTlsFiles(config.etcdTls, (field, reason) => new MeshConfigError(`etcdTls.${field}: ${reason}`));
 }

@@ -2,7 +2,7 @@ export { ClusterMeshApiServer, MESH_STATUS_PREFIX, type MeshStatus } from './api
 export { probeApiServer, localAddress, meshHealth, ETCD_STALE_MS, type MeshHealthState } from './health.js';
 export { Importer, type RemoteStatus, type LinkState } from './importer.js';
 export { Exporter } from './exporter.js';
-export { checkRemotes, loadMeshConfig, resolveRemotes, type RemoteProblem } from './config.js';
+export { checkRemotes, loadMeshConfig, readEtcdTls, resolveRemotes, type RemoteProblem } from './config.js';
 export { checkRecord, MAX_RECORD_BYTES } from './validate.js';
 export { createCa, issue, type Pem } from './certs.js';
 export { kubeConnect, kubeDisconnect, REMOTES_SECRET_SUFFIX, RESTART_ANNOTATION, type KubeConnectOptions, type KubeConnectResult, type KubeConnectSide } from './kube-connect.js';

@@ -34,6 +34,13 @@ export interface MeshConfig {
   cluster: string;
   clusterId: number;
   etcd: string[];
+  /**
+   * Mutual TLS to the local etcd: paths of PEM files (the CA of etcd's server certificate, our
+   * client certificate and key), read when the apiserver starts. Paths, not inline PEM as `ca`
+   * below: with an external etcd they come from a Secret the chart mounts but cannot read.
+   * Absent: plain connections (the lab).
+   */
+  etcdTls?: { ca: string; cert: string; key: string };
   /** host:port to serve on. */
   listen: string;
   /** PEM: our CA (clients must present a certificate it signed), our server certificate and key. */

@@ -3,6 +3,7 @@ export { Session, type SessionOptions } from './session.js';
 export { Mutex, type LockHandle, type LockOptions } from './mutex.js';
 export { PrefixWatcher, type WatchHandler, type PrefixWatcherOptions } from './watcher.js';
 export { markSynced, readSynced, clearSynced, syncedKey, SYNCED_ROOT, type SyncedMarker } from './synced.js';
+export { readEtcdTlsFiles, type EtcdTlsFiles } from './tls-files.js';
 export { EtcdProcess, etcdHealthy, freePort, type EtcdProcessOptions } from './etcd-process.js';
 export {
   KvstoreUnavailableError,

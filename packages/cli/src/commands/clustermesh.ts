@@ -1,6 +1,7 @@
 /** `weft clustermesh-apiserver --config FILE` (the process), `weft clustermesh status` and `connect|disconnect`. */
 import { parseArgs } from 'node:util';
-import { ClusterMeshApiServer, kubeConnect, kubeDisconnect, loadMeshConfig, MESH_STATUS_PREFIX, type MeshStatus } from '@weft/clustermesh';
+import { ClusterMeshApiServer, kubeConnect, kubeDisconnect, loadMeshConfig, MESH_STATUS_PREFIX, readEtcdTls, type MeshStatus } from '@weft/clustermesh';
+import { KvClient } from '@weft/kvstore';
 import { meshConnect, meshDisconnect } from '@weft/lab';
 import { kvFor, labCluster } from '../context.js';
 import { parseFormat, printJson, printTable, progress, UsageError } from '../output.js';
@@ -19,9 +20,9 @@ export async function clustermeshApiserver(argv: string[]): Promise<void> {
 export async function clustermesh(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   if (sub === 'connect' || sub === 'disconnect') return connect(sub, rest);
-  if (sub !== 'status') throw new UsageError(`Usage: weft clustermesh status [--cluster NAME] [-o json]\n${CONNECT_USAGE}`);
-  const { values } = parseArgs({ args: rest, options: { cluster: { type: 'string' }, etcd: { type: 'string' }, output: { type: 'string', short: 'o' } } });
-  const { kv, clusterName } = kvFor({ cluster: values.cluster, etcd: values.etcd });
+  if (sub !== 'status') throw new UsageError(`Usage: weft clustermesh status [--cluster NAME | --etcd HOST:PORT | --config APISERVER-CONFIG] [-o json]\n${CONNECT_USAGE}`);
+  const { values } = parseArgs({ args: rest, options: { cluster: { type: 'string' }, etcd: { type: 'string' }, config: { type: 'string' }, output: { type: 'string', short: 'o' } } });
+  const { kv, clusterName } = values.config ? kvFromMeshConfig(values.config) : kvFor({ cluster: values.cluster, etcd: values.etcd });
   try {
     const kvs = await kv.get(`${MESH_STATUS_PREFIX}${clusterName}`);
     if (!kvs) throw new UsageError(`Cluster ${clusterName} has no clustermesh-apiserver status (is it connected to any cluster?)`);
@@ -37,6 +38,16 @@ export async function clustermesh(argv: string[]): Promise<void> {
 
 const CONNECT_USAGE = `       weft clustermesh connect|disconnect --context A --destination-context B [--kubeconfig PATH] [--namespace kube-system] [--release weft] [--wait] [--timeout SECONDS] [-o json]
        weft clustermesh connect|disconnect --cluster A --to B [-o json]      (lab clusters)`;
+
+/**
+ * `--config FILE`: the clustermesh-apiserver's own configuration (in its pod, where the chart
+ * mounts it): its cluster, its etcd endpoints and, with the chart's etcd TLS, its client certificate.
+ */
+function kvFromMeshConfig(path: string): { kv: KvClient; clusterName: string } {
+  const config = loadMeshConfig(path);
+  const tls = readEtcdTls(config);
+  return { kv: new KvClient({ endpoints: config.etcd, retry: { maxAttempts: 3, initialMs: 100, maxMs: 500 }, ...(tls ? { tls } : {}) }), clusterName: config.cluster };
+}
 
 /**
  * `weft clustermesh connect|disconnect`: with --context, two Kubernetes clusters running the chart
