@@ -64,16 +64,19 @@ describe('weft connectivity test --context (Kubernetes)', function () {
   let dir: string;
   let kubeconfig: string;
 
+  async function release(): Promise<void> {
+    await Promise.all([east?.close(), west?.close()]);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+  /** Two fresh replay servers and a kubeconfig naming them (a test may call it again: the earlier ones are released). */
   async function serve(e: RecordedExchange[], w: RecordedExchange[] = []): Promise<void> {
+    await release();
     east = await new ReplayServer({ exchanges: e }).start();
     west = await new ReplayServer({ exchanges: w }).start();
     dir = mkdtempSync(join(tmpdir(), 'weft-conntest-'));
     kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), { 'kind-east': east, 'kind-west': west });
   }
-  afterEach(async () => {
-    await Promise.all([east?.close(), west?.close()]);
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(release);
 
   const options = (over: Partial<KubeConnectivityOptions> = {}): KubeConnectivityOptions => ({ context: 'kind-east', kubeconfig, pollMs: 5, ...over });
   const calls = (s: ReplayServer): string[] => s.requests.map((r) => `${r.method} ${r.path}`);
