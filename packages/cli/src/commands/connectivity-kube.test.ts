@@ -79,6 +79,23 @@ describe('weft connectivity test --context (Kubernetes)', function () {
   afterEach(release);
 
   const options = (over: Partial<KubeConnectivityOptions> = {}): KubeConnectivityOptions => ({ context: 'kind-east', kubeconfig, pollMs: 5, ...over });
+  /** A one-cluster run's deployment in east: namespace, both echo pods, the policy, the service. */
+  const deployedInEast = (): RecordedExchange[] => [
+    created(PATH.namespaces, NS),
+    created(PATH.pods, 'echo-same-node'),
+    created(PATH.pods, 'echo-other-node'),
+    created(PATH.policies, 'echo-ingress'),
+    created(PATH.services, 'ct-echo', { spec: { clusterIP: '10.96.7.7' } }),
+  ];
+  /** A whole run in one cluster (east, one node) whose seven probe pods end as `probes` say. */
+  const oneClusterRun = (probes: unknown[]): RecordedExchange[] => [
+    ...chart('east', 1),
+    ...deployedInEast(),
+    echoList([readyPod('echo-same-node', '10.244.1.5'), readyPod('echo-other-node', '10.244.1.6')]),
+    ...Array.from({ length: 7 }, (_, i) => created(PATH.pods, `probe-${i + 1}`)),
+    probeList(probes),
+    ...cleanup,
+  ];
   const calls = (s: ReplayServer): string[] => s.requests.map((r) => `${r.method} ${r.path}`);
   const bodies = (s: ReplayServer, path: string): Array<Record<string, any>> => s.requests.filter((r) => r.method === 'POST' && r.path === path).map((r) => JSON.parse(r.body));
 
@@ -181,7 +198,7 @@ describe('weft connectivity test --context (Kubernetes)', function () {
 
   it('reports a probe that did not exit 0 or 1 as an error, whatever was expected', async () => {
     const probes = [probeDone('probe-1', 137, 'Killed', 'OOMKilled'), ...Array.from({ length: 6 }, (_, i) => probeDone(`probe-${i + 2}`, [4, 5, 6].includes(i + 2) ? 1 : 0, 'x'))];
-    await serve([...chart('east', 1), created(PATH.namespaces, NS), created(PATH.pods, 'echo-same-node'), created(PATH.pods, 'echo-other-node'), created(PATH.policies, 'echo-ingress'), created(PATH.services, 'ct-echo', { spec: { clusterIP: '10.96.7.7' } }), echoList([readyPod('echo-same-node', '10.244.1.5'), readyPod('echo-other-node', '10.244.1.6')]), ...Array.from({ length: 7 }, (_, i) => created(PATH.pods, `probe-${i + 1}`)), probeList(probes), ...cleanup]);
+    await serve(oneClusterRun(probes));
     const r = await kubeConnectivityTest(options());
     assert.deepEqual([east.mismatches, east.exhausted], [[], true]);
     // One worker: both echo servers on it, and the case names say so.
@@ -195,11 +212,7 @@ describe('weft connectivity test --context (Kubernetes)', function () {
   it('fails with the pods that are not ready and why, and still deletes the namespace', async () => {
     await serve([
       ...chart('east', 2),
-      created(PATH.namespaces, NS),
-      created(PATH.pods, 'echo-same-node'),
-      created(PATH.pods, 'echo-other-node'),
-      created(PATH.policies, 'echo-ingress'),
-      created(PATH.services, 'ct-echo', { spec: { clusterIP: '10.96.7.7' } }),
+      ...deployedInEast(),
       echoList([
         pendingPod('echo-same-node', { conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: 1 Insufficient cpu' }] }),
         { metadata: { name: 'echo-other-node' }, status: { phase: 'Running', podIP: '10.244.2.6', conditions: [{ type: 'Ready', status: 'False' }], containerStatuses: [{ name: 'echo', ready: false, restartCount: 4, state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 1m20s restarting failed container' } }, lastState: { terminated: { exitCode: 1, reason: 'Error' } } }] } },
@@ -232,11 +245,7 @@ describe('weft connectivity test --context (Kubernetes)', function () {
   it('fails at once when the image cannot be pulled, naming the pod and the image, and deletes the namespace', async () => {
     await serve([
       ...chart('east', 2),
-      created(PATH.namespaces, NS),
-      created(PATH.pods, 'echo-same-node'),
-      created(PATH.pods, 'echo-other-node'),
-      created(PATH.policies, 'echo-ingress'),
-      created(PATH.services, 'ct-echo', { spec: { clusterIP: '10.96.7.7' } }),
+      ...deployedInEast(),
       echoList([pendingPod('echo-same-node', { containerStatuses: [{ name: 'echo', state: { waiting: { reason: 'ErrImagePull', message: 'failed to pull and unpack image "example.com/weft:dev": not found' } } }] }), readyPod('echo-other-node', '10.244.2.6')]),
       ...cleanup,
     ]);
@@ -258,7 +267,6 @@ describe('weft connectivity test --context (Kubernetes)', function () {
       return true;
     });
     assert.deepEqual([east.requests.filter((r) => r.method !== 'GET'), west.requests.filter((r) => r.method !== 'GET')], [[], []]);
-    await Promise.all([east.close(), west.close()]);
 
     await serve([...chart('east', 2), { request: `POST ${PATH.namespaces}`, response: { status: 409, body: { kind: 'Status', reason: 'AlreadyExists', message: 'namespaces "weft-conntest" already exists', code: 409 } } }]);
     await assert.rejects(kubeConnectivityTest(options()), (err: Error & { code?: string }) => err.code === 'WEFT_ERR_CONNTEST_PREREQUISITE' && /namespace weft-conntest already exists .*kubectl --context kind-east delete namespace weft-conntest/.test(err.message));
@@ -268,7 +276,7 @@ describe('weft connectivity test --context (Kubernetes)', function () {
   it('runs as `weft connectivity test --context A -o json`: exit 1 when a case fails; --image without --context is a usage error', async () => {
     const probes = Array.from({ length: 7 }, (_, i) => probeDone(`probe-${i + 1}`, [3, 4, 5].includes(i) ? 1 : 0, 'x'));
     probes[3] = probeDone('probe-4', 0, 'leaked'); // denied, but answered
-    await serve([...chart('east', 1), created(PATH.namespaces, NS), created(PATH.pods, 'echo-same-node'), created(PATH.pods, 'echo-other-node'), created(PATH.policies, 'echo-ingress'), created(PATH.services, 'ct-echo', { spec: { clusterIP: '10.96.7.7' } }), echoList([readyPod('echo-same-node', '10.244.1.5'), readyPod('echo-other-node', '10.244.1.6')]), ...Array.from({ length: 7 }, (_, i) => created(PATH.pods, `probe-${i + 1}`)), probeList(probes), ...cleanup]);
+    await serve(oneClusterRun(probes));
     const out = await weft(['connectivity', 'test', '--context', 'kind-east', '--kubeconfig', kubeconfig, '-o', 'json']);
     assert.equal(out.code, 1, out.stderr);
     const json = JSON.parse(out.stdout);
