@@ -30,6 +30,8 @@ static __always_inline int handle_from_container(struct __sk_buff *skb, struct f
 		return -WEFT_DROP_UNKNOWN_SOURCE;
 	c->ep_id = ep->ep_id;
 	c->src_identity = ep->identity & IDENTITY_MASK;
+	if (ep->flags & EP_F_FAIL_CLOSED)
+		return -WEFT_DROP_FAIL_CLOSED;
 
 	/* A service address becomes one of its backends; policy and routing see the backend. */
 	ret = lb_egress(skb, c);
@@ -40,6 +42,7 @@ static __always_inline int handle_from_container(struct __sk_buff *skb, struct f
 	struct node_config *cfg = node_config();
 
 	c->dst_identity = ipcache_identity(c->t.daddr, &dst_info);
+	c->remote_inexact = !dst_info || !(dst_info->flags & IPCACHE_F_EXACT);
 
 	/* Where it goes, decided first so the new-connection event says so. */
 	struct endpoint_key dk = { .ip = c->t.daddr };
@@ -123,11 +126,17 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, struct flo
 	/* Identity from the program that redirected it here (mark), else from the ipcache. */
 	__u32 mark = skb->mark;
 
-	if ((mark & MARK_MAGIC_MASK) == MARK_MAGIC_IDENTITY)
+	if ((mark & MARK_MAGIC_MASK) == MARK_MAGIC_IDENTITY) {
 		c->src_identity = mark & IDENTITY_MASK;
-	else
-		c->src_identity = ipcache_identity(c->t.saddr, NULL);
+	} else {
+		struct ipcache_value *src_info = NULL;
+
+		c->src_identity = ipcache_identity(c->t.saddr, &src_info);
+		c->remote_inexact = !src_info || !(src_info->flags & IPCACHE_F_EXACT);
+	}
 	skb->mark = 0;
+	if (ep->flags & EP_F_FAIL_CLOSED)
+		return -WEFT_DROP_FAIL_CLOSED;
 
 	ret = conntrack_policy(skb, c, ep, CT_INGRESS, c->src_identity, node_config());
 	if (ret < 0)

@@ -301,7 +301,7 @@ int main(int argc, char **argv)
 	prog_ovl = prog_fd(ovl, "from_overlay");
 	prog_ul = prog_fd(host, "from_underlay");
 
-	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy", "weft_ct_v2", "weft_config", "weft_lb_services", "weft_lb_backends", "weft_events" };
+	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy_v2", "weft_ct_v2", "weft_config", "weft_lb_services", "weft_lb_backends", "weft_events" };
 	int *fds[] = { &m_ipcache, &m_endpoints, &m_policy, &m_ct, &m_config, &m_lb, &m_lb_backends, NULL };
 	for (int i = 0; i < 8; i++) {
 		int fd = map_fd(lxc, names[i], &id_lxc);
@@ -704,6 +704,85 @@ int main(int argc, char **argv)
 		r = run(prog_ul, &p, 0); drain();
 		CHECK(r.ret == TC_ACT_SHOT, "direct routing, clear pod packet: ret %d, want drop", r.ret);
 		expect_event("direct routing, clear pod packet", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, 0, 0);
+	}
+
+	printf("policy generations, fail-closed endpoints, incomplete ipcache\n");
+	{
+		cfg.routing_mode = ROUTING_DIRECT;
+		cfg.tunnel_port = 0;
+		cfg.flags = 0;
+		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
+		set_ipcache(REMOTE, 32, 2000, "192.168.0.2", IPCACHE_F_EXACT);
+
+		/* Entries of the generation not in force are never looked up; one update of the endpoint flips. */
+		struct policy_key g1 = pkey(POLICY_PREFIX_IDENTITY, 1, 1, 0, 0, 0);
+		g1.gen = 1;
+		set_policy(g1, 0, 61);
+		set_endpoint(A, 1, 1, EP_F_EGRESS_ENFORCE, 1000, 10, MAC_A, NODE_A);
+		p = ipv4(A, REMOTE, IPPROTO_UDP, 48000, 9999);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "generation 0 in force, allow-all only in generation 1: ret %d, want drop", r.ret);
+		expect_event("generation 0", VERDICT_DROPPED, WEFT_DROP_POLICY, FLOW_POINT_FROM_ENDPOINT, FLOW_F_NEW, 0);
+		set_endpoint(A, 1, 1, EP_F_EGRESS_ENFORCE | EP_F_POLICY_GEN, 1000, 11, MAC_A, NODE_A);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_OK, "flipped to generation 1: ret %d, want 0", r.ret);
+		expect_event("generation 1", VERDICT_FORWARDED, 0, FLOW_POINT_FROM_ENDPOINT, FLOW_F_NEW, 61);
+
+		/* Fail-closed: every packet of the endpoint, both directions, established ones too; audit or not. */
+		set_endpoint(A, 1, 1, EP_F_FAIL_CLOSED | EP_F_AUDIT | EP_F_POLICY_GEN, 1000, 12, MAC_A, NODE_A);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "fail-closed, established egress: ret %d, want drop", r.ret);
+		expect_event("fail-closed egress", VERDICT_DROPPED, WEFT_DROP_FAIL_CLOSED, FLOW_POINT_FROM_ENDPOINT, 0, 0);
+		p = ipv4(REMOTE, A, IPPROTO_TCP, 5555, 22);
+		r = run(prog_to, &p, 0xAB000000 | 2000); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "fail-closed ingress: ret %d, want drop", r.ret);
+		expect_event("fail-closed ingress", VERDICT_DROPPED, WEFT_DROP_FAIL_CLOSED, FLOW_POINT_TO_ENDPOINT, 0, 0);
+		p.b[12] = 0x08; p.b[13] = 0x06;
+		r = run(prog_to, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_OK && nev == 0, "fail-closed, ARP: ret %d, want pass", r.ret);
+
+		/* Incomplete ipcache: an enforced direction's new connection needs an exact entry (or the mark). */
+		set_endpoint(A, 1, 1, EP_F_EGRESS_ENFORCE | EP_F_INGRESS_ENFORCE | EP_F_POLICY_GEN, 1000, 13, MAC_A, NODE_A);
+		cfg.flags = NODE_F_IPCACHE_INCOMPLETE;
+		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
+		p = ipv4(A, WORLD, IPPROTO_UDP, 48001, 53);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "incomplete, no entry: ret %d, want drop", r.ret);
+		expect_event("incomplete, world", VERDICT_DROPPED, WEFT_DROP_IPCACHE_INCOMPLETE, FLOW_POINT_FROM_ENDPOINT, FLOW_F_NEW, 0);
+		set_ipcache("10.9.0.0", 16, 300, NULL, 0);
+		p = ipv4(A, "10.9.1.1", IPPROTO_UDP, 48002, 53);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "incomplete, a CIDR hit: ret %d, want drop", r.ret);
+		expect_event("incomplete, CIDR", VERDICT_DROPPED, WEFT_DROP_IPCACHE_INCOMPLETE, FLOW_POINT_FROM_ENDPOINT, FLOW_F_NEW, 0);
+		p = ipv4(A, REMOTE, IPPROTO_UDP, 48003, 53);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_OK, "incomplete, an exact entry: ret %d, want pass", r.ret);
+		p = ipv4("10.9.1.1", A, IPPROTO_UDP, 48004, 53);
+		r = run(prog_to, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "incomplete, ingress from a CIDR hit: ret %d, want drop", r.ret);
+		expect_event("incomplete, ingress", VERDICT_DROPPED, WEFT_DROP_IPCACHE_INCOMPLETE, FLOW_POINT_TO_ENDPOINT, FLOW_F_NEW, 0);
+		set_policy(pkey(POLICY_PREFIX_IDENTITY, 1, 0, 300, 0, 0), 0, 62);
+		struct policy_key in1 = pkey(POLICY_PREFIX_IDENTITY, 1, 0, 300, 0, 0);
+		in1.gen = 1;
+		set_policy(in1, 0, 63);
+		r = run(prog_to, &p, 0xAB000000 | 300); drain();
+		CHECK(r.ret == TC_ACT_OK, "incomplete, identity from the mark: ret %d, want pass", r.ret);
+		expect_event("incomplete, mark", VERDICT_FORWARDED, 0, FLOW_POINT_TO_ENDPOINT, FLOW_F_NEW, 63);
+		set_endpoint(A, 1, 1, EP_F_EGRESS_ENFORCE | EP_F_AUDIT | EP_F_POLICY_GEN, 1000, 14, MAC_A, NODE_A);
+		p = ipv4(A, WORLD, IPPROTO_UDP, 48005, 53);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_OK, "incomplete, audit: ret %d, want pass", r.ret);
+		expect_event("incomplete, audit", VERDICT_AUDIT, WEFT_DROP_IPCACHE_INCOMPLETE, FLOW_POINT_FROM_ENDPOINT, FLOW_F_NEW, 0);
+		set_endpoint(A, 1, 1, EP_F_POLICY_GEN, 1000, 15, MAC_A, NODE_A);
+		p = ipv4(A, WORLD, IPPROTO_UDP, 48006, 53);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_OK, "incomplete, not enforcing: ret %d, want pass", r.ret);
+		cfg.flags = 0;
+		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
+		set_endpoint(A, 1, 1, EP_F_EGRESS_ENFORCE | EP_F_POLICY_GEN, 1000, 16, MAC_A, NODE_A);
+		p = ipv4(A, WORLD, IPPROTO_UDP, 48007, 53);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_OK, "complete again, world: ret %d, want pass", r.ret);
 	}
 
 	ring_buffer__free(rb);

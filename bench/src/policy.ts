@@ -14,7 +14,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfMap, ensureBpffs, encodeEndpointInfo, encodeEndpointKey, encodeIpcacheKey, encodeIpcacheValue, encodeNodeConfig, encodePolicyKey, encodePolicyValue, ipv4ToInt, IPCACHE_KEY, IPCACHE_VALUE, POLICY_KEY, POLICY_VALUE, EP_F_INGRESS_ENFORCE, ROUTING_DIRECT } from '@weft/datapath';
+import { BpfMap, ensureBpffs, encodeEndpointInfo, encodeEndpointKey, encodeIpcacheKey, encodeIpcacheValue, encodeNodeConfig, encodePolicyKey, encodePolicyValue, ipv4ToInt, IPCACHE_KEY, IPCACHE_VALUE, POLICY_KEY, POLICY_VALUE, EP_F_INGRESS_ENFORCE, MapName, ROUTING_DIRECT } from '@weft/datapath';
 import { buildConnbench, CONNBENCH, inNs, output } from './proc.js';
 import { finish, progress, round, type Target } from './report.js';
 
@@ -100,7 +100,7 @@ function detachBpf(net: Net): void {
 /** Fills the pinned maps: N peer identities allowed into the server, the client's identity last. */
 function programPolicy(net: Net, n: number): void {
   const open = (name: string): BpfMap => BpfMap.openPinned(join(net.pinRoot, name));
-  const [config, endpoints, ipcache, policy] = [open('weft_config'), open('weft_endpoints'), open('weft_ipcache'), open('weft_policy')];
+  const [config, endpoints, ipcache, policy] = [open(MapName.config), open(MapName.endpoints), open(MapName.ipcache), open(MapName.policy)];
   try {
     config.update(Buffer.alloc(4), encodeNodeConfig({ nodeIp: 0, tunnelIfindex: 0, routingMode: ROUTING_DIRECT, clusterId: 1, flags: 0 }));
     const clientId = 70_000 + n - 1;

@@ -87,7 +87,7 @@ static __always_inline int conntrack_policy(struct __sk_buff *skb, struct flow_c
 
 			r = 0;
 			if (enforces(ep, adm_egress))
-				r = policy_check(skb, ep->ep_id, adm_egress, e->remote_identity, c->t.protocol,
+				r = policy_check(skb, ep, adm_egress, e->remote_identity, c->t.protocol,
 						 adm_dport, &rule, 0);
 			c->rule_id = rule;
 			if (r < 0) {
@@ -109,7 +109,11 @@ static __always_inline int conntrack_policy(struct __sk_buff *skb, struct flow_c
 	/* A new connection. */
 	c->flags |= FLOW_F_NEW;
 	if (enforces(ep, egress)) {
-		r = policy_check(skb, ep->ep_id, egress, remote_identity, c->t.protocol, c->t.dport, &rule, 1);
+		/* A full ipcache may have made the peer "world" or a CIDR: its identity cannot be trusted. */
+		if (c->remote_inexact && cfg && (cfg->flags & NODE_F_IPCACHE_INCOMPLETE))
+			r = -WEFT_DROP_IPCACHE_INCOMPLETE;
+		else
+			r = policy_check(skb, ep, egress, remote_identity, c->t.protocol, c->t.dport, &rule, 1);
 		c->rule_id = rule;
 		if (r < 0) {
 			if (!is_audit(ep, cfg))

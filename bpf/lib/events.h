@@ -22,6 +22,8 @@ struct flow_ctx {
 	/* Egress: the service address the packet was sent to, before translation. Ingress: from a reply's entry. */
 	__u32 nat_addr;
 	__u16 nat_port;
+	/* The peer's identity is not from an IPCACHE_F_EXACT entry or the identity mark (see NODE_F_IPCACHE_INCOMPLETE). */
+	__u8 remote_inexact;
 };
 
 static __always_inline void emit_flow(struct __sk_buff *skb, const struct flow_ctx *c, __u8 verdict, __u8 reason)

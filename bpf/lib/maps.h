@@ -33,7 +33,7 @@ struct {
 	__uint(max_entries, 256 * 1024);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} weft_policy SEC(".maps");
+} weft_policy_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

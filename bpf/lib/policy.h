@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Policy verdicts: two LPM lookups with the full 96-bit prefix (the remote
- * identity, then identity 0 = any); a deny from either wins; else an allow
+ * identity, then identity 0 = any), both in the endpoint's policy generation
+ * in force (EP_F_POLICY_GEN); a deny from either wins; else an allow
  * from either admits (the exact identity's entry first); else the
  * default-deny of an enforcing direction. The agent guarantees that no allow
  * entry is longer than a deny entry covering it, so the longest match of each
@@ -17,17 +18,18 @@
 
 #include "maps.h"
 
-static __always_inline struct policy_value *policy_lookup(__u16 ep_id, __u8 egress, __u32 identity, __u8 proto, __u16 dport)
+static __always_inline struct policy_value *policy_lookup(__u16 ep_id, __u8 gen, __u8 egress, __u32 identity, __u8 proto, __u16 dport)
 {
 	struct policy_key key = {
 		.prefixlen = POLICY_PREFIX_FULL,
 		.ep_id = ep_id,
 		.egress = egress,
+		.gen = gen,
 		.identity = identity,
 		.protocol = proto,
 		.dport = policy_port(proto, dport),
 	};
-	return bpf_map_lookup_elem(&weft_policy, &key);
+	return bpf_map_lookup_elem(&weft_policy_v2, &key);
 }
 
 /*
@@ -35,11 +37,12 @@ static __always_inline struct policy_value *policy_lookup(__u16 ep_id, __u8 egre
  * *rule is the deciding entry's rule id (0 when none). `dport` in network
  * order, as in the packet; `count` adds the packet to the entry's counters.
  */
-static __always_inline int policy_check(struct __sk_buff *skb, __u16 ep_id, __u8 egress, __u32 identity,
+static __always_inline int policy_check(struct __sk_buff *skb, const struct endpoint_info *ep, __u8 egress, __u32 identity,
 					__u8 proto, __u16 dport, __u32 *rule, int count)
 {
-	struct policy_value *exact = policy_lookup(ep_id, egress, identity, proto, dport);
-	struct policy_value *any = policy_lookup(ep_id, egress, 0, proto, dport);
+	__u8 gen = (ep->flags & EP_F_POLICY_GEN) ? 1 : 0;
+	struct policy_value *exact = policy_lookup(ep->ep_id, gen, egress, identity, proto, dport);
+	struct policy_value *any = policy_lookup(ep->ep_id, gen, egress, 0, proto, dport);
 	struct policy_value *hit;
 	int ret;
 

@@ -24,6 +24,12 @@ struct ipcache_key {
 #define IPCACHE_F_REMOTE_NODE		0x2	/* a node's own address */
 #define IPCACHE_F_ENCRYPTED		0x4	/* reached through the node's WireGuard device */
 #define IPCACHE_F_ENCRYPT_MISSING	0x8	/* its node has no usable key and encryption is strict: drop */
+/*
+ * A /32 entry. While the ipcache is incomplete (NODE_F_IPCACHE_INCOMPLETE) only
+ * such a hit is sure to be what the complete ipcache would answer: a shorter
+ * match (a CIDR) or none (world) may stand in for an entry that did not fit.
+ */
+#define IPCACHE_F_EXACT			0x10
 
 struct ipcache_value {
 	__u32 identity;		/* security identity (24 bits) */
@@ -37,6 +43,17 @@ struct ipcache_value {
 #define EP_F_INGRESS_ENFORCE	0x1	/* a policy selects the endpoint for ingress */
 #define EP_F_EGRESS_ENFORCE	0x2	/* a policy selects the endpoint for egress */
 #define EP_F_AUDIT		0x4	/* policy drops are reported as AUDIT and let through */
+/*
+ * Which generation of the endpoint's weft_policy_v2 entries is in force
+ * (policy_key.gen): the agent writes a new policy under the other generation
+ * and flips this bit, with the new policy_rev, in one update of the entry.
+ */
+#define EP_F_POLICY_GEN		0x8
+/*
+ * The agent could not write the endpoint's policy: every packet to or from it
+ * is dropped (WEFT_DROP_FAIL_CLOSED), audit mode or not, until it can.
+ */
+#define EP_F_FAIL_CLOSED	0x10
 
 struct endpoint_key {
 	__u32 ip;		/* network order */
@@ -60,13 +77,15 @@ struct endpoint_info {
  *   80 bits: ... + protocol                   (any port)
  *   81-96 bits: ... + dport prefix            (port ranges, as prefixes)
  *   96 bits: exact port
- * Identity 0 means "any identity" and is a second lookup.
+ * Identity 0 means "any identity" and is a second lookup. `gen` sits inside
+ * the 64 bits every entry matches, so entries of the generation not in force
+ * are never found.
  */
 struct policy_key {
 	__u32 prefixlen;
 	__u16 ep_id;
 	__u8 egress;		/* 1 = egress (from the endpoint), 0 = ingress */
-	__u8 pad1;
+	__u8 gen;		/* policy generation, 0 or 1: only the endpoint's EP_F_POLICY_GEN one is looked up */
 	__u32 identity;		/* remote identity, host order (always fully matched), 0 = any */
 	__u8 protocol;		/* IPPROTO_*, 0 only with a 64-bit prefix */
 	__u8 pad2;
@@ -153,6 +172,14 @@ struct lb_backend_key {
 
 #define NODE_F_AUDIT	0x1	/* global audit mode */
 #define NODE_F_STRICT_INGRESS	0x2	/* strict WireGuard: from_underlay drops pod traffic arriving in the clear */
+/*
+ * Some ipcache entries the agent wants did not fit (the map is full): for a
+ * direction an endpoint enforces, a new connection whose remote identity did
+ * not come from an IPCACHE_F_EXACT entry (or the identity mark) is dropped
+ * (WEFT_DROP_IPCACHE_INCOMPLETE), since a missing entry would make it "world"
+ * or a CIDR's identity, which a policy may allow where the real one is denied.
+ */
+#define NODE_F_IPCACHE_INCOMPLETE	0x4
 
 struct node_config {
 	__u32 node_ip;		/* this node's underlay IP, network order */
@@ -219,5 +246,7 @@ struct flow_event {
 #define WEFT_DROP_NAT			11	/* rewriting addresses or checksums failed */
 #define WEFT_DROP_UNENCRYPTED		12	/* would leave for another node unencrypted (strict encryption) */
 #define WEFT_DROP_UNENCRYPTED_INGRESS	13	/* pod traffic from another node arrived in the clear on the underlay (strict WireGuard) */
+#define WEFT_DROP_FAIL_CLOSED		28	/* the endpoint's policy could not be written (EP_F_FAIL_CLOSED) */
+#define WEFT_DROP_IPCACHE_INCOMPLETE	29	/* the ipcache is incomplete and the peer has no exact entry (NODE_F_IPCACHE_INCOMPLETE) */
 
 #endif /* WEFT_TYPES_H */

@@ -3,7 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LabelSet } from '@weft/identity';
-import { validateAgentConfig, podMtu, readEtcdTls, routerIp } from './config.js';
+import { encodePolicyKey, encodePolicyValue, IPCACHE_F_LOCAL_ENDPOINT, IPCACHE_F_REMOTE_NODE, POLICY_KEY, POLICY_VALUE } from '@weft/datapath';
+import { mapSizesOf, validateAgentConfig, podMtu, readEtcdTls, routerIp } from './config.js';
+import { ipcacheRank } from './ipcache-writer.js';
+import { revokes } from './policy-map-writer.js';
 import { handshakeSince } from './wireguard-node.js';
 import { AgentConfigError, IpamExhaustedError } from './errors.js';
 import { enrich, flowMatches, FlowLog } from './flows.js';
@@ -108,6 +111,76 @@ describe('agent configuration: the resource source', () => {
     for (const [raw, e, message] of bad) {
       assert.throws(() => validateAgentConfig(raw, 'test', e), (err: unknown) => err instanceof AgentConfigError && message.test(err.message), String(message));
     }
+  });
+});
+
+describe('agent configuration: map sizes', () => {
+  it('defaults every sized map to the size bpf/lib/maps.h declares and takes the ones given', () => {
+    assert.deepEqual(mapSizesOf(validateAgentConfig(base)), { ipcache: 524_288, endpoints: 65_536, policy: 262_144, ct: 262_144, lbServices: 262_144, lbBackends: 262_144 });
+    const c = validateAgentConfig({ ...base, mapSizes: { ipcache: 1_000_000, ct: 1024 } });
+    assert.equal(mapSizesOf(c).ipcache, 1_000_000);
+    assert.equal(mapSizesOf(c).ct, 1024);
+    assert.equal(mapSizesOf(c).policy, 262_144);
+    assert.equal(mapSizesOf({}).endpoints, 65_536, 'a config built in code without mapSizes');
+  });
+
+  it('names the bad map size', () => {
+    const bad: Array<[unknown, RegExp]> = [
+      [[1, 2], /mapSizes: must be an object of entry counts by map \(ipcache, endpoints, policy, ct, lbServices, lbBackends\)/],
+      [{ ipcahce: 10 }, /mapSizes\.ipcahce: is not a sized map/],
+      [{ policy: 0 }, /mapSizes\.policy: 0 must be an integer 1-16777216/],
+      [{ ct: 1.5 }, /mapSizes\.ct: 1.5 must be an integer/],
+      [{ ipcache: '512k' }, /mapSizes\.ipcache: "512k" must be an integer/],
+      [{ endpoints: 1 << 25 }, /mapSizes\.endpoints: 33554432 must be an integer 1-16777216/],
+    ];
+    for (const [mapSizes, message] of bad) {
+      assert.throws(() => validateAgentConfig({ ...base, mapSizes }), (err: unknown) => err instanceof AgentConfigError && message.test(err.message), String(message));
+    }
+  });
+});
+
+describe('policy map writer: which changes take access away', () => {
+  const key = (identity: number, protocol = 6): string => {
+    const k = Buffer.alloc(POLICY_KEY.size);
+    encodePolicyKey(k, 0, { epId: 1, egress: true, identity, protocol });
+    return k.toString('hex');
+  };
+  const value = (deny: boolean): Buffer => {
+    const v = Buffer.alloc(POLICY_VALUE.size);
+    encodePolicyValue(v, 0, deny, 1);
+    return v;
+  };
+  const flags = { ingressEnforced: true, egressEnforced: true, audit: false };
+  const cur = (entries: Array<[number, boolean]>, f = flags) => ({ ...f, entries: new Map(entries.map(([id, deny]) => [key(id), value(deny).subarray(0, 8).toString('hex')])) });
+  const want = (entries: Array<[number, boolean]>) => new Map(entries.map(([id, deny]) => [key(id), value(deny)]));
+
+  it('only grants: a new allow, a removed deny, a deny turned allow, enforcement off, audit on, a new rule id', () => {
+    assert.equal(revokes(cur([[1, false]]), want([[1, false], [2, false]]), flags), false);
+    assert.equal(revokes(cur([[1, false], [3, true]]), want([[1, false]]), flags), false);
+    assert.equal(revokes(cur([[3, true]]), want([[3, false]]), flags), false);
+    assert.equal(revokes(cur([]), want([]), { ...flags, ingressEnforced: false }), false);
+    assert.equal(revokes(cur([]), want([]), { ...flags, audit: true }), false);
+    const renamed = want([[1, false]]);
+    encodePolicyValue(renamed.get(key(1))!, 0, false, 7);
+    assert.equal(revokes(cur([[1, false]]), renamed, flags), false);
+  });
+
+  it('takes away: a new deny, a removed allow, an allow turned deny, enforcement on, audit off', () => {
+    assert.equal(revokes(cur([[1, false]]), want([[1, false], [2, true]]), flags), true);
+    assert.equal(revokes(cur([[1, false], [2, false]]), want([[1, false]]), flags), true);
+    assert.equal(revokes(cur([[1, false]]), want([[1, true]]), flags), true);
+    assert.equal(revokes(cur([], { ...flags, egressEnforced: false }), want([]), flags), true);
+    assert.equal(revokes(cur([], { ...flags, audit: true }), want([]), flags), true);
+  });
+});
+
+describe('ipcache precedence', () => {
+  it('puts local endpoints and nodes first, then CIDRs, then other pods', () => {
+    assert.equal(ipcacheRank(32, IPCACHE_F_LOCAL_ENDPOINT), 0);
+    assert.equal(ipcacheRank(32, IPCACHE_F_REMOTE_NODE), 0);
+    assert.equal(ipcacheRank(24, 0), 1);
+    assert.equal(ipcacheRank(0, 0), 1);
+    assert.equal(ipcacheRank(32, 0), 2);
   });
 });
 

@@ -285,8 +285,32 @@ export class Agent {
       remoteServices: this.cluster.remoteServices.size,
       memory: memoryMb(),
       lastIpcacheSync: this.cluster.lastSync,
+      // A full ipcache: enforcing endpoints drop peers without an exact entry until it is complete.
+      ipcache: this.datapath.ipcacheStatus(),
+      maps: this.datapath.mapStatus(),
+      endpointPolicy: this.endpointPolicySummary(),
       lastServiceSync: this.services.lastSync,
       invalidRecords: Object.fromEntries([...this.cluster.invalid, ...this.policy.invalid, ...this.allocator.cache.invalid, ...this.services.invalid]),
+    };
+  }
+
+  /** How many endpoints have their policy in force, and which do not (stale, fail-closed) and why. */
+  private endpointPolicySummary(): { ok: number; stale: number; failClosed: number; error: number; failing: Array<{ endpoint: string; id: number; state: string; error?: string; since?: string }> } {
+    const failing = this.policy.failing();
+    const byId = new Map(this.endpoints.list().map((e) => [e.epId, e]));
+    const count = (s: string): number => failing.filter((f) => f.state === s).length;
+    return {
+      ok: byId.size - failing.filter((f) => byId.has(f.epId)).length,
+      stale: count('stale'),
+      failClosed: count('fail-closed'),
+      error: count('error'),
+      failing: failing.map((f) => {
+        const ep = byId.get(f.epId);
+        const row: { endpoint: string; id: number; state: string; error?: string; since?: string } = { endpoint: ep ? `${ep.namespace}/${ep.pod}` : String(f.epId), id: f.epId, state: f.state };
+        if (f.error !== undefined) row.error = f.error;
+        if (f.since !== undefined) row.since = f.since;
+        return row;
+      }),
     };
   }
 
@@ -309,7 +333,19 @@ export class Agent {
           identity: ep.identity,
           labels: ep.labels,
           interface: ep.hostIf,
-          policy: p ? { ingress: p.ingressEnforced ? 'enforcing' : 'allow-all', egress: p.egressEnforced ? 'enforcing' : 'allow-all', audit: p.audit, revision: p.rev, entries: p.entries, policies: p.policies } : undefined,
+          policy: p
+            ? {
+                ingress: p.ingressEnforced ? 'enforcing' : 'allow-all',
+                egress: p.egressEnforced ? 'enforcing' : 'allow-all',
+                audit: p.audit,
+                revision: p.rev,
+                entries: p.entries,
+                policies: p.policies,
+                // ok | stale (old policy in force, new grants missing) | fail-closed (all traffic dropped) | error
+                state: p.state,
+                ...(p.error !== undefined ? { error: p.error, since: p.since } : {}),
+              }
+            : undefined,
         };
       }),
     );

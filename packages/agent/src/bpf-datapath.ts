@@ -8,7 +8,7 @@
  * On start the mirror is loaded from the pinned maps themselves, so a restart
  * diffs against what the kernel really holds.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '@weft/common';
 import {
@@ -17,13 +17,6 @@ import {
   BpfObject,
   RingBufferReader,
   MapName,
-  IPCACHE_KEY,
-  IPCACHE_VALUE,
-  POLICY_KEY,
-  POLICY_VALUE,
-  EP_F_AUDIT,
-  EP_F_EGRESS_ENFORCE,
-  EP_F_INGRESS_ENFORCE,
   ROUTING_DIRECT,
   ROUTING_TUNNEL,
   decodeFlowEvent,
@@ -38,25 +31,26 @@ import {
   detachTc,
   NODE_F_AUDIT,
   NODE_F_STRICT_INGRESS,
+  NODE_F_IPCACHE_INCOMPLETE,
+  SIZED_MAPS,
+  type NodeConfig,
+  type ResizedMap,
+  type SizedMap,
   LB_BACKEND_KEY,
   LB_KEY,
   LB_VALUE,
   type LbFrontend,
-  encodeEndpointInfo,
-  encodeEndpointKey,
-  encodeIpcacheKey,
-  encodeIpcacheValue,
   encodeNodeConfig,
-  encodePolicyKey,
-  encodePolicyValue,
   intToIpv4,
   ipv4ToInt,
   type BpfMap,
 } from '@weft/datapath';
 import { Ip } from '@weft/net';
-import type { AgentConfig } from './config.js';
+import { mapSizesOf, type AgentConfig } from './config.js';
 import { AgentConfigError } from './errors.js';
-import type { Datapath, EndpointProgram, FlowSample, IpcacheUpsert, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
+import type { Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
+import { IpcacheWriter } from './ipcache-writer.js';
+import { PolicyMapWriter } from './policy-map-writer.js';
 import { stableSlots } from './services.js';
 
 /** Geneve's IANA port: the kernel's Geneve device listens there (VXLAN's port is configurable). */
@@ -69,16 +63,24 @@ const GENEVE_PORT = 6081;
  */
 const UNDERLAY_TC = { direction: 'ingress', priority: 1, handle: 0x77656674 } as const;
 
+/**
+ * Pins of maps an earlier layout used (renamed since): unpinned at start. Programs still attached
+ * keep such a map alive until they are replaced; nothing reads it afterwards.
+ */
+const RETIRED_PINS = ['weft_policy'];
+
 export class BpfDatapath implements Datapath {
   private filteredUnderlay: string | undefined;
   private lxc: BpfObject | undefined;
   private overlay: BpfObject | undefined;
   private host: BpfObject | undefined;
-  private maps!: { ipcache: BpfMap; endpoints: BpfMap; policy: BpfMap; config: BpfMap; events: BpfMap; lbServices: BpfMap; lbBackends: BpfMap };
-  /** cidr -> encoded value (hex) of what the ipcache holds. */
-  private readonly ipcacheMirror = new Map<string, string>();
-  /** epId -> key hex -> value head hex (deny + rule id) of what the policy map holds. */
-  private readonly policyMirror = new Map<number, Map<string, string>>();
+  private maps!: { ipcache: BpfMap; endpoints: BpfMap; policy: BpfMap; ct: BpfMap; config: BpfMap; events: BpfMap; lbServices: BpfMap; lbBackends: BpfMap };
+  private ipcache!: IpcacheWriter;
+  private policy!: PolicyMapWriter;
+  /** The node config as last written (NODE_F_IPCACHE_INCOMPLETE comes and goes). */
+  private nodeConfig!: NodeConfig;
+  /** Pinned maps replaced at start because their size was not the configured one. */
+  private resized: ResizedMap[] = [];
   /** Frontend ("vip/port/protocol", numbers) -> backends ("ip:port") in slot order, as the maps hold them. */
   private lbOrder = new Map<string, string[]>();
   private reader: RingBufferReader | undefined;
@@ -94,29 +96,42 @@ export class BpfDatapath implements Datapath {
     const c = this.config;
     ensureBpffs();
     mkdirSync(c.pinRoot, { recursive: true });
-    this.lxc = BpfObject.open(join(c.bpfDir, 'bpf_lxc.o'), { pinRoot: c.pinRoot, programs: ['from_container', 'to_container'] });
+    // Every object gets the same sizes (libbpf reuses a pin only if it matches); the first one replaces pins of another size.
+    const sizes = mapSizesOf(c);
+    const maxEntries = Object.fromEntries((Object.keys(SIZED_MAPS) as SizedMap[]).map((k) => [MapName[k], sizes[k]]));
+    const sized = { pinRoot: c.pinRoot, maxEntries, copyWhole: [MapName.policy], logger: this.log };
+    this.lxc = BpfObject.open(join(c.bpfDir, 'bpf_lxc.o'), { ...sized, programs: ['from_container', 'to_container'] });
     this.lxc.load();
-    this.overlay = BpfObject.open(join(c.bpfDir, 'bpf_overlay.o'), { pinRoot: c.pinRoot, programs: ['from_overlay'] });
+    this.resized = this.lxc.resized;
+    this.overlay = BpfObject.open(join(c.bpfDir, 'bpf_overlay.o'), { ...sized, programs: ['from_overlay'] });
     this.overlay.load();
-    this.host = BpfObject.open(join(c.bpfDir, 'bpf_host.o'), { pinRoot: c.pinRoot, programs: ['from_underlay'] });
+    this.host = BpfObject.open(join(c.bpfDir, 'bpf_host.o'), { ...sized, programs: ['from_underlay'] });
     this.host.load();
+    for (const name of RETIRED_PINS) if (existsSync(join(c.pinRoot, name))) unlinkSync(join(c.pinRoot, name));
     this.maps = {
       ipcache: this.lxc.map(MapName.ipcache),
       endpoints: this.lxc.map(MapName.endpoints),
       policy: this.lxc.map(MapName.policy),
+      ct: this.lxc.map(MapName.ct),
       config: this.lxc.map(MapName.config),
       events: this.lxc.map(MapName.events),
       lbServices: this.lxc.map(MapName.lbServices),
       lbBackends: this.lxc.map(MapName.lbBackends),
     };
+    const key = Buffer.alloc(4);
+    // An ipcache left incomplete by the previous run, or shrunk just now, stays distrusted until a sync completes it.
+    const prevFlags = this.maps.config.lookup(key)?.readUInt32LE(16) ?? 0;
+    const incomplete = (prevFlags & NODE_F_IPCACHE_INCOMPLETE) !== 0 || this.resized.some((r) => r.map === MapName.ipcache && r.dropped > 0);
+    this.ipcache = new IpcacheWriter(this.maps.ipcache, (on) => this.setIpcacheIncomplete(on), this.log.child({ component: 'ipcache' }), incomplete);
+    this.policy = new PolicyMapWriter({ endpoints: this.maps.endpoints, policy: this.maps.policy }, this.log.child({ component: 'policy-map' }));
     this.loadMirrors();
     const tunnelIfindex = await this.ensureTunnel();
     const underlay = await this.underlayDevice();
     const strictIngress = strictWireGuard(c);
-    const key = Buffer.alloc(4);
     const tunnelPort = c.routing === 'vxlan' ? c.vxlanPort : c.routing === 'geneve' ? GENEVE_PORT : 0;
-    const flags = (c.audit ? NODE_F_AUDIT : 0) | (strictIngress ? NODE_F_STRICT_INGRESS : 0);
-    this.maps.config.update(key, encodeNodeConfig({ nodeIp: ipv4ToInt(c.nodeIp), tunnelIfindex, routingMode: c.routing === 'direct' ? ROUTING_DIRECT : ROUTING_TUNNEL, clusterId: c.clusterId, flags, tunnelPort }));
+    const flags = (c.audit ? NODE_F_AUDIT : 0) | (strictIngress ? NODE_F_STRICT_INGRESS : 0) | (incomplete ? NODE_F_IPCACHE_INCOMPLETE : 0);
+    this.nodeConfig = { nodeIp: ipv4ToInt(c.nodeIp), tunnelIfindex, routingMode: c.routing === 'direct' ? ROUTING_DIRECT : ROUTING_TUNNEL, clusterId: c.clusterId, flags, tunnelPort };
+    this.maps.config.update(key, encodeNodeConfig(this.nodeConfig));
     if (c.routing !== 'direct') attachTc({ ifindex: tunnelIfindex, direction: 'ingress', programFd: this.overlay.programFd('from_overlay') });
     // After the config, so the program finds its flag set; a node no longer strict loses the filter
     // an earlier run attached (the cleared flag already made it pass everything).
@@ -134,7 +149,40 @@ export class BpfDatapath implements Datapath {
       // A bad event costs that event, never the agent.
       { onError: (err: unknown) => this.log.warn({ err: (err as Error).message }, 'dropped a flow event that could not be handled') },
     );
-    this.log.info({ pinRoot: c.pinRoot, tunnelIfindex, underlay: underlay?.ifname, strictIngress, ipcache: this.ipcacheMirror.size }, 'datapath loaded');
+    this.log.info({ pinRoot: c.pinRoot, tunnelIfindex, underlay: underlay?.ifname, strictIngress, ipcache: this.ipcache.status().entries, resized: this.resized }, 'datapath loaded');
+  }
+
+  /** Rewrites the node config with NODE_F_IPCACHE_INCOMPLETE set or cleared (only the flags word changes). */
+  private setIpcacheIncomplete(on: boolean): void {
+    const flags = on ? this.nodeConfig.flags | NODE_F_IPCACHE_INCOMPLETE : this.nodeConfig.flags & ~NODE_F_IPCACHE_INCOMPLETE;
+    if (flags === this.nodeConfig.flags) return;
+    this.nodeConfig = { ...this.nodeConfig, flags };
+    this.maps.config.update(Buffer.alloc(4), encodeNodeConfig(this.nodeConfig));
+    this.log.warn({ incomplete: on }, on ? 'ipcache incomplete: enforcing endpoints drop peers without an exact entry' : 'ipcache complete');
+  }
+
+  ipcacheStatus(): IpcacheStatus {
+    return this.ipcache.status();
+  }
+
+  mapStatus(): MapStatus[] {
+    let slots = 0;
+    for (const backends of this.lbOrder.values()) slots += backends.length;
+    const used: Partial<Record<SizedMap, number>> = {
+      ipcache: this.ipcache.status().entries,
+      endpoints: this.policy.endpointCount,
+      policy: this.policy.entryCount,
+      lbServices: this.lbOrder.size + slots,
+      lbBackends: slots,
+    };
+    return (Object.keys(SIZED_MAPS) as SizedMap[]).map((k) => {
+      const map = this.maps[k];
+      const row: MapStatus = { name: map.name, maxEntries: map.maxEntries };
+      if (used[k] !== undefined) row.entries = used[k];
+      const r = this.resized.find((x) => x.map === map.name);
+      if (r) row.resized = { from: r.from, copied: r.copied, dropped: r.dropped };
+      return row;
+    });
   }
 
   clearIngressFilter(): string | undefined {
@@ -189,10 +237,9 @@ export class BpfDatapath implements Datapath {
   }
 
   private loadMirrors(): void {
-    for (const [k, v] of this.maps.ipcache.entries()) {
-      const e = decodeIpcache(k, v);
-      this.ipcacheMirror.set(`${intToIpv4(e.ip)}/${e.prefixlen}`, v.toString('hex'));
-    }
+    this.ipcache.load();
+    const loaded = this.policy.load();
+    if (loaded.orphans > 0) this.log.info(loaded, 'deleted policy entries no endpoint looks up (a generation not in force, endpoints gone)');
     const slotsOf = new Map<string, Map<number, string>>();
     for (const [k, v] of this.maps.lbServices.entries()) {
       const e = decodeLb(k, v);
@@ -207,51 +254,10 @@ export class BpfDatapath implements Datapath {
     }
     // A restarted agent keeps the slots the kernel holds (so established connections keep their backends).
     for (const [fkey, m] of slotsOf) this.lbOrder.set(fkey, [...m.keys()].sort((a, b) => a - b).map((i) => m.get(i)!));
-    for (const [k, v] of this.maps.policy.entries()) {
-      const p = decodePolicy(k, v);
-      const m = this.policyMirror.get(p.epId) ?? new Map<string, string>();
-      m.set(k.toString('hex'), v.subarray(0, 8).toString('hex'));
-      this.policyMirror.set(p.epId, m);
-    }
   }
 
-  async syncIpcache(entries: readonly IpcacheUpsert[]): Promise<{ added: number; updated: number; removed: number }> {
-    const want = new Map<string, Buffer>();
-    for (const e of entries) {
-      const v = Buffer.alloc(IPCACHE_VALUE.size);
-      encodeIpcacheValue(v, 0, { identity: e.identity, tunnelIp: e.tunnelIp ? ipv4ToInt(e.tunnelIp) : 0, flags: e.flags, clusterId: e.clusterId });
-      want.set(e.cidr, v);
-    }
-    const changed: Array<[string, Buffer]> = [];
-    let added = 0;
-    for (const [cidr, v] of want) {
-      const prev = this.ipcacheMirror.get(cidr);
-      if (prev === v.toString('hex')) continue;
-      if (prev === undefined) added++;
-      changed.push([cidr, v]);
-    }
-    if (changed.length > 0) {
-      const keys = Buffer.alloc(changed.length * IPCACHE_KEY.size);
-      const values = Buffer.alloc(changed.length * IPCACHE_VALUE.size);
-      changed.forEach(([cidr, v], i) => {
-        const [ip, bits] = cidr.split('/');
-        encodeIpcacheKey(keys, i * IPCACHE_KEY.size, ipv4ToInt(ip!), Number(bits));
-        v.copy(values, i * IPCACHE_VALUE.size);
-      });
-      this.maps.ipcache.updateBatch(keys, values, changed.length);
-      for (const [cidr, v] of changed) this.ipcacheMirror.set(cidr, v.toString('hex'));
-    }
-    let removed = 0;
-    for (const cidr of [...this.ipcacheMirror.keys()]) {
-      if (want.has(cidr)) continue;
-      const [ip, bits] = cidr.split('/');
-      const k = Buffer.alloc(IPCACHE_KEY.size);
-      encodeIpcacheKey(k, 0, ipv4ToInt(ip!), Number(bits));
-      this.maps.ipcache.delete(k);
-      this.ipcacheMirror.delete(cidr);
-      removed++;
-    }
-    return { added, updated: changed.length - added, removed };
+  async syncIpcache(entries: readonly IpcacheUpsert[]): Promise<IpcacheSyncResult> {
+    return this.ipcache.sync(entries);
   }
 
   /**
@@ -354,51 +360,22 @@ export class BpfDatapath implements Datapath {
     }));
   }
 
-  async upsertEndpoint(ep: EndpointProgram, policyRev: number): Promise<void> {
+  async programEndpoint(ep: EndpointProgram, entries: readonly PolicyMapEntry[], policyRev: number): Promise<EndpointPolicyOutcome> {
     const link = await this.ip.link(ep.ifname);
     if (!link) throw new Error(`Cannot program endpoint ${ep.ip}: interface ${ep.ifname} does not exist`);
-    const flags = (ep.ingressEnforced ? EP_F_INGRESS_ENFORCE : 0) | (ep.egressEnforced ? EP_F_EGRESS_ENFORCE : 0) | (ep.audit ? EP_F_AUDIT : 0);
-    this.maps.endpoints.update(encodeEndpointKey(ipv4ToInt(ep.ip)), encodeEndpointInfo({ ip: ipv4ToInt(ep.ip), ifindex: link.ifindex, epId: ep.epId, flags, identity: ep.identity, policyRev, mac: ep.mac, nodeMac: ep.nodeMac }));
+    const outcome = this.policy.program(
+      { epId: ep.epId, ip: ipv4ToInt(ep.ip), ifindex: link.ifindex, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: ep.ingressEnforced, egressEnforced: ep.egressEnforced, audit: ep.audit },
+      entries,
+      policyRev,
+    );
+    // Also when failed closed: the programs are what drops its traffic.
     attachTc({ ifindex: link.ifindex, direction: 'ingress', programFd: this.lxc!.programFd('from_container') });
     attachTc({ ifindex: link.ifindex, direction: 'egress', programFd: this.lxc!.programFd('to_container') });
+    return outcome;
   }
 
   async removeEndpoint(ip: string, epId: number): Promise<void> {
-    this.maps.endpoints.delete(encodeEndpointKey(ipv4ToInt(ip)));
-    await this.syncPolicy(epId, []);
-    this.policyMirror.delete(epId);
-  }
-
-  async syncPolicy(epId: number, entries: readonly PolicyMapEntry[]): Promise<number> {
-    const have = this.policyMirror.get(epId) ?? new Map<string, string>();
-    const want = new Map<string, Buffer>();
-    for (const e of entries) {
-      const k = Buffer.alloc(POLICY_KEY.size);
-      const key: Parameters<typeof encodePolicyKey>[2] = { epId, egress: e.egress, identity: e.identity, protocol: e.protocol };
-      if (e.port) {
-        key.port = e.port.port;
-        key.portBits = e.port.bits;
-      }
-      encodePolicyKey(k, 0, key);
-      const v = Buffer.alloc(POLICY_VALUE.size);
-      encodePolicyValue(v, 0, e.deny, e.ruleId);
-      want.set(k.toString('hex'), v);
-    }
-    let changes = 0;
-    for (const [kh, v] of want) {
-      if (have.get(kh) === v.subarray(0, 8).toString('hex')) continue;
-      this.maps.policy.update(Buffer.from(kh, 'hex'), v);
-      have.set(kh, v.subarray(0, 8).toString('hex'));
-      changes++;
-    }
-    for (const kh of [...have.keys()]) {
-      if (want.has(kh)) continue;
-      this.maps.policy.delete(Buffer.from(kh, 'hex'));
-      have.delete(kh);
-      changes++;
-    }
-    this.policyMirror.set(epId, have);
-    return changes;
+    this.policy.remove(ipv4ToInt(ip), epId);
   }
 
   async dumpIpcache(): Promise<Array<{ cidr: string; identity: number; tunnelIp?: string; flags: number }>> {
@@ -414,9 +391,10 @@ export class BpfDatapath implements Datapath {
 
   async dumpPolicy(epId: number): Promise<Array<PolicyMapEntry & { packets: bigint; bytes: bigint }>> {
     const out: Array<PolicyMapEntry & { packets: bigint; bytes: bigint }> = [];
+    const gen = this.policy.generation(epId);
     for (const [k, v] of this.maps.policy.entries()) {
       const p = decodePolicy(k, v);
-      if (p.epId !== epId) continue;
+      if (p.epId !== epId || p.gen !== gen) continue;
       const row: PolicyMapEntry & { packets: bigint; bytes: bigint } = { egress: p.egress, identity: p.identity, protocol: p.protocol, deny: p.deny, ruleId: p.ruleId, packets: p.packets, bytes: p.bytes };
       if (p.port !== undefined) row.port = { port: p.port, bits: p.portBits ?? 16 };
       out.push(row);

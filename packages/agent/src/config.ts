@@ -11,6 +11,7 @@ import { validateClusterId } from '@weft/identity';
 import { readEtcdTlsFiles, type EtcdTlsFiles } from '@weft/kvstore';
 import type { WireGuardImplementationChoice } from '@weft/net';
 import { parseCidr, parseIpv4 } from '@weft/policy';
+import { SIZED_MAPS, type SizedMap } from '@weft/datapath';
 import { AgentConfigError } from './errors.js';
 
 export type RoutingMode = 'vxlan' | 'geneve' | 'direct';
@@ -92,7 +93,18 @@ export interface AgentConfig {
   keyRotationIntervalSec: number;
   /** A rotation whose peers have not all moved off the lane within this time is given up (before any key changed). */
   keyRotationTimeoutSec: number;
+  /**
+   * max_entries of the node's sized maps; a map not named keeps the size bpf/lib/maps.h declares
+   * (SIZED_MAPS). A pinned map of another size is replaced at start and its entries copied.
+   */
+  mapSizes?: Partial<MapSizes>;
 }
+
+/** Entries of each map the agent sizes: ipcache, endpoints, policy, ct (conntrack), lbServices, lbBackends. */
+export type MapSizes = Record<SizedMap, number>;
+
+/** Largest accepted size: 16M entries (a preallocated map of that size is already gigabytes). */
+export const MAX_MAP_ENTRIES = 1 << 24;
 
 /** The node's two WireGuard devices (see encryption.ts): lane 1's name and port follow lane 0's. */
 export function wireguardLanes(c: Pick<AgentConfig, 'wireguardDevice' | 'wireguardPort'>): Array<{ device: string; port: number }> {
@@ -200,6 +212,7 @@ export function validateAgentConfig(raw: unknown, source = 'agent config', env: 
     ipsecKeyFile: typeof c.ipsecKeyFile === 'string' && c.ipsecKeyFile !== '' ? c.ipsecKeyFile : '/etc/weft/ipsec.key',
     keyRotationIntervalSec: num('keyRotationIntervalSec', 86_400, 0, 365 * 86_400),
     keyRotationTimeoutSec: num('keyRotationTimeoutSec', 60, 1, 3600),
+    mapSizes: mapSizes(c.mapSizes, fail),
   };
   if (out.wireguardDevice.length > 14 || !/^[A-Za-z0-9_.-]+$/.test(out.wireguardDevice)) fail('wireguardDevice', `${JSON.stringify(out.wireguardDevice)} must be 1-14 characters of A-Z a-z 0-9 _ . - (lane 1 adds a 'b'; unique on the machine: wireguard-go's sockets are machine-wide)`);
   if (typeof c.cniPlugin === 'string') out.cniPlugin = c.cniPlugin;
@@ -211,6 +224,23 @@ export function validateAgentConfig(raw: unknown, source = 'agent config', env: 
   if (c.underlayDevice !== undefined) {
     if (typeof c.underlayDevice !== 'string' || c.underlayDevice.length > 15 || !/^[A-Za-z0-9_.@-]+$/.test(c.underlayDevice)) fail('underlayDevice', `${JSON.stringify(c.underlayDevice)} is not an interface name (1-15 characters of A-Z a-z 0-9 _ . @ -)`);
     out.underlayDevice = c.underlayDevice as string;
+  }
+  return out;
+}
+
+/** The size of every sized map: the configured one, else the declared default. */
+export function mapSizesOf(c: Pick<AgentConfig, 'mapSizes'>): MapSizes {
+  return { ...SIZED_MAPS, ...c.mapSizes };
+}
+
+function mapSizes(raw: unknown, fail: (field: string, problem: string) => never): MapSizes {
+  const out: MapSizes = { ...SIZED_MAPS };
+  if (raw === undefined) return out;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('mapSizes', `must be an object of entry counts by map (${Object.keys(SIZED_MAPS).join(', ')})`);
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (!(k in SIZED_MAPS)) fail(`mapSizes.${k}`, `is not a sized map (${Object.keys(SIZED_MAPS).join(', ')})`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_MAP_ENTRIES) fail(`mapSizes.${k}`, `${JSON.stringify(v)} must be an integer 1-${MAX_MAP_ENTRIES}`);
+    out[k as SizedMap] = v as number;
   }
   return out;
 }

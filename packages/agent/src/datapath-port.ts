@@ -41,6 +41,51 @@ export interface PolicyMapEntry extends Omit<PolicyEntry, 'rule'> {
   ruleId: number;
 }
 
+/**
+ * `ok`: the policy asked for is in force. `stale`: the old policy stays in force (less any denies
+ * the new one drops) because new entries that only grant access did not fit. `fail-closed`: a
+ * policy that takes access away could not be written, so all the endpoint's traffic is dropped
+ * (reason FAIL_CLOSED).
+ */
+export type EndpointPolicyState = 'ok' | 'stale' | 'fail-closed';
+
+export interface EndpointPolicyOutcome {
+  state: EndpointPolicyState;
+  /** Policy entries written and deleted. */
+  changes: number;
+  /** Why the policy asked for is not (all) in force; set unless `ok`. */
+  error?: string;
+  /** The policy generation in force (0 or 1). */
+  gen: number;
+}
+
+export interface IpcacheSyncResult {
+  added: number;
+  updated: number;
+  removed: number;
+  /** Wanted entries that are not in the map (it is full). */
+  missing: number;
+}
+
+export interface IpcacheStatus {
+  /** Every wanted entry is in the map; when not, NODE_F_IPCACHE_INCOMPLETE is set. */
+  complete: boolean;
+  entries: number;
+  maxEntries: number;
+  missing: number;
+  incompleteSince?: string;
+}
+
+/** One sized map: its size, and how many entries the agent keeps in it where it knows. */
+export interface MapStatus {
+  name: string;
+  maxEntries: number;
+  /** Entries in use; absent where only the datapath adds entries (conntrack). */
+  entries?: number;
+  /** Set when the agent replaced a pinned map of another size at start. */
+  resized?: { from: number; copied: number; dropped: number };
+}
+
 /** A flow event as the datapath decoded it, addresses in dotted form. */
 export type FlowSample = Omit<FlowRecord, 'saddr' | 'daddr' | 'ifindex'> & { saddr: string; daddr: string };
 
@@ -51,13 +96,21 @@ export interface Datapath {
   clearIngressFilter(): string | undefined;
   /** Stops reading events; programs and maps stay in place so traffic keeps flowing. */
   stop(): Promise<void>;
-  /** Replaces the whole ipcache content with `entries` (only differences are written). */
-  syncIpcache(entries: readonly IpcacheUpsert[]): Promise<{ added: number; updated: number; removed: number }>;
-  /** Programs (or updates) an endpoint and attaches the programs to its veth. */
-  upsertEndpoint(ep: EndpointProgram, policyRev: number): Promise<void>;
+  /**
+   * Replaces the whole ipcache content with `entries` (only differences are written). A full map
+   * is not an error: the entries of least precedence are left out, `missing` says how many, and
+   * the datapath distrusts inexact lookups until a sync writes everything.
+   */
+  syncIpcache(entries: readonly IpcacheUpsert[]): Promise<IpcacheSyncResult>;
+  ipcacheStatus(): IpcacheStatus;
+  /**
+   * Programs (or updates) an endpoint with its policy `entries` under revision `policyRev`, and
+   * attaches the programs to its veth. Per endpoint the policy changes as a whole or the
+   * endpoint fails closed (see the outcome); only a failure to create the endpoint's own entry
+   * throws (the endpoint then has none: its traffic is dropped).
+   */
+  programEndpoint(ep: EndpointProgram, entries: readonly PolicyMapEntry[], policyRev: number): Promise<EndpointPolicyOutcome>;
   removeEndpoint(ip: string, epId: number): Promise<void>;
-  /** Replaces an endpoint's policy entries (differences only); returns how many changed. */
-  syncPolicy(epId: number, entries: readonly PolicyMapEntry[]): Promise<number>;
   /**
    * Replaces the whole load-balancer content with `services` (differences
    * only, in an order where a packet never finds a slot count without its slots).
@@ -67,5 +120,7 @@ export interface Datapath {
   dumpIpcache(): Promise<Array<{ cidr: string; identity: number; tunnelIp?: string; flags: number }>>;
   dumpServices(): Promise<ServiceProgram[]>;
   dumpPolicy(epId: number): Promise<Array<PolicyMapEntry & { packets: bigint; bytes: bigint }>>;
+  /** Size and use of each sized map. */
+  mapStatus(): MapStatus[];
   onFlow(listener: (flow: FlowSample) => void): void;
 }

@@ -5,28 +5,46 @@
  * schedules a recompute (debounced), which resolves each endpoint and writes
  * only the differences. Bumping the endpoint's policy revision makes the
  * datapath re-check established connections against the new rules.
+ *
+ * The datapath applies each endpoint's policy as a whole or fails the
+ * endpoint closed (see policy-map-writer.ts); what it could not do is kept
+ * per endpoint (state and error, shown by `weft endpoint list` and `weft
+ * status`), never stops the recompute of the other endpoints, and is retried
+ * by the next recompute: one comes RETRY_MS after any failure.
  */
 import { Coalescer, type Logger } from '@weft/common';
 import type { IdentityAllocator } from '@weft/identity';
 import { parsePolicy, policyCidrs, resolveEndpoint, type CidrIdentityView, type Policy } from '@weft/policy';
 import type { Resource, ResourceSource, ResourceWatch } from '@weft/resources';
 import type { AgentConfig } from './config.js';
-import type { Datapath, PolicyMapEntry } from './datapath-port.js';
+import type { Datapath, EndpointPolicyState as DatapathPolicyState, PolicyMapEntry } from './datapath-port.js';
 import type { Endpoint } from './endpoint-manager.js';
 import { workloadLabels } from '@weft/identity';
 
 const POLICY_KINDS = ['NetworkPolicy', 'WeftNetworkPolicy', 'WeftClusterwideNetworkPolicy'] as const;
 /** Node-local identities for CIDRs start here (cluster bits 0, above the reserved ids). */
 const CIDR_IDENTITY_BASE = 0x100;
+/** A recompute this long after an endpoint's policy could not be (all) written. */
+export const RETRY_MS = 5000;
 
 export interface EndpointPolicyState {
   rev: number;
+  /** Of the policy asked for. */
   signature: string;
   ingressEnforced: boolean;
   egressEnforced: boolean;
   audit: boolean;
   policies: string[];
   entries: number;
+  /**
+   * What the datapath has in force: the datapath's outcome, or `error` when programming the
+   * endpoint failed outright (what is in force is then whatever was before).
+   */
+  state: DatapathPolicyState | 'error';
+  /** Why it is not `ok`. */
+  error?: string;
+  /** When it last left `ok`. */
+  since?: string;
 }
 
 export class PolicyEngine {
@@ -37,6 +55,7 @@ export class PolicyEngine {
   private watchers: ResourceWatch[] = [];
   private readonly recompute: Coalescer;
   private cidrIds: CidrIdentityView[] = [];
+  private retry: NodeJS.Timeout | undefined;
   /** Told when the CIDR identities change (they belong in the ipcache). */
   onCidrsChanged: () => void = () => undefined;
   readonly invalid = new Map<string, string>();
@@ -73,6 +92,7 @@ export class PolicyEngine {
 
   async stop(): Promise<void> {
     await Promise.all(this.watchers.map((w) => w.stop()));
+    clearTimeout(this.retry);
     await this.recompute.stop();
   }
 
@@ -119,10 +139,33 @@ export class PolicyEngine {
     this.recompute.schedule();
   }
 
-  /** Recomputes every endpoint now. */
+  /** Recomputes every endpoint now; one endpoint's failure is recorded and the others go on. */
   async recomputeAll(): Promise<void> {
     this.refreshCidrIdentities();
-    for (const ep of this.endpoints()) await this.apply(ep);
+    for (const ep of this.endpoints()) {
+      try {
+        await this.apply(ep);
+      } catch (err) {
+        const prev = this.state.get(ep.epId);
+        const message = (err as Error).message;
+        this.log.error({ endpoint: `${ep.namespace}/${ep.pod}`, err: message }, 'cannot program endpoint policy');
+        if (prev) this.state.set(ep.epId, { ...prev, signature: '', state: 'error', error: message, since: prev.state === 'ok' ? new Date().toISOString() : prev.since ?? new Date().toISOString() });
+        this.retryLater();
+      }
+    }
+  }
+
+  /** Endpoints whose policy is not (all) in force. */
+  failing(): Array<{ epId: number } & EndpointPolicyState> {
+    return [...this.state].filter(([, s]) => s.state !== 'ok').map(([epId, s]) => ({ epId, ...s }));
+  }
+
+  private retryLater(): void {
+    if (this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      this.schedule();
+    }, RETRY_MS).unref();
   }
 
   /** Resolves and programs one endpoint (also used when it is added). */
@@ -138,12 +181,27 @@ export class PolicyEngine {
     const audit = resolved.audit || this.config.audit;
     const signature = JSON.stringify([resolved.ingressEnforced, resolved.egressEnforced, audit, entries.map((e) => `${e.egress}|${e.identity}|${e.protocol}|${e.port?.port}/${e.port?.bits}|${e.deny}`).sort()]);
     const prev = this.state.get(ep.epId);
-    if (prev && prev.signature === signature) return;
+    // What is not in force yet is written again, even unchanged.
+    if (prev && prev.state === 'ok' && prev.signature === signature) return;
     const rev = (prev?.rev ?? 0) + 1;
-    await this.datapath.syncPolicy(ep.epId, entries);
-    await this.datapath.upsertEndpoint({ epId: ep.epId, ip: ep.ip, ifname: ep.hostIf, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: resolved.ingressEnforced, egressEnforced: resolved.egressEnforced, audit }, rev);
-    this.state.set(ep.epId, { rev, signature, ingressEnforced: resolved.ingressEnforced, egressEnforced: resolved.egressEnforced, audit, policies: resolved.policies, entries: entries.length });
-    this.log.info({ endpoint: `${ep.namespace}/${ep.pod}`, rev, entries: entries.length, ingress: resolved.ingressEnforced, egress: resolved.egressEnforced }, 'endpoint policy updated');
+    const outcome = await this.datapath.programEndpoint(
+      { epId: ep.epId, ip: ep.ip, ifname: ep.hostIf, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: resolved.ingressEnforced, egressEnforced: resolved.egressEnforced, audit },
+      entries,
+      rev,
+    );
+    const next: EndpointPolicyState = { rev, signature, ingressEnforced: resolved.ingressEnforced, egressEnforced: resolved.egressEnforced, audit, policies: resolved.policies, entries: entries.length, state: outcome.state };
+    const log = { endpoint: `${ep.namespace}/${ep.pod}`, rev, entries: entries.length, ingress: resolved.ingressEnforced, egress: resolved.egressEnforced, state: outcome.state };
+    if (outcome.state === 'ok') {
+      this.state.set(ep.epId, next);
+      if (prev && prev.state !== 'ok') this.log.warn(log, 'endpoint policy in force again');
+      else this.log.info(log, 'endpoint policy updated');
+      return;
+    }
+    next.error = outcome.error!;
+    next.since = prev && prev.state !== 'ok' && prev.since ? prev.since : new Date().toISOString();
+    this.state.set(ep.epId, next);
+    this.log.error({ ...log, err: outcome.error }, outcome.state === 'fail-closed' ? 'endpoint policy cannot be written: endpoint fails closed' : 'endpoint policy only partly written: the old one stays in force');
+    this.retryLater();
   }
 
   forget(epId: number): void {

@@ -80,6 +80,7 @@ export class BpfMap {
   private readonly lib: Libbpf;
   private closed = false;
   private mode: BatchMode = 'unknown';
+  private deleteMode: BatchMode = 'unknown';
   /** In/out entry count of bpf_map_update_batch, and its encoded options (elem_flags 0 = BPF_ANY), made on first use. */
   private batchCount: Uint32Array | undefined;
   private batchOpts: Buffer | undefined;
@@ -238,7 +239,7 @@ export class BpfMap {
       const unsupported = errno === ENOTSUPP || errno === EOPNOTSUPP;
       const maybeUnsupported = errno === EINVAL && written === 0 && this.mode === 'unknown';
       if (!unsupported && !maybeUnsupported) {
-        throw new BpfSyscallError(`batch-update map ${this.name}`, errno, `${written} of ${count} entries written`);
+        throw new BpfSyscallError(`batch-update map ${this.name}`, errno, `${written} of ${count} entries written`, written);
       }
       this.updateEach(keys, values, count);
       this.mode = 'per-entry';
@@ -251,8 +252,46 @@ export class BpfMap {
     const { keySize, valueBufferSize: valueSize } = this;
     for (let i = 0; i < count; i++) {
       const r = this.lib.mapUpdateElem(this.fd, keys.subarray(i * keySize, (i + 1) * keySize), values.subarray(i * valueSize, (i + 1) * valueSize), BPF_ANY);
-      if (r < 0) throw new BpfSyscallError(`update map ${this.name}`, -r, `entry ${i} of a batch of ${count}; ${i} entries written`);
+      if (r < 0) throw new BpfSyscallError(`update map ${this.name}`, -r, `entry ${i} of a batch of ${count}; ${i} entries written`, i);
     }
+  }
+
+  /**
+   * Deletes `count` keys packed back to back in `keys`, absent ones included;
+   * returns how many were there. One BPF_MAP_DELETE_BATCH syscall where the
+   * kernel supports it (it stops at an absent key, and the rest go on from
+   * there), else one delete per key.
+   */
+  deleteBatch(keys: Buffer, count: number): number {
+    this.checkOpen('batch-delete from');
+    if (keys.length !== count * this.keySize) throw new RangeError(`Map ${this.name}: a batch of ${count} needs ${count * this.keySize} key bytes, got ${keys.length}`);
+    let deleted = 0;
+    let i = 0;
+    const n = (this.batchCount ??= new Uint32Array(1));
+    const opts = (this.batchOpts ??= encodeBatchOpts(BPF_ANY));
+    while (i < count) {
+      if (this.deleteMode !== 'per-entry') {
+        n[0] = count - i;
+        const r = this.lib.mapDeleteBatch(this.fd, keys.subarray(i * this.keySize), n, opts);
+        const done = n[0] as number;
+        if (r === 0) {
+          this.deleteMode = 'batched';
+          return deleted + done;
+        }
+        if (-r === ENOENT) {
+          // Key i + done is absent: skip it, go on with the rest.
+          this.deleteMode = 'batched';
+          deleted += done;
+          i += done + 1;
+          continue;
+        }
+        if (-r !== ENOTSUPP && -r !== EOPNOTSUPP && -r !== EINVAL) throw new BpfSyscallError(`batch-delete from map ${this.name}`, -r, `${done} of ${count - i} keys deleted`, deleted + done);
+        this.deleteMode = 'per-entry';
+      }
+      if (this.delete(keys.subarray(i * this.keySize, (i + 1) * this.keySize))) deleted++;
+      i++;
+    }
+    return deleted;
   }
 
   /** Pins the map at `path` in a BPF filesystem (EEXIST if something is pinned there). */

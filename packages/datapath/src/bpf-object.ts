@@ -8,17 +8,26 @@
  * `<pinRoot>/<map name>`: the first object to load creates and pins them,
  * every later object opened with the same pin root (the other object of the
  * node, the agent after a restart) reuses the pinned map and its contents.
- * libbpf refuses to reuse a pin whose definition differs (type, sizes, max
- * entries, flags); that refusal is a BpfLoadError quoting libbpf.
+ * libbpf refuses to reuse a pin whose definition differs (type, key or value
+ * size, flags); that refusal is a BpfLoadError quoting libbpf.
+ *
+ * `maxEntries` sizes maps before load (bpf_map__set_max_entries). A pinned
+ * map of another size than asked (the operator changed the configuration)
+ * is replaced, not refused: load() reads its entries, unpins it, lets libbpf
+ * create and pin the new one, and copies the entries over (as many as fit;
+ * `resized` reports what happened). Programs still attached keep using the
+ * old map until they are replaced, so traffic flows throughout; if the load
+ * fails, the old map is pinned back.
  *
  * A failed load reports the verifier log: the object gets one log buffer in
  * its open options, which libbpf hands to the kernel when it retries a failed
  * program load at log level 1, so a successful load costs no log at all.
  */
-import { existsSync, mkdirSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statfsSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from '@weft/common';
 import { BpfMap } from './bpf-map.js';
-import { BpfLoadError, errnoName } from './errors.js';
+import { BpfLoadError, BpfSyscallError, errnoName } from './errors.js';
 import {
   allocNative,
   captureLibbpfMessages,
@@ -53,6 +62,28 @@ export interface BpfObjectOptions {
    * verifier log of every program is captured either way.
    */
   programs?: readonly string[];
+  /**
+   * Map name -> max_entries, instead of what the object declares; maps the
+   * object does not have are ignored. Every object sharing a pin root must be
+   * given the same sizes.
+   */
+  maxEntries?: Readonly<Record<string, number>>;
+  /**
+   * Maps whose entries, when a resize replaces them, are copied all or not at all: where a part
+   * would mean something wrong (half of an endpoint's policy), none means something safe.
+   */
+  copyWhole?: readonly string[];
+}
+
+/** A pinned map replaced by load() because its size was not the one asked for. */
+export interface ResizedMap {
+  map: string;
+  from: number;
+  to: number;
+  /** Entries copied from the old map into the new one. */
+  copied: number;
+  /** Entries of the old map that did not fit into the new one. */
+  dropped: number;
 }
 
 export class BpfObject {
@@ -60,6 +91,10 @@ export class BpfObject {
   private logBuf: NativeMemory | undefined;
   private loaded = false;
   private readonly maps = new Map<string, BpfMap>();
+  private readonly sizes: Readonly<Record<string, number>>;
+  private readonly copyWhole: ReadonlySet<string>;
+  /** Pinned maps load() replaced with maps of the size asked for. */
+  readonly resized: ResizedMap[] = [];
 
   private constructor(
     readonly path: string,
@@ -69,9 +104,13 @@ export class BpfObject {
     private readonly logSize: number,
     private readonly logger: Logger | undefined,
     private readonly lib: Libbpf,
+    sizes: Readonly<Record<string, number>>,
+    copyWhole: readonly string[],
   ) {
     this.handle = handle;
     this.logBuf = logBuf;
+    this.sizes = sizes;
+    this.copyWhole = new Set(copyWhole);
   }
 
   /** Parses the object file; nothing reaches the kernel until load(). */
@@ -107,7 +146,7 @@ export class BpfObject {
       freeNative(logBuf);
       throw new BpfLoadError(`Cannot open BPF object ${path}: ${errnoName(errno)}`, { libbpfMessages: messages, errno });
     }
-    const obj = new BpfObject(path, pinRoot, handle, logBuf, logSize, options.logger, lib);
+    const obj = new BpfObject(path, pinRoot, handle, logBuf, logSize, options.logger, lib, options.maxEntries ?? {}, options.copyWhole ?? []);
     for (const name of options.programs ?? []) {
       if (!lib.objectFindProgramByName(handle, name)) {
         obj.close();
@@ -126,8 +165,11 @@ export class BpfObject {
   load(): void {
     const handle = this.live('load');
     if (this.loaded) return;
+    this.applySizes(handle);
+    const replaced = this.unpinResized();
     const { result: r, messages } = captureLibbpfMessages(() => this.lib.objectLoad(handle));
     if (r < 0) {
+      for (const old of replaced) this.repin(old.map);
       const log = this.logBuf ? readNativeString(this.logBuf, this.logSize) : '';
       // libbpf names the program it was loading: "prog 'x': BPF program load failed: ...".
       const prog = messages.map((m) => /^prog '([^']+)': BPF program load failed/.exec(m)?.[1]).find((p) => p !== undefined);
@@ -138,6 +180,82 @@ export class BpfObject {
     }
     this.loaded = true;
     this.report(messages);
+    for (const old of replaced) this.copyInto(old.map, old.entries);
+  }
+
+  private applySizes(handle: ObjectHandle): void {
+    for (const [name, n] of Object.entries(this.sizes)) {
+      const m = this.lib.objectFindMapByName(handle, name);
+      if (!m) continue;
+      if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) throw new BpfLoadError(`Cannot size map ${name} of ${this.path}: ${n} is not a positive 32-bit entry count`);
+      const r = this.lib.mapSetMaxEntries(m, n);
+      if (r < 0) throw new BpfLoadError(`Cannot size map ${name} of ${this.path} to ${n} entries: ${errnoName(-r)}`, { errno: -r });
+    }
+  }
+
+  /**
+   * The pinned maps whose size differs from the one asked for (same key and value sizes: anything
+   * else is a layout change, which renames a map, and libbpf's refusal says so), read and unpinned.
+   */
+  private unpinResized(): Array<{ map: BpfMap; entries: Array<[Buffer, Buffer]> }> {
+    const out: Array<{ map: BpfMap; entries: Array<[Buffer, Buffer]> }> = [];
+    if (this.pinRoot === undefined) return out;
+    try {
+      for (const [name, n] of Object.entries(this.sizes)) {
+        const path = join(this.pinRoot, name);
+        if (!existsSync(path)) continue;
+        const old = BpfMap.openPinned(path);
+        const handle = this.lib.objectFindMapByName(this.handle!, name);
+        const sameLayout = handle !== null && old.keySize === this.lib.mapKeySize(handle) && old.valueSize === this.lib.mapValueSize(handle) && old.type === this.lib.mapType(handle);
+        if (old.maxEntries === n || !sameLayout) {
+          old.close();
+          continue;
+        }
+        out.push({ map: old, entries: old.entries() });
+        unlinkSync(path);
+        this.logger?.warn({ map: name, from: old.maxEntries, to: n, entries: out[out.length - 1]!.entries.length }, 'pinned map has another size than configured: replacing it and copying its entries');
+      }
+    } catch (err) {
+      for (const old of out) this.repin(old.map);
+      throw err;
+    }
+    return out;
+  }
+
+  private repin(old: BpfMap): void {
+    const path = join(this.pinRoot!, old.name);
+    try {
+      rmSync(path, { force: true });
+      old.pin(path);
+    } catch (err) {
+      this.logger?.error({ map: old.name, err: (err as Error).message }, 'cannot pin the old map back');
+    } finally {
+      old.close();
+    }
+  }
+
+  /** Copies a replaced map's entries into its successor, in chunks: as many as fit, or all or none (copyWhole). */
+  private copyInto(old: BpfMap, entries: Array<[Buffer, Buffer]>): void {
+    const map = this.map(old.name);
+    const chunk = 4096;
+    let copied = 0;
+    try {
+      if (this.copyWhole.has(old.name) && entries.length > map.maxEntries) return;
+      for (let i = 0; i < entries.length; i += chunk) {
+        const part = entries.slice(i, i + chunk);
+        try {
+          map.updateBatch(Buffer.concat(part.map(([k]) => k)), Buffer.concat(part.map(([, v]) => v)), part.length);
+          copied += part.length;
+        } catch (err) {
+          if (!(err instanceof BpfSyscallError) || !err.mapFull) throw err;
+          copied += err.written ?? 0;
+          break;
+        }
+      }
+    } finally {
+      this.resized.push({ map: old.name, from: old.maxEntries, to: map.maxEntries, copied, dropped: entries.length - copied });
+      old.close();
+    }
   }
 
   /** The names of the object's programs (its SEC() functions). */

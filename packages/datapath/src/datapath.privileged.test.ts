@@ -17,6 +17,7 @@ import { BpfObject } from './bpf-object.js';
 import { ensureBpffs } from './bpffs.js';
 import { BpfLoadError, BpfSyscallError } from './errors.js';
 import { RingBufferReader } from './ringbuf.js';
+import { testRunTc } from './test-run.js';
 
 const IS_ROOT = process.getuid?.() === 0;
 const TESTDATA = join(__dirname, '..', 'testdata');
@@ -316,6 +317,105 @@ describe('datapath on the kernel (root)', function () {
       assert.equal(pinned.name, 'wtdp_small');
       assert.deepEqual(pinned.lookup(u32(5)), Buffer.from('0102030405060708', 'hex'));
       assert.throws(() => BpfMap.openPinned(join(root, 'missing')), (err: unknown) => err instanceof BpfSyscallError && /Cannot open pinned map .*missing: ENOENT \(2\)/.test(err.message));
+    });
+  });
+
+  describe('sizes from the caller', () => {
+    const trieKeys = (from: number, n: number): Buffer => {
+      const keys = Buffer.alloc(n * 8);
+      for (let i = 0; i < n; i++) lpmKey(0x0afb0000 + from + i, 32, keys, i * 8);
+      return keys;
+    };
+
+    it('sizes maps before load, and a full map says so with how many entries it took', () => {
+      const obj = BpfObject.open(compile(dir, 'maps'), { pinRoot: pinRoot(), maxEntries: { wtdp_trie: 16, wtdp_hash: 8, wtdp_not_here: 3 } });
+      cleanups.push(() => obj.close());
+      obj.load();
+      const trie = obj.map('wtdp_trie');
+      assert.equal(trie.maxEntries, 16);
+      assert.equal(obj.map('wtdp_hash').maxEntries, 8);
+      assert.equal(obj.map('wtdp_small').maxEntries, 2, 'maps not named keep their declared size');
+      assert.throws(() => trie.updateBatch(trieKeys(0, 20), Buffer.alloc(20 * 4), 20), (err: unknown) => {
+        assert.ok(err instanceof BpfSyscallError);
+        assert.equal(err.mapFull, true);
+        assert.equal(err.written, 16);
+        return true;
+      });
+      trie.update(trieKeys(3, 1), u32(42));
+      assert.deepEqual(trie.lookup(trieKeys(3, 1)), u32(42), 'an existing entry of a full trie can still be overwritten');
+      assert.throws(() => obj.map('wtdp_hash').updateBatch(Buffer.concat(Array.from({ length: 9 }, (_, i) => u32(i))), Buffer.alloc(36), 9), (err: unknown) => err instanceof BpfSyscallError && err.mapFull && err.written === 8);
+      assert.throws(() => BpfObject.open(compile(dir, 'maps'), { maxEntries: { wtdp_trie: 0 } }).load(), /Cannot size map wtdp_trie of .*: 0 is not a positive 32-bit entry count/);
+    });
+
+    it('replaces a pinned map of another size, copying what fits, and keeps it when the load fails', () => {
+      const root = pinRoot();
+      const path = compile(dir, 'maps');
+      const first = openObject(path, root);
+      first.load();
+      first.map('wtdp_trie').updateBatch(trieKeys(0, 30), Buffer.alloc(30 * 4, 7), 30);
+      first.map('wtdp_hash').update(u32(1), u32(11));
+      // An old program keeps the old map; the pin moves to the new one.
+      const oldId = BpfMap.openPinned(join(root, 'wtdp_trie'));
+      cleanups.push(() => oldId.close());
+
+      const sizes = { wtdp_trie: 20, wtdp_hash: 65536 };
+      const again = BpfObject.open(compile(dir, 'maps', ['WTDP_REJECT']), { pinRoot: root, maxEntries: sizes });
+      cleanups.push(() => again.close());
+      assert.throws(() => again.load(), BpfLoadError);
+      const kept = BpfMap.openPinned(join(root, 'wtdp_trie'));
+      cleanups.push(() => kept.close());
+      assert.equal(kept.maxEntries, 65536, 'a failed load pins the old map back');
+      assert.equal([...kept.keys()].length, 30);
+
+      const resized = BpfObject.open(path, { pinRoot: root, maxEntries: sizes });
+      cleanups.push(() => resized.close());
+      resized.load();
+      assert.deepEqual(resized.resized, [{ map: 'wtdp_trie', from: 65536, to: 20, copied: 20, dropped: 10 }], 'the hash map kept its size: untouched');
+      const now = BpfMap.openPinned(join(root, 'wtdp_trie'));
+      cleanups.push(() => now.close());
+      assert.equal(now.maxEntries, 20);
+      assert.deepEqual(now.lookup(trieKeys(5, 1)), Buffer.alloc(4, 7));
+      assert.deepEqual(resized.map('wtdp_hash').lookup(u32(1)), u32(11));
+      assert.equal(first.map('wtdp_trie').maxEntries, 65536, 'the first object still holds the old map');
+
+      // All or nothing where a part would be wrong.
+      const whole = BpfObject.open(path, { pinRoot: root, maxEntries: { wtdp_trie: 10 }, copyWhole: ['wtdp_trie'] });
+      cleanups.push(() => whole.close());
+      whole.load();
+      assert.deepEqual(whole.resized, [{ map: 'wtdp_trie', from: 20, to: 10, copied: 0, dropped: 20 }]);
+      const refill = BpfObject.open(path, { pinRoot: root, maxEntries: { wtdp_trie: 20 } });
+      cleanups.push(() => refill.close());
+      refill.load();
+      refill.map('wtdp_trie').updateBatch(trieKeys(0, 20), Buffer.alloc(20 * 4, 7), 20);
+
+      // Growing back copies everything.
+      const grown = BpfObject.open(path, { pinRoot: root, maxEntries: { wtdp_trie: 64 } });
+      cleanups.push(() => grown.close());
+      grown.load();
+      assert.deepEqual(grown.resized, [{ map: 'wtdp_trie', from: 20, to: 64, copied: 20, dropped: 0 }]);
+      assert.equal([...grown.map('wtdp_trie').keys()].length, 20);
+    });
+
+    it('batch-deletes keys, absent ones included', () => {
+      const obj = openObject(compile(dir, 'maps'), pinRoot());
+      obj.load();
+      const trie = obj.map('wtdp_trie');
+      trie.updateBatch(trieKeys(0, 10), Buffer.alloc(40), 10);
+      assert.equal(trie.deleteBatch(Buffer.concat([trieKeys(0, 3), trieKeys(100, 2), trieKeys(3, 7)]), 12), 10);
+      assert.equal([...trie.keys()].length, 0);
+      assert.equal(trie.deleteBatch(trieKeys(0, 2), 2), 0);
+    });
+
+    it('test-runs a tc program on a frame: return value, mark and frame come back', () => {
+      const obj = openObject(compile(dir, 'maps'), pinRoot());
+      obj.load();
+      const frame = Buffer.alloc(60);
+      frame.writeUInt16BE(0x0800, 12);
+      frame[14] = 0x45;
+      const r = testRunTc(obj.programFd('touch_maps'), frame, { mark: 0x1234 });
+      assert.equal(r.retval, 0, 'TC_ACT_OK');
+      assert.equal(r.mark, 0x5eed);
+      assert.deepEqual(r.data, frame);
     });
   });
 

@@ -68,10 +68,21 @@ export class BpfSyscallError extends WeftError {
   readonly errno: number;
   /** e.g. "update map weft_ipcache". */
   readonly operation: string;
-  constructor(operation: string, errno: number, detail?: string) {
+  /** For a batch: how many entries were processed, in order, before the failure. */
+  readonly written: number | undefined;
+  constructor(operation: string, errno: number, detail?: string, written?: number) {
     super(BpfSyscallError.code, `Cannot ${operation}: ${errnoName(errno)}${detail ? `: ${detail}` : ''}`);
     this.operation = operation;
     this.errno = errno;
+    this.written = written;
+  }
+
+  /**
+   * The map has no room for another entry: ENOSPC from an LPM trie, E2BIG from a hash map. (An
+   * existing entry can always be overwritten; only new ones fail.)
+   */
+  get mapFull(): boolean {
+    return this.errno === 28 || this.errno === 7;
   }
 }
 

@@ -1,4 +1,4 @@
-export { BpfObject, type BpfObjectOptions } from './bpf-object.js';
+export { BpfObject, type BpfObjectOptions, type ResizedMap } from './bpf-object.js';
 export { BpfMap, BpfMapType, BPF_ANY, BPF_NOEXIST, BPF_EXIST, type BatchMode } from './bpf-map.js';
 export { attachTc, detachTc, queryTc, destroyTcHook, type TcTarget, type TcAttachOptions, type TcDirection } from './tc.js';
 export { RingBufferReader, type RecordHandler, type RingBufferStartOptions } from './ringbuf.js';
@@ -7,3 +7,4 @@ export * from './maps/layout.js';
 export * from './maps/codec.js';
 export { DropReason, DropReasonText, Verdict, ObservationPoint, FlowFlag, dropReasonName } from './reasons.js';
 export { ensureBpffs, bpffsMounted, BPFFS } from './bpffs.js';
+export { testRunTc, type TestRunResult } from './test-run.js';

@@ -80,6 +80,28 @@ export interface MapInfo {
   name: string;
 }
 
+/**
+ * struct bpf_test_run_opts (bpf.h), 80 bytes: BPF_PROG_TEST_RUN. Buffers are native memory
+ * (allocNative); retval and the sizes are written back.
+ */
+export interface TestRunOpts {
+  sz: number;
+  data_in: NativeMemory | null;
+  data_out: NativeMemory | null;
+  data_size_in: number;
+  data_size_out: number;
+  ctx_in: NativeMemory | null;
+  ctx_out: NativeMemory | null;
+  ctx_size_in: number;
+  ctx_size_out: number;
+  retval: number;
+  repeat: number;
+  duration: number;
+  flags: number;
+  cpu: number;
+  batch_size: number;
+}
+
 /** Exact sizes of the structs, as clang lays out the libbpf 1.1.2 headers on x86-64 (checked by libbpf.test.ts). */
 export const STRUCT_SIZES = {
   bpf_object_open_opts: 80,
@@ -87,6 +109,7 @@ export const STRUCT_SIZES = {
   bpf_tc_opts: 32,
   bpf_map_batch_opts: 24,
   bpf_map_info: 88,
+  bpf_test_run_opts: 80,
 } as const;
 
 export const LIBBPF_WARN = 0;
@@ -113,6 +136,8 @@ export interface Libbpf {
   mapValueSize(map: MapHandle): number;
   mapMaxEntries(map: MapHandle): number;
   mapType(map: MapHandle): number;
+  /** Before load only: the map is created with this many entries (a pinned map must already have as many). */
+  mapSetMaxEntries(map: MapHandle, maxEntries: number): number;
   // Low-level bpf(2) wrappers (bpf.h): negative errno on failure.
   mapUpdateElem(fd: number, key: Buffer, value: Buffer, flags: number): number;
   mapLookupElem(fd: number, key: Buffer, value: Buffer): number;
@@ -120,6 +145,10 @@ export interface Libbpf {
   mapGetNextKey(fd: number, key: Buffer | null, nextKey: Buffer): number;
   /** `count` is in/out (entries given, entries written); `opts` is an encoded bpf_map_batch_opts. */
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: Uint32Array, opts: Buffer): number;
+  /** `count` is in/out (keys given, keys deleted); stops at the first absent key with ENOENT. */
+  mapDeleteBatch(fd: number, keys: Buffer, count: Uint32Array, opts: Buffer): number;
+  /** BPF_PROG_TEST_RUN; `opts` receives retval and the output sizes. */
+  progTestRun(progFd: number, opts: TestRunOpts): number;
   objGet(path: string): number;
   objPin(fd: number, path: string): number;
   /** `info` receives a bpf_map_info (decode with `decodeMapInfo`); `len` is in/out. */
@@ -139,7 +168,7 @@ export interface Libbpf {
   close(fd: number): number;
   ifIndexToName(ifindex: number, buf: Buffer): bigint | null;
   /** The struct types, for sizes and for encoding. */
-  readonly types: { OpenOpts: TypeObject; TcHook: TypeObject; TcOpts: TypeObject; BatchOpts: TypeObject; MapInfo: TypeObject; SampleFn: TypeObject };
+  readonly types: { OpenOpts: TypeObject; TcHook: TypeObject; TcOpts: TypeObject; BatchOpts: TypeObject; MapInfo: TypeObject; TestRunOpts: TypeObject; SampleFn: TypeObject };
   /** Message sinks of the active `captureLibbpfMessages` calls, innermost last. */
   readonly captures: string[][];
 }
@@ -191,7 +220,24 @@ function bind(): Libbpf {
     _pad: 'uint32_t',
     map_extra: 'uint64_t',
   });
-  for (const [name, type] of [['bpf_object_open_opts', OpenOpts], ['bpf_tc_hook', TcHook], ['bpf_tc_opts', TcOpts], ['bpf_map_batch_opts', BatchOpts], ['bpf_map_info', MapInfo]] as const) {
+  const TestRunOpts = koffi.struct({
+    sz: 'size_t',
+    data_in: 'void *',
+    data_out: 'void *',
+    data_size_in: 'uint32_t',
+    data_size_out: 'uint32_t',
+    ctx_in: 'void *',
+    ctx_out: 'void *',
+    ctx_size_in: 'uint32_t',
+    ctx_size_out: 'uint32_t',
+    retval: 'uint32_t',
+    repeat: 'int',
+    duration: 'uint32_t',
+    flags: 'uint32_t',
+    cpu: 'uint32_t',
+    batch_size: 'uint32_t',
+  });
+  for (const [name, type] of [['bpf_object_open_opts', OpenOpts], ['bpf_tc_hook', TcHook], ['bpf_tc_opts', TcOpts], ['bpf_map_batch_opts', BatchOpts], ['bpf_map_info', MapInfo], ['bpf_test_run_opts', TestRunOpts]] as const) {
     // A mismatch here means a koffi change, not a libbpf one: refuse to pass wrong `sz` values to libbpf.
     if (koffi.sizeof(type) !== STRUCT_SIZES[name]) throw new Error(`koffi lays out struct ${name} in ${koffi.sizeof(type)} bytes, expected ${STRUCT_SIZES[name]}`);
   }
@@ -239,11 +285,14 @@ function bind(): Libbpf {
     mapValueSize: so.func('uint32_t bpf_map__value_size(void *map)'),
     mapMaxEntries: so.func('uint32_t bpf_map__max_entries(void *map)'),
     mapType: so.func('int bpf_map__type(void *map)'),
+    mapSetMaxEntries: so.func('int bpf_map__set_max_entries(void *map, uint32_t max_entries)'),
     mapUpdateElem: so.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
     mapLookupElem: so.func('int bpf_map_lookup_elem(int fd, const void *key, void *value)'),
     mapDeleteElem: so.func('int bpf_map_delete_elem(int fd, const void *key)'),
     mapGetNextKey: so.func('int bpf_map_get_next_key(int fd, const void *key, void *next_key)'),
     mapUpdateBatch: so.func('int bpf_map_update_batch(int fd, const void *keys, const void *values, void *count, const void *opts)'),
+    mapDeleteBatch: so.func('int bpf_map_delete_batch(int fd, const void *keys, void *count, const void *opts)'),
+    progTestRun: so.func('bpf_prog_test_run_opts', 'int', ['int', koffi.inout(koffi.pointer(TestRunOpts))]),
     objGet: so.func('int bpf_obj_get(const char *pathname)'),
     objPin: so.func('int bpf_obj_pin(int fd, const char *pathname)'),
     objGetInfoByFd: so.func('int bpf_obj_get_info_by_fd(int fd, void *info, void *info_len)'),
@@ -258,7 +307,7 @@ function bind(): Libbpf {
     ringBufferFree: so.func('void ring_buffer__free(void *rb)'),
     close: libc.func('int close(int fd)'),
     ifIndexToName: libc.func('void *if_indextoname(unsigned int ifindex, void *ifname)'),
-    types: { OpenOpts, TcHook, TcOpts, BatchOpts, MapInfo, SampleFn },
+    types: { OpenOpts, TcHook, TcOpts, BatchOpts, MapInfo, TestRunOpts, SampleFn },
     captures,
   };
 }
@@ -336,7 +385,7 @@ export function unregisterCallback(cb: CallbackHandle): void {
 export function structLayouts(): Record<string, { size: number; offsets: Record<string, number> }> {
   const t = libbpf().types;
   const out: Record<string, { size: number; offsets: Record<string, number> }> = {};
-  for (const [name, type] of [['bpf_object_open_opts', t.OpenOpts], ['bpf_tc_hook', t.TcHook], ['bpf_tc_opts', t.TcOpts], ['bpf_map_batch_opts', t.BatchOpts], ['bpf_map_info', t.MapInfo]] as const) {
+  for (const [name, type] of [['bpf_object_open_opts', t.OpenOpts], ['bpf_tc_hook', t.TcHook], ['bpf_tc_opts', t.TcOpts], ['bpf_map_batch_opts', t.BatchOpts], ['bpf_map_info', t.MapInfo], ['bpf_test_run_opts', t.TestRunOpts]] as const) {
     const offsets: Record<string, number> = {};
     for (const member of Object.keys(type.members ?? {})) if (!member.startsWith('_')) offsets[member] = koffi.offsetof(type, member);
     out[name] = { size: koffi.sizeof(type), offsets };

@@ -18,6 +18,8 @@ export const DropReason = {
   11: 'NAT_FAILED',
   12: 'UNENCRYPTED',
   13: 'UNENCRYPTED_INGRESS',
+  28: 'FAIL_CLOSED',
+  29: 'IPCACHE_INCOMPLETE',
 } as const satisfies Record<number, string>;
 
 /** What each reason means, for `weft observe` and the docs. */
@@ -35,6 +37,8 @@ export const DropReasonText: Record<keyof typeof DropReason, string> = {
   11: 'rewriting addresses or checksums failed',
   12: 'would leave for another node unencrypted (strict encryption)',
   13: 'pod traffic from another node arrived in the clear on the underlay (strict WireGuard)',
+  28: "the endpoint's policy could not be written (a full policy map): all its traffic is dropped until it is",
+  29: 'the ipcache is incomplete (full) and the peer has no exact entry: its identity cannot be trusted',
 };
 
 export const Verdict = { 1: 'FORWARDED', 2: 'DROPPED', 3: 'AUDIT' } as const;

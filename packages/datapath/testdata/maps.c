@@ -1,7 +1,7 @@
 // Test object for the map tests: one map of each kind the datapath uses,
 // pinned by name so that two objects opened with one pin root share them.
 // Compiled a second time with -DWTDP_HASH_VALUE=__u64 to provoke a pinned
-// map definition mismatch.
+// map definition mismatch, and with -DWTDP_REJECT to make the load fail.
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
@@ -57,9 +57,14 @@ int touch_maps(struct __sk_buff *skb)
 
 	if (skb->len >= 34)
 		bpf_skb_load_bytes(skb, 30, &key.addr, sizeof(key.addr));
+#ifdef WTDP_REJECT
+	/* Unbounded packet read: the verifier refuses the program (a load that fails after the maps). */
+	key.addr = *(__u32 *)(long)skb->data;
+#endif
 	id = bpf_map_lookup_elem(&wtdp_trie, &key);
 	if (n)
 		*n += id ? *id : 1;
+	skb->mark = 0x5eed;
 	return TC_ACT_OK;
 }
 

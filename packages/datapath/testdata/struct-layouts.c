@@ -62,6 +62,23 @@ int main(void)
 	MEMBER(bpf_map_info, btf_value_type_id);
 	MEMBER(bpf_map_info, map_extra);
 	END();
+	BEGIN(bpf_test_run_opts);
+	MEMBER(bpf_test_run_opts, sz);
+	MEMBER(bpf_test_run_opts, data_in);
+	MEMBER(bpf_test_run_opts, data_out);
+	MEMBER(bpf_test_run_opts, data_size_in);
+	MEMBER(bpf_test_run_opts, data_size_out);
+	MEMBER(bpf_test_run_opts, ctx_in);
+	MEMBER(bpf_test_run_opts, ctx_out);
+	MEMBER(bpf_test_run_opts, ctx_size_in);
+	MEMBER(bpf_test_run_opts, ctx_size_out);
+	MEMBER(bpf_test_run_opts, retval);
+	MEMBER(bpf_test_run_opts, repeat);
+	MEMBER(bpf_test_run_opts, duration);
+	MEMBER(bpf_test_run_opts, flags);
+	MEMBER(bpf_test_run_opts, cpu);
+	MEMBER(bpf_test_run_opts, batch_size);
+	END();
 	printf("}\n");
 	return 0;
 }

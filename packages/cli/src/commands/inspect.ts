@@ -15,11 +15,47 @@ export async function status(argv: string[]): Promise<void> {
     }
   }));
   if (parseFormat(values.output) === 'json') return printJson(rows);
-  printTable(['NODE', 'AGENT', 'IP', 'ROUTING', 'ENDPOINTS', 'IDENTITIES', 'POLICIES', 'CLUSTER NODES', 'CLUSTER ENDPOINTS'], rows.map((r) => {
-    const s = r as Record<string, unknown>;
-    return [String(s.node), s.ok ? 'ok' : `DOWN: ${String(s.error)}`, String(s.nodeIp ?? ''), String(s.routing ?? ''), String(s.endpoints ?? ''), String(s.identities ?? ''), String(s.policies ?? ''), String(s.clusterNodes ?? ''), String(s.clusterEndpoints ?? '')];
+  printTable(['NODE', 'AGENT', 'IP', 'ROUTING', 'ENDPOINTS', 'IDENTITIES', 'POLICIES', 'CLUSTER NODES', 'CLUSTER ENDPOINTS', 'IPCACHE', 'ENDPOINT POLICY'], rows.map((r) => {
+    const s = r as Record<string, unknown> & Partial<DatapathStatus>;
+    return [String(s.node), s.ok ? 'ok' : `DOWN: ${String(s.error)}`, String(s.nodeIp ?? ''), String(s.routing ?? ''), String(s.endpoints ?? ''), String(s.identities ?? ''), String(s.policies ?? ''), String(s.clusterNodes ?? ''), String(s.clusterEndpoints ?? ''), ipcacheText(s.ipcache), endpointPolicyText(s.endpointPolicy)];
   }));
+  // Each sized map: its size from the agent config, and how full it is.
+  const maps = rows.flatMap((r) => ((r as Partial<DatapathStatus>).maps ?? []).map((m) => ({ node: r.node, ...m })));
+  if (maps.length > 0) {
+    process.stdout.write('\n');
+    printTable(['NODE', 'MAP', 'ENTRIES', 'MAX ENTRIES', 'USE', 'NOTE'], maps.map((m) => [
+      m.node,
+      m.name,
+      m.entries ?? '-',
+      m.maxEntries,
+      m.entries === undefined ? '-' : `${Math.round((m.entries / m.maxEntries) * 1000) / 10}%`,
+      m.resized ? `resized at start from ${m.resized.from} (${m.resized.copied} entries copied${m.resized.dropped ? `, ${m.resized.dropped} did not fit` : ''})` : '',
+    ]));
+  }
+  const failing = rows.flatMap((r) => ((r as Partial<DatapathStatus>).endpointPolicy?.failing ?? []).map((f) => ({ node: r.node, ...f })));
+  if (failing.length > 0) {
+    process.stdout.write('\n');
+    printTable(['NODE', 'ENDPOINT', 'POLICY STATE', 'SINCE', 'ERROR'], failing.map((f) => [f.node, f.endpoint, f.state, f.since ?? '', f.error ?? '']));
+  }
   if (rows.some((r) => !r.ok)) process.exitCode = 1;
+}
+
+/** The part of GET /v1/status about the datapath's maps. */
+interface DatapathStatus {
+  ipcache: { complete: boolean; entries: number; maxEntries: number; missing: number; incompleteSince?: string };
+  maps: Array<{ name: string; maxEntries: number; entries?: number; resized?: { from: number; copied: number; dropped: number } }>;
+  endpointPolicy: { ok: number; stale: number; failClosed: number; error: number; failing: Array<{ endpoint: string; id: number; state: string; error?: string; since?: string }> };
+}
+
+function ipcacheText(i: DatapathStatus['ipcache'] | undefined): string {
+  if (!i) return '';
+  return i.complete ? `${i.entries}/${i.maxEntries}` : `INCOMPLETE: ${i.missing} missing (${i.entries}/${i.maxEntries})`;
+}
+
+function endpointPolicyText(p: DatapathStatus['endpointPolicy'] | undefined): string {
+  if (!p) return '';
+  const bad = [p.failClosed && `${p.failClosed} FAIL-CLOSED`, p.stale && `${p.stale} stale`, p.error && `${p.error} error`].filter(Boolean);
+  return bad.length === 0 ? `${p.ok} ok` : `${p.ok} ok, ${bad.join(', ')}`;
 }
 
 interface EndpointRow {
@@ -29,14 +65,22 @@ interface EndpointRow {
   ip: string;
   identity: number;
   labels: Record<string, string>;
-  policy?: { ingress: string; egress: string; audit: boolean; revision: number; entries: number };
+  policy?: { ingress: string; egress: string; audit: boolean; revision: number; entries: number; state?: string; error?: string };
 }
 
 export async function endpointList(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: common });
   const rows = (await Promise.all(agentsFor(values).map(async ({ node, client }) => (await client.call<EndpointRow[]>('GET', '/v1/endpoints')).map((e) => ({ node, ...e }))))).flat();
   if (parseFormat(values.output) === 'json') return printJson(rows);
-  printTable(['NODE', 'ID', 'POD', 'IP', 'IDENTITY', 'INGRESS', 'EGRESS', 'LABELS'], rows.map((r) => [r.node, r.id, `${r.namespace}/${r.pod}`, r.ip, r.identity, r.policy?.ingress ?? '-', r.policy?.egress ?? '-', Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',')]));
+  printTable(['NODE', 'ID', 'POD', 'IP', 'IDENTITY', 'INGRESS', 'EGRESS', 'POLICY', 'LABELS'], rows.map((r) => [r.node, r.id, `${r.namespace}/${r.pod}`, r.ip, r.identity, r.policy?.ingress ?? '-', r.policy?.egress ?? '-', policyStateText(r.policy), Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',')]));
+  for (const r of rows) if (r.policy?.error) process.stdout.write(`${r.node} ${r.namespace}/${r.pod}: ${r.policy.state}: ${r.policy.error}\n`);
+}
+
+/** ok, stale (old policy in force), FAIL-CLOSED (all traffic dropped) or error. */
+function policyStateText(p: EndpointRow['policy']): string {
+  if (!p) return '-';
+  const state = p.state ?? 'ok';
+  return state === 'fail-closed' ? 'FAIL-CLOSED' : state;
 }
 
 export async function bpf(argv: string[]): Promise<void> {
@@ -94,5 +138,8 @@ function flagNames(flags: number): string {
   const out: string[] = [];
   if (flags & 1) out.push('local-endpoint');
   if (flags & 2) out.push('node');
+  if (flags & 4) out.push('encrypted');
+  if (flags & 8) out.push('encrypt-missing');
+  if (flags & 0x10) out.push('exact');
   return out.join(',') || '-';
 }

@@ -28,11 +28,14 @@ describe('map codecs', () => {
     assert.equal(policyPrefixLen({ epId: 1, egress: false, identity: 0, protocol: 6, port: 8080, portBits: 14 }), 94);
     const k = Buffer.alloc(POLICY_KEY.size);
     const v = Buffer.alloc(POLICY_VALUE.size);
-    encodePolicyKey(k, 0, { epId: 3, egress: true, identity: 65_793, protocol: 6, port: 8080, portBits: 14 });
+    encodePolicyKey(k, 0, { epId: 3, egress: true, identity: 65_793, protocol: 6, port: 8080, portBits: 14, gen: 1 });
     encodePolicyValue(v, 0, true, 12);
     assert.deepEqual([...k.subarray(14)], [0x1f, 0x90], 'port in network order');
+    assert.equal(k[POLICY_KEY.offsets.gen!], 1, 'the generation, inside the 64 bits every entry matches');
     const d = decodePolicy(k, v);
-    assert.deepEqual({ ...d, packets: Number(d.packets), bytes: Number(d.bytes) }, { prefixlen: 94, epId: 3, egress: true, identity: 65_793, protocol: 6, port: 8080, portBits: 14, deny: true, ruleId: 12, packets: 0, bytes: 0 });
+    assert.deepEqual({ ...d, packets: Number(d.packets), bytes: Number(d.bytes) }, { prefixlen: 94, epId: 3, egress: true, gen: 1, identity: 65_793, protocol: 6, port: 8080, portBits: 14, deny: true, ruleId: 12, packets: 0, bytes: 0 });
+    encodePolicyKey(k, 0, { epId: 3, egress: false, identity: 0, protocol: 0 });
+    assert.equal(decodePolicy(k, v).gen, 0, 'generation 0 unless given');
   });
 
   it('encodes the node config with the node IP and tunnel port in network order', () => {

@@ -141,6 +141,8 @@ export interface PolicyMapKey {
   port?: number;
   /** Leading bits of `port` that match, 0-16. */
   portBits?: number;
+  /** Policy generation, 0 or 1 (see EP_F_POLICY_GEN); default 0. */
+  gen?: number;
 }
 
 export function policyPrefixLen(k: PolicyMapKey): number {
@@ -157,6 +159,7 @@ export function encodePolicyKey(buf: Buffer, off: number, k: PolicyMapKey): void
   buf.writeUInt32LE(policyPrefixLen(k), off + o.prefixlen!);
   buf.writeUInt16LE(k.epId, off + o.ep_id!);
   buf.writeUInt8(k.egress ? 1 : 0, off + o.egress!);
+  buf.writeUInt8(k.gen ?? 0, off + o.gen!);
   buf.writeUInt32LE(k.identity, off + o.identity!);
   buf.writeUInt8(k.protocol, off + o.protocol!);
   buf.writeUInt16BE(k.port ?? 0, off + o.dport!);
@@ -178,6 +181,7 @@ export function decodePolicy(key: Buffer, value: Buffer): PolicyMapKey & { deny:
     prefixlen,
     epId: key.readUInt16LE(ko.ep_id!),
     egress: key.readUInt8(ko.egress!) === 1,
+    gen: key.readUInt8(ko.gen!),
     identity: key.readUInt32LE(ko.identity!),
     protocol: prefixlen >= POLICY_PREFIX_PROTO_BITS ? protocol : 0,
     deny: value.readUInt8(vo.deny!) === 1,

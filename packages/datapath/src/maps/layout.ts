@@ -21,7 +21,7 @@ export const IPCACHE_KEY = layout('ipcache_key', 8, { prefixlen: 0, ip: 4 });
 export const IPCACHE_VALUE = layout('ipcache_value', 16, { identity: 0, tunnel_ip: 4, flags: 8, cluster_id: 10, pad: 12 });
 export const ENDPOINT_KEY = layout('endpoint_key', 4, { ip: 0 });
 export const ENDPOINT_INFO = layout('endpoint_info', 28, { ifindex: 0, ep_id: 4, flags: 6, identity: 8, policy_rev: 12, mac: 16, node_mac: 22 });
-export const POLICY_KEY = layout('policy_key', 16, { prefixlen: 0, ep_id: 4, egress: 6, pad1: 7, identity: 8, protocol: 12, pad2: 13, dport: 14 });
+export const POLICY_KEY = layout('policy_key', 16, { prefixlen: 0, ep_id: 4, egress: 6, gen: 7, identity: 8, protocol: 12, pad2: 13, dport: 14 });
 export const POLICY_VALUE = layout('policy_value', 24, { deny: 0, pad: 1, rule_id: 4, packets: 8, bytes: 16 });
 export const CT_KEY = layout('ct_key', 16, { saddr: 0, daddr: 4, sport: 8, dport: 10, protocol: 12, dir: 13, pad: 14 });
 export const CT_VALUE = layout('ct_value', 48, { last_seen: 0, packets: 8, bytes: 16, policy_rev: 24, remote_identity: 28, ep_id: 32, flags: 34, rule_id: 36, nat_addr: 40, nat_port: 44, pad: 46 });
@@ -53,11 +53,14 @@ export const ALL_LAYOUTS: readonly StructLayout[] = [
   IPCACHE_KEY, IPCACHE_VALUE, ENDPOINT_KEY, ENDPOINT_INFO, POLICY_KEY, POLICY_VALUE, CT_KEY, CT_VALUE, LB_KEY, LB_VALUE, LB_BACKEND_KEY, NODE_CONFIG, FLOW_EVENT,
 ];
 
-/** Map names; a layout change renames the map (`_v2`), so an old pinned map is never misread. */
+/**
+ * Map names; a layout change renames the map (`_v2`), so an old pinned map is never misread.
+ * (weft_policy became weft_policy_v2 when policy_key's pad1 became the generation.)
+ */
 export const MapName = {
   ipcache: 'weft_ipcache',
   endpoints: 'weft_endpoints',
-  policy: 'weft_policy',
+  policy: 'weft_policy_v2',
   ct: 'weft_ct_v2',
   lbServices: 'weft_lb_services',
   lbBackends: 'weft_lb_backends',
@@ -70,9 +73,15 @@ export const IPCACHE_F_LOCAL_ENDPOINT = 0x1;
 export const IPCACHE_F_REMOTE_NODE = 0x2;
 export const IPCACHE_F_ENCRYPTED = 0x4;
 export const IPCACHE_F_ENCRYPT_MISSING = 0x8;
+/** A /32 entry: the only kind of hit trusted while the ipcache is incomplete (NODE_F_IPCACHE_INCOMPLETE). */
+export const IPCACHE_F_EXACT = 0x10;
 export const EP_F_INGRESS_ENFORCE = 0x1;
 export const EP_F_EGRESS_ENFORCE = 0x2;
 export const EP_F_AUDIT = 0x4;
+/** Which generation (policy_key.gen) of the endpoint's policy entries is in force. */
+export const EP_F_POLICY_GEN = 0x8;
+/** The endpoint's policy could not be written: all its traffic is dropped (FAIL_CLOSED). */
+export const EP_F_FAIL_CLOSED = 0x10;
 export const POLICY_PREFIX_IDENTITY = 64;
 export const POLICY_PREFIX_PROTO = 80;
 export const POLICY_PREFIX_FULL = 96;
@@ -85,5 +94,21 @@ export const ROUTING_DIRECT = 1;
 export const NODE_F_AUDIT = 0x1;
 /** Strict WireGuard: from_underlay drops pod traffic arriving in the clear on the underlay device. */
 export const NODE_F_STRICT_INGRESS = 0x2;
+/** Some wanted ipcache entries did not fit: enforcing endpoints drop new connections whose peer has no exact entry. */
+export const NODE_F_IPCACHE_INCOMPLETE = 0x4;
 /** skb->mark carrying a known source identity inside a node. */
 export const MARK_IDENTITY_MAGIC = 0xab000000;
+
+/**
+ * The maps whose size the agent configures (`mapSizes`), with the sizes bpf/lib/maps.h declares:
+ * the defaults.
+ */
+export const SIZED_MAPS = {
+  ipcache: 512 * 1024,
+  endpoints: 65_536,
+  policy: 256 * 1024,
+  ct: 256 * 1024,
+  lbServices: 256 * 1024,
+  lbBackends: 256 * 1024,
+} as const satisfies Partial<Record<keyof typeof MapName, number>>;
+export type SizedMap = keyof typeof SIZED_MAPS;
