@@ -44,9 +44,14 @@ import {
   testRunTc,
   type FlowRecord,
 } from '@weft/datapath';
+import { IdentityAllocator, workloadLabels } from '@weft/identity';
+import { EtcdProcess, KvClient, until } from '@weft/kvstore';
+import { ResourceStore, type Resource } from '@weft/resources';
 import { BpfDatapath } from './bpf-datapath.js';
 import { validateAgentConfig } from './config.js';
-import type { IpcacheUpsert, PolicyMapEntry } from './datapath-port.js';
+import type { Datapath, IpcacheUpsert, PolicyMapEntry } from './datapath-port.js';
+import type { Endpoint } from './endpoint-manager.js';
+import { PolicyEngine } from './policy-engine.js';
 import { IpcacheWriter } from './ipcache-writer.js';
 import { PolicyMapWriter, type EndpointSlot } from './policy-map-writer.js';
 
@@ -347,6 +352,77 @@ describe('full maps fail closed (root, real programs)', function () {
       assert.equal(configFlags(dp.map('config')) & NODE_F_IPCACHE_INCOMPLETE, NODE_F_IPCACHE_INCOMPLETE);
       const exact = dp.map('ipcache').entries().map(([k, v]) => ({ prefix: k.readUInt32LE(0), flags: v.readUInt16LE(8) }));
       assert.ok(exact.every((e) => (e.prefix === 32) === ((e.flags & IPCACHE_F_EXACT) !== 0)), 'exactly the /32 entries are marked exact');
+    });
+  });
+
+  describe('the policy engine, with a full policy map @etcd', () => {
+    let etcd: EtcdProcess | undefined;
+    let kv: KvClient | undefined;
+    before(async function () {
+      this.timeout(60_000);
+      etcd = await EtcdProcess.start({ name: `wtfm-${tag}` });
+      kv = new KvClient({ endpoints: [etcd.endpoint] });
+    });
+    after(async () => {
+      kv?.close();
+      await etcd?.stop();
+    });
+
+    it('fails one endpoint closed, programs the others, reports it, and retries until it fits', async function () {
+      this.timeout(60_000);
+      const dp = datapath({ [MapName.policy]: 10 });
+      const writer = new PolicyMapWriter({ endpoints: dp.map('endpoints'), policy: dp.map('policy') }, silentLogger());
+      // The agent's datapath port over the real writer; the endpoints' "veth" is loopback (test runs only, nothing attached).
+      const port: Datapath = {
+        programEndpoint: async (ep, entries, rev) =>
+          writer.program({ epId: ep.epId, ip: ipv4ToInt(ep.ip), ifindex: 1, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: ep.ingressEnforced, egressEnforced: ep.egressEnforced, audit: ep.audit }, entries, rev),
+        removeEndpoint: async (ip, epId) => writer.remove(ipv4ToInt(ip), epId),
+      } as Partial<Datapath> as Datapath;
+      const config = validateAgentConfig({ cluster: 'c1', clusterId: 1, node: 'n1', etcd: [etcd!.endpoint], nodeIp: '192.0.2.1', podCidr: '10.101.1.0/24', bpfDir: BPF_DIR });
+      const allocator = await new IdentityAllocator({ client: kv!, clusterId: 1, clusterName: 'c1', node: 'n1', logger: silentLogger() }).start();
+      cleanups.push(() => void allocator.stop({ release: false }));
+      const identity = async (labels: Record<string, string>): Promise<number> => (await allocator.allocate(workloadLabels({ cluster: 'c1', namespace: 'demo', labels }))).id;
+      const ep = async (epId: number, pod: string, labels: Record<string, string>): Promise<Endpoint> => ({
+        epId, containerId: pod, namespace: 'demo', pod, ip: `10.101.1.${epId + 10}`, hostIf: 'lo', podIf: 'eth0', netns: '-', identity: await identity(labels), labels, mac: '02:00:00:00:00:0a', nodeMac: '02:00:00:00:00:a0',
+      });
+      const a = await ep(1, 'a', { app: 'a' });
+      const b = await ep(2, 'b', { app: 'b' });
+      const c = await ep(3, 'c', { app: 'c' });
+      const peers: number[] = [];
+      for (let i = 0; i < 7; i++) peers.push(await identity({ role: 'peer', n: String(i) }));
+      peer(dp.map('ipcache'), '10.101.1.50', peers[0]!);
+      const store = new ResourceStore(kv!);
+      const policy = (name: string, spec: unknown): Resource => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: 'demo', labels: {}, annotations: {} }, spec } as unknown as Resource);
+      const ingressFrom = (app: string, peerNs: string[]) => ({
+        podSelector: { matchLabels: { app } },
+        policyTypes: ['Ingress'],
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'a' } } }, ...peerNs.map((n) => ({ podSelector: { matchLabels: { role: 'peer', n } } }))] }],
+      });
+      // B and C: two and three entries of a map of ten.
+      await store.apply([policy('b', ingressFrom('b', ['0'])), policy('c', ingressFrom('c', ['0', '1']))]);
+      const engine = new PolicyEngine(config, store, allocator, port, () => [a, b, c], silentLogger());
+      cleanups.push(() => void engine.stop());
+      await engine.start();
+      engine.schedule();
+      await until(() => engine.endpointState(2)?.state === 'ok' && engine.endpointState(3)?.state === 'ok', 'B and C programmed');
+
+      // A gets seven entries (five are free) and B one more, together: A fails closed, B's change lands all the same.
+      await store.apply([policy('a', { podSelector: { matchLabels: { app: 'a' } }, policyTypes: ['Egress'], egress: [{ to: [{ podSelector: { matchLabels: { role: 'peer' } } }] }] }), policy('b', ingressFrom('b', ['0', '1']))]);
+      await until(() => engine.endpointState(1)?.state === 'fail-closed' && engine.endpointState(2)?.entries === 3, "A failed closed and B's change in force");
+      assert.equal(engine.endpointState(2)!.state, 'ok');
+      assert.match(engine.endpointState(1)!.error!, /its traffic is dropped: map weft_policy_v2 is full \(10 entries; 7 more needed/);
+      assert.deepEqual(engine.failing().map((f) => [f.epId, f.state]), [[1, 'fail-closed']]);
+      const owners = dp.map('policy').entries().map(([k, v]) => decodePolicy(k, v).epId);
+      assert.deepEqual(owners.sort(), [2, 2, 2, 3, 3, 3], 'B and C in force, nothing of A');
+      expectDrop(dp.run('from_container', frame(a.ip, '10.101.1.50', UDP, 40000, 53)), 'FAIL_CLOSED', 'A sends to a peer');
+      expectPass(dp.run('to_container', frame(a.ip, b.ip, TCP, 40000, 80), 0xab000000 | a.identity), "B's ingress admits A");
+
+      // C's policy goes away: room for A, which the engine's retry programs with nothing else changing.
+      await store.delete([{ kind: 'NetworkPolicy', metadata: { name: 'c', namespace: 'demo' } }]);
+      await until(() => engine.endpointState(1)?.state === 'ok', 'A retried and in force', 30_000);
+      assert.deepEqual(engine.failing(), []);
+      expectPass(dp.run('from_container', frame(a.ip, '10.101.1.50', UDP, 40001, 53)), 'A sends to a peer again');
+      expectDrop(dp.run('from_container', frame(a.ip, '10.101.1.99', UDP, 40002, 53)), 'POLICY_DENIED', 'and only to its peers');
     });
   });
 
