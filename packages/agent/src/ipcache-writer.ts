@@ -37,25 +37,15 @@ import {
 } from '@weft/datapath';
 import type { IpcacheStatus, IpcacheSyncResult, IpcacheUpsert } from './datapath-port.js';
 
-/** Precedence classes, most important first. */
-const RANKS = 3;
-
 /** 0: local endpoints and nodes; 1: policy CIDRs (anything shorter than /32); 2: other pods. */
 export function ipcacheRank(prefixlen: number, flags: number): number {
   if (flags & (IPCACHE_F_LOCAL_ENDPOINT | IPCACHE_F_REMOTE_NODE)) return 0;
   return prefixlen < 32 ? 1 : 2;
 }
 
-interface Present {
-  value: string;
-  rank: number;
-}
-
 export class IpcacheWriter {
-  /** cidr -> what the map holds (value hex) and its precedence. */
-  private readonly present = new Map<string, Present>();
-  /** Present cidrs by rank, for eviction. */
-  private readonly byRank: Array<Set<string>> = Array.from({ length: RANKS }, () => new Set());
+  /** cidr -> what the map holds (value, hex): the mirror every sync diffs against. */
+  private readonly present = new Map<string, string>();
   private missing = 0;
   private incompleteSince: string | undefined;
 
@@ -76,7 +66,7 @@ export class IpcacheWriter {
   load(): number {
     for (const [k, v] of this.map.entries()) {
       const e = decodeIpcache(k, v);
-      this.put(`${intToIpv4(e.ip)}/${e.prefixlen}`, v.toString('hex'), ipcacheRank(e.prefixlen, e.flags));
+      this.present.set(`${intToIpv4(e.ip)}/${e.prefixlen}`, v.toString('hex'));
     }
     return this.present.size;
   }
@@ -89,31 +79,30 @@ export class IpcacheWriter {
 
   /** Makes the map hold `entries` (as many as fit, by precedence). Throws only for errors other than a full map. */
   sync(entries: readonly IpcacheUpsert[]): IpcacheSyncResult {
-    const want = new Map<string, { value: Buffer; rank: number }>();
+    const want = new Map<string, Buffer>();
     for (const e of entries) {
-      const prefixlen = Number(e.cidr.slice(e.cidr.indexOf('/') + 1));
       const v = Buffer.alloc(IPCACHE_VALUE.size);
-      const flags = prefixlen === 32 ? e.flags | IPCACHE_F_EXACT : e.flags & ~IPCACHE_F_EXACT;
+      const flags = prefixOf(e.cidr) === 32 ? e.flags | IPCACHE_F_EXACT : e.flags & ~IPCACHE_F_EXACT;
       encodeIpcacheValue(v, 0, { identity: e.identity, tunnelIp: e.tunnelIp ? ipv4ToInt(e.tunnelIp) : 0, flags, clusterId: e.clusterId });
-      want.set(e.cidr, { value: v, rank: ipcacheRank(prefixlen, flags) });
+      want.set(e.cidr, v);
     }
     // 1. What is no longer wanted: room for what is.
     const removed = [...this.present.keys()].filter((c) => !want.has(c));
     if (removed.length > 0) {
       this.map.deleteBatch(keyBatch(removed), removed.length);
-      for (const c of removed) this.drop(c);
+      for (const c of removed) this.present.delete(c);
     }
     // 2. Changed entries: an overwrite never needs room.
-    const updated: Array<[string, Buffer, number]> = [];
-    const added: Array<[string, Buffer, number]> = [];
-    for (const [cidr, w] of want) {
+    const updated: Array<[string, Buffer]> = [];
+    const added: Array<[string, Buffer]> = [];
+    for (const [cidr, v] of want) {
       const p = this.present.get(cidr);
-      if (!p) added.push([cidr, w.value, w.rank]);
-      else if (p.value !== w.value.toString('hex')) updated.push([cidr, w.value, w.rank]);
+      if (p === undefined) added.push([cidr, v]);
+      else if (p !== v.toString('hex')) updated.push([cidr, v]);
     }
     this.write(updated);
     // 3. New entries, most important first.
-    added.sort((a, b) => a[2] - b[2]);
+    if (added.length > 1) added.sort((a, b) => rankOf(a[0], a[1]) - rankOf(b[0], b[1]));
     const { written, evicted } = this.addAll(added);
     this.missing = added.length - written + evicted;
     if (this.missing === 0 && this.incompleteSince) {
@@ -125,9 +114,11 @@ export class IpcacheWriter {
   }
 
   /** Writes `added` in order; on a full map evicts lower-precedence entries for higher ones. */
-  private addAll(added: Array<[string, Buffer, number]>): { written: number; evicted: number } {
+  private addAll(added: Array<[string, Buffer]>): { written: number; evicted: number } {
     let i = 0;
     let evicted = 0;
+    /** Present entries by precedence, least important last; built on the first eviction (a full map is rare). */
+    let victims: Array<[string, number]> | undefined;
     while (i < added.length) {
       try {
         this.write(added.slice(i));
@@ -136,14 +127,17 @@ export class IpcacheWriter {
       } catch (err) {
         if (!(err instanceof BpfSyscallError) || !err.mapFull) throw err;
         const done = err.written ?? 0;
-        for (const [cidr, v, rank] of added.slice(i, i + done)) this.put(cidr, v.toString('hex'), rank);
+        for (const [cidr, v] of added.slice(i, i + done)) this.present.set(cidr, v.toString('hex'));
         i += done;
         this.markIncomplete();
-        const victim = this.victimBelow(added[i]![2]);
-        if (!victim) break;
-        // The victim's address resolves to a shorter prefix or world from now on: the flag is already set.
-        this.map.delete(keyBatch([victim]));
-        this.drop(victim);
+        victims ??= [...this.present].map(([c, v]): [string, number] => [c, rankOf(c, Buffer.from(v, 'hex'))]).sort((a, b) => a[1] - b[1]);
+        const last = victims[victims.length - 1];
+        const rank = rankOf(added[i]![0], added[i]![1]);
+        if (!last || last[1] <= rank) break;
+        victims.pop();
+        // Its address resolves to a shorter prefix or world from now on: the flag is already set.
+        this.map.delete(keyBatch([last[0]]));
+        this.present.delete(last[0]);
         evicted++;
       }
     }
@@ -159,36 +153,22 @@ export class IpcacheWriter {
     this.incompleteSince = new Date().toISOString();
   }
 
-  /** A present entry of lower precedence than `rank` (the least important first). */
-  private victimBelow(rank: number): string | undefined {
-    for (let r = RANKS - 1; r > rank; r--) {
-      const first = this.byRank[r]!.values().next();
-      if (!first.done) return first.value;
-    }
-    return undefined;
-  }
-
-  private write(entries: Array<[string, Buffer, number]>): void {
+  private write(entries: Array<[string, Buffer]>): void {
     if (entries.length === 0) return;
     const values = Buffer.alloc(entries.length * IPCACHE_VALUE.size);
     entries.forEach(([, v], i) => v.copy(values, i * IPCACHE_VALUE.size));
     this.map.updateBatch(keyBatch(entries.map(([c]) => c)), values, entries.length);
-    for (const [cidr, v, rank] of entries) this.put(cidr, v.toString('hex'), rank);
+    for (const [cidr, v] of entries) this.present.set(cidr, v.toString('hex'));
   }
+}
 
-  private put(cidr: string, value: string, rank: number): void {
-    const p = this.present.get(cidr);
-    if (p) this.byRank[p.rank]!.delete(cidr);
-    this.present.set(cidr, { value, rank });
-    this.byRank[rank]!.add(cidr);
-  }
+function prefixOf(cidr: string): number {
+  return Number(cidr.slice(cidr.indexOf('/') + 1));
+}
 
-  private drop(cidr: string): void {
-    const p = this.present.get(cidr);
-    if (!p) return;
-    this.byRank[p.rank]!.delete(cidr);
-    this.present.delete(cidr);
-  }
+/** The precedence of an entry as encoded (flags at IPCACHE_VALUE.offsets.flags). */
+function rankOf(cidr: string, value: Buffer): number {
+  return ipcacheRank(prefixOf(cidr), value.readUInt16LE(IPCACHE_VALUE.offsets.flags!));
 }
 
 function keyBatch(cidrs: readonly string[]): Buffer {
