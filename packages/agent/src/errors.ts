@@ -50,4 +50,15 @@ export class RotationUnavailableError extends WeftError {
   }
 }
 
-export const errorCodes = [AgentConfigError.code, IpamExhaustedError.code, CniRequestError.code, EndpointNotFoundError.code, RotationInProgressError.code, RotationUnavailableError.code] as const;
+/**
+ * A BPF map of the node has no room for an entry the agent must add (an endpoint's own entry,
+ * for instance: without one its traffic is dropped). Names the map, its size and the config key.
+ */
+export class MapFullError extends WeftError {
+  static readonly code = 'WEFT_ERR_MAP_FULL';
+  constructor(what: string, map: string, maxEntries: number, sizeKey: string | undefined, options?: { cause?: unknown }) {
+    super(MapFullError.code, `Cannot add ${what} to map ${map}: it is full (${maxEntries} entries)${sizeKey ? `; raise mapSizes.${sizeKey} in the agent config` : ''}`, options);
+  }
+}
+
+export const errorCodes = [AgentConfigError.code, IpamExhaustedError.code, CniRequestError.code, EndpointNotFoundError.code, RotationInProgressError.code, RotationUnavailableError.code, MapFullError.code] as const;

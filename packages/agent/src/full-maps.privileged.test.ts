@@ -51,6 +51,7 @@ import { BpfDatapath } from './bpf-datapath.js';
 import { validateAgentConfig } from './config.js';
 import type { Datapath, IpcacheUpsert, PolicyMapEntry } from './datapath-port.js';
 import type { Endpoint } from './endpoint-manager.js';
+import { MapFullError } from './errors.js';
 import { PolicyEngine } from './policy-engine.js';
 import { IpcacheWriter } from './ipcache-writer.js';
 import { PolicyMapWriter, type EndpointSlot } from './policy-map-writer.js';
@@ -210,7 +211,7 @@ describe('full maps fail closed (root, real programs)', function () {
       const next = [allow(true, 2000, TCP), allow(true, 2000, UDP), allow(true, 2000, ICMP), allow(false, 2000, TCP), deny(true, 2000, TCP, 80)];
       const out = writer.program(a, next, 2);
       assert.equal(out.state, 'fail-closed', JSON.stringify(out));
-      assert.match(out.error!, /map weft_policy_v2 is full \(8 entries; 5 more needed; raise mapSizes/);
+      assert.match(out.error!, /map weft_policy_v2 is full \(8 entries; 5 more needed; raise mapSizes.policy/);
       expectDrop(dp.run('from_container', frame(A, REMOTE, TCP, 40002, 80)), 'FAIL_CLOSED', 'A -> REMOTE:80, denied by the policy that did not fit');
       expectDrop(dp.run('from_container', frame(A, REMOTE, TCP, 40001, 443)), 'FAIL_CLOSED', 'A -> REMOTE:443, an established connection');
       expectDrop(dp.run('to_container', frame(REMOTE, A, TCP, 5555, 22)), 'FAIL_CLOSED', 'REMOTE -> A (its ingress too)');
@@ -278,6 +279,24 @@ describe('full maps fail closed (root, real programs)', function () {
       expectDrop(dp.run('from_container', frame(A, '10.0.1.6', TCP, 40002, 80)), 'POLICY_DENIED', 'the new grant is missing, not more');
       const epA = decodeEndpoint(encodeEndpointKey(ipv4ToInt(A)), dp.map('endpoints').lookup(encodeEndpointKey(ipv4ToInt(A)))!);
       assert.equal(epA.flags & EP_F_FAIL_CLOSED, 0, 'not failed closed');
+    });
+  });
+
+  describe('a full endpoints map', () => {
+    it('refuses a new endpoint with a clear error and leaves none of its policy behind', () => {
+      const dp = datapath({ [MapName.endpoints]: 2 });
+      const writer = new PolicyMapWriter({ endpoints: dp.map('endpoints'), policy: dp.map('policy') }, silentLogger());
+      writer.program(slot(1, '10.0.0.1'), [], 1);
+      writer.program(slot(2, '10.0.0.2'), [], 1);
+      assert.throws(() => writer.program(slot(3, '10.0.0.3', { ingressEnforced: true }), [allow(false, 2000)], 1), (err: unknown) => {
+        assert.ok(err instanceof MapFullError);
+        assert.equal(err.code, 'WEFT_ERR_MAP_FULL');
+        assert.equal(err.message, 'Cannot add endpoint 10.0.0.3 to map weft_endpoints: it is full (2 entries); raise mapSizes.endpoints in the agent config');
+        return true;
+      });
+      assert.deepEqual(dp.map('policy').entries(), [], 'its policy entries were removed again');
+      assert.equal(writer.endpointCount, 2);
+      expectDrop(dp.run('from_container', frame('10.0.0.3', '10.0.1.5', TCP, 40000, 80)), 'UNKNOWN_SOURCE', 'a pod without an entry sends nothing');
     });
   });
 

@@ -11,4 +11,4 @@ export { POD_GATEWAY, netnsName, type Endpoint, type CniArgs } from './endpoint-
 export { podNetnsName } from './pod-runtime.js';
 export { flowMatches, type Flow, type FlowFilter } from './flows.js';
 export { nodeKey, endpointKey, NODES_PREFIX, ENDPOINTS_PREFIX, type NodeRecord, type EndpointRecord } from './state.js';
-export { AgentConfigError, IpamExhaustedError, CniRequestError, EndpointNotFoundError, errorCodes } from './errors.js';
+export { AgentConfigError, IpamExhaustedError, CniRequestError, EndpointNotFoundError, MapFullError, errorCodes } from './errors.js';

@@ -142,7 +142,7 @@ export class IpcacheWriter {
       }
     }
     if (i < added.length || evicted > 0) {
-      this.log.warn({ map: this.map.name, maxEntries: this.map.maxEntries, missing: added.length - i + evicted, evicted }, 'ipcache full: entries missing (enforcing endpoints drop peers without an exact entry); raise mapSizes.ipcache');
+      this.log.warn({ map: this.map.name, maxEntries: this.map.maxEntries, missing: added.length - i + evicted, evicted }, 'ipcache full: entries missing (enforcing endpoints drop peers without an exact entry); raise mapSizes.ipcache in the agent config');
     }
     return { written: i, evicted };
   }

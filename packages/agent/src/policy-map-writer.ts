@@ -50,11 +50,16 @@ import {
   EP_F_FAIL_CLOSED,
   EP_F_INGRESS_ENFORCE,
   EP_F_POLICY_GEN,
+  intToIpv4,
+  MapName,
   POLICY_KEY,
   POLICY_VALUE,
+  SIZED_MAPS,
   type BpfMap,
+  type SizedMap,
 } from '@weft/datapath';
 import type { EndpointPolicyOutcome, PolicyMapEntry } from './datapath-port.js';
+import { MapFullError } from './errors.js';
 
 /** What an endpoint's datapath entry says, besides its policy. */
 export interface EndpointSlot {
@@ -202,7 +207,7 @@ export class PolicyMapWriter {
     } catch (err) {
       this.deleteKeys(keys, next);
       // A new endpoint whose entry cannot be created has no entry: its traffic is dropped as unknown.
-      if (!cur && err instanceof EndpointWriteError) throw err.cause;
+      if (!cur && err instanceof EndpointWriteError) throw newEndpointError(err.cause, this.maps.endpoints, slot);
       first = why(err, this.maps.policy, keys.length);
     }
     // Fail closed before anything else: the old policy may allow what the new one revokes.
@@ -241,7 +246,7 @@ export class PolicyMapWriter {
     try {
       this.writeEndpoint(slot, gen, true, rev);
     } catch (err) {
-      if (!cur) throw err instanceof EndpointWriteError ? err.cause : err;
+      if (!cur) throw err instanceof EndpointWriteError ? newEndpointError(err.cause, this.maps.endpoints, slot) : err;
       this.maps.endpoints.delete(encodeEndpointKey(slot.ip));
       this.log.error({ ep: slot.epId, err: (err as Error).message }, 'cannot mark the endpoint fail-closed: removed its entry instead (its traffic is dropped as unknown)');
     }
@@ -339,9 +344,20 @@ export function revokes(cur: Pick<Programmed, 'ingressEnforced' | 'egressEnforce
   return false;
 }
 
-/** An operator's sentence for a failed write: a full map names the map and its size. */
+/** An operator's sentence for a failed write: a full map names the map, its size and the config key. */
 function why(err: unknown, map: BpfMap, wanted: number): string {
   if (err instanceof EndpointWriteError) return err.message;
-  if (err instanceof BpfSyscallError && err.mapFull) return `map ${map.name} is full (${map.maxEntries} entries; ${wanted} more needed; raise mapSizes in the agent config)`;
+  if (err instanceof BpfSyscallError && err.mapFull) return `map ${map.name} is full (${map.maxEntries} entries; ${wanted} more needed; raise mapSizes.${sizeKeyOf(map.name) ?? '?'} in the agent config)`;
   return (err as Error).message;
+}
+
+/** The error of a new endpoint whose own entry cannot be created. */
+function newEndpointError(err: unknown, map: BpfMap, slot: EndpointSlot): Error {
+  if (err instanceof BpfSyscallError && err.mapFull) return new MapFullError(`endpoint ${intToIpv4(slot.ip)}`, map.name, map.maxEntries, sizeKeyOf(map.name), { cause: err });
+  return err as Error;
+}
+
+/** The mapSizes key that sizes a map. */
+export function sizeKeyOf(mapName: string): string | undefined {
+  return (Object.keys(SIZED_MAPS) as SizedMap[]).find((k) => MapName[k] === mapName);
 }
