@@ -148,7 +148,7 @@ export class PolicyEngine {
       } catch (err) {
         const prev = this.state.get(ep.epId);
         const message = (err as Error).message;
-        this.log.error({ endpoint: `${ep.namespace}/${ep.pod}`, err: message }, 'cannot program endpoint policy');
+        if (prev?.error !== message) this.log.error({ endpoint: `${ep.namespace}/${ep.pod}`, err: message }, 'cannot program endpoint policy');
         if (prev) this.state.set(ep.epId, { ...prev, signature: '', state: 'error', error: message, since: prev.state === 'ok' ? new Date().toISOString() : prev.since ?? new Date().toISOString() });
         this.retryLater();
       }
@@ -200,7 +200,10 @@ export class PolicyEngine {
     next.error = outcome.error!;
     next.since = prev && prev.state !== 'ok' && prev.since ? prev.since : new Date().toISOString();
     this.state.set(ep.epId, next);
-    this.log.error({ ...log, err: outcome.error }, outcome.state === 'fail-closed' ? 'endpoint policy cannot be written: endpoint fails closed' : 'endpoint policy only partly written: the old one stays in force');
+    // Once per change of state or cause, not at every retry.
+    if (prev?.state !== next.state || prev.error !== next.error) {
+      this.log.error({ ...log, err: outcome.error }, outcome.state === 'fail-closed' ? 'endpoint policy cannot be written: endpoint fails closed' : 'endpoint policy only partly written: the old one stays in force');
+    }
     this.retryLater();
   }
 
