@@ -416,6 +416,9 @@ describe('datapath on the kernel (root)', function () {
       assert.equal(r.retval, 0, 'TC_ACT_OK');
       assert.equal(r.mark, 0x5eed);
       assert.deepEqual(r.data, frame);
+      const many = testRunTc(obj.programFd('touch_maps'), frame, { repeat: 1000 });
+      assert.equal(many.retval, 0);
+      assert.ok(many.durationNs > 0, 'the kernel reports the mean time of a run');
     });
   });
 

@@ -21,10 +21,15 @@ export interface TestRunResult {
   data: Buffer;
   /** skb->mark after the run. */
   mark: number;
+  /** Mean run time per repetition, in nanoseconds (the kernel's measure). */
+  durationNs: number;
 }
 
-/** Runs tc program `progFd` once on `frame` (Ethernet first), with `mark` as skb->mark. */
-export function testRunTc(progFd: number, frame: Buffer, options: { mark?: number } = {}): TestRunResult {
+/**
+ * Runs tc program `progFd` on `frame` (Ethernet first), with `mark` as skb->mark, `repeat` times
+ * (default once; the result is the last run's).
+ */
+export function testRunTc(progFd: number, frame: Buffer, options: { mark?: number; repeat?: number } = {}): TestRunResult {
   const lib = libbpf();
   const outSize = frame.length + OUT_SLACK;
   const mem: NativeMemory[] = [];
@@ -50,7 +55,7 @@ export function testRunTc(progFd: number, frame: Buffer, options: { mark?: numbe
       ctx_size_in: SKB_CTX_SIZE,
       ctx_size_out: SKB_CTX_SIZE,
       retval: 0,
-      repeat: 1,
+      repeat: options.repeat ?? 1,
       duration: 0,
       flags: 0,
       cpu: 0,
@@ -59,7 +64,7 @@ export function testRunTc(progFd: number, frame: Buffer, options: { mark?: numbe
     const r = lib.progTestRun(progFd, opts);
     if (r < 0) throw new BpfSyscallError(`test-run program fd ${progFd} on a ${frame.length}-byte frame`, -r);
     const copy = (m: NativeMemory, size: number): Buffer => Buffer.from(Buffer.from(koffi.view(m, size)));
-    return { retval: opts.retval | 0, data: copy(dataOut, Math.min(opts.data_size_out, outSize)), mark: copy(ctxOut, SKB_CTX_SIZE).readUInt32LE(SKB_MARK) };
+    return { retval: opts.retval | 0, data: copy(dataOut, Math.min(opts.data_size_out, outSize)), mark: copy(ctxOut, SKB_CTX_SIZE).readUInt32LE(SKB_MARK), durationNs: opts.duration };
   } finally {
     for (const m of mem) freeNative(m);
   }
