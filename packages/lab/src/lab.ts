@@ -12,7 +12,7 @@ import { WeftError } from '@weft/common';
 import { AgentClient, type AgentConfig } from '@weft/agent';
 import { KvClient, etcdHealthy } from '@weft/kvstore';
 import { createCa, issue, MESH_STATUS_PREFIX, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
-import { generateMeshKey, Ip, netns, nextKeyId, run } from '@weft/net';
+import { generateMeshKey, Ip, netns, netnsNameProblem, nextKeyId, run } from '@weft/net';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
 import { BRIDGE, LAB_PREFIX, LAB_STATE_DIR, PIN_ROOT, UNDERLAY_BITS, UNDERLAY_NS, WORLD_IP, WORLD_NS, labLayout, type ClusterLayout, type LabSpec, type NodeLayout } from './layout.js';
 
@@ -397,7 +397,8 @@ async function connectClusters(clusters: ClusterLayout[], progress: Progress): P
 
 /** Removes everything any lab created; safe to run at any time, any number of times. */
 export async function labDown(progress: Progress): Promise<{ namespaces: number }> {
-  const all = (await netns.list()).filter((n) => n.startsWith(LAB_PREFIX));
+  // A name the lab could not have made (whitespace, '/', ...) is not ours, and ip would be refused it.
+  const all = (await netns.list()).filter((n) => n.startsWith(LAB_PREFIX) && netnsNameProblem(n) === undefined);
   // Kill every process living in a lab namespace first (agents, etcd, pods, echo servers).
   for (const ns of all) {
     const { stdout } = await run(['ip', 'netns', 'pids', ns], { allowFail: true });
