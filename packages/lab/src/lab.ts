@@ -250,6 +250,9 @@ export function rotateLabIpsecKey(): number {
 
 export const MESH_PORT = 32379;
 
+/** The lab etcd's --max-txn-ops: `weft apply` to a lab cluster writes requests of up to half as many objects in one transaction. */
+export const LAB_ETCD_MAX_TXN_OPS = 4096;
+
 function meshDir(c: ClusterLayout): string {
   return join(LAB_STATE_DIR, c.name, 'clustermesh');
 }
@@ -291,7 +294,7 @@ export async function startEtcd(c: ClusterLayout): Promise<void> {
     'etcd', '--name', `${c.name}-etcd`, '--data-dir', join(c.etcdDir, 'data'),
     '--listen-client-urls', `${url},unix://etcd:0`, '--advertise-client-urls', url,
     '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${c.name}-etcd=${peer}`,
-    '--max-txn-ops', '4096', '--logger', 'zap', '--log-level', 'warn',
+    '--max-txn-ops', String(LAB_ETCD_MAX_TXN_OPS), '--logger', 'zap', '--log-level', 'warn',
   ], join(c.etcdDir, 'etcd.log'), { cwd: c.etcdDir });
   await waitFor(`etcd of cluster ${c.name}`, () => etcdHealthy({ socketPath: `${c.etcdDir}/etcd:0` }), 20_000, () => tail(join(c.etcdDir, 'etcd.log')));
 }
@@ -454,7 +457,7 @@ export function demoResources(c: ClusterLayout): Resource[] {
 export async function applyAndWait(c: ClusterLayout, resources: Resource[], timeoutMs = 60_000): Promise<void> {
   const kv = new KvClient({ endpoints: [etcdEndpoint(c)] });
   try {
-    await new ResourceStore(kv).apply(resources);
+    await new ResourceStore(kv, { maxTxnOps: LAB_ETCD_MAX_TXN_OPS }).apply(resources);
     const pods = resources.filter((r) => r.kind === 'Pod');
     await waitFor(`pods ${pods.map((p) => p.metadata.name).join(', ')} to become endpoints`, async () => {
       const { items } = await kv.list('weft/state/v1/endpoints/');
