@@ -185,7 +185,7 @@ export class ResourceStore implements ResourceSource {
     let writes = 0;
     let bytes = 0;
     items.forEach((it, j) => {
-      const b = it.writes.reduce((n, w) => n + w.key.length + (w.type === 'put' ? w.value.length : 0), 0) + it.compare.reduce((n, c) => n + c.key.length + (c.target === 'value' ? c.value.length : 8), 0);
+      const b = it.writes.reduce((n, w) => n + _bytes(w.key) + (w.type === 'put' ? _bytes(w.value) : 0), 0) + it.compare.reduce((n, c) => n + _bytes(c.key) + (c.target === 'value' ? _bytes(c.value) : 8), 0);
       if (cur.length > 0 && (compares + it.compare.length > this.maxTxnOps || writes + it.writes.length > this.maxTxnOps || bytes + b > this.maxTxnBytes)) {
         out.push(cur);
         cur = [];
@@ -365,6 +365,10 @@ function sameJson(a: string, b: string): boolean {
   } catch {
     return false;
   }
+}
+
+function _bytes(v: string | Buffer): number {
+  return typeof v === 'string' ? Buffer.byteLength(v) : v.length;
 }
 
 function listRefs(refs: readonly ObjectRef[]): string {
