@@ -71,7 +71,6 @@ const ARGS_KEY = /^[A-Za-z0-9_]+$/;
 const ARGS_VALUE = /^[\x21-\x3a\x3c\x3e-\x7e]*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x1f\x7f]/;
 
 /** A value for an error message: JSON-quoted (so a newline shows as \n), long ones cut. */
