@@ -11,6 +11,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   /** The kernel lane's half of `encryption`, inside its guest. */
   'encryption-lane': async () => (await import('./encryption.js')).laneMain(),
   rotation: async () => (await import('./rotation.js')).main(),
+  apply: async () => (await import('./apply.js')).main(),
 };
 
 async function run(): Promise<void> {

@@ -236,7 +236,7 @@ describe('cluster records', () => {
 
   it('accepts only named network namespaces from CNI', () => {
     assert.equal(netnsName('/var/run/netns/weft-c1-abc'), 'weft-c1-abc');
-    assert.throws(() => netnsName('/proc/123/ns/net'), /Unsupported CNI_NETNS "\/proc\/123\/ns\/net"/);
+    assert.throws(() => netnsName('/proc/123/ns/net'), /Invalid CNI_NETNS "\/proc\/123\/ns\/net": must name a network namespace as \/var\/run\/netns\/NAME/);
   });
 });
 

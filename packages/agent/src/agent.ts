@@ -23,6 +23,7 @@ import { KvClient, Session } from '@weft/kvstore';
 import { KubernetesSource, type WeftNodePublisher } from '@weft/kubernetes';
 import { ResourceStore, type ResourceSource } from '@weft/resources';
 import { ApiError, ApiServer } from './api.js';
+import { CNI_ERROR, cniArgsProblem, isCniCommand, quote } from './cni-args.js';
 import { agentHealth } from './health.js';
 import { ClusterState } from './cluster-state.js';
 import { podCidrProblem, readEtcdTls, type AgentConfig } from './config.js';
@@ -36,7 +37,7 @@ import type { EncryptionStatus, NodeEncryption } from './encryption.js';
 import { IpsecNode } from './ipsec-node.js';
 import { WireGuardNode } from './wireguard-node.js';
 import { PodRuntime } from './pod-runtime.js';
-import { AgentConfigError, RotationInProgressError, RotationUnavailableError } from './errors.js';
+import { AgentConfigError, CniRequestError, RotationInProgressError, RotationUnavailableError } from './errors.js';
 import { nodeKey, type NodeRecord } from './state.js';
 import { bigintJson } from './api.js';
 
@@ -232,6 +233,10 @@ export class Agent {
 
   /** CNI entry point, also used directly by tests. */
   async cni(command: string, args: CniArgs): Promise<unknown> {
+    // The API is an entry point of its own: the same allow-lists as the plugin, before anything runs.
+    if (!isCniCommand(command)) throw new CniRequestError(CNI_ERROR.invalidEnvironment, `Invalid CNI_COMMAND ${quote(command)}: must be ADD, DEL or CHECK`);
+    const problem = cniArgsProblem(command, args ?? {});
+    if (problem) throw new CniRequestError(problem.code, problem.message);
     switch (command) {
       case 'ADD': {
         const ep = await this.endpoints.add(args);
@@ -244,8 +249,6 @@ export class Agent {
         const ep = await this.endpoints.check(args.containerId);
         return { ip: ep.ip };
       }
-      default:
-        throw new ApiError(400, 'WEFT_ERR_BAD_REQUEST', `Unknown CNI command ${JSON.stringify(command)}`);
     }
   }
 

@@ -10,12 +10,13 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import type { Logger } from '@weft/common';
 import { workloadLabels, type IdentityAllocator } from '@weft/identity';
 import type { KvClient } from '@weft/kvstore';
 import { Ip } from '@weft/net';
 import type { ResourceSource } from '@weft/resources';
+import { netnsNameOf, netnsPathProblem, quote, type CniArgs } from './cni-args.js';
 import type { AgentConfig } from './config.js';
 import { podMtu } from './config.js';
 import type { Datapath } from './datapath-port.js';
@@ -42,13 +43,7 @@ export interface Endpoint {
   nodeMac: string;
 }
 
-export interface CniArgs {
-  containerId: string;
-  netnsPath: string;
-  ifname: string;
-  namespace: string;
-  pod: string;
-}
+export type { CniArgs } from './cni-args.js';
 
 export interface EndpointManagerDeps {
   config: AgentConfig;
@@ -231,9 +226,10 @@ export class EndpointManager {
   }
 }
 
-/** CNI passes a netns path; we work with named namespaces (/var/run/netns/<name>). */
+/** CNI passes a netns path; we work with named namespaces (/var/run/netns/<name>), by the rules of cni-args.ts. */
 export function netnsName(path: string): string {
-  if (!/^\/(var\/)?run\/netns\/[^/]+$/.test(path)) throw new CniRequestError(4, `Unsupported CNI_NETNS ${JSON.stringify(path)}: expected a named namespace under /var/run/netns`);
-  return basename(path);
+  const name = netnsNameOf(path);
+  if (name === undefined) throw new CniRequestError(4, `Invalid CNI_NETNS ${quote(path)}: ${netnsPathProblem(path) ?? 'is not a named network namespace'}`);
+  return name;
 }
 

@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from '@weft/common';
 import { netns, run } from '@weft/net';
 import type { PodSpec, Resource, ResourceSource, ResourceWatch } from '@weft/resources';
+import { podNameProblem, podNamespaceProblem } from './cni-args.js';
 import type { AgentConfig } from './config.js';
 
 interface RunningPod {
@@ -27,6 +28,8 @@ interface RunningPod {
 
 /** The weft CLI entry, for containers whose command starts with `weft`. */
 const WEFT_CLI = resolve(__dirname, '..', '..', 'cli', 'bin', 'weft.js');
+
+const CONTAINER_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export function podNetnsName(cluster: string, namespace: string, name: string): string {
   return `weft-${cluster}-${createHash('sha1').update(`${namespace}/${name}`).digest('hex').slice(0, 10)}`;
@@ -75,6 +78,13 @@ export class PodRuntime {
     if (this.pods.has(key)) return;
     const ns = pod.metadata.namespace ?? 'default';
     const name = pod.metadata.name;
+    // These names become paths, CNI_ARGS and log file names of root processes. `weft apply` checked
+    // them, but the store is etcd, which more than weft apply can write: check again where they are used.
+    const problem = podNamespaceProblem(ns) ?? podNameProblem(name) ?? pod.spec.containers.map((c) => (CONTAINER_NAME.test(c.name) ? undefined : `container name ${JSON.stringify(c.name)} is not a DNS-1123 label`)).find(Boolean);
+    if (problem) {
+      this.log.error({ key, err: problem }, 'pod refused: not started');
+      return;
+    }
     const nsName = podNetnsName(this.config.cluster, ns, name);
     const containerId = createHash('sha1').update(`${this.config.cluster}/${ns}/${name}`).digest('hex').slice(0, 32);
     await netns.delete(nsName);
@@ -122,15 +132,17 @@ export class PodRuntime {
   private async cni(command: 'ADD' | 'DEL', containerId: string, nsName: string, namespace: string, pod: string): Promise<void> {
     const plugin = this.config.cniPlugin ?? resolve(__dirname, '..', '..', 'cni', 'bin', 'weft-cni.js');
     const conf = { cniVersion: '1.0.0', name: 'weft', type: 'weft-cni', agentSocket: this.agentSocket };
-    const env = [
-      `CNI_COMMAND=${command}`,
-      `CNI_CONTAINERID=${containerId}`,
-      `CNI_NETNS=/var/run/netns/${nsName}`,
-      'CNI_IFNAME=eth0',
-      `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${pod}`,
-      `CNI_PATH=${resolve(plugin, '..')}`,
-    ];
-    await run(['env', ...env, process.execPath, plugin], { input: JSON.stringify(conf) });
+    // The environment as kubelet gives it, passed to execve (not as `env` arguments): the plugin checks every value.
+    const env = {
+      ...process.env,
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: containerId,
+      CNI_NETNS: `/var/run/netns/${nsName}`,
+      CNI_IFNAME: 'eth0',
+      CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${pod}`,
+      CNI_PATH: resolve(plugin, '..'),
+    };
+    await run([process.execPath, plugin], { input: JSON.stringify(conf), env });
   }
 
   private save(): void {

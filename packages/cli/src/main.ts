@@ -25,8 +25,8 @@ Lab (needs root):
   lab status
 
 Resources (standalone mode, stored in the cluster's etcd):
-  apply -f FILE [--cluster NAME | --etcd ENDPOINT]
-  delete -f FILE [--cluster NAME] [--ignore-not-found]
+  apply -f FILE [--cluster NAME | --etcd ENDPOINT] [--max-txn-ops N]
+  delete -f FILE [--cluster NAME] [--ignore-not-found] [--max-txn-ops N]
 
 Inspect (per cluster, all nodes unless --node):
   status | endpoint list | policy get

@@ -12,7 +12,7 @@ import { WeftError } from '@weft/common';
 import { AgentClient, type AgentConfig } from '@weft/agent';
 import { KvClient, etcdHealthy } from '@weft/kvstore';
 import { createCa, issue, MESH_STATUS_PREFIX, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
-import { generateMeshKey, Ip, netns, nextKeyId, run } from '@weft/net';
+import { generateMeshKey, Ip, netns, netnsNameProblem, nextKeyId, run } from '@weft/net';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
 import { BRIDGE, LAB_PREFIX, LAB_STATE_DIR, PIN_ROOT, UNDERLAY_BITS, UNDERLAY_NS, WORLD_IP, WORLD_NS, labLayout, type ClusterLayout, type LabSpec, type NodeLayout } from './layout.js';
 
@@ -250,6 +250,9 @@ export function rotateLabIpsecKey(): number {
 
 export const MESH_PORT = 32379;
 
+/** The lab etcd's --max-txn-ops: `weft apply` to a lab cluster writes requests of up to half as many objects in one transaction. */
+export const LAB_ETCD_MAX_TXN_OPS = 4096;
+
 function meshDir(c: ClusterLayout): string {
   return join(LAB_STATE_DIR, c.name, 'clustermesh');
 }
@@ -291,7 +294,7 @@ export async function startEtcd(c: ClusterLayout): Promise<void> {
     'etcd', '--name', `${c.name}-etcd`, '--data-dir', join(c.etcdDir, 'data'),
     '--listen-client-urls', `${url},unix://etcd:0`, '--advertise-client-urls', url,
     '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${c.name}-etcd=${peer}`,
-    '--max-txn-ops', '4096', '--logger', 'zap', '--log-level', 'warn',
+    '--max-txn-ops', String(LAB_ETCD_MAX_TXN_OPS), '--logger', 'zap', '--log-level', 'warn',
   ], join(c.etcdDir, 'etcd.log'), { cwd: c.etcdDir });
   await waitFor(`etcd of cluster ${c.name}`, () => etcdHealthy({ socketPath: `${c.etcdDir}/etcd:0` }), 20_000, () => tail(join(c.etcdDir, 'etcd.log')));
 }
@@ -397,7 +400,8 @@ async function connectClusters(clusters: ClusterLayout[], progress: Progress): P
 
 /** Removes everything any lab created; safe to run at any time, any number of times. */
 export async function labDown(progress: Progress): Promise<{ namespaces: number }> {
-  const all = (await netns.list()).filter((n) => n.startsWith(LAB_PREFIX));
+  // A name the lab could not have made (whitespace, '/', ...) is not ours, and ip would be refused it.
+  const all = (await netns.list()).filter((n) => n.startsWith(LAB_PREFIX) && netnsNameProblem(n) === undefined);
   // Kill every process living in a lab namespace first (agents, etcd, pods, echo servers).
   for (const ns of all) {
     const { stdout } = await run(['ip', 'netns', 'pids', ns], { allowFail: true });
@@ -453,7 +457,7 @@ export function demoResources(c: ClusterLayout): Resource[] {
 export async function applyAndWait(c: ClusterLayout, resources: Resource[], timeoutMs = 60_000): Promise<void> {
   const kv = new KvClient({ endpoints: [etcdEndpoint(c)] });
   try {
-    await new ResourceStore(kv).apply(resources);
+    await new ResourceStore(kv, { maxTxnOps: LAB_ETCD_MAX_TXN_OPS }).apply(resources);
     const pods = resources.filter((r) => r.kind === 'Pod');
     await waitFor(`pods ${pods.map((p) => p.metadata.name).join(', ')} to become endpoints`, async () => {
       const { items } = await kv.list('weft/state/v1/endpoints/');

@@ -13,6 +13,20 @@ export class NetCommandError extends WeftError {
   }
 }
 
+/**
+ * An argument that would reach an `ip` command line (or `ip -batch` text) is not one Weft may pass:
+ * whitespace, a control or non-ASCII character, a character `ip -batch` interprets, or a bad
+ * network namespace name. Raised before any process starts; the message quotes the argument.
+ */
+export class NetArgumentError extends WeftError {
+  static readonly code = 'WEFT_ERR_NET_ARGUMENT';
+  /** `what`: the command refused, e.g. "ip" or "ip -batch line 2"; `which`: e.g. "argument 3". */
+  constructor(what: string, which: string, arg: unknown, problem: string) {
+    const shown = typeof arg === 'string' ? JSON.stringify(arg.length > 80 ? `${arg.slice(0, 80)}...` : arg) : String(arg);
+    super(NetArgumentError.code, `Refusing to run ${what}: ${which} ${shown} ${problem}`);
+  }
+}
+
 /** A WireGuard device could not be reached or refused a request. */
 export class WireGuardError extends WeftError {
   static readonly code = 'WEFT_ERR_WIREGUARD';
@@ -61,4 +75,4 @@ export class IpsecStateError extends WeftError {
   }
 }
 
-export const errorCodes = [NetCommandError.code, WireGuardError.code, WireGuardKeyError.code, KernelWireGuardUnavailableError.code, IpsecConfigError.code, IpsecStateError.code] as const;
+export const errorCodes = [NetCommandError.code, NetArgumentError.code, WireGuardError.code, WireGuardKeyError.code, KernelWireGuardUnavailableError.code, IpsecConfigError.code, IpsecStateError.code] as const;

@@ -3,7 +3,10 @@
  * reads). One `Ip` instance targets one network namespace (or the caller's),
  * so the lab can configure every node from outside and an agent its own.
  * Deletions of things already gone succeed: every cleanup path is idempotent.
+ * Every argument and namespace name is checked (args.ts) before a process
+ * starts: `ip` runs as root, and `ip -batch` reads its commands as text.
  */
+import { checkIpArgs, checkNetnsName } from './args.js';
 import { NetCommandError } from './errors.js';
 import { run } from './run.js';
 
@@ -23,7 +26,9 @@ export class Ip {
 
   /** `ip [-n NETNS] ARGS...` */
   async run(args: string[]): Promise<string> {
-    const cmd = this.netns ? ['ip', '-n', this.netns, ...args] : ['ip', ...args];
+    if (this.netns !== undefined) checkNetnsName(this.netns, 'ip -n');
+    checkIpArgs(args);
+    const cmd = this.netns !== undefined ? ['ip', '-n', this.netns, ...args] : ['ip', ...args];
     return (await run(cmd)).stdout;
   }
 
@@ -49,7 +54,10 @@ export class Ip {
 
   /** Runs many `ip` commands in one process (`ip -batch -`), stopping at the first failure. */
   async batch(commands: string[][]): Promise<void> {
-    const cmd = this.netns ? ['ip', '-n', this.netns, '-batch', '-'] : ['ip', '-batch', '-'];
+    if (this.netns !== undefined) checkNetnsName(this.netns, 'ip -n');
+    // Every line whole before anything runs: a refused line must not leave the ones before it applied.
+    commands.forEach((c, i) => checkIpArgs(c, `ip -batch line ${i + 1}`));
+    const cmd = this.netns !== undefined ? ['ip', '-n', this.netns, '-batch', '-'] : ['ip', '-batch', '-'];
     await run(cmd, { input: commands.map((c) => c.join(' ')).join('\n') + '\n' });
   }
 
@@ -117,10 +125,12 @@ export class Ip {
 /** Network namespaces (named, under /var/run/netns). */
 export const netns = {
   async add(name: string): Promise<void> {
+    checkNetnsName(name, 'ip netns add');
     await run(['ip', 'netns', 'add', name]);
     await new Ip(name).setUp('lo');
   },
   async delete(name: string): Promise<void> {
+    checkNetnsName(name, 'ip netns del');
     await run(['ip', 'netns', 'del', name], { allowFail: true });
   },
   async list(): Promise<string[]> {
@@ -128,12 +138,15 @@ export const netns = {
     if (!stdout.trim()) return [];
     return (JSON.parse(stdout) as Array<{ name: string }>).map((n) => n.name);
   },
-  /** Runs a command inside the namespace. */
+  /** Runs a command inside the namespace (its argv goes to execve as given: no shell, no batch text). */
   async exec(name: string, command: string[], options: { input?: string; allowFail?: boolean } = {}): Promise<{ stdout: string; stderr: string }> {
+    checkNetnsName(name, 'ip netns exec');
     return run(['ip', 'netns', 'exec', name, ...command], options);
   },
   /** Sets a sysctl inside the namespace (per-namespace knobs such as ip_forward). */
   async sysctl(name: string, key: string, value: string): Promise<void> {
+    checkNetnsName(name, 'ip netns exec');
+    checkIpArgs([key, value], 'sysctl');
     await run(['ip', 'netns', 'exec', name, 'sysctl', '-q', '-w', `${key}=${value}`]);
   },
 };

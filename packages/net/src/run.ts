@@ -7,9 +7,10 @@ export interface RunResult {
   stderr: string;
 }
 
-export function run(command: string[], options: { input?: string; allowFail?: boolean } = {}): Promise<RunResult> {
+/** `env`: the child's whole environment (default: ours); values go to execve, never through a shell. */
+export function run(command: string[], options: { input?: string; allowFail?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], ...(options.env ? { env: options.env } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -44,6 +44,13 @@ describe('WireGuard keys', () => {
     assert.throws(() => decodeKey('', 'k'), WireGuardKeyError);
   });
 
+  it('refuses a peer value that would add a line to the UAPI request, before connecting', async () => {
+    const pk = Buffer.alloc(32, 9).toString('base64');
+    const dev = new WireGuardUapi('wgt-inject');
+    await assert.rejects(dev.setPeers([{ publicKey: pk, endpoint: '10.0.0.1:51820\nremove=true', allowedIps: ['10.101.2.0/24'] }], []), /refusing peer endpoint "10\.0\.0\.1:51820\\nremove=true"/);
+    await assert.rejects(dev.setPeers([{ publicKey: pk, endpoint: '10.0.0.1:51820', allowedIps: ['10.101.2.0/24\nallowed_ip=0.0.0.0/0'] }], []), /refusing peer allowed IP "10\.101\.2\.0\/24\\nallowed_ip=0\.0\.0\.0\/0"/);
+  });
+
   it('refuses device names wireguard-go cannot have', () => {
     assert.throws(() => new WireGuardUapi('a-name-far-too-long'), WireGuardError);
     assert.throws(() => new WireGuardUapi('bad/name'), WireGuardError);

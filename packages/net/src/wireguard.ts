@@ -183,6 +183,10 @@ export async function ensureWireGuardGo(ifname: string, options: { netns?: strin
   return uapi;
 }
 
+function _checkUapiValue(ifname: string, what: string, value: string): void {
+  if (typeof value !== 'string' || !/^[\x21-\x7e]+$/.test(value)) throw new WireGuardError(`WireGuard device ${ifname}: refusing peer ${what} ${JSON.stringify(value)}: not printable ASCII without whitespace`);
+}
+
 /** A wireguard-go device's UAPI socket. */
 export class WireGuardUapi implements WireGuardDevice {
   readonly implementation = 'userspace';
@@ -255,6 +259,8 @@ export class WireGuardUapi implements WireGuardDevice {
    * private key change, rather than at the next keepalive).
    */
   async setPeers(peers: readonly PeerConfig[], remove: readonly string[], options: { handshakeNow?: boolean } = {}): Promise<void> {
+    // The UAPI is line-based text: a newline in a value would be a second, unchecked key=value line.
+    for (const p of peers) for (const [what, v] of [['endpoint', p.endpoint], ...p.allowedIps.map((a) => ['allowed IP', a])] as const) _checkUapiValue(this.ifname, what, v);
     const lines = ['set=1'];
     for (const pk of remove) lines.push(`public_key=${decodeKey(pk, 'peer public key').toString('hex')}`, 'remove=true');
     for (const p of peers) {

@@ -103,6 +103,67 @@ describe('standalone resources', () => {
       assert.equal(await store.get('Namespace', 'shop'), undefined);
     });
 
+    describe('requests larger than one etcd transaction (this etcd keeps the default --max-txn-ops, 128)', () => {
+      /** `n` objects: namespaces, pods and Services without an address, in that rotation. */
+      const many = (n: number, prefix: string): Resource[] =>
+        Array.from({ length: n }, (_, i) => {
+          if (i % 3 === 0) return validateResource({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `${prefix}-ns-${i}` } }, `#${i}`, 'c1');
+          if (i % 3 === 1) return validateResource({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${prefix}-pod-${i}`, namespace: prefix }, spec: { containers: [{ name: 'main', command: ['x'] }] } }, `#${i}`, 'c1');
+          return validateResource({ apiVersion: 'v1', kind: 'Service', metadata: { name: `${prefix}-svc-${i}`, namespace: prefix }, spec: { selector: { app: 'x' }, ports: [{ port: 80 }] } }, `#${i}`, 'c1');
+        });
+      /** A client that records the size of every transaction it sends. */
+      const recording = (kv: KvClient): { kv: KvClient; txns: Array<{ action: string; compare: number; success: number }> } => {
+        const txns: Array<{ action: string; compare: number; success: number }> = [];
+        const wrapped = Object.create(kv) as KvClient;
+        wrapped.txn = async (action, request, options) => {
+          txns.push({ action, compare: request.compare.length, success: request.success.length });
+          return kv.txn(action, request, options);
+        };
+        return { kv: wrapped, txns };
+      };
+
+      it('applies, re-applies and deletes 1,200 objects in transactions etcd accepts, every Service with its own address', async () => {
+        const rs = many(1200, 'big');
+        const { kv, txns } = recording(t.kv);
+        const store = new ResourceStore(kv);
+        const applied = await store.apply(rs);
+        assert.equal(applied.length, 1200);
+        assert.ok(applied.every((r) => r.action === 'created'));
+        assert.ok(txns.every((x) => x.compare <= 128 && x.success <= 128), 'every transaction within --max-txn-ops');
+        const writes = txns.filter((x) => x.action.startsWith('apply'));
+        // 800 puts, 400 index claims and 800 guards in lists of at most 128: 2000 / 128 rounded up, with room for grouping.
+        assert.ok(writes.length <= 20, `${writes.length} write transactions`);
+        const ips = applied.filter((r) => r.clusterIP !== undefined).map((r) => r.clusterIP!);
+        assert.equal(ips.length, 400);
+        assert.equal(new Set(ips).size, 400, 'no two Services share an address');
+        assert.equal((await t.kv.list(`${RESOURCES_ROOT}Pod/big/`)).items.length, 400);
+        const indexed = new Map((await t.kv.list(CLUSTER_IP_INDEX)).items.map((kv) => [kv.key.slice(CLUSTER_IP_INDEX.length), kv.value.toString()]));
+        for (const r of applied.filter((x) => x.clusterIP !== undefined)) assert.equal(indexed.get(r.clusterIP!), `${RESOURCES_ROOT}${r.ref}`);
+
+        assert.ok((await store.apply(rs)).every((r) => r.action === 'unchanged'));
+        assert.equal((await store.delete(rs)).length, 1200);
+        assert.equal((await t.kv.list(`${RESOURCES_ROOT}Service/big/`)).items.length, 0);
+        const left = (await t.kv.list(CLUSTER_IP_INDEX)).items.filter((kv) => kv.value.toString().startsWith(`${RESOURCES_ROOT}Service/big/`));
+        assert.deepEqual(left, [], 'every address freed');
+      });
+
+      it('stores nothing of a large request whose last Service asks for a taken address, and deletes nothing when its last object is missing', async () => {
+        const store = new ResourceStore(t.kv);
+        const [holder] = await store.apply([validateResource({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'holder', namespace: 'big2' }, spec: { ports: [{ port: 80 }] } }, 'holder', 'c1')]);
+        const taker = validateResource({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'taker', namespace: 'big2' }, spec: { ports: [{ port: 80 }], clusterIP: holder!.clusterIP } }, 'taker', 'c1');
+        const rs = [...many(600, 'big2'), taker];
+        await assert.rejects(store.apply(rs), (err: unknown) => err instanceof ClusterIPInUseError && !/objects were stored/.test(err.message));
+        assert.equal((await t.kv.list(`${RESOURCES_ROOT}Pod/big2/`)).items.length, 0, 'no object of the request was stored');
+        assert.equal((await t.kv.list(`${RESOURCES_ROOT}Service/big2/`)).items.length, 1, 'only the holder');
+
+        const stored = many(600, 'big3');
+        await store.apply(stored);
+        await assert.rejects(store.delete([...stored, { kind: 'Pod', metadata: { name: 'ghost', namespace: 'big3' } }]), ResourceNotFoundError);
+        assert.equal((await t.kv.list(`${RESOURCES_ROOT}Pod/big3/`)).items.length, 200, 'nothing was deleted');
+        await store.delete(stored);
+      });
+    });
+
     describe('service clusterIPs', () => {
       const svc = (namespace: string, name: string, clusterIP?: string, port = 80): Resource =>
         validateResource(

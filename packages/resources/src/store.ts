@@ -2,8 +2,16 @@
  * ResourceStore: standalone mode's object store, in the cluster's etcd.
  *   weft/resources/v1/<Kind>/<namespace>/<name>   (namespace "_" for cluster-scoped kinds)
  *   weft/resources/v1/_clusterips/<ip>            the resourceKey of the Service holding ip
- * Apply and delete are single transactions: every object of a request lands,
- * or none does, clusterIP index keys included.
+ * Apply and delete are single transactions when they fit in one (etcd refuses
+ * more than --max-txn-ops operations, 128 by default): every object of a
+ * request lands, or none does, clusterIP index keys included. A larger request
+ * is read, checked and planned whole first (so an address conflict or a
+ * missing object still stores or deletes nothing), then written in
+ * transactions of at most maxTxnOps operations; each keeps its own guards and
+ * is retried alone when a concurrent writer wins. Only a failure in the middle
+ * of those writes (etcd gone, or concurrent writers winning every attempt)
+ * leaves part of such a request done, and its error says how much; applying
+ * or deleting again finishes it.
  *
  * ClusterIPs, as the Kubernetes API server assigns them: a Service applied
  * without spec.clusterIP keeps its stored one, or gets a random free address
@@ -49,20 +57,26 @@ export interface ApplyResult {
 export interface ResourceStoreOptions {
   /** Transactions tried per apply or delete before ResourceConflictError. Default 8. */
   maxAttempts?: number;
+  /** Operations per transaction, each of its lists (etcd's --max-txn-ops). Default 128, etcd's default. */
+  maxTxnOps?: number;
+  /** Bytes of keys and values per transaction, under etcd's --max-request-bytes (1.5 MiB by default). Default 1 MiB. */
+  maxTxnBytes?: number;
   /** Random source in [0,1) for picking clusterIPs, replaceable for tests. */
   random?: () => number;
 }
 
-/** One attempt of an apply: the transaction, and what to report when it lands. */
-interface ApplyPlan {
+/** One object's part of a write: its guards, its writes, and what to report when they land. */
+interface ItemPlan<R> {
   compare: Compare[];
   writes: TxnOp[];
-  results: ApplyResult[];
+  result: R;
 }
 
 export class ResourceStore implements ResourceSource {
   private readonly maxAttempts: number;
   private readonly random: () => number;
+  private readonly maxTxnOps: number;
+  private readonly maxTxnBytes: number;
 
   constructor(
     private readonly kv: KvClient,
@@ -70,61 +84,138 @@ export class ResourceStore implements ResourceSource {
   ) {
     this.maxAttempts = options.maxAttempts ?? 8;
     this.random = options.random ?? Math.random;
+    // Two operations per object at most (a Service's put and index claim, or its two guards).
+    this.maxTxnOps = Math.max(2, options.maxTxnOps ?? 128);
+    this.maxTxnBytes = options.maxTxnBytes ?? 1 << 20;
   }
 
-  /** Stores every resource in one transaction, assigning Services their clusterIPs. */
+  /** Stores every resource (one transaction when it fits, see above), assigning Services their clusterIPs. */
   async apply(resources: readonly Resource[], options: { signal?: AbortSignal } = {}): Promise<ApplyResult[]> {
     const keys = resources.map(resourceKey);
     rejectDuplicates(resources, keys);
-    const backoff = new Backoff({ initialMs: 5, maxMs: 200 });
-    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-      const reads = await this.kv.txn('read resources before apply', { compare: [], success: keys.map((k) => op.get(k)) }, options);
-      const prevs = keys.map((_, i) => reads.gets[i]?.[0]);
-      const index = await this.readIndexForApply(resources, prevs, options);
-      const plan = this.planApply(resources, keys, prevs, index);
-      if (plan.writes.length === 0) return plan.results;
-      const res = await this.kv.txn(`apply ${resources.length} resources`, { compare: plan.compare, success: plan.writes }, options);
-      if (res.succeeded) return plan.results;
-      if (attempt > 1 && attempt < this.maxAttempts) await sleep(backoff.next(), options.signal, 'Apply resources');
-    }
-    throw new ResourceConflictError(`apply ${listRefs(resources)}`, this.maxAttempts);
+    return this.writeInBatches(`apply ${listRefs(resources)}`, 'apply', resources.length, options, async (pending) => {
+      const prevs = await this.readKeys(pending.map((i) => keys[i]!), 'read resources before apply', options);
+      const subset = pending.map((i) => resources[i]!);
+      const index = await this.readIndexForApply(subset, prevs, options);
+      return this.planApply(subset, pending.map((i) => keys[i]!), prevs, index);
+    });
   }
 
   /**
-   * Deletes every resource in one transaction, with the clusterIP index keys of
-   * Services; if any is missing, deletes none (unless ignoreNotFound).
+   * Deletes every resource with the clusterIP index keys of Services (one
+   * transaction when it fits, see above); if any is missing, deletes none
+   * (unless ignoreNotFound).
    */
   async delete(refs: readonly ObjectRef[], options: { signal?: AbortSignal; ignoreNotFound?: boolean } = {}): Promise<string[]> {
     const keys = refs.map(resourceKey);
-    const backoff = new Backoff({ initialMs: 5, maxMs: 200 });
-    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-      const reads = await this.kv.txn('read resources before delete', { compare: [], success: keys.map((k) => op.get(k)) }, options);
-      const prevs = keys.map((_, i) => reads.gets[i]?.[0]);
-      const missing = refs.filter((_, i) => !prevs[i]);
+    return this.writeInBatches(`delete ${listRefs(refs)}`, 'delete', refs.length, options, async (pending) => {
+      const prevs = await this.readKeys(pending.map((i) => keys[i]!), 'read resources before delete', options);
+      const missing = pending.filter((_, j) => !prevs[j]).map((i) => refs[i]!);
       if (missing.length > 0 && !options.ignoreNotFound) throw new ResourceNotFoundError(missing.map((r) => resourceRef(r)).join(', '));
-      const ips = refs.map((r, i) => (r.kind === 'Service' ? storedClusterIP(prevs[i]) : undefined));
+      const ips = pending.map((i, j) => (refs[i]!.kind === 'Service' ? storedClusterIP(prevs[j]) : undefined));
       const held = ips.filter((ip): ip is string => ip !== undefined);
       const index = held.length > 0 ? await this.readIndex(held.map(clusterIPKey), options) : new Map<string, string>();
-      const compare: Compare[] = [];
-      const writes: TxnOp[] = keys.map((k) => op.delete(k));
-      refs.forEach((r, i) => {
+      return pending.map((i, j): ItemPlan<string> => {
+        const r = refs[i]!;
         const key = keys[i]!;
-        const prev = prevs[i];
+        const prev = prevs[j];
+        const compare: Compare[] = [];
+        const writes: TxnOp[] = [op.delete(key)];
         // A Service must be deleted as read, or its index key (read from it) could outlive it.
         if (r.kind === 'Service') compare.push(prev ? cmp.modRevisionIs(key, prev.modRevision) : cmp.absent(key));
         else if (!options.ignoreNotFound) compare.push(cmp.present(key));
-        const ip = ips[i];
+        const ip = ips[j];
         // An address indexed to another Service (never by this store) is not ours to free.
         if (ip !== undefined && index.get(ip) === key) {
           compare.push(cmp.valueIs(clusterIPKey(ip), key));
           writes.push(op.delete(clusterIPKey(ip)));
         }
+        return { compare, writes, result: resourceRef(r) };
       });
-      const res = await this.kv.txn(`delete ${refs.length} resources`, { compare, success: writes }, options);
-      if (res.succeeded) return refs.map((r) => resourceRef(r));
-      if (attempt > 1 && attempt < this.maxAttempts) await sleep(backoff.next(), options.signal, 'Delete resources');
+    });
+  }
+
+  /**
+   * The write loop shared by apply and delete. `plan` reads and decides the
+   * objects not written yet (indexes into the request), throwing when the
+   * request must be refused; their writes go out in as few transactions as the
+   * limits allow. A transaction whose guards fail re-plans what is left.
+   */
+  private async writeInBatches<R>(action: string, verb: string, count: number, options: { signal?: AbortSignal }, plan: (pending: number[]) => Promise<Array<ItemPlan<R>>>): Promise<R[]> {
+    const results = new Array<R>(count);
+    let pending = Array.from({ length: count }, (_, i) => i);
+    const backoff = new Backoff({ initialMs: 5, maxMs: 200 });
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      let items: Array<ItemPlan<R>>;
+      try {
+        items = await plan(pending);
+      } catch (err) {
+        throw this.partly(err, count - pending.length, count, verb);
+      }
+      const batches = this.batch(items);
+      const left = new Set(pending);
+      let lost = false;
+      try {
+        for (const b of batches) {
+          const res = await this.kv.txn(`${verb} ${b.length} resources`, { compare: b.flatMap((j) => items[j]!.compare), success: b.flatMap((j) => items[j]!.writes) }, options);
+          if (!res.succeeded) {
+            lost = true;
+            break;
+          }
+          for (const j of b) {
+            results[pending[j]!] = items[j]!.result;
+            left.delete(pending[j]!);
+          }
+        }
+      } catch (err) {
+        throw this.partly(err, count - left.size, count, verb);
+      }
+      if (!lost) return results;
+      pending = pending.filter((i) => left.has(i));
+      if (attempt > 1 && attempt < this.maxAttempts) await sleep(backoff.next(), options.signal, `${verb[0]!.toUpperCase()}${verb.slice(1)} resources`);
     }
-    throw new ResourceConflictError(`delete ${listRefs(refs)}`, this.maxAttempts);
+    throw this.partly(new ResourceConflictError(action, this.maxAttempts), count - pending.length, count, verb);
+  }
+
+  /** Groups consecutive items into transactions within maxTxnOps (per list) and maxTxnBytes. */
+  private batch(items: ReadonlyArray<ItemPlan<unknown>>): number[][] {
+    const out: number[][] = [];
+    let cur: number[] = [];
+    let compares = 0;
+    let writes = 0;
+    let bytes = 0;
+    items.forEach((it, j) => {
+      const b = it.writes.reduce((n, w) => n + _bytes(w.key) + (w.type === 'put' ? _bytes(w.value) : 0), 0) + it.compare.reduce((n, c) => n + _bytes(c.key) + (c.target === 'value' ? _bytes(c.value) : 8), 0);
+      if (cur.length > 0 && (compares + it.compare.length > this.maxTxnOps || writes + it.writes.length > this.maxTxnOps || bytes + b > this.maxTxnBytes)) {
+        out.push(cur);
+        cur = [];
+        compares = writes = bytes = 0;
+      }
+      cur.push(j);
+      compares += it.compare.length;
+      writes += it.writes.length;
+      bytes += b;
+    });
+    if (cur.length > 0) out.push(cur);
+    return out;
+  }
+
+  /** An error after some transactions of a request landed says so; before any, it is the error itself. */
+  private partly(err: unknown, done: number, count: number, verb: string): unknown {
+    if (done === 0 || !(err instanceof Error)) return err;
+    err.message += ` (${done} of ${count} objects were ${verb === 'apply' ? 'stored' : 'deleted'} before this, in earlier transactions; ${verb} again to finish)`;
+    return err;
+  }
+
+  /** The stored value of each key (undefined when absent), read in transactions within maxTxnOps. */
+  private async readKeys(keys: readonly string[], action: string, options: { signal?: AbortSignal }): Promise<Array<KeyValue | undefined>> {
+    const out: Array<KeyValue | undefined> = [];
+    for (let i = 0; i < keys.length; i += this.maxTxnOps) {
+      const chunk = keys.slice(i, i + this.maxTxnOps);
+      const reads = await this.kv.txn(action, { compare: [], success: chunk.map((k) => op.get(k)) }, options);
+      chunk.forEach((_, j) => out.push(reads.gets[j]?.[0]));
+    }
+    return out;
   }
 
   async get<S = unknown>(kind: ResourceKind, name: string, namespace?: string): Promise<Resource<S> | undefined> {
@@ -181,18 +272,17 @@ export class ResourceStore implements ResourceSource {
   }
 
   private async readIndex(indexKeys: readonly string[], options: { signal?: AbortSignal }): Promise<Map<string, string>> {
-    const res = await this.kv.txn('read clusterIP index', { compare: [], success: indexKeys.map((k) => op.get(k)) }, options);
-    return new Map(res.gets.flat().map((kv) => [kv.key.slice(CLUSTER_IP_INDEX.length), kv.value.toString()]));
+    const found = await this.readKeys(indexKeys, 'read clusterIP index', options);
+    return new Map(found.filter((kv): kv is KeyValue => kv !== undefined).map((kv) => [kv.key.slice(CLUSTER_IP_INDEX.length), kv.value.toString()]));
   }
 
   /** Decides every object's stored form and action; throws when a Service's clusterIP is refused. */
-  private planApply(resources: readonly Resource[], keys: readonly string[], prevs: ReadonlyArray<KeyValue | undefined>, index: Map<string, string>): ApplyPlan {
-    const compare: Compare[] = [];
-    const puts: TxnOp[] = [];
-    const claims: TxnOp[] = [];
-    const results = resources.map((r, i): ApplyResult => {
+  private planApply(resources: readonly Resource[], keys: readonly string[], prevs: ReadonlyArray<KeyValue | undefined>, index: Map<string, string>): Array<ItemPlan<ApplyResult>> {
+    return resources.map((r, i): ItemPlan<ApplyResult> => {
       const key = keys[i]!;
       const prev = prevs[i];
+      const compare: Compare[] = [];
+      const claims: TxnOp[] = [];
       let stored: Resource = r;
       let clusterIP: string | undefined;
       if (r.kind === 'Service') {
@@ -201,11 +291,10 @@ export class ResourceStore implements ResourceSource {
         stored = { ...r, spec: { ...(r.spec as ServiceSpec), clusterIP } };
       }
       const value = JSON.stringify(stored);
-      puts.push(op.put(key, value));
       const action = !prev ? 'created' : sameJson(prev.value.toString(), value) ? 'unchanged' : 'configured';
-      return clusterIP !== undefined ? { ref: resourceRef(r), action, clusterIP } : { ref: resourceRef(r), action };
+      const result: ApplyResult = clusterIP !== undefined ? { ref: resourceRef(r), action, clusterIP } : { ref: resourceRef(r), action };
+      return { compare, writes: [op.put(key, value), ...claims], result };
     });
-    return { compare, writes: [...puts, ...claims], results };
   }
 
   /**
@@ -276,6 +365,10 @@ function sameJson(a: string, b: string): boolean {
   } catch {
     return false;
   }
+}
+
+function _bytes(v: string | Buffer): number {
+  return typeof v === 'string' ? Buffer.byteLength(v) : v.length;
 }
 
 function listRefs(refs: readonly ObjectRef[]): string {

@@ -111,6 +111,8 @@ function validatePodSpec(v: V, s: unknown, kubelet: boolean): PodSpec {
   spec.containers.forEach((c: unknown, i: number) => {
     const co = v.obj(c, `spec.containers[${i}]`);
     const name = v.str(co.name, `spec.containers[${i}].name`);
+    // Kubernetes' rule; standalone pods also name their log file after it.
+    if (!DNS_LABEL.test(name)) v.fail(`spec.containers[${i}].name`, `${JSON.stringify(name)} is not a valid container name (a DNS-1123 label: 1-63 characters of a-z, 0-9 and -, starting and ending with a letter or digit)`);
     if (names.has(name)) v.fail(`spec.containers[${i}].name`, `${JSON.stringify(name)} is used twice`);
     names.add(name);
     const argv = [...(Array.isArray(co.command) ? co.command : []), ...(Array.isArray(co.args) ? co.args : [])];

@@ -1,4 +1,9 @@
-/** `weft apply -f FILE [--cluster NAME]` and `weft delete -f FILE`: standalone resources into a cluster's etcd. */
+/**
+ * `weft apply -f FILE [--cluster NAME]` and `weft delete -f FILE`: standalone resources into a cluster's etcd.
+ * `--max-txn-ops N` is the etcd's --max-txn-ops (default: 4096 for a lab cluster, whose etcd takes that; else
+ * 128, etcd's default; the chart's etcd takes 1024): a request that fits is one transaction, a larger one is
+ * checked whole and then written in transactions of that size.
+ */
 import { parseArgs } from 'node:util';
 import { loadResourceFiles, ResourceStore, type PodSpec, type Resource } from '@weft/resources';
 import { readLabState } from '@weft/lab';
@@ -8,14 +13,17 @@ import { parseFormat, printJson, UsageError } from '../output.js';
 export async function apply(argv: string[], remove = false): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { filename: { type: 'string', short: 'f', multiple: true }, cluster: { type: 'string' }, etcd: { type: 'string' }, 'ignore-not-found': { type: 'boolean', default: false }, output: { type: 'string', short: 'o' } },
+    options: { filename: { type: 'string', short: 'f', multiple: true }, cluster: { type: 'string' }, etcd: { type: 'string' }, 'ignore-not-found': { type: 'boolean', default: false }, 'max-txn-ops': { type: 'string' }, output: { type: 'string', short: 'o' } },
   });
   const format = parseFormat(values.output);
+  const given = values['max-txn-ops'] === undefined ? undefined : Number(values['max-txn-ops']);
+  if (given !== undefined && !(Number.isInteger(given) && given >= 2)) throw new UsageError(`--max-txn-ops ${JSON.stringify(values['max-txn-ops'])} is not an integer of at least 2 (the etcd's --max-txn-ops)`);
   if (!values.filename?.length) throw new UsageError(`weft ${remove ? 'delete' : 'apply'} needs -f FILE`);
-  const { kv, clusterName } = kvFor({ cluster: values.cluster, etcd: values.etcd });
+  const { kv, clusterName, maxTxnOps: known } = kvFor({ cluster: values.cluster, etcd: values.etcd });
+  const maxTxnOps = given ?? known;
   try {
     const resources = loadResourceFiles(values.filename, clusterName);
-    const store = new ResourceStore(kv);
+    const store = new ResourceStore(kv, maxTxnOps !== undefined ? { maxTxnOps } : {});
     if (remove) {
       const deleted = await store.delete(resources, { ignoreNotFound: values['ignore-not-found'] });
       if (format === 'json') printJson({ deleted });
