@@ -25,6 +25,9 @@ describe('agent configuration', () => {
     assert.equal(c.encryptionStrict, true, 'strict by default');
     assert.equal(c.underlayDevice, undefined, 'the underlay device is found at start (the one holding nodeIp)');
     assert.equal(validateAgentConfig({ ...base, underlayDevice: 'ul0' }).underlayDevice, 'ul0');
+    // What remote clusters may not claim: discovered or standalone defaults unless configured.
+    assert.deepEqual([c.serviceCidrs, c.underlayCidrs, c.remotePodCidrMinBits], [undefined, undefined, undefined]);
+    assert.deepEqual(validateAgentConfig({ ...base, serviceCidrs: ['10.96.0.0/12'], underlayCidrs: ['10.99.0.0/16'], remotePodCidrMinBits: 20 }), { ...c, serviceCidrs: ['10.96.0.0/12'], underlayCidrs: ['10.99.0.0/16'], remotePodCidrMinBits: 20 });
     assert.equal(c.wireguardImplementation, 'auto', 'kernel WireGuard where the kernel has it');
     assert.equal(validateAgentConfig({ ...base, wireguardImplementation: 'userspace' }).wireguardImplementation, 'userspace');
     assert.equal(podMtu(c), 1390, 'VXLAN inside WireGuard');
@@ -46,6 +49,9 @@ describe('agent configuration', () => {
       [{ underlayDevice: 'eth0; rm -rf' }, /underlayDevice: "eth0; rm -rf" is not an interface name/],
       [{ etcd: [] }, /etcd: must be a non-empty list/],
       [{ cluster: 'Bad_Name' }, /cluster: "Bad_Name" must be 1-32 lowercase/],
+      [{ underlayCidrs: ['10.99.0.1/16'] }, /underlayCidrs\[0\]: "10\.99\.0\.1\/16" has host bits set/],
+      [{ serviceCidrs: '10.96.0.0/12' }, /serviceCidrs: must be a list of at most 64 IPv4 CIDRs/],
+      [{ remotePodCidrMinBits: 33 }, /remotePodCidrMinBits: must be an integer 0-32/],
     ];
     for (const [patch, message] of bad) {
       assert.throws(() => validateAgentConfig({ ...base, ...patch }), (err: unknown) => err instanceof AgentConfigError && message.test(err.message));

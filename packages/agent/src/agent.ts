@@ -281,8 +281,10 @@ export class Agent {
       policies: this.policy.policyCount,
       clusterNodes: this.cluster.nodes.size,
       clusterEndpoints: this.cluster.endpoints.size,
-      remoteNodes: this.cluster.remoteNodes.size,
-      remoteEndpoints: this.cluster.remoteEndpoints.size,
+      // What is used: remote records that passed admission (mesh-admission.ts); the rest is in remoteRefused.
+      remoteNodes: this.cluster.admittedRemoteNodes().size,
+      remoteEndpoints: this.cluster.admittedRemoteEndpoints().size,
+      remoteRefused: this.cluster.refused.size,
       remoteIdentities: this.cluster.remoteIdentities.size,
       services: this.services.count,
       remoteServices: this.cluster.remoteServices.size,
@@ -293,7 +295,7 @@ export class Agent {
       maps: this.datapath.mapStatus(),
       endpointPolicy: this.endpointPolicySummary(),
       lastServiceSync: this.services.lastSync,
-      invalidRecords: Object.fromEntries([...this.cluster.invalid, ...this.policy.invalid, ...this.allocator.cache.invalid, ...this.services.invalid]),
+      invalidRecords: Object.fromEntries([...this.cluster.invalid, ...this.cluster.refused, ...this.policy.invalid, ...this.allocator.cache.invalid, ...this.services.invalid]),
     };
   }
 

@@ -4,16 +4,22 @@
  * mode, routes to the other nodes' pod CIDRs. Records are validated; a bad one
  * is skipped and counted, never programmed. When etcd is away the datapath
  * keeps its last state; the watches catch up when it returns.
+ *
+ * Remote clusters' records (the mesh cache the clustermesh-apiserver writes)
+ * are admitted again here by mesh-admission's rules, whoever wrote them: a
+ * remote never takes over a local address, a route or another remote's
+ * range, and local state always wins in the ipcache.
  */
 import { Coalescer, type Logger } from '@weft/common';
-import { LabelSet, ReservedIdentity } from '@weft/identity';
+import { CLUSTER_LABEL, LabelSet, LOCAL_ID_MIN, ReservedIdentity, clusterIdOf, localIdOf, parseIdentity } from '@weft/identity';
 import { PrefixWatcher, type KvClient } from '@weft/kvstore';
 import { Ip } from '@weft/net';
-import type { CidrIdentityView } from '@weft/policy';
+import { CidrSet, parseCidr, parseIpv4, type CidrIdentityView } from '@weft/policy';
 import type { AgentConfig } from './config.js';
 import type { Datapath, IpcacheUpsert } from './datapath-port.js';
-import { routerIp } from './config.js';
+import { routerIp, serviceCidrsOf } from './config.js';
 import type { NodeEncryption, PeerNode } from './encryption.js';
+import { DEFAULT_MIN_POD_CIDR_BITS, LocalAddresses, RemoteClaims, remoteEndpointProblem, remoteNodeProblem } from './mesh-admission.js';
 import { parseServiceRecord, type ServiceRecord } from './services.js';
 import { ENDPOINTS_PREFIX, NODES_PREFIX, parseEndpointRecord, parseNodeRecord, type EndpointRecord, type NodeRecord } from './state.js';
 
@@ -25,6 +31,17 @@ const IPCACHE_F_ENCRYPT_MISSING = 0x8;
 /** Where the clustermesh-apiserver of this cluster writes what it imported from remote clusters. */
 export const MESH_ROOT = 'weft/mesh/v1/';
 
+/** The remote records this node uses: those mesh-admission's rules let through, against local state and each other. */
+interface Admitted {
+  /** `<remote>/<node>` -> record. */
+  nodes: Map<string, NodeRecord>;
+  /** `<remote>/<ip>` -> record. */
+  endpoints: Map<string, EndpointRecord>;
+  byIp: Map<string, EndpointRecord>;
+  /** Mesh cache key -> why it is not used. */
+  refused: Map<string, string>;
+}
+
 export class ClusterState {
   readonly nodes = new Map<string, NodeRecord>();
   readonly endpoints = new Map<string, EndpointRecord>();
@@ -34,8 +51,12 @@ export class ClusterState {
   readonly remoteIdentities = new Map<number, LabelSet>();
   /** Remote clusters' exported global services, keyed `<remote>/<namespace>.<name>`. */
   readonly remoteServices = new Map<string, ServiceRecord>();
-  /** Remote endpoints by IP, for per-flow lookups. */
-  private readonly remoteByIp = new Map<string, EndpointRecord>();
+  /** What of the remote records passed admission; undefined when something it depends on changed. */
+  private admittedCache: Admitted | undefined;
+  /** Remote records refused at the last admission, by mesh cache key, with the reason (status: invalidRecords). */
+  refused = new Map<string, string>();
+  /** The underlay networks (config, else the network of the address holding nodeIp). */
+  private underlayCidrs: string[] = [];
   /** Told when remote identities change (policy must be recomputed). */
   onRemoteIdentities: () => void = () => undefined;
   /** Told on every change of nodes, endpoints or remote services (services must be re-resolved). */
@@ -50,7 +71,7 @@ export class ClusterState {
   private recheck: NodeJS.Timeout | undefined;
   /** Something the ipcache depends on changed since the last sync. */
   private ipcacheDirty = true;
-  private readonly ip = new Ip();
+  private readonly ip: Ip;
   lastSync: { added: number; updated: number; removed: number; at: string } | undefined;
 
   constructor(
@@ -60,11 +81,15 @@ export class ClusterState {
     private readonly cidrIdentities: () => CidrIdentityView[],
     private readonly log: Logger,
     private readonly encryption?: NodeEncryption,
+    /** Where routes go (tests: a namespace of their own). */
+    options: { ip?: Ip } = {},
   ) {
+    this.ip = options.ip ?? new Ip();
     this.syncer = new Coalescer(() => this.sync(), 10, (err) => this.log.error({ err: err.message }, 'ipcache sync failed'));
   }
 
   async start(): Promise<void> {
+    this.underlayCidrs = this.config.underlayCidrs ?? (await this.discoverUnderlay());
     const nodes = new PrefixWatcher(this.kv, NODES_PREFIX, {
       onEvent: (e) => {
         const name = e.key.slice(NODES_PREFIX.length);
@@ -98,15 +123,46 @@ export class ClusterState {
     await this.syncer.stop();
   }
 
-  /** The endpoint (local cluster or remote) holding `ip`. */
-  endpointByIp(ip: string): EndpointRecord | undefined {
-    return this.endpoints.get(ip) ?? this.remoteByIp.get(ip);
+  /**
+   * The network of the address holding nodeIp: remote pod CIDRs must stay out of it, and no
+   * route to a pod CIDR may replace it. Just the node IP when no address holds it (yet).
+   */
+  private async discoverUnderlay(): Promise<string[]> {
+    try {
+      const links = JSON.parse(await this.ip.run(['-j', '-4', 'addr', 'show'])) as Array<{ addr_info?: Array<{ local?: string; prefixlen?: number }> }>;
+      for (const l of links) {
+        const a = (l.addr_info ?? []).find((x) => x.local === this.config.nodeIp);
+        if (a?.prefixlen === undefined) continue;
+        const bits = a.prefixlen;
+        const m = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+        const net = (parseIpv4(this.config.nodeIp)! & m) >>> 0;
+        return [`${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${bits}`];
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot read the underlay network; only the node IP is protected');
+    }
+    return [`${this.config.nodeIp}/32`];
   }
 
-  /** Remote endpoints grouped by their cluster. */
+  /** The endpoint (local cluster or remote) holding `ip`. */
+  endpointByIp(ip: string): EndpointRecord | undefined {
+    return this.endpoints.get(ip) ?? this.admitted().byIp.get(ip);
+  }
+
+  /** Remote nodes this node uses (admitted), keyed `<remote>/<node>`. */
+  admittedRemoteNodes(): ReadonlyMap<string, NodeRecord> {
+    return this.admitted().nodes;
+  }
+
+  /** Remote endpoints this node uses (admitted), keyed `<remote>/<ip>`. */
+  admittedRemoteEndpoints(): ReadonlyMap<string, EndpointRecord> {
+    return this.admitted().endpoints;
+  }
+
+  /** Admitted remote endpoints grouped by their cluster. */
   remoteEndpointsByCluster(): Map<string, EndpointRecord[]> {
     const out = new Map<string, EndpointRecord[]>();
-    for (const [id, e] of this.remoteEndpoints) {
+    for (const [id, e] of this.admitted().endpoints) {
       const cluster = id.slice(0, id.indexOf('/'));
       const list = out.get(cluster);
       if (list) list.push(e);
@@ -121,53 +177,119 @@ export class ClusterState {
     if (!remote || !kind || key === undefined) return;
     const id = `${remote}/${key}`;
     if (kind === 'identities') {
-      const n = Number(key);
-      if (type === 'delete') this.remoteIdentities.delete(n);
-      else {
+      // Only an identity of a remote's own range, labelled with its cluster: never a reserved
+      // one, never one of ours (policy would select it as if it were ours).
+      const n = parseIdentity(key);
+      const problem = n === undefined ? `identity ${JSON.stringify(key)} is not an identity` : clusterIdOf(n) === 0 || localIdOf(n) < LOCAL_ID_MIN ? `identity ${n} is reserved; a remote cannot define it` : clusterIdOf(n) === this.config.clusterId ? `identity ${n} is in this cluster's range` : undefined;
+      if (type === 'delete') {
+        if (n !== undefined && !problem && this.remoteIdentities.get(n)?.get(CLUSTER_LABEL) === remote) this.remoteIdentities.delete(n);
+        this.invalid.delete(`${MESH_ROOT}${path}`);
+      } else if (problem) {
+        this.reject(`${MESH_ROOT}${path}`, problem);
+      } else {
         try {
-          this.remoteIdentities.set(n, LabelSet.fromCanonical(value.toString()));
+          const labels = LabelSet.fromCanonical(value.toString());
+          if (labels.get(CLUSTER_LABEL) !== remote) throw new Error(`identity ${n} carries ${CLUSTER_LABEL}=${labels.get(CLUSTER_LABEL) ?? '(none)'}, not ${remote}`);
+          const held = this.remoteIdentities.get(n!);
+          if (held && held.get(CLUSTER_LABEL) !== remote) throw new Error(`identity ${n} is already defined by ${held.get(CLUSTER_LABEL)}`);
+          this.remoteIdentities.set(n!, labels);
+          this.invalid.delete(`${MESH_ROOT}${path}`);
         } catch (err) {
-          this.invalid.set(`${MESH_ROOT}${path}`, (err as Error).message);
+          this.reject(`${MESH_ROOT}${path}`, (err as Error).message);
         }
       }
       this.onRemoteIdentities();
+      // Endpoints are admitted with their identity: the ipcache follows.
+      this.schedule();
       return;
     }
     if (kind === 'nodes') {
       let keysOnly = false;
       if (type === 'delete') this.remoteNodes.delete(id);
-      else this.accept(`${MESH_ROOT}${path}`, parseNodeRecord(value, remote), (r) => {
-        keysOnly = onlyKeysChanged(this.remoteNodes.get(id), r);
-        this.remoteNodes.set(id, r);
-      });
+      else {
+        const parsed = parseNodeRecord(value, remote);
+        this.accept(`${MESH_ROOT}${path}`, typeof parsed !== 'string' && parsed.name !== key ? `node record ${parsed.name} stored under ${key}` : parsed, (r) => {
+          keysOnly = onlyKeysChanged(this.remoteNodes.get(id), r);
+          this.remoteNodes.set(id, r);
+        });
+      }
       if (keysOnly) return this.scheduleKeys();
     } else if (kind === 'services') {
       if (type === 'delete') this.remoteServices.delete(id);
       else this.accept(`${MESH_ROOT}${path}`, parseServiceRecord(key, value.toString()), (r) => this.remoteServices.set(id, r));
     } else if (kind === 'endpoints') {
-      if (type === 'delete') {
-        const old = this.remoteEndpoints.get(id);
-        if (old && this.remoteByIp.get(old.ip) === old) this.remoteByIp.delete(old.ip);
-        this.remoteEndpoints.delete(id);
-      } else {
-        try {
-          const r = JSON.parse(value.toString()) as EndpointRecord;
-          if (typeof r.ip === 'string' && typeof r.identity === 'number' && typeof r.nodeIp === 'string') {
-            this.remoteEndpoints.set(id, r);
-            this.remoteByIp.set(r.ip, r);
-          }
-        } catch (err) {
-          this.invalid.set(`${MESH_ROOT}${path}`, (err as Error).message);
-        }
+      if (type === 'delete') this.remoteEndpoints.delete(id);
+      else {
+        const parsed = parseRemoteEndpoint(value);
+        this.accept(`${MESH_ROOT}${path}`, typeof parsed !== 'string' && parsed.ip !== key ? `endpoint ${parsed.ip} stored under ${key}` : parsed, (r) => this.remoteEndpoints.set(id, r), () => this.remoteEndpoints.delete(id));
       }
     } else return;
     this.schedule();
   }
 
-  private accept<T>(key: string, parsed: T | string, store: (r: T) => void): void {
+  private reject(key: string, reason: string): void {
+    if (this.invalid.get(key) !== reason) this.log.warn({ key, reason }, 'skipped invalid cluster record');
+    this.invalid.set(key, reason);
+  }
+
+  /**
+   * The remote records to use, against local state and each other; never dependent on the
+   * order the watch delivered them in, so every node of the cluster admits the same ones.
+   * Computed when something changed, then kept.
+   */
+  private admitted(): Admitted {
+    if (this.admittedCache) return this.admittedCache;
+    const me = { name: this.config.node, ip: this.config.nodeIp, podCidr: this.config.podCidr };
+    const local = new LocalAddresses({ nodes: [...this.nodes.values(), ...(me.podCidr ? [me] : [])], underlayCidrs: this.underlayCidrs, serviceCidrs: serviceCidrsOf(this.config) });
+    const claims = new RemoteClaims();
+    const minPodCidrBits = this.config.remotePodCidrMinBits ?? DEFAULT_MIN_POD_CIDR_BITS;
+    const out: Admitted = { nodes: new Map(), endpoints: new Map(), byIp: new Map(), refused: new Map() };
+    const keyOf = (id: string, kind: string): string => `${MESH_ROOT}${id.slice(0, id.indexOf('/'))}/${kind}/${id.slice(id.indexOf('/') + 1)}`;
+    // Nodes that pass against local state; then those that collide with one another are all
+    // refused (the importer lets no collision through, so one here was written past it).
+    const candidates: Array<[string, string, NodeRecord]> = [];
+    for (const id of [...this.remoteNodes.keys()].sort()) {
+      const remote = id.slice(0, id.indexOf('/'));
+      const n = this.remoteNodes.get(id)!;
+      const problem = remoteNodeProblem(remote, n, { local, claims, minPodCidrBits });
+      if (problem) out.refused.set(keyOf(id, 'nodes'), problem);
+      else candidates.push([id, remote, n]);
+    }
+    for (const [, remote, n] of candidates) claims.claim(remote, n);
+    for (const [id, remote, n] of candidates) {
+      const problem = remoteNodeProblem(remote, n, { local, claims, minPodCidrBits });
+      if (problem) out.refused.set(keyOf(id, 'nodes'), problem);
+      else out.nodes.set(id, n);
+    }
+    for (const id of [...this.remoteEndpoints.keys()].sort()) {
+      const remote = id.slice(0, id.indexOf('/'));
+      const e = this.remoteEndpoints.get(id)!;
+      const node = out.nodes.get(`${remote}/${e.node}`);
+      const owner = this.remoteIdentities.get(e.identity)?.get(CLUSTER_LABEL);
+      const problem = !node
+        ? `endpoint ${e.ip}'s node ${remote}/${e.node} is unknown or refused`
+        : remoteEndpointProblem(e, node, undefined, this.config.clusterId) ??
+          (owner !== remote ? `endpoint ${e.ip}'s identity ${e.identity} is not an identity of ${remote}${owner ? ` (it is ${owner}'s)` : ''}` : undefined) ??
+          (this.endpoints.has(e.ip) ? `endpoint ${e.ip} is a local endpoint` : undefined) ??
+          (out.byIp.has(e.ip) ? `endpoint ${e.ip} is already an endpoint of ${out.byIp.get(e.ip)!.node}` : undefined);
+      if (problem) out.refused.set(keyOf(id, 'endpoints'), problem);
+      else {
+        out.endpoints.set(id, e);
+        out.byIp.set(e.ip, e);
+      }
+    }
+    for (const [key, reason] of out.refused) if (this.refused.get(key) !== reason) this.log.warn({ key, reason }, 'refused a remote cluster record');
+    this.refused = out.refused;
+    this.admittedCache = out;
+    return out;
+  }
+
+  /** Stores a record that parsed; otherwise reports it and (`drop`) forgets the key's previous value. */
+  private accept<T>(key: string, parsed: T | string, store: (r: T) => void, drop?: () => void): void {
     if (typeof parsed === 'string') {
       this.invalid.set(key, parsed);
       this.log.warn({ key, reason: parsed }, 'skipped invalid cluster record');
+      drop?.();
       return;
     }
     this.invalid.delete(key);
@@ -177,6 +299,7 @@ export class ClusterState {
   /** Resync the ipcache soon (changes arriving together are written together). */
   schedule(): void {
     this.ipcacheDirty = true;
+    this.admittedCache = undefined;
     this.syncer.schedule();
     this.onChanged();
   }
@@ -193,7 +316,7 @@ export class ClusterState {
   /** Every node of every cluster, with the cluster it belongs to. */
   private allNodes(): PeerNode[] {
     const out: PeerNode[] = [...this.nodes.values()].map((record) => ({ cluster: this.config.cluster, record }));
-    for (const [id, record] of this.remoteNodes) out.push({ cluster: id.slice(0, id.indexOf('/')), record });
+    for (const [id, record] of this.admitted().nodes) out.push({ cluster: id.slice(0, id.indexOf('/')), record });
     return out;
   }
 
@@ -227,10 +350,19 @@ export class ClusterState {
       }
       out.push({ cidr: `${e.ip}/32`, identity: e.identity, clusterId: this.config.clusterId, ...this.remotePlacement(e.nodeIp, byIp) });
     }
+    const cidrs = this.cidrIdentities();
+    for (const c of cidrs) out.push({ cidr: c.cidr, identity: c.id, flags: 0, clusterId: 0 });
     // Remote clusters: their nodes and pods, reached through the remote node (tunnel) or routes.
-    for (const n of this.remoteNodes.values()) out.push({ cidr: `${n.ip}/32`, identity: ReservedIdentity['remote-node'], flags: IPCACHE_F_REMOTE_NODE, clusterId: 0 });
-    for (const e of this.remoteEndpoints.values()) out.push({ cidr: `${e.ip}/32`, identity: e.identity, clusterId: (e.identity >>> 16) & 0xff, ...this.remotePlacement(e.nodeIp, byIp) });
-    for (const c of this.cidrIdentities()) out.push({ cidr: c.cidr, identity: c.id, flags: 0, clusterId: 0 });
+    // Only what admission let through, and never over a local entry: local state always wins.
+    const local = new Set(out.map((e) => e.cidr));
+    const admitted = this.admitted();
+    const remote: IpcacheUpsert[] = [];
+    for (const n of admitted.nodes.values()) remote.push({ cidr: `${n.ip}/32`, identity: ReservedIdentity['remote-node'], flags: IPCACHE_F_REMOTE_NODE, clusterId: 0 });
+    for (const e of admitted.endpoints.values()) remote.push({ cidr: `${e.ip}/32`, identity: e.identity, clusterId: (e.identity >>> 16) & 0xff, ...this.remotePlacement(e.nodeIp, byIp) });
+    for (const r of remote) {
+      if (local.has(r.cidr)) this.refused.set(`ipcache/${r.cidr}`, `a remote entry for ${r.cidr} would replace a local one`);
+      else out.push(r);
+    }
     return out;
   }
 
@@ -261,6 +393,21 @@ export class ClusterState {
     if (recheck) this.recheck = setTimeout(() => this.syncer.schedule(), 250).unref();
   }
 
+  /** What a route to a pod CIDR may never overlap: the underlay, the service range, this node's pods, any local node's IP. */
+  private routeGuard(): CidrSet<string> {
+    const guard = new CidrSet<string>();
+    const add = (text: string, what: string): void => {
+      const c = parseCidr(text);
+      if (typeof c !== 'string') guard.add(c, what);
+    };
+    for (const c of this.underlayCidrs) add(c, `the underlay ${c}`);
+    for (const c of serviceCidrsOf(this.config)) add(c, `the service CIDR ${c}`);
+    if (this.config.podCidr) add(this.config.podCidr, `this node's pod CIDR ${this.config.podCidr}`);
+    add(`${this.config.nodeIp}/32`, `this node's IP ${this.config.nodeIp}`);
+    for (const n of this.nodes.values()) add(`${n.ip}/32`, `node ${n.name}'s IP ${n.ip}`);
+    return guard;
+  }
+
   /**
    * Routes to other nodes' pod CIDRs: as the encryption says for peers (into a WireGuard device, or via the node where IPsec policies apply)
    * (both routing modes: VXLAN packets go to the peer's router IP inside its
@@ -269,11 +416,21 @@ export class ClusterState {
    */
   private async syncRoutes(): Promise<void> {
     const want = new Map<string, string>();
+    const guard = this.routeGuard();
     for (const n of this.allNodes()) {
       if (n.cluster === this.config.cluster && n.record.name === this.config.node) continue;
       const route = this.encryptedNodes.get(`${n.cluster}/${n.record.name}`);
-      if (route) want.set(n.record.podCidr, route);
-      else if (this.config.routing === 'direct' && (this.config.encryption === 'off' || !this.config.encryptionStrict)) want.set(n.record.podCidr, `via ${n.record.ip}`);
+      const wanted = route ?? (this.config.routing === 'direct' && (this.config.encryption === 'off' || !this.config.encryptionStrict) ? `via ${n.record.ip}` : undefined);
+      if (wanted === undefined) continue;
+      // Last line of defence, for every node (a local record can be wrong too): a route to a pod
+      // CIDR never replaces or cuts into the underlay, the service range or this node's own pods.
+      const c = parseCidr(n.record.podCidr);
+      const hit = typeof c === 'string' ? { value: c } : guard.overlapping(c);
+      if (hit) {
+        this.refused.set(`route/${n.cluster}/${n.record.name}`, `no route to pod CIDR ${n.record.podCidr}: it overlaps ${hit.value}`);
+        continue;
+      }
+      want.set(n.record.podCidr, wanted);
     }
     for (const [cidr, route] of want) {
       if (this.routes.get(cidr) === route) continue;
@@ -286,6 +443,17 @@ export class ClusterState {
       this.routes.delete(cidr);
     }
   }
+}
+
+/** An endpoint record of any cluster (admission checks its identity against the remote's). */
+function parseRemoteEndpoint(value: Buffer): EndpointRecord | string {
+  let identity: unknown;
+  try {
+    identity = (JSON.parse(value.toString()) as { identity?: unknown } | null)?.identity;
+  } catch {
+    return 'not JSON';
+  }
+  return parseEndpointRecord(value, typeof identity === 'number' ? clusterIdOf(identity) : -1);
 }
 
 /** Whether a node record changed in its encryption part only (keys, epoch, rotation, confirmations). */

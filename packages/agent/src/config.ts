@@ -12,7 +12,9 @@ import { readEtcdTlsFiles, type EtcdTlsFiles } from '@weft/kvstore';
 import type { WireGuardImplementationChoice } from '@weft/net';
 import { parseCidr, parseIpv4 } from '@weft/policy';
 import { SIZED_MAPS, type SizedMap } from '@weft/datapath';
+import { SERVICE_CIDR } from '@weft/resources';
 import { AgentConfigError } from './errors.js';
+import { DEFAULT_MIN_POD_CIDR_BITS } from './mesh-admission.js';
 
 export type RoutingMode = 'vxlan' | 'geneve' | 'direct';
 
@@ -98,6 +100,19 @@ export interface AgentConfig {
    * (SIZED_MAPS). A pinned map of another size is replaced at start and its entries copied.
    */
   mapSizes?: Partial<MapSizes>;
+  /**
+   * The cluster's Service ranges (default 10.96.0.0/16, standalone's): a remote cluster's pods and
+   * nodes may not claim them (mesh-admission.ts).
+   */
+  serviceCidrs?: string[];
+  /**
+   * The networks of the nodes' underlay: a remote cluster's pod CIDRs may not overlap them (nor may
+   * a route to a pod CIDR replace the underlay's). Default: the network of the address holding
+   * nodeIp, read when the agent starts.
+   */
+  underlayCidrs?: string[];
+  /** The shortest pod CIDR a remote cluster's node may claim (default 16). */
+  remotePodCidrMinBits?: number;
 }
 
 /** Entries of each map the agent sizes: ipcache, endpoints, policy, ct (conntrack), lbServices, lbBackends. */
@@ -221,6 +236,17 @@ export function validateAgentConfig(raw: unknown, source = 'agent config', env: 
     const t = c.etcdTls as EtcdTlsFiles;
     out.etcdTls = { ca: t.ca, cert: t.cert, key: t.key };
   }
+  for (const k of ['serviceCidrs', 'underlayCidrs'] as const) {
+    const v = c[k];
+    if (v === undefined) continue;
+    if (!Array.isArray(v) || v.length > 64) fail(k, 'must be a list of at most 64 IPv4 CIDRs');
+    (v as unknown[]).forEach((x, i) => {
+      const parsed = typeof x === 'string' ? parseCidr(x) : `${JSON.stringify(x)} is not a CIDR`;
+      if (typeof parsed === 'string') fail(`${k}[${i}]`, parsed);
+    });
+    out[k] = [...(v as string[])];
+  }
+  if (c.remotePodCidrMinBits !== undefined) out.remotePodCidrMinBits = num('remotePodCidrMinBits', DEFAULT_MIN_POD_CIDR_BITS, 0, 32);
   if (c.underlayDevice !== undefined) {
     if (typeof c.underlayDevice !== 'string' || c.underlayDevice.length > 15 || !/^[A-Za-z0-9_.@-]+$/.test(c.underlayDevice)) fail('underlayDevice', `${JSON.stringify(c.underlayDevice)} is not an interface name (1-15 characters of A-Z a-z 0-9 _ . @ -)`);
     out.underlayDevice = c.underlayDevice as string;
@@ -243,6 +269,11 @@ function mapSizes(raw: unknown, fail: (field: string, problem: string) => never)
     out[k as SizedMap] = v as number;
   }
   return out;
+}
+
+/** The cluster's Service ranges, for the mesh's checks. */
+export function serviceCidrsOf(c: Pick<AgentConfig, 'serviceCidrs'>): string[] {
+  return c.serviceCidrs ?? [SERVICE_CIDR];
 }
 
 /** Why `podCidr` cannot be a node's pod CIDR, or undefined when it can. */

@@ -12,3 +12,6 @@ export { podNetnsName } from './pod-runtime.js';
 export { flowMatches, type Flow, type FlowFilter } from './flows.js';
 export { nodeKey, endpointKey, NODES_PREFIX, ENDPOINTS_PREFIX, type NodeRecord, type EndpointRecord } from './state.js';
 export { AgentConfigError, IpamExhaustedError, CniRequestError, EndpointNotFoundError, MapFullError, errorCodes } from './errors.js';
+export { ClusterState, MESH_ROOT } from './cluster-state.js';
+export { MemoryDatapath } from './memory-datapath.js';
+export { DEFAULT_MIN_POD_CIDR_BITS, LocalAddresses, RemoteClaims, remoteNodeProblem, remoteEndpointProblem, type LocalAddressInput, type LocalRange, type NodeRules } from './mesh-admission.js';

@@ -14,5 +14,6 @@ export {
 export { matches, isEmptySelector, EMPTY_SELECTOR } from './selector.js';
 export { rangeToPrefixes, prefixContains, type PortPrefix } from './ports.js';
 export { parseCidr, parseIpv4, formatIpv4, formatCidr, cidrContains, type Cidr } from './cidr.js';
+export { CidrSet } from './cidr-set.js';
 export { InvalidPolicyError, errorCodes } from './errors.js';
 export type * from './types.js';

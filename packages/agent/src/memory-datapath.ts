@@ -1,0 +1,85 @@
+/**
+ * The in-memory Datapath: the port's contract (datapath-port.ts) without BPF,
+ * for control-plane tests that need no root (ClusterState fed by a real etcd,
+ * the clustermesh tests with a hostile remote). It keeps what would be in the
+ * maps, so a test asserts on the ipcache the node would have.
+ */
+import type { Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
+
+export class MemoryDatapath implements Datapath {
+  readonly ipcache = new Map<string, IpcacheUpsert>();
+  readonly endpoints = new Map<string, EndpointProgram>();
+  readonly policies = new Map<number, PolicyMapEntry[]>();
+  services: ServiceProgram[] = [];
+  private readonly flowListeners: Array<(flow: FlowSample) => void> = [];
+
+  async start(): Promise<void> {}
+
+  clearIngressFilter(): string | undefined {
+    return undefined;
+  }
+
+  async stop(): Promise<void> {}
+
+  /** No size limit: every entry fits (map-full behaviour is the BPF datapath's, tested there). */
+  async syncIpcache(entries: readonly IpcacheUpsert[]): Promise<IpcacheSyncResult> {
+    const want = new Map(entries.map((e) => [e.cidr, e]));
+    let added = 0;
+    let updated = 0;
+    let removed = 0;
+    for (const [cidr, e] of want) {
+      const prev = this.ipcache.get(cidr);
+      if (!prev) added++;
+      else if (JSON.stringify(prev) !== JSON.stringify(e)) updated++;
+      this.ipcache.set(cidr, e);
+    }
+    for (const cidr of [...this.ipcache.keys()]) {
+      if (want.has(cidr)) continue;
+      this.ipcache.delete(cidr);
+      removed++;
+    }
+    return { added, updated, removed, missing: 0 };
+  }
+
+  ipcacheStatus(): IpcacheStatus {
+    return { complete: true, entries: this.ipcache.size, maxEntries: Number.MAX_SAFE_INTEGER, missing: 0 };
+  }
+
+  async programEndpoint(ep: EndpointProgram, entries: readonly PolicyMapEntry[]): Promise<EndpointPolicyOutcome> {
+    this.endpoints.set(ep.ip, ep);
+    const before = JSON.stringify(this.policies.get(ep.epId) ?? []);
+    this.policies.set(ep.epId, [...entries]);
+    return { state: 'ok', changes: before === JSON.stringify(entries) ? 0 : entries.length, gen: 0 };
+  }
+
+  async removeEndpoint(ip: string, epId: number): Promise<void> {
+    this.endpoints.delete(ip);
+    this.policies.delete(epId);
+  }
+
+  async syncServices(services: readonly ServiceProgram[]): Promise<{ frontends: number; changed: number }> {
+    const changed = JSON.stringify(this.services) === JSON.stringify(services) ? 0 : services.length;
+    this.services = [...services];
+    return { frontends: services.length, changed };
+  }
+
+  async dumpIpcache(): Promise<Array<{ cidr: string; identity: number; tunnelIp?: string; flags: number }>> {
+    return [...this.ipcache.values()].map(({ cidr, identity, tunnelIp, flags }) => ({ cidr, identity, flags, ...(tunnelIp !== undefined ? { tunnelIp } : {}) }));
+  }
+
+  async dumpServices(): Promise<ServiceProgram[]> {
+    return [...this.services];
+  }
+
+  async dumpPolicy(epId: number): Promise<Array<PolicyMapEntry & { packets: bigint; bytes: bigint }>> {
+    return (this.policies.get(epId) ?? []).map((e) => ({ ...e, packets: 0n, bytes: 0n }));
+  }
+
+  mapStatus(): MapStatus[] {
+    return [];
+  }
+
+  onFlow(listener: (flow: FlowSample) => void): void {
+    this.flowListeners.push(listener);
+  }
+}
