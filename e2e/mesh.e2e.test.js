@@ -151,7 +151,7 @@ spec: { nodeName: c2-node2, containers: [ { name: e, command: [weft, echo-server
       assert.equal(await c1kv.get('weft/mesh/v1/c2/endpoints/10.101.1.99'), undefined);
       assert.equal(await c1kv.get('weft/mesh/v1/c2/identities/66000'), undefined);
       const s = await weftJson(['clustermesh', 'status', '--cluster', 'c1']);
-      assert.match(s.remotes[0].lastRejection, /outside cluster c2's range|claims an address in our pod CIDRs/);
+      assert.match(s.remotes[0].lastRejection, /outside cluster c2's range|is outside the pod CIDR 10\.102\.1\.0\/24 of its node c2-node1/);
     } finally {
       await c2kv.delete('weft/state/v1/endpoints/10.101.1.99').catch(() => undefined);
       await c2kv.delete('weft/identities/v1/id/66000').catch(() => undefined);

@@ -168,6 +168,7 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
       for (const k of ['node', 'nodeIp', 'podCidr']) assert.equal(config[k], undefined, `${k} must come from the node, not the chart`);
       // The environment the DaemonSet gives the agent (downward API).
       const loaded = validateAgentConfig(config, 'rendered agent.json', { WEFT_NODE_NAME: 'kind-worker', WEFT_NODE_IP: '172.18.0.3' });
+      assert.deepEqual({ serviceCidrs: loaded.serviceCidrs, underlayCidrs: loaded.underlayCidrs, remotePodCidrMinBits: loaded.remotePodCidrMinBits }, { serviceCidrs: ['10.96.0.0/12'], underlayCidrs: undefined, remotePodCidrMinBits: 16 }, 'the agent finds its underlay itself unless cluster.underlayCidrs is set');
       assert.deepEqual([loaded.node, loaded.nodeIp], ['kind-worker', '172.18.0.3']);
       for (const k of Object.keys(config)) assert.ok(k in loaded, `agent.json key ${k} is not an agent config key`);
       // The CNI plugin `weft cni install` writes (no --socket) must find the agent's socket.
@@ -195,7 +196,7 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
     });
 
     it('renders clustermesh configs that @weft/clustermesh loads and accepts', () => {
-      const { loadMeshConfig, checkRemotes } = require(join(ROOT, 'packages', 'clustermesh', 'dist', 'config.js'));
+      const { loadMeshConfig, checkRemotes, checkRemoteRanges } = require(join(ROOT, 'packages', 'clustermesh', 'dist', 'config.js'));
       for (const [docs, name, id, remote] of [[east, 'east', 1, 'west:2:172.18.0.4:32379'], [west, 'west', 2, 'east:1:172.18.0.2:32379']]) {
         const file = join(scratch, `${name}-mesh.json`);
         writeFileSync(file, JSON.stringify(meshOf(docs)));
@@ -206,7 +207,13 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
         assert.deepEqual(mesh.etcd, ['https://10.96.0.20:9379']);
         assert.deepEqual(mesh.remotes.map((r) => `${r.name}:${r.id}:${r.address}`), [remote]);
         assert.deepEqual(checkRemotes(mesh.cluster, mesh.clusterId, mesh.remotes), []);
+        assert.deepEqual(checkRemoteRanges(mesh, mesh.remotes), []);
+        // What remotes may not claim, and the caps and stall limit of the export.
+        assert.deepEqual({ serviceCidrs: mesh.serviceCidrs, minPodCidrBits: mesh.minPodCidrBits, exportStallSeconds: mesh.exportStallSeconds }, { serviceCidrs: ['10.96.0.0/12'], minPodCidrBits: 16, exportStallSeconds: 300 });
       }
+      const eastMesh = loadMeshConfig(join(scratch, 'east-mesh.json'));
+      assert.deepEqual({ podCidrs: eastMesh.podCidrs, underlayCidrs: eastMesh.underlayCidrs }, { podCidrs: ['10.244.0.0/16'], underlayCidrs: ['172.18.0.0/16'] });
+      assert.deepEqual({ podCidrs: eastMesh.remotes[0].podCidrs, limits: eastMesh.remotes[0].limits }, { podCidrs: ['10.245.0.0/16'], limits: { endpoints: 200000 } });
     });
 
     it('mounts the remotes Secret of `weft clustermesh connect` optionally, as remotesDir, and leaves it out of the release', () => {

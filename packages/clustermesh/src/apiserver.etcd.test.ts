@@ -84,11 +84,13 @@ describe('clustermesh-apiserver pair @etcd', function () {
     await kvA.deletePrefix('weft/mesh/v1/');
     const [portA, portB] = [await freePort(), await freePort()];
     const { op } = await import('@weft/kvstore');
+    // Endpoints are imported only inside their node's pod CIDR.
+    await kvB.put('weft/state/v1/nodes/w9', JSON.stringify({ name: 'w9', cluster: 'west', ip: '10.99.2.19', podCidr: '10.102.8.0/21', routing: 'vxlan' }));
     for (let i = 0; i < 1000; i += 100) {
       const ops = [];
       for (let j = i; j < i + 100; j++) {
         const ip = `10.102.${9 + Math.floor(j / 250)}.${j % 250}`;
-        ops.push(op.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: 131372, node: 'w1', nodeIp: '10.99.2.11', namespace: 'd', pod: `p${j}`, labels: {} })));
+        ops.push(op.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: 131372, node: 'w9', nodeIp: '10.99.2.19', namespace: 'd', pod: `p${j}`, labels: {} })));
       }
       await kvB.txn('seed', { compare: [], success: ops });
     }
@@ -102,6 +104,7 @@ describe('clustermesh-apiserver pair @etcd', function () {
       assert.equal(await kvA.count('weft/mesh/v1/west/endpoints/'), await kvB.count('weft/state/v1/endpoints/'));
       assert.ok(east.status().remotes[0]!.counts.endpoints >= 1000);
     } finally {
+      await kvB.delete('weft/state/v1/nodes/w9');
       await kvB.deletePrefix('weft/state/v1/endpoints/10.102.');
     }
   });

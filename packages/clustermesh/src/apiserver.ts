@@ -7,15 +7,19 @@
  * Services from the API server and mirrors this cluster's identities as
  * WeftIdentity objects (docs/kubernetes.md).
  */
+import { constants as http2 } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
+import { LocalAddresses, RemoteClaims, DEFAULT_MIN_POD_CIDR_BITS } from '@weft/agent';
 import { createLogger, type HealthReport, type Logger } from '@weft/common';
 import { KubernetesSource, type IdentityMirror } from '@weft/kubernetes';
 import { KvClient } from '@weft/kvstore';
-import { ResourceStore } from '@weft/resources';
+import { parseCidr, type Cidr } from '@weft/policy';
+import { ResourceStore, SERVICE_CIDR } from '@weft/resources';
 import { readEtcdTls, resolveRemotes, type RemoteProblem } from './config.js';
 import { Exporter } from './exporter.js';
 import { meshHealth } from './health.js';
 import { Importer, type RemoteStatus } from './importer.js';
+import type { Backlog, Subscription } from './subscription.js';
 import { MESH_KINDS, MESH_ROOT, type MeshConfig, type MeshKind, type RemoteConfig, type SyncBatch, type SyncRequest } from './types.js';
 import { KEEPALIVE, MAX_MESSAGE_BYTES, MeshService } from './wire.js';
 
@@ -27,6 +31,10 @@ export interface MeshStatus {
   listen: string;
   exported: Record<MeshKind, number>;
   servingTo: string[];
+  /** Each remote we serve: what it still has to be sent (subscription.ts). */
+  serving: Array<{ peer: string } & Backlog>;
+  /** Streams reset because their reader took nothing for exportStallSeconds. */
+  stalledPeers: number;
   remotes: RemoteStatus[];
   rejectedRemotes: RemoteProblem[];
   refusedPeers: number;
@@ -41,8 +49,15 @@ export class ClusterMeshApiServer {
   /** The configured remotes and those of remotesDir (rejected ones included: see problems). */
   private readonly remotes: RemoteConfig[];
   private server: grpc.Server | undefined;
-  private readonly serving = new Set<string>();
+  /** The stream each remote reads, one per remote: a new Sync replaces the previous one. */
+  private readonly serving = new Map<string, { sub: Subscription; call: grpc.ServerWritableStream<SyncRequest, SyncBatch> }>();
   private refused = 0;
+  private stalled = 0;
+  /** This cluster's addresses (its nodes' IPs and pod CIDRs, configured ranges), rebuilt when its nodes change. */
+  private localAddresses: LocalAddresses | undefined;
+  private localChangeQueued = false;
+  /** Pod CIDRs and IPs of every remote's admitted nodes, and the allow-lists: one for all importers. */
+  private readonly claims = new RemoteClaims();
   private statusTimer: NodeJS.Timeout | undefined;
   /** When etcd last answered, and why the latest status write failed (health.ts). */
   private etcdOkAt = 0;
@@ -50,6 +65,7 @@ export class ClusterMeshApiServer {
   /** kubernetes mode: this cluster's identities as WeftIdentity objects. */
   private identityMirror: IdentityMirror | undefined;
   private unmirror: (() => void) | undefined;
+  private unlisten: (() => void) | undefined;
 
   constructor(readonly config: MeshConfig, logger?: Logger) {
     this.log = logger ?? createLogger({ component: 'clustermesh-apiserver', cluster: config.cluster });
@@ -69,7 +85,7 @@ export class ClusterMeshApiServer {
     this.etcdOkAt = Date.now();
     if (resources instanceof KubernetesSource) {
       const mirror = (this.identityMirror = resources.identityMirror());
-      this.unmirror = this.exporter.subscribe('identities', (b) => {
+      this.unmirror = this.exporter.listen('identities', (b) => {
         for (const [id, labels] of b.upserts) mirror.upsert(id, labels);
         for (const id of b.deletes) mirror.delete(id);
         if (b.synced) mirror.synced();
@@ -83,9 +99,23 @@ export class ClusterMeshApiServer {
     const creds = grpc.ServerCredentials.createSsl(Buffer.from(this.config.ca), [{ cert_chain: Buffer.from(this.config.cert), private_key: Buffer.from(this.config.key) }], true);
     await new Promise<void>((resolve, reject) => this.server!.bindAsync(this.config.listen, creds, (err) => (err ? reject(err) : resolve())));
     const rejected = new Set(this.problems.map((p) => p.remote));
-    for (const r of this.remotes) {
-      if (rejected.has(r.name)) continue;
-      const imp = new Importer(r, { cluster: this.config.cluster, kv: this.kv, podCidrs: () => this.localPodCidrs(), staleAfterMs: (this.config.staleAfterSeconds ?? 600) * 1000, maxTxnOps: this.config.etcdMaxTxnOps ?? 128 }, this.log);
+    const running = this.remotes.filter((r) => !rejected.has(r.name));
+    for (const r of running) this.claims.allow(r.name, (r.podCidrs ?? []).map((c) => parseCidr(c)).filter((c): c is Cidr => typeof c !== 'string'));
+    // Local nodes come and go: what remotes may claim follows (the first call is the snapshot).
+    this.unlisten = this.exporter.listen('nodes', () => this.localChanged());
+    for (const r of running) {
+      const imp: Importer = new Importer(r, {
+        cluster: c.cluster,
+        clusterId: c.clusterId,
+        kv: this.kv,
+        staleAfterMs: (c.staleAfterSeconds ?? 600) * 1000,
+        maxTxnOps: c.etcdMaxTxnOps ?? 128,
+        local: () => (this.localAddresses ??= this.buildLocalAddresses()),
+        claims: this.claims,
+        minPodCidrBits: c.minPodCidrBits ?? DEFAULT_MIN_POD_CIDR_BITS,
+        ...(c.limits ? { limits: c.limits } : {}),
+        onReleased: () => this.importers.forEach((other) => other !== imp && other.revalidate()),
+      }, this.log);
       this.importers.push(imp);
       imp.start();
     }
@@ -98,6 +128,8 @@ export class ClusterMeshApiServer {
   async stop(): Promise<void> {
     clearInterval(this.statusTimer);
     this.unmirror?.();
+    this.unlisten?.();
+    for (const { sub } of this.serving.values()) sub.close();
     await this.identityMirror?.stop();
     await Promise.all(this.importers.map((i) => i.stop()));
     this.server?.forceShutdown();
@@ -111,7 +143,9 @@ export class ClusterMeshApiServer {
       clusterId: this.config.clusterId,
       listen: this.config.listen,
       exported: Object.fromEntries(MESH_KINDS.map((k) => [k, this.exporter.count(k)])) as Record<MeshKind, number>,
-      servingTo: [...this.serving],
+      servingTo: [...this.serving.keys()],
+      serving: [...this.serving].map(([peer, { sub }]) => ({ peer, ...sub.backlog() })),
+      stalledPeers: this.stalled,
       remotes: this.importers.map((i) => ({ ...i.status })),
       rejectedRemotes: this.problems,
       refusedPeers: this.refused,
@@ -120,7 +154,7 @@ export class ClusterMeshApiServer {
 
   /** What Mesh/Health answers (health.ts): no etcd round trip, the status writes already tell. */
   health(): HealthReport {
-    return meshHealth({ now: Date.now(), etcdOkAt: this.etcdOkAt, etcdError: this.etcdError, listen: this.config.listen, servingTo: [...this.serving] });
+    return meshHealth({ now: Date.now(), etcdOkAt: this.etcdOkAt, etcdError: this.etcdError, listen: this.config.listen, servingTo: [...this.serving.keys()] });
   }
 
   private async publishStatus(): Promise<void> {
@@ -148,16 +182,30 @@ export class ClusterMeshApiServer {
     }
   }
 
-  private localPodCidrs(): string[] {
-    const out: string[] = [];
+  /** This cluster's addresses: its nodes (from etcd) and its configured ranges. */
+  private buildLocalAddresses(): LocalAddresses {
+    const nodes: Array<{ name: string; ip: string; podCidr: string }> = [];
     for (const v of this.exporter.localValues('nodes')) {
       try {
-        out.push((JSON.parse(v) as { podCidr: string }).podCidr);
+        const n = JSON.parse(v) as { name?: unknown; ip?: unknown; podCidr?: unknown };
+        if (typeof n.name === 'string' && typeof n.ip === 'string' && typeof n.podCidr === 'string') nodes.push({ name: n.name, ip: n.ip, podCidr: n.podCidr });
       } catch {
         // the agent validates its own records; skip what does not parse
       }
     }
-    return out;
+    const c = this.config;
+    return new LocalAddresses({ nodes, podCidrs: c.podCidrs ?? [], underlayCidrs: c.underlayCidrs ?? [], serviceCidrs: c.serviceCidrs ?? [SERVICE_CIDR] });
+  }
+
+  /** Local nodes changed: remotes' records are admitted again against them (once per burst). */
+  private localChanged(): void {
+    if (this.localChangeQueued) return;
+    this.localChangeQueued = true;
+    setImmediate(() => {
+      this.localChangeQueued = false;
+      this.localAddresses = this.buildLocalAddresses();
+      for (const imp of this.importers) imp.revalidate();
+    });
   }
 
   /** One remote's stream. The peer must present a certificate from our CA naming a configured remote. */
@@ -171,15 +219,51 @@ export class ClusterMeshApiServer {
       call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: `cluster ${String(request?.cluster)} with certificate ${String(cn)} is not a configured remote of ${this.config.cluster}` });
       return;
     }
-    this.serving.add(cn);
-    const kinds = (request.kinds ?? []).filter((k) => MESH_KINDS.includes(k));
-    const unsubscribe = kinds.map((k) => this.exporter.subscribe(k, (batch) => call.write(batch)));
+    // One stream per remote: a reconnecting importer's old stream may not have closed yet, and
+    // a remote opening many would hold a backlog (up to the whole state) for each.
+    const previous = this.serving.get(cn);
+    if (previous) {
+      previous.sub.close();
+      resetStream(previous.call);
+      this.log.info({ peer: cn }, 'remote opened a new stream; its previous one is reset');
+    }
+    const kinds = MESH_KINDS.filter((k) => Array.isArray(request.kinds) && request.kinds.includes(k));
+    const stallMs = (this.config.exportStallSeconds ?? 300) * 1000;
+    const sub = this.exporter.subscribe(kinds, call, {
+      stallMs,
+      onStall: () => {
+        this.stalled++;
+        this.log.warn({ peer: cn, stallMs }, 'remote took nothing of its stream for too long; resetting it (it will reconnect to a fresh snapshot)');
+        if (!resetStream(call)) this.log.error({ peer: cn }, 'cannot reset a gRPC stream (grpc-js internals changed): the stalled stream is only destroyed on our side');
+      },
+    });
+    this.serving.set(cn, { sub, call });
     const done = (): void => {
-      unsubscribe.forEach((u) => u());
-      this.serving.delete(cn);
+      sub.close();
+      if (this.serving.get(cn)?.sub === sub) this.serving.delete(cn);
     };
     call.on('cancelled', done);
     call.on('close', done);
     call.on('error', done);
   }
+}
+
+/**
+ * Ends a server stream at once, queued data and all, with RST_STREAM(CANCEL). A stream whose
+ * reader stopped reading cannot be ended politely: grpc-js sends the status as trailers behind
+ * the data flow control holds back, and its call has no cancel of its own. So this reaches the
+ * HTTP/2 stream under the call; export-flow.etcd.test.ts checks it still works on upgrades.
+ * Should grpc-js's layout change, the call is destroyed (our side freed; the client is left to
+ * its keepalive) and false tells the caller to say so.
+ */
+function resetStream(call: grpc.ServerWritableStream<SyncRequest, SyncBatch>): boolean {
+  type Layer = { call?: Layer; nextCall?: Layer; stream?: { close(code: number): void } };
+  let layer = (call as unknown as Layer).call;
+  for (let i = 0; layer && !layer.stream && i < 8; i++) layer = layer.nextCall;
+  if (layer?.stream && typeof layer.stream.close === 'function') {
+    layer.stream.close(http2.NGHTTP2_CANCEL);
+    return true;
+  }
+  call.destroy(new Error('the reader stopped reading'));
+  return false;
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadMeshConfig, readEtcdTls, resolveRemotes } from './config.js';
+import { checkRemoteRanges, loadMeshConfig, readEtcdTls, resolveRemotes } from './config.js';
 import { MeshConfigError } from './errors.js';
 import type { MeshConfig, RemoteConfig } from './types.js';
 
@@ -74,6 +74,37 @@ describe('clustermesh config: remotes from remotesDir', () => {
     assert.equal(loadMeshConfig(file).remotesDir, remotesDir);
     writeFileSync(file, JSON.stringify({ ...config([]), remotesDir: 7 }));
     assert.throws(() => loadMeshConfig(file), (err: unknown) => err instanceof MeshConfigError && err.code === 'WEFT_ERR_MESH_CONFIG' && err.message.endsWith('remotesDir must be a directory path'));
+  });
+
+  it('checks the ranges remotes may not claim, the caps and the stall limit', () => {
+    const file = join(dir, 'config.json');
+    const good = { ...config([]), podCidrs: ['10.101.0.0/16'], underlayCidrs: ['10.99.0.0/16'], serviceCidrs: ['10.96.0.0/16'], minPodCidrBits: 20, limits: { endpoints: 1000 }, exportStallSeconds: 30 };
+    writeFileSync(file, JSON.stringify(good));
+    assert.deepEqual(loadMeshConfig(file), good);
+    for (const [patch, message] of [
+      [{ underlayCidrs: ['10.99.0.1/16'] }, 'underlayCidrs[0]: "10.99.0.1/16" has host bits set (network is 10.99.0.0/16)'],
+      [{ podCidrs: '10.101.0.0/16' }, 'podCidrs must be a list of at most 256 IPv4 CIDRs'],
+      [{ minPodCidrBits: 33 }, 'minPodCidrBits must be an integer 0-32, got 33'],
+      [{ limits: { pods: 3 } }, 'limits.pods is not a kind (identities, nodes, endpoints, services)'],
+      [{ limits: { nodes: -1 } }, 'limits.nodes must be an integer 0-10000000, got -1'],
+      [{ exportStallSeconds: 0 }, 'exportStallSeconds must be a positive integer, got 0'],
+    ] as const) {
+      writeFileSync(file, JSON.stringify({ ...good, ...patch }));
+      assert.throws(() => loadMeshConfig(file), (err: unknown) => err instanceof MeshConfigError && err.message.endsWith(message), message);
+    }
+    // Allow-lists: no overlap with our ranges or with another remote's; caps well-formed.
+    assert.deepEqual(checkRemoteRanges(good, [
+      { name: 'west', podCidrs: ['10.102.0.0/16'] },
+      { name: 'south', podCidrs: ['10.102.128.0/17'] },
+      { name: 'north', podCidrs: ['10.99.4.0/24', '10.104.0.0/16'] },
+      { name: 'bad', podCidrs: ['10.105.0.1/16'] },
+      { name: 'caps', limits: { endpoints: 1.5 } as never },
+    ]), [
+      { remote: 'south', reason: "podCidrs entry 10.102.128.0/17 overlaps remote west's podCidrs entry 10.102.0.0/16" },
+      { remote: 'north', reason: 'podCidrs entry 10.99.4.0/24 overlaps our underlayCidrs entry 10.99.0.0/16' },
+      { remote: 'bad', reason: 'podCidrs[0]: "10.105.0.1/16" has host bits set (network is 10.105.0.0/16)' },
+      { remote: 'caps', reason: 'limits.endpoints must be an integer 0-10000000, got 1.5' },
+    ]);
   });
 
   it('takes etcdTls as three file paths, read at start; plain etcd without it', () => {

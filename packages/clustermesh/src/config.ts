@@ -9,8 +9,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readEtcdTlsFiles } from '@weft/kvstore';
+import { CidrSet, parseCidr, type Cidr } from '@weft/policy';
 import { MeshConfigError } from './errors.js';
-import type { MeshConfig, RemoteConfig } from './types.js';
+import { MESH_KINDS, type MeshConfig, type RemoteConfig } from './types.js';
 
 const NAME = /^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/;
 
@@ -38,6 +39,62 @@ export function checkRemotes(cluster: string, clusterId: number, remotes: readon
   return problems;
 }
 
+/** Why `value` is not a list of IPv4 CIDRs, or undefined. */
+function cidrListProblem(value: unknown): string | undefined {
+  if (!Array.isArray(value) || value.length > 256) return 'must be a list of at most 256 IPv4 CIDRs';
+  for (const [i, v] of value.entries()) {
+    const c = typeof v === 'string' ? parseCidr(v) : `${JSON.stringify(v)} is not a string`;
+    if (typeof c === 'string') return `[${i}]: ${c}`;
+  }
+  return undefined;
+}
+
+/** Why `value` is not a set of per-kind caps, or undefined. */
+function limitsProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `must be an object of caps per kind (${MESH_KINDS.join(', ')})`;
+  for (const [k, v] of Object.entries(value)) {
+    if (!(MESH_KINDS as readonly string[]).includes(k)) return `.${k} is not a kind (${MESH_KINDS.join(', ')})`;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 10_000_000) return `.${k} must be an integer 0-10000000, got ${JSON.stringify(v)}`;
+  }
+  return undefined;
+}
+
+/**
+ * Problems of remotes' allow-lists and caps: a malformed one, or an allowed range that overlaps
+ * one of ours (configured pod, underlay or service ranges) or another remote's allowed range.
+ */
+export function checkRemoteRanges(config: Pick<MeshConfig, 'podCidrs' | 'underlayCidrs' | 'serviceCidrs'>, remotes: readonly Pick<RemoteConfig, 'name' | 'podCidrs' | 'limits'>[]): RemoteProblem[] {
+  const problems: RemoteProblem[] = [];
+  const taken = new CidrSet<string>();
+  for (const [field, list] of [['podCidrs', config.podCidrs], ['underlayCidrs', config.underlayCidrs], ['serviceCidrs', config.serviceCidrs]] as const) {
+    for (const c of list ?? []) {
+      const parsed = parseCidr(c);
+      if (typeof parsed !== 'string') taken.add(parsed, `our ${field} entry ${c}`);
+    }
+  }
+  for (const r of remotes) {
+    if (r.limits !== undefined) {
+      const bad = limitsProblem(r.limits);
+      if (bad) problems.push({ remote: r.name, reason: `limits${bad.startsWith('.') ? bad : ` ${bad}`}` });
+    }
+    if (r.podCidrs === undefined) continue;
+    const bad = cidrListProblem(r.podCidrs);
+    if (bad) {
+      problems.push({ remote: r.name, reason: `podCidrs${bad.startsWith('[') ? bad : ` ${bad}`}` });
+      continue;
+    }
+    const mine: Array<[Cidr, string]> = [];
+    for (const c of r.podCidrs) {
+      const parsed = parseCidr(c) as Cidr;
+      const hit = taken.overlapping(parsed);
+      if (hit) problems.push({ remote: r.name, reason: `podCidrs entry ${c} overlaps ${hit.value}` });
+      mine.push([parsed, `remote ${r.name}'s podCidrs entry ${c}`]);
+    }
+    for (const [c, what] of mine) taken.add(c, what);
+  }
+  return problems;
+}
+
 /**
  * The remotes to run: the configured ones and those of `remotesDir`, with the problems of each.
  * A file of `remotesDir` that is unreadable, malformed, not named after its remote, or names a
@@ -54,6 +111,7 @@ export function resolveRemotes(config: MeshConfig): { remotes: RemoteConfig[]; p
     else remotes.push(remote);
   }
   problems.push(...checkRemotes(config.cluster, config.clusterId, remotes));
+  problems.push(...checkRemoteRanges(config, remotes));
   return { remotes, problems };
 }
 
@@ -73,7 +131,7 @@ function readRemotesDir(dir: string): Array<{ file: string; remote?: RemoteConfi
       const bad = (['name', 'address', 'ca', 'cert', 'key'] as const).find((k) => typeof r[k] !== 'string' || r[k] === '');
       if (bad) return { file, problem: `${bad} must be a non-empty string` };
       if (f !== `${r.name}.json`) return { file, problem: `holds remote ${r.name}: the file must be named ${r.name}.json` };
-      return { file, remote: { name: r.name, id: r.id, address: r.address, ca: r.ca, cert: r.cert, key: r.key } };
+      return { file, remote: { name: r.name, id: r.id, address: r.address, ca: r.ca, cert: r.cert, key: r.key, ...(r.podCidrs !== undefined ? { podCidrs: r.podCidrs } : {}), ...(r.limits !== undefined ? { limits: r.limits } : {}) } };
     } catch (err) {
       return { file, problem: (err as Error).message };
     }
@@ -97,7 +155,16 @@ export function loadMeshConfig(path: string): MeshConfig {
     for (const k of ['ca', 'cert', 'key']) if (typeof t[k] !== 'string' || t[k] === '') throw new MeshConfigError(`${path}: etcdTls.${k} must be a non-empty file path (PEM)`);
   }
   if (!Array.isArray(raw.remotes)) throw new MeshConfigError(`${path}: remotes must be a list`);
-  for (const f of ['staleAfterSeconds', 'etcdMaxTxnOps'] as const) {
+  for (const f of ['podCidrs', 'underlayCidrs', 'serviceCidrs'] as const) {
+    const bad = raw[f] === undefined ? undefined : cidrListProblem(raw[f]);
+    if (bad) throw new MeshConfigError(`${path}: ${f}${bad.startsWith('[') ? bad : ` ${bad}`}`);
+  }
+  if (raw.minPodCidrBits !== undefined && (typeof raw.minPodCidrBits !== 'number' || !Number.isInteger(raw.minPodCidrBits) || raw.minPodCidrBits < 0 || raw.minPodCidrBits > 32)) throw new MeshConfigError(`${path}: minPodCidrBits must be an integer 0-32, got ${JSON.stringify(raw.minPodCidrBits)}`);
+  if (raw.limits !== undefined) {
+    const bad = limitsProblem(raw.limits);
+    if (bad) throw new MeshConfigError(`${path}: limits${bad.startsWith('.') ? bad : ` ${bad}`}`);
+  }
+  for (const f of ['staleAfterSeconds', 'etcdMaxTxnOps', 'exportStallSeconds'] as const) {
     const v = raw[f];
     if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) throw new MeshConfigError(`${path}: ${f} must be a positive integer, got ${JSON.stringify(v)}`);
   }

@@ -4,9 +4,10 @@
  * the local etcd, Services through the cluster's ResourceSource (its etcd in
  * standalone mode, the API server in kubernetes mode) and turned into export
  * records (only global, shared ones). Served to remote clusters:
- * a snapshot in batches, a synced mark, then every change. Snapshot and
- * subscription happen in one turn of the event loop, so no change falls
- * between them.
+ * a snapshot in batches, a synced mark, then every change, each reader at its
+ * own pace with a backlog bounded by the state's size (subscription.ts).
+ * Snapshot and subscription happen in one turn of the event loop, so no
+ * change falls between them.
  */
 import type { Logger } from '@weft/common';
 import { IdentityLayout } from '@weft/identity';
@@ -14,11 +15,8 @@ import { PrefixWatcher, type KvClient } from '@weft/kvstore';
 import { ENDPOINTS_PREFIX, NODES_PREFIX } from '@weft/agent/dist/state.js';
 import { exportRecord, serviceRecordKey, serviceView } from '@weft/agent/dist/services.js';
 import { RESOURCES_ROOT, type Resource, type ResourceSource, type ResourceWatch, type ServiceSpec } from '@weft/resources';
+import { Subscription, type BatchSink } from './subscription.js';
 import type { MeshKind, SyncBatch } from './types.js';
-
-const BATCH = 1000;
-
-type Listener = (batch: SyncBatch) => void;
 
 /** Turns a watched key and value into the exported key and value; undefined value = not exported. */
 type Transform = (key: string, value: string | undefined) => [string, string | undefined];
@@ -37,7 +35,7 @@ function exportService(key: string, service: Resource<ServiceSpec> | undefined):
 
 export class Exporter {
   private readonly data = new Map<MeshKind, Map<string, string>>();
-  private readonly listeners = new Map<MeshKind, Set<Listener>>();
+  private readonly subscriptions = new Map<MeshKind, Set<Subscription>>();
   private readonly watchers: PrefixWatcher[] = [];
   private servicesWatch: ResourceWatch | undefined;
 
@@ -81,16 +79,16 @@ export class Exporter {
   private setter(kind: MeshKind): (key: string, value: string | undefined) => void {
     const map = new Map<string, string>();
     this.data.set(kind, map);
-    this.listeners.set(kind, new Set());
+    const subscriptions = new Set<Subscription>();
+    this.subscriptions.set(kind, subscriptions);
     return (key, value) => {
       if (value === undefined) {
         if (!map.delete(key)) return;
-        this.notify(kind, { kind, upserts: [], deletes: [key] });
       } else {
         if (map.get(key) === value) return;
         map.set(key, value);
-        this.notify(kind, { kind, upserts: [[key, value]], deletes: [] });
       }
+      for (const s of subscriptions) s.changed(kind, key);
     };
   }
 
@@ -103,17 +101,24 @@ export class Exporter {
     return this.data.get(kind)?.size ?? 0;
   }
 
-  /** Sends the snapshot of `kind` through `send`, then every change until the returned function is called. */
-  subscribe(kind: MeshKind, send: Listener): () => void {
-    const entries = [...this.data.get(kind)!.entries()];
-    for (let i = 0; i < entries.length; i += BATCH) send({ kind, upserts: entries.slice(i, i + BATCH), deletes: [] });
-    send({ kind, upserts: [], deletes: [], synced: true });
-    const set = this.listeners.get(kind)!;
-    set.add(send);
-    return () => set.delete(send);
+  /**
+   * Sends the snapshot of `kinds` to `sink`, then every change, at the sink's pace, until the
+   * subscription is closed (see subscription.ts for `stallMs`).
+   */
+  subscribe(kinds: readonly MeshKind[], sink: BatchSink, options: { stallMs?: number; onStall?: () => void } = {}): Subscription {
+    const sub: Subscription = new Subscription(kinds, (kind) => this.data.get(kind)!, sink, {
+      ...options,
+      onClose: () => {
+        for (const k of kinds) this.subscriptions.get(k)?.delete(sub);
+      },
+    });
+    for (const k of kinds) this.subscriptions.get(k)!.add(sub);
+    return sub;
   }
 
-  private notify(kind: MeshKind, batch: SyncBatch): void {
-    for (const l of this.listeners.get(kind) ?? []) l(batch);
+  /** Every change of `kind`, to an in-process listener (which takes everything at once). */
+  listen(kind: MeshKind, listener: (batch: SyncBatch) => void): () => void {
+    const sub = this.subscribe([kind], { write: (b, done) => (listener(b), done(), true), once: () => undefined });
+    return () => sub.close();
   }
 }

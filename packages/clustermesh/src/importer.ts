@@ -10,14 +10,28 @@
  * fresh snapshot of that kind is complete, so a reconnect never makes
  * entries flap. While disconnected the last state is kept (for staleAfter),
  * then removed.
+ *
+ * The importer keeps the remote's view (what it last said, per kind, within
+ * the remote's caps) and writes the part of it that is admitted: each record
+ * on its own (validate.ts), then against the rest (@weft/agent's
+ * mesh-admission): an endpoint only inside the pod CIDR of its admitted node
+ * (held until the node arrives, withdrawn when the node goes or moves), a
+ * node only with a pod CIDR and IP that overlap nothing local and nothing
+ * another remote holds (RemoteClaims, shared by the apiserver's importers).
+ * When local nodes or another remote's claims change, the view is admitted
+ * again, so the local etcd always holds exactly the admitted part.
+ * Rejections are counted per kind (over-cap ones apart) and the last reason
+ * is kept, for `weft clustermesh status`.
  */
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { Backoff, sleep, type Logger } from '@weft/common';
+import { remoteEndpointProblem, remoteNodeProblem, type LocalAddresses, type RemoteClaims } from '@weft/agent';
+import type { EndpointRecord, NodeRecord } from '@weft/agent/dist/state.js';
 import { KvstoreRequestError, op, type KvClient, type TxnOp } from '@weft/kvstore';
 import { parseCidr, type Cidr } from '@weft/policy';
-import { MESH_KINDS, MESH_ROOT, type MeshKind, type RemoteConfig, type SyncBatch } from './types.js';
-import { checkRecord } from './validate.js';
+import { DEFAULT_LIMITS, MESH_KINDS, MESH_ROOT, type MeshKind, type MeshLimits, type RemoteConfig, type SyncBatch } from './types.js';
+import { parseRecord } from './validate.js';
 import { KEEPALIVE, MAX_MESSAGE_BYTES, MeshClient } from './wire.js';
 
 const PAUSE_AT = 32;
@@ -26,14 +40,26 @@ const RESUME_AT = 8;
 
 export type LinkState = 'connecting' | 'syncing' | 'synced' | 'disconnected' | 'stopped';
 
+/** Rejections logged per connection before only every 1000th is (a hostile remote must not flood the log). */
+const LOGGED_REJECTIONS = 20;
+
 export interface RemoteStatus {
   name: string;
   id: number;
   address: string;
   state: LinkState;
   synced: Record<MeshKind, boolean>;
+  /** Records written to the local etcd (admitted), per kind. */
   counts: Record<MeshKind, number>;
+  /** Records rejected since start: on their own, against the rest, or over a cap. */
   rejected: number;
+  rejectedByKind: Record<MeshKind, number>;
+  /** The part of rejectedByKind that was over the remote's cap. */
+  overLimit: Record<MeshKind, number>;
+  /** The caps in force for this remote. */
+  limits: MeshLimits;
+  /** Endpoints held, unwritten, until their node is admitted. */
+  pendingEndpoints: number;
   lastRejection?: string;
   lastError?: string;
   connectedAt?: string;
@@ -42,29 +68,82 @@ export interface RemoteStatus {
   syncMs?: number;
 }
 
+/** What an importer knows of this cluster and of the other remotes. */
+export interface ImportContext {
+  cluster: string;
+  clusterId: number;
+  kv: KvClient;
+  staleAfterMs: number;
+  maxTxnOps: number;
+  /** This cluster's addresses now (its nodes from etcd, its configured ranges). */
+  local: () => LocalAddresses;
+  /** Pod CIDRs and IPs of every remote's admitted nodes, and the allow-lists: shared by the apiserver's importers. */
+  claims: RemoteClaims;
+  minPodCidrBits: number;
+  /** Caps for every remote (the remote's own `limits` override). */
+  limits?: Partial<MeshLimits>;
+  /** Told when this importer gave up claims: another remote's refused node may fit now. */
+  onReleased?: () => void;
+}
+
+/** One kind of the remote's records. */
+class KindState {
+  /** What the remote says now (records that passed validate.ts, within the cap). */
+  readonly view = new Map<string, string>();
+  /** What is in the local etcd: the admitted part of the view. */
+  readonly accepted = new Map<string, string>();
+  /** Keys of the view refused against the rest, with why. */
+  readonly refused = new Map<string, string>();
+  /** During a snapshot: keys of the previous view not sent again yet (removed at `synced`). */
+  unseen: Set<string> | undefined;
+
+  /** Records of the view counted against the cap (those of a previous connection not sent again do not count). */
+  get live(): number {
+    return this.view.size - (this.unseen?.size ?? 0);
+  }
+}
+
+/** The writes one step needs, by etcd key (undefined: delete); a key written twice keeps its last value. */
+type Writes = Map<string, string | undefined>;
+
 export class Importer {
   readonly status: RemoteStatus;
   private client: grpc.Client | undefined;
   private call: grpc.ClientReadableStream<SyncBatch> | undefined;
   private readonly backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
   private stopped = false;
-  private seen = new Map<MeshKind, Set<string>>();
+  private readonly kinds = Object.fromEntries(MESH_KINDS.map((k) => [k, new KindState()])) as Record<MeshKind, KindState>;
+  /** Parsed node and endpoint records of the view. */
+  private readonly nodes = new Map<string, NodeRecord>();
+  private readonly endpoints = new Map<string, EndpointRecord>();
+  /** Node name -> keys of the view's endpoints that name it. */
+  private readonly endpointsByNode = new Map<string, Set<string>>();
+  /** Admitted nodes, as admitted (their claims are in the shared RemoteClaims). */
+  private readonly admittedNodes = new Map<string, NodeRecord>();
+  /** Endpoints waiting for their node. */
+  private readonly pending = new Set<string>();
+  private readonly allowed: Cidr[] | undefined;
+  private readonly limits: MeshLimits;
+  private released = false;
+  private revalidateQueued = false;
+  private logged = 0;
   private queue: Promise<void> = Promise.resolve();
   private staleTimer: NodeJS.Timeout | undefined;
   private connectedAtMs = 0;
   /** Batches received and not yet written. */
-  private pending = 0;
+  private batchesInFlight = 0;
   /** An expired or not yet valid certificate of ours, said in every error until fixed. */
   private certProblem: string | undefined;
 
   constructor(
     readonly remote: RemoteConfig,
-    private readonly local: { cluster: string; kv: KvClient; podCidrs: () => string[]; staleAfterMs: number; maxTxnOps: number },
+    private readonly local: ImportContext,
     private readonly log: Logger,
   ) {
-    const counts = Object.fromEntries(MESH_KINDS.map((k) => [k, 0])) as Record<MeshKind, number>;
-    const synced = Object.fromEntries(MESH_KINDS.map((k) => [k, false])) as Record<MeshKind, boolean>;
-    this.status = { name: remote.name, id: remote.id, address: remote.address, state: 'connecting', synced, counts, rejected: 0 };
+    const perKind = <T>(v: T): Record<MeshKind, T> => Object.fromEntries(MESH_KINDS.map((k) => [k, v])) as Record<MeshKind, T>;
+    this.limits = { ...DEFAULT_LIMITS, ...local.limits, ...remote.limits };
+    this.allowed = remote.podCidrs?.map((c) => parseCidr(c)).filter((c): c is Cidr => typeof c !== 'string');
+    this.status = { name: remote.name, id: remote.id, address: remote.address, state: 'connecting', synced: perKind(false), counts: perKind(0), rejected: 0, rejectedByKind: perKind(0), overLimit: perKind(0), limits: { ...this.limits }, pendingEndpoints: 0 };
   }
 
   private prefix(kind: MeshKind): string {
@@ -101,8 +180,12 @@ export class Importer {
   private connect(): void {
     if (this.stopped) return;
     this.transition('connecting', 'dialing');
-    this.seen = new Map(MESH_KINDS.map((k) => [k, new Set<string>()]));
-    for (const k of MESH_KINDS) this.status.synced[k] = false;
+    // A fresh snapshot follows: what it does not repeat goes when its kind is synced.
+    for (const k of MESH_KINDS) {
+      this.kinds[k].unseen = new Set(this.kinds[k].view.keys());
+      this.status.synced[k] = false;
+    }
+    this.logged = 0;
     this.connectedAtMs = Date.now();
     const call = (this.client as unknown as { sync(req: unknown): grpc.ClientReadableStream<SyncBatch> }).sync({ cluster: this.local.cluster, kinds: MESH_KINDS });
     this.call = call;
@@ -114,9 +197,9 @@ export class Importer {
         this.backoff.reset();
       }
       // Backpressure: a slow local etcd pauses the stream instead of buffering without bound.
-      if (++this.pending >= PAUSE_AT) call.pause();
+      if (++this.batchesInFlight >= PAUSE_AT) call.pause();
       this.queue = this.queue.then(() => this.applyUntilWritten(batch, call)).finally(() => {
-        if (--this.pending <= RESUME_AT) call.resume();
+        if (--this.batchesInFlight <= RESUME_AT) call.resume();
       });
     });
     call.on('error', (err: Error) => {
@@ -141,12 +224,12 @@ export class Importer {
    */
   private async applyUntilWritten(batch: SyncBatch, call: grpc.ClientReadableStream<SyncBatch>): Promise<void> {
     if (this.stopped || this.call !== call || !MESH_KINDS.includes(batch.kind)) return;
-    const ops = this.validate(batch);
+    const ops = this.process(batch);
     const backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
     for (;;) {
       if (this.stopped || this.call !== call) return;
       try {
-        await this.write(batch, ops);
+        await this.commit(batch, ops);
         return;
       } catch (err) {
         const permanent = err instanceof KvstoreRequestError;
@@ -158,43 +241,200 @@ export class Importer {
     }
   }
 
-  private localCidrs(): Cidr[] {
-    return this.local.podCidrs().map((c) => parseCidr(c)).filter((c): c is Cidr => typeof c !== 'string');
-  }
-
-  /** Checks every record of a batch (rejects are counted once) and returns the writes it needs. */
-  private validate(batch: SyncBatch): TxnOp[] {
+  /**
+   * Applies a batch to the view and returns the writes that bring the local etcd to the
+   * admitted part (rejections are counted here, once).
+   */
+  private process(batch: SyncBatch): TxnOp[] {
     const kind = batch.kind;
-    const cidrs = this.localCidrs();
-    const ops: TxnOp[] = [];
-    const seen = this.seen.get(kind)!;
-    for (const [key, value] of batch.upserts ?? []) {
-      const problem = checkRecord(kind, key, value, this.remote, cidrs);
-      if (problem) {
-        this.status.rejected++;
-        this.status.lastRejection = `${kind}/${key}: ${problem}`;
-        this.log.warn({ peer: this.remote.name, kind, key, reason: problem }, 'rejected record from remote cluster');
-        continue;
-      }
-      seen.add(key);
-      ops.push(op.put(this.prefix(kind) + key, value));
+    const st = this.kinds[kind];
+    const w: Writes = new Map();
+    for (const entry of Array.isArray(batch.upserts) ? batch.upserts : []) {
+      const [key, value] = Array.isArray(entry) ? entry : [];
+      this.upsert(kind, String(key), value as string, w);
     }
-    for (const key of batch.deletes ?? []) {
+    for (const key of Array.isArray(batch.deletes) ? batch.deletes : []) {
       if (typeof key !== 'string' || key.includes('/')) continue;
-      seen.delete(key);
-      ops.push(op.delete(this.prefix(kind) + key));
+      st.unseen?.delete(key);
+      this.remove(kind, key, w);
     }
-    return ops;
+    if (batch.synced && st.unseen) {
+      for (const key of st.unseen) this.remove(kind, key, w);
+      st.unseen = undefined;
+    }
+    return this.finish(w);
   }
 
-  private async write(batch: SyncBatch, ops: TxnOp[]): Promise<void> {
+  /** Turns the writes into operations, and tells the other importers if claims were given up. */
+  private finish(w: Writes): TxnOp[] {
+    this.status.pendingEndpoints = this.pending.size;
+    for (const k of MESH_KINDS) this.status.counts[k] = this.kinds[k].accepted.size;
+    if (this.released) {
+      this.released = false;
+      this.local.onReleased?.();
+    }
+    return [...w].map(([key, value]) => (value === undefined ? op.delete(key) : op.put(key, value)));
+  }
+
+  private upsert(kind: MeshKind, key: string, value: string, w: Writes): void {
+    const st = this.kinds[kind];
+    st.unseen?.delete(key);
+    const parsed = parseRecord(kind, key, value, this.remote);
+    if (typeof parsed === 'string') {
+      // What the remote says now is unusable: its previous value goes too (fail closed).
+      if (typeof key === 'string' && !key.includes('/')) this.remove(kind, key, w);
+      this.count(kind, key, parsed);
+      return;
+    }
+    if (!st.view.has(key) && st.live >= this.limits[kind]) {
+      this.count(kind, key, `over the cap of ${this.limits[kind]} ${kind} for ${this.remote.name}`, true);
+      return;
+    }
+    st.view.set(key, value);
+    if (parsed.kind === 'nodes') {
+      this.nodes.set(key, parsed.node);
+      this.admitNode(key, w, true);
+    } else if (parsed.kind === 'endpoints') {
+      const old = this.endpoints.get(key);
+      if (old && old.node !== parsed.endpoint.node) this.unindex(key, old.node);
+      this.endpoints.set(key, parsed.endpoint);
+      let keys = this.endpointsByNode.get(parsed.endpoint.node);
+      if (!keys) this.endpointsByNode.set(parsed.endpoint.node, (keys = new Set()));
+      keys.add(key);
+      this.admitEndpoint(key, w, true);
+    } else this.admit(kind, key, value, w, true);
+  }
+
+  private remove(kind: MeshKind, key: string, w: Writes): void {
+    const st = this.kinds[kind];
+    st.view.delete(key);
+    st.refused.delete(key);
+    if (kind === 'nodes') {
+      this.nodes.delete(key);
+      this.admitNode(key, w, false);
+    } else if (kind === 'endpoints') {
+      const old = this.endpoints.get(key);
+      if (old) this.unindex(key, old.node);
+      this.endpoints.delete(key);
+      this.pending.delete(key);
+      this.withdraw(kind, key, w);
+    } else this.withdraw(kind, key, w);
+  }
+
+  private unindex(key: string, node: string): void {
+    const keys = this.endpointsByNode.get(node);
+    keys?.delete(key);
+    if (keys?.size === 0) this.endpointsByNode.delete(node);
+  }
+
+  /** (Re)decides a node of the view (absent: withdrawn); its endpoints follow when its admission or place changed. */
+  private admitNode(name: string, w: Writes, fresh: boolean): void {
+    const rec = this.nodes.get(name);
+    const before = this.admittedNodes.get(name);
+    const st = this.kinds.nodes;
+    let after: NodeRecord | undefined;
+    if (rec) {
+      const problem = remoteNodeProblem(this.remote.name, rec, { local: this.local.local(), claims: this.local.claims, minPodCidrBits: this.local.minPodCidrBits, ...(this.allowed ? { allowed: this.allowed } : {}) });
+      if (problem) this.refuse('nodes', name, problem, fresh || before !== undefined);
+      else after = rec;
+    }
+    if (after) {
+      st.refused.delete(name);
+      this.local.claims.claim(this.remote.name, after);
+      this.admittedNodes.set(name, after);
+      this.admit('nodes', name, st.view.get(name)!, w, fresh);
+    } else if (before) {
+      this.released = this.local.claims.release(this.remote.name, name) || this.released;
+      this.admittedNodes.delete(name);
+      this.withdraw('nodes', name, w);
+    }
+    if (before?.ip !== after?.ip || before?.podCidr !== after?.podCidr) for (const key of this.endpointsByNode.get(name) ?? []) this.admitEndpoint(key, w, false);
+  }
+
+  /** (Re)decides an endpoint of the view: held while its node is not admitted, then checked against it. */
+  private admitEndpoint(key: string, w: Writes, fresh: boolean): void {
+    const e = this.endpoints.get(key)!;
+    const node = this.admittedNodes.get(e.node);
+    const st = this.kinds.endpoints;
+    if (!node) {
+      st.refused.delete(key);
+      this.pending.add(key);
+      this.withdraw('endpoints', key, w);
+      return;
+    }
+    this.pending.delete(key);
+    const problem = remoteEndpointProblem(e, node, this.remote.id, this.local.clusterId);
+    if (problem) {
+      const was = st.accepted.has(key);
+      this.withdraw('endpoints', key, w);
+      this.refuse('endpoints', key, problem, fresh || was);
+    } else {
+      st.refused.delete(key);
+      this.admit('endpoints', key, st.view.get(key)!, w, fresh);
+    }
+  }
+
+  /** Admits a record: written when new, changed, or sent again (`force`: etcd may have lost it). */
+  private admit(kind: MeshKind, key: string, value: string, w: Writes, force: boolean): void {
+    const st = this.kinds[kind];
+    if (!force && st.accepted.get(key) === value) return;
+    st.accepted.set(key, value);
+    w.set(this.prefix(kind) + key, value);
+  }
+
+  private withdraw(kind: MeshKind, key: string, w: Writes): void {
+    if (this.kinds[kind].accepted.delete(key)) w.set(this.prefix(kind) + key, undefined);
+  }
+
+  private refuse(kind: MeshKind, key: string, reason: string, counted: boolean): void {
+    this.kinds[kind].refused.set(key, reason);
+    if (counted) this.count(kind, key, reason);
+  }
+
+  private count(kind: MeshKind, key: string, reason: string, overLimit = false): void {
+    this.status.rejected++;
+    this.status.rejectedByKind[kind]++;
+    if (overLimit) this.status.overLimit[kind]++;
+    this.status.lastRejection = `${kind}/${String(key).slice(0, 64)}: ${reason}`;
+    if (this.logged++ < LOGGED_REJECTIONS || this.status.rejected % 1000 === 0) this.log.warn({ peer: this.remote.name, kind, key: String(key).slice(0, 64), reason, rejected: this.status.rejected }, 'rejected record from remote cluster');
+  }
+
+  /**
+   * Admits the view again: this cluster's nodes changed, or another remote gave up a claim.
+   * Admitted nodes first (a node keeps its place against newcomers), then the refused ones
+   * by name; endpoints follow their nodes. Queued behind the batches being written.
+   */
+  revalidate(): void {
+    if (this.revalidateQueued || this.stopped) return;
+    this.revalidateQueued = true;
+    this.queue = this.queue.then(async () => {
+      this.revalidateQueued = false;
+      if (this.stopped) return;
+      const w: Writes = new Map();
+      const order = [...this.admittedNodes.keys(), ...[...this.nodes.keys()].filter((n) => !this.admittedNodes.has(n)).sort()];
+      for (const name of order) this.admitNode(name, w, false);
+      const ops = this.finish(w);
+      if (ops.length === 0) return;
+      const backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
+      while (!this.stopped) {
+        try {
+          return await this.writeChunks(`admit ${this.remote.name}'s records again`, ops);
+        } catch (err) {
+          this.status.lastError = `Cannot write remote state to etcd (retrying): ${(err as Error).message}`;
+          await sleep(backoff.next());
+        }
+      }
+    });
+  }
+
+  private async commit(batch: SyncBatch, ops: TxnOp[]): Promise<void> {
     const kind = batch.kind;
-    const seen = this.seen.get(kind)!;
     await this.writeChunks(`import ${kind} from ${this.remote.name}`, ops);
     if (batch.synced) {
-      // The snapshot is complete: only now remove what the remote no longer has.
+      // The snapshot is complete: only now remove what the remote no longer has (or we no longer admit).
+      const accepted = this.kinds[kind].accepted;
       const { keys } = await this.local.kv.listKeys(this.prefix(kind));
-      const stale = keys.filter((k) => !seen.has(k.slice(this.prefix(kind).length))).map((k) => op.delete(k));
+      const stale = keys.filter((k) => !accepted.has(k.slice(this.prefix(kind).length))).map((k) => op.delete(k));
       await this.writeChunks(`prune ${kind} of ${this.remote.name}`, stale);
       await this.local.kv.put(`${MESH_ROOT}${this.remote.name}/synced/${kind}`, JSON.stringify({ at: new Date().toISOString() }));
       this.status.synced[kind] = true;
@@ -204,7 +444,6 @@ export class Importer {
         this.transition('synced', `snapshot complete in ${this.status.syncMs} ms`);
       }
     }
-    this.status.counts[kind] = seen.size;
   }
 
   /**
@@ -226,13 +465,34 @@ export class Importer {
     await Promise.all(Array.from({ length: Math.min(WRITES_IN_FLIGHT, chunks.length) }, worker));
   }
 
+  /** Drops the whole view and gives up every claim (the remote's state is being deleted). */
+  private forget(): void {
+    for (const name of this.admittedNodes.keys()) this.released = this.local.claims.release(this.remote.name, name) || this.released;
+    for (const st of Object.values(this.kinds)) {
+      st.view.clear();
+      st.accepted.clear();
+      st.refused.clear();
+      if (st.unseen) st.unseen = new Set();
+    }
+    this.nodes.clear();
+    this.endpoints.clear();
+    this.endpointsByNode.clear();
+    this.admittedNodes.clear();
+    this.pending.clear();
+    this.finish(new Map());
+  }
+
   /** A remote gone for longer than staleAfter: its state goes too (its pods are unreachable anyway). */
   private scheduleStaleRemoval(): void {
     clearTimeout(this.staleTimer);
     this.staleTimer = setTimeout(() => {
       if (this.status.state === 'synced' || this.stopped) return;
-      this.log.warn({ peer: this.remote.name }, 'remote unreachable for too long; removing its state');
-      void this.local.kv.deletePrefix(`${MESH_ROOT}${this.remote.name}/`).catch(() => undefined);
+      this.queue = this.queue.then(async () => {
+        if (this.status.state === 'synced' || this.stopped) return;
+        this.log.warn({ peer: this.remote.name }, 'remote unreachable for too long; removing its state');
+        this.forget();
+        await this.local.kv.deletePrefix(`${MESH_ROOT}${this.remote.name}/`).catch(() => undefined);
+      });
     }, this.local.staleAfterMs);
     this.staleTimer.unref();
   }

@@ -28,7 +28,24 @@ export interface RemoteConfig {
   ca: string;
   cert: string;
   key: string;
+  /**
+   * Allow-list: the only ranges this remote's nodes may take pod CIDRs from. No other remote
+   * may use them either. Absent: any range that passes the other checks (mesh-admission.ts).
+   */
+  podCidrs?: string[];
+  /** Caps on this remote's records, per kind, over the cluster's `limits`. */
+  limits?: Partial<MeshLimits>;
 }
+
+/** Most records of each kind one remote may hold here; more are rejected and counted. */
+export type MeshLimits = Record<MeshKind, number>;
+
+/**
+ * Defaults: above the scale the mesh is built for (100k endpoints, 10k identities, 1k services
+ * per cluster; docs/clustermesh.md), far below what would exhaust the local etcd (its 2 GiB
+ * default quota) or the apiserver's memory.
+ */
+export const DEFAULT_LIMITS: Readonly<MeshLimits> = { identities: 20_000, nodes: 5_000, endpoints: 150_000, services: 5_000 };
 
 export interface MeshConfig {
   cluster: string;
@@ -62,6 +79,24 @@ export interface MeshConfig {
    * empty directory adds none.
    */
   remotesDir?: string;
+  /**
+   * This cluster's pod ranges beyond its nodes' pod CIDRs (which come from its etcd), e.g. a
+   * Kubernetes cluster CIDR: remote pod CIDRs and node IPs must stay out of them.
+   */
+  podCidrs?: string[];
+  /** The nodes' underlay networks: remote pod CIDRs must stay out of them (remote node IPs may share them). */
+  underlayCidrs?: string[];
+  /** The cluster's Service ranges. Default 10.96.0.0/16 (standalone's). */
+  serviceCidrs?: string[];
+  /** The shortest pod CIDR a remote node may claim. Default 16. */
+  minPodCidrBits?: number;
+  /** Caps on each remote's records, per kind (default DEFAULT_LIMITS); a remote's `limits` overrides. */
+  limits?: Partial<MeshLimits>;
+  /**
+   * A remote that reads nothing of what we send for this long is disconnected (its backlog freed);
+   * it reconnects and gets a fresh snapshot. Default 300.
+   */
+  exportStallSeconds?: number;
 }
 
 export const MESH_ROOT = 'weft/mesh/v1/';

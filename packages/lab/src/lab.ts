@@ -277,7 +277,8 @@ function readMeshConfig(c: ClusterLayout): MeshConfig {
   } catch {
     const ca = clusterCa(c);
     const server = issue(ca, `clustermesh-${c.name}`, { ips: [c.cpIp] });
-    return { cluster: c.name, clusterId: c.id, etcd: [`${c.cpIp}:2379`], listen: `${c.cpIp}:${MESH_PORT}`, ca: ca.cert, cert: server.cert, key: server.key, remotes: [], etcdMaxTxnOps: 1024 };
+    // What remotes may not claim: this cluster's pod range and the shared underlay (mesh-admission).
+    return { cluster: c.name, clusterId: c.id, etcd: [`${c.cpIp}:2379`], listen: `${c.cpIp}:${MESH_PORT}`, ca: ca.cert, cert: server.cert, key: server.key, remotes: [], etcdMaxTxnOps: 1024, podCidrs: [c.podRange], underlayCidrs: [`10.99.0.0/${UNDERLAY_BITS}`] };
   }
 }
 
@@ -365,7 +366,8 @@ export async function meshConnect(a: ClusterLayout, b: ClusterLayout, progress: 
   for (const [local, remote] of [[a, b], [b, a]] as const) {
     const cfg = configs.get(local.name)!;
     const client = issue(clusterCa(remote), local.name);
-    cfg.remotes = [...cfg.remotes.filter((r) => r.name !== remote.name), { name: remote.name, id: remote.id, address: `${remote.cpIp}:${MESH_PORT}`, ca: clusterCa(remote).cert, cert: client.cert, key: client.key }];
+    // Each remote's nodes may only take pod CIDRs from its own pod range.
+    cfg.remotes = [...cfg.remotes.filter((r) => r.name !== remote.name), { name: remote.name, id: remote.id, address: `${remote.cpIp}:${MESH_PORT}`, ca: clusterCa(remote).cert, cert: client.cert, key: client.key, podCidrs: [remote.podRange] }];
   }
   for (const c of [a, b]) restartApiserver(c, configs.get(c.name)!);
   progress(`clustermesh: ${a.name} <-> ${b.name} connecting`);

@@ -52,6 +52,8 @@ export interface ClusterLayout {
   cpIp: string;
   cpUlPeer: string;
   etcdDir: string;
+  /** Every pod CIDR of the cluster's nodes lies in it: 10.<100+k>.0.0/16. */
+  podRange: string;
   nodes: NodeLayout[];
 }
 
@@ -63,6 +65,7 @@ export function clusterLayout(c: { name: string; id: number }, k: number, nodes:
     cpIp: `10.99.${k}.2`,
     cpUlPeer: `${c.name.slice(0, 8)}-cp`,
     etcdDir: `${LAB_STATE_DIR}/${c.name}/etcd`,
+    podRange: `10.${100 + k}.0.0/16`,
     nodes: Array.from({ length: nodes }, (_, i) => {
       const n = i + 1;
       const name = `${c.name}-node${n}`;

@@ -29,8 +29,17 @@ export async function clustermesh(argv: string[]): Promise<void> {
     const status = JSON.parse(kvs.value.toString()) as MeshStatus;
     if (parseFormat(values.output) === 'json') return printJson(status);
     process.stdout.write(`cluster ${status.cluster} (id ${status.clusterId}) serving on ${status.listen}; exporting ${status.exported.identities} identities, ${status.exported.nodes} nodes, ${status.exported.endpoints} endpoints to ${status.servingTo.join(', ') || 'nobody'}\n\n`);
-    printTable(['REMOTE', 'ID', 'STATE', 'SYNCED', 'IDENTITIES', 'NODES', 'ENDPOINTS', 'REJECTED', 'SYNC MS', 'LAST ERROR'], status.remotes.map((r) => [r.name, r.id, r.state, Object.entries(r.synced).filter(([, v]) => v).map(([k]) => k).join(',') || '-', r.counts.identities, r.counts.nodes, r.counts.endpoints, r.rejected, r.syncMs ?? '-', r.lastError ?? '-']));
+    // Fields added later are read with care: the status may come from an older apiserver.
+    const sum = (r: Partial<Record<string, number>> | undefined): number => Object.values(r ?? {}).reduce<number>((a, b) => a + (b ?? 0), 0);
+    printTable(['REMOTE', 'ID', 'STATE', 'SYNCED', 'IDENTITIES', 'NODES', 'ENDPOINTS', 'PENDING', 'REJECTED', 'OVER CAP', 'SYNC MS', 'LAST ERROR'], status.remotes.map((r) => [r.name, r.id, r.state, Object.entries(r.synced).filter(([, v]) => v).map(([k]) => k).join(',') || '-', r.counts.identities, r.counts.nodes, r.counts.endpoints, r.pendingEndpoints ?? '-', r.rejected, r.overLimit ? sum(r.overLimit) : '-', r.syncMs ?? '-', r.lastError ?? '-']));
+    for (const r of status.remotes) {
+      if (r.rejected === 0) continue;
+      const perKind = Object.entries(r.rejectedByKind ?? {}).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}${r.overLimit?.[k as keyof typeof r.overLimit] ? ` (${r.overLimit[k as keyof typeof r.overLimit]} over the cap of ${r.limits?.[k as keyof typeof r.limits]})` : ''}`);
+      process.stdout.write(`\nremote ${r.name}: ${r.rejected} records rejected${perKind.length ? `: ${perKind.join(', ')}` : ''}\n  last: ${r.lastRejection ?? '-'}\n`);
+    }
     for (const p of status.rejectedRemotes) process.stdout.write(`remote ${p.remote} rejected: ${p.reason}\n`);
+    for (const b of status.serving ?? []) if (b.pendingKeys > 0 || b.stalledSince) process.stdout.write(`serving ${b.peer}: ${b.pendingKeys} changes waiting, ${b.inFlightBytes} bytes in flight${b.stalledSince ? `, not reading since ${b.stalledSince}` : ''}\n`);
+    if (status.stalledPeers) process.stdout.write(`${status.stalledPeers} streams reset because their reader took nothing for too long\n`);
   } finally {
     kv.close();
   }
