@@ -19,6 +19,7 @@ import { MESH_STATUS_PREFIX, type MeshStatus } from '@weft/clustermesh';
 import { BpfMap, decodeLb, encodeIpcacheKey, encodeLbKey, ipv4ToInt, IPCACHE_KEY, IPPROTO_TCP } from '@weft/datapath';
 import { KvClient, op } from '@weft/kvstore';
 import { apiserverPid, etcdEndpoint, labDown, labUp, type ClusterLayout } from '@weft/lab';
+import { addBenchNodes, allowBenchRange, benchEndpoint, inRangeEndpoint } from './mesh-range.js';
 import { finish, percentile, progress, round, type Target } from './report.js';
 
 const REPO = join(__dirname, '..', '..');
@@ -30,10 +31,10 @@ async function lab(): Promise<{ c1: ClusterLayout; c2: ClusterLayout }> {
   return { c1: state.clusters[0]!, c2: state.clusters[1]! };
 }
 
-function record(i: number, c1: ClusterLayout): { ip: string; value: string } {
-  const ip = `10.101.${128 + ((i >> 8) & 127)}.${i & 255}`;
-  const n = c1.nodes[0]!;
-  return { ip, value: JSON.stringify({ ip, identity: (1 << 16) | 300, node: n.name, nodeIp: n.ip, namespace: 'bench', pod: `p${i}`, labels: { app: 'bench' } }) };
+/** Endpoint i of the propagation run, on a bench node inside c1's pod range (mesh-range.ts). */
+function record(i: number): { ip: string; value: string } {
+  const { ip, node, nodeIp } = inRangeEndpoint(i);
+  return { ip, value: JSON.stringify({ ip, identity: (1 << 16) | 300, node, nodeIp, namespace: 'bench', pod: `p${i}`, labels: { app: 'bench' } }) };
 }
 
 export async function propagation(): Promise<void> {
@@ -46,6 +47,8 @@ export async function propagation(): Promise<void> {
   try {
     // The identity must exist in c1 for c2 to accept endpoints that carry it.
     await kv.put('weft/identities/v1/id/65836', 'k8s:app=bench;k8s:weft.io/cluster=c1');
+    // And a node whose pod CIDR holds them (endpoints are imported only inside their node's).
+    await addBenchNodes(kv);
     const pending = new Map<number, { key: Buffer; t0: number }>();
     const poll = setInterval(() => {
       for (const [i, p] of pending) {
@@ -62,13 +65,13 @@ export async function propagation(): Promise<void> {
       const due = start + (i * 1000) / RATE;
       const wait = due - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const r = record(i, c1);
+      const r = record(i);
       const key = Buffer.alloc(IPCACHE_KEY.size);
       encodeIpcacheKey(key, 0, ipv4ToInt(r.ip), 32);
       const t0 = performance.now();
       pending.set(i, { key, t0 });
       const ops = [op.put(`weft/state/v1/endpoints/${r.ip}`, r.value)];
-      if (i >= 200) ops.push(op.delete(`weft/state/v1/endpoints/${record(i - 200, c1).ip}`)); // churn: 100/s go away too
+      if (i >= 200) ops.push(op.delete(`weft/state/v1/endpoints/${record(i - 200).ip}`)); // churn: 100/s go away too
       void kv.txn('bench endpoint churn', { compare: [], success: ops });
     }
     const deadline = performance.now() + 10_000;
@@ -119,13 +122,16 @@ export async function coldsync(): Promise<void> {
     for (let i = 0; i < ENDPOINTS; i += 1000) {
       const ops = [];
       for (let j = i; j < Math.min(ENDPOINTS, i + 1000); j++) {
-        const ip = `10.${140 + (j >> 16)}.${(j >> 8) & 255}.${j & 255}`;
-        ops.push(op.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: (1 << 16) | (300 + (j % IDENTITIES)), node: 'c1-node1', nodeIp: c1.nodes[0]!.ip, namespace: 'bench', pod: `p${j}`, labels: { app: `svc-${j % SERVICES}` } })));
+        const { ip, node, nodeIp } = benchEndpoint(j);
+        ops.push(op.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: (1 << 16) | (300 + (j % IDENTITIES)), node, nodeIp, namespace: 'bench', pod: `p${j}`, labels: { app: `svc-${j % SERVICES}` } })));
       }
       await kv1.txn('bench load endpoints', { compare: [], success: ops });
     }
     await new Promise((r) => setTimeout(r, 2000)); // c1's exporter catches up with its own etcd
     await kv2.delete(`${MESH_STATUS_PREFIX}c2`);
+    // The endpoints' nodes (beyond c1's pod range, which c2 then accepts from c1: mesh-range.ts).
+    await addBenchNodes(kv1);
+    allowBenchRange(c2);
     progress('coldsync: c2 connects');
     const t0 = performance.now();
     const child = spawn('ip', ['netns', 'exec', c2.cpNetns, process.execPath, WEFT, 'clustermesh-apiserver', '--config', `/var/run/weft/lab/c2/clustermesh/config.json`], { detached: true, stdio: 'ignore' });

@@ -28,6 +28,7 @@ import { createCa, issue, MESH_STATUS_PREFIX, type MeshConfig, type MeshStatus, 
 import { silentLogger } from '@weft/common';
 import { EtcdProcess, freePort, KvClient, op } from '@weft/kvstore';
 import { etcdEndpoint, labDown, labUp, pidInNetns } from '@weft/lab';
+import { addBenchNodes, allowBenchRange, benchEndpoint, restartApiserver } from './mesh-range.js';
 import { finish, percentile, progress, round, type Target } from './report.js';
 
 const REPO = join(__dirname, '..', '..');
@@ -106,6 +107,15 @@ async function agentMemory(): Promise<Record<string, unknown>> {
     if (!agent) throw new Error("scale: cannot find c2's agent");
     await kv1.txn('bench identities', { compare: [], success: Array.from({ length: 100 }, (_, j) => op.put(`weft/identities/v1/id/${(1 << 16) | (300 + j)}`, `k8s:app=m${j};k8s:weft.io/cluster=c1`)) });
     const status = async (): Promise<{ remoteEndpoints: number; memory: { heapUsed: number } }> => JSON.parse(spawnSync(process.execPath, [WEFT, 'status', '--cluster', 'c2', '-o', 'json'], { encoding: 'utf8' }).stdout)[0];
+    // The endpoints' nodes, beyond c1's pod range, which c2 then accepts from c1 (mesh-range.ts).
+    await addBenchNodes(kv1);
+    restartApiserver(c2, allowBenchRange(c2));
+    const kv2 = new KvClient({ endpoints: [etcdEndpoint(c2)] });
+    await kv2.delete(`${MESH_STATUS_PREFIX}c2`);
+    await waitFor("c2's apiserver to sync again", async () => {
+      const kvs = await kv2.get(`${MESH_STATUS_PREFIX}c2`);
+      return kvs !== undefined && (JSON.parse(kvs.value.toString()) as MeshStatus).remotes[0]?.state === 'synced';
+    }, 60_000).finally(() => kv2.close());
     const base = (await status()).remoteEndpoints;
     await new Promise((r) => setTimeout(r, 3000));
     const samples: Array<{ remoteEndpoints: number; rssMb: number; heapUsedMb: number }> = [{ remoteEndpoints: 0, rssMb: round(rssMb(agent), 1), heapUsedMb: (await status()).memory.heapUsed }];
@@ -115,8 +125,8 @@ async function agentMemory(): Promise<Record<string, unknown>> {
       for (; loaded < target; loaded += 1000) {
         const ops = [];
         for (let j = loaded; j < loaded + 1000; j++) {
-          const ip = `10.${140 + (j >> 16)}.${(j >> 8) & 255}.${j & 255}`;
-          ops.push(op.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: (1 << 16) | (300 + (j % 100)), node: 'c1-node1', nodeIp: c1.nodes[0]!.ip, namespace: 'bench', pod: `p${j}`, labels: { app: `m${j % 100}` } })));
+          const { ip, node, nodeIp } = benchEndpoint(j);
+          ops.push(op.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: (1 << 16) | (300 + (j % 100)), node, nodeIp, namespace: 'bench', pod: `p${j}`, labels: { app: `m${j % 100}` } })));
         }
         await kv1.txn('bench endpoints', { compare: [], success: ops });
       }
@@ -167,7 +177,7 @@ async function controlPlane(): Promise<Record<string, unknown>> {
     }
     progress(`scale: seeding each cluster (${ENDPOINTS} endpoints, 50 identities, 1 node, 5 global services)`);
     for (const m of members) {
-      const ops = [op.put(`weft/state/v1/nodes/${m.name}-node1`, JSON.stringify({ name: `${m.name}-node1`, cluster: m.name, ip: `10.99.${m.id}.11`, podCidr: `10.${100 + m.id}.1.0/24`, routing: 'vxlan' }))];
+      const ops = [op.put(`weft/state/v1/nodes/${m.name}-node1`, JSON.stringify({ name: `${m.name}-node1`, cluster: m.name, ip: `10.99.${m.id}.11`, podCidr: `10.${100 + m.id}.0.0/16`, routing: 'vxlan' }))];
       for (let j = 0; j < 50; j++) ops.push(op.put(`weft/identities/v1/id/${(m.id << 16) | (300 + j)}`, `k8s:app=a${j};k8s:weft.io/cluster=${m.name}`));
       for (let j = 0; j < 5; j++) ops.push(op.put(`weft/resources/v1/Service/shop/s${j}`, JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: `s${j}`, namespace: 'shop', labels: {}, annotations: { 'weft.io/global': 'true' } }, spec: { type: 'ClusterIP', clusterIP: `10.96.0.${10 + j}`, selector: { app: `a${j}` }, ports: [{ protocol: 'TCP', port: 80, targetPort: 8080 }] } })));
       await m.kv.txn('seed', { compare: [], success: ops });
