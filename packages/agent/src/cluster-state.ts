@@ -261,9 +261,9 @@ export class ClusterState {
       if (problem) out.refused.set(keyOf(id, 'nodes'), problem);
       else out.nodes.set(id, n);
     }
-    for (const id of [...this.remoteEndpoints.keys()].sort()) {
+    // Endpoints need no order: two admitted nodes never share an address, so neither do their endpoints.
+    for (const [id, e] of this.remoteEndpoints) {
       const remote = id.slice(0, id.indexOf('/'));
-      const e = this.remoteEndpoints.get(id)!;
       const node = out.nodes.get(`${remote}/${e.node}`);
       const owner = this.remoteIdentities.get(e.identity)?.get(CLUSTER_LABEL);
       const problem = !node

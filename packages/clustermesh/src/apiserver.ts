@@ -56,6 +56,8 @@ export class ClusterMeshApiServer {
   /** This cluster's addresses (its nodes' IPs and pod CIDRs, configured ranges), rebuilt when its nodes change. */
   private localAddresses: LocalAddresses | undefined;
   private localChangeQueued = false;
+  /** The local nodes' names, IPs and pod CIDRs the addresses were last built from. */
+  private localFingerprint: string | undefined;
   /** Pod CIDRs and IPs of every remote's admitted nodes, and the allow-lists: one for all importers. */
   private readonly claims = new RemoteClaims();
   private statusTimer: NodeJS.Timeout | undefined;
@@ -182,8 +184,18 @@ export class ClusterMeshApiServer {
     }
   }
 
+  private localNodeFingerprint(): string {
+    return this.localNodes().map((n) => `${n.name} ${n.ip} ${n.podCidr}`).sort().join('\n');
+  }
+
   /** This cluster's addresses: its nodes (from etcd) and its configured ranges. */
   private buildLocalAddresses(): LocalAddresses {
+    const c = this.config;
+    return new LocalAddresses({ nodes: this.localNodes(), podCidrs: c.podCidrs ?? [], underlayCidrs: c.underlayCidrs ?? [], serviceCidrs: c.serviceCidrs ?? [SERVICE_CIDR] });
+  }
+
+  /** This cluster's nodes, as its exporter holds them. */
+  private localNodes(): Array<{ name: string; ip: string; podCidr: string }> {
     const nodes: Array<{ name: string; ip: string; podCidr: string }> = [];
     for (const v of this.exporter.localValues('nodes')) {
       try {
@@ -193,8 +205,7 @@ export class ClusterMeshApiServer {
         // the agent validates its own records; skip what does not parse
       }
     }
-    const c = this.config;
-    return new LocalAddresses({ nodes, podCidrs: c.podCidrs ?? [], underlayCidrs: c.underlayCidrs ?? [], serviceCidrs: c.serviceCidrs ?? [SERVICE_CIDR] });
+    return nodes;
   }
 
   /** Local nodes changed: remotes' records are admitted again against them (once per burst). */
@@ -203,6 +214,10 @@ export class ClusterMeshApiServer {
     this.localChangeQueued = true;
     setImmediate(() => {
       this.localChangeQueued = false;
+      // Node records change often without moving (keys, rotation epochs): only a move matters here.
+      const fingerprint = this.localNodeFingerprint();
+      if (fingerprint === this.localFingerprint) return;
+      this.localFingerprint = fingerprint;
       this.localAddresses = this.buildLocalAddresses();
       for (const imp of this.importers) imp.revalidate();
     });

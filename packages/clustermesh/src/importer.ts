@@ -26,8 +26,7 @@
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { Backoff, sleep, type Logger } from '@weft/common';
-import { remoteEndpointProblem, remoteNodeProblem, type LocalAddresses, type RemoteClaims } from '@weft/agent';
-import type { EndpointRecord, NodeRecord } from '@weft/agent/dist/state.js';
+import { remoteEndpointProblem, remoteNodeProblem, type EndpointRecord, type LocalAddresses, type NodeRecord, type RemoteClaims } from '@weft/agent';
 import { KvstoreRequestError, op, type KvClient, type TxnOp } from '@weft/kvstore';
 import { parseCidr, type Cidr } from '@weft/policy';
 import { DEFAULT_LIMITS, MESH_KINDS, MESH_ROOT, type MeshKind, type MeshLimits, type RemoteConfig, type SyncBatch } from './types.js';
@@ -420,7 +419,10 @@ export class Importer {
         try {
           return await this.writeChunks(`admit ${this.remote.name}'s records again`, ops);
         } catch (err) {
-          this.status.lastError = `Cannot write remote state to etcd (retrying): ${(err as Error).message}`;
+          const permanent = err instanceof KvstoreRequestError;
+          this.status.lastError = `Cannot write remote state to etcd${permanent ? '' : ' (retrying)'}: ${(err as Error).message}`;
+          // As for a batch: a fresh snapshot (the link restarts) rewrites what is admitted and prunes the rest.
+          if (permanent) return void this.call?.cancel();
           await sleep(backoff.next());
         }
       }

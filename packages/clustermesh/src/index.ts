@@ -1,10 +1,11 @@
 export { ClusterMeshApiServer, MESH_STATUS_PREFIX, type MeshStatus } from './apiserver.js';
 export { probeApiServer, localAddress, meshHealth, ETCD_STALE_MS, type MeshHealthState } from './health.js';
-export { Importer, type RemoteStatus, type LinkState } from './importer.js';
+export { Importer, type RemoteStatus, type LinkState, type ImportContext } from './importer.js';
 export { Exporter } from './exporter.js';
-export { checkRemotes, loadMeshConfig, readEtcdTls, resolveRemotes, type RemoteProblem } from './config.js';
-export { checkRecord, MAX_RECORD_BYTES } from './validate.js';
+export { Subscription, type Backlog, type BatchSink } from './subscription.js';
+export { checkRemotes, checkRemoteRanges, loadMeshConfig, readEtcdTls, resolveRemotes, type RemoteProblem } from './config.js';
+export { checkRecord, parseRecord, MAX_RECORD_BYTES, type ParsedRecord } from './validate.js';
 export { createCa, issue, type Pem } from './certs.js';
 export { kubeConnect, kubeDisconnect, REMOTES_SECRET_SUFFIX, RESTART_ANNOTATION, type KubeConnectOptions, type KubeConnectResult, type KubeConnectSide } from './kube-connect.js';
-export { MESH_ROOT, MESH_KINDS, type MeshConfig, type RemoteConfig, type MeshKind, type SyncBatch, type SyncRequest } from './types.js';
+export { MESH_ROOT, MESH_KINDS, DEFAULT_LIMITS, type MeshConfig, type MeshLimits, type RemoteConfig, type MeshKind, type SyncBatch, type SyncRequest } from './types.js';
 export { MeshConfigError, MeshCertError, MeshPrerequisiteError, MeshConflictError, MeshWriteError, MeshRolloutError, errorCodes } from './errors.js';
