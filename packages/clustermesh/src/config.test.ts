@@ -78,14 +78,14 @@ describe('clustermesh config: remotes from remotesDir', () => {
 
   it('checks the ranges remotes may not claim, the caps and the stall limit', () => {
     const file = join(dir, 'config.json');
-    const good = { ...config([]), podCidrs: ['10.101.0.0/16'], underlayCidrs: ['10.99.0.0/16'], serviceCidrs: ['10.96.0.0/16'], minPodCidrBits: 20, limits: { endpoints: 1000 }, exportStallSeconds: 30 };
+    const good = { ...config([]), podCidrs: ['10.101.0.0/16'], underlayCidrs: ['10.99.0.0/16'], serviceCidrs: ['10.96.0.0/16'], minPodCidrBits: 20, limits: { endpoints: 1000, bytes: 1 << 30 }, exportStallSeconds: 30 };
     writeFileSync(file, JSON.stringify(good));
     assert.deepEqual(loadMeshConfig(file), good);
     for (const [patch, message] of [
       [{ underlayCidrs: ['10.99.0.1/16'] }, 'underlayCidrs[0]: "10.99.0.1/16" has host bits set (network is 10.99.0.0/16)'],
       [{ podCidrs: '10.101.0.0/16' }, 'podCidrs must be a list of at most 256 IPv4 CIDRs'],
       [{ minPodCidrBits: 33 }, 'minPodCidrBits must be an integer 0-32, got 33'],
-      [{ limits: { pods: 3 } }, 'limits.pods is not a kind (identities, nodes, endpoints, services)'],
+      [{ limits: { pods: 3 } }, 'limits.pods is not a cap (identities, nodes, endpoints, services, bytes)'],
       [{ limits: { nodes: -1 } }, 'limits.nodes must be an integer 0-10000000, got -1'],
       [{ exportStallSeconds: 0 }, 'exportStallSeconds must be a positive integer, got 0'],
     ] as const) {

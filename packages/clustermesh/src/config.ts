@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { readEtcdTlsFiles } from '@weft/kvstore';
 import { CidrSet, parseCidr, type Cidr } from '@weft/policy';
 import { MeshConfigError } from './errors.js';
-import { MESH_KINDS, type MeshConfig, type RemoteConfig } from './types.js';
+import { LIMIT_KEYS, type MeshConfig, type RemoteConfig } from './types.js';
 
 const NAME = /^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/;
 
@@ -51,10 +51,11 @@ function cidrListProblem(value: unknown): string | undefined {
 
 /** Why `value` is not a set of per-kind caps, or undefined. */
 function limitsProblem(value: unknown): string | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `must be an object of caps per kind (${MESH_KINDS.join(', ')})`;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `must be an object of caps (${LIMIT_KEYS.join(', ')})`;
   for (const [k, v] of Object.entries(value)) {
-    if (!(MESH_KINDS as readonly string[]).includes(k)) return `.${k} is not a kind (${MESH_KINDS.join(', ')})`;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 10_000_000) return `.${k} must be an integer 0-10000000, got ${JSON.stringify(v)}`;
+    if (!(LIMIT_KEYS as readonly string[]).includes(k)) return `.${k} is not a cap (${LIMIT_KEYS.join(', ')})`;
+    const max = k === 'bytes' ? 2 ** 40 : 10_000_000;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) return `.${k} must be an integer 0-${max}, got ${JSON.stringify(v)}`;
   }
   return undefined;
 }

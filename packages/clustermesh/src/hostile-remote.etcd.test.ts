@@ -97,7 +97,7 @@ describe('clustermesh: a hostile remote cluster @etcd', function () {
       key: server.key,
       underlayCidrs: ['10.99.0.0/16'],
       remotes: [
-        { name: 'west', id: WEST, address: `127.0.0.1:${west.port}`, ca: westCa.cert, ...issue(westCa, 'east'), podCidrs: ['10.102.0.0/16'], limits: { endpoints: 40, identities: 10 } },
+        { name: 'west', id: WEST, address: `127.0.0.1:${west.port}`, ca: westCa.cert, ...issue(westCa, 'east'), podCidrs: ['10.102.0.0/16'], limits: { endpoints: 40, identities: 10, bytes: 64 * 1024 } },
         { name: 'south', id: SOUTH, address: `127.0.0.1:${south.port}`, ca: southCa.cert, ...issue(southCa, 'east') },
       ],
     };
@@ -266,8 +266,24 @@ describe('clustermesh: a hostile remote cluster @etcd', function () {
     assert.ok(s.overLimit.endpoints - before.overLimit.endpoints >= 20, 'at most 40 endpoints');
     assert.ok(s.counts.endpoints + s.pendingEndpoints <= 40);
     assert.deepEqual({ endpoints: s.limits.endpoints, identities: s.limits.identities, nodes: s.limits.nodes }, { endpoints: 40, identities: 10, nodes: 5000 });
+    assert.ok(s.bytes <= 64 * 1024);
     assert.equal(s.rejectedByKind.identities - before.rejectedByKind.identities, 6);
     await until(async () => (await kv.count('weft/mesh/v1/west/endpoints/')) === s.counts.endpoints && (await kv.count('weft/mesh/v1/west/identities/')) === 10, 'etcd to hold exactly the admitted records');
     assert.match(s.lastRejection!, /over the cap of 10 identities for west/);
+  });
+
+  it('caps the bytes of a remote\'s records, whatever their count', async () => {
+    // Records of ~10 KiB each (under the 16 KiB a record may have): a few fit in west's 64 KiB.
+    const selector = Object.fromEntries(Array.from({ length: 160 }, (_, i) => [`k${i}`, 'v'.repeat(56)]));
+    const before = structuredClone(status());
+    const services: Array<[string, unknown]> = [];
+    for (let i = 0; i < 8; i++) services.push([`d.big${i}`, { namespace: 'd', name: `big${i}`, selector, ports: [{ protocol: 'TCP', port: 80, targetPort: 8080 }] }]);
+    west.send('services', services);
+    await until(() => status().counts.services - before.counts.services + status().overLimit.services - before.overLimit.services === 8, 'every service admitted or over the cap');
+    const s = status();
+    assert.ok(s.overLimit.services - before.overLimit.services >= 3, `${s.overLimit.services - before.overLimit.services} over the cap`);
+    assert.ok(s.bytes <= 64 * 1024, `${s.bytes} bytes held`);
+    assert.equal(await kv.count('weft/mesh/v1/west/services/'), s.counts.services);
+    assert.match(s.lastRejection!, /over the cap of 65536 bytes of records for west/);
   });
 });

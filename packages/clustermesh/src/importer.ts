@@ -59,6 +59,8 @@ export interface RemoteStatus {
   limits: MeshLimits;
   /** Endpoints held, unwritten, until their node is admitted. */
   pendingEndpoints: number;
+  /** Bytes of the remote's records held (its view), against limits.bytes. */
+  bytes: number;
   lastRejection?: string;
   lastError?: string;
   connectedAt?: string;
@@ -121,6 +123,8 @@ export class Importer {
   private readonly admittedNodes = new Map<string, NodeRecord>();
   /** Endpoints waiting for their node. */
   private readonly pending = new Set<string>();
+  /** Bytes of keys and values in the view (capped by limits.bytes). */
+  private viewBytes = 0;
   private readonly allowed: Cidr[] | undefined;
   private readonly limits: MeshLimits;
   private released = false;
@@ -142,7 +146,7 @@ export class Importer {
     const perKind = <T>(v: T): Record<MeshKind, T> => Object.fromEntries(MESH_KINDS.map((k) => [k, v])) as Record<MeshKind, T>;
     this.limits = { ...DEFAULT_LIMITS, ...local.limits, ...remote.limits };
     this.allowed = remote.podCidrs?.map((c) => parseCidr(c)).filter((c): c is Cidr => typeof c !== 'string');
-    this.status = { name: remote.name, id: remote.id, address: remote.address, state: 'connecting', synced: perKind(false), counts: perKind(0), rejected: 0, rejectedByKind: perKind(0), overLimit: perKind(0), limits: { ...this.limits }, pendingEndpoints: 0 };
+    this.status = { name: remote.name, id: remote.id, address: remote.address, state: 'connecting', synced: perKind(false), counts: perKind(0), rejected: 0, rejectedByKind: perKind(0), overLimit: perKind(0), limits: { ...this.limits }, pendingEndpoints: 0, bytes: 0 };
   }
 
   private prefix(kind: MeshKind): string {
@@ -267,6 +271,7 @@ export class Importer {
   /** Turns the writes into operations, and tells the other importers if claims were given up. */
   private finish(w: Writes): TxnOp[] {
     this.status.pendingEndpoints = this.pending.size;
+    this.status.bytes = this.viewBytes;
     for (const k of MESH_KINDS) this.status.counts[k] = this.kinds[k].accepted.size;
     if (this.released) {
       this.released = false;
@@ -289,6 +294,15 @@ export class Importer {
       this.count(kind, key, `over the cap of ${this.limits[kind]} ${kind} for ${this.remote.name}`, true);
       return;
     }
+    const old = st.view.get(key);
+    const grow = value.length - (old === undefined ? -key.length : old.length);
+    if (grow > 0 && this.viewBytes + grow > this.limits.bytes) {
+      // The previous value goes too: what the remote says now is not held (fail closed).
+      if (old !== undefined) this.remove(kind, key, w);
+      this.count(kind, key, `over the cap of ${this.limits.bytes} bytes of records for ${this.remote.name}`, true);
+      return;
+    }
+    this.viewBytes += grow;
     st.view.set(key, value);
     if (parsed.kind === 'nodes') {
       this.nodes.set(key, parsed.node);
@@ -306,6 +320,8 @@ export class Importer {
 
   private remove(kind: MeshKind, key: string, w: Writes): void {
     const st = this.kinds[kind];
+    const old = st.view.get(key);
+    if (old !== undefined) this.viewBytes -= key.length + old.length;
     st.view.delete(key);
     st.refused.delete(key);
     if (kind === 'nodes') {
@@ -481,6 +497,7 @@ export class Importer {
     this.endpointsByNode.clear();
     this.admittedNodes.clear();
     this.pending.clear();
+    this.viewBytes = 0;
     this.finish(new Map());
   }
 

@@ -37,15 +37,22 @@ export interface RemoteConfig {
   limits?: Partial<MeshLimits>;
 }
 
-/** Most records of each kind one remote may hold here; more are rejected and counted. */
-export type MeshLimits = Record<MeshKind, number>;
+/**
+ * Most records of each kind one remote may hold here, and most bytes (keys and values) of all
+ * its records: a record count alone would let 16 KiB records add up to gigabytes. More are
+ * rejected and counted.
+ */
+export type MeshLimits = Record<MeshKind | 'bytes', number>;
+
+/** What MeshLimits caps, in the order status and errors name them. */
+export const LIMIT_KEYS: ReadonlyArray<keyof MeshLimits> = ['identities', 'nodes', 'endpoints', 'services', 'bytes'];
 
 /**
  * Defaults: above the scale the mesh is built for (100k endpoints, 10k identities, 1k services
- * per cluster; docs/clustermesh.md), far below what would exhaust the local etcd (its 2 GiB
- * default quota) or the apiserver's memory.
+ * per cluster, some 40 MiB of records; docs/clustermesh.md), far below what would exhaust the
+ * local etcd (its 2 GiB default quota) or the apiserver's memory.
  */
-export const DEFAULT_LIMITS: Readonly<MeshLimits> = { identities: 20_000, nodes: 5_000, endpoints: 150_000, services: 5_000 };
+export const DEFAULT_LIMITS: Readonly<MeshLimits> = { identities: 20_000, nodes: 5_000, endpoints: 150_000, services: 5_000, bytes: 256 << 20 };
 
 export interface MeshConfig {
   cluster: string;

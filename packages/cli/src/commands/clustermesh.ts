@@ -35,7 +35,7 @@ export async function clustermesh(argv: string[]): Promise<void> {
     for (const r of status.remotes) {
       if (r.rejected === 0) continue;
       const perKind = Object.entries(r.rejectedByKind ?? {}).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}${r.overLimit?.[k as keyof typeof r.overLimit] ? ` (${r.overLimit[k as keyof typeof r.overLimit]} over the cap of ${r.limits?.[k as keyof typeof r.limits]})` : ''}`);
-      process.stdout.write(`\nremote ${r.name}: ${r.rejected} records rejected${perKind.length ? `: ${perKind.join(', ')}` : ''}\n  last: ${r.lastRejection ?? '-'}\n`);
+      process.stdout.write(`\nremote ${r.name}: ${r.rejected} records rejected${perKind.length ? `: ${perKind.join(', ')}` : ''}${r.bytes !== undefined ? `; holding ${r.bytes} of ${r.limits?.bytes} bytes` : ''}\n  last: ${r.lastRejection ?? '-'}\n`);
     }
     for (const p of status.rejectedRemotes) process.stdout.write(`remote ${p.remote} rejected: ${p.reason}\n`);
     for (const b of status.serving ?? []) if (b.pendingKeys > 0 || b.stalledSince) process.stdout.write(`serving ${b.peer}: ${b.pendingKeys} changes waiting, ${b.inFlightBytes} bytes in flight${b.stalledSince ? `, not reading since ${b.stalledSince}` : ''}\n`);
