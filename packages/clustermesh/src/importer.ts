@@ -34,6 +34,8 @@ import { parseRecord } from './validate.js';
 import { KEEPALIVE, MAX_MESSAGE_BYTES, MeshClient } from './wire.js';
 
 const PAUSE_AT = 32;
+/** Received and not yet written, in bytes: a remote may send 16 MiB messages, 32 of them would be 512 MiB. */
+const PAUSE_AT_BYTES = 64 << 20;
 const WRITES_IN_FLIGHT = 8;
 const RESUME_AT = 8;
 
@@ -135,6 +137,7 @@ export class Importer {
   private connectedAtMs = 0;
   /** Batches received and not yet written. */
   private batchesInFlight = 0;
+  private bytesInFlight = 0;
   /** An expired or not yet valid certificate of ours, said in every error until fixed. */
   private certProblem: string | undefined;
 
@@ -200,9 +203,12 @@ export class Importer {
         this.backoff.reset();
       }
       // Backpressure: a slow local etcd pauses the stream instead of buffering without bound.
-      if (++this.batchesInFlight >= PAUSE_AT) call.pause();
+      const bytes = batchBytes(batch);
+      this.bytesInFlight += bytes;
+      if (++this.batchesInFlight >= PAUSE_AT || this.bytesInFlight >= PAUSE_AT_BYTES) call.pause();
       this.queue = this.queue.then(() => this.applyUntilWritten(batch, call)).finally(() => {
-        if (--this.batchesInFlight <= RESUME_AT) call.resume();
+        this.bytesInFlight -= bytes;
+        if (--this.batchesInFlight <= RESUME_AT && this.bytesInFlight < PAUSE_AT_BYTES / 4) call.resume();
       });
     });
     call.on('error', (err: Error) => {
@@ -515,6 +521,14 @@ export class Importer {
     }, this.local.staleAfterMs);
     this.staleTimer.unref();
   }
+}
+
+/** About what a batch weighs in memory: its keys and values (whatever their types, as sent). */
+function batchBytes(batch: SyncBatch): number {
+  let n = 64;
+  for (const e of Array.isArray(batch.upserts) ? batch.upserts : []) for (const x of Array.isArray(e) ? e : []) n += typeof x === 'string' ? x.length : 64;
+  for (const k of Array.isArray(batch.deletes) ? batch.deletes : []) n += typeof k === 'string' ? k.length : 64;
+  return n;
 }
 
 /** Why a PEM certificate cannot be used now, or undefined. */
