@@ -155,8 +155,8 @@ async function controlPlane(): Promise<Record<string, unknown>> {
     progress(`scale: starting ${CLUSTERS} etcds and making ${CLUSTERS} CAs`);
     for (let i = 1; i <= CLUSTERS; i++) {
       const etcd = await EtcdProcess.start({ name: `scale-c${i}` });
-      const ca = createCa(`c${i}`);
-      members.push({ name: `c${i}`, id: i, etcd, kv: new KvClient({ endpoints: [etcd.endpoint] }), port: 0, ca, server: issue(ca, `clustermesh-c${i}`, { ips: ['127.0.0.1'] }) });
+      const ca = await createCa(`c${i}`);
+      members.push({ name: `c${i}`, id: i, etcd, kv: new KvClient({ endpoints: [etcd.endpoint] }), port: 0, ca, server: await issue(ca, `clustermesh-c${i}`, { ips: ['127.0.0.1'] }) });
     }
     // Ports for the apiservers only once every etcd holds its own (a free port chosen earlier could go to a later etcd).
     const taken = new Set<number>();
@@ -184,10 +184,10 @@ async function controlPlane(): Promise<Record<string, unknown>> {
     for (const m of members) {
       const config: MeshConfig = {
         cluster: m.name, clusterId: m.id, etcd: [m.etcd.endpoint], listen: `127.0.0.1:${m.port}`, ca: m.ca.cert, cert: m.server.cert, key: m.server.key, staleAfterSeconds: 600,
-        remotes: members.filter((r) => r !== m).map((r) => {
-          const client = issue(r.ca, m.name);
+        remotes: await Promise.all(members.filter((r) => r !== m).map(async (r) => {
+          const client = await issue(r.ca, m.name);
           return { name: r.name, id: r.id, address: `127.0.0.1:${r.port}`, ca: r.ca.cert, cert: client.cert, key: client.key };
-        }),
+        })),
       };
       writeFileSync(join(dir, `${m.name}.json`), JSON.stringify(config));
     }

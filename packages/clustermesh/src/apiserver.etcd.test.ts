@@ -23,8 +23,8 @@ describe('clustermesh-apiserver pair @etcd', function () {
     [etcdA, etcdB] = await Promise.all([EtcdProcess.start({ name: 'mesh-a' }), EtcdProcess.start({ name: 'mesh-b' })]);
     kvA = new KvClient({ endpoints: [etcdA.endpoint] });
     kvB = new KvClient({ endpoints: [etcdB.endpoint] });
-    caA = createCa('east');
-    caB = createCa('west');
+    caA = await createCa('east');
+    caB = await createCa('west');
   });
   afterEach(async () => {
     await Promise.all(servers.splice(0).map((s) => s.stop()));
@@ -37,10 +37,10 @@ describe('clustermesh-apiserver pair @etcd', function () {
   });
 
   async function config(name: string, id: number, etcd: EtcdProcess, ca: Pem, port: number, remote?: { name: string; id: number; port: number; ca: Pem; trustedCa?: Pem }): Promise<MeshConfig> {
-    const server = issue(ca, `clustermesh-${name}`, { ips: ['127.0.0.1'] });
+    const server = await issue(ca, `clustermesh-${name}`, { ips: ['127.0.0.1'] });
     const cfg: MeshConfig = { cluster: name, clusterId: id, etcd: [etcd.endpoint], listen: `127.0.0.1:${port}`, ca: ca.cert, cert: server.cert, key: server.key, remotes: [], staleAfterSeconds: 600 };
     if (remote) {
-      const client = issue(remote.ca, name);
+      const client = await issue(remote.ca, name);
       cfg.remotes.push({ name: remote.name, id: remote.id, address: `127.0.0.1:${remote.port}`, ca: (remote.trustedCa ?? remote.ca).cert, cert: client.cert, key: client.key });
     }
     return cfg;
@@ -108,7 +108,7 @@ describe('clustermesh-apiserver pair @etcd', function () {
 
   it('refuses a remote whose certificate comes from another CA, and says so', async () => {
     const [portA, portB] = [await freePort(), await freePort()];
-    const rogue = createCa('rogue');
+    const rogue = await createCa('rogue');
     const west = new ClusterMeshApiServer(await config('west', 2, etcdB, caB, portB, { name: 'east', id: 1, port: portA, ca: caA }), silentLogger());
     // east's client certificate is issued by a rogue CA, not by west's.
     const east = new ClusterMeshApiServer(await config('east', 1, etcdA, caA, portA, { name: 'west', id: 2, port: portB, ca: rogue, trustedCa: caB }), silentLogger());
@@ -125,7 +125,7 @@ describe('clustermesh-apiserver pair @etcd', function () {
     const [portA, portB] = [await freePort(), await freePort()];
     const west = new ClusterMeshApiServer(await config('west', 2, etcdB, caB, portB, { name: 'east', id: 1, port: portA, ca: caA }), silentLogger());
     const eastConfig = await config('east', 1, etcdA, caA, portA, { name: 'west', id: 2, port: portB, ca: caB });
-    const expired = issue(caB, 'east', { days: -1 });
+    const expired = await issue(caB, 'east', { days: 1, notBefore: new Date(Date.now() - 3 * 86_400_000) });
     eastConfig.remotes[0]!.cert = expired.cert;
     eastConfig.remotes[0]!.key = expired.key;
     const east = new ClusterMeshApiServer(eastConfig, silentLogger());

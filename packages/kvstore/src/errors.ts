@@ -54,6 +54,14 @@ export class EtcdStartError extends WeftError {
   }
 }
 
+/** A certificate could not be issued: bad input (name, address, CA key or request), refused, or a crypto failure. */
+export class CertificateError extends WeftError {
+  static readonly code = 'WEFT_ERR_CERTIFICATE';
+  constructor(problem: string, options?: { cause?: unknown }) {
+    super(CertificateError.code, `Cannot issue a certificate: ${problem}`, options);
+  }
+}
+
 export const errorCodes = [
   KvstoreUnavailableError.code,
   KvstoreRequestError.code,
@@ -61,4 +69,5 @@ export const errorCodes = [
   LockTimeoutError.code,
   KvstoreClosedError.code,
   EtcdStartError.code,
+  CertificateError.code,
 ] as const;

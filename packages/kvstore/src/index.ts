@@ -4,6 +4,7 @@ export { Mutex, type LockHandle, type LockOptions } from './mutex.js';
 export { PrefixWatcher, type WatchHandler, type PrefixWatcherOptions } from './watcher.js';
 export { markSynced, readSynced, clearSynced, syncedKey, SYNCED_ROOT, type SyncedMarker } from './synced.js';
 export { readEtcdTlsFiles, type EtcdTlsFiles } from './tls-files.js';
+export { createCa, issue, createCsr, issueFromCsr, type Pem, type IssueOptions } from './pki.js';
 export { EtcdProcess, etcdHealthy, freePort, type EtcdProcessOptions } from './etcd-process.js';
 export {
   KvstoreUnavailableError,
@@ -12,6 +13,7 @@ export {
   LockTimeoutError,
   KvstoreClosedError,
   EtcdStartError,
+  CertificateError,
   errorCodes,
 } from './errors.js';
 export type * from './types.js';

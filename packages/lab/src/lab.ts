@@ -258,12 +258,12 @@ function meshDir(c: ClusterLayout): string {
 }
 
 /** The cluster's CA, created on first use and kept with the lab's state. */
-function clusterCa(c: ClusterLayout): Pem {
+async function clusterCa(c: ClusterLayout): Promise<Pem> {
   const dir = meshDir(c);
   try {
     return { cert: readFileSync(join(dir, 'ca.crt'), 'utf8'), key: readFileSync(join(dir, 'ca.key'), 'utf8') };
   } catch {
-    const ca = createCa(c.name);
+    const ca = await createCa(c.name);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'ca.crt'), ca.cert);
     writeFileSync(join(dir, 'ca.key'), ca.key, { mode: 0o600 });
@@ -271,12 +271,12 @@ function clusterCa(c: ClusterLayout): Pem {
   }
 }
 
-function readMeshConfig(c: ClusterLayout): MeshConfig {
+async function readMeshConfig(c: ClusterLayout): Promise<MeshConfig> {
   try {
     return JSON.parse(readFileSync(join(meshDir(c), 'config.json'), 'utf8')) as MeshConfig;
   } catch {
-    const ca = clusterCa(c);
-    const server = issue(ca, `clustermesh-${c.name}`, { ips: [c.cpIp] });
+    const ca = await clusterCa(c);
+    const server = await issue(ca, `clustermesh-${c.name}`, { ips: [c.cpIp] });
     return { cluster: c.name, clusterId: c.id, etcd: [`${c.cpIp}:2379`], listen: `${c.cpIp}:${MESH_PORT}`, ca: ca.cert, cert: server.cert, key: server.key, remotes: [], etcdMaxTxnOps: 1024 };
   }
 }
@@ -361,11 +361,12 @@ async function waitMesh(c: ClusterLayout, remotes: string[]): Promise<void> {
  */
 export async function meshConnect(a: ClusterLayout, b: ClusterLayout, progress: Progress): Promise<void> {
   if (a.name === b.name) throw new LabError(`Cannot connect cluster ${a.name} to itself`);
-  const configs = new Map([[a.name, readMeshConfig(a)], [b.name, readMeshConfig(b)]]);
+  const configs = new Map([[a.name, await readMeshConfig(a)], [b.name, await readMeshConfig(b)]]);
   for (const [local, remote] of [[a, b], [b, a]] as const) {
     const cfg = configs.get(local.name)!;
-    const client = issue(clusterCa(remote), local.name);
-    cfg.remotes = [...cfg.remotes.filter((r) => r.name !== remote.name), { name: remote.name, id: remote.id, address: `${remote.cpIp}:${MESH_PORT}`, ca: clusterCa(remote).cert, cert: client.cert, key: client.key }];
+    const remoteCa = await clusterCa(remote);
+    const client = await issue(remoteCa, local.name);
+    cfg.remotes = [...cfg.remotes.filter((r) => r.name !== remote.name), { name: remote.name, id: remote.id, address: `${remote.cpIp}:${MESH_PORT}`, ca: remoteCa.cert, cert: client.cert, key: client.key }];
   }
   for (const c of [a, b]) restartApiserver(c, configs.get(c.name)!);
   progress(`clustermesh: ${a.name} <-> ${b.name} connecting`);
@@ -376,7 +377,7 @@ export async function meshConnect(a: ClusterLayout, b: ClusterLayout, progress: 
 /** `weft clustermesh disconnect`: the reverse; each side also drops what it imported from the other. */
 export async function meshDisconnect(a: ClusterLayout, b: ClusterLayout, progress: Progress): Promise<void> {
   for (const [local, remote] of [[a, b], [b, a]] as const) {
-    const cfg = readMeshConfig(local);
+    const cfg = await readMeshConfig(local);
     cfg.remotes = cfg.remotes.filter((r) => r.name !== remote.name);
     restartApiserver(local, cfg);
     const kv = new KvClient({ endpoints: [etcdEndpoint(local)] });
