@@ -19,6 +19,7 @@ import { MESH_STATUS_PREFIX, type MeshStatus } from '@weft/clustermesh';
 import { BpfMap, decodeLb, encodeIpcacheKey, encodeLbKey, ipv4ToInt, IPCACHE_KEY, IPPROTO_TCP } from '@weft/datapath';
 import { KvClient, op } from '@weft/kvstore';
 import { apiserverPid, etcdEndpoint, labDown, labUp, type ClusterLayout } from '@weft/lab';
+import { benchNodes } from './bench-nodes.js';
 import { finish, percentile, progress, round, type Target } from './report.js';
 
 const REPO = join(__dirname, '..', '..');
@@ -30,10 +31,11 @@ async function lab(): Promise<{ c1: ClusterLayout; c2: ClusterLayout }> {
   return { c1: state.clusters[0]!, c2: state.clusters[1]! };
 }
 
-function record(i: number, c1: ClusterLayout): { ip: string; value: string } {
-  const ip = `10.101.${128 + ((i >> 8) & 127)}.${i & 255}`;
+/** Endpoint i of the propagation benchmark, owned by the synthetic node c1-bench0 (10.140.0.0/16). */
+function record(i: number, c1: ClusterLayout): { ip: string; key: string; value: string } {
+  const ip = `10.140.${(i >> 8) & 255}.${i & 255}`;
   const n = c1.nodes[0]!;
-  return { ip, value: JSON.stringify({ ip, identity: (1 << 16) | 300, node: n.name, nodeIp: n.ip, namespace: 'bench', pod: `p${i}`, labels: { app: 'bench' } }) };
+  return { ip, key: `weft/state/v1/endpoints/c1-bench0/${ip}`, value: JSON.stringify({ ip, identity: (1 << 16) | 300, node: 'c1-bench0', nodeIp: n.ip, namespace: 'bench', pod: `p${i}`, labels: { app: 'bench' } }) };
 }
 
 export async function propagation(): Promise<void> {
@@ -46,6 +48,7 @@ export async function propagation(): Promise<void> {
   try {
     // The identity must exist in c1 for c2 to accept endpoints that carry it.
     await kv.put('weft/identities/v1/id/65836', 'k8s:app=bench;k8s:weft.io/cluster=c1');
+    await benchNodes(kv, 'c1', c1.nodes[0]!.ip, 140, 1);
     const pending = new Map<number, { key: Buffer; t0: number }>();
     const poll = setInterval(() => {
       for (const [i, p] of pending) {
@@ -67,8 +70,8 @@ export async function propagation(): Promise<void> {
       encodeIpcacheKey(key, 0, ipv4ToInt(r.ip), 32);
       const t0 = performance.now();
       pending.set(i, { key, t0 });
-      const ops = [op.put(`weft/state/v1/endpoints/${r.ip}`, r.value)];
-      if (i >= 200) ops.push(op.delete(`weft/state/v1/endpoints/${record(i - 200, c1).ip}`)); // churn: 100/s go away too
+      const ops = [op.put(r.key, r.value)];
+      if (i >= 200) ops.push(op.delete(record(i - 200, c1).key)); // churn: 100/s go away too
       void kv.txn('bench endpoint churn', { compare: [], success: ops });
     }
     const deadline = performance.now() + 10_000;
@@ -116,11 +119,12 @@ export async function coldsync(): Promise<void> {
       for (let j = i; j < Math.min(IDENTITIES, i + 1000); j++) ops.push(op.put(`weft/identities/v1/id/${(1 << 16) | (300 + j)}`, `k8s:app=svc-${j};k8s:weft.io/cluster=c1`));
       await kv1.txn('bench load identities', { compare: [], success: ops });
     }
+    const bench = await benchNodes(kv1, 'c1', c1.nodes[0]!.ip, 140, Math.ceil(ENDPOINTS / 65536));
     for (let i = 0; i < ENDPOINTS; i += 1000) {
       const ops = [];
       for (let j = i; j < Math.min(ENDPOINTS, i + 1000); j++) {
         const ip = `10.${140 + (j >> 16)}.${(j >> 8) & 255}.${j & 255}`;
-        ops.push(op.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: (1 << 16) | (300 + (j % IDENTITIES)), node: 'c1-node1', nodeIp: c1.nodes[0]!.ip, namespace: 'bench', pod: `p${j}`, labels: { app: `svc-${j % SERVICES}` } })));
+        ops.push(op.put(bench.key(ip), JSON.stringify({ ip, identity: (1 << 16) | (300 + (j % IDENTITIES)), node: bench.nodeOf(ip), nodeIp: c1.nodes[0]!.ip, namespace: 'bench', pod: `p${j}`, labels: { app: `svc-${j % SERVICES}` } })));
       }
       await kv1.txn('bench load endpoints', { compare: [], success: ops });
     }

@@ -28,6 +28,7 @@ import { createCa, issue, MESH_STATUS_PREFIX, type MeshConfig, type MeshStatus, 
 import { silentLogger } from '@weft/common';
 import { EtcdProcess, freePort, KvClient, op } from '@weft/kvstore';
 import { etcdEndpoint, labDown, labUp, pidInNetns } from '@weft/lab';
+import { benchNodes } from './bench-nodes.js';
 import { finish, percentile, progress, round, type Target } from './report.js';
 
 const REPO = join(__dirname, '..', '..');
@@ -110,13 +111,14 @@ async function agentMemory(): Promise<Record<string, unknown>> {
     await new Promise((r) => setTimeout(r, 3000));
     const samples: Array<{ remoteEndpoints: number; rssMb: number; heapUsedMb: number }> = [{ remoteEndpoints: 0, rssMb: round(rssMb(agent), 1), heapUsedMb: (await status()).memory.heapUsed }];
     let loaded = 0;
+    const bench = await benchNodes(kv1, 'c1', c1.nodes[0]!.ip, 140, 1);
     for (const target of [10_000, 20_000, 40_000]) {
       progress(`scale: c1 exports ${target} endpoints; measuring c2's agent`);
       for (; loaded < target; loaded += 1000) {
         const ops = [];
         for (let j = loaded; j < loaded + 1000; j++) {
           const ip = `10.${140 + (j >> 16)}.${(j >> 8) & 255}.${j & 255}`;
-          ops.push(op.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: (1 << 16) | (300 + (j % 100)), node: 'c1-node1', nodeIp: c1.nodes[0]!.ip, namespace: 'bench', pod: `p${j}`, labels: { app: `m${j % 100}` } })));
+          ops.push(op.put(bench.key(ip), JSON.stringify({ ip, identity: (1 << 16) | (300 + (j % 100)), node: bench.nodeOf(ip), nodeIp: c1.nodes[0]!.ip, namespace: 'bench', pod: `p${j}`, labels: { app: `m${j % 100}` } })));
         }
         await kv1.txn('bench endpoints', { compare: [], success: ops });
       }
@@ -167,7 +169,7 @@ async function controlPlane(): Promise<Record<string, unknown>> {
     }
     progress(`scale: seeding each cluster (${ENDPOINTS} endpoints, 50 identities, 1 node, 5 global services)`);
     for (const m of members) {
-      const ops = [op.put(`weft/state/v1/nodes/${m.name}-node1`, JSON.stringify({ name: `${m.name}-node1`, cluster: m.name, ip: `10.99.${m.id}.11`, podCidr: `10.${100 + m.id}.1.0/24`, routing: 'vxlan' }))];
+      const ops = [op.put(`weft/state/v1/nodes/${m.name}-node1`, JSON.stringify({ name: `${m.name}-node1`, cluster: m.name, ip: `10.99.${m.id}.11`, podCidr: `10.${100 + m.id}.0.0/16`, routing: 'vxlan' }))];
       for (let j = 0; j < 50; j++) ops.push(op.put(`weft/identities/v1/id/${(m.id << 16) | (300 + j)}`, `k8s:app=a${j};k8s:weft.io/cluster=${m.name}`));
       for (let j = 0; j < 5; j++) ops.push(op.put(`weft/resources/v1/Service/shop/s${j}`, JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: `s${j}`, namespace: 'shop', labels: {}, annotations: { 'weft.io/global': 'true' } }, spec: { type: 'ClusterIP', clusterIP: `10.96.0.${10 + j}`, selector: { app: `a${j}` }, ports: [{ protocol: 'TCP', port: 80, targetPort: 8080 }] } })));
       await m.kv.txn('seed', { compare: [], success: ops });
@@ -175,7 +177,7 @@ async function controlPlane(): Promise<Record<string, unknown>> {
         const eps = [];
         for (let k = j; k < j + 100; k++) {
           const ip = `10.${100 + m.id}.${1 + Math.floor(k / 250)}.${k % 250}`;
-          eps.push(op.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: (m.id << 16) | (300 + (k % 50)), node: `${m.name}-node1`, nodeIp: `10.99.${m.id}.11`, namespace: 'shop', pod: `p${k}`, labels: { app: `a${k % 50}` } })));
+          eps.push(op.put(`weft/state/v1/endpoints/${m.name}-node1/${ip}`, JSON.stringify({ ip, identity: (m.id << 16) | (300 + (k % 50)), node: `${m.name}-node1`, nodeIp: `10.99.${m.id}.11`, namespace: 'shop', pod: `p${k}`, labels: { app: `a${k % 50}` } })));
         }
         await m.kv.txn('seed endpoints', { compare: [], success: eps });
       }
@@ -224,7 +226,7 @@ async function controlPlane(): Promise<Record<string, unknown>> {
       const ip = `10.101.9.${i}`;
       const key = `weft/mesh/v1/c1/endpoints/${ip}`;
       const start = performance.now();
-      await members[0]!.kv.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: (1 << 16) | 300, node: 'c1-node1', nodeIp: '10.99.1.11', namespace: 'shop', pod: `new${i}`, labels: { app: 'a0' } }));
+      await members[0]!.kv.put(`weft/state/v1/endpoints/c1-node1/${ip}`, JSON.stringify({ ip, identity: (1 << 16) | 300, node: 'c1-node1', nodeIp: '10.99.1.11', namespace: 'shop', pod: `new${i}`, labels: { app: 'a0' } }));
       const pending = new Set(members.slice(1));
       while (pending.size > 0) {
         for (const m of [...pending]) if (await m.kv.get(key)) pending.delete(m);
