@@ -182,8 +182,9 @@ describe('encryption: WireGuard by default (e2e, root)', function () {
   });
 
   it('in strict mode drops and reports traffic to a node without a key, and refuses a stolen key', async () => {
-    const { KvClient } = require('../packages/kvstore/dist/index.js');
-    const kv = new KvClient({ endpoints: ['unix:///var/run/weft/lab/c1/etcd/etcd:0'] });
+    // The lab's etcd admits only its CA's certificates: as its admin (weft-admin).
+    const { labEtcdClient } = require('../packages/lab/dist/index.js');
+    const kv = labEtcdClient({ etcdDir: '/var/run/weft/lab/c1/etcd' });
     try {
       const node2 = JSON.parse((await kv.get('weft/state/v1/nodes/c1-node2')).value.toString());
       // A node with no key, hosting a pod; and a node that claims node2's key.

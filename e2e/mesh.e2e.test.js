@@ -137,9 +137,10 @@ spec: { nodeName: c2-node2, containers: [ { name: e, command: [weft, echo-server
   });
 
   it('rejects hostile records from a remote, counts them, and writes nothing', async () => {
-    const { KvClient } = require('../packages/kvstore/dist/index.js');
-    const c2kv = new KvClient({ endpoints: ['unix:///var/run/weft/lab/c2/etcd/etcd:0'] });
-    const c1kv = new KvClient({ endpoints: ['unix:///var/run/weft/lab/c1/etcd/etcd:0'] });
+    // The lab's etcd admits only its CA's certificates: as its admin (weft-admin).
+    const { labEtcdClient } = require('../packages/lab/dist/index.js');
+    const c2kv = labEtcdClient({ etcdDir: '/var/run/weft/lab/c2/etcd' });
+    const c1kv = labEtcdClient({ etcdDir: '/var/run/weft/lab/c1/etcd' });
     try {
       // c2 "exports" an endpoint inside c1's pod CIDR (under a node of c2 that claims that CIDR, or
       // c2's own exporter would not export it) and an identity of cluster 1.

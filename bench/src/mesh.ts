@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MESH_STATUS_PREFIX, type MeshStatus } from '@weft/clustermesh';
 import { BpfMap, decodeLb, encodeIpcacheKey, encodeLbKey, ipv4ToInt, IPCACHE_KEY, IPPROTO_TCP } from '@weft/datapath';
-import { KvClient, op } from '@weft/kvstore';
-import { apiserverPid, etcdEndpoint, labDown, labUp, type ClusterLayout } from '@weft/lab';
+import { op } from '@weft/kvstore';
+import { apiserverPid, labEtcdClient, labDown, labUp, type ClusterLayout } from '@weft/lab';
 import { benchNodes } from './bench-nodes.js';
 import { finish, percentile, progress, round, type Target } from './report.js';
 
@@ -40,7 +40,7 @@ function record(i: number, c1: ClusterLayout): { ip: string; key: string; value:
 
 export async function propagation(): Promise<void> {
   const { c1, c2 } = await lab();
-  const kv = new KvClient({ endpoints: [etcdEndpoint(c1)] });
+  const kv = labEtcdClient(c1);
   const ipcache = BpfMap.openPinned(join(c2.nodes[0]!.pinRoot, 'weft_ipcache'));
   const latencies: number[] = [];
   const RATE = 100;
@@ -103,8 +103,8 @@ export async function coldsync(): Promise<void> {
   const SERVICES = Number(process.env.WEFT_BENCH_SERVICES ?? 1000);
   const service = (j: number) => JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: `svc-${j}`, namespace: 'bench', labels: {}, annotations: { 'weft.io/global': 'true' } }, spec: { type: 'ClusterIP', clusterIP: vip(j), selector: { app: `svc-${j}` }, ports: [{ protocol: 'TCP', port: 80, targetPort: 8080 }] } });
   const { c1, c2 } = await lab();
-  const kv1 = new KvClient({ endpoints: [etcdEndpoint(c1)] });
-  const kv2 = new KvClient({ endpoints: [etcdEndpoint(c2)] });
+  const kv1 = labEtcdClient(c1);
+  const kv2 = labEtcdClient(c2);
   try {
     process.kill(apiserverPid(c2)!, 'SIGKILL');
     progress(`coldsync: loading ${IDENTITIES} identities, ${ENDPOINTS} endpoints and ${SERVICES} global services into c1; the services into c2`);

@@ -27,7 +27,7 @@ import type { EndpointRecord } from '@weft/agent';
 import { createCa, issue, MESH_STATUS_PREFIX, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
 import { silentLogger } from '@weft/common';
 import { EtcdProcess, freePort, KvClient, op } from '@weft/kvstore';
-import { etcdEndpoint, labDown, labUp, pidInNetns } from '@weft/lab';
+import { labEtcdClient, labDown, labUp, pidInNetns } from '@weft/lab';
 import { benchNodes } from './bench-nodes.js';
 import { finish, percentile, progress, round, type Target } from './report.js';
 
@@ -101,7 +101,7 @@ async function ingestion(): Promise<Record<string, number>> {
 async function agentMemory(): Promise<Record<string, unknown>> {
   const state = await labUp({ clusters: [{ name: 'c1', id: 1 }, { name: 'c2', id: 2 }], nodes: 1, routing: 'vxlan' }, (s) => progress(s));
   const [c1, c2] = [state.clusters[0]!, state.clusters[1]!];
-  const kv1 = new KvClient({ endpoints: [etcdEndpoint(c1)] });
+  const kv1 = labEtcdClient(c1);
   const agent = pidInNetns(c2.nodes[0]!.netns, 'agent');
   try {
     if (!agent) throw new Error("scale: cannot find c2's agent");
