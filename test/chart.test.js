@@ -4,7 +4,7 @@
 // fields; TypeScript's excess-property check against its types: unknown fields, as
 // `kubectl --validate=strict` would refuse them); the configurations it renders are loaded by Weft's
 // own loaders, and the mesh certificates it issues complete a real mutual-TLS handshake.
-// Needs `go` (hack/install.sh), a built tree (npx tsc -b) and openssl; no root, no cluster.
+// Needs `go` (hack/install.sh) and a built tree (npx tsc -b); no root, no cluster.
 'use strict';
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
@@ -64,7 +64,7 @@ const find = (docs, kind, name) => {
 const secretData = (secret, key) => Buffer.from(secret.data[key], 'base64').toString('utf8');
 
 /** Only GA API versions: the models also hold removed ones (apps/v1beta1, ...), which we must never emit. */
-const GA = new Set(['v1', 'apps/v1', 'rbac.authorization.k8s.io/v1']);
+const GA = new Set(['v1', 'apps/v1', 'rbac.authorization.k8s.io/v1', 'admissionregistration.k8s.io/v1']);
 const modelPath = (o) => `kubernetes-models/${o.apiVersion}/${o.kind}`;
 
 /** Validates every object against the upstream schemas, then against the typed models for unknown fields. */
@@ -112,7 +112,7 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
   let sharedCa;
   let certs;
 
-  before(() => {
+  before(async () => {
     buildRenderer();
     mkdirSync(TYPECHECK, { recursive: true });
     if (!existsSync(join(TYPECHECK, 'node_modules'))) symlinkSync(join(ROOT, 'node_modules'), join(TYPECHECK, 'node_modules'));
@@ -120,7 +120,7 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
     scratch = mkdtempSync(join(tmpdir(), 'weft-chart-'));
     certs = require(join(ROOT, 'packages', 'clustermesh', 'dist', 'certs.js'));
     // The CA two clusters share when they are connected through values alone.
-    const ca = certs.createCa('mesh', 30);
+    const ca = await certs.createCa('mesh', 30);
     sharedCa = join(scratch, 'shared-ca.yaml');
     writeFileSync(sharedCa, YAML.stringify({ tls: { ca: { cert: ca.cert, key: ca.key } } }));
   });
@@ -135,8 +135,9 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
     it('renders valid Kubernetes objects: agent, etcd, RBAC, no clustermesh', () => {
       validateManifests(docs);
       const kinds = docs.map((d) => `${d.obj.kind}/${d.obj.metadata.name}`).sort();
-      assert.deepEqual(kinds, ['ClusterRole/weft-agent', 'ClusterRoleBinding/weft-agent', 'ConfigMap/weft-agent-config', 'DaemonSet/weft-agent', 'Deployment/weft-etcd', 'Secret/weft-etcd-agent', 'Secret/weft-etcd-ca', 'Secret/weft-etcd-server', 'Service/weft-etcd', 'ServiceAccount/weft-agent', 'ServiceAccount/weft-etcd']);
-      for (const { obj } of docs) if (obj.kind !== 'ClusterRole' && obj.kind !== 'ClusterRoleBinding') assert.equal(obj.metadata.namespace, NS, `${obj.kind} ${obj.metadata.name}`);
+      assert.deepEqual(kinds, ['ClusterRole/weft-agent', 'ClusterRoleBinding/weft-agent', 'ConfigMap/weft-agent-config', 'DaemonSet/weft-agent', 'Deployment/weft-etcd', 'Secret/weft-etcd-agent', 'Secret/weft-etcd-ca', 'Secret/weft-etcd-server', 'Service/weft-etcd', 'ServiceAccount/weft-agent', 'ServiceAccount/weft-etcd', 'ValidatingAdmissionPolicy/weft-agent-own-weftnode', 'ValidatingAdmissionPolicyBinding/weft-agent-own-weftnode']);
+      const clusterScoped = new Set(['ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+      for (const { obj } of docs) if (!clusterScoped.has(obj.kind)) assert.equal(obj.metadata.namespace, NS, `${obj.kind} ${obj.metadata.name}`);
     });
 
     it('runs the agent in the host network with capabilities, not privileged', () => {
@@ -159,6 +160,42 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
       assert.deepEqual(install.command, ['weft', 'cni', 'install', '--bin-dir', '/host/opt/cni/bin', '--conf-dir', '/host/etc/cni/net.d']);
       assert.equal(agent.lifecycle, undefined, 'no CNI uninstall on stop unless cni.uninstall');
       assert.equal(agent.image, `ghcr.io/weft-mesh/weft:${YAML.parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')).appVersion}`);
+    });
+
+    it('asks for the runtime\'s default seccomp filter in every pod, and no privilege escalation where Kubernetes allows it', () => {
+      const pods = [find(docs, 'DaemonSet', 'weft-agent'), find(docs, 'Deployment', 'weft-etcd')].map((o) => o.spec.template.spec);
+      for (const pod of pods) assert.deepEqual(pod.securityContext?.seccompProfile, { type: 'RuntimeDefault' });
+      // Not settable: privileged (mount-bpf-fs) and SYS_ADMIN (agent) containers, which the API server refuses with false.
+      const escalating = pods.flatMap((p) => [...(p.initContainers ?? []), ...p.containers]).filter((c) => c.securityContext?.allowPrivilegeEscalation !== false).map((c) => c.name).sort();
+      assert.deepEqual(escalating, ['agent', 'mount-bpf-fs']);
+    });
+
+    it('admits an agent\'s WeftNode write only for the node its token is bound to (the policy\'s CEL, evaluated)', () => {
+      const { celEnv, parse, plan } = require('@bufbuild/cel');
+      // Kubernetes' CEL has the strings extension (join) as test/crd-schema.js's environment does.
+      const { strings } = require('@bufbuild/cel/ext');
+      const policy = find(docs, 'ValidatingAdmissionPolicy', 'weft-agent-own-weftnode');
+      const binding = find(docs, 'ValidatingAdmissionPolicyBinding', 'weft-agent-own-weftnode');
+      assert.equal(binding.spec.policyName, policy.metadata.name);
+      assert.deepEqual(binding.spec.validationActions, ['Deny']);
+      assert.equal(policy.spec.failurePolicy, 'Fail');
+      assert.deepEqual(policy.spec.matchConstraints.resourceRules, [{ apiGroups: ['weft.io'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE', 'DELETE'], resources: ['weftnodes', 'weftnodes/status'] }]);
+      const env = celEnv({ funcs: strings });
+      const run = (expr, request) => plan(env, parse(expr))({ request });
+      const agent = 'system:serviceaccount:kube-system:weft-agent';
+      const request = (name, username, extra) => ({ name, userInfo: { username, ...(extra ? { extra } : {}) } });
+      const matches = (r) => run(policy.spec.matchConditions[0].expression, r) === true;
+      const admitted = (r) => !matches(r) || policy.spec.validations.every((v) => run(v.expression, r) === true);
+      const bound = (node) => ({ 'authentication.kubernetes.io/node-name': [node], 'authentication.kubernetes.io/pod-name': ['weft-agent-x'] });
+      assert.equal(admitted(request('node-a', agent, bound('node-a'))), true, 'its own WeftNode');
+      assert.equal(admitted(request('node-b', agent, bound('node-a'))), false, 'another node\'s');
+      assert.equal(admitted(request('node-a', agent, { 'authentication.kubernetes.io/pod-name': ['p'] })), false, 'a token bound to no node');
+      assert.equal(admitted(request('node-a', agent, undefined)), false, 'no extra info at all');
+      assert.equal(admitted(request('node-a', agent, { 'authentication.kubernetes.io/node-name': ['node-a', 'node-b'] })), false, 'two nodes');
+      assert.equal(matches(request('node-b', 'system:serviceaccount:kube-system:weft-clustermesh-apiserver', bound('node-a'))), false, 'other users are not matched');
+      const message = plan(env, parse(policy.spec.validations[0].messageExpression))({ request: request('node-b', agent, bound('node-a')) });
+      assert.equal(message, 'the Weft agent may write only the WeftNode of its own node: this token is of node node-a, the WeftNode is node-b');
+      assert.equal(render(['--set', 'agent.weftNodeAdmissionPolicy=false']).filter((d) => d.obj.kind.startsWith('ValidatingAdmissionPolicy')).length, 0);
     });
 
     it('renders an agent config that @weft/agent accepts, with the node coming from the environment', () => {
@@ -232,18 +269,18 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
     });
 
     it('refuses a client certificate from another CA', async () => {
-      const stranger = certs.createCa('stranger', 30);
-      const bad = { ...meshOf(west).remotes[0], ...certs.issue(stranger, 'west') };
+      const stranger = await certs.createCa('stranger', 30);
+      const bad = { ...meshOf(west).remotes[0], ...(await certs.issue(stranger, 'west')) };
       await assert.rejects(handshake(meshOf(east), bad, '172.18.0.2'));
     });
   });
 
   describe('TLS generated by the chart (tls.mode auto)', () => {
-    it('keeps the CA and issued certificates across an upgrade, and reissues the server certificate when its addresses change', () => {
-      const remoteCa = certs.createCa('west', 30);
+    it('keeps the CA and issued certificates across an upgrade, and reissues the server certificate when its addresses change', async () => {
+      const remoteCa = await certs.createCa('west', 30);
       // A remote connected the other way: its CA and our client certificate from it (as `weft clustermesh connect` hands out).
       const values = join(scratch, 'auto.yaml');
-      writeFileSync(values, YAML.stringify({ cluster: { name: 'east', id: 1 }, clustermesh: { enabled: true, remotes: [{ name: 'west', id: 2, address: '172.18.0.4', tls: { ca: remoteCa.cert, ...certs.issue(remoteCa, 'east') } }] }, tls: { server: { ipAddresses: ['172.18.0.2'] } } }));
+      writeFileSync(values, YAML.stringify({ cluster: { name: 'east', id: 1 }, clustermesh: { enabled: true, remotes: [{ name: 'west', id: 2, address: '172.18.0.4', tls: { ca: remoteCa.cert, ...(await certs.issue(remoteCa, 'east')) } }] }, tls: { server: { ipAddresses: ['172.18.0.2'] } } }));
       const first = render(['-f', values]);
       validateManifests(first);
       assert.equal(first.some((d) => d.obj.metadata.name === 'weft-clustermesh-client'), false, 'no shared-CA client certificate when every remote brings its own');
@@ -398,8 +435,8 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
         await kv(agentTls).put('weft/test/agent', 'a');
         assert.equal((await kv(meshTlsLoaded).get('weft/test/agent')).value.toString(), 'a');
         await assert.rejects(kv({ ca: agentTls.ca }).get('weft/test/agent'), 'a client without a certificate is refused');
-        const stranger = certs.createCa('stranger', 30);
-        const forged = certs.issue(stranger, 'weft-agent');
+        const stranger = await certs.createCa('stranger', 30);
+        const forged = await certs.issue(stranger, 'weft-agent');
         await assert.rejects(kv({ ca: agentTls.ca, cert: Buffer.from(forged.cert), key: Buffer.from(forged.key) }).get('weft/test/agent'), 'a certificate of another CA is refused');
         await assert.rejects(new KvClient({ endpoints: [`127.0.0.1:${client}`], requestTimeoutMs: 3000, retry: { maxAttempts: 1, initialMs: 10, maxMs: 10 } }).get('weft/test/agent'), 'plain gRPC is refused');
 
