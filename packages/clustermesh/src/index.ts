@@ -5,6 +5,7 @@ export { Exporter } from './exporter.js';
 export { checkRemotes, loadMeshConfig, readEtcdTls, resolveRemotes, type RemoteProblem } from './config.js';
 export { checkRecord, MAX_RECORD_BYTES } from './validate.js';
 export { createCa, issue, type Pem } from './certs.js';
+export { EtcdCredentialIssuer, EtcdIssuerServer, ISSUER_AUDIENCE, ISSUER_PATH, NODE_NAME_EXTRA, type EtcdIssuerOptions, type IssuedCredential } from './etcd-issuer.js';
 export { applyClusterRoles, admitNode, removeNode, checkNodeName, agentRole, nodeRole, nodeRoleName, apiserverRole, adminRole, ADMIN_USER, APISERVER_USER, AGENT_ROLE, WEFT_ROOT } from './etcd-roles.js';
 export { kubeConnect, kubeDisconnect, REMOTES_SECRET_SUFFIX, RESTART_ANNOTATION, type KubeConnectOptions, type KubeConnectResult, type KubeConnectSide } from './kube-connect.js';
 export { MESH_ROOT, MESH_KINDS, type MeshConfig, type RemoteConfig, type MeshKind, type SyncBatch, type SyncRequest } from './types.js';
