@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@weft/common';
 import { CertificateError, EtcdAuth, EtcdProcess, KvClient, KvstorePermissionError, createCa, issue, requestEtcdCredential, type Pem } from '@weft/kvstore';
 import { KubeClient } from '@weft/kubernetes';
 import { ReplayServer, writeKubeconfig, type RecordedExchange } from '@weft/kubernetes/dist/testing.js';
+import { ensureEtcdCredential, validateAgentConfig } from '@weft/agent';
 import { EtcdCredentialIssuer, EtcdIssuerServer, ISSUER_PATH } from './etcd-issuer.js';
 import { applyClusterRoles } from './etcd-roles.js';
 
@@ -64,6 +66,7 @@ describe('etcd credential issuer (TokenReview replayed, real etcd) @etcd', funct
         review({ authenticated: true, audiences: ['weft-etcd-issuer'], user: user(AGENT) }),
         review({ authenticated: true, audiences: ['https://kubernetes.default.svc'], user: user(AGENT, 'node-a') }),
         review({ authenticated: true, audiences: ['weft-etcd-issuer'], user: user(AGENT, 'root') }),
+        review({ authenticated: true, audiences: ['weft-etcd-issuer'], user: user(AGENT, 'node-c') }),
       ],
     }).start();
     const kube = await KubeClient.create({ kubeconfig: writeKubeconfig(join(dir, 'kubeconfig'), { test: api }) });
@@ -110,5 +113,28 @@ describe('etcd credential issuer (TokenReview replayed, real etcd) @etcd', funct
     const before = api.requests.length;
     await assert.rejects(requestEtcdCredential({ url, ca: ca.cert, token: '', node: 'node-a' }), /no bearer token/);
     assert.equal(api.requests.length, before);
+  });
+
+  it('the agent obtains its credential before opening etcd, writes it 0600 where etcdTls says, and asks again only when it ages', async () => {
+    writeFileSync(join(dir, 'token'), 'token-of-node-c\n');
+    const config = validateAgentConfig({
+      cluster: 'c1', clusterId: 1, node: 'node-c', etcd: [etcd.endpoint], nodeIp: '10.99.1.13', podCidr: '10.101.3.0/24', bpfDir: '/nonexistent',
+      etcdTls: { ca: join(dir, 'ca.crt'), cert: join(dir, 'node.crt'), key: join(dir, 'node.key') },
+      etcdIssuer: { url, tokenFile: join(dir, 'token') },
+    });
+    const before = api.requests.length;
+    await ensureEtcdCredential(config, silentLogger());
+    assert.equal(api.requests.length, before + 1);
+    assert.equal(JSON.parse(api.requests.at(-1)!.body).spec.token, 'token-of-node-c', 'the token file, trimmed');
+    assert.equal(new X509Certificate(readFileSync(join(dir, 'node.crt'))).subject, 'CN=node-c');
+    assert.equal(statSync(join(dir, 'node.key')).mode & 0o777, 0o600);
+    const c = new KvClient({ endpoints: [etcd.endpoint], tls: { ca: readFileSync(join(dir, 'ca.crt')), cert: readFileSync(join(dir, 'node.crt')), key: readFileSync(join(dir, 'node.key')) } });
+    clients.push(c);
+    await c.put('weft/state/v1/nodes/node-c', '{}');
+    // Fresh: nothing is asked again (a restart does not cost a TokenReview).
+    await ensureEtcdCredential(config, silentLogger());
+    assert.equal(api.requests.length, before + 1);
+    assert.throws(() => validateAgentConfig({ cluster: 'c1', clusterId: 1, node: 'n', etcd: ['x:1'], nodeIp: '10.99.1.13', podCidr: '10.101.3.0/24', bpfDir: '/x', etcdIssuer: { url, tokenFile: '/t' } }), /etcdIssuer: needs etcdTls/);
+    assert.throws(() => validateAgentConfig({ cluster: 'c1', clusterId: 1, node: 'n', etcd: ['x:1'], nodeIp: '10.99.1.13', podCidr: '10.101.3.0/24', bpfDir: '/x', etcdTls: { ca: 'a', cert: 'b', key: 'c' }, etcdIssuer: { url: 'http://x/y', tokenFile: '/t' } }), /etcdIssuer.url: "http:\/\/x\/y" must be an https:\/\/ URL/);
   });
 });
