@@ -6,6 +6,7 @@ export { checkRemotes, loadMeshConfig, readEtcdTls, resolveRemotes, type RemoteP
 export { checkRecord, MAX_RECORD_BYTES } from './validate.js';
 export { createCa, issue, type Pem } from './certs.js';
 export { EtcdCredentialIssuer, EtcdIssuerServer, ISSUER_AUDIENCE, ISSUER_PATH, NODE_NAME_EXTRA, type EtcdIssuerOptions, type IssuedCredential } from './etcd-issuer.js';
+export { loadEtcdIssuerConfig, runEtcdIssuer, type EtcdIssuerConfig } from './etcd-issuer-config.js';
 export { applyClusterRoles, admitNode, removeNode, checkNodeName, agentRole, nodeRole, nodeRoleName, apiserverRole, adminRole, ADMIN_USER, APISERVER_USER, AGENT_ROLE, WEFT_ROOT } from './etcd-roles.js';
 export { kubeConnect, kubeDisconnect, REMOTES_SECRET_SUFFIX, RESTART_ANNOTATION, type KubeConnectOptions, type KubeConnectResult, type KubeConnectSide } from './kube-connect.js';
 export { MESH_ROOT, MESH_KINDS, type MeshConfig, type RemoteConfig, type MeshKind, type SyncBatch, type SyncRequest } from './types.js';
