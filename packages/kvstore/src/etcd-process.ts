@@ -157,7 +157,8 @@ export class EtcdProcess {
       '--name', this.name,
       '--data-dir', this.dataDir,
       '--listen-client-urls', this.options.unixSocketDir ? `${this.clientUrl},${tls ? 'unixs' : 'unix'}://etcd:0` : this.clientUrl,
-      ...(tls ? ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile, '--client-cert-auth'] : []),
+      // bcrypt-cost 4: users' passwords are random and unused (certificates are the credential, auth.ts).
+      ...(tls ? ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile, '--client-cert-auth', '--bcrypt-cost', '4'] : []),
       '--advertise-client-urls', this.clientUrl,
       '--listen-peer-urls', peerUrl,
       '--initial-advertise-peer-urls', peerUrl,
