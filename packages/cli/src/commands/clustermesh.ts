@@ -31,6 +31,11 @@ export async function clustermesh(argv: string[]): Promise<void> {
     process.stdout.write(`cluster ${status.cluster} (id ${status.clusterId}) serving on ${status.listen}; exporting ${status.exported.identities} identities, ${status.exported.nodes} nodes, ${status.exported.endpoints} endpoints to ${status.servingTo.join(', ') || 'nobody'}\n\n`);
     printTable(['REMOTE', 'ID', 'STATE', 'SYNCED', 'IDENTITIES', 'NODES', 'ENDPOINTS', 'REJECTED', 'SYNC MS', 'LAST ERROR'], status.remotes.map((r) => [r.name, r.id, r.state, Object.entries(r.synced).filter(([, v]) => v).map(([k]) => k).join(',') || '-', r.counts.identities, r.counts.nodes, r.counts.endpoints, r.rejected, r.syncMs ?? '-', r.lastError ?? '-']));
     for (const p of status.rejectedRemotes) process.stdout.write(`remote ${p.remote} rejected: ${p.reason}\n`);
+    const unexported = status.unexportedEndpoints;
+    if (unexported && unexported.count > 0) {
+      process.stdout.write(`${unexported.count} local endpoint records not exported (not their node's to claim), e.g.:\n`);
+      for (const e of unexported.examples) process.stdout.write(`  ${e.key}: ${e.reason}\n`);
+    }
   } finally {
     kv.close();
   }
