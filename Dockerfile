@@ -18,10 +18,10 @@ RUN npm ci --ignore-scripts --no-audit --no-fund \
 
 FROM node:20-bookworm-slim
 # iproute2: links, routes, netns, tc; libbpf1: loaded through koffi; wireguard-go, wireguard-tools:
-# WireGuard where the kernel has none, and wg; procps: sysctl; etcd-server: the chart's etcd;
-# openssl: clustermesh certificates (weft clustermesh connect).
+# WireGuard where the kernel has none, and wg; procps: sysctl; etcd-server: the chart's etcd.
+# No openssl: certificates are issued in process (packages/kvstore/src/pki.ts).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 libbpf1 wireguard-go wireguard-tools procps etcd-server openssl ca-certificates \
+ && apt-get install -y --no-install-recommends iproute2 libbpf1 wireguard-go wireguard-tools procps etcd-server ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/weft
 COPY --from=build /src/package.json ./

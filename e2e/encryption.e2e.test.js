@@ -182,13 +182,14 @@ describe('encryption: WireGuard by default (e2e, root)', function () {
   });
 
   it('in strict mode drops and reports traffic to a node without a key, and refuses a stolen key', async () => {
-    const { KvClient } = require('../packages/kvstore/dist/index.js');
-    const kv = new KvClient({ endpoints: ['unix:///var/run/weft/lab/c1/etcd/etcd:0'] });
+    // The lab's etcd admits only its CA's certificates: as its admin (weft-admin).
+    const { labEtcdClient } = require('../packages/lab/dist/index.js');
+    const kv = labEtcdClient({ etcdDir: '/var/run/weft/lab/c1/etcd' });
     try {
       const node2 = JSON.parse((await kv.get('weft/state/v1/nodes/c1-node2')).value.toString());
       // A node with no key, hosting a pod; and a node that claims node2's key.
       await kv.put('weft/state/v1/nodes/c1-nokey', JSON.stringify({ name: 'c1-nokey', cluster: 'c1', ip: '10.99.1.90', podCidr: '10.101.90.0/24', routing: 'vxlan' }));
-      await kv.put('weft/state/v1/endpoints/10.101.90.5', JSON.stringify({ ip: '10.101.90.5', identity: c1[0].identity, node: 'c1-nokey', nodeIp: '10.99.1.90', namespace: 'demo', pod: 'ghost', labels: {} }));
+      await kv.put('weft/state/v1/endpoints/c1-nokey/10.101.90.5', JSON.stringify({ ip: '10.101.90.5', identity: c1[0].identity, node: 'c1-nokey', nodeIp: '10.99.1.90', namespace: 'demo', pod: 'ghost', labels: {} }));
       await kv.put('weft/state/v1/nodes/c1-thief', JSON.stringify({ name: 'c1-thief', cluster: 'c1', ip: '10.99.1.91', podCidr: '10.101.91.0/24', routing: 'vxlan', wireguard: node2.wireguard }));
       await until(async () => (await weftJson(['encrypt', 'status', '--cluster', 'c1', '--node', 'c1-node1']))[0].refused.length === 3, 'the refusals to show', 20_000);
       const s = (await weftJson(['encrypt', 'status', '--cluster', 'c1', '--node', 'c1-node1']))[0];
@@ -202,7 +203,7 @@ describe('encryption: WireGuard by default (e2e, root)', function () {
     } finally {
       await kv.delete('weft/state/v1/nodes/c1-thief');
       await kv.delete('weft/state/v1/nodes/c1-nokey');
-      await kv.delete('weft/state/v1/endpoints/10.101.90.5');
+      await kv.delete('weft/state/v1/endpoints/c1-nokey/10.101.90.5');
       kv.close();
     }
     await until(async () => (await weftJson(['encrypt', 'status', '--cluster', 'c1', '--node', 'c1-node1']))[0].refused.length === 0, 'the refusals to clear', 20_000);

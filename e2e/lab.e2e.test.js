@@ -77,6 +77,34 @@ for (const routing of ['vxlan', 'direct']) {
       }
     });
 
+    it('gives each agent its own etcd identity: node1 may rewrite its own record, not node2\'s; etcd wants a certificate', async () => {
+      const { KvClient, KvstorePermissionError } = require('../packages/kvstore/dist/index.js');
+      const socket = 'unix:///var/run/weft/lab/c1/etcd/etcd:0';
+      // Exactly what c1-node1's agent holds (its agent.json names the files).
+      const config = JSON.parse(readFileSync('/var/run/weft/c1/c1-node1/agent.json', 'utf8'));
+      assert.ok(config.etcdTls, 'the agent has its own etcd certificate');
+      const tls = { ca: readFileSync(config.etcdTls.ca), cert: readFileSync(config.etcdTls.cert), key: readFileSync(config.etcdTls.key) };
+      assert.equal(new (require('node:crypto').X509Certificate)(tls.cert).subject, 'CN=c1-node1');
+      const node1 = new KvClient({ endpoints: [socket], tls, retry: { maxAttempts: 2, initialMs: 50, maxMs: 100 } });
+      const plain = new KvClient({ endpoints: [socket], retry: { maxAttempts: 2, initialMs: 50, maxMs: 100 } });
+      try {
+        const own = await node1.get('weft/state/v1/nodes/c1-node1');
+        const other = await node1.get('weft/state/v1/nodes/c1-node2');
+        assert.ok(own && other, 'it reads every node record');
+        await node1.put('weft/state/v1/nodes/c1-node1', own.value, { lease: own.lease });
+        const victim = (await weftJson(['endpoint', 'list'])).find((e) => e.node === 'c1-node2');
+        for (const [key, value] of [['weft/state/v1/nodes/c1-node2', JSON.stringify({ ...JSON.parse(other.value.toString()), podCidr: '10.101.0.0/16' })], [`weft/state/v1/endpoints/c1-node2/${victim.ip}`, '{}'], ['weft/resources/v1/Namespace//demo', '{}']]) {
+          await assert.rejects(node1.put(key, value), (e) => e instanceof KvstorePermissionError && e.message.includes(key), key);
+        }
+        assert.equal((await node1.get('weft/state/v1/nodes/c1-node2')).value.toString(), other.value.toString(), 'node2\'s record is untouched');
+        // Without a certificate, no answer at all.
+        await assert.rejects(plain.get('weft/state/v1/nodes/c1-node1'));
+      } finally {
+        node1.close();
+        plain.close();
+      }
+    });
+
     it('drops and reports a clear packet from the underlay claiming a pod of the other node (strict WireGuard), and lets the world in', async () => {
       const echo2 = ipOf(eps, 'demo/echo-2');
       const client = eps.find((e) => `${e.namespace}/${e.pod}` === 'demo/client');

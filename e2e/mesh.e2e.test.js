@@ -137,12 +137,15 @@ spec: { nodeName: c2-node2, containers: [ { name: e, command: [weft, echo-server
   });
 
   it('rejects hostile records from a remote, counts them, and writes nothing', async () => {
-    const { KvClient } = require('../packages/kvstore/dist/index.js');
-    const c2kv = new KvClient({ endpoints: ['unix:///var/run/weft/lab/c2/etcd/etcd:0'] });
-    const c1kv = new KvClient({ endpoints: ['unix:///var/run/weft/lab/c1/etcd/etcd:0'] });
+    // The lab's etcd admits only its CA's certificates: as its admin (weft-admin).
+    const { labEtcdClient } = require('../packages/lab/dist/index.js');
+    const c2kv = labEtcdClient({ etcdDir: '/var/run/weft/lab/c2/etcd' });
+    const c1kv = labEtcdClient({ etcdDir: '/var/run/weft/lab/c1/etcd' });
     try {
-      // c2 "exports" an endpoint inside c1's pod CIDR and an identity of cluster 1.
-      await c2kv.put('weft/state/v1/endpoints/10.101.1.99', JSON.stringify({ ip: '10.101.1.99', identity: (2 << 16) | 999, node: 'c2-node1', nodeIp: '10.99.2.11', namespace: 'x', pod: 'evil', labels: {} }));
+      // c2 "exports" an endpoint inside c1's pod CIDR (under a node of c2 that claims that CIDR, or
+      // c2's own exporter would not export it) and an identity of cluster 1.
+      await c2kv.put('weft/state/v1/nodes/c2-evil', JSON.stringify({ name: 'c2-evil', cluster: 'c2', ip: '10.99.2.99', podCidr: '10.101.1.0/24', routing: 'vxlan' }));
+      await c2kv.put('weft/state/v1/endpoints/c2-evil/10.101.1.99', JSON.stringify({ ip: '10.101.1.99', identity: (2 << 16) | 999, node: 'c2-evil', nodeIp: '10.99.2.99', namespace: 'x', pod: 'evil', labels: {} }));
       await c2kv.put('weft/identities/v1/id/66000', 'k8s:app=evil;k8s:weft.io/cluster=c2');
       await until(async () => {
         const s = await weftJson(['clustermesh', 'status', '--cluster', 'c1']);
@@ -153,7 +156,8 @@ spec: { nodeName: c2-node2, containers: [ { name: e, command: [weft, echo-server
       const s = await weftJson(['clustermesh', 'status', '--cluster', 'c1']);
       assert.match(s.remotes[0].lastRejection, /outside cluster c2's range|is outside the pod CIDR 10\.102\.1\.0\/24 of its node c2-node1/);
     } finally {
-      await c2kv.delete('weft/state/v1/endpoints/10.101.1.99').catch(() => undefined);
+      await c2kv.delete('weft/state/v1/endpoints/c2-evil/10.101.1.99').catch(() => undefined);
+      await c2kv.delete('weft/state/v1/nodes/c2-evil').catch(() => undefined);
       await c2kv.delete('weft/identities/v1/id/66000').catch(() => undefined);
       c2kv.close();
       c1kv.close();

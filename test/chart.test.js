@@ -4,7 +4,7 @@
 // fields; TypeScript's excess-property check against its types: unknown fields, as
 // `kubectl --validate=strict` would refuse them); the configurations it renders are loaded by Weft's
 // own loaders, and the mesh certificates it issues complete a real mutual-TLS handshake.
-// Needs `go` (hack/install.sh), a built tree (npx tsc -b) and openssl; no root, no cluster.
+// Needs `go` (hack/install.sh) and a built tree (npx tsc -b); no root, no cluster.
 'use strict';
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
@@ -64,7 +64,7 @@ const find = (docs, kind, name) => {
 const secretData = (secret, key) => Buffer.from(secret.data[key], 'base64').toString('utf8');
 
 /** Only GA API versions: the models also hold removed ones (apps/v1beta1, ...), which we must never emit. */
-const GA = new Set(['v1', 'apps/v1', 'rbac.authorization.k8s.io/v1']);
+const GA = new Set(['v1', 'apps/v1', 'rbac.authorization.k8s.io/v1', 'admissionregistration.k8s.io/v1']);
 const modelPath = (o) => `kubernetes-models/${o.apiVersion}/${o.kind}`;
 
 /** Validates every object against the upstream schemas, then against the typed models for unknown fields. */
@@ -112,7 +112,7 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
   let sharedCa;
   let certs;
 
-  before(() => {
+  before(async () => {
     buildRenderer();
     mkdirSync(TYPECHECK, { recursive: true });
     if (!existsSync(join(TYPECHECK, 'node_modules'))) symlinkSync(join(ROOT, 'node_modules'), join(TYPECHECK, 'node_modules'));
@@ -120,7 +120,7 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
     scratch = mkdtempSync(join(tmpdir(), 'weft-chart-'));
     certs = require(join(ROOT, 'packages', 'clustermesh', 'dist', 'certs.js'));
     // The CA two clusters share when they are connected through values alone.
-    const ca = certs.createCa('mesh', 30);
+    const ca = await certs.createCa('mesh', 30);
     sharedCa = join(scratch, 'shared-ca.yaml');
     writeFileSync(sharedCa, YAML.stringify({ tls: { ca: { cert: ca.cert, key: ca.key } } }));
   });
@@ -135,8 +135,9 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
     it('renders valid Kubernetes objects: agent, etcd, RBAC, no clustermesh', () => {
       validateManifests(docs);
       const kinds = docs.map((d) => `${d.obj.kind}/${d.obj.metadata.name}`).sort();
-      assert.deepEqual(kinds, ['ClusterRole/weft-agent', 'ClusterRoleBinding/weft-agent', 'ConfigMap/weft-agent-config', 'DaemonSet/weft-agent', 'Deployment/weft-etcd', 'Secret/weft-etcd-agent', 'Secret/weft-etcd-ca', 'Secret/weft-etcd-server', 'Service/weft-etcd', 'ServiceAccount/weft-agent', 'ServiceAccount/weft-etcd']);
-      for (const { obj } of docs) if (obj.kind !== 'ClusterRole' && obj.kind !== 'ClusterRoleBinding') assert.equal(obj.metadata.namespace, NS, `${obj.kind} ${obj.metadata.name}`);
+      assert.deepEqual(kinds, ['ClusterRole/weft-agent', 'ClusterRole/weft-etcd-issuer', 'ClusterRoleBinding/weft-agent', 'ClusterRoleBinding/weft-etcd-issuer', 'ConfigMap/weft-agent-config', 'ConfigMap/weft-etcd-issuer-config', 'DaemonSet/weft-agent', 'Deployment/weft-etcd', 'Secret/weft-etcd-agent', 'Secret/weft-etcd-ca', 'Secret/weft-etcd-root', 'Secret/weft-etcd-server', 'Service/weft-etcd', 'ServiceAccount/weft-agent', 'ServiceAccount/weft-etcd', 'ValidatingAdmissionPolicy/weft-agent-own-weftnode', 'ValidatingAdmissionPolicyBinding/weft-agent-own-weftnode']);
+      const clusterScoped = new Set(['ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+      for (const { obj } of docs) if (!clusterScoped.has(obj.kind)) assert.equal(obj.metadata.namespace, NS, `${obj.kind} ${obj.metadata.name}`);
     });
 
     it('runs the agent in the host network with capabilities, not privileged', () => {
@@ -159,6 +160,42 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
       assert.deepEqual(install.command, ['weft', 'cni', 'install', '--bin-dir', '/host/opt/cni/bin', '--conf-dir', '/host/etc/cni/net.d']);
       assert.equal(agent.lifecycle, undefined, 'no CNI uninstall on stop unless cni.uninstall');
       assert.equal(agent.image, `ghcr.io/weft-mesh/weft:${YAML.parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')).appVersion}`);
+    });
+
+    it('asks for the runtime\'s default seccomp filter in every pod, and no privilege escalation where Kubernetes allows it', () => {
+      const pods = [find(docs, 'DaemonSet', 'weft-agent'), find(docs, 'Deployment', 'weft-etcd')].map((o) => o.spec.template.spec);
+      for (const pod of pods) assert.deepEqual(pod.securityContext?.seccompProfile, { type: 'RuntimeDefault' });
+      // Not settable: privileged (mount-bpf-fs) and SYS_ADMIN (agent) containers, which the API server refuses with false.
+      const escalating = pods.flatMap((p) => [...(p.initContainers ?? []), ...p.containers]).filter((c) => c.securityContext?.allowPrivilegeEscalation !== false).map((c) => c.name).sort();
+      assert.deepEqual(escalating, ['agent', 'mount-bpf-fs']);
+    });
+
+    it('admits an agent\'s WeftNode write only for the node its token is bound to (the policy\'s CEL, evaluated)', () => {
+      const { celEnv, parse, plan } = require('@bufbuild/cel');
+      // Kubernetes' CEL has the strings extension (join) as test/crd-schema.js's environment does.
+      const { strings } = require('@bufbuild/cel/ext');
+      const policy = find(docs, 'ValidatingAdmissionPolicy', 'weft-agent-own-weftnode');
+      const binding = find(docs, 'ValidatingAdmissionPolicyBinding', 'weft-agent-own-weftnode');
+      assert.equal(binding.spec.policyName, policy.metadata.name);
+      assert.deepEqual(binding.spec.validationActions, ['Deny']);
+      assert.equal(policy.spec.failurePolicy, 'Fail');
+      assert.deepEqual(policy.spec.matchConstraints.resourceRules, [{ apiGroups: ['weft.io'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE', 'DELETE'], resources: ['weftnodes', 'weftnodes/status'] }]);
+      const env = celEnv({ funcs: strings });
+      const run = (expr, request) => plan(env, parse(expr))({ request });
+      const agent = 'system:serviceaccount:kube-system:weft-agent';
+      const request = (name, username, extra) => ({ name, userInfo: { username, ...(extra ? { extra } : {}) } });
+      const matches = (r) => run(policy.spec.matchConditions[0].expression, r) === true;
+      const admitted = (r) => !matches(r) || policy.spec.validations.every((v) => run(v.expression, r) === true);
+      const bound = (node) => ({ 'authentication.kubernetes.io/node-name': [node], 'authentication.kubernetes.io/pod-name': ['weft-agent-x'] });
+      assert.equal(admitted(request('node-a', agent, bound('node-a'))), true, 'its own WeftNode');
+      assert.equal(admitted(request('node-b', agent, bound('node-a'))), false, 'another node\'s');
+      assert.equal(admitted(request('node-a', agent, { 'authentication.kubernetes.io/pod-name': ['p'] })), false, 'a token bound to no node');
+      assert.equal(admitted(request('node-a', agent, undefined)), false, 'no extra info at all');
+      assert.equal(admitted(request('node-a', agent, { 'authentication.kubernetes.io/node-name': ['node-a', 'node-b'] })), false, 'two nodes');
+      assert.equal(matches(request('node-b', 'system:serviceaccount:kube-system:weft-clustermesh-apiserver', bound('node-a'))), false, 'other users are not matched');
+      const message = plan(env, parse(policy.spec.validations[0].messageExpression))({ request: request('node-b', agent, bound('node-a')) });
+      assert.equal(message, 'the Weft agent may write only the WeftNode of its own node: this token is of node node-a, the WeftNode is node-b');
+      assert.equal(render(['--set', 'agent.weftNodeAdmissionPolicy=false']).filter((d) => d.obj.kind.startsWith('ValidatingAdmissionPolicy')).length, 0);
     });
 
     it('renders an agent config that @weft/agent accepts, with the node coming from the environment', () => {
@@ -239,18 +276,18 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
     });
 
     it('refuses a client certificate from another CA', async () => {
-      const stranger = certs.createCa('stranger', 30);
-      const bad = { ...meshOf(west).remotes[0], ...certs.issue(stranger, 'west') };
+      const stranger = await certs.createCa('stranger', 30);
+      const bad = { ...meshOf(west).remotes[0], ...(await certs.issue(stranger, 'west')) };
       await assert.rejects(handshake(meshOf(east), bad, '172.18.0.2'));
     });
   });
 
   describe('TLS generated by the chart (tls.mode auto)', () => {
-    it('keeps the CA and issued certificates across an upgrade, and reissues the server certificate when its addresses change', () => {
-      const remoteCa = certs.createCa('west', 30);
+    it('keeps the CA and issued certificates across an upgrade, and reissues the server certificate when its addresses change', async () => {
+      const remoteCa = await certs.createCa('west', 30);
       // A remote connected the other way: its CA and our client certificate from it (as `weft clustermesh connect` hands out).
       const values = join(scratch, 'auto.yaml');
-      writeFileSync(values, YAML.stringify({ cluster: { name: 'east', id: 1 }, clustermesh: { enabled: true, remotes: [{ name: 'west', id: 2, address: '172.18.0.4', tls: { ca: remoteCa.cert, ...certs.issue(remoteCa, 'east') } }] }, tls: { server: { ipAddresses: ['172.18.0.2'] } } }));
+      writeFileSync(values, YAML.stringify({ cluster: { name: 'east', id: 1 }, clustermesh: { enabled: true, remotes: [{ name: 'west', id: 2, address: '172.18.0.4', tls: { ca: remoteCa.cert, ...(await certs.issue(remoteCa, 'east')) } }] }, tls: { server: { ipAddresses: ['172.18.0.2'] } } }));
       const first = render(['-f', values]);
       validateManifests(first);
       assert.equal(first.some((d) => d.obj.metadata.name === 'weft-clustermesh-client'), false, 'no shared-CA client certificate when every remote brings its own');
@@ -296,25 +333,41 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
       assert.equal(etcdPod().volumes.find((v) => v.name === mount.name).secret.secretName, 'weft-etcd-server');
     });
 
-    it('gives the agents and the apiserver https endpoints and etcdTls files from their own client Secret', () => {
+    it('gives the apiserver https endpoints and etcdTls files from its own client Secret, and each agent the CA, a place for its own credential and a pod-bound token for the issuer', () => {
       const { validateAgentConfig } = require(join(ROOT, 'packages', 'agent', 'dist', 'config.js'));
       const { loadMeshConfig } = require(join(ROOT, 'packages', 'clustermesh', 'dist', 'config.js'));
       const file = join(scratch, 'etcd-tls-mesh.json');
       writeFileSync(file, JSON.stringify(meshConfig()));
       const agent = validateAgentConfig(agentConfig(), 'rendered agent.json', { WEFT_NODE_NAME: 'n1', WEFT_NODE_IP: '172.18.0.3' });
       const mesh = loadMeshConfig(file);
-      for (const [config, kind, name, secret] of [[agent, 'DaemonSet', 'weft-agent', 'weft-etcd-agent'], [mesh, 'Deployment', 'weft-clustermesh-apiserver', 'weft-etcd-clustermesh']]) {
-        assert.deepEqual(config.etcd, ['https://10.96.0.20:9379'], name);
+      // Where a path of a container comes from: [volume, key in it].
+      const source = (kind, name, path) => {
         const pod = find(docs, kind, name).spec.template.spec;
-        const container = pod.containers[0];
-        for (const path of Object.values(config.etcdTls)) {
-          const mount = container.volumeMounts.find((m) => path.startsWith(`${m.mountPath}/`));
-          assert.ok(mount, `${name}: ${path} is on no mount`);
-          const volume = pod.volumes.find((v) => v.name === mount.name);
-          assert.equal(volume.secret?.secretName, secret, `${name}: ${path} is not from ${secret}`);
-          assert.ok(path.slice(mount.mountPath.length + 1) in find(docs, 'Secret', secret).data, `${name}: ${path} is not a key of ${secret}`);
-        }
+        const mount = pod.containers[0].volumeMounts.find((m) => path.startsWith(`${m.mountPath}/`));
+        assert.ok(mount, `${name}: ${path} is on no mount`);
+        return [pod.volumes.find((v) => v.name === mount.name), path.slice(mount.mountPath.length + 1), mount];
+      };
+      assert.deepEqual(mesh.etcd, ['https://10.96.0.20:9379']);
+      for (const path of Object.values(mesh.etcdTls)) {
+        const [volume, key] = source('Deployment', 'weft-clustermesh-apiserver', path);
+        assert.equal(volume.secret?.secretName, 'weft-etcd-clustermesh', path);
+        assert.ok(key in find(docs, 'Secret', 'weft-etcd-clustermesh').data, `${path} is not a key of weft-etcd-clustermesh`);
       }
+      assert.deepEqual(agent.etcd, ['https://10.96.0.20:9379']);
+      assert.deepEqual(agent.etcdTls, { ca: '/etc/weft/etcd-tls/ca.crt', cert: '/var/run/weft/etcd-client.crt', key: '/var/run/weft/etcd-client.key' });
+      assert.deepEqual(Object.keys(find(docs, 'Secret', 'weft-etcd-agent').data), ['ca.crt'], 'agents share no key');
+      assert.equal(source('DaemonSet', 'weft-agent', agent.etcdTls.ca)[0].secret.secretName, 'weft-etcd-agent');
+      for (const path of [agent.etcdTls.cert, agent.etcdTls.key]) assert.equal(source('DaemonSet', 'weft-agent', path)[0].hostPath?.path, '/var/run/weft', `${path}: written by the agent on its node`);
+      assert.deepEqual(agent.etcdIssuer, { url: 'https://10.96.0.20:9382/v1/etcd-credentials', tokenFile: '/var/run/secrets/weft/etcd-issuer/token' });
+      const [tokenVolume] = source('DaemonSet', 'weft-agent', agent.etcdIssuer.tokenFile);
+      assert.deepEqual(tokenVolume.projected.sources, [{ serviceAccountToken: { audience: 'weft-etcd-issuer', expirationSeconds: 3600, path: 'token' } }]);
+      // The issuer: beside etcd, on the Service, allowed TokenReviews and nothing else.
+      assert.deepEqual(find(docs, 'Service', 'weft-etcd').spec.ports.map((p) => `${p.name}:${p.port}`), ['client:9379', 'issuer:9382']);
+      assert.deepEqual(find(docs, 'ClusterRole', 'weft-etcd-issuer').rules, [{ apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] }]);
+      const issuer = etcdPod().containers.find((c) => c.name === 'issuer');
+      assert.deepEqual(issuer.command, ['weft', 'etcd-issuer', '--config', '/etc/weft/etcd-issuer/config.json']);
+      assert.equal(etcdPod().automountServiceAccountToken, false, 'only the issuer container mounts an API token');
+      assert.equal(etcdPod().containers.find((c) => c.name === 'etcd').volumeMounts.some((m) => m.name === 'api-token' || m.name === 'etcd-ca'), false);
     });
 
     it('issues the server certificate for the ClusterIP, loopback and the Service names, and client-auth client certificates, all from the etcd CA', () => {
@@ -326,7 +379,7 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
       assert.deepEqual(server.subjectAltName.split(', ').sort(), ['DNS:localhost', 'DNS:weft-etcd', 'DNS:weft-etcd.kube-system', 'DNS:weft-etcd.kube-system.svc', 'IP Address:10.96.0.20', 'IP Address:127.0.0.1']);
       assert.equal(server.checkIP('10.96.0.20'), '10.96.0.20');
       assert.ok(server.keyUsage.includes('1.3.6.1.5.5.7.3.1'), 'serverAuth');
-      for (const [secret, cn] of [['weft-etcd-agent', 'weft-agent'], ['weft-etcd-clustermesh', 'weft-clustermesh-apiserver']]) {
+      for (const [secret, cn] of [['weft-etcd-root', 'root'], ['weft-etcd-clustermesh', 'weft-clustermesh-apiserver']]) {
         const cert = new X509Certificate(pem(secret, 'tls.crt'));
         assert.ok(cert.verify(ca.publicKey), `${secret} is not signed by the etcd CA`);
         assert.equal(cert.subject, `CN=${cn}`);
@@ -341,10 +394,10 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
       const cluster = join(scratch, 'etcd-cluster.yaml');
       writeFileSync(cluster, docs.map((d) => YAML.stringify(d.obj)).join('---\n'));
       const again = render(['--set', 'clustermesh.enabled=true', '--upgrade', '--lookup', cluster]);
-      for (const name of ['weft-etcd-ca', 'weft-etcd-server', 'weft-etcd-agent', 'weft-etcd-clustermesh']) assert.deepEqual(find(again, 'Secret', name).data, find(docs, 'Secret', name).data, `${name} changed on upgrade`);
+      for (const name of ['weft-etcd-ca', 'weft-etcd-server', 'weft-etcd-agent', 'weft-etcd-root', 'weft-etcd-clustermesh']) assert.deepEqual(find(again, 'Secret', name).data, find(docs, 'Secret', name).data, `${name} changed on upgrade`);
       const moved = render(['--set', 'clustermesh.enabled=true,etcd.service.clusterIP=10.96.0.30', '--upgrade', '--lookup', cluster]);
       assert.equal(secretData(find(moved, 'Secret', 'weft-etcd-ca'), 'ca.crt'), pem('weft-etcd-ca', 'ca.crt'));
-      assert.deepEqual(find(moved, 'Secret', 'weft-etcd-agent').data, find(docs, 'Secret', 'weft-etcd-agent').data, 'client certificates do not name the address');
+      assert.deepEqual(find(moved, 'Secret', 'weft-etcd-root').data, find(docs, 'Secret', 'weft-etcd-root').data, 'client certificates do not name the address');
       const server = new X509Certificate(secretData(find(moved, 'Secret', 'weft-etcd-server'), 'tls.crt'));
       assert.equal(server.checkIP('10.96.0.30'), '10.96.0.30');
       assert.ok(server.verify(new X509Certificate(pem('weft-etcd-ca', 'ca.crt')).publicKey), 'reissued by the same CA');
@@ -362,20 +415,24 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
       assert.equal(plain.some((d) => d.obj.metadata.name.startsWith('weft-etcd-')), false);
     });
 
-    it('a real etcd run with the rendered flags and certificates serves the agent and the apiserver, and refuses clients without a certificate', async function () {
-      const { KvClient } = require(join(ROOT, 'packages', 'kvstore', 'dist', 'client.js'));
+    it('a real etcd, issuer and agent run with the rendered flags, configs and Secrets: each agent gets its own credential, RBAC holds it to its node', async function () {
+      this.timeout(90_000);
+      const { KvClient, KvstorePermissionError } = require(join(ROOT, 'packages', 'kvstore', 'dist', 'index.js'));
       const { freePort, etcdHealthy } = require(join(ROOT, 'packages', 'kvstore', 'dist', 'etcd-process.js'));
-      const { readEtcdTls } = require(join(ROOT, 'packages', 'agent', 'dist', 'config.js'));
+      const { validateAgentConfig, readEtcdTls, ensureEtcdCredential } = require(join(ROOT, 'packages', 'agent', 'dist', 'index.js'));
+      const { runEtcdIssuer } = require(join(ROOT, 'packages', 'clustermesh', 'dist', 'index.js'));
       const meshTls = require(join(ROOT, 'packages', 'clustermesh', 'dist', 'config.js')).readEtcdTls;
+      const { ReplayServer, writeKubeconfig } = require(join(ROOT, 'packages', 'kubernetes', 'dist', 'testing.js'));
+      const { silentLogger } = require(join(ROOT, 'packages', 'common', 'dist', 'index.js'));
       const dir = mkdtempSync(join(scratch, 'etcd-'));
-      // Each component's Secret volume, laid out where its configuration's etcdTls paths point (moved under dir).
-      const mountAt = (secret) => {
+      // A Secret volume, laid out under dir; returns the mapping of paths under `mount` to it.
+      const mountAt = (secret, mount = MOUNT) => {
         const at = join(dir, secret);
         mkdirSync(at);
         for (const [k, v] of Object.entries(find(docs, 'Secret', secret).data)) writeFileSync(join(at, k), Buffer.from(v, 'base64'), { mode: 0o400 });
-        return (path) => join(at, path.slice(MOUNT.length + 1));
+        return (path) => join(at, path.slice(mount.length + 1));
       };
-      const [client, peer, metrics] = [await freePort(), await freePort(), await freePort()];
+      const [client, peer, metrics, issuerPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
       const server = mountAt('weft-etcd-server');
       // The rendered command, with this test's ports, directories and loopback for the node IP.
       const args = etcdPod().containers[0].command.slice(1).map((f) => f
@@ -386,6 +443,10 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
       let stderr = '';
       etcd.stderr.on('data', (b) => (stderr += b));
       const clients = [];
+      const stopIssuer = new AbortController();
+      let issuerRun;
+      // The API server's TokenReview of the agent's token on node n1 (replayed, as it answers).
+      const api = await new ReplayServer({ exchanges: [{ request: 'POST /apis/authentication.k8s.io/v1/tokenreviews', response: { status: 201, body: { kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', status: { authenticated: true, audiences: ['weft-etcd-issuer'], user: { username: 'system:serviceaccount:kube-system:weft-agent', extra: { 'authentication.kubernetes.io/node-name': ['n1'], 'authentication.kubernetes.io/pod-name': ['weft-agent-x1'] } } } } } }] }).start();
       try {
         const deadline = Date.now() + 20_000;
         while (!(await etcdHealthy({ host: '127.0.0.1', port: metrics }))) {
@@ -393,34 +454,68 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
           await new Promise((r) => setTimeout(r, 100));
         }
         const endpoint = `https://127.0.0.1:${client}`;
-        const agentFiles = mountAt('weft-etcd-agent');
-        const meshFiles = mountAt('weft-etcd-clustermesh');
-        const agentTls = readEtcdTls({ etcdTls: Object.fromEntries(Object.entries(agentConfig().etcdTls).map(([k, p]) => [k, agentFiles(p)])) });
-        const meshTlsLoaded = meshTls({ etcdTls: Object.fromEntries(Object.entries(meshConfig().etcdTls).map(([k, p]) => [k, meshFiles(p)])) });
+        // The issuer with its rendered configuration, its Secrets where it mounts them.
+        const issuerConfig = JSON.parse(find(docs, 'ConfigMap', 'weft-etcd-issuer-config').data['config.json']);
+        assert.equal(issuerConfig.listen, '0.0.0.0:9382');
+        const root = mountAt('weft-etcd-root', '/etc/weft/etcd-root');
+        const caFiles = mountAt('weft-etcd-ca', '/etc/weft/etcd-ca');
+        issuerRun = runEtcdIssuer({
+          ...issuerConfig,
+          etcd: [endpoint],
+          listen: `127.0.0.1:${issuerPort}`,
+          etcdTls: Object.fromEntries(Object.entries(issuerConfig.etcdTls).map(([k, p]) => [k, root(p)])),
+          ca: Object.fromEntries(Object.entries(issuerConfig.ca).map(([k, p]) => [k, caFiles(p)])),
+          serverTls: Object.fromEntries(Object.entries(issuerConfig.serverTls).map(([k, p]) => [k, server(p)])),
+          kubeconfig: writeKubeconfig(join(dir, 'kubeconfig'), { test: api }),
+        }, silentLogger(), stopIssuer.signal);
+        // The agent on node n1, with its rendered configuration, obtains its credential.
+        const agentCa = mountAt('weft-etcd-agent');
+        writeFileSync(join(dir, 'token'), 'projected-token-of-n1');
+        const rendered = agentConfig();
+        const agent = validateAgentConfig({
+          ...rendered, etcd: [endpoint],
+          etcdTls: { ca: agentCa(rendered.etcdTls.ca), cert: join(dir, 'etcd-client.crt'), key: join(dir, 'etcd-client.key') },
+          etcdIssuer: { url: rendered.etcdIssuer.url.replace('10.96.0.20:9382', `127.0.0.1:${issuerPort}`), tokenFile: join(dir, 'token') },
+        }, 'rendered agent.json', { WEFT_NODE_NAME: 'n1', WEFT_NODE_IP: '172.18.0.3' });
+        await ensureEtcdCredential(agent, silentLogger(), AbortSignal.timeout(30_000));
+        assert.deepEqual(api.mismatches, []);
+        assert.equal(JSON.parse(api.requests[0].body).spec.token, 'projected-token-of-n1');
+        assert.equal(new X509Certificate(readFileSync(join(dir, 'etcd-client.crt'))).subject, 'CN=n1');
         const kv = (tls) => {
           const c = new KvClient({ endpoints: [endpoint], ...(tls ? { tls } : {}), requestTimeoutMs: 3000, retry: { maxAttempts: 1, initialMs: 10, maxMs: 10 } });
           clients.push(c);
           return c;
         };
-        await kv(agentTls).put('weft/test/agent', 'a');
-        assert.equal((await kv(meshTlsLoaded).get('weft/test/agent')).value.toString(), 'a');
-        await assert.rejects(kv({ ca: agentTls.ca }).get('weft/test/agent'), 'a client without a certificate is refused');
-        const stranger = certs.createCa('stranger', 30);
-        const forged = certs.issue(stranger, 'weft-agent');
-        await assert.rejects(kv({ ca: agentTls.ca, cert: Buffer.from(forged.cert), key: Buffer.from(forged.key) }).get('weft/test/agent'), 'a certificate of another CA is refused');
-        await assert.rejects(new KvClient({ endpoints: [`127.0.0.1:${client}`], requestTimeoutMs: 3000, retry: { maxAttempts: 1, initialMs: 10, maxMs: 10 } }).get('weft/test/agent'), 'plain gRPC is refused');
+        const n1 = kv(readEtcdTls(agent));
+        const meshFiles = mountAt('weft-etcd-clustermesh');
+        const apiserver = kv(meshTls({ etcdTls: Object.fromEntries(Object.entries(meshConfig().etcdTls).map(([k, p]) => [k, meshFiles(p)])) }));
+        await n1.put('weft/state/v1/nodes/n1', '{}');
+        await n1.put('weft/state/v1/endpoints/n1/10.244.1.5', '{}');
+        await assert.rejects(n1.put('weft/state/v1/nodes/n2', '{}'), KvstorePermissionError, 'n1 may not write n2\'s record');
+        await assert.rejects(n1.put('weft/mesh/v1/west/endpoints/10.245.1.5', '{}'), KvstorePermissionError, 'nor the mesh cache');
+        assert.equal((await apiserver.get('weft/state/v1/nodes/n1')).value.toString(), '{}');
+        await assert.rejects(apiserver.put('weft/state/v1/nodes/n1', 'x'), KvstorePermissionError, 'the apiserver may not write agent state');
+        const agentTls = readEtcdTls(agent);
+        await assert.rejects(kv({ ca: agentTls.ca }).get('weft/state/v1/nodes/n1'), 'a client without a certificate is refused');
+        const stranger = await certs.createCa('stranger', 30);
+        const forged = await certs.issue(stranger, 'n1');
+        await assert.rejects(kv({ ca: agentTls.ca, cert: Buffer.from(forged.cert), key: Buffer.from(forged.key) }).get('weft/state/v1/nodes/n1'), 'a certificate of another CA is refused');
+        await assert.rejects(new KvClient({ endpoints: [`127.0.0.1:${client}`], requestTimeoutMs: 3000, retry: { maxAttempts: 1, initialMs: 10, maxMs: 10 } }).get('weft/state/v1/nodes/n1'), 'plain gRPC is refused');
 
         // `weft clustermesh status --config` in the apiserver's pod: its own config, etcd certificate included.
         const config = { ...meshConfig(), etcd: [endpoint], etcdTls: Object.fromEntries(Object.entries(meshConfig().etcdTls).map(([k, p]) => [k, meshFiles(p)])) };
         const configFile = join(dir, 'clustermesh-config.json');
         writeFileSync(configFile, JSON.stringify(config));
         const status = { cluster: config.cluster, clusterId: config.clusterId, listen: config.listen, remotes: [] };
-        await kv(agentTls).put(`weft/meshstatus/v1/${config.cluster}`, JSON.stringify(status));
+        await apiserver.put(`weft/meshstatus/v1/${config.cluster}`, JSON.stringify(status));
         const cli = spawnSync(process.execPath, [join(ROOT, 'packages', 'cli', 'bin', 'weft.js'), 'clustermesh', 'status', '--config', configFile, '-o', 'json'], { encoding: 'utf8', timeout: 30_000 });
         assert.equal(cli.status, 0, cli.stderr);
         assert.deepEqual(JSON.parse(cli.stdout), status);
       } finally {
         for (const c of clients) c.close();
+        stopIssuer.abort();
+        await issuerRun?.catch(() => undefined);
+        await api.close();
         etcd.kill('SIGKILL');
       }
     });

@@ -10,8 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AgentClient } from '@weft/agent';
-import { KvClient } from '@weft/kvstore';
-import { agentSocket, etcdEndpoint, labDown, labUp } from '@weft/lab';
+import { agentSocket, labEtcdClient, labDown, labUp } from '@weft/lab';
 import { ResourceStore, validateResource } from '@weft/resources';
 import { finish, percentile, progress, round, type Target } from './report.js';
 
@@ -24,7 +23,7 @@ export async function main(): Promise<void> {
   const state = await labUp({ clusters: [{ name: 'c1', id: 1 }], nodes: 1, routing: 'vxlan' }, (s) => progress(s));
   const c = state.clusters[0]!;
   const node = c.nodes[0]!;
-  const kv = new KvClient({ endpoints: [etcdEndpoint(c)] });
+  const kv = labEtcdClient(c);
   const agent = new AgentClient(agentSocket(node));
   const latencies: number[] = [];
   let verified = 0;

@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MeshConfig } from '@weft/clustermesh';
 import { op, type KvClient } from '@weft/kvstore';
+import { nodeKey } from '@weft/agent';
 import { apiserverPid, LAB_STATE_DIR, type ClusterLayout } from '@weft/lab';
 
 const REPO = join(__dirname, '..', '..');
@@ -37,7 +38,7 @@ export function inRangeEndpoint(j: number): { ip: string; node: string; nodeIp: 
 
 /** Writes the bench nodes' records into c1's etcd. */
 export async function addBenchNodes(kv1: KvClient): Promise<void> {
-  await kv1.txn('bench nodes', { compare: [], success: [...NODES, IN_RANGE].map((n) => op.put(`weft/state/v1/nodes/${n.name}`, JSON.stringify(n))) });
+  await kv1.txn('bench nodes', { compare: [], success: [...NODES, IN_RANGE].map((n) => op.put(nodeKey(n.name), JSON.stringify(n))) });
 }
 
 /** Lets c2's apiserver accept BENCH_RANGE from c1 (its configuration; takes effect at its next start). */

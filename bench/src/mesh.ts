@@ -17,8 +17,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MESH_STATUS_PREFIX, type MeshStatus } from '@weft/clustermesh';
 import { BpfMap, decodeLb, encodeIpcacheKey, encodeLbKey, ipv4ToInt, IPCACHE_KEY, IPPROTO_TCP } from '@weft/datapath';
-import { KvClient, op } from '@weft/kvstore';
-import { apiserverPid, etcdEndpoint, labDown, labUp, type ClusterLayout } from '@weft/lab';
+import { endpointKey } from '@weft/agent';
+import { op } from '@weft/kvstore';
+import { apiserverPid, labEtcdClient, labDown, labUp, type ClusterLayout } from '@weft/lab';
 import { addBenchNodes, allowBenchRange, benchEndpoint, inRangeEndpoint } from './mesh-range.js';
 import { finish, percentile, progress, round, type Target } from './report.js';
 
@@ -32,14 +33,14 @@ async function lab(): Promise<{ c1: ClusterLayout; c2: ClusterLayout }> {
 }
 
 /** Endpoint i of the propagation run, on a bench node inside c1's pod range (mesh-range.ts). */
-function record(i: number): { ip: string; value: string } {
+function record(i: number): { ip: string; key: string; value: string } {
   const { ip, node, nodeIp } = inRangeEndpoint(i);
-  return { ip, value: JSON.stringify({ ip, identity: (1 << 16) | 300, node, nodeIp, namespace: 'bench', pod: `p${i}`, labels: { app: 'bench' } }) };
+  return { ip, key: endpointKey(node, ip), value: JSON.stringify({ ip, identity: (1 << 16) | 300, node, nodeIp, namespace: 'bench', pod: `p${i}`, labels: { app: 'bench' } }) };
 }
 
 export async function propagation(): Promise<void> {
   const { c1, c2 } = await lab();
-  const kv = new KvClient({ endpoints: [etcdEndpoint(c1)] });
+  const kv = labEtcdClient(c1);
   const ipcache = BpfMap.openPinned(join(c2.nodes[0]!.pinRoot, 'weft_ipcache'));
   const latencies: number[] = [];
   const RATE = 100;
@@ -70,8 +71,8 @@ export async function propagation(): Promise<void> {
       encodeIpcacheKey(key, 0, ipv4ToInt(r.ip), 32);
       const t0 = performance.now();
       pending.set(i, { key, t0 });
-      const ops = [op.put(`weft/state/v1/endpoints/${r.ip}`, r.value)];
-      if (i >= 200) ops.push(op.delete(`weft/state/v1/endpoints/${record(i - 200).ip}`)); // churn: 100/s go away too
+      const ops = [op.put(r.key, r.value)];
+      if (i >= 200) ops.push(op.delete(record(i - 200).key)); // churn: 100/s go away too
       void kv.txn('bench endpoint churn', { compare: [], success: ops });
     }
     const deadline = performance.now() + 10_000;
@@ -103,8 +104,8 @@ export async function coldsync(): Promise<void> {
   const SERVICES = Number(process.env.WEFT_BENCH_SERVICES ?? 1000);
   const service = (j: number) => JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: `svc-${j}`, namespace: 'bench', labels: {}, annotations: { 'weft.io/global': 'true' } }, spec: { type: 'ClusterIP', clusterIP: vip(j), selector: { app: `svc-${j}` }, ports: [{ protocol: 'TCP', port: 80, targetPort: 8080 }] } });
   const { c1, c2 } = await lab();
-  const kv1 = new KvClient({ endpoints: [etcdEndpoint(c1)] });
-  const kv2 = new KvClient({ endpoints: [etcdEndpoint(c2)] });
+  const kv1 = labEtcdClient(c1);
+  const kv2 = labEtcdClient(c2);
   try {
     process.kill(apiserverPid(c2)!, 'SIGKILL');
     progress(`coldsync: loading ${IDENTITIES} identities, ${ENDPOINTS} endpoints and ${SERVICES} global services into c1; the services into c2`);
@@ -123,7 +124,7 @@ export async function coldsync(): Promise<void> {
       const ops = [];
       for (let j = i; j < Math.min(ENDPOINTS, i + 1000); j++) {
         const { ip, node, nodeIp } = benchEndpoint(j);
-        ops.push(op.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: (1 << 16) | (300 + (j % IDENTITIES)), node, nodeIp, namespace: 'bench', pod: `p${j}`, labels: { app: `svc-${j % SERVICES}` } })));
+        ops.push(op.put(endpointKey(node, ip), JSON.stringify({ ip, identity: (1 << 16) | (300 + (j % IDENTITIES)), node, nodeIp, namespace: 'bench', pod: `p${j}`, labels: { app: `svc-${j % SERVICES}` } })));
       }
       await kv1.txn('bench load endpoints', { compare: [], success: ops });
     }

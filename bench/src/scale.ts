@@ -23,11 +23,11 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BpfDatapath } from '@weft/agent/dist/bpf-datapath.js';
 import { resolveService, serviceView, type ServiceView } from '@weft/agent/dist/services.js';
-import type { EndpointRecord } from '@weft/agent';
+import { endpointKey, type EndpointRecord } from '@weft/agent';
 import { createCa, issue, MESH_STATUS_PREFIX, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
 import { silentLogger } from '@weft/common';
 import { EtcdProcess, freePort, KvClient, op } from '@weft/kvstore';
-import { etcdEndpoint, labDown, labUp, pidInNetns } from '@weft/lab';
+import { labEtcdClient, labDown, labUp, pidInNetns } from '@weft/lab';
 import { addBenchNodes, allowBenchRange, benchEndpoint, restartApiserver } from './mesh-range.js';
 import { finish, percentile, progress, round, type Target } from './report.js';
 
@@ -101,7 +101,7 @@ async function ingestion(): Promise<Record<string, number>> {
 async function agentMemory(): Promise<Record<string, unknown>> {
   const state = await labUp({ clusters: [{ name: 'c1', id: 1 }, { name: 'c2', id: 2 }], nodes: 1, routing: 'vxlan' }, (s) => progress(s));
   const [c1, c2] = [state.clusters[0]!, state.clusters[1]!];
-  const kv1 = new KvClient({ endpoints: [etcdEndpoint(c1)] });
+  const kv1 = labEtcdClient(c1);
   const agent = pidInNetns(c2.nodes[0]!.netns, 'agent');
   try {
     if (!agent) throw new Error("scale: cannot find c2's agent");
@@ -110,7 +110,7 @@ async function agentMemory(): Promise<Record<string, unknown>> {
     // The endpoints' nodes, beyond c1's pod range, which c2 then accepts from c1 (mesh-range.ts).
     await addBenchNodes(kv1);
     restartApiserver(c2, allowBenchRange(c2));
-    const kv2 = new KvClient({ endpoints: [etcdEndpoint(c2)] });
+    const kv2 = labEtcdClient(c2);
     await kv2.delete(`${MESH_STATUS_PREFIX}c2`);
     await waitFor("c2's apiserver to sync again", async () => {
       const kvs = await kv2.get(`${MESH_STATUS_PREFIX}c2`);
@@ -126,7 +126,7 @@ async function agentMemory(): Promise<Record<string, unknown>> {
         const ops = [];
         for (let j = loaded; j < loaded + 1000; j++) {
           const { ip, node, nodeIp } = benchEndpoint(j);
-          ops.push(op.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: (1 << 16) | (300 + (j % 100)), node, nodeIp, namespace: 'bench', pod: `p${j}`, labels: { app: `m${j % 100}` } })));
+          ops.push(op.put(endpointKey(node, ip), JSON.stringify({ ip, identity: (1 << 16) | (300 + (j % 100)), node, nodeIp, namespace: 'bench', pod: `p${j}`, labels: { app: `m${j % 100}` } })));
         }
         await kv1.txn('bench endpoints', { compare: [], success: ops });
       }
@@ -165,8 +165,8 @@ async function controlPlane(): Promise<Record<string, unknown>> {
     progress(`scale: starting ${CLUSTERS} etcds and making ${CLUSTERS} CAs`);
     for (let i = 1; i <= CLUSTERS; i++) {
       const etcd = await EtcdProcess.start({ name: `scale-c${i}` });
-      const ca = createCa(`c${i}`);
-      members.push({ name: `c${i}`, id: i, etcd, kv: new KvClient({ endpoints: [etcd.endpoint] }), port: 0, ca, server: issue(ca, `clustermesh-c${i}`, { ips: ['127.0.0.1'] }) });
+      const ca = await createCa(`c${i}`);
+      members.push({ name: `c${i}`, id: i, etcd, kv: new KvClient({ endpoints: [etcd.endpoint] }), port: 0, ca, server: await issue(ca, `clustermesh-c${i}`, { ips: ['127.0.0.1'] }) });
     }
     // Ports for the apiservers only once every etcd holds its own (a free port chosen earlier could go to a later etcd).
     const taken = new Set<number>();
@@ -185,7 +185,7 @@ async function controlPlane(): Promise<Record<string, unknown>> {
         const eps = [];
         for (let k = j; k < j + 100; k++) {
           const ip = `10.${100 + m.id}.${1 + Math.floor(k / 250)}.${k % 250}`;
-          eps.push(op.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: (m.id << 16) | (300 + (k % 50)), node: `${m.name}-node1`, nodeIp: `10.99.${m.id}.11`, namespace: 'shop', pod: `p${k}`, labels: { app: `a${k % 50}` } })));
+          eps.push(op.put(`weft/state/v1/endpoints/${m.name}-node1/${ip}`, JSON.stringify({ ip, identity: (m.id << 16) | (300 + (k % 50)), node: `${m.name}-node1`, nodeIp: `10.99.${m.id}.11`, namespace: 'shop', pod: `p${k}`, labels: { app: `a${k % 50}` } })));
         }
         await m.kv.txn('seed endpoints', { compare: [], success: eps });
       }
@@ -194,10 +194,10 @@ async function controlPlane(): Promise<Record<string, unknown>> {
     for (const m of members) {
       const config: MeshConfig = {
         cluster: m.name, clusterId: m.id, etcd: [m.etcd.endpoint], listen: `127.0.0.1:${m.port}`, ca: m.ca.cert, cert: m.server.cert, key: m.server.key, staleAfterSeconds: 600,
-        remotes: members.filter((r) => r !== m).map((r) => {
-          const client = issue(r.ca, m.name);
+        remotes: await Promise.all(members.filter((r) => r !== m).map(async (r) => {
+          const client = await issue(r.ca, m.name);
           return { name: r.name, id: r.id, address: `127.0.0.1:${r.port}`, ca: r.ca.cert, cert: client.cert, key: client.key };
-        }),
+        })),
       };
       writeFileSync(join(dir, `${m.name}.json`), JSON.stringify(config));
     }
@@ -234,7 +234,7 @@ async function controlPlane(): Promise<Record<string, unknown>> {
       const ip = `10.101.9.${i}`;
       const key = `weft/mesh/v1/c1/endpoints/${ip}`;
       const start = performance.now();
-      await members[0]!.kv.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: (1 << 16) | 300, node: 'c1-node1', nodeIp: '10.99.1.11', namespace: 'shop', pod: `new${i}`, labels: { app: 'a0' } }));
+      await members[0]!.kv.put(`weft/state/v1/endpoints/c1-node1/${ip}`, JSON.stringify({ ip, identity: (1 << 16) | 300, node: 'c1-node1', nodeIp: '10.99.1.11', namespace: 'shop', pod: `new${i}`, labels: { app: 'a0' } }));
       const pending = new Set(members.slice(1));
       while (pending.size > 0) {
         for (const m of [...pending]) if (await m.kv.get(key)) pending.delete(m);

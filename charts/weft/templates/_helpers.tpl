@@ -55,6 +55,25 @@ them; with an external etcd, etcd.tls.existingSecret serves both.
 {{- toJson (dict "ca" "/etc/weft/etcd-tls/ca.crt" "cert" "/etc/weft/etcd-tls/tls.crt" "key" "/etc/weft/etcd-tls/tls.key") -}}
 {{- end -}}
 
+{{/*
+Whether agents get per-node etcd credentials from the etcd credential issuer (the deployed etcd
+with TLS): then the agent mounts only the etcd CA, and writes its own certificate and key, issued
+for its node, under /var/run/weft (docs/credentials.md). An external etcd keeps the shared client
+certificate of etcd.tls.existingSecret.
+*/}}
+{{- define "weft.perNodeEtcd" -}}
+{{- if and .Values.etcd.tls.enabled (not .Values.etcd.endpoints) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The agent's etcdTls: per node (its own files, written by the agent) or the shared Secret's. */}}
+{{- define "weft.agentEtcdTlsFiles" -}}
+{{- if include "weft.perNodeEtcd" . -}}
+{{- toJson (dict "ca" "/etc/weft/etcd-tls/ca.crt" "cert" "/var/run/weft/etcd-client.crt" "key" "/var/run/weft/etcd-client.key") -}}
+{{- else -}}
+{{- include "weft.etcdTlsFiles" . -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "weft.ipsecSecretName" -}}
 {{- .Values.encryption.ipsec.existingSecret | default (printf "%s-ipsec" (include "weft.fullname" .)) -}}
 {{- end -}}

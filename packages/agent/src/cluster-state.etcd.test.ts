@@ -24,7 +24,7 @@ describe('ClusterState: remote records that bypassed the importer @etcd', functi
   before(async () => {
     await put('weft/state/v1/nodes/e1', { name: 'e1', cluster: 'east', ip: '10.99.1.11', podCidr: '10.101.1.0/24', routing: 'vxlan' });
     await put('weft/state/v1/nodes/e2', { name: 'e2', cluster: 'east', ip: '10.99.1.12', podCidr: '10.101.2.0/24', routing: 'vxlan' });
-    await put('weft/state/v1/endpoints/10.101.1.5', { ip: '10.101.1.5', identity: (1 << 16) | 300, node: 'e1', nodeIp: '10.99.1.11', namespace: 'd', pod: 'local', labels: {} });
+    await put('weft/state/v1/endpoints/e1/10.101.1.5', { ip: '10.101.1.5', identity: (1 << 16) | 300, node: 'e1', nodeIp: '10.99.1.11', namespace: 'd', pod: 'local', labels: {} });
     await put(`weft/mesh/v1/rogue/identities/${rogue}`, 'k8s:app=web;k8s:weft.io/cluster=rogue');
     await put('weft/mesh/v1/rogue/nodes/r1', { name: 'r1', cluster: 'rogue', ip: '10.99.4.11', podCidr: '10.104.1.0/24', routing: 'vxlan' });
     await put('weft/mesh/v1/rogue/endpoints/10.104.1.5', ep('10.104.1.5'));

@@ -21,7 +21,8 @@ import { routerIp, serviceCidrsOf } from './config.js';
 import type { NodeEncryption, PeerNode } from './encryption.js';
 import { DEFAULT_MIN_POD_CIDR_BITS, LocalAddresses, RemoteClaims, remoteEndpointProblem, remoteNodeProblem } from './mesh-admission.js';
 import { parseServiceRecord, type ServiceRecord } from './services.js';
-import { ENDPOINTS_PREFIX, NODES_PREFIX, parseEndpointRecord, parseNodeRecord, type EndpointRecord, type NodeRecord } from './state.js';
+import { EndpointOwnership } from './endpoint-ownership.js';
+import { ENDPOINTS_PREFIX, NODES_PREFIX, parseEndpointPath, parseEndpointRecord, parseNodeRecord, type EndpointRecord, type NodeRecord } from './state.js';
 
 const IPCACHE_F_LOCAL_ENDPOINT = 0x1;
 const IPCACHE_F_REMOTE_NODE = 0x2;
@@ -44,7 +45,9 @@ interface Admitted {
 
 export class ClusterState {
   readonly nodes = new Map<string, NodeRecord>();
-  readonly endpoints = new Map<string, EndpointRecord>();
+  /** This cluster's endpoints by IP: only records that pass the ownership checks (endpoint-ownership.ts). */
+  readonly endpoints: Map<string, EndpointRecord>;
+  private readonly ownership: EndpointOwnership;
   /** Remote clusters' records, keyed `<remote>/<key>` (validated by the importer, parsed again here). */
   readonly remoteNodes = new Map<string, NodeRecord>();
   readonly remoteEndpoints = new Map<string, EndpointRecord>();
@@ -86,6 +89,16 @@ export class ClusterState {
   ) {
     this.ip = options.ip ?? new Ip();
     this.syncer = new Coalescer(() => this.sync(), 10, (err) => this.log.error({ err: err.message }, 'ipcache sync failed'));
+    this.ownership = new EndpointOwnership({
+      onChange: () => undefined,
+      onReject: (node, ip, reason) => {
+        const key = `${ENDPOINTS_PREFIX}${node}/${ip}`;
+        if (reason === undefined) return void this.invalid.delete(key);
+        this.invalid.set(key, reason);
+        this.log.warn({ key, reason }, 'skipped invalid cluster record');
+      },
+    });
+    this.endpoints = this.ownership.accepted;
   }
 
   async start(): Promise<void> {
@@ -96,18 +109,37 @@ export class ClusterState {
         let keysOnly = false;
         if (e.type === 'delete') this.nodes.delete(name);
         else this.accept(e.key, parseNodeRecord(e.value, this.config.cluster), (r) => {
+          if (r.name !== name) {
+            this.nodes.delete(name);
+            this.invalid.set(e.key, `record name ${JSON.stringify(r.name)} does not match its key`);
+            return;
+          }
           keysOnly = onlyKeysChanged(this.nodes.get(name), r);
           this.nodes.set(name, r);
         });
+        // An invalid record leaves the node without a place: its endpoints go too.
+        this.ownership.setNode(name, this.nodes.get(name));
         if (keysOnly) this.scheduleKeys();
         else this.schedule();
       },
     }, { logger: this.log }).start();
     const endpoints = new PrefixWatcher(this.kv, ENDPOINTS_PREFIX, {
       onEvent: (e) => {
-        const ip = e.key.slice(ENDPOINTS_PREFIX.length);
-        if (e.type === 'delete') this.endpoints.delete(ip);
-        else this.accept(e.key, parseEndpointRecord(e.value, this.config.clusterId), (r) => (r.ip === ip ? this.endpoints.set(ip, r) : this.invalid.set(e.key, `record ip ${r.ip} does not match its key`)));
+        const path = parseEndpointPath(e.key.slice(ENDPOINTS_PREFIX.length));
+        if (!path) {
+          if (e.type === 'delete') this.invalid.delete(e.key);
+          else this.invalid.set(e.key, 'key is not endpoints/<node>/<ip>');
+          return;
+        }
+        if (e.type === 'delete') this.ownership.setEndpoint(path.node, path.ip, undefined);
+        else {
+          const parsed = parseEndpointRecord(e.value, this.config.clusterId);
+          if (typeof parsed === 'string') {
+            // What the key held before is no longer valid either.
+            this.ownership.setEndpoint(path.node, path.ip, undefined);
+            this.accept(e.key, parsed, () => undefined);
+          } else this.ownership.setEndpoint(path.node, path.ip, parsed);
+        }
         this.schedule();
       },
     }, { logger: this.log }).start();

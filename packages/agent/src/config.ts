@@ -37,6 +37,13 @@ export interface AgentConfig {
    * connections, as the lab runs etcd.
    */
   etcdTls?: EtcdTlsFiles;
+  /**
+   * Kubernetes mode: where this node gets its own etcd certificate (CN = the node) before it opens
+   * etcd (etcd-credential.ts): the issuer's URL and the projected ServiceAccount token (audience
+   * weft-etcd-issuer) to prove the node with. The certificate and key are written to etcdTls.cert
+   * and etcdTls.key (writable then); etcdTls.ca is the CA of both the issuer and etcd.
+   */
+  etcdIssuer?: { url: string; tokenFile: string };
   /** This node's underlay address (IPv4). */
   nodeIp: string;
   /** The node's pod CIDR (IPv4), e.g. 10.101.1.0/24. In kubernetes mode '' until start() reads it from the Node. */
@@ -186,6 +193,15 @@ export function validateAgentConfig(raw: unknown, source = 'agent config', env: 
     const extra = Object.keys(t).find((k) => k !== 'ca' && k !== 'cert' && k !== 'key');
     if (extra !== undefined) fail(`etcdTls.${extra}`, 'is not a key of etcdTls (ca, cert, key)');
   }
+  if (c.etcdIssuer !== undefined) {
+    const i = c.etcdIssuer as Record<string, unknown>;
+    if (typeof i !== 'object' || i === null || Array.isArray(i)) fail('etcdIssuer', 'must be an object {url, tokenFile}');
+    if (typeof i.url !== 'string' || !/^https:\/\/[^\s/]+\/\S*$/.test(i.url)) fail('etcdIssuer.url', `${JSON.stringify(i.url)} must be an https:// URL`);
+    if (typeof i.tokenFile !== 'string' || i.tokenFile === '') fail('etcdIssuer.tokenFile', 'must be a non-empty file path');
+    const extra = Object.keys(i).find((k) => k !== 'url' && k !== 'tokenFile');
+    if (extra !== undefined) fail(`etcdIssuer.${extra}`, 'is not a key of etcdIssuer (url, tokenFile)');
+    if (c.etcdTls === undefined) fail('etcdIssuer', 'needs etcdTls: its ca verifies the issuer, its cert and key are where the credential is written');
+  }
   const nodeIp = kube ? fromEnv('nodeIp', NODE_IP_ENV) : str('nodeIp');
   if (parseIpv4(nodeIp) === undefined) fail('nodeIp', `${JSON.stringify(nodeIp)} is not an IPv4 address`);
   if (kube && c.podCidr !== undefined) fail('podCidr', 'comes from the Node (spec.podCIDRs) in kubernetes mode; remove it');
@@ -247,6 +263,10 @@ export function validateAgentConfig(raw: unknown, source = 'agent config', env: 
     out[k] = [...(v as string[])];
   }
   if (c.remotePodCidrMinBits !== undefined) out.remotePodCidrMinBits = num('remotePodCidrMinBits', DEFAULT_MIN_POD_CIDR_BITS, 0, 32);
+  if (c.etcdIssuer !== undefined) {
+    const i = c.etcdIssuer as { url: string; tokenFile: string };
+    out.etcdIssuer = { url: i.url, tokenFile: i.tokenFile };
+  }
   if (c.underlayDevice !== undefined) {
     if (typeof c.underlayDevice !== 'string' || c.underlayDevice.length > 15 || !/^[A-Za-z0-9_.@-]+$/.test(c.underlayDevice)) fail('underlayDevice', `${JSON.stringify(c.underlayDevice)} is not an interface name (1-15 characters of A-Z a-z 0-9 _ . @ -)`);
     out.underlayDevice = c.underlayDevice as string;

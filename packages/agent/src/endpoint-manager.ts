@@ -145,7 +145,7 @@ export class EndpointManager {
   async del(containerId: string): Promise<void> {
     const ep = this.byContainer.get(containerId);
     if (!ep) return;
-    await this.d.kv.delete(endpointKey(ep.ip)).catch((err: Error) => this.d.log.warn({ err: err.message }, 'could not remove endpoint record; it goes with the lease'));
+    await this.d.kv.delete(endpointKey(this.d.config.node, ep.ip)).catch((err: Error) => this.d.log.warn({ err: err.message }, 'could not remove endpoint record; it goes with the lease'));
     this.byContainer.delete(containerId);
     await this.d.onChange(ep, true);
     await this.d.datapath.removeEndpoint(ep.ip, ep.epId);
@@ -199,7 +199,7 @@ export class EndpointManager {
 
   private async publish(ep: Endpoint): Promise<void> {
     const record: EndpointRecord = { ip: ep.ip, identity: ep.identity, node: this.d.config.node, nodeIp: this.d.config.nodeIp, namespace: ep.namespace, pod: ep.pod, labels: ep.labels };
-    await this.d.kv.put(endpointKey(ep.ip), JSON.stringify(record), { lease: this.d.leaseId() });
+    await this.d.kv.put(endpointKey(this.d.config.node, ep.ip), JSON.stringify(record), { lease: this.d.leaseId() });
   }
 
   /** Re-publishes every endpoint (after the agent's lease was renewed). */

@@ -10,7 +10,9 @@ export { GLOBAL_ANNOTATION, SHARED_ANNOTATION, AFFINITY_ANNOTATION, type Service
 export { POD_GATEWAY, netnsName, type Endpoint, type CniArgs } from './endpoint-manager.js';
 export { podNetnsName } from './pod-runtime.js';
 export { flowMatches, type Flow, type FlowFilter } from './flows.js';
-export { nodeKey, endpointKey, NODES_PREFIX, ENDPOINTS_PREFIX, type NodeRecord, type EndpointRecord } from './state.js';
+export { nodeKey, endpointKey, nodeEndpointsPrefix, parseEndpointPath, NODES_PREFIX, ENDPOINTS_PREFIX, STATE_ROOT, type NodeRecord, type EndpointRecord } from './state.js';
+export { ensureEtcdCredential, credentialFresh } from './etcd-credential.js';
+export { EndpointOwnership, type EndpointOwnershipEvents } from './endpoint-ownership.js';
 export { AgentConfigError, IpamExhaustedError, CniRequestError, EndpointNotFoundError, MapFullError, errorCodes } from './errors.js';
 export { ClusterState, MESH_ROOT } from './cluster-state.js';
 export { MemoryDatapath } from './memory-datapath.js';

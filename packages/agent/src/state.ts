@@ -2,11 +2,15 @@
  * Records agents publish in their cluster's etcd, bound to the agent's lease
  * (a dead node's records vanish with it):
  *
- *   weft/state/v1/nodes/<node>        NodeRecord
- *   weft/state/v1/endpoints/<ip>      EndpointRecord
+ *   weft/state/v1/nodes/<node>             NodeRecord
+ *   weft/state/v1/endpoints/<node>/<ip>    EndpointRecord
  *
- * Every reader validates what it reads: a record that does not parse or does
- * not make sense is skipped and reported, never programmed into a datapath.
+ * Each node writes only under its own names (with etcd RBAC on, its role
+ * allows nothing else: docs/credentials.md), so endpoints sit under a
+ * per-node prefix. Every reader validates what it reads: a record that does
+ * not parse or does not make sense is skipped and reported, never programmed
+ * into a datapath; an endpoint counts only inside its node's podCidr
+ * (endpoint-ownership.ts).
  */
 import { inCluster, isReserved } from '@weft/identity';
 import { decodeKey } from '@weft/net';
@@ -79,8 +83,20 @@ export function nodeKey(name: string): string {
   return `${NODES_PREFIX}${name}`;
 }
 
-export function endpointKey(ip: string): string {
-  return `${ENDPOINTS_PREFIX}${ip}`;
+/** The prefix of every endpoint record `node` publishes (the trailing slash keeps node1 from matching node10). */
+export function nodeEndpointsPrefix(node: string): string {
+  return `${ENDPOINTS_PREFIX}${node}/`;
+}
+
+export function endpointKey(node: string, ip: string): string {
+  return `${nodeEndpointsPrefix(node)}${ip}`;
+}
+
+/** `<node>/<ip>` (what follows ENDPOINTS_PREFIX) -> its parts; undefined for any other shape. */
+export function parseEndpointPath(path: string): { node: string; ip: string } | undefined {
+  const slash = path.indexOf('/');
+  if (slash <= 0 || slash !== path.lastIndexOf('/') || slash === path.length - 1) return undefined;
+  return { node: path.slice(0, slash), ip: path.slice(slash + 1) };
 }
 
 /** Parses and checks a node record; returns a reason string when it is unusable. */

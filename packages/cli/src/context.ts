@@ -5,7 +5,7 @@
  */
 import { AgentClient } from '@weft/agent';
 import { KvClient } from '@weft/kvstore';
-import { agentSocket, etcdEndpoint, LAB_ETCD_MAX_TXN_OPS, readLabState, type ClusterLayout, type NodeLayout } from '@weft/lab';
+import { agentSocket, labEtcdClient, LAB_ETCD_MAX_TXN_OPS, readLabState, type ClusterLayout, type NodeLayout } from '@weft/lab';
 import { UsageError } from './output.js';
 
 export interface Target {
@@ -26,7 +26,8 @@ export function labCluster(name: string | undefined): ClusterLayout {
 export function kvFor(options: { cluster?: string | undefined; etcd?: string | undefined }): { kv: KvClient; clusterName: string; maxTxnOps?: number } {
   if (options.etcd) return { kv: new KvClient({ endpoints: [options.etcd], retry: { maxAttempts: 3, initialMs: 100, maxMs: 500 } }), clusterName: options.cluster ?? 'c1' };
   const c = labCluster(options.cluster);
-  return { kv: new KvClient({ endpoints: [etcdEndpoint(c)], retry: { maxAttempts: 3, initialMs: 100, maxMs: 500 } }), clusterName: c.name, maxTxnOps: LAB_ETCD_MAX_TXN_OPS };
+  // The lab's etcd admits only certificates of its CA: commands act as its admin (weft-admin).
+  return { kv: labEtcdClient(c, { retry: { maxAttempts: 3, initialMs: 100, maxMs: 500 } }), clusterName: c.name, maxTxnOps: LAB_ETCD_MAX_TXN_OPS };
 }
 
 /** The agents to ask: one node (`--node`), or every node of the cluster. */

@@ -6,6 +6,7 @@ import { cni } from './commands/cni.js';
 import { connectivityTest } from './commands/connectivity.js';
 import { demo } from './commands/demo.js';
 import { echoServer } from './commands/echo-server.js';
+import { etcdIssuer } from './commands/etcd-issuer.js';
 import { identity } from './commands/identity.js';
 import { bpf, endpointList, policyGet, status } from './commands/inspect.js';
 import { service } from './commands/service.js';
@@ -57,6 +58,7 @@ Node setup and probes (the Helm chart's pods run these):
 Processes:
   agent --config FILE          a node agent (the lab starts these)
   clustermesh-apiserver --config FILE
+  etcd-issuer --config FILE    per-node etcd certificates for agents (the chart runs it beside etcd)
   echo-server --tcp P --udp P --http P
   probe --http URL | --tcp HOST:PORT | --udp HOST:PORT
   demo [--allocators N]        race identity allocators on a real etcd
@@ -102,6 +104,8 @@ async function main(argv: string[]): Promise<void> {
       return rest[0] === 'health' ? apiserverHealth(rest.slice(1)) : clustermeshApiserver(rest);
     case 'clustermesh':
       return clustermesh(rest);
+    case 'etcd-issuer':
+      return etcdIssuer(rest);
     case 'echo-server':
       return echoServer(rest);
     case 'probe':

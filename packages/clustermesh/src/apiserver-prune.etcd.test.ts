@@ -31,11 +31,11 @@ describe('clustermesh-apiserver start @etcd', function () {
   });
 
   it('deletes the state of remotes no longer configured, and keeps that of configured ones (remotesDir included)', async () => {
-    const ca = createCa('east', 30);
-    const westCa = createCa('west', 30);
-    const cert = issue(ca, 'clustermesh-east', { ips: ['127.0.0.1'] });
+    const ca = await createCa('east', 30);
+    const westCa = await createCa('west', 30);
+    const cert = await issue(ca, 'clustermesh-east', { ips: ['127.0.0.1'] });
     // west is configured through remotesDir (as connect writes it), and unreachable: its state stays until stale.
-    writeFileSync(join(dir, 'west.json'), JSON.stringify({ name: 'west', id: 2, address: `127.0.0.1:${await freePort()}`, ca: westCa.cert, ...issue(westCa, 'east') }));
+    writeFileSync(join(dir, 'west.json'), JSON.stringify({ name: 'west', id: 2, address: `127.0.0.1:${await freePort()}`, ca: westCa.cert, ...(await issue(westCa, 'east')) }));
     for (const remote of ['west', 'gone']) await kv.put(`weft/mesh/v1/${remote}/nodes/n1`, '{}');
     server = new ClusterMeshApiServer({ cluster: 'east', clusterId: 1, etcd: [etcd.endpoint], listen: `127.0.0.1:${await freePort()}`, ca: ca.cert, cert: cert.cert, key: cert.key, remotes: [], remotesDir: dir }, silentLogger());
     await server.start();

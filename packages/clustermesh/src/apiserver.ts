@@ -38,6 +38,8 @@ export interface MeshStatus {
   remotes: RemoteStatus[];
   rejectedRemotes: RemoteProblem[];
   refusedPeers: number;
+  /** Local endpoint records not exported (outside their node's podCidr, no node, ...): how many, and a few with why. */
+  unexportedEndpoints?: { count: number; examples: Array<{ key: string; reason: string }> };
 }
 
 export class ClusterMeshApiServer {
@@ -82,7 +84,7 @@ export class ClusterMeshApiServer {
     const c = this.config;
     // Services from the cluster's etcd (standalone) or its API server; everything else stays in etcd.
     const resources = c.source === 'kubernetes' ? await KubernetesSource.create({ cluster: c.cluster, logger: this.log, ...(c.kubeconfig !== undefined ? { kubeconfig: c.kubeconfig } : {}) }) : new ResourceStore(this.kv);
-    this.exporter = new Exporter(this.kv, this.log, resources);
+    this.exporter = new Exporter(this.kv, this.log, resources, { cluster: c.cluster, clusterId: c.clusterId });
     await this.exporter.start();
     this.etcdOkAt = Date.now();
     if (resources instanceof KubernetesSource) {
@@ -151,6 +153,7 @@ export class ClusterMeshApiServer {
       remotes: this.importers.map((i) => ({ ...i.status })),
       rejectedRemotes: this.problems,
       refusedPeers: this.refused,
+      unexportedEndpoints: { count: this.exporter.rejected.size, examples: [...this.exporter.rejected].slice(0, 10).map(([key, reason]) => ({ key, reason })) },
     };
   }
 

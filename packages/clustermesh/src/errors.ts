@@ -49,4 +49,12 @@ export class MeshRolloutError extends WeftError {
   }
 }
 
-export const errorCodes = [MeshConfigError.code, MeshCertError.code, MeshPrerequisiteError.code, MeshConflictError.code, MeshWriteError.code, MeshRolloutError.code] as const;
+/** A node's etcd credential (user, role, certificate) cannot be issued: bad or reserved node name, a request the issuer refuses. */
+export class EtcdCredentialError extends WeftError {
+  static readonly code = 'WEFT_ERR_ETCD_CREDENTIAL';
+  constructor(problem: string, options?: { cause?: unknown }) {
+    super(EtcdCredentialError.code, `Cannot issue an etcd credential: ${problem}`, options);
+  }
+}
+
+export const errorCodes = [EtcdCredentialError.code, MeshConfigError.code, MeshCertError.code, MeshPrerequisiteError.code, MeshConflictError.code, MeshWriteError.code, MeshRolloutError.code] as const;

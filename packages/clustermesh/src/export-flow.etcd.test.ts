@@ -26,7 +26,7 @@ describe('clustermesh export flow control @etcd', function () {
   before(async () => {
     etcd = await EtcdProcess.start({ name: 'mesh-flow' });
     kv = new KvClient({ endpoints: [etcd.endpoint] });
-    ca = createCa('west');
+    ca = await createCa('west');
     await kv.put('weft/state/v1/nodes/w1', JSON.stringify({ name: 'w1', cluster: 'west', ip: '10.99.2.11', podCidr: '10.102.0.0/16', routing: 'vxlan' }));
   });
   afterEach(async () => {
@@ -40,18 +40,18 @@ describe('clustermesh export flow control @etcd', function () {
   });
 
   async function start(exportStallSeconds?: number): Promise<ClusterMeshApiServer> {
-    const cert = issue(ca, 'clustermesh-west', { ips: ['127.0.0.1'] });
-    const eastCa = createCa('east');
+    const cert = await issue(ca, 'clustermesh-west', { ips: ['127.0.0.1'] });
+    const eastCa = await createCa('east');
     // east is configured (so its certificate is accepted) but never reachable: only its reading matters.
-    const config: MeshConfig = { cluster: 'west', clusterId: 2, etcd: [etcd.endpoint], listen: `127.0.0.1:${await freePort()}`, ca: ca.cert, cert: cert.cert, key: cert.key, remotes: [{ name: 'east', id: 1, address: `127.0.0.1:${await freePort()}`, ca: eastCa.cert, ...issue(eastCa, 'west') }], ...(exportStallSeconds ? { exportStallSeconds } : {}) };
+    const config: MeshConfig = { cluster: 'west', clusterId: 2, etcd: [etcd.endpoint], listen: `127.0.0.1:${await freePort()}`, ca: ca.cert, cert: cert.cert, key: cert.key, remotes: [{ name: 'east', id: 1, address: `127.0.0.1:${await freePort()}`, ca: eastCa.cert, ...(await issue(eastCa, 'west')) }], ...(exportStallSeconds ? { exportStallSeconds } : {}) };
     server = new ClusterMeshApiServer(config, silentLogger());
     await server.start();
     return server;
   }
 
   /** east's importer as a hostile reader: it reads the first message, then nothing. */
-  function stuckReader(listen: string): { call: grpc.ClientReadableStream<SyncBatch>; ended: () => string | undefined } {
-    const mine = issue(ca, 'east');
+  async function stuckReader(listen: string): Promise<{ call: grpc.ClientReadableStream<SyncBatch>; ended: () => string | undefined }> {
+    const mine = await issue(ca, 'east');
     client = new MeshClient(listen, grpc.credentials.createSsl(Buffer.from(ca.cert), Buffer.from(mine.key), Buffer.from(mine.cert)), { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, ...KEEPALIVE });
     const call = (client as unknown as { sync(req: unknown): grpc.ClientReadableStream<SyncBatch> }).sync({ cluster: 'east', kinds: ['identities', 'nodes', 'endpoints', 'services'] });
     let ended: string | undefined;
@@ -67,7 +67,7 @@ describe('clustermesh export flow control @etcd', function () {
       const ops = [];
       for (let k = 0; k < keys; k++) {
         const ip = `10.102.7.${k + 1}`;
-        ops.push(op.put(`weft/state/v1/endpoints/${ip}`, JSON.stringify({ ip, identity: (2 << 16) | 300, node: 'w1', nodeIp: '10.99.2.11', namespace: 'd', pod: `p${k}`, labels: { round: String(r), filler } })));
+        ops.push(op.put(`weft/state/v1/endpoints/w1/${ip}`, JSON.stringify({ ip, identity: (2 << 16) | 300, node: 'w1', nodeIp: '10.99.2.11', namespace: 'd', pod: `p${k}`, labels: { round: String(r), filler } })));
         if (ops.length === 100) await kv.txn('churn', { compare: [], success: ops.splice(0) });
       }
       if (ops.length) await kv.txn('churn', { compare: [], success: ops });
@@ -76,7 +76,7 @@ describe('clustermesh export flow control @etcd', function () {
 
   it('keeps the backlog of a reader that stopped reading to the keys that changed, however often they changed', async () => {
     const west = await start();
-    const reader = stuckReader(west.config.listen);
+    const reader = await stuckReader(west.config.listen);
     await until(() => west.status().servingTo.includes('east'), 'east to be served');
     // 40 records rewritten 100 times (~32 MB of changes): queued as batches, it would all be held.
     await churn(40, 100);
@@ -96,7 +96,7 @@ describe('clustermesh export flow control @etcd', function () {
 
   it('resets the stream of a reader that takes nothing for exportStallSeconds, and frees its backlog', async () => {
     const west = await start(1);
-    const reader = stuckReader(west.config.listen);
+    const reader = await stuckReader(west.config.listen);
     await until(() => west.status().servingTo.includes('east'), 'east to be served');
     await churn(40, 20);
     await until(() => reader.ended() !== undefined, 'the stuck reader to be disconnected');

@@ -8,11 +8,17 @@
  * own pace with a backlog bounded by the state's size (subscription.ts).
  * Snapshot and subscription happen in one turn of the event loop, so no
  * change falls between them.
+ *
+ * Endpoints are exported by IP (`<ip>`, the wire format remotes know), but
+ * stored per node (`endpoints/<node>/<ip>`): only a record that its node may
+ * claim (inside the node's podCidr, one claim per IP: the agent's
+ * EndpointOwnership) leaves the cluster; the rest are counted in `rejected`.
  */
 import type { Logger } from '@weft/common';
 import { IdentityLayout } from '@weft/identity';
 import { PrefixWatcher, type KvClient } from '@weft/kvstore';
-import { ENDPOINTS_PREFIX, NODES_PREFIX } from '@weft/agent/dist/state.js';
+import { ENDPOINTS_PREFIX, NODES_PREFIX, parseEndpointPath, parseEndpointRecord, parseNodeRecord } from '@weft/agent/dist/state.js';
+import { EndpointOwnership } from '@weft/agent/dist/endpoint-ownership.js';
 import { exportRecord, serviceRecordKey, serviceView } from '@weft/agent/dist/services.js';
 import { RESOURCES_ROOT, type Resource, type ResourceSource, type ResourceWatch, type ServiceSpec } from '@weft/resources';
 import { Subscription, type BatchSink } from './subscription.js';
@@ -38,20 +44,36 @@ export class Exporter {
   private readonly subscriptions = new Map<MeshKind, Set<Subscription>>();
   private readonly watchers: PrefixWatcher[] = [];
   private servicesWatch: ResourceWatch | undefined;
+  /** Local endpoint records not exported, `endpoints/<node>/<ip>` -> why. */
+  readonly rejected = new Map<string, string>();
 
   constructor(
     private readonly kv: KvClient,
     private readonly log: Logger,
     /** Where Services come from. */
     private readonly resources: ResourceSource,
+    /** This cluster: node records must name it, endpoint identities must be in its range. */
+    private readonly local: { cluster: string; clusterId: number },
   ) {}
 
   async start(): Promise<void> {
     const identity: Transform = (key, value) => [key, value];
+    const setEndpoint = this.setter('endpoints');
+    const ownership = new EndpointOwnership({
+      onChange: (ip, record) => setEndpoint(ip, record ? JSON.stringify(record) : undefined),
+      onReject: (node, ip, reason) => {
+        const key = `${ENDPOINTS_PREFIX}${node}/${ip}`;
+        if (reason === undefined) this.rejected.delete(key);
+        else this.rejected.set(key, reason);
+      },
+    });
     const prefixes: Array<[MeshKind, string, Transform]> = [
       ['identities', new IdentityLayout().mastersPrefix, identity],
-      ['nodes', NODES_PREFIX, identity],
-      ['endpoints', ENDPOINTS_PREFIX, identity],
+      ['nodes', NODES_PREFIX, (key, value) => {
+        const parsed = value === undefined ? undefined : parseNodeRecord(Buffer.from(value), this.local.cluster);
+        ownership.setNode(key, typeof parsed === 'object' && parsed.name === key ? parsed : undefined);
+        return [key, value];
+      }],
     ];
     for (const [kind, prefix, transform] of prefixes) {
       const set = this.setter(kind);
@@ -59,6 +81,19 @@ export class Exporter {
         onEvent: (e) => set(...transform(e.key.slice(prefix.length), e.type === 'delete' ? undefined : e.value.toString())),
       }, { logger: this.log }).start());
     }
+    this.watchers.push(new PrefixWatcher(this.kv, ENDPOINTS_PREFIX, {
+      onEvent: (e) => {
+        const path = parseEndpointPath(e.key.slice(ENDPOINTS_PREFIX.length));
+        if (!path) {
+          if (e.type === 'delete') this.rejected.delete(e.key);
+          else this.rejected.set(e.key, 'key is not endpoints/<node>/<ip>');
+          return;
+        }
+        const parsed = e.type === 'delete' ? undefined : parseEndpointRecord(e.value, this.local.clusterId);
+        ownership.setEndpoint(path.node, path.ip, typeof parsed === 'object' ? parsed : undefined);
+        if (typeof parsed === 'string') this.rejected.set(e.key, parsed);
+      },
+    }, { logger: this.log }).start());
     const setService = this.setter('services');
     const servicesSynced = new Promise<void>((resolve) => {
       this.servicesWatch = this.resources.watch<ServiceSpec>('Service', {

@@ -30,7 +30,7 @@ class HostileRemote {
       },
       health: (_c: unknown, done: grpc.sendUnaryData<object>) => done(null, {}),
     });
-    const cert = issue(ca, `clustermesh-${name}`, { ips: ['127.0.0.1'] });
+    const cert = await issue(ca, `clustermesh-${name}`, { ips: ['127.0.0.1'] });
     const creds = grpc.ServerCredentials.createSsl(Buffer.from(ca.cert), [{ cert_chain: Buffer.from(cert.cert), private_key: Buffer.from(cert.key) }], true);
     this.port = await new Promise<number>((resolve, reject) => this.server.bindAsync('127.0.0.1:0', creds, (err, port) => (err ? reject(err) : resolve(port))));
   }
@@ -70,8 +70,8 @@ describe('clustermesh: a hostile remote cluster @etcd', function () {
     // east, the cluster under attack: two nodes, a pod on e1 and its identity.
     await kv.put('weft/state/v1/nodes/e1', JSON.stringify({ name: 'e1', cluster: 'east', ip: '10.99.1.11', podCidr: '10.101.1.0/24', routing: 'vxlan' }));
     await kv.put('weft/state/v1/nodes/e2', JSON.stringify({ name: 'e2', cluster: 'east', ip: '10.99.1.12', podCidr: '10.101.2.0/24', routing: 'vxlan' }));
-    await kv.put('weft/state/v1/endpoints/10.101.1.5', JSON.stringify({ ip: '10.101.1.5', identity: (1 << 16) | 300, node: 'e1', nodeIp: '10.99.1.11', namespace: 'd', pod: 'local', labels: {} }));
-    const [westCa, southCa, eastCa] = [createCa('west'), createCa('south'), createCa('east')];
+    await kv.put('weft/state/v1/endpoints/e1/10.101.1.5', JSON.stringify({ ip: '10.101.1.5', identity: (1 << 16) | 300, node: 'e1', nodeIp: '10.99.1.11', namespace: 'd', pod: 'local', labels: {} }));
+    const [westCa, southCa, eastCa] = await Promise.all([createCa('west'), createCa('south'), createCa('east')]);
     west = new HostileRemote([
       { kind: 'identities', upserts: [[String(westId(300)), 'k8s:app=web;k8s:weft.io/cluster=west']], deletes: [], synced: true },
       { kind: 'nodes', upserts: [['w1', JSON.stringify(westNode('w1', '10.99.2.11', '10.102.1.0/24'))]], deletes: [], synced: true },
@@ -86,7 +86,7 @@ describe('clustermesh: a hostile remote cluster @etcd', function () {
     ]);
     await west.start(westCa, 'west');
     await south.start(southCa, 'south');
-    const server = issue(eastCa, 'clustermesh-east', { ips: ['127.0.0.1'] });
+    const server = await issue(eastCa, 'clustermesh-east', { ips: ['127.0.0.1'] });
     const config: MeshConfig = {
       cluster: 'east',
       clusterId: 1,
@@ -97,8 +97,8 @@ describe('clustermesh: a hostile remote cluster @etcd', function () {
       key: server.key,
       underlayCidrs: ['10.99.0.0/16'],
       remotes: [
-        { name: 'west', id: WEST, address: `127.0.0.1:${west.port}`, ca: westCa.cert, ...issue(westCa, 'east'), podCidrs: ['10.102.0.0/16'], limits: { endpoints: 40, identities: 10, bytes: 64 * 1024 } },
-        { name: 'south', id: SOUTH, address: `127.0.0.1:${south.port}`, ca: southCa.cert, ...issue(southCa, 'east') },
+        { name: 'west', id: WEST, address: `127.0.0.1:${west.port}`, ca: westCa.cert, ...(await issue(westCa, 'east')), podCidrs: ['10.102.0.0/16'], limits: { endpoints: 40, identities: 10, bytes: 64 * 1024 } },
+        { name: 'south', id: SOUTH, address: `127.0.0.1:${south.port}`, ca: southCa.cert, ...(await issue(southCa, 'east')) },
       ],
     };
     east = new ClusterMeshApiServer(config, silentLogger());

@@ -52,8 +52,13 @@ const secret = (name: string, data: Record<string, string>, rv = '100'): Record<
 const remotesData = (remotes: RemoteConfig[]): Record<string, string> => Object.fromEntries(remotes.map((r) => [`${r.name}.json`, JSON.stringify(r)]));
 
 /** The reads connect makes of one cluster, in its order, answered as the API server would. */
+/** Server certificates by cluster and addresses, issued in `before` (issuing is async, `reads` is not). */
+const serverCerts = new Map<string, Pem>();
+const serverCertKey = (c: Pick<Cluster, 'name' | 'serverIps'>): string => `${c.name}|${c.serverIps.join(',')}`;
+
 function reads(c: Cluster): RecordedExchange[] {
-  const server = issue(c.ca, `clustermesh-${c.name}`, { ips: c.serverIps });
+  const server = serverCerts.get(serverCertKey(c));
+  if (!server) throw new Error(`no server certificate issued in before() for ${serverCertKey(c)}`);
   const config = { source: 'kubernetes', cluster: c.name, clusterId: c.id, etcd: ['10.96.0.20:9379'], listen: '0.0.0.0:32379', ca: c.ca.cert, cert: server.cert, key: server.key, remotes: [], remotesDir: '/etc/weft/clustermesh-remotes' };
   const svc = c.service.type === 'NodePort'
     ? { apiVersion: 'v1', kind: 'Service', metadata: { name: 'weft-clustermesh-apiserver', namespace: NS }, spec: { type: 'NodePort', ports: [{ name: 'mesh', protocol: 'TCP', port: 32379, targetPort: 32379, nodePort: 32379 }] }, status: { loadBalancer: {} } }
@@ -99,10 +104,13 @@ describe('clustermesh connect through kubeconfig contexts (replayed API servers)
     west: { name: 'west', id: 2, ca: westCa, service: { type: 'LoadBalancer', ingress: [{ ip: '203.0.113.7' }] }, serverIps: ['203.0.113.7'], remotes: [{ name: 'north', id: 3, address: '198.51.100.1:32379', ca: 'N', cert: 'N', key: 'N' }] },
   });
 
-  before(() => {
+  before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'weft-connect-'));
-    eastCa = createCa('east', 30);
-    westCa = createCa('west', 30);
+    eastCa = await createCa('east', 30);
+    westCa = await createCa('west', 30);
+    for (const c of [{ name: 'east', ca: eastCa, serverIps: ['172.18.0.2', '172.18.0.3'] }, { name: 'east', ca: eastCa, serverIps: ['10.0.0.1'] }, { name: 'west', ca: westCa, serverIps: ['203.0.113.7'] }, { name: 'east', ca: westCa, serverIps: ['203.0.113.7'] }]) {
+      serverCerts.set(serverCertKey(c), await issue(c.ca, `clustermesh-${c.name}`, { ips: c.serverIps }));
+    }
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
   afterEach(async () => {

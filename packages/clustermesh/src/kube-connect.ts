@@ -19,6 +19,7 @@ import { isIP } from 'node:net';
 import { sleep } from '@weft/common';
 import { chartFullname, KubeClient, objectPath, collectionPath, type KubeObject } from '@weft/kubernetes';
 import { issue, type Pem } from './certs.js';
+import { CertificateError } from '@weft/kvstore';
 import { MeshConflictError, MeshPrerequisiteError, MeshRolloutError, MeshWriteError } from './errors.js';
 import type { MeshConfig, RemoteConfig } from './types.js';
 
@@ -111,7 +112,7 @@ async function run(action: Action, o: KubeConnectOptions): Promise<KubeConnectRe
   const b = await readSide(action, what, o.destinationContext, clients[1]!, o);
   if (a.cluster === b.cluster) throw new MeshConflictError(what, `both contexts hold cluster ${a.cluster} (context ${a.context}: id ${a.id}; context ${b.context}: id ${b.id}): a cluster cannot be its own remote, and names must be unique in a mesh (chart value cluster.name)`);
   if (action === 'connect' && a.id === b.id) throw new MeshConflictError(what, `cluster ${a.cluster} (context ${a.context}) and cluster ${b.cluster} (context ${b.context}) both have cluster id ${a.id}: ids must be unique in a mesh (chart value cluster.id)`);
-  const plans = [plan(action, what, a, b, o), plan(action, what, b, a, o)];
+  const plans = [await plan(action, what, a, b, o), await plan(action, what, b, a, o)];
 
   const written: Array<{ plan: Plan; before: KubeObject | undefined; after: KubeObject }> = [];
   for (const p of plans) {
@@ -227,7 +228,7 @@ function entries(secret: KubeObject | undefined): Array<{ key: string; name: str
 }
 
 /** What `local` gets for `remote`; undefined when there is nothing to do. Checks, issues, writes nothing. */
-function plan(action: Action, what: string, local: Side, remote: Side, o: KubeConnectOptions): Plan | undefined {
+async function plan(action: Action, what: string, local: Side, remote: Side, o: KubeConnectOptions): Promise<Plan | undefined> {
   const key = `${remote.cluster}.json`;
   if (local.configured.some((r) => r.name === remote.cluster)) {
     throw new MeshConflictError(what, `cluster ${local.cluster} (context ${local.context}) lists ${remote.cluster} in its chart values (clustermesh.remotes), so they are linked through values: ${action === 'connect' ? 'leave it there, or remove it with helm upgrade before using this command' : 'remove it there with helm upgrade'}`);
@@ -235,10 +236,16 @@ function plan(action: Action, what: string, local: Side, remote: Side, o: KubeCo
   if (action === 'disconnect') return (local.remotes?.data as Record<string, string> | undefined)?.[key] === undefined ? undefined : { side: local, remote: remote.cluster, key, value: null };
   const clash = [...local.configured, ...entries(local.remotes).filter((e) => e.key !== key)].find((r) => r.id === remote.id);
   if (clash) throw new MeshConflictError(what, `cluster ${local.cluster} (context ${local.context}) already has remote ${clash.name} with cluster id ${remote.id}, the id of ${remote.cluster} (context ${remote.context})`);
-  const client = issue(remote.ca!, local.cluster, { days: o.days ?? 1095 });
-  if (!new X509Certificate(client.cert).verify(new X509Certificate(remote.ca!.cert).publicKey)) {
-    throw new MeshPrerequisiteError(what, `context ${remote.context}: ca.key in Secret ${remote.ns}/${remote.full}-clustermesh-ca does not belong to its ca.crt`);
+  const mismatch = (): MeshPrerequisiteError => new MeshPrerequisiteError(what, `context ${remote.context}: ca.key in Secret ${remote.ns}/${remote.full}-clustermesh-ca does not belong to its ca.crt`);
+  let client: Pem;
+  try {
+    client = await issue(remote.ca!, local.cluster, { days: o.days ?? 1095 });
+  } catch (err) {
+    if (err instanceof CertificateError && /CA key does not belong/.test(err.message)) throw mismatch();
+    if (err instanceof CertificateError) throw new MeshPrerequisiteError(what, `context ${remote.context}: cannot issue with the CA of Secret ${remote.ns}/${remote.full}-clustermesh-ca: ${err.message}`);
+    throw err;
   }
+  if (!new X509Certificate(client.cert).verify(new X509Certificate(remote.ca!.cert).publicKey)) throw mismatch();
   const entry: RemoteConfig = { name: remote.cluster, id: remote.id, address: remote.address!, ca: remote.ca!.cert, cert: client.cert, key: client.key };
   return { side: local, remote: remote.cluster, key, value: Buffer.from(JSON.stringify(entry)).toString('base64') };
 }

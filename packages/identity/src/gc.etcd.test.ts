@@ -28,6 +28,29 @@ describe('IdentityGarbageCollector @etcd', function () {
     return new IdentityAllocator({ client, clusterId: 2, clusterName: 'west', node, sessionTtlSeconds: 2, logger: silentLogger() }).start();
   }
 
+  it('keeps references per node (a prefix etcd RBAC can grant) and still counts legacy references', async () => {
+    const a = await allocator('node1');
+    const held = await a.allocate({ app: 'held' });
+    // The reference is under node1's own prefix; node10's prefix does not contain it.
+    assert.ok(await t.kv.get(`${layout.nodeRefsPrefix('node1')}${held.id}`));
+    assert.equal(layout.ref(held.id, 'node1').startsWith(layout.nodeRefsPrefix('node10')), false);
+    assert.deepEqual(layout.parseRef(layout.ref(held.id, 'node1')), { id: String(held.id), node: 'node1' });
+    // An identity held only through an older agent's reference (refs/<id>/<node>) is never collected.
+    const legacy = await a.allocate({ app: 'legacy' });
+    await a.release({ app: 'legacy' });
+    await t.kv.put(`${layout.legacyRefsPrefix}${legacy.id}/old-node`, legacy.labels.key);
+    assert.deepEqual(layout.parseRef(`${layout.legacyRefsPrefix}${legacy.id}/old-node`), { id: String(legacy.id), node: 'old-node' });
+    const gc = new IdentityGarbageCollector({ client: t.kv, logger: silentLogger() });
+    await gc.runOnce();
+    assert.deepEqual((await gc.runOnce()).deleted, []);
+    assert.ok(await t.kv.get(layout.master(legacy.id)));
+    await t.kv.delete(`${layout.legacyRefsPrefix}${legacy.id}/old-node`);
+    await gc.runOnce();
+    assert.deepEqual((await gc.runOnce()).deleted, [legacy.id]);
+    await a.stop();
+    await t.kv.deletePrefix(layout.root);
+  });
+
   it('deletes an unreferenced identity only on the second round, never a referenced one', async () => {
     const a = await allocator('n1');
     const used = await a.allocate({ app: 'used' });

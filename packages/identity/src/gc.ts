@@ -82,9 +82,10 @@ export class IdentityGarbageCollector {
     // Masters, references and index in one read transaction: one revision.
     const snap = await this.client.txn('read identities for gc', {
       compare: [],
-      success: [op.getPrefix(L.mastersPrefix), op.getPrefix(L.refsPrefix), op.getPrefix(L.indexPrefix)],
+      success: [op.getPrefix(L.mastersPrefix), op.getPrefix(L.refsPrefix), op.getPrefix(L.indexPrefix), op.getPrefix(L.legacyRefsPrefix)],
     }, opts);
-    const [masters, refs, index] = [snap.gets[0]!, snap.gets[1]!, snap.gets[2]!];
+    // Legacy references (refs/<id>/<node>, agents before per-node keys) keep an id alive too.
+    const [masters, refs, index] = [snap.gets[0]!, [...snap.gets[1]!, ...snap.gets[3]!], snap.gets[2]!];
     const referenced = new Set<string>();
     for (const kv of refs) {
       const ref = L.parseRef(kv.key);

@@ -11,7 +11,7 @@
 import { Etcd3, isRecoverableError, type IRequestOp, type IKeyValue, type ICompare } from 'etcd3';
 import { noop } from 'cockatiel';
 import { retry, silentLogger, throwIfAborted, type Logger, type RetryPolicy } from '@weft/common';
-import { KvstoreClosedError, KvstoreRequestError, KvstoreUnavailableError } from './errors.js';
+import { KvstoreClosedError, KvstorePermissionError, KvstoreRequestError, KvstoreUnavailableError } from './errors.js';
 import type { Compare, KeyValue, ListResult, TxnOp, TxnResult } from './types.js';
 
 export interface KvClientOptions {
@@ -161,10 +161,11 @@ export class KvClient {
 
   /** Maps an etcd3 or gRPC error to a typed kvstore error. */
   translate(action: string, err: unknown): Error {
-    if (err instanceof KvstoreUnavailableError || err instanceof KvstoreRequestError || err instanceof KvstoreClosedError) return err;
+    if (err instanceof KvstoreUnavailableError || err instanceof KvstoreRequestError || err instanceof KvstoreClosedError || err instanceof KvstorePermissionError) return err;
     if (this.closed) return new KvstoreClosedError(action);
     const e = err as Error & { code?: number; details?: string };
     const text = `${e?.name ?? ''} ${e?.message ?? ''}`;
+    if (/permission denied/i.test(text)) return new KvstorePermissionError(action, { cause: err });
     if (
       (e instanceof Error && isRecoverableError(e)) ||
       /Unavailable|DeadlineExceeded|Deadline exceeded|ECONNREFUSED|No connection established|BrokenCircuit|ResourceExhausted|connect failed|leader changed|no leader|timed out/i.test(text) ||
@@ -260,9 +261,12 @@ export class KvClient {
     await this.call(`compact to revision ${revision}`, () => this.etcd.kv.compact({ revision, physical: true }), options);
   }
 
-  /** The store's current revision; also a cheap health probe. */
+  /**
+   * The store's current revision; also a cheap health probe. Reads (counts) the one key `weft/`,
+   * which every Weft etcd role may read (RBAC: docs/credentials.md).
+   */
   async revision(options: CallOptions = {}): Promise<number> {
-    const res = await this.call('read the store revision', () => this.etcd.kv.range({ key: Buffer.from([0]), count_only: true }), options);
+    const res = await this.call('read the store revision', () => this.etcd.kv.range({ key: Buffer.from('weft/'), count_only: true }), options);
     return Number(res.header.revision);
   }
 

@@ -22,6 +22,17 @@ export class KvstoreRequestError extends WeftError {
   }
 }
 
+/**
+ * etcd refused the request because this client's user (the CN of its certificate) holds no role
+ * that allows it: a node writing another node's keys, an apiserver writing agent state.
+ */
+export class KvstorePermissionError extends WeftError {
+  static readonly code = 'WEFT_ERR_KVSTORE_PERMISSION';
+  constructor(action: string, options?: { cause?: unknown }) {
+    super(KvstorePermissionError.code, `Cannot ${action}: permission denied by etcd's access control: this client's etcd user (its certificate's CN) has no role that allows it (docs/credentials.md)`, options);
+  }
+}
+
 /** The session's lease expired or was revoked; keys bound to it are gone. */
 export class SessionLostError extends WeftError {
   static readonly code = 'WEFT_ERR_KVSTORE_SESSION_LOST';
@@ -54,11 +65,21 @@ export class EtcdStartError extends WeftError {
   }
 }
 
+/** A certificate could not be issued: bad input (name, address, CA key or request), refused, or a crypto failure. */
+export class CertificateError extends WeftError {
+  static readonly code = 'WEFT_ERR_CERTIFICATE';
+  constructor(problem: string, options?: { cause?: unknown }) {
+    super(CertificateError.code, `Cannot issue a certificate: ${problem}`, options);
+  }
+}
+
 export const errorCodes = [
   KvstoreUnavailableError.code,
   KvstoreRequestError.code,
+  KvstorePermissionError.code,
   SessionLostError.code,
   LockTimeoutError.code,
   KvstoreClosedError.code,
   EtcdStartError.code,
+  CertificateError.code,
 ] as const;

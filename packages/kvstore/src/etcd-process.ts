@@ -9,11 +9,12 @@
  * the same path (close the pipe), then escalates to SIGKILL if etcd lingers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { silentLogger, sleep, type Logger } from '@weft/common';
 import { EtcdStartError } from './errors.js';
 
@@ -41,6 +42,12 @@ export interface EtcdProcessOptions {
    * in unix URLs and creates the socket relative to its working directory.
    */
   unixSocketDir?: string;
+  /**
+   * Serve clients over TLS and admit only clients with a certificate of `caFile` (etcd's
+   * --client-cert-auth: with auth enabled, the certificate's CN is the user). PEM file paths.
+   * Health is probed with the server's own certificate as the client's (it carries clientAuth).
+   */
+  tls?: { caFile: string; certFile: string; keyFile: string };
   logger?: Logger;
 }
 
@@ -75,6 +82,7 @@ export class EtcdProcess {
   private exited: Promise<number | null> | undefined;
   private readonly log: Logger;
   private stderrTail = '';
+  private probeTls: EtcdClientTls | undefined;
 
   constructor(private readonly options: EtcdProcessOptions = {}) {
     this.name = options.name ?? 'weft-etcd';
@@ -92,7 +100,7 @@ export class EtcdProcess {
   }
 
   get clientUrl(): string {
-    return `http://${this.host}:${this.clientPort}`;
+    return `${this.options.tls ? 'https' : 'http'}://${this.host}:${this.clientPort}`;
   }
 
   /** host:port, the form KvClient takes. */
@@ -102,6 +110,7 @@ export class EtcdProcess {
 
   /** The unix socket endpoint, when `unixSocketDir` was given. */
   get unixEndpoint(): string | undefined {
+    // gRPC names a unix socket unix:// whether or not TLS runs over it (etcd itself says unixs://).
     return this.options.unixSocketDir ? `unix://${this.options.unixSocketDir}/etcd:0` : undefined;
   }
 
@@ -142,11 +151,14 @@ export class EtcdProcess {
 
   private async spawnAndWait(bin: string): Promise<void> {
     const peerUrl = `http://${this.host}:${this.peerPort}`;
+    const tls = this.options.tls;
     const args = [
       bin,
       '--name', this.name,
       '--data-dir', this.dataDir,
-      '--listen-client-urls', this.options.unixSocketDir ? `${this.clientUrl},unix://etcd:0` : this.clientUrl,
+      '--listen-client-urls', this.options.unixSocketDir ? `${this.clientUrl},${tls ? 'unixs' : 'unix'}://etcd:0` : this.clientUrl,
+      // bcrypt-cost 4: users' passwords are random and unused (certificates are the credential, auth.ts).
+      ...(tls ? ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile, '--client-cert-auth', '--bcrypt-cost', '4'] : []),
       '--advertise-client-urls', this.clientUrl,
       '--listen-peer-urls', peerUrl,
       '--initial-advertise-peer-urls', peerUrl,
@@ -191,7 +203,9 @@ export class EtcdProcess {
 
   /** One health probe against etcd's /health endpoint. */
   healthy(): Promise<boolean> {
-    return etcdHealthy(this.options.unixSocketDir ? { socketPath: `${this.options.unixSocketDir}/etcd:0` } : { host: this.host, port: this.clientPort });
+    const tls = this.options.tls;
+    if (tls && !this.probeTls) this.probeTls = { ca: readFileSync(tls.caFile), cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
+    return etcdHealthy(this.options.unixSocketDir ? { socketPath: `${this.options.unixSocketDir}/etcd:0` } : { host: this.host, port: this.clientPort }, this.probeTls);
   }
 
   /**
@@ -228,15 +242,30 @@ export class EtcdProcess {
 }
 
 /** The lines of etcd's output that say what went wrong (its usage text would bury them). */
-/** One probe of an etcd's /health endpoint, over TCP or its unix socket. */
-export function etcdHealthy(target: { host: string; port: number } | { socketPath: string }): Promise<boolean> {
+/** A client's TLS material, PEM. */
+export interface EtcdClientTls {
+  ca: Buffer | string;
+  cert: Buffer | string;
+  key: Buffer | string;
+}
+
+/**
+ * One probe of an etcd's /health endpoint, over TCP or its unix socket; over TLS with `tls` (a
+ * client certificate, since etcd then wants one; the server is verified as `localhost` on a unix
+ * socket, as gRPC does).
+ */
+export function etcdHealthy(target: { host: string; port: number } | { socketPath: string }, tls?: EtcdClientTls): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request({ ...target, path: '/health', timeout: 1000 }, (res) => {
+    const options = { ...target, path: '/health', timeout: 1000 };
+    const onResponse = (res: import('node:http').IncomingMessage): void => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
       res.on('end', () => resolve(res.statusCode === 200 && body.includes('"health":"true"')));
-    });
+    };
+    const req = tls
+      ? httpsRequest({ ...options, ca: tls.ca, cert: tls.cert, key: tls.key, ...('socketPath' in target ? { servername: 'localhost' } : {}) }, onResponse)
+      : request(options, onResponse);
     req.on('error', () => resolve(false));
     req.on('timeout', () => req.destroy());
     req.end();

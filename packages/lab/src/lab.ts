@@ -10,8 +10,9 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { join, resolve } from 'node:path';
 import { WeftError } from '@weft/common';
 import { AgentClient, type AgentConfig } from '@weft/agent';
-import { KvClient, etcdHealthy } from '@weft/kvstore';
-import { createCa, issue, MESH_STATUS_PREFIX, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
+import { EtcdAuth, etcdHealthy } from '@weft/kvstore';
+import { admitNode, applyClusterRoles, APISERVER_USER, createCa, issue, MESH_STATUS_PREFIX, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
+import { etcdClientFiles, etcdServerFiles, issueEtcdPki, labEtcdClient, nodeEtcdFiles, readTls } from './etcd-pki.js';
 import { generateMeshKey, Ip, netns, netnsNameProblem, nextKeyId, run } from '@weft/net';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
 import { BRIDGE, LAB_PREFIX, LAB_STATE_DIR, PIN_ROOT, UNDERLAY_BITS, UNDERLAY_NS, WORLD_IP, WORLD_NS, labLayout, type ClusterLayout, type LabSpec, type NodeLayout } from './layout.js';
@@ -148,7 +149,9 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
     progress(`cluster ${c.name} (id ${c.id}): etcd in ${c.cpNetns} at ${c.cpIp}:2379`);
     await netns.add(c.cpNetns);
     await attach(c.cpNetns, c.cpUlPeer, c.cpIp);
+    await issueEtcdPki(c);
     await startEtcd(c);
+    await setupEtcdRbac(c);
     // The world host reaches pods through their node (direct routing of replies).
     for (const n of c.nodes) await new Ip(WORLD_NS).replaceRoute([n.podCidr, 'via', n.ip]);
 
@@ -164,6 +167,8 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
         clusterId: c.id,
         node: n.name,
         etcd: [`${c.cpIp}:2379`],
+        // Its own certificate: CN = the node, the etcd user whose role writes only this node's keys.
+        etcdTls: nodeEtcdFiles(c, n),
         nodeIp: n.ip,
         podCidr: n.podCidr,
         routing: spec.routing,
@@ -258,12 +263,12 @@ function meshDir(c: ClusterLayout): string {
 }
 
 /** The cluster's CA, created on first use and kept with the lab's state. */
-function clusterCa(c: ClusterLayout): Pem {
+async function clusterCa(c: ClusterLayout): Promise<Pem> {
   const dir = meshDir(c);
   try {
     return { cert: readFileSync(join(dir, 'ca.crt'), 'utf8'), key: readFileSync(join(dir, 'ca.key'), 'utf8') };
   } catch {
-    const ca = createCa(c.name);
+    const ca = await createCa(c.name);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'ca.crt'), ca.cert);
     writeFileSync(join(dir, 'ca.key'), ca.key, { mode: 0o600 });
@@ -271,14 +276,14 @@ function clusterCa(c: ClusterLayout): Pem {
   }
 }
 
-function readMeshConfig(c: ClusterLayout): MeshConfig {
+async function readMeshConfig(c: ClusterLayout): Promise<MeshConfig> {
   try {
     return JSON.parse(readFileSync(join(meshDir(c), 'config.json'), 'utf8')) as MeshConfig;
   } catch {
-    const ca = clusterCa(c);
-    const server = issue(ca, `clustermesh-${c.name}`, { ips: [c.cpIp] });
+    const ca = await clusterCa(c);
+    const server = await issue(ca, `clustermesh-${c.name}`, { ips: [c.cpIp] });
     // What remotes may not claim: this cluster's pod range and the shared underlay (mesh-admission).
-    return { cluster: c.name, clusterId: c.id, etcd: [`${c.cpIp}:2379`], listen: `${c.cpIp}:${MESH_PORT}`, ca: ca.cert, cert: server.cert, key: server.key, remotes: [], etcdMaxTxnOps: 1024, podCidrs: [c.podRange], underlayCidrs: [`10.99.0.0/${UNDERLAY_BITS}`] };
+    return { cluster: c.name, clusterId: c.id, etcd: [`${c.cpIp}:2379`], etcdTls: etcdClientFiles(c, APISERVER_USER), listen: `${c.cpIp}:${MESH_PORT}`, ca: ca.cert, cert: server.cert, key: server.key, remotes: [], etcdMaxTxnOps: 1024, podCidrs: [c.podRange], underlayCidrs: [`10.99.0.0/${UNDERLAY_BITS}`] };
   }
 }
 
@@ -289,15 +294,36 @@ function readMeshConfig(c: ClusterLayout): MeshConfig {
 export async function startEtcd(c: ClusterLayout): Promise<void> {
   mkdirSync(c.etcdDir, { recursive: true });
   rmSync(join(c.etcdDir, 'etcd:0'), { force: true });
-  const url = `http://${c.cpIp}:2379`;
+  // As the chart's: TLS only, clients must hold a certificate of the cluster's etcd CA (the CN is
+  // their etcd user, see setupEtcdRbac). The unix socket (unixs: TLS too) lets the host's
+  // namespace reach it.
+  const url = `https://${c.cpIp}:2379`;
   const peer = `http://${c.cpIp}:2380`;
+  const tls = etcdServerFiles(c);
   spawnIn(c.cpNetns, [
     'etcd', '--name', `${c.name}-etcd`, '--data-dir', join(c.etcdDir, 'data'),
-    '--listen-client-urls', `${url},unix://etcd:0`, '--advertise-client-urls', url,
+    '--listen-client-urls', `${url},unixs://etcd:0`, '--advertise-client-urls', url,
+    '--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.ca, '--client-cert-auth',
+    // Users' passwords are 256 random bits nobody knows (certificates are the credential): bcrypt's
+    // cost buys nothing there, and at the default 10 each new user costs ~70 ms.
+    '--bcrypt-cost', '4',
     '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${c.name}-etcd=${peer}`,
     '--max-txn-ops', String(LAB_ETCD_MAX_TXN_OPS), '--logger', 'zap', '--log-level', 'warn',
   ], join(c.etcdDir, 'etcd.log'), { cwd: c.etcdDir });
-  await waitFor(`etcd of cluster ${c.name}`, () => etcdHealthy({ socketPath: `${c.etcdDir}/etcd:0` }), 20_000, () => tail(join(c.etcdDir, 'etcd.log')));
+  const probe = readTls(etcdClientFiles(c, 'root'));
+  await waitFor(`etcd of cluster ${c.name}`, () => etcdHealthy({ socketPath: `${c.etcdDir}/etcd:0` }, probe), 20_000, () => tail(join(c.etcdDir, 'etcd.log')));
+}
+
+/** Roles and users of the cluster's etcd (etcd-roles.ts), one user per node, then auth on. */
+async function setupEtcdRbac(c: ClusterLayout): Promise<void> {
+  const kv = labEtcdClient(c, { user: 'root' });
+  try {
+    const auth = new EtcdAuth(kv);
+    await applyClusterRoles(auth);
+    await Promise.all(c.nodes.map((n) => admitNode(auth, n.name)));
+  } finally {
+    kv.close();
+  }
 }
 
 /** The pid of the cluster's etcd, if one runs. */
@@ -341,7 +367,7 @@ function restartApiserver(c: ClusterLayout, config: MeshConfig): void {
 }
 
 async function waitMesh(c: ClusterLayout, remotes: string[]): Promise<void> {
-  const kv = new KvClient({ endpoints: [etcdEndpoint(c)] });
+  const kv = labEtcdClient(c);
   try {
     await kv.delete(`${MESH_STATUS_PREFIX}${c.name}`);
     await waitFor(`cluster ${c.name} to sync from ${remotes.join(', ')}`, async () => {
@@ -362,12 +388,13 @@ async function waitMesh(c: ClusterLayout, remotes: string[]): Promise<void> {
  */
 export async function meshConnect(a: ClusterLayout, b: ClusterLayout, progress: Progress): Promise<void> {
   if (a.name === b.name) throw new LabError(`Cannot connect cluster ${a.name} to itself`);
-  const configs = new Map([[a.name, readMeshConfig(a)], [b.name, readMeshConfig(b)]]);
+  const configs = new Map([[a.name, await readMeshConfig(a)], [b.name, await readMeshConfig(b)]]);
   for (const [local, remote] of [[a, b], [b, a]] as const) {
     const cfg = configs.get(local.name)!;
-    const client = issue(clusterCa(remote), local.name);
+    const remoteCa = await clusterCa(remote);
+    const client = await issue(remoteCa, local.name);
     // Each remote's nodes may only take pod CIDRs from its own pod range.
-    cfg.remotes = [...cfg.remotes.filter((r) => r.name !== remote.name), { name: remote.name, id: remote.id, address: `${remote.cpIp}:${MESH_PORT}`, ca: clusterCa(remote).cert, cert: client.cert, key: client.key, podCidrs: [remote.podRange] }];
+    cfg.remotes = [...cfg.remotes.filter((r) => r.name !== remote.name), { name: remote.name, id: remote.id, address: `${remote.cpIp}:${MESH_PORT}`, ca: remoteCa.cert, cert: client.cert, key: client.key, podCidrs: [remote.podRange] }];
   }
   for (const c of [a, b]) restartApiserver(c, configs.get(c.name)!);
   progress(`clustermesh: ${a.name} <-> ${b.name} connecting`);
@@ -378,10 +405,10 @@ export async function meshConnect(a: ClusterLayout, b: ClusterLayout, progress: 
 /** `weft clustermesh disconnect`: the reverse; each side also drops what it imported from the other. */
 export async function meshDisconnect(a: ClusterLayout, b: ClusterLayout, progress: Progress): Promise<void> {
   for (const [local, remote] of [[a, b], [b, a]] as const) {
-    const cfg = readMeshConfig(local);
+    const cfg = await readMeshConfig(local);
     cfg.remotes = cfg.remotes.filter((r) => r.name !== remote.name);
     restartApiserver(local, cfg);
-    const kv = new KvClient({ endpoints: [etcdEndpoint(local)] });
+    const kv = labEtcdClient(local);
     try {
       await kv.deletePrefix(`weft/mesh/v1/${remote.name}/`);
     } finally {
@@ -457,7 +484,7 @@ export function demoResources(c: ClusterLayout): Resource[] {
 
 /** Applies resources to a lab cluster and waits until its pods are endpoints. */
 export async function applyAndWait(c: ClusterLayout, resources: Resource[], timeoutMs = 60_000): Promise<void> {
-  const kv = new KvClient({ endpoints: [etcdEndpoint(c)] });
+  const kv = labEtcdClient(c);
   try {
     await new ResourceStore(kv, { maxTxnOps: LAB_ETCD_MAX_TXN_OPS }).apply(resources);
     const pods = resources.filter((r) => r.kind === 'Pod');

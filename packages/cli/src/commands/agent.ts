@@ -1,7 +1,7 @@
 /** `weft agent --config FILE`: runs a node agent in the current network namespace until signalled. */
 import { parseArgs } from 'node:util';
 import { createLogger } from '@weft/common';
-import { Agent, loadAgentConfig } from '@weft/agent';
+import { Agent, ensureEtcdCredential, loadAgentConfig } from '@weft/agent';
 import { BpfDatapath } from '@weft/agent/dist/bpf-datapath.js';
 import { UsageError } from '../output.js';
 
@@ -10,6 +10,8 @@ export async function agent(argv: string[]): Promise<void> {
   if (!values.config) throw new UsageError('weft agent needs --config FILE');
   const config = loadAgentConfig(values.config);
   const log = createLogger({ component: 'agent', cluster: config.cluster, node: config.node });
+  // Kubernetes mode: this node's own etcd certificate first (etcdIssuer), then everything else.
+  await ensureEtcdCredential(config, log.child({ component: 'etcd-credential' }));
   const a = new Agent(config, new BpfDatapath(config, log.child({ component: 'datapath' })), log);
   let stopping = false;
   const stop = (signal: string): void => {

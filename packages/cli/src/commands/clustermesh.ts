@@ -40,6 +40,11 @@ export async function clustermesh(argv: string[]): Promise<void> {
     for (const p of status.rejectedRemotes) process.stdout.write(`remote ${p.remote} rejected: ${p.reason}\n`);
     for (const b of status.serving ?? []) if (b.pendingKeys > 0 || b.stalledSince) process.stdout.write(`serving ${b.peer}: ${b.pendingKeys} changes waiting, ${b.inFlightBytes} bytes in flight${b.stalledSince ? `, not reading since ${b.stalledSince}` : ''}\n`);
     if (status.stalledPeers) process.stdout.write(`${status.stalledPeers} streams reset because their reader took nothing for too long\n`);
+    const unexported = status.unexportedEndpoints;
+    if (unexported && unexported.count > 0) {
+      process.stdout.write(`${unexported.count} local endpoint records not exported (not their node's to claim), e.g.:\n`);
+      for (const e of unexported.examples) process.stdout.write(`  ${e.key}: ${e.reason}\n`);
+    }
   } finally {
     kv.close();
   }

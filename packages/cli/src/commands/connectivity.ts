@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AgentClient, podNetnsName, type Flow, type ServiceState } from '@weft/agent';
-import { agentSocket, applyAndWait, etcdEndpoint, readLabState, WORLD_IP, type ClusterLayout } from '@weft/lab';
+import { agentSocket, applyAndWait, labEtcdClient, readLabState, WORLD_IP, type ClusterLayout } from '@weft/lab';
 import { KvClient } from '@weft/kvstore';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
 import { agentsFor, labCluster } from '../context.js';
@@ -123,7 +123,7 @@ export async function connectivityTest(argv: string[]): Promise<void> {
     return kubeConnectivityCommand(values, format);
   }
   const c = labCluster(values.cluster);
-  const kv = new KvClient({ endpoints: [etcdEndpoint(c)] });
+  const kv = labEtcdClient(c);
   const store = new ResourceStore(kv);
   const peer = await connectedPeer(c);
   const deployed = resources(c, peer !== undefined);
@@ -146,7 +146,7 @@ export async function connectivityTest(argv: string[]): Promise<void> {
     const crossNode = c.nodes.length > 1;
     let remote: CaseTargets['remote'];
     if (peer) {
-      const pkv = new KvClient({ endpoints: [etcdEndpoint(peer)] });
+      const pkv = labEtcdClient(peer);
       remote = { from: c.name, to: peer.name, ip: await podIp(pkv, 'echo-remote').finally(() => pkv.close()) };
     }
     const cases = connectivityCases({ same, other, crossNode, vip, world: WORLD_IP, ...(remote ? { remote } : {}) });
@@ -176,7 +176,7 @@ export async function connectivityTest(argv: string[]): Promise<void> {
     if (!values.keep) {
       await store.delete(deployed, { ignoreNotFound: true }).catch(() => undefined);
       if (peer) {
-        const pkv = new KvClient({ endpoints: [etcdEndpoint(peer)] });
+        const pkv = labEtcdClient(peer);
         await new ResourceStore(pkv).delete(peerDeployed, { ignoreNotFound: true }).catch(() => undefined);
         pkv.close();
       }

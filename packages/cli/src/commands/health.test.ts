@@ -117,8 +117,8 @@ describe('weft clustermesh-apiserver health @etcd', function () {
   before(async () => {
     etcd = await EtcdProcess.start({ name: 'mesh-health' });
     dir = mkdtempSync(join(tmpdir(), 'weft-mesh-health-'));
-    const ca = createCa('east');
-    const cert = issue(ca, 'clustermesh-east', { ips: ['192.0.2.10'] });
+    const ca = await createCa('east');
+    const cert = await issue(ca, 'clustermesh-east', { ips: ['192.0.2.10'] });
     // Listening on every address, as the chart's apiserver does; the probe dials loopback.
     config = { cluster: 'east', clusterId: 1, etcd: [etcd.endpoint], listen: `0.0.0.0:${await freePort()}`, ca: ca.cert, cert: cert.cert, key: cert.key, remotes: [] };
     file = join(dir, 'config.json');

@@ -1,7 +1,7 @@
 /** `weft identity list|get|gc [--cluster NAME | --etcd HOST:PORT]`: inspect a cluster's identities. */
 import { parseArgs } from 'node:util';
 import { KvClient } from '@weft/kvstore';
-import { etcdEndpoint } from '@weft/lab';
+import { labEtcdClient } from '@weft/lab';
 import { labCluster } from '../context.js';
 import { IdentityCache, IdentityGarbageCollector, IdentityLayout, clusterIdOf, parseIdentity, validateClusterId } from '@weft/identity';
 import { parseFormat, printJson, printTable, UsageError } from '../output.js';
@@ -22,7 +22,8 @@ export async function identity(argv: string[]): Promise<void> {
   // A lab cluster by name (default: the lab's first), or any etcd with --etcd.
   const lab = values.etcd ? undefined : labCluster(values.cluster);
   const clusterId = validateClusterId(Number(values['cluster-id'] ?? lab?.id ?? 1), 'list identities');
-  const client = new KvClient({ endpoints: [values.etcd ?? etcdEndpoint(lab!)], retry: { maxAttempts: 3, initialMs: 100, maxMs: 500 } });
+  const retry = { maxAttempts: 3, initialMs: 100, maxMs: 500 };
+  const client = values.etcd ? new KvClient({ endpoints: [values.etcd], retry }) : labEtcdClient(lab!, { retry });
   try {
     switch (sub) {
       case 'list':
