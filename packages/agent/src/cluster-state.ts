@@ -243,6 +243,8 @@ export class ClusterState {
         this.accept(`${MESH_ROOT}${path}`, typeof parsed !== 'string' && parsed.name !== key ? `node record ${parsed.name} stored under ${key}` : parsed, (r) => {
           keysOnly = onlyKeysChanged(this.remoteNodes.get(id), r);
           this.remoteNodes.set(id, r);
+          // Admission does not look at keys: an admitted node stays admitted, with its new keys.
+          if (keysOnly && this.admittedCache?.nodes.has(id)) this.admittedCache.nodes.set(id, r);
         });
       }
       if (keysOnly) return this.scheduleKeys();
