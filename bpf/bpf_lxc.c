@@ -5,6 +5,8 @@
  *                   service addresses are translated to a backend here
  *   to_container    tc egress of the veth: packets entering the pod (its ingress);
  *                   replies from a service's backend get the service address back
+ * Both decide on ports, so both handle later IP fragments (lib/frag.h) and
+ * ICMP errors about tracked connections (lib/icmp.h).
  * Each handler returns a verdict or a negative drop code; the entry function
  * is the one place that turns a drop code into a flow event and TC_ACT_SHOT.
  */
@@ -14,6 +16,8 @@
 #include "lib/events.h"
 #include "lib/ct.h"
 #include "lib/lb.h"
+#include "lib/frag.h"
+#include "lib/icmp.h"
 
 static __always_inline int handle_from_container(struct __sk_buff *skb, struct flow_ctx *c)
 {
@@ -33,8 +37,18 @@ static __always_inline int handle_from_container(struct __sk_buff *skb, struct f
 	if (ep->flags & EP_F_FAIL_CLOSED)
 		return -WEFT_DROP_FAIL_CLOSED;
 
-	/* A service address becomes one of its backends; policy and routing see the backend. */
-	ret = lb_egress(skb, c);
+	if (c->t.flags & TUPLE_F_FRAG_LATER) {
+		/* Its first fragment's ports and backend. */
+		ret = frag_later(skb, c, 1);
+	} else if (c->t.flags & TUPLE_F_ICMP_ERROR) {
+		/* Related to one of the pod's connections? (May send it on to a service's backend.) */
+		ret = icmp_error_from_endpoint(skb, c, ep);
+	} else {
+		/* A service address becomes one of its backends; policy and routing see the backend. */
+		ret = lb_egress(skb, c);
+		if (ret >= 0 && (c->t.flags & TUPLE_F_FRAG_FIRST))
+			frag_record(c);
+	}
 	if (ret < 0)
 		return ret;
 
@@ -63,9 +77,13 @@ static __always_inline int handle_from_container(struct __sk_buff *skb, struct f
 		c->flags |= FLOW_F_TUNNELED;
 	}
 
-	ret = conntrack_policy(skb, c, ep, CT_EGRESS, c->dst_identity, cfg);
-	if (ret < 0)
-		return ret;
+	if (c->flags & FLOW_F_RELATED) {
+		emit_flow(skb, c, VERDICT_FORWARDED, 0);
+	} else {
+		ret = conntrack_policy(skb, c, ep, CT_EGRESS, c->dst_identity, cfg);
+		if (ret < 0)
+			return ret;
+	}
 
 	skb->mark = MARK_MAGIC_IDENTITY | c->src_identity;
 
@@ -137,6 +155,22 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, struct flo
 	skb->mark = 0;
 	if (ep->flags & EP_F_FAIL_CLOSED)
 		return -WEFT_DROP_FAIL_CLOSED;
+
+	if (c->t.flags & TUPLE_F_FRAG_LATER) {
+		ret = frag_later(skb, c, 0);
+		if (ret < 0)
+			return ret;
+	} else if (c->t.flags & TUPLE_F_FRAG_FIRST) {
+		frag_record(c);
+	} else if (c->t.flags & TUPLE_F_ICMP_ERROR) {
+		ret = icmp_error_to_endpoint(skb, c, ep);
+		if (ret < 0)
+			return ret;
+		if (c->flags & FLOW_F_RELATED) {
+			emit_flow(skb, c, VERDICT_FORWARDED, 0);
+			return TC_ACT_OK;
+		}
+	}
 
 	ret = conntrack_policy(skb, c, ep, CT_INGRESS, c->src_identity, node_config());
 	if (ret < 0)

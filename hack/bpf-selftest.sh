@@ -28,6 +28,7 @@ cat >"$scratch/selftest.c" <<'EOF'
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf.h>
@@ -276,6 +277,313 @@ static void expect_event(const char *what, __u8 verdict, __u8 reason, __u8 point
 	CHECK(e->flags == flags, "%s: flags 0x%x, want 0x%x", what, e->flags, flags);
 	CHECK(e->rule_id == rule_id, "%s: rule_id %u, want %u", what, e->rule_id, rule_id);
 	CHECK(e->timestamp != 0 && e->ifindex == 1 && e->length != 0, "%s: timestamp/ifindex/length not filled", what);
+}
+
+/* ---- ICMP errors and IP fragments ---- */
+static int m_frag;
+
+static void ip_csum(__u8 *ip)
+{
+	__u16 c;
+
+	ip[10] = ip[11] = 0;
+	c = fold(sum16(ip, 20, 0)); ip[10] = c >> 8; ip[11] = c & 0xff;
+}
+
+/* An ICMP error from src to dst quoting q (its IPv4 header and first 8 L4 bytes); every checksum valid. */
+static struct pkt icmp_error(const char *src, const char *dst, __u8 type, __u8 code, struct pkt q)
+{
+	struct pkt p = ipv4(src, dst, IPPROTO_ICMP, type, 0);
+	__u8 *ip = p.b + 14, *icmp = ip + 20;
+	__u16 c;
+
+	icmp[1] = code;
+	if (type == 3 && code == 4) { icmp[6] = 1400 >> 8; icmp[7] = 1400 & 0xff; } /* frag-needed: the next hop's MTU */
+	ip_csum(q.b + 14);
+	memcpy(icmp + 8, q.b + 14, 28);
+	p.len = 14 + 20 + 8 + 28;
+	ip[2] = 0; ip[3] = 20 + 8 + 28;
+	icmp[2] = icmp[3] = 0;
+	c = fold(sum16(icmp, 8 + 28, 0)); icmp[2] = c >> 8; icmp[3] = c & 0xff;
+	ip_csum(ip);
+	return p;
+}
+
+/* Outer IPv4, quoted IPv4 and ICMP checksums of an ICMP error in a program's output. */
+static int icmp_csums_ok(const struct run *r, __u32 len)
+{
+	const __u8 *ip = r->out + 14;
+
+	return fold(sum16(ip, 20, 0)) == 0 && fold(sum16(ip + 28, 20, 0)) == 0 && fold(sum16(ip + 20, len - 34, 0)) == 0;
+}
+
+static __u32 quoted_addr(const struct run *r, int dst) { __u32 a; memcpy(&a, r->out + 54 + 4 * dst, 4); return a; }
+static __u16 quoted_port(const struct run *r, int dst) { return (r->out[62 + 2 * dst] << 8) | r->out[63 + 2 * dst]; }
+
+/* One fragment of a datagram: offset8 in 8-byte units, more = MF. A later one carries payload where ipv4() put ports. */
+static struct pkt fragment(const char *src, const char *dst, __u8 proto, __u16 sport, __u16 dport, __u16 id, __u16 offset8, int more)
+{
+	struct pkt p = ipv4(src, dst, proto, sport, dport);
+	__u8 *ip = p.b + 14;
+	__u16 fo = (more ? 0x2000 : 0) | offset8;
+
+	ip[4] = id >> 8; ip[5] = id & 0xff; ip[6] = fo >> 8; ip[7] = fo & 0xff;
+	if (offset8) memset(ip + 20, 0x5a, p.len - 34);
+	ip_csum(ip);
+	return p;
+}
+
+static int frag_entries(void)
+{
+	struct frag_key k, next;
+	int n = 0;
+
+	for (int err = bpf_map_get_next_key(m_frag, NULL, &next); !err; err = bpf_map_get_next_key(m_frag, &k, &next)) { k = next; n++; }
+	return n;
+}
+
+static __u64 monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns's clock */
+	return (__u64)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void icmp_errors_and_fragments(void)
+{
+	const char *C = "10.0.0.3", *R1 = "10.0.1.5", *R2 = "10.0.1.6", *R3 = "10.0.1.7", *ROUTER = "172.16.9.9";
+	const char *VIP = "10.96.0.20", *VIP2 = "10.96.0.21";
+	__u32 zero = 0, id_lxc, id_other;
+	struct node_config cfg = { .node_ip = inet_addr("192.168.0.1"), .tunnel_ifindex = 99, .routing_mode = ROUTING_DIRECT };
+	struct ct_value ct;
+	struct pkt p, q;
+	struct run r;
+
+	m_frag = map_fd(lxc, "weft_frag", &id_lxc);
+	map_fd(ovl, "weft_frag", &id_other);
+	CHECK(id_lxc == id_other, "weft_frag: bpf_lxc.o has map id %u, bpf_overlay.o %u (not shared)", id_lxc, id_other);
+	map_fd(host, "weft_frag", &id_other);
+	CHECK(id_lxc == id_other, "weft_frag: bpf_lxc.o has map id %u, bpf_host.o %u (not shared)", id_lxc, id_other);
+	CHECK(frag_entries() == 0, "unfragmented packets left %d records in weft_frag", frag_entries());
+
+	/* C (ep 3) enforces both directions: R1 and R3 are identity 2000, R2 2001; the router is the world. */
+	bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
+	set_ipcache(R1, 32, 2000, "192.168.0.2", 0);
+	set_ipcache(R2, 32, 2001, "192.168.0.2", 0);
+	set_ipcache(R3, 32, 2000, "192.168.0.3", 0);
+	set_ipcache(C, 32, 1003, NULL, IPCACHE_F_LOCAL_ENDPOINT);
+	set_endpoint(C, 1, 3, EP_F_INGRESS_ENFORCE | EP_F_EGRESS_ENFORCE, 1003, 1, MAC_A, NODE_A);
+	set_policy(pkey(POLICY_PREFIX_FULL, 3, 1, 2000, IPPROTO_UDP, 53), 0, 301);
+	set_policy(pkey(POLICY_PREFIX_FULL, 3, 1, 2000, IPPROTO_UDP, 5353), 0, 302);
+	set_policy(pkey(POLICY_PREFIX_PROTO, 3, 1, 2000, IPPROTO_ICMP, 0), 0, 303);
+	set_policy(pkey(POLICY_PREFIX_FULL, 3, 0, 2000, IPPROTO_TCP, 8080), 0, 304);
+	set_policy(pkey(POLICY_PREFIX_FULL, 3, 0, 2001, IPPROTO_UDP, 9000), 0, 305);
+	set_policy(pkey(POLICY_PREFIX_FULL, 3, 0, 2000, IPPROTO_UDP, 8080), 0, 306);
+
+	printf("ICMP errors to an endpoint: related through the quoted packet\n");
+	p = ipv4(C, R1, IPPROTO_UDP, 40000, 53);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "C's UDP to R1:53: ret %d", r.ret);
+	q = ipv4(C, R1, IPPROTO_UDP, 40000, 53);
+	const struct { const char *what; __u8 type, code; } errors[] = {
+		{ "frag-needed", 3, 4 }, { "port unreachable", 3, 3 }, { "host unreachable", 3, 1 }, { "time exceeded", 11, 0 }, { "parameter problem", 12, 0 },
+	};
+	for (unsigned i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+		p = icmp_error(ROUTER, C, errors[i].type, errors[i].code, q);
+		r = run(prog_to, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_OK, "%s from a router about C's connection (ingress enforced): ret %d, want pass", errors[i].what, r.ret);
+		expect_event(errors[i].what, VERDICT_FORWARDED, 0, FLOW_POINT_TO_ENDPOINT, FLOW_F_RELATED, 301);
+		CHECK(nev < 1 || (evs[0].saddr == inet_addr(ROUTER) && evs[0].daddr == inet_addr(C) && evs[0].protocol == IPPROTO_ICMP &&
+				  evs[0].src_identity == 2 && evs[0].dst_identity == 1003 && evs[0].ep_id == 3), "%s: event of the error itself", errors[i].what);
+		CHECK(!memcmp(r.out, p.b, p.len), "%s: a related error of an untranslated connection is not rewritten", errors[i].what);
+	}
+	CHECK(!get_ct(ROUTER, C, 0, 0, IPPROTO_ICMP, CT_INGRESS, &ct), "a related error makes no conntrack entry");
+	CHECK(get_ct(C, R1, 40000, 53, IPPROTO_UDP, CT_EGRESS, &ct) && ct.packets == 1, "nor counts as a packet of the connection");
+
+	p = icmp_error(ROUTER, C, 3, 4, ipv4(C, R1, IPPROTO_UDP, 40001, 53));
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "error about no connection: ret %d, want the policy's drop", r.ret);
+	expect_event("error about no connection", VERDICT_DROPPED, WEFT_DROP_POLICY, FLOW_POINT_TO_ENDPOINT, FLOW_F_NEW, 0);
+	p = icmp_error(ROUTER, C, 3, 4, ipv4("10.0.0.1", "8.8.8.8", IPPROTO_UDP, 1000, 53));
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "error to C about another pod's connection: ret %d, want drop", r.ret);
+	expect_event("error about another pod's connection", VERDICT_DROPPED, WEFT_DROP_POLICY, FLOW_POINT_TO_ENDPOINT, FLOW_F_NEW, 0);
+	p = icmp_error(ROUTER, C, 3, 4, ipv4(C, R1, IPPROTO_UDP, 40000, 53));
+	p.len = 14 + 20 + 8 + 20 + 2; /* the quote cut inside its ports */
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "truncated quote: ret %d, want the policy's drop", r.ret);
+	p = icmp_error(ROUTER, C, 3, 4, ipv4(C, R1, IPPROTO_UDP, 40000, 53));
+	p.b[14 + 6] |= 0x20; ip_csum(p.b + 14); /* MF: the first fragment of an error */
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "fragmented error: ret %d, want the policy's drop (never related)", r.ret);
+	bpf_map_delete_elem(m_frag, &(struct frag_key){ .saddr = inet_addr(ROUTER), .daddr = inet_addr(C), .protocol = IPPROTO_ICMP });
+
+	/* A connection C accepted, an error about C's reply; an echo C sent. */
+	p = ipv4(R1, C, IPPROTO_TCP, 5000, 8080);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "R1 -> C:8080: ret %d", r.ret);
+	p = icmp_error(ROUTER, C, 3, 4, ipv4(C, R1, IPPROTO_TCP, 8080, 5000));
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "frag-needed about C's reply on a connection it accepted: ret %d", r.ret);
+	expect_event("error about a reply", VERDICT_FORWARDED, 0, FLOW_POINT_TO_ENDPOINT, FLOW_F_RELATED, 304);
+	p = ipv4(C, R1, IPPROTO_ICMP, 8, 0x4242);
+	r = run(prog_from, &p, 0); drain();
+	p = icmp_error(ROUTER, C, 3, 1, ipv4(C, R1, IPPROTO_ICMP, 8, 0x4242));
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "host unreachable about C's echo request: ret %d", r.ret);
+	expect_event("error about an echo", VERDICT_FORWARDED, 0, FLOW_POINT_TO_ENDPOINT, FLOW_F_RELATED, 303);
+
+	/* After a policy change, the connection's next packet re-checks it; an error about it waits for that. */
+	set_endpoint(C, 1, 3, EP_F_INGRESS_ENFORCE | EP_F_EGRESS_ENFORCE, 1003, 2, MAC_A, NODE_A);
+	p = icmp_error(ROUTER, C, 3, 4, q);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "error about a connection not re-checked since a policy change: ret %d, want drop", r.ret);
+	p = ipv4(C, R1, IPPROTO_UDP, 40000, 53);
+	r = run(prog_from, &p, 0); drain();
+	p = icmp_error(ROUTER, C, 3, 4, q);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "the same error once the connection was re-checked: ret %d", r.ret);
+
+	printf("ICMP errors from an endpoint: only back to the quoted packet's sender\n");
+	p = ipv4(R2, C, IPPROTO_UDP, 6000, 9000);
+	r = run(prog_to, &p, 0xAB000000 | 2001); drain();
+	CHECK(r.ret == TC_ACT_OK, "R2 -> C:9000: ret %d", r.ret);
+	q = ipv4(R2, C, IPPROTO_UDP, 6000, 9000);
+	p = icmp_error(C, R2, 3, 3, q);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "C's port unreachable to R2 (egress enforced, no ICMP rule): ret %d, want pass", r.ret);
+	expect_event("port unreachable from C", VERDICT_FORWARDED, 0, FLOW_POINT_FROM_ENDPOINT, FLOW_F_RELATED, 305);
+	p = icmp_error(C, "8.8.4.4", 3, 3, q);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "the same quote aimed at a third party: ret %d, want the policy's drop", r.ret);
+	expect_event("error aimed elsewhere", VERDICT_DROPPED, WEFT_DROP_POLICY, FLOW_POINT_FROM_ENDPOINT, FLOW_F_NEW, 0);
+	p = icmp_error(C, R2, 3, 3, ipv4(R2, C, IPPROTO_UDP, 6001, 9000));
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "error about no connection from C: ret %d, want drop", r.ret);
+
+	printf("ICMP errors of service connections: translated like the connection\n");
+	set_service(VIP, 53, IPPROTO_UDP, 1, &R1, 5353);
+	p = ipv4(C, VIP, IPPROTO_UDP, 41000, 53);
+	fill_csums(&p);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK && out_daddr(&r) == inet_addr(R1) && out_port(&r, 1) == 5353, "C -> service: to R1:5353");
+	q = ipv4(C, R1, IPPROTO_UDP, 41000, 5353);
+	p = icmp_error(R1, C, 3, 3, q);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "port unreachable from the backend: ret %d", r.ret);
+	expect_event("backend's error", VERDICT_FORWARDED, 0, FLOW_POINT_TO_ENDPOINT, FLOW_F_RELATED, 302);
+	CHECK(out_saddr(&r) == inet_addr(VIP), "backend's error: outer source the service address (%08x)", out_saddr(&r));
+	CHECK(quoted_addr(&r, 1) == inet_addr(VIP) && quoted_port(&r, 1) == 53 && quoted_addr(&r, 0) == inet_addr(C) && quoted_port(&r, 0) == 41000,
+	      "backend's error: quote C:41000 -> service:53 (%08x:%u)", quoted_addr(&r, 1), quoted_port(&r, 1));
+	CHECK(icmp_csums_ok(&r, p.len), "backend's error: outer IPv4, quoted IPv4 and ICMP checksums valid");
+	p = icmp_error(ROUTER, C, 3, 4, q);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK && out_saddr(&r) == inet_addr(ROUTER) && quoted_addr(&r, 1) == inet_addr(VIP) && quoted_port(&r, 1) == 53,
+	      "a router's frag-needed: the router stays the source, the quote names the service");
+	CHECK(icmp_csums_ok(&r, p.len), "router's error: checksums valid");
+	q = ipv4(VIP, C, IPPROTO_UDP, 53, 41000); /* C saw the backend's reply come from the service */
+	p = icmp_error(C, VIP, 3, 3, q);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "C's port unreachable about the service's reply: ret %d", r.ret);
+	expect_event("C's error to the service", VERDICT_FORWARDED, 0, FLOW_POINT_FROM_ENDPOINT, FLOW_F_RELATED, 302);
+	CHECK(out_daddr(&r) == inet_addr(R1) && quoted_addr(&r, 0) == inet_addr(R1) && quoted_port(&r, 0) == 5353,
+	      "C's error goes to the backend, quoting it (%08x, %08x:%u)", out_daddr(&r), quoted_addr(&r, 0), quoted_port(&r, 0));
+	CHECK(icmp_csums_ok(&r, p.len), "C's error: checksums valid");
+
+	printf("IP fragments: later ones follow their first\n");
+	p = fragment(C, R1, IPPROTO_UDP, 42000, 53, 0x1001, 0, 1);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "first fragment to R1:53: ret %d", r.ret);
+	expect_event("first fragment", VERDICT_FORWARDED, 0, FLOW_POINT_FROM_ENDPOINT, FLOW_F_NEW, 301);
+	for (int off = 1; off <= 2; off++) {
+		p = fragment(C, R1, IPPROTO_UDP, 42000, 53, 0x1001, off, off < 2);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_OK && nev == 0, "later fragment %d (egress enforced, port 53 only): ret %d events %d, want pass", off, r.ret, nev);
+		CHECK(!memcmp(r.out, p.b, p.len), "later fragment %d: untouched", off);
+	}
+	CHECK(get_ct(C, R1, 42000, 53, IPPROTO_UDP, CT_EGRESS, &ct) && ct.packets == 3, "all three fragments on the datagram's connection");
+	CHECK(!get_ct(C, R1, 0, 0, IPPROTO_UDP, CT_EGRESS, &ct), "no entry with ports 0");
+	p = fragment(C, R1, IPPROTO_UDP, 42000, 53, 0x1002, 2, 0);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "later fragment without its first: ret %d, want drop", r.ret);
+	expect_event("no first fragment", VERDICT_DROPPED, WEFT_DROP_FRAG_NO_FIRST, FLOW_POINT_FROM_ENDPOINT, 0, 0);
+	p = fragment(C, R1, IPPROTO_UDP, 42001, 54, 0x1003, 0, 1);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "first fragment to a denied port: ret %d", r.ret);
+	p = fragment(C, R1, IPPROTO_UDP, 42001, 54, 0x1003, 1, 0);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "its later fragment: ret %d, want drop", r.ret);
+	expect_event("later fragment of a denied datagram", VERDICT_DROPPED, WEFT_DROP_POLICY, FLOW_POINT_FROM_ENDPOINT, FLOW_F_NEW, 0);
+	CHECK(nev < 1 || (evs[0].sport == htons(42001) && evs[0].dport == htons(54)), "the drop names the first fragment's ports");
+	{
+		struct frag_key k = { .saddr = inet_addr(C), .daddr = inet_addr(R1), .id = htons(0x1004), .protocol = IPPROTO_UDP };
+		struct frag_value v = { .first_seen = monotonic_ns() - 31000000000ull, .sport = htons(42000), .dport = htons(53) };
+
+		bpf_map_update_elem(m_frag, &k, &v, BPF_ANY);
+		p = fragment(C, R1, IPPROTO_UDP, 42000, 53, 0x1004, 1, 0);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "later fragment of a first seen 31 s ago: ret %d, want drop", r.ret);
+		expect_event("expired first fragment", VERDICT_DROPPED, WEFT_DROP_FRAG_NO_FIRST, FLOW_POINT_FROM_ENDPOINT, 0, 0);
+		v.first_seen = monotonic_ns() - 1000000000ull;
+		bpf_map_update_elem(m_frag, &k, &v, BPF_ANY);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_OK, "and of one seen 1 s ago: ret %d, want pass", r.ret);
+	}
+	p = fragment(C, R1, IPPROTO_ICMP, 8, 0x4343, 0x1005, 0, 1);
+	r = run(prog_from, &p, 0); drain();
+	p = fragment(C, R1, IPPROTO_ICMP, 8, 0x4343, 0x1005, 1, 0);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK && nev == 0 && get_ct(C, R1, 0x4343, 0x4343, IPPROTO_ICMP, CT_EGRESS, &ct) && ct.packets == 2,
+	      "a fragmented echo request: ret %d events %d", r.ret, nev);
+	p = fragment(R1, C, IPPROTO_UDP, 7000, 8080, 0x2001, 0, 1);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "ingress first fragment to C:8080: ret %d", r.ret);
+	expect_event("ingress first fragment", VERDICT_FORWARDED, 0, FLOW_POINT_TO_ENDPOINT, FLOW_F_NEW, 306);
+	p = fragment(R1, C, IPPROTO_UDP, 7000, 8080, 0x2001, 1, 0);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK && nev == 0, "ingress later fragment (ingress enforced, port 8080 only): ret %d events %d, want pass", r.ret, nev);
+	p = fragment(R1, C, IPPROTO_UDP, 7000, 8080, 0x2002, 1, 0);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "ingress later fragment without its first: ret %d", r.ret);
+	expect_event("ingress, no first fragment", VERDICT_DROPPED, WEFT_DROP_FRAG_NO_FIRST, FLOW_POINT_TO_ENDPOINT, 0, 0);
+
+	printf("IP fragments to a service: the first fragment's backend, both ways\n");
+	{
+		const char *both[] = { R1, R3 };
+		int seen_r1 = 0, seen_r3 = 0;
+		__u32 backend = 0;
+
+		set_service(VIP2, 53, IPPROTO_UDP, 2, both, 5353);
+		for (int i = 0; i < 16; i++) {
+			p = fragment(C, VIP2, IPPROTO_UDP, 43000 + i, 53, 0x3000 + i, 0, 1);
+			fill_csums(&p);
+			r = run(prog_from, &p, 0); drain();
+			backend = out_daddr(&r);
+			CHECK(r.ret == TC_ACT_OK && (backend == inet_addr(R1) || backend == inet_addr(R3)) && out_port(&r, 1) == 5353,
+			      "first fragment %d to the service: ret %d backend %08x", i, r.ret, backend);
+			CHECK(csums_ok(r.out, p.len), "first fragment %d: IPv4 and UDP checksums valid after DNAT", i);
+			seen_r1 += backend == inet_addr(R1);
+			seen_r3 += backend == inet_addr(R3);
+			p = fragment(C, VIP2, IPPROTO_UDP, 43000 + i, 53, 0x3000 + i, 1, 0);
+			r = run(prog_from, &p, 0); drain();
+			CHECK(r.ret == TC_ACT_OK && nev == 0, "later fragment %d to the service: ret %d events %d", i, r.ret, nev);
+			CHECK(out_daddr(&r) == backend, "later fragment %d: to its first's backend %08x, not %08x", i, backend, out_daddr(&r));
+			CHECK(fold(sum16(r.out + 14, 20, 0)) == 0 && !memcmp(r.out + 34, p.b + 34, p.len - 34), "later fragment %d: IPv4 checksum valid, payload untouched", i);
+		}
+		CHECK(seen_r1 > 0 && seen_r3 > 0, "16 datagrams spread over both backends (%d/%d)", seen_r1, seen_r3);
+		const char *b = backend == inet_addr(R1) ? R1 : R3;
+		p = fragment(b, C, IPPROTO_UDP, 5353, 43015, 0x4000, 0, 1);
+		fill_csums(&p);
+		r = run(prog_to, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_OK && out_saddr(&r) == inet_addr(VIP2) && out_port(&r, 0) == 53 && csums_ok(r.out, p.len),
+		      "first fragment of the reply: from the service address, checksums valid (ret %d)", r.ret);
+		p = fragment(b, C, IPPROTO_UDP, 5353, 43015, 0x4000, 1, 0);
+		r = run(prog_to, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_OK && nev == 0, "later fragment of the reply (ingress enforced): ret %d events %d", r.ret, nev);
+		CHECK(out_saddr(&r) == inet_addr(VIP2) && fold(sum16(r.out + 14, 20, 0)) == 0 && !memcmp(r.out + 34, p.b + 34, p.len - 34),
+		      "later fragment of the reply: from the service address too (%08x), IPv4 checksum valid", out_saddr(&r));
+	}
 }
 
 #define A "10.0.0.1"
@@ -784,6 +1092,8 @@ int main(int argc, char **argv)
 		r = run(prog_from, &p, 0); drain();
 		CHECK(r.ret == TC_ACT_OK, "complete again, world: ret %d, want pass", r.ret);
 	}
+
+	icmp_errors_and_fragments();
 
 	ring_buffer__free(rb);
 	bpf_object__unpin_maps(lxc, NULL);

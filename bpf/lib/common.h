@@ -24,7 +24,14 @@ struct icmp_echo_hdr {
 	__u16 sequence;
 };
 #define ICMP_ECHOREPLY	0
+#define ICMP_DEST_UNREACH	3	/* frag-needed (path MTU) is code 4 of this */
 #define ICMP_ECHO	8
+#define ICMP_TIME_EXCEEDED	11
+#define ICMP_PARAMETERPROB	12
+
+/* ip->frag_off, host order (linux/ip.h has no names for them). */
+#define IP_MF		0x2000
+#define IP_OFFSET	0x1FFF
 
 /* skb->pkt_type for packets addressed to this host (linux/if_packet.h drags in libc headers). */
 #ifndef PACKET_HOST
@@ -37,6 +44,10 @@ struct icmp_echo_hdr {
 
 #define IDENTITY_WORLD		2
 
+#define TUPLE_F_FRAG_FIRST	0x1	/* the first fragment of a fragmented datagram (MF set, offset 0) */
+#define TUPLE_F_FRAG_LATER	0x2	/* a later fragment: no L4 header, ports 0 until frag.h fills them */
+#define TUPLE_F_ICMP_ERROR	0x4	/* ICMP destination unreachable, time exceeded or parameter problem (not a fragment) */
+
 /* The parsed 5-tuple of an IPv4 packet; ports in network order. */
 struct tuple {
 	__u32 saddr;
@@ -44,13 +55,18 @@ struct tuple {
 	__u16 sport;
 	__u16 dport;
 	__u8 protocol;
+	__u8 flags;	/* TUPLE_F_* */
 	__u16 l4off;	/* offset of the L4 header in the packet */
+	__u16 ip_id;	/* fragments only: the IPv4 identification, network order */
 };
 
 /*
  * Parses Ethernet + IPv4 + L4 ports. Returns 1 for IPv4 (tuple filled),
  * 0 for ARP (let through), a negative drop code otherwise.
  * ICMP echo uses the echo id as both ports, so a reply matches its request.
+ * Fragments and ICMP errors are only flagged (TUPLE_F_*): the programs that
+ * decide on ports handle them (frag.h, icmp.h), so an ordinary packet costs
+ * nothing more than before.
  */
 static __always_inline int parse_packet(struct __sk_buff *skb, struct tuple *t)
 {
@@ -76,12 +92,19 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct tuple *t)
 	t->sport = 0;
 	t->dport = 0;
 
-	/* Later fragments carry no L4 header. */
-	if (ip->frag_off & bpf_htons(0x1FFF))
-		return 1;
+	t->flags = 0;
+	t->l4off = sizeof(*eth) + ip->ihl * 4;
+	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
+		t->ip_id = ip->id;
+		/* Later fragments carry no L4 header. */
+		if (ip->frag_off & bpf_htons(IP_OFFSET)) {
+			t->flags = TUPLE_F_FRAG_LATER;
+			return 1;
+		}
+		t->flags = TUPLE_F_FRAG_FIRST;
+	}
 
 	void *l4 = (void *)ip + ip->ihl * 4;
-	t->l4off = sizeof(*eth) + ip->ihl * 4;
 	switch (ip->protocol) {
 	case IPPROTO_TCP: {
 		struct tcphdr *tcp = l4;
@@ -106,6 +129,10 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct tuple *t)
 		if (icmp->type == ICMP_ECHO || icmp->type == ICMP_ECHOREPLY) {
 			t->sport = icmp->id;
 			t->dport = icmp->id;
+		} else if ((icmp->type == ICMP_DEST_UNREACH || icmp->type == ICMP_TIME_EXCEEDED ||
+			    icmp->type == ICMP_PARAMETERPROB) && !t->flags) {
+			/* A fragmented error is no error the stack sends (they fit in 576 bytes): not trusted as one. */
+			t->flags = TUPLE_F_ICMP_ERROR;
 		}
 		break;
 	}

@@ -8,6 +8,8 @@
  *               address back as its source (conntrack_policy found it in the
  *               connection's CT_F_DNAT entry).
  * Checksums are updated incrementally; UDP without a checksum keeps none.
+ * Later IP fragments follow their first fragment (frag.h), ICMP errors about
+ * a translated connection are translated too (icmp.h).
  */
 #ifndef WEFT_LB_H
 #define WEFT_LB_H
@@ -24,7 +26,12 @@ static __always_inline int l4_csum_off(const struct tuple *t, __u64 *flags)
 	return t->l4off + offsetof(struct udphdr, check);
 }
 
-/* Rewrites one address (saddr or daddr) and its port, with checksums. */
+/*
+ * Rewrites one address (saddr or daddr) and its port, with checksums. A later
+ * IP fragment has no L4 header: only its address changes, and the first
+ * fragment's L4 checksum (which covers the whole datagram and the
+ * pseudo-header) took the address and port change for all of them.
+ */
 static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct tuple *t, int dst,
 				       __u32 old_addr, __u32 new_addr, __u16 old_port, __u16 new_port)
 {
@@ -33,6 +40,12 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct tuple
 	int addr_off = ETH_HLEN + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
 	int port_off = t->l4off + (dst ? offsetof(struct udphdr, dest) : offsetof(struct udphdr, source));
 
+	if (t->flags & TUPLE_F_FRAG_LATER) {
+		if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old_addr, new_addr, sizeof(new_addr)) < 0 ||
+		    bpf_skb_store_bytes(skb, addr_off, &new_addr, sizeof(new_addr), 0) < 0)
+			return -WEFT_DROP_NAT;
+		return 0;
+	}
 	if (bpf_l4_csum_replace(skb, csum, old_addr, new_addr, flags | BPF_F_PSEUDO_HDR | sizeof(new_addr)) < 0 ||
 	    bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old_addr, new_addr, sizeof(new_addr)) < 0 ||
 	    bpf_skb_store_bytes(skb, addr_off, &new_addr, sizeof(new_addr), 0) < 0)

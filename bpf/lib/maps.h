@@ -43,6 +43,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_ct_v2 SEC(".maps");
 
+/*
+ * LRU: a datagram whose record is evicted before its last fragment passed
+ * loses its later fragments (dropped as FRAG_NO_FIRST), never their verdict.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct frag_key);
+	__type(value, struct frag_value);
+	__uint(max_entries, 16384);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_frag SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct lb_key);

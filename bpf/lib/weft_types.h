@@ -166,6 +166,32 @@ struct lb_backend_key {
 	__u8 pad[3];
 };
 
+/* ---- IP fragments: a datagram's first fragment, for its later ones ---------- */
+/*
+ * Only the first fragment of a datagram carries its L4 header. Its ports (and,
+ * at a client's veth, the backend a service gave it) are recorded under this
+ * key, so the later fragments meet the same conntrack entry, policy verdict
+ * and backend. Addresses as the recording program saw them: before any
+ * service translation.
+ */
+struct frag_key {
+	__u32 saddr;		/* network order */
+	__u32 daddr;
+	__u16 id;		/* IPv4 identification, network order */
+	__u8 protocol;
+	__u8 pad;
+};
+
+struct frag_value {
+	__u64 first_seen;	/* bpf_ktime_get_ns() of the first fragment */
+	__u16 sport;		/* network order */
+	__u16 dport;
+	__u32 nat_addr;		/* from_container, a datagram to a service: the backend its first fragment went to; else 0 */
+	__u16 nat_port;		/* likewise, network order */
+	__u16 pad;
+	__u32 pad2;
+};
+
 /* ---- node configuration (array of one) ------------------------------------ */
 #define ROUTING_TUNNEL	0
 #define ROUTING_DIRECT	1
@@ -206,6 +232,7 @@ struct node_config {
 #define FLOW_F_NEW		0x2
 #define FLOW_F_TUNNELED		0x4
 #define FLOW_F_ENCRYPTED	0x8	/* leaves the node encrypted (WireGuard) */
+#define FLOW_F_RELATED		0x10	/* an ICMP error about a tracked connection (matched by its embedded header) */
 
 #define FLOW_POINT_FROM_ENDPOINT	1	/* pod egress, on the host-side veth */
 #define FLOW_POINT_TO_ENDPOINT		2	/* pod ingress, on the host-side veth */
@@ -246,6 +273,7 @@ struct flow_event {
 #define WEFT_DROP_NAT			11	/* rewriting addresses or checksums failed */
 #define WEFT_DROP_UNENCRYPTED		12	/* would leave for another node unencrypted (strict encryption) */
 #define WEFT_DROP_UNENCRYPTED_INGRESS	13	/* pod traffic from another node arrived in the clear on the underlay (strict WireGuard) */
+#define WEFT_DROP_FRAG_NO_FIRST		24	/* a later IP fragment whose first fragment was not seen (or is too old): its ports are unknown */
 #define WEFT_DROP_FAIL_CLOSED		28	/* the endpoint's policy could not be written (EP_F_FAIL_CLOSED) */
 #define WEFT_DROP_IPCACHE_INCOMPLETE	29	/* the ipcache is incomplete and the peer has no exact entry (NODE_F_IPCACHE_INCOMPLETE) */
 

@@ -277,6 +277,15 @@ describe('flows', () => {
     assert.equal(enrich(sample, ctx).tunneled, false);
   });
 
+  it('names ICMP errors let through as related, and later fragments dropped without their first', () => {
+    const related = enrich({ ...sample, protocol: 1, sport: 0, dport: 0, verdict: 1, dropReason: 0, point: 2, flags: 0x10, ruleId: 3 }, ctx);
+    assert.equal(related.related, true);
+    assert.equal(related.newConnection, false);
+    assert.equal(related.rule, 'WeftNetworkPolicy/demo/p#ingress#0', "the rule of the connection it is about");
+    assert.equal(enrich(sample, ctx).related, false);
+    assert.equal(enrich({ ...sample, protocol: 17, dropReason: 24, flags: 0 }, ctx).dropReason, 'FRAGMENT_NO_FIRST');
+  });
+
   it('filters by pod, namespace, label, verdict and identity', () => {
     const f = enrich(sample, ctx);
     assert.ok(flowMatches(f, { pod: 'demo/client' }));

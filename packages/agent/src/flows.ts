@@ -3,7 +3,7 @@
  * namespaces, labels, identities, rule names), kept in a bounded ring for
  * `weft observe` and streamed to followers.
  */
-import { dropReasonName, ObservationPoint, Verdict } from '@weft/datapath';
+import { dropReasonName, FlowFlag, ObservationPoint, Verdict } from '@weft/datapath';
 import type { LabelSet } from '@weft/identity';
 import type { FlowSample } from './datapath-port.js';
 
@@ -35,6 +35,11 @@ export interface Flow {
    * node), not those of the pods it carried.
    */
   tunneled: boolean;
+  /**
+   * An ICMP error (unreachable, frag-needed, time exceeded, parameter problem) let through because
+   * the packet it quotes belongs to a tracked connection of the endpoint; `rule` is that connection's.
+   */
+  related: boolean;
   rule?: string;
   length: number;
 }
@@ -67,10 +72,11 @@ export function enrich(s: FlowSample, ctx: FlowContext): Flow {
     protocol: PROTOCOLS[s.protocol] ?? String(s.protocol),
     source: side(s.saddr, s.sport, s.srcIdentity),
     destination: side(s.daddr, s.dport, s.dstIdentity),
-    isReply: (s.flags & 0x1) !== 0,
-    newConnection: (s.flags & 0x2) !== 0,
-    encrypted: (s.flags & 0x8) !== 0,
-    tunneled: (s.flags & 0x4) !== 0,
+    isReply: (s.flags & FlowFlag.reply) !== 0,
+    newConnection: (s.flags & FlowFlag.new) !== 0,
+    encrypted: (s.flags & FlowFlag.encrypted) !== 0,
+    tunneled: (s.flags & FlowFlag.tunneled) !== 0,
+    related: (s.flags & FlowFlag.related) !== 0,
     length: s.length,
   };
   if (s.dropReason) flow.dropReason = dropReasonName(s.dropReason);

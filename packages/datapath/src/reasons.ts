@@ -18,6 +18,7 @@ export const DropReason = {
   11: 'NAT_FAILED',
   12: 'UNENCRYPTED',
   13: 'UNENCRYPTED_INGRESS',
+  24: 'FRAGMENT_NO_FIRST',
   28: 'FAIL_CLOSED',
   29: 'IPCACHE_INCOMPLETE',
 } as const satisfies Record<number, string>;
@@ -37,13 +38,14 @@ export const DropReasonText: Record<keyof typeof DropReason, string> = {
   11: 'rewriting addresses or checksums failed',
   12: 'would leave for another node unencrypted (strict encryption)',
   13: 'pod traffic from another node arrived in the clear on the underlay (strict WireGuard)',
+  24: 'a later IP fragment whose first fragment was not seen (or is over 30 s old): its ports are unknown',
   28: "the endpoint's policy could not be written (a full policy map): all its traffic is dropped until it is",
   29: 'the ipcache is incomplete (full) and the peer has no exact entry: its identity cannot be trusted',
 };
 
 export const Verdict = { 1: 'FORWARDED', 2: 'DROPPED', 3: 'AUDIT' } as const;
 export const ObservationPoint = { 1: 'from-endpoint', 2: 'to-endpoint', 3: 'from-overlay', 4: 'from-underlay' } as const;
-export const FlowFlag = { reply: 0x1, new: 0x2, tunneled: 0x4, encrypted: 0x8 } as const;
+export const FlowFlag = { reply: 0x1, new: 0x2, tunneled: 0x4, encrypted: 0x8, related: 0x10 } as const;
 
 export function dropReasonName(code: number): string {
   return (DropReason as Record<number, string>)[code] ?? `UNKNOWN_${code}`;

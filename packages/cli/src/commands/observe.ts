@@ -22,7 +22,7 @@ export async function observe(argv: string[]): Promise<void> {
   const print = (f: Flow): void => {
     if (format === 'json') return void process.stdout.write(JSON.stringify(f) + '\n');
     const side = (e: Flow['source']): string => `${e.pod ? `${e.namespace}/${e.pod}` : e.ip}${e.port ? `:${e.port}` : ''} (${e.identity})`;
-    process.stdout.write(`${f.time}  ${f.node}  ${side(f.source)} -> ${side(f.destination)}  ${f.protocol}  ${f.verdict}${f.dropReason ? ` (${f.dropReason})` : ''}${f.rule ? `  rule ${f.rule}` : ''}\n`);
+    process.stdout.write(`${f.time}  ${f.node}  ${side(f.source)} -> ${side(f.destination)}  ${f.protocol}  ${f.verdict}${f.dropReason ? ` (${f.dropReason})` : ''}${f.related ? ' related' : ''}${f.rule ? `  rule ${f.rule}` : ''}\n`);
   };
   const ac = new AbortController();
   process.once('SIGINT', () => ac.abort());

@@ -28,6 +28,8 @@ export const CT_VALUE = layout('ct_value', 48, { last_seen: 0, packets: 8, bytes
 export const LB_KEY = layout('lb_key', 12, { vip: 0, dport: 4, protocol: 6, pad: 7, slot: 8 });
 export const LB_VALUE = layout('lb_value', 8, { addr: 0, port: 4, count: 6 });
 export const LB_BACKEND_KEY = layout('lb_backend_key', 16, { vip: 0, addr: 4, dport: 8, port: 10, protocol: 12, pad: 13 });
+export const FRAG_KEY = layout('frag_key', 12, { saddr: 0, daddr: 4, id: 8, protocol: 10, pad: 11 });
+export const FRAG_VALUE = layout('frag_value', 24, { first_seen: 0, sport: 8, dport: 10, nat_addr: 12, nat_port: 16, pad: 18, pad2: 20 });
 export const NODE_CONFIG = layout('node_config', 24, { node_ip: 0, tunnel_ifindex: 4, routing_mode: 8, cluster_id: 12, flags: 16, tunnel_port: 20, pad: 22 });
 export const FLOW_EVENT = layout('flow_event', 56, {
   timestamp: 0,
@@ -50,7 +52,7 @@ export const FLOW_EVENT = layout('flow_event', 56, {
 });
 
 export const ALL_LAYOUTS: readonly StructLayout[] = [
-  IPCACHE_KEY, IPCACHE_VALUE, ENDPOINT_KEY, ENDPOINT_INFO, POLICY_KEY, POLICY_VALUE, CT_KEY, CT_VALUE, LB_KEY, LB_VALUE, LB_BACKEND_KEY, NODE_CONFIG, FLOW_EVENT,
+  IPCACHE_KEY, IPCACHE_VALUE, ENDPOINT_KEY, ENDPOINT_INFO, POLICY_KEY, POLICY_VALUE, CT_KEY, CT_VALUE, LB_KEY, LB_VALUE, LB_BACKEND_KEY, FRAG_KEY, FRAG_VALUE, NODE_CONFIG, FLOW_EVENT,
 ];
 
 /**
@@ -64,6 +66,8 @@ export const MapName = {
   ct: 'weft_ct_v2',
   lbServices: 'weft_lb_services',
   lbBackends: 'weft_lb_backends',
+  /** Later IP fragments' ports (bpf/lib/frag.h): read by nobody but the datapath, named for inspection. */
+  frag: 'weft_frag',
   config: 'weft_config',
   events: 'weft_events',
 } as const;
