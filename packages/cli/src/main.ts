@@ -60,7 +60,7 @@ Processes:
   clustermesh-apiserver --config FILE
   etcd-issuer --config FILE    per-node etcd certificates for agents (the chart runs it beside etcd)
   echo-server --tcp P --udp P --http P
-  probe --http URL | --tcp HOST:PORT | --udp HOST:PORT
+  probe --http URL | --tcp HOST:PORT | --udp HOST:PORT [--size BYTES]
   demo [--allocators N]        race identity allocators on a real etcd
 `;
 

@@ -1,7 +1,11 @@
 /**
- * `weft probe --http URL | --tcp HOST:PORT | --udp HOST:PORT [--timeout MS]`:
+ * `weft probe --http URL | --tcp HOST:PORT | --udp HOST:PORT [--timeout MS] [--size BYTES]`:
  * one connection attempt from wherever it runs (the connectivity test runs it
  * inside pods). Prints JSON; exit 0 when the peer answered, 1 when not.
+ *
+ * `--size` (TCP, UDP) sends that many bytes and succeeds only when all of them
+ * come back from the echo server: a UDP datagram larger than the path's MTU
+ * leaves in IP fragments, a TCP write larger than it needs path-MTU discovery.
  *
  * For probes run as Kubernetes pods (`weft connectivity test --context`):
  * `--attempts N` tries up to N times, 500 ms apart, and stops at the first
@@ -31,16 +35,33 @@ interface Target {
   udp?: string | undefined;
 }
 
+/** The largest UDP payload over IPv4 (65535 - 20 - 8); TCP streams are capped only to bound memory. */
+const MAX_UDP_SIZE = 65_507;
+const MAX_TCP_SIZE = 16 << 20;
+
+/** `size` bytes starting with the marker, so an echo from an older probe cannot pass for this one. */
+function payload(marker: string, size: number | undefined): Buffer {
+  if (size === undefined) return Buffer.from(marker);
+  const b = Buffer.alloc(size, '.');
+  b.write(marker.slice(0, size));
+  for (let i = marker.length; i < size; i++) b[i] = 0x30 + (i % 10);
+  return b;
+}
+
 export async function probe(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { http: { type: 'string' }, tcp: { type: 'string' }, udp: { type: 'string' }, timeout: { type: 'string', default: '2000' }, attempts: { type: 'string', default: '1' }, 'expect-clusters': { type: 'string' }, 'termination-log': { type: 'string' } },
+    options: { http: { type: 'string' }, tcp: { type: 'string' }, udp: { type: 'string' }, timeout: { type: 'string', default: '2000' }, size: { type: 'string' }, attempts: { type: 'string', default: '1' }, 'expect-clusters': { type: 'string' }, 'termination-log': { type: 'string' } },
   });
   const timeout = Number(values.timeout);
   const attempts = Number(values.attempts);
   if (!Number.isInteger(attempts) || attempts < 1) throw new UsageError(`Invalid --attempts ${JSON.stringify(values.attempts)}: use a positive integer`);
   const want = values['expect-clusters']?.split(',').filter(Boolean);
   if (want && !values.http) throw new UsageError('--expect-clusters needs --http');
+  const size = values.size === undefined ? undefined : Number(values.size);
+  if (size !== undefined && values.http) throw new UsageError('--size needs --tcp or --udp');
+  const maxSize = values.udp ? MAX_UDP_SIZE : MAX_TCP_SIZE;
+  if (size !== undefined && (!Number.isInteger(size) || size < 1 || size > maxSize)) throw new UsageError(`Invalid --size ${JSON.stringify(values.size)}: use 1-${maxSize} bytes`);
   const t0 = Date.now();
   let result: { ok: boolean; detail: string } = { ok: false, detail: '' };
   const answered = new Set<string>();
@@ -48,7 +69,7 @@ export async function probe(argv: string[]): Promise<void> {
   while (n < attempts) {
     if (n > 0) await new Promise((r) => setTimeout(r, 500));
     n++;
-    result = await once(values, timeout);
+    result = await once(values, timeout, size);
     if (want && result.ok) {
       try {
         answered.add((JSON.parse(result.detail) as { cluster?: string }).cluster ?? '?');
@@ -67,7 +88,7 @@ export async function probe(argv: string[]): Promise<void> {
 }
 
 /** One attempt. */
-async function once(values: Target, timeout: number): Promise<{ ok: boolean; detail: string }> {
+async function once(values: Target, timeout: number, size: number | undefined): Promise<{ ok: boolean; detail: string }> {
   let result: { ok: boolean; detail: string };
   if (values.http) {
     result = await new Promise((resolve) => {
@@ -84,15 +105,20 @@ async function once(values: Target, timeout: number): Promise<{ ok: boolean; det
     const { host, port } = hostPort(values.tcp);
     result = await new Promise((resolve) => {
       const s = connect({ host, port, timeout });
-      const marker = `weft-probe-${process.pid}`;
-      s.on('connect', () => s.write(marker));
+      const sent = payload(`weft-probe-${process.pid}`, size);
+      const got: Buffer[] = [];
+      let n = 0;
+      s.on('connect', () => s.write(sent));
       s.on('data', (d) => {
+        got.push(d);
+        n += d.length;
+        if (n < sent.length) return;
         s.destroy();
-        resolve({ ok: d.toString().includes(marker), detail: 'echoed' });
+        resolve({ ok: Buffer.concat(got).subarray(0, sent.length).equals(sent), detail: 'echoed' });
       });
       s.on('timeout', () => {
         s.destroy();
-        resolve({ ok: false, detail: 'timeout' });
+        resolve({ ok: false, detail: n ? `timeout after ${n} of ${sent.length} bytes echoed` : 'timeout' });
       });
       s.on('error', (e) => resolve({ ok: false, detail: e.message }));
     });
@@ -100,7 +126,7 @@ async function once(values: Target, timeout: number): Promise<{ ok: boolean; det
     const { host, port } = hostPort(values.udp);
     result = await new Promise((resolve) => {
       const s = createSocket('udp4');
-      const marker = Buffer.from(`weft-probe-${process.pid}`);
+      const marker = payload(`weft-probe-${process.pid}`, size);
       const timer = setTimeout(() => {
         s.close();
         resolve({ ok: false, detail: 'timeout' });
