@@ -1,35 +1,42 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * from_underlay: tc ingress of the node's underlay device (the one holding its
- * node IP). Receive-side strictness for WireGuard.
+ * node IP), in every encryption mode. It sees everything arriving from the
+ * underlay before any decapsulation; what IPsec decrypts crosses it a second
+ * time, in the clear, carrying a secpath. Two kinds of packet are judged, the
+ * rest passes:
  *
- * With strict WireGuard every pod packet between nodes crosses the underlay
- * inside WireGuard (UDP to a lane's port) and comes out of a WireGuard device
- * decrypted; this hook only ever sees it encrypted. So pod traffic seen here in
- * the clear was never encrypted, and is dropped and reported as
- * UNENCRYPTED_INGRESS:
- *   1. UDP to the tunnel port (VXLAN or Geneve) addressed to the node itself
- *      (not to one of its pods): the tunnel device would decapsulate it and
- *      from_overlay would take its VNI as the source identity, so anyone on
- *      the underlay could claim any identity. Genuine tunnel packets are sent
- *      to the node's router IP through WireGuard and never cross this hook.
- *   2. A packet to a pod of this node whose source the ipcache says is a pod
- *      of another node: IPCACHE_F_ENCRYPTED (we reach it through WireGuard,
- *      so its traffic reaches us that way) or IPCACHE_F_ENCRYPT_MISSING (strict
- *      mode exchanges nothing with it). Without this, the kernel forwards such
- *      a packet (direct routing's path, open in tunnel mode too) and
- *      to_container gives it that pod's identity.
+ *   1. UDP to the tunnel port (VXLAN or Geneve) not addressed to a local pod:
+ *      the tunnel device would decapsulate it and from_overlay would weigh its
+ *      VNI. One IPsec decrypted passes (from_overlay judges what it carries).
+ *      In the clear it must come from a node of the mesh (else
+ *      TUNNEL_SOURCE_NOT_NODE) that may send in the clear: not one flagged
+ *      NODE_ADDR_F_ENCRYPTED_ONLY (a peer we exchange encrypted traffic with,
+ *      any node under strict encryption, and every router IP: else
+ *      UNENCRYPTED_INGRESS), and from that node's own MAC (else
+ *      SOURCE_NOT_FROM_OWNER).
+ *   2. A packet to a pod of this node whose source the ipcache knows as a pod
+ *      or a node: the kernel would forward it and to_container would credit
+ *      it with that address's identity.
+ *        - a pod of this node: it never arrives from outside (SOURCE_NOT_FROM_OWNER);
+ *        - a pod of a node reached encrypted (IPCACHE_F_ENCRYPTED) or of one
+ *          strict mode exchanges nothing with (IPCACHE_F_ENCRYPT_MISSING):
+ *          only IPsec-decrypted (a WireGuard peer's arrives on its device,
+ *          never here), else UNENCRYPTED_INGRESS; the kernel's XFRM forward
+ *          policy binds a decrypted one's source to the SA it came through;
+ *        - a pod of a node reached in the clear: in tunnel mode never legitimate
+ *          (pods of other nodes arrive through the tunnel), in direct routing
+ *          only from that node's MAC (SOURCE_NOT_FROM_OWNER);
+ *        - a node's address: only from its MAC.
  * Everything else passes untouched: node-to-node traffic (etcd, clustermesh,
- * WireGuard's own UDP, ICMP), the world, pods of other nodes talking to this
- * node's own addresses (routed in the clear by design), non-IPv4 frames, and
- * malformed packets (the stack judges those). Passing is TC_ACT_UNSPEC, not
- * TC_ACT_OK, so tc filters of others after this one on the device still run.
+ * WireGuard's UDP, ESP, ICMP), the world, pods of other nodes talking to this
+ * node's own addresses, non-IPv4 frames, later fragments and malformed
+ * packets (the stack judges those). Passing is TC_ACT_UNSPEC, not TC_ACT_OK,
+ * so tc filters of others after this one on the device still run.
  *
- * Off unless the agent sets NODE_F_STRICT_INGRESS (WireGuard, strict), and the
- * agent attaches it only then. IPsec needs none of this: its XFRM in-policies
- * already refuse clear pod traffic, and a packet it decapsulates is injected
- * on the same device and crosses this hook a second time, in the clear, which
- * rule 1 would wrongly drop.
+ * The MAC check (lib/trust.h) is the only binding an unencrypted underlay
+ * offers; it costs a FIB lookup, paid only by clear tunnel packets and by
+ * clear packets from pods and nodes to local pods.
  *
  * Headers are read with bpf_skb_load_bytes, not direct packet access: on a
  * real NIC they may sit beyond the linear part of the skb.
@@ -37,15 +44,60 @@
 #include "lib/common.h"
 #include "lib/maps.h"
 #include "lib/events.h"
+#include "lib/trust.h"
 
 #define PASS 0
+
+/* A packet to a local pod from an address the ipcache knows (rule 2). */
+static __always_inline int judge_to_pod(struct __sk_buff *skb, struct flow_ctx *c, const struct node_config *cfg,
+					const struct ipcache_value *src)
+{
+	c->src_identity = src->identity;
+	if (src->flags & IPCACHE_F_LOCAL_ENDPOINT)
+		return -WEFT_DROP_SOURCE_NOT_FROM_OWNER;
+	if (src->tunnel_ip) {
+		if (src->flags & IPCACHE_F_ENCRYPT_MISSING)
+			return -WEFT_DROP_UNENCRYPTED_INGRESS;
+		if (src->flags & IPCACHE_F_ENCRYPTED)
+			return decrypted_by_ipsec(skb) ? PASS : -WEFT_DROP_UNENCRYPTED_INGRESS;
+		if (cfg->routing_mode != ROUTING_DIRECT)
+			return -WEFT_DROP_SOURCE_NOT_FROM_OWNER;
+	} else if (!(src->flags & IPCACHE_F_REMOTE_NODE)) {
+		return PASS; /* a CIDR identity: the world */
+	}
+	return from_next_hop(skb, c->t.saddr, c->t.daddr) ? PASS : -WEFT_DROP_SOURCE_NOT_FROM_OWNER;
+}
+
+/* A tunnel packet to the node (rule 1). */
+static __always_inline int judge_tunnel(struct __sk_buff *skb, struct flow_ctx *c)
+{
+	if (decrypted_by_ipsec(skb))
+		return PASS;
+
+	struct node_info *node = node_of(c->t.saddr);
+	int ret = PASS;
+
+	if (!node)
+		ret = -WEFT_DROP_TUNNEL_SOURCE_NOT_NODE;
+	else if (node->flags & NODE_ADDR_F_ENCRYPTED_ONLY)
+		ret = -WEFT_DROP_UNENCRYPTED_INGRESS;
+	else if (!from_next_hop(skb, c->t.saddr, c->t.daddr))
+		ret = -WEFT_DROP_SOURCE_NOT_FROM_OWNER;
+	if (ret < 0) {
+		/* The event names the tunnel packet's own ends (identities looked up only for it). */
+		c->src_identity = ipcache_identity(c->t.saddr, NULL);
+		c->dst_identity = ipcache_identity(c->t.daddr, NULL);
+		c->flags |= FLOW_F_TUNNELED;
+	}
+	return ret;
+}
 
 static __always_inline int handle_from_underlay(struct __sk_buff *skb, struct flow_ctx *c)
 {
 	struct node_config *cfg = node_config();
 
-	if (!cfg || !(cfg->flags & NODE_F_STRICT_INGRESS))
-		return PASS;
+	if (!cfg)
+		return PASS; /* not configured yet: the agent attaches this only after writing the config */
 	if (skb->protocol != bpf_htons(ETH_P_IP))
 		return PASS; /* ARP, IPv6, LLDP...: not ours to judge */
 
@@ -78,27 +130,24 @@ static __always_inline int handle_from_underlay(struct __sk_buff *skb, struct fl
 		}
 	}
 
-	struct ipcache_value *src = NULL;
 	struct endpoint_key dk = { .ip = ip.daddr };
 	struct endpoint_info *ep = bpf_map_lookup_elem(&weft_endpoints, &dk);
 
-	c->src_identity = ipcache_identity(ip.saddr, &src);
-
-	/* 2: to a pod of this node from a pod of another node, in the clear. */
+	/* 2: to a pod of this node, from an address the ipcache knows. */
 	if (ep) {
-		if (!src || !(src->flags & (IPCACHE_F_ENCRYPTED | IPCACHE_F_ENCRYPT_MISSING)))
-			return PASS;
+		struct ipcache_value *src = NULL;
+
+		ipcache_identity(ip.saddr, &src);
+		if (!src)
+			return PASS; /* the world */
 		c->ep_id = ep->ep_id;
 		c->dst_identity = ep->identity & IDENTITY_MASK;
-		return -WEFT_DROP_UNENCRYPTED_INGRESS;
+		return judge_to_pod(skb, c, cfg, src);
 	}
 
-	/* 1: a tunnel packet to the node itself, outside WireGuard (a pod's own port passed above). */
-	if (cfg->tunnel_port && first && ip.protocol == IPPROTO_UDP && c->t.dport == cfg->tunnel_port) {
-		c->dst_identity = ipcache_identity(ip.daddr, NULL);
-		c->flags |= FLOW_F_TUNNELED;
-		return -WEFT_DROP_UNENCRYPTED_INGRESS;
-	}
+	/* 1: a tunnel packet to the node itself (a pod's own port passed above). */
+	if (cfg->tunnel_port && first && ip.protocol == IPPROTO_UDP && c->t.dport == cfg->tunnel_port)
+		return judge_tunnel(skb, c);
 	return PASS;
 }
 

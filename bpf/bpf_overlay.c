@@ -1,12 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * from_overlay: tc ingress of the node's collect-metadata VXLAN device. The
- * VNI carries the sender's security identity; it is handed to to_container
- * through skb->mark, which enforces the destination's ingress policy.
+ * from_overlay: tc ingress of the node's collect-metadata VXLAN/Geneve device.
+ * The VNI carries the sender's security identity; once believed (lib/trust.h:
+ * the outer source is a node of the mesh, the VNI is of that node's cluster,
+ * the inner source is that node's), it is handed to to_container through
+ * skb->mark, which enforces the destination's ingress policy.
+ *
+ * Every tunnel packet is judged, whether or not its destination is a pod of
+ * this node: one handed to the stack is routed on with no identity checked
+ * later. The checks do not depend on how the packet arrived (from_underlay
+ * has seen it if it crossed the underlay in the clear or through IPsec; one
+ * from a WireGuard device is bound to its peer by WireGuard's allowed IPs).
  */
 #include "lib/common.h"
 #include "lib/maps.h"
 #include "lib/events.h"
+#include "lib/trust.h"
 
 static __always_inline int handle_from_overlay(struct __sk_buff *skb, struct flow_ctx *c)
 {
@@ -24,6 +33,19 @@ static __always_inline int handle_from_overlay(struct __sk_buff *skb, struct flo
 	struct endpoint_key dk = { .ip = c->t.daddr };
 	struct endpoint_info *ep = bpf_map_lookup_elem(&weft_endpoints, &dk);
 
+	if (ep) {
+		c->ep_id = ep->ep_id;
+		c->dst_identity = ep->identity & IDENTITY_MASK;
+	}
+
+	struct node_info *node = node_of(bpf_htonl(key.remote_ipv4));
+
+	if (!node)
+		return -WEFT_DROP_TUNNEL_SOURCE_NOT_NODE;
+	ret = tunnel_source_identity(node, c->src_identity, c->t.saddr, &c->src_identity);
+	if (ret < 0)
+		return ret;
+
 	/*
 	 * Not a pod of this node (a sender with a stale ipcache): hand it to the
 	 * stack as addressed to this host, so it is routed on rather than dropped
@@ -33,8 +55,6 @@ static __always_inline int handle_from_overlay(struct __sk_buff *skb, struct flo
 		bpf_skb_change_type(skb, PACKET_HOST);
 		return TC_ACT_OK;
 	}
-	c->ep_id = ep->ep_id;
-	c->dst_identity = ep->identity & IDENTITY_MASK;
 
 	__u32 ifindex = ep->ifindex;
 

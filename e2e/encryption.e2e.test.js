@@ -12,7 +12,7 @@ const { mkdtempSync, readFileSync, rmSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { randomBytes } = require('node:crypto');
-const { WEFT, weft, weftJson, probe, until, isRoot, fromUnderlay, onUnderlay } = require('./helpers');
+const { WEFT, weft, weftJson, probe, until, isRoot, fromUnderlay, onUnderlay, vxlanPayload } = require('./helpers');
 
 // --immediate-mode: without it libpcap hands packets over in blocks (up to a second late), and
 // those still waiting when tcpdump is stopped are never written.
@@ -22,30 +22,6 @@ function capture(file) {
   child.stderr.on('data', (d) => (err += d));
   const ready = until(async () => /listening on/.test(err), 'tcpdump to listen', 10_000);
   return { ready, stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGINT'); }) };
-}
-
-/** A VXLAN payload (header with `vni`, then an inner Ethernet/IPv4/UDP frame), as the tunnel device receives it. */
-function vxlanPayload({ vni, src, dst, sport, dport, data }) {
-  const ip = Buffer.alloc(20);
-  ip[0] = 0x45;
-  ip.writeUInt16BE(20 + 8 + data.length, 2);
-  ip[8] = 64;
-  ip[9] = 17;
-  Buffer.from(src.split('.').map(Number)).copy(ip, 12);
-  Buffer.from(dst.split('.').map(Number)).copy(ip, 16);
-  let sum = 0;
-  for (let i = 0; i < 20; i += 2) sum += ip.readUInt16BE(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  ip.writeUInt16BE(~sum & 0xffff, 10);
-  const udp = Buffer.alloc(8);
-  udp.writeUInt16BE(sport, 0);
-  udp.writeUInt16BE(dport, 2);
-  udp.writeUInt16BE(8 + data.length, 4); // checksum 0: none, valid for UDP over IPv4
-  const vxlan = Buffer.alloc(8);
-  vxlan[0] = 0x08; // I flag: the VNI is valid
-  vxlan.writeUIntBE(vni, 4, 3);
-  const eth = Buffer.from('020000bb0001' + '020000aa0001' + '0800', 'hex');
-  return Buffer.concat([vxlan, eth, ip, udp, data]);
 }
 
 function count(file, filter) {
@@ -242,12 +218,13 @@ describe('encryption: WireGuard by default (e2e, root)', function () {
       const flows = async (verdict) => (await weft(['observe', '--cluster', 'c1', '--node', echo.node, '--verdict', verdict, '--last', '10000', '-o', 'json'])).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
       let dropped = [];
       await until(async () => {
-        dropped = (await flows('DROPPED')).filter((f) => f.dropReason === 'UNENCRYPTED_INGRESS' && f.point === 'from-underlay');
+        dropped = (await flows('DROPPED')).filter((f) => f.point === 'from-underlay' && [innerPort, clearPort].includes(f.source.port));
         return dropped.length >= 2;
       }, 'both drops to be reported', 10_000);
-      assert.ok(dropped.some((f) => f.source.ip === attacker && f.destination.ip === nodeIp && f.destination.port === 8472 && f.protocol === 'UDP' && f.tunneled),
+      // The tunnel packet's sender is no node at all, which says more than "in the clear".
+      assert.ok(dropped.some((f) => f.dropReason === 'TUNNEL_SOURCE_NOT_NODE' && f.source.ip === attacker && f.destination.ip === nodeIp && f.destination.port === 8472 && f.protocol === 'UDP' && f.tunneled),
         `the VXLAN packet reported with its own addresses: ${JSON.stringify(dropped)}`);
-      assert.ok(dropped.some((f) => f.source.ip === client.ip && f.source.port === clearPort && f.source.pod === 'client' && f.source.identity === client.identity &&
+      assert.ok(dropped.some((f) => f.dropReason === 'UNENCRYPTED_INGRESS' && f.source.ip === client.ip && f.source.port === clearPort && f.source.pod === 'client' && f.source.identity === client.identity &&
         f.destination.pod === 'echo-2' && f.destination.port === 9090), `the clear packet reported with the identity it claimed: ${JSON.stringify(dropped)}`);
       // Neither reached echo-2: to_container reports every new connection it admits.
       const admitted = (await flows('FORWARDED')).filter((f) => f.destination.ip === echo.ip && f.destination.port === 9090 && [innerPort, clearPort].includes(f.source.port));

@@ -50,12 +50,13 @@ function pidInNetns(ns, needle) {
 }
 
 /**
- * Sends one UDP datagram from the lab's underlay namespace (where the bridge all nodes are plugged
- * into lives) and collects what comes back to its socket within `waitMs`. No raw socket: the kernel
- * builds the outer headers, so a forged packet is a payload (a VXLAN header and an inner frame) or
- * a source address borrowed for the occasion.
+ * A node script that sends one UDP datagram and collects what comes back to its socket within
+ * `waitMs`: argv[1] is JSON {bind, bindPort, to, port, payload (hex), waitMs}; it prints
+ * {replies: [{from, data}]}. No raw socket: the kernel builds the outer headers, so a forged packet
+ * is a payload (a VXLAN or Geneve header and an inner frame) or a source address borrowed for the
+ * occasion.
  */
-const UNDERLAY_SENDER = `
+const UDP_SENDER = `
   const a = JSON.parse(process.argv[1]);
   const s = require('node:dgram').createSocket('udp4');
   const replies = [];
@@ -65,15 +66,59 @@ const UNDERLAY_SENDER = `
     setTimeout(() => { console.log(JSON.stringify({ replies })); s.close(); }, a.waitMs);
   }));
 `;
-function fromUnderlay(args) {
+
+/** Runs UDP_SENDER under `prefix` (e.g. ip netns exec NS); resolves what it printed. */
+function sendUdpVia(prefix, args) {
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', 'weft-lab-ul', process.execPath, '-e', UNDERLAY_SENDER, JSON.stringify({ waitMs: 1500, ...args })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(prefix[0], [...prefix.slice(1), process.execPath, '-e', UDP_SENDER, JSON.stringify({ waitMs: 1500, ...args })], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`underlay sender failed (${code}): ${out}${err}`))));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop())) : reject(new Error(`UDP sender failed (${code}): ${out}${err}`))));
   });
+}
+
+/** One UDP datagram from the lab's underlay namespace (where the bridge all nodes are plugged into lives). */
+function fromUnderlay(args) {
+  return sendUdpVia(['ip', 'netns', 'exec', 'weft-lab-ul'], args);
+}
+
+/** The inner Ethernet/IPv4/UDP frame a tunnel carries (UDP checksum 0: none, valid over IPv4). */
+function innerFrame({ src, dst, sport, dport, data }) {
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45;
+  ip.writeUInt16BE(20 + 8 + data.length, 2);
+  ip[8] = 64;
+  ip[9] = 17;
+  Buffer.from(src.split('.').map(Number)).copy(ip, 12);
+  Buffer.from(dst.split('.').map(Number)).copy(ip, 16);
+  let sum = 0;
+  for (let i = 0; i < 20; i += 2) sum += ip.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  ip.writeUInt16BE(~sum & 0xffff, 10);
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(sport, 0);
+  udp.writeUInt16BE(dport, 2);
+  udp.writeUInt16BE(8 + data.length, 4);
+  const eth = Buffer.from('020000bb0001' + '020000aa0001' + '0800', 'hex');
+  return Buffer.concat([eth, ip, udp, data]);
+}
+
+/** A VXLAN payload: the header with `vni` (I flag set), then the inner frame, as the tunnel device receives it. */
+function vxlanPayload({ vni, ...inner }) {
+  const vxlan = Buffer.alloc(8);
+  vxlan[0] = 0x08;
+  vxlan.writeUIntBE(vni, 4, 3);
+  return Buffer.concat([vxlan, innerFrame(inner)]);
+}
+
+/** A Geneve payload: version 0, no options, protocol Transparent Ethernet Bridging, `vni`, then the inner frame. */
+function genevePayload({ vni, ...inner }) {
+  const geneve = Buffer.alloc(8);
+  geneve.writeUInt16BE(0x6558, 2);
+  geneve.writeUIntBE(vni, 4, 3);
+  return Buffer.concat([geneve, innerFrame(inner)]);
 }
 
 /**
@@ -97,4 +142,4 @@ function isRoot() {
   return process.getuid && process.getuid() === 0;
 }
 
-module.exports = { WEFT, weft, weftJson, probe, until, isRoot, pidInNetns, spawn, fromUnderlay, onUnderlay };
+module.exports = { WEFT, weft, weftJson, probe, until, isRoot, pidInNetns, spawn, fromUnderlay, onUnderlay, sendUdpVia, vxlanPayload, genevePayload };

@@ -41,7 +41,7 @@ static int failures, checks;
 /* ---- objects and maps ---- */
 static struct bpf_object *lxc, *ovl, *host;
 static int prog_from, prog_to, prog_ovl, prog_ul;
-static int m_ipcache, m_endpoints, m_policy, m_ct, m_config, m_lb, m_lb_backends;
+static int m_ipcache, m_endpoints, m_policy, m_ct, m_config, m_lb, m_lb_backends, m_nodes;
 static struct ring_buffer *rb;
 
 #define MAX_EV 32
@@ -609,9 +609,10 @@ int main(int argc, char **argv)
 	prog_ovl = prog_fd(ovl, "from_overlay");
 	prog_ul = prog_fd(host, "from_underlay");
 
-	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy_v2", "weft_ct_v2", "weft_config", "weft_lb_services", "weft_lb_backends", "weft_events" };
-	int *fds[] = { &m_ipcache, &m_endpoints, &m_policy, &m_ct, &m_config, &m_lb, &m_lb_backends, NULL };
-	for (int i = 0; i < 8; i++) {
+	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy_v2", "weft_ct_v2", "weft_config", "weft_lb_services", "weft_lb_backends", "weft_nodes", "weft_events" };
+	int *fds[] = { &m_ipcache, &m_endpoints, &m_policy, &m_ct, &m_config, &m_lb, &m_lb_backends, &m_nodes, NULL };
+	const int nmaps = sizeof(names) / sizeof(names[0]);
+	for (int i = 0; i < nmaps; i++) {
 		int fd = map_fd(lxc, names[i], &id_lxc);
 		map_fd(ovl, names[i], &id_ovl);
 		map_fd(host, names[i], &id_host);
@@ -621,7 +622,7 @@ int main(int argc, char **argv)
 		else rb = ring_buffer__new(fd, on_event, NULL, NULL);
 	}
 	if (!rb) { perror("ring_buffer__new"); return 1; }
-	printf("maps: the three objects share the 8 pinned maps\n");
+	printf("maps: the three objects share the %d pinned maps\n", nmaps);
 
 	__u32 zero = 0;
 	struct node_config cfg = { .node_ip = inet_addr("192.168.0.1"), .tunnel_ifindex = 99, .routing_mode = ROUTING_TUNNEL };
@@ -904,55 +905,76 @@ int main(int argc, char **argv)
 	CHECK(r.ret == TC_ACT_SHOT, "no tunnel metadata: ret %d", r.ret);
 	expect_event("overlay without metadata", VERDICT_DROPPED, WEFT_DROP_INVALID_PACKET, FLOW_POINT_FROM_OVERLAY, FLOW_F_TUNNELED, 0);
 
-	printf("from_underlay: receive-side strictness (strict WireGuard)\n");
+	printf("from_underlay: the underlay, every encryption mode\n");
 	{
-		/* Pods: A (local, ep 1, identity 1000); 10.0.7.6 (another node's, reached through
-		 * WireGuard); 10.0.7.5 (a node without a key); REMOTE (flags 0: encryption off). */
-		const char *node = "192.168.0.1", *peer = "192.168.0.2";
+		/*
+		 * Nodes: peer (cluster 1, reached in the clear), encpeer (its tunnel packets must arrive
+		 * decrypted) and encpeer's router IP. Pods: A (local, ep 1, identity 1000), B (local);
+		 * 10.0.7.6 (another node's, reached encrypted); 10.0.7.5 (a node without a key, strict);
+		 * REMOTE (flags 0: reached in the clear). 10.0.9.0/24: a CIDR identity.
+		 *
+		 * test_run gives the skb the loopback device of this namespace, where no neighbour is
+		 * the MAC of these frames: every check that needs the sender's MAC fails here, which is
+		 * what these cases assert (the namespace tests in packages/agent prove the passing side).
+		 */
+		const char *node = "192.168.0.1", *peer = "192.168.0.2", *encpeer = "192.168.0.3", *encrouter = "10.0.7.1";
 		const int UNSPEC = TC_ACT_UNSPEC;
+		struct node_key nk;
+		struct node_info ni = { .node_ip = inet_addr(peer), .cluster_id = 1 };
 
 		set_ipcache(node, 32, 1, NULL, IPCACHE_F_REMOTE_NODE);
 		set_ipcache(peer, 32, 6, NULL, IPCACHE_F_REMOTE_NODE);
+		set_ipcache(encpeer, 32, 6, NULL, IPCACHE_F_REMOTE_NODE);
+		set_ipcache("10.0.9.0", 24, 300, NULL, 0);
 		set_endpoint(A, 1, 1, 0, 1000, 4, MAC_A, NODE_A);
+		nk.addr = inet_addr(peer);
+		bpf_map_update_elem(m_nodes, &nk, &ni, BPF_ANY);
+		ni.node_ip = inet_addr(encpeer); ni.router_ip = inet_addr(encrouter); ni.flags = NODE_ADDR_F_ENCRYPTED_ONLY;
+		nk.addr = inet_addr(encpeer);
+		bpf_map_update_elem(m_nodes, &nk, &ni, BPF_ANY);
+		nk.addr = inet_addr(encrouter);
+		bpf_map_update_elem(m_nodes, &nk, &ni, BPF_ANY);
 		cfg.routing_mode = ROUTING_TUNNEL;
 		cfg.tunnel_port = htons(8472);
-		cfg.flags = 0;
+		cfg.flags = 0; /* guarded without any flag: every encryption mode */
 		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
 
-		/* Off (no flag): a plaintext VXLAN packet and a clear pod packet both pass. */
+		/* 1: VXLAN to the node in the clear: the VNI would be weighed by from_overlay. */
 		p = ipv4(WORLD, node, IPPROTO_UDP, 40000, 8472);
 		r = run(prog_ul, &p, 0); drain();
-		CHECK(r.ret == UNSPEC && nev == 0, "off, VXLAN: ret %d events %d, want -1/0", r.ret, nev);
-		p = ipv4("10.0.7.6", A, IPPROTO_UDP, 40000, 9090);
-		r = run(prog_ul, &p, 0); drain();
-		CHECK(r.ret == UNSPEC && nev == 0, "off, clear pod packet: ret %d events %d, want -1/0", r.ret, nev);
-
-		cfg.flags = NODE_F_STRICT_INGRESS;
-		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
-
-		/* 1: VXLAN to the node outside WireGuard (the VNI would be taken as identity). */
-		p = ipv4(WORLD, node, IPPROTO_UDP, 40000, 8472);
-		r = run(prog_ul, &p, 0); drain();
-		CHECK(r.ret == TC_ACT_SHOT, "VXLAN from the underlay: ret %d, want drop", r.ret);
-		expect_event("VXLAN from the underlay", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, FLOW_F_TUNNELED, 0);
+		CHECK(r.ret == TC_ACT_SHOT, "VXLAN from no node: ret %d, want drop", r.ret);
+		expect_event("VXLAN from no node", VERDICT_DROPPED, WEFT_DROP_TUNNEL_SOURCE_NOT_NODE, FLOW_POINT_FROM_UNDERLAY, FLOW_F_TUNNELED, 0);
 		CHECK(nev < 1 || (evs[0].src_identity == 2 && evs[0].dst_identity == 1 && evs[0].saddr == inet_addr(WORLD) &&
 				  evs[0].daddr == inet_addr(node) && evs[0].dport == htons(8472) && evs[0].protocol == IPPROTO_UDP && evs[0].ep_id == 0),
 		      "VXLAN drop: the tunnel packet's own addresses, world -> host (%u -> %u)", evs[0].src_identity, evs[0].dst_identity);
+		p = ipv4(encpeer, node, IPPROTO_UDP, 8472, 8472);
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "VXLAN in the clear from a node that must encrypt: ret %d, want drop", r.ret);
+		expect_event("VXLAN from an encrypting peer", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, FLOW_F_TUNNELED, 0);
+		CHECK(nev < 1 || evs[0].src_identity == 6, "the peer's identity in the event: %u", evs[0].src_identity);
+		p = ipv4(encrouter, node, IPPROTO_UDP, 8472, 8472);
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "VXLAN in the clear from a router IP: ret %d, want drop", r.ret);
+		expect_event("VXLAN from a router IP", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, FLOW_F_TUNNELED, 0);
 		p = ipv4(peer, node, IPPROTO_UDP, 8472, 8472);
 		r = run(prog_ul, &p, 0); drain();
-		CHECK(r.ret == TC_ACT_SHOT, "VXLAN from a peer node, in the clear: ret %d, want drop", r.ret);
-		expect_event("VXLAN from a peer", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, FLOW_F_TUNNELED, 0);
-		p = ipv4(peer, "10.0.0.1", IPPROTO_UDP, 40000, 8472);
+		CHECK(r.ret == TC_ACT_SHOT, "VXLAN from a clear peer's address but not its MAC: ret %d, want drop", r.ret);
+		expect_event("VXLAN not from the node's MAC", VERDICT_DROPPED, WEFT_DROP_SOURCE_NOT_FROM_OWNER, FLOW_POINT_FROM_UNDERLAY, FLOW_F_TUNNELED, 0);
+		cfg.flags = NODE_F_STRICT_INGRESS; /* the flag changes nothing */
+		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
+		p = ipv4(WORLD, node, IPPROTO_UDP, 40000, 8472);
 		r = run(prog_ul, &p, 0); drain();
-		CHECK(r.ret == UNSPEC && nev == 0, "a pod's own port 8472: ret %d events %d, want pass", r.ret, nev);
+		expect_event("VXLAN from no node, strict flag", VERDICT_DROPPED, WEFT_DROP_TUNNEL_SOURCE_NOT_NODE, FLOW_POINT_FROM_UNDERLAY, FLOW_F_TUNNELED, 0);
+		cfg.flags = 0;
+		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
 		p = ipv4(WORLD, node, IPPROTO_UDP, 40000, 6081);
 		r = run(prog_ul, &p, 0); drain();
 		CHECK(r.ret == UNSPEC && nev == 0, "Geneve's port while the tunnel is VXLAN: ret %d, want pass", r.ret);
 		cfg.tunnel_port = htons(6081);
 		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
 		r = run(prog_ul, &p, 0); drain();
-		CHECK(r.ret == TC_ACT_SHOT, "Geneve from the underlay: ret %d, want drop", r.ret);
-		expect_event("Geneve from the underlay", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, FLOW_F_TUNNELED, 0);
+		CHECK(r.ret == TC_ACT_SHOT, "Geneve from no node: ret %d, want drop", r.ret);
+		expect_event("Geneve from no node", VERDICT_DROPPED, WEFT_DROP_TUNNEL_SOURCE_NOT_NODE, FLOW_POINT_FROM_UNDERLAY, FLOW_F_TUNNELED, 0);
 		cfg.tunnel_port = htons(8472);
 		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
 		/* A later fragment has no ports; its first fragment is dropped, so it never reassembles. */
@@ -961,28 +983,39 @@ int main(int argc, char **argv)
 		r = run(prog_ul, &p, 0); drain();
 		CHECK(r.ret == UNSPEC && nev == 0, "later fragment: ret %d, want pass", r.ret);
 
-		/* 2: a pod of another node, in the clear, to a pod of this node. */
-		p = ipv4("10.0.7.6", A, IPPROTO_UDP, 40000, 9090);
-		r = run(prog_ul, &p, 0); drain();
-		CHECK(r.ret == TC_ACT_SHOT, "clear packet from a WireGuard peer's pod: ret %d, want drop", r.ret);
-		expect_event("clear from a peer's pod", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, 0, 0);
-		CHECK(nev < 1 || (evs[0].src_identity == 2100 && evs[0].dst_identity == 1000 && evs[0].ep_id == 1 && evs[0].sport == htons(40000)),
-		      "clear pod drop: claimed identity and the endpoint (%u -> %u, ep %u)", evs[0].src_identity, evs[0].dst_identity, evs[0].ep_id);
+		/* 2: to a pod of this node from an address the ipcache knows. */
+		const struct { const char *what, *src; __u8 reason; __u32 identity; } drops[] = {
+			{ "a pod of a node reached encrypted, in the clear", "10.0.7.6", WEFT_DROP_UNENCRYPTED_INGRESS, 2100 },
+			{ "a pod of a keyless node (strict), in the clear", "10.0.7.5", WEFT_DROP_UNENCRYPTED_INGRESS, 2100 },
+			{ "a pod of this very node, from outside", B, WEFT_DROP_SOURCE_NOT_FROM_OWNER, 1001 },
+			{ "a pod of a node reached in the clear, routed in tunnel mode", REMOTE, WEFT_DROP_SOURCE_NOT_FROM_OWNER, 2000 },
+			{ "a node's address, not from its MAC", peer, WEFT_DROP_SOURCE_NOT_FROM_OWNER, 6 },
+		};
+		for (unsigned i = 0; i < sizeof(drops) / sizeof(drops[0]); i++) {
+			p = ipv4(drops[i].src, A, IPPROTO_UDP, 40000 + i, 9090);
+			r = run(prog_ul, &p, 0); drain();
+			CHECK(r.ret == TC_ACT_SHOT, "%s: ret %d, want drop", drops[i].what, r.ret);
+			expect_event(drops[i].what, VERDICT_DROPPED, drops[i].reason, FLOW_POINT_FROM_UNDERLAY, 0, 0);
+			CHECK(nev < 1 || (evs[0].src_identity == drops[i].identity && evs[0].dst_identity == 1000 && evs[0].ep_id == 1 && evs[0].sport == htons(40000 + i)),
+			      "%s: the claimed identity and the endpoint (%u -> %u, ep %u)", drops[i].what, evs[0].src_identity, evs[0].dst_identity, evs[0].ep_id);
+		}
 		p = ipv4("10.0.7.5", A, IPPROTO_ICMP, 8, 0x77);
 		r = run(prog_ul, &p, 0); drain();
 		CHECK(r.ret == TC_ACT_SHOT, "clear ICMP from a keyless node's pod: ret %d, want drop", r.ret);
-		expect_event("clear from a keyless pod", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, 0, 0);
+		expect_event("clear ICMP from a keyless pod", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, 0, 0);
 
 		/* Passes: control traffic between nodes, the world, pods talking to this node itself. */
 		const struct { const char *what, *src, *dst; __u8 proto; __u16 sport, dport; } pass[] = {
 			{ "WireGuard lane 0", peer, node, IPPROTO_UDP, 51871, 51871 },
-			{ "WireGuard lane 1", peer, node, IPPROTO_UDP, 51872, 51872 },
+			{ "WireGuard lane 1", encpeer, node, IPPROTO_UDP, 51872, 51872 },
 			{ "etcd", peer, node, IPPROTO_TCP, 40000, 2379 },
 			{ "clustermesh", peer, node, IPPROTO_TCP, 40000, 32379 },
+			{ "ESP", encpeer, node, 50, 0, 0 },
 			{ "ICMP between nodes", peer, node, IPPROTO_ICMP, 8, 0x42 },
 			{ "the world to a pod", WORLD, A, IPPROTO_TCP, 40000, 8080 },
+			{ "the world to a pod's own port 8472", WORLD, A, IPPROTO_UDP, 40000, 8472 },
+			{ "a CIDR identity to a pod", "10.0.9.7", A, IPPROTO_TCP, 40000, 8080 },
 			{ "a remote pod to this node's own address", "10.0.7.6", node, IPPROTO_TCP, 40000, 10250 },
-			{ "a pod of a node reached in the clear (flags 0)", REMOTE, A, IPPROTO_TCP, 40000, 8080 },
 		};
 		for (unsigned i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
 			p = ipv4(pass[i].src, pass[i].dst, pass[i].proto, pass[i].sport, pass[i].dport);
@@ -996,12 +1029,12 @@ int main(int argc, char **argv)
 		p.b[12] = 0x86; p.b[13] = 0xdd; p.len = 14 + 40 + 8;
 		r = run(prog_ul, &p, 0); drain();
 		CHECK(r.ret == UNSPEC && nev == 0, "IPv6: ret %d, want pass (not ours to judge)", r.ret);
-		p = ipv4("10.0.7.6", A, IPPROTO_TCP, 40000, 80);
+		p = ipv4("10.0.7.6", node, IPPROTO_TCP, 40000, 80);
 		p.len = 14 + 20 + 2; /* truncated TCP */
 		r = run(prog_ul, &p, 0); drain();
 		CHECK(r.ret == UNSPEC && nev == 0, "truncated: ret %d, want pass (the stack drops it)", r.ret);
 
-		/* Direct routing: no tunnel port, the clear pod packet is still dropped. */
+		/* Direct routing: no tunnel port; a pod reached in the clear must come from its node's MAC. */
 		cfg.routing_mode = ROUTING_DIRECT;
 		cfg.tunnel_port = 0;
 		bpf_map_update_elem(m_config, &zero, &cfg, BPF_ANY);
@@ -1010,8 +1043,12 @@ int main(int argc, char **argv)
 		CHECK(r.ret == UNSPEC && nev == 0, "direct routing, UDP 8472 to the node: ret %d, want pass", r.ret);
 		p = ipv4("10.0.7.6", A, IPPROTO_TCP, 40000, 8080);
 		r = run(prog_ul, &p, 0); drain();
-		CHECK(r.ret == TC_ACT_SHOT, "direct routing, clear pod packet: ret %d, want drop", r.ret);
+		CHECK(r.ret == TC_ACT_SHOT, "direct routing, clear packet of an encrypted peer's pod: ret %d, want drop", r.ret);
 		expect_event("direct routing, clear pod packet", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, 0, 0);
+		p = ipv4(REMOTE, A, IPPROTO_TCP, 40000, 8080);
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "direct routing, a clear pod's address not from its node's MAC: ret %d, want drop", r.ret);
+		expect_event("direct routing, not from the owner", VERDICT_DROPPED, WEFT_DROP_SOURCE_NOT_FROM_OWNER, FLOW_POINT_FROM_UNDERLAY, 0, 0);
 	}
 
 	printf("policy generations, fail-closed endpoints, incomplete ipcache\n");

@@ -66,7 +66,7 @@ async function ingestion(): Promise<Record<string, number>> {
   const dp = new BpfDatapath({
     cluster: 'c1', clusterId: 1, node: 'bench', etcd: [], nodeIp: '10.99.1.11', podCidr: '10.101.1.0/24', routing: 'direct',
     bpfDir: join(REPO, 'bpf', 'build'), pinRoot, stateDir, tunnelDevice: 'weft_bench', vxlanPort: 8472, underlayMtu: 1500, audit: false, podRuntime: false, encryption: 'off', encryptionStrict: false, wireguardDevice: 'weft_bench_wg', wireguardPort: 51871, wireguardImplementation: 'auto', ipsecKeyFile: '', keyRotationIntervalSec: 0, keyRotationTimeoutSec: 60,
-  }, silentLogger());
+  }, silentLogger(), { underlay: false }); // maps only: nothing is attached in the machine's own namespace
   try {
     await dp.start();
     const view = serviceView({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'big', namespace: 'bench', labels: {}, annotations: { 'weft.io/global': 'true' } }, spec: { type: 'ClusterIP', clusterIP: '10.96.0.100', selector: { app: 'big' }, ports: [{ protocol: 'TCP', port: 80, targetPort: 8080 }] } }) as ServiceView;

@@ -26,6 +26,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_endpoints SEC(".maps");
 
+/* Node addresses (node IP, router IP) -> the node: who may send tunnel packets (lib/trust.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct node_key);
+	__type(value, struct node_info);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_nodes SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__type(key, struct policy_key);

@@ -39,6 +39,27 @@ struct ipcache_value {
 	__u32 pad;
 };
 
+/* ---- nodes: every address another node of the mesh sends tunnel packets from --- */
+/*
+ * Keyed by a node's node IP and (with encryption) its router IP, both
+ * pointing at the same node. from_overlay accepts a tunnel packet only from
+ * such an address, with a VNI of that node's cluster and an inner source the
+ * ipcache places on that node; from_underlay refuses the clear ones a node
+ * must not send in the clear.
+ */
+#define NODE_ADDR_F_ENCRYPTED_ONLY	0x1	/* its tunnel packets must arrive decrypted (WireGuard device, IPsec): refused in the clear on the underlay */
+
+struct node_key {
+	__u32 addr;		/* network order */
+};
+
+struct node_info {
+	__u32 node_ip;		/* the node's underlay IP, network order */
+	__u32 router_ip;	/* its router IP (encryption), network order; 0 = none */
+	__u16 cluster_id;	/* the cluster the node belongs to: its VNIs carry this in bits 16-23 */
+	__u16 flags;		/* NODE_ADDR_F_* */
+};
+
 /* ---- endpoints: local pods by IP ------------------------------------------ */
 #define EP_F_INGRESS_ENFORCE	0x1	/* a policy selects the endpoint for ingress */
 #define EP_F_EGRESS_ENFORCE	0x2	/* a policy selects the endpoint for egress */
@@ -197,7 +218,7 @@ struct frag_value {
 #define ROUTING_DIRECT	1
 
 #define NODE_F_AUDIT	0x1	/* global audit mode */
-#define NODE_F_STRICT_INGRESS	0x2	/* strict WireGuard: from_underlay drops pod traffic arriving in the clear */
+#define NODE_F_STRICT_INGRESS	0x2	/* strict WireGuard (informational: from_underlay now takes strictness from the ipcache and node flags) */
 /*
  * Some ipcache entries the agent wants did not fit (the map is full): for a
  * direction an endpoint enforces, a new connection whose remote identity did
@@ -272,7 +293,12 @@ struct flow_event {
 #define WEFT_DROP_NO_SERVICE_BACKEND	10	/* a service address with no backend */
 #define WEFT_DROP_NAT			11	/* rewriting addresses or checksums failed */
 #define WEFT_DROP_UNENCRYPTED		12	/* would leave for another node unencrypted (strict encryption) */
-#define WEFT_DROP_UNENCRYPTED_INGRESS	13	/* pod traffic from another node arrived in the clear on the underlay (strict WireGuard) */
+#define WEFT_DROP_UNENCRYPTED_INGRESS	13	/* pod or tunnel traffic from another node arrived in the clear on the underlay, where it must be encrypted */
+#define WEFT_DROP_TUNNEL_SOURCE_NOT_NODE	14	/* a tunnel packet whose outer source is no node of the mesh */
+#define WEFT_DROP_TUNNEL_CLUSTER_MISMATCH	15	/* the VNI names an identity of another cluster than the sending node's */
+#define WEFT_DROP_RESERVED_IDENTITY_CLAIM	16	/* the VNI is a reserved or node-local identity the sending node may not claim */
+#define WEFT_DROP_INNER_SOURCE_MISMATCH	17	/* the inner source is not an address the ipcache places on the sending node */
+#define WEFT_DROP_SOURCE_NOT_FROM_OWNER	18	/* a pod or node address arrived from the underlay from a machine that does not own it */
 #define WEFT_DROP_FRAG_NO_FIRST		24	/* a later IP fragment whose first fragment was not seen (or is too old): its ports are unknown */
 #define WEFT_DROP_FAIL_CLOSED		28	/* the endpoint's policy could not be written (EP_F_FAIL_CLOSED) */
 #define WEFT_DROP_IPCACHE_INCOMPLETE	29	/* the ipcache is incomplete and the peer has no exact entry (NODE_F_IPCACHE_INCOMPLETE) */

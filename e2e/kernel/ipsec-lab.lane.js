@@ -61,7 +61,7 @@ for (const routing of ['vxlan', 'direct']) describe(`IPsec between nodes, in the
   it('pairs the nodes over ESP with the mesh key, and never shows a pod payload on the wire', async () => {
     const [s1] = await weftJson(['encrypt', 'status', '--node', 'c1-node1']);
     assert.equal(s1.mode, 'ipsec');
-    assert.deepEqual(s1.clearIngress, { dropped: true, by: 'XFRM in policies (ESP required)' });
+    assert.deepEqual(s1.clearIngress, { dropped: true, by: 'from_underlay on ul0 and XFRM in policies (ESP required)' });
     assert.deepEqual(s1.ipsec.keyIds, [1]);
     assert.equal(s1.peers.length, 1);
     assert.equal(s1.peers[0].node, 'c1-node2');
@@ -111,6 +111,41 @@ for (const routing of ['vxlan', 'direct']) describe(`IPsec between nodes, in the
     const big = await weft(['lab', 'exec', 'c1/demo/client', '--', 'ping', '-c', '1', '-W', '2', '-M', 'do', '-s', String(link.mtu - 27), to]);
     assert.notEqual(big.code, 0);
     assert.match(big.stdout + big.stderr, /message too long|mtu/i, 'the sender is told, not left waiting');
+  });
+
+  if (routing === 'vxlan') it('refuses VXLAN in the clear from the underlay: from no node, and from a peer\'s node IP or router IP', async () => {
+    const { fromUnderlay, vxlanPayload } = require('../helpers.js');
+    const echo = eps.find((e) => `${e.namespace}/${e.pod}` === 'demo/echo-2');
+    const client = eps.find((e) => `${e.namespace}/${e.pod}` === 'demo/client');
+    // The lab's layout: node 1 is 10.99.1.11 with pod CIDR 10.101.1.0/24 (router IP .1), node 2 is 10.99.1.12.
+    const [peerIp, peerRouter, nodeIp] = ['10.99.1.11', '10.101.1.1', '10.99.1.12'];
+    const attacker = '10.99.255.77';
+    const base = 40000 + Math.floor(Math.random() * 20000);
+    const ul = (...args) => execFileSync('ip', ['netns', 'exec', 'weft-lab-ul', ...args], { encoding: 'utf8' });
+    // Borrowed addresses on the underlay namespace's bridge; ARP only ever about its own subnet address.
+    ul('sysctl', '-qw', 'net.ipv4.conf.br0.arp_announce=2', 'net.ipv4.conf.br0.arp_ignore=2');
+    for (const a of [`${attacker}/16`, `${peerIp}/32`, `${peerRouter}/32`]) ul('ip', 'addr', 'add', a, 'dev', 'br0');
+    const cases = [
+      { from: attacker, src: attacker, reason: 'TUNNEL_SOURCE_NOT_NODE', what: 'from no node' },
+      { from: peerIp, src: client.ip, reason: 'UNENCRYPTED_INGRESS', what: "from node 1's node IP, outside ESP" },
+      { from: peerRouter, src: client.ip, reason: 'UNENCRYPTED_INGRESS', what: "from node 1's router IP, outside ESP" },
+    ];
+    try {
+      for (const [i, c] of cases.entries()) {
+        const port = base + i;
+        const r = await fromUnderlay({ bind: c.from, bindPort: port, to: nodeIp, port: 8472, waitMs: 300, payload: vxlanPayload({ vni: client.identity, src: c.src, dst: echo.ip, sport: port, dport: 9090, data: Buffer.from(`weft-lane-forged-${port}`) }).toString('hex') });
+        assert.deepEqual(r.replies, [], `${c.what}: delivered and answered`);
+      }
+    } finally {
+      for (const a of [`${attacker}/16`, `${peerIp}/32`, `${peerRouter}/32`]) ul('ip', 'addr', 'del', a, 'dev', 'br0');
+    }
+    const flows = (await weft(['observe', '--node', 'c1-node2', '--last', '10000', '-o', 'json'])).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    for (const [i, c] of cases.entries()) {
+      const f = flows.filter((x) => x.source.port === base + i);
+      assert.ok(f.length > 0 && f.every((x) => x.verdict === 'DROPPED' && x.dropReason === c.reason && x.point === 'from-underlay'), `${c.what}: ${JSON.stringify(f)}`);
+    }
+    // ESP-carried tunnel traffic, decrypted on the same device, still passes.
+    assert.equal((await weft(['lab', 'exec', 'c1/demo/client', '--', process.execPath, WEFT, 'probe', '--timeout', '5000', '--udp', `${echo.ip}:9090`])).code, 0);
   });
 
   if (routing === 'vxlan') it('rotates the mesh key make-before-break under a UDP stream without a lost datagram', async () => {

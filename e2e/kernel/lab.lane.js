@@ -166,6 +166,33 @@ describe(`the lab in the lane: one cluster of two nodes, kernel WireGuard, ${ROU
     }
   });
 
+  it('refuses tunnel packets no node sent: from a pod to its own node, and from the underlay', async () => {
+    if (!TUNNEL_PORT) return; // direct routing: no tunnel
+    const { sendUdpVia, fromUnderlay, vxlanPayload, genevePayload } = require('../helpers.js');
+    const payload = ROUTING === 'geneve' ? genevePayload : vxlanPayload;
+    const client = eps.find((e) => e.pod === 'client');
+    const echo1 = eps.find((e) => e.pod === 'echo-1');
+    const [n1, n2] = ['10.99.1.11', '10.99.1.12']; // the lab's node IPs (client and echo-1 on node 1)
+    const port = 40000 + Math.floor(Math.random() * 20000);
+    // (a) The client pod sends its own node a tunnel packet (delivered locally, never on the underlay):
+    // from_overlay alone stands in the way. Let through, echo-1 would answer the client's socket.
+    const forged = (p) => payload({ vni: echo1.identity, src: client.ip, dst: echo1.ip, sport: p, dport: 9090, data: Buffer.from(`weft-lane-${p}`) }).toString('hex');
+    const a = await sendUdpVia([process.execPath, WEFT, 'lab', 'exec', 'c1/demo/client', '--'], { bind: client.ip, bindPort: port, to: n1, port: TUNNEL_PORT, waitMs: 1000, payload: forged(port) });
+    assert.deepEqual(a.replies, [], `a ${ROUTING} packet from a pod to its node was delivered and answered`);
+    // (b) From the underlay namespace, an address that is no node.
+    execFileSync('ip', ['netns', 'exec', 'weft-lab-ul', 'ip', 'addr', 'add', '10.99.255.77/16', 'dev', 'br0']);
+    try {
+      await fromUnderlay({ bind: '10.99.255.77', bindPort: port + 1, to: n2, port: TUNNEL_PORT, waitMs: 300, payload: forged(port + 1) });
+    } finally {
+      execFileSync('ip', ['netns', 'exec', 'weft-lab-ul', 'ip', 'addr', 'del', '10.99.255.77/16', 'dev', 'br0']);
+    }
+    const flows = async (node) => (await weft(['observe', '--node', node, '--last', '10000', '-o', 'json'])).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const fa = (await flows('c1-node1')).filter((f) => f.source.port === port);
+    assert.ok(fa.length > 0 && fa.every((f) => f.verdict === 'DROPPED' && f.dropReason === 'TUNNEL_SOURCE_NOT_NODE' && f.point === 'from-overlay'), `(a): ${JSON.stringify(fa)}`);
+    const fb = (await flows('c1-node2')).filter((f) => f.source.port === port + 1);
+    assert.ok(fb.length > 0 && fb.every((f) => f.verdict === 'DROPPED' && f.dropReason === 'TUNNEL_SOURCE_NOT_NODE' && f.point === 'from-underlay'), `(b): ${JSON.stringify(fb)}`);
+  });
+
   it('rotates both nodes\' keys under a UDP stream without losing a datagram', async () => {
     const { podNetnsName } = require('../../packages/agent/dist/index.js');
     const { udpStreamDuring } = require('../udp-stream.js');

@@ -286,6 +286,10 @@ export class Agent {
       remoteEndpoints: this.cluster.admittedRemoteEndpoints().size,
       remoteRefused: this.cluster.refused.size,
       remoteIdentities: this.cluster.remoteIdentities.size,
+      // Remote cluster name -> id, as this cluster's clustermesh configuration gives it (tunnel checks hold remote nodes to it).
+      remoteClusterIds: Object.fromEntries(this.cluster.remoteClusterIds),
+      // Addresses several nodes claim: tunnel packets from them are refused until the conflict is resolved.
+      nodeAddressConflicts: this.cluster.nodeAddressConflicts,
       services: this.services.count,
       remoteServices: this.cluster.remoteServices.size,
       memory: memoryMb(),
@@ -355,12 +359,14 @@ export class Agent {
       }),
     );
     api.route('GET', '/v1/bpf/ipcache', async () => this.datapath.dumpIpcache());
+    api.route('GET', '/v1/bpf/nodes', async () => this.datapath.dumpNodes());
     api.route('GET', '/v1/services', async () => this.services.list());
     api.route('GET', '/v1/encryption', async (): Promise<EncryptionStatus> => {
       if (!this.encryption) return { mode: 'off', strict: false, clearIngress: { dropped: false }, peers: [], refused: [] };
       const s = await this.encryption.status();
       const filter = this.datapath.clearIngressFilter();
-      const clearIngress = s.mode === 'ipsec' ? { dropped: true, by: 'XFRM in policies (ESP required)' } : filter ? { dropped: true, by: `from_underlay on ${filter}` } : { dropped: false };
+      // from_underlay drops a peer's clear pod and tunnel traffic in every mode; IPsec's XFRM policies refuse clear pod traffic too.
+      const clearIngress = filter ? { dropped: true, by: `from_underlay on ${filter}${s.mode === 'ipsec' ? ' and XFRM in policies (ESP required)' : ''}` } : { dropped: false };
       return { ...s, clearIngress };
     });
     api.route('POST', '/v1/encryption/rotate', async () => {

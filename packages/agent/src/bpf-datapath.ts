@@ -2,7 +2,7 @@
  * BpfDatapath: the Datapath on the real kernel. Loads bpf_lxc.o,
  * bpf_overlay.o and bpf_host.o with one pin root, so all share the node's maps
  * and a restarted agent finds them again; attaches programs to the pod veths,
- * the tunnel device and (strict WireGuard only) the underlay device with
+ * the tunnel device and the underlay device with
  * replace semantics (no gap in enforcement); and keeps an
  * in-memory mirror of what it wrote so every sync writes only differences.
  * On start the mirror is loaded from the pinned maps themselves, so a restart
@@ -21,6 +21,7 @@ import {
   ROUTING_TUNNEL,
   decodeFlowEvent,
   decodeIpcache,
+  decodeNodeAddress,
   decodeLb,
   decodePolicy,
   encodeLbBackendKey,
@@ -28,7 +29,6 @@ import {
   encodeLbValue,
   IPPROTO_TCP,
   IPPROTO_UDP,
-  detachTc,
   NODE_F_AUDIT,
   NODE_F_STRICT_INGRESS,
   NODE_F_IPCACHE_INCOMPLETE,
@@ -39,8 +39,11 @@ import {
   LB_BACKEND_KEY,
   LB_KEY,
   LB_VALUE,
+  NODE_INFO,
   type LbFrontend,
   encodeNodeConfig,
+  encodeNodeInfo,
+  encodeNodeKey,
   intToIpv4,
   ipv4ToInt,
   type BpfMap,
@@ -48,7 +51,7 @@ import {
 import { Ip } from '@weft/net';
 import { mapSizesOf, type AgentConfig } from './config.js';
 import { AgentConfigError } from './errors.js';
-import type { Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
+import type { Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
 import { IpcacheWriter } from './ipcache-writer.js';
 import { PolicyMapWriter } from './policy-map-writer.js';
 import { stableSlots } from './services.js';
@@ -74,22 +77,30 @@ export class BpfDatapath implements Datapath {
   private lxc: BpfObject | undefined;
   private overlay: BpfObject | undefined;
   private host: BpfObject | undefined;
-  private maps!: { ipcache: BpfMap; endpoints: BpfMap; policy: BpfMap; ct: BpfMap; config: BpfMap; events: BpfMap; lbServices: BpfMap; lbBackends: BpfMap };
+  private maps!: { ipcache: BpfMap; nodes: BpfMap; endpoints: BpfMap; policy: BpfMap; ct: BpfMap; config: BpfMap; events: BpfMap; lbServices: BpfMap; lbBackends: BpfMap };
   private ipcache!: IpcacheWriter;
   private policy!: PolicyMapWriter;
   /** The node config as last written (NODE_F_IPCACHE_INCOMPLETE comes and goes). */
   private nodeConfig!: NodeConfig;
   /** Pinned maps replaced at start because their size was not the configured one. */
   private resized: ResizedMap[] = [];
+  /** address -> encoded node_info (hex) of what weft_nodes holds. */
+  private readonly nodesMirror = new Map<string, string>();
   /** Frontend ("vip/port/protocol", numbers) -> backends ("ip:port") in slot order, as the maps hold them. */
   private lbOrder = new Map<string, string[]>();
   private reader: RingBufferReader | undefined;
   private readonly listeners: Array<(f: FlowSample) => void> = [];
   private readonly ip = new Ip();
 
+  /**
+   * `options.underlay: false` is for tools that load the datapath outside any node (a benchmark
+   * programming maps in the machine's own namespace): nothing is attached to a device there. An
+   * agent always guards its underlay.
+   */
   constructor(
     private readonly config: AgentConfig,
     private readonly log: Logger,
+    private readonly options: { underlay?: boolean } = {},
   ) {}
 
   async start(): Promise<void> {
@@ -110,6 +121,7 @@ export class BpfDatapath implements Datapath {
     for (const name of RETIRED_PINS) if (existsSync(join(c.pinRoot, name))) unlinkSync(join(c.pinRoot, name));
     this.maps = {
       ipcache: this.lxc.map(MapName.ipcache),
+      nodes: this.lxc.map(MapName.nodes),
       endpoints: this.lxc.map(MapName.endpoints),
       policy: this.lxc.map(MapName.policy),
       ct: this.lxc.map(MapName.ct),
@@ -126,19 +138,19 @@ export class BpfDatapath implements Datapath {
     this.policy = new PolicyMapWriter({ endpoints: this.maps.endpoints, policy: this.maps.policy }, this.log.child({ component: 'policy-map' }));
     this.loadMirrors();
     const tunnelIfindex = await this.ensureTunnel();
-    const underlay = await this.underlayDevice();
-    const strictIngress = strictWireGuard(c);
+    const underlay = this.options.underlay === false ? undefined : await this.underlayDevice();
+    const strictIngress = c.encryption === 'wireguard' && c.encryptionStrict;
     const tunnelPort = c.routing === 'vxlan' ? c.vxlanPort : c.routing === 'geneve' ? GENEVE_PORT : 0;
     const flags = (c.audit ? NODE_F_AUDIT : 0) | (strictIngress ? NODE_F_STRICT_INGRESS : 0) | (incomplete ? NODE_F_IPCACHE_INCOMPLETE : 0);
     this.nodeConfig = { nodeIp: ipv4ToInt(c.nodeIp), tunnelIfindex, routingMode: c.routing === 'direct' ? ROUTING_DIRECT : ROUTING_TUNNEL, clusterId: c.clusterId, flags, tunnelPort };
     this.maps.config.update(key, encodeNodeConfig(this.nodeConfig));
     if (c.routing !== 'direct') attachTc({ ifindex: tunnelIfindex, direction: 'ingress', programFd: this.overlay.programFd('from_overlay') });
-    // After the config, so the program finds its flag set; a node no longer strict loses the filter
-    // an earlier run attached (the cleared flag already made it pass everything).
-    if (strictIngress) {
-      attachTc({ ifindex: underlay!.ifindex, ...UNDERLAY_TC, programFd: this.host.programFd('from_underlay') });
-      this.filteredUnderlay = underlay!.ifname;
-    } else if (underlay) detachTc({ ifindex: underlay.ifindex, ...UNDERLAY_TC });
+    // After the config: the program reads the tunnel port and routing mode from it. In every
+    // encryption mode: without it anyone on the underlay could hand the tunnel a VNI.
+    if (underlay) {
+      attachTc({ ifindex: underlay.ifindex, ...UNDERLAY_TC, programFd: this.host.programFd('from_underlay') });
+      this.filteredUnderlay = underlay.ifname;
+    }
     this.reader = new RingBufferReader(this.maps.events.fd);
     this.reader.start(
       (data) => {
@@ -202,16 +214,17 @@ export class BpfDatapath implements Datapath {
   }
 
   /**
-   * The underlay device: the configured one, else the one holding the node IP. Strict WireGuard
-   * cannot run without it (clear pod traffic would be accepted), so then its absence is fatal.
+   * The underlay device: the configured one, else the one holding the node IP. The node cannot run
+   * without it (tunnel packets and pod addresses arriving there would go unchecked), so its absence
+   * is fatal.
    */
-  private async underlayDevice(): Promise<{ ifindex: number; ifname: string } | undefined> {
+  private async underlayDevice(): Promise<{ ifindex: number; ifname: string }> {
     const c = this.config;
     const link = c.underlayDevice ? await this.ip.link(c.underlayDevice) : await this.ip.deviceWithAddress(c.nodeIp);
-    if (!link && strictWireGuard(c)) {
+    if (!link) {
       throw new AgentConfigError(`for ${c.cluster}/${c.node}`, c.underlayDevice
-        ? `underlayDevice: ${JSON.stringify(c.underlayDevice)} does not exist (strict WireGuard filters clear pod traffic arriving there)`
-        : `underlayDevice: no interface holds nodeIp ${c.nodeIp}; name the underlay device (strict WireGuard filters clear pod traffic arriving there)`);
+        ? `underlayDevice: ${JSON.stringify(c.underlayDevice)} does not exist (from_underlay guards tunnel and pod traffic arriving there)`
+        : `underlayDevice: no interface holds nodeIp ${c.nodeIp}; name the underlay device (from_underlay guards tunnel and pod traffic arriving there)`);
     }
     return link;
   }
@@ -240,6 +253,7 @@ export class BpfDatapath implements Datapath {
     this.ipcache.load();
     const loaded = this.policy.load();
     if (loaded.orphans > 0) this.log.info(loaded, 'deleted policy entries no endpoint looks up (a generation not in force, endpoints gone)');
+    for (const [k, v] of this.maps.nodes.entries()) this.nodesMirror.set(intToIpv4(decodeNodeAddress(k, v).addr), v.toString('hex'));
     const slotsOf = new Map<string, Map<number, string>>();
     for (const [k, v] of this.maps.lbServices.entries()) {
       const e = decodeLb(k, v);
@@ -258,6 +272,45 @@ export class BpfDatapath implements Datapath {
 
   async syncIpcache(entries: readonly IpcacheUpsert[]): Promise<IpcacheSyncResult> {
     return this.ipcache.sync(entries);
+  }
+
+  async syncNodes(entries: readonly NodeAddressUpsert[]): Promise<{ added: number; updated: number; removed: number }> {
+    const want = new Map<string, Buffer>();
+    for (const e of entries) {
+      const v = Buffer.alloc(NODE_INFO.size);
+      encodeNodeInfo(v, 0, { nodeIp: ipv4ToInt(e.nodeIp), routerIp: e.routerIp ? ipv4ToInt(e.routerIp) : 0, clusterId: e.clusterId, flags: e.flags });
+      want.set(e.addr, v);
+    }
+    let added = 0;
+    let updated = 0;
+    let removed = 0;
+    for (const [addr, v] of want) {
+      const prev = this.nodesMirror.get(addr);
+      const hex = v.toString('hex');
+      if (prev === hex) continue;
+      this.maps.nodes.update(encodeNodeKey(ipv4ToInt(addr)), v);
+      this.nodesMirror.set(addr, hex);
+      if (prev === undefined) added++;
+      else updated++;
+    }
+    for (const addr of [...this.nodesMirror.keys()]) {
+      if (want.has(addr)) continue;
+      this.maps.nodes.delete(encodeNodeKey(ipv4ToInt(addr)));
+      this.nodesMirror.delete(addr);
+      removed++;
+    }
+    return { added, updated, removed };
+  }
+
+  async dumpNodes(): Promise<NodeAddressUpsert[]> {
+    const out: NodeAddressUpsert[] = [];
+    for (const [k, v] of this.maps.nodes.entries()) {
+      const e = decodeNodeAddress(k, v);
+      const row: NodeAddressUpsert = { addr: intToIpv4(e.addr), nodeIp: intToIpv4(e.nodeIp), clusterId: e.clusterId, flags: e.flags };
+      if (e.routerIp) row.routerIp = intToIpv4(e.routerIp);
+      out.push(row);
+    }
+    return out.sort((a, b) => ipv4ToInt(a.addr) - ipv4ToInt(b.addr));
   }
 
   /**
@@ -401,12 +454,4 @@ export class BpfDatapath implements Datapath {
     }
     return out;
   }
-}
-
-/**
- * Receive-side strictness (bpf/bpf_host.c) is for strict WireGuard only: IPsec's in-policies refuse
- * clear pod traffic already, and its decapsulated packets cross the underlay's ingress again.
- */
-function strictWireGuard(c: AgentConfig): boolean {
-  return c.encryption === 'wireguard' && c.encryptionStrict;
 }

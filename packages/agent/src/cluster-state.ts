@@ -1,14 +1,20 @@
 /**
  * ClusterState: what the other nodes of the cluster publish (node records and
- * endpoint records), turned into this node's ipcache and, in direct-routing
- * mode, routes to the other nodes' pod CIDRs. Records are validated; a bad one
- * is skipped and counted, never programmed. When etcd is away the datapath
- * keeps its last state; the watches catch up when it returns.
+ * endpoint records), turned into this node's ipcache, its table of node
+ * addresses (who may send tunnel packets, node-addresses.ts) and, in
+ * direct-routing mode, routes to the other nodes' pod CIDRs. Records are
+ * validated; a bad one is skipped and counted, never programmed. When etcd is
+ * away the datapath keeps its last state; the watches catch up when it returns.
  *
  * Remote clusters' records (the mesh cache the clustermesh-apiserver writes)
  * are admitted again here by mesh-admission's rules, whoever wrote them: a
  * remote never takes over a local address, a route or another remote's
  * range, and local state always wins in the ipcache.
+ *
+ * A remote cluster's id comes from this cluster's clustermesh-apiserver, which
+ * writes the id its own configuration gives each remote
+ * (weft/mesh/v1/<remote>/cluster/info), never from what the remote sends: it
+ * is what a remote node's tunnel packets are held to.
  */
 import { Coalescer, type Logger } from '@weft/common';
 import { CLUSTER_LABEL, LabelSet, LOCAL_ID_MIN, ReservedIdentity, clusterIdOf, localIdOf, parseIdentity } from '@weft/identity';
@@ -16,9 +22,10 @@ import { PrefixWatcher, type KvClient } from '@weft/kvstore';
 import { Ip } from '@weft/net';
 import { CidrSet, parseCidr, parseIpv4, type CidrIdentityView } from '@weft/policy';
 import type { AgentConfig } from './config.js';
-import type { Datapath, IpcacheUpsert } from './datapath-port.js';
+import type { Datapath, IpcacheUpsert, NodeAddressUpsert } from './datapath-port.js';
 import { routerIp, serviceCidrsOf } from './config.js';
 import type { NodeEncryption, PeerNode } from './encryption.js';
+import { nodeAddresses } from './node-addresses.js';
 import { DEFAULT_MIN_POD_CIDR_BITS, LocalAddresses, RemoteClaims, remoteEndpointProblem, remoteNodeProblem } from './mesh-admission.js';
 import { parseServiceRecord, type ServiceRecord } from './services.js';
 import { EndpointOwnership } from './endpoint-ownership.js';
@@ -52,6 +59,10 @@ export class ClusterState {
   readonly remoteNodes = new Map<string, NodeRecord>();
   readonly remoteEndpoints = new Map<string, EndpointRecord>();
   readonly remoteIdentities = new Map<number, LabelSet>();
+  /** Remote cluster name -> its cluster id, as this cluster's clustermesh configuration gives it. */
+  readonly remoteClusterIds = new Map<string, number>();
+  /** Addresses two nodes claim (left out of the node table), from the last sync. */
+  nodeAddressConflicts: Array<{ addr: string; nodes: string[] }> = [];
   /** Remote clusters' exported global services, keyed `<remote>/<namespace>.<name>`. */
   readonly remoteServices = new Map<string, ServiceRecord>();
   /** What of the remote records passed admission; undefined when something it depends on changed. */
@@ -208,6 +219,14 @@ export class ClusterState {
     const [remote, kind, key] = path.split('/', 3);
     if (!remote || !kind || key === undefined) return;
     const id = `${remote}/${key}`;
+    if (kind === 'cluster') {
+      if (key !== 'info') return;
+      const before = this.remoteClusterIds.get(remote);
+      if (type === 'delete') this.remoteClusterIds.delete(remote);
+      else this.accept(`${MESH_ROOT}${path}`, parseClusterInfo(value, this.config.clusterId), (clusterId) => this.remoteClusterIds.set(remote, clusterId));
+      if (this.remoteClusterIds.get(remote) !== before) this.schedule();
+      return;
+    }
     if (kind === 'identities') {
       // Only an identity of a remote's own range, labelled with its cluster: never a reserved
       // one, never one of ours (policy would select it as if it were ours).
@@ -391,13 +410,28 @@ export class ClusterState {
     const local = new Set(out.map((e) => e.cidr));
     const admitted = this.admitted();
     const remote: IpcacheUpsert[] = [];
-    for (const n of admitted.nodes.values()) remote.push({ cidr: `${n.ip}/32`, identity: ReservedIdentity['remote-node'], flags: IPCACHE_F_REMOTE_NODE, clusterId: 0 });
+    for (const [id, n] of admitted.nodes) remote.push({ cidr: `${n.ip}/32`, identity: ReservedIdentity['remote-node'], flags: IPCACHE_F_REMOTE_NODE, clusterId: this.remoteClusterIds.get(id.slice(0, id.indexOf('/'))) ?? 0 });
     for (const e of admitted.endpoints.values()) remote.push({ cidr: `${e.ip}/32`, identity: e.identity, clusterId: (e.identity >>> 16) & 0xff, ...this.remotePlacement(e.nodeIp, byIp) });
     for (const r of remote) {
       if (local.has(r.cidr)) this.refused.set(`ipcache/${r.cidr}`, `a remote entry for ${r.cidr} would replace a local one`);
       else out.push(r);
     }
     return out;
+  }
+
+  /** The addresses other nodes send tunnel packets from, and who they are (see node-addresses.ts). */
+  desiredNodes(): NodeAddressUpsert[] {
+    const nodes = this.allNodes().map((n) => ({ ...n, clusterId: n.cluster === this.config.cluster ? this.config.clusterId : this.remoteClusterIds.get(n.cluster) ?? 0 }));
+    const { entries, conflicts } = nodeAddresses(nodes, {
+      me: `${this.config.cluster}/${this.config.node}`,
+      encryption: this.config.encryption,
+      strict: this.config.encryptionStrict,
+      encrypted: new Set(this.encryptedNodes.keys()),
+    });
+    const known = new Set(this.nodeAddressConflicts.map((c) => `${c.addr} ${c.nodes.join()}`));
+    for (const c of conflicts) if (!known.has(`${c.addr} ${c.nodes.join()}`)) this.log.warn({ addr: c.addr, nodes: c.nodes }, 'an address claimed by several nodes: tunnel packets from it are refused');
+    this.nodeAddressConflicts = conflicts;
+    return entries;
   }
 
   private async sync(): Promise<void> {
@@ -413,6 +447,7 @@ export class ClusterState {
     if (dirty) {
       try {
         const result = await this.datapath.syncIpcache(this.desired());
+        await this.datapath.syncNodes(this.desiredNodes());
         this.lastSync = { ...result, at: new Date().toISOString() };
       } catch (err) {
         this.ipcacheDirty = true;
@@ -488,6 +523,20 @@ function parseRemoteEndpoint(value: Buffer): EndpointRecord | string {
     return 'not JSON';
   }
   return parseEndpointRecord(value, typeof identity === 'number' ? clusterIdOf(identity) : -1);
+}
+
+/** The cluster id in a `cluster/info` record: 1-255, and not this cluster's own. */
+export function parseClusterInfo(value: Buffer, ownClusterId: number): number | string {
+  let doc: { id?: unknown };
+  try {
+    doc = JSON.parse(value.toString()) as { id?: unknown };
+  } catch {
+    return 'not JSON';
+  }
+  const id = typeof doc === 'object' && doc !== null ? doc.id : undefined;
+  if (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > 255) return `cluster id ${JSON.stringify(id)} is not 1-255`;
+  if (id === ownClusterId) return `cluster id ${id} is this cluster's own`;
+  return id;
 }
 
 /** Whether a node record changed in its encryption part only (keys, epoch, rotation, confirmations). */

@@ -66,9 +66,10 @@ export interface AgentConfig {
   /** MTU of the underlay device; pod MTU is derived from it. */
   underlayMtu: number;
   /**
-   * The device holding nodeIp, where node-to-node traffic arrives. With strict WireGuard the agent
-   * attaches from_underlay (bpf/bpf_host.c) to its tc ingress to drop pod traffic arriving in the
-   * clear. Default: the device that holds nodeIp when the agent starts.
+   * The device holding nodeIp, where node-to-node traffic arrives. The agent attaches from_underlay
+   * (bpf/bpf_host.c) to its tc ingress in every encryption mode, to judge tunnel packets and pod or
+   * node addresses arriving there (docs/security.md). Default: the device that holds nodeIp when
+   * the agent starts; the agent does not start without one.
    */
   underlayDevice?: string;
   /** Global audit mode. */

@@ -16,6 +16,18 @@ export interface IpcacheUpsert {
   clusterId: number;
 }
 
+/** An address another node sends tunnel packets from (its node IP or router IP), and that node. */
+export interface NodeAddressUpsert {
+  addr: string;
+  nodeIp: string;
+  /** The node's router IP (with encryption). */
+  routerIp?: string;
+  /** The node's cluster; 0 = unknown (no VNI matches it). */
+  clusterId: number;
+  /** NODE_ADDR_F_* (bpf/lib/weft_types.h). */
+  flags: number;
+}
+
 export interface EndpointProgram {
   epId: number;
   ip: string;
@@ -92,7 +104,7 @@ export type FlowSample = Omit<FlowRecord, 'saddr' | 'daddr' | 'ifindex'> & { sad
 export interface Datapath {
   /** Loads (or re-attaches to pinned) programs and maps, sets the node config, prepares the tunnel. */
   start(): Promise<void>;
-  /** The device where pod traffic arriving in the clear from other nodes is dropped (strict WireGuard), if any. */
+  /** The underlay device from_underlay guards (clear pod and tunnel traffic from other nodes), once started. */
   clearIngressFilter(): string | undefined;
   /** Stops reading events; programs and maps stay in place so traffic keeps flowing. */
   stop(): Promise<void>;
@@ -103,6 +115,8 @@ export interface Datapath {
    */
   syncIpcache(entries: readonly IpcacheUpsert[]): Promise<IpcacheSyncResult>;
   ipcacheStatus(): IpcacheStatus;
+  /** Replaces the whole set of other nodes' addresses (weft_nodes; only differences are written). */
+  syncNodes(entries: readonly NodeAddressUpsert[]): Promise<{ added: number; updated: number; removed: number }>;
   /**
    * Programs (or updates) an endpoint with its policy `entries` under revision `policyRev`, and
    * attaches the programs to its veth. Per endpoint the policy changes as a whole or the
@@ -118,6 +132,7 @@ export interface Datapath {
   syncServices(services: readonly ServiceProgram[]): Promise<{ frontends: number; changed: number }>;
   /** Current map contents, for the CLI. */
   dumpIpcache(): Promise<Array<{ cidr: string; identity: number; tunnelIp?: string; flags: number }>>;
+  dumpNodes(): Promise<NodeAddressUpsert[]>;
   dumpServices(): Promise<ServiceProgram[]>;
   dumpPolicy(epId: number): Promise<Array<PolicyMapEntry & { packets: bigint; bytes: bigint }>>;
   /** Size and use of each sized map. */

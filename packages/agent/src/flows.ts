@@ -31,7 +31,8 @@ export interface Flow {
   encrypted: boolean;
   /**
    * Tunnel traffic: sent into or received from the VXLAN/Geneve overlay. On a `from-underlay` drop
-   * (UNENCRYPTED_INGRESS) it means the addresses are the tunnel packet's own (who sent it to which
+   * (a tunnel packet refused before decapsulation: TUNNEL_SOURCE_NOT_NODE, UNENCRYPTED_INGRESS,
+   * SOURCE_NOT_FROM_OWNER) it means the addresses are the tunnel packet's own (who sent it to which
    * node), not those of the pods it carried.
    */
   tunneled: boolean;

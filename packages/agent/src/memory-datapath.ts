@@ -4,10 +4,12 @@
  * the clustermesh tests with a hostile remote). It keeps what would be in the
  * maps, so a test asserts on the ipcache the node would have.
  */
-import type { Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
+import type { Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
 
 export class MemoryDatapath implements Datapath {
   readonly ipcache = new Map<string, IpcacheUpsert>();
+  /** weft_nodes: address -> the node it belongs to. */
+  readonly nodes = new Map<string, NodeAddressUpsert>();
   readonly endpoints = new Map<string, EndpointProgram>();
   readonly policies = new Map<number, PolicyMapEntry[]>();
   services: ServiceProgram[] = [];
@@ -43,6 +45,29 @@ export class MemoryDatapath implements Datapath {
 
   ipcacheStatus(): IpcacheStatus {
     return { complete: true, entries: this.ipcache.size, maxEntries: Number.MAX_SAFE_INTEGER, missing: 0 };
+  }
+
+  async syncNodes(entries: readonly NodeAddressUpsert[]): Promise<{ added: number; updated: number; removed: number }> {
+    const want = new Map(entries.map((e) => [e.addr, e]));
+    let added = 0;
+    let updated = 0;
+    let removed = 0;
+    for (const [addr, e] of want) {
+      const prev = this.nodes.get(addr);
+      if (!prev) added++;
+      else if (JSON.stringify(prev) !== JSON.stringify(e)) updated++;
+      this.nodes.set(addr, e);
+    }
+    for (const addr of [...this.nodes.keys()]) {
+      if (want.has(addr)) continue;
+      this.nodes.delete(addr);
+      removed++;
+    }
+    return { added, updated, removed };
+  }
+
+  async dumpNodes(): Promise<NodeAddressUpsert[]> {
+    return [...this.nodes.values()];
   }
 
   async programEndpoint(ep: EndpointProgram, entries: readonly PolicyMapEntry[]): Promise<EndpointPolicyOutcome> {

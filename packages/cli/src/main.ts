@@ -34,7 +34,7 @@ Inspect (per cluster, all nodes unless --node):
   service list                 ClusterIP and backends per cluster (all lab clusters unless --cluster)
   encrypt status               WireGuard per node: lanes, keys, epoch, rotation; per peer: encrypted, lane, handshakes, bytes
   encrypt rotate               rotate WireGuard keys (make-before-break), node after node; --no-wait, --timeout
-  bpf ipcache list | bpf lb list | bpf policy get ENDPOINT
+  bpf ipcache list | bpf nodes list | bpf lb list | bpf policy get ENDPOINT
   identity list | identity get ID | identity gc   [--cluster NAME | --etcd ENDPOINT]
   observe [--follow] [--pod P] [--namespace N] [--label K=V] [--verdict V] [--identity ID]
   connectivity test [--cluster NAME] [--keep]

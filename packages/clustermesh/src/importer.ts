@@ -6,6 +6,12 @@
  *
  *   connecting -> syncing -> synced --(stream broke)--> connecting (backoff)
  *
+ * Beside the records, the importer writes weft/mesh/v1/<remote>/cluster/info
+ * ({"id": N}): the cluster id this cluster's configuration gives the remote.
+ * Agents hold the remote's nodes to it (a tunnel packet's VNI must carry the
+ * sending node's cluster id); it comes from our configuration, never from
+ * what the remote says.
+ *
  * Entries of a kind that the remote no longer has are deleted only once a
  * fresh snapshot of that kind is complete, so a reconnect never makes
  * entries flap. While disconnected the last state is kept (for staleAfter),
@@ -138,6 +144,8 @@ export class Importer {
   /** Batches received and not yet written. */
   private batchesInFlight = 0;
   private bytesInFlight = 0;
+  /** Whether cluster/info was written since the last connect. */
+  private infoWritten = false;
   /** An expired or not yet valid certificate of ours, said in every error until fixed. */
   private certProblem: string | undefined;
 
@@ -192,6 +200,7 @@ export class Importer {
       this.status.synced[k] = false;
     }
     this.logged = 0;
+    this.infoWritten = false;
     this.connectedAtMs = Date.now();
     const call = (this.client as unknown as { sync(req: unknown): grpc.ClientReadableStream<SyncBatch> }).sync({ cluster: this.local.cluster, kinds: MESH_KINDS });
     this.call = call;
@@ -453,6 +462,11 @@ export class Importer {
 
   private async commit(batch: SyncBatch, ops: TxnOp[]): Promise<void> {
     const kind = batch.kind;
+    // Before any record of the remote, so agents never program its nodes without knowing its cluster.
+    if (!this.infoWritten) {
+      await this.local.kv.put(`${MESH_ROOT}${this.remote.name}/cluster/info`, JSON.stringify({ id: this.remote.id }));
+      this.infoWritten = true;
+    }
     await this.writeChunks(`import ${kind} from ${this.remote.name}`, ops);
     if (batch.synced) {
       // The snapshot is complete: only now remove what the remote no longer has (or we no longer admit).

@@ -92,6 +92,11 @@ export async function bpf(argv: string[]): Promise<void> {
     if (format === 'json') return printJson(rows);
     return printTable(['NODE', 'PREFIX', 'IDENTITY', 'TUNNEL ENDPOINT', 'FLAGS'], rows.map((r) => [r.node, r.cidr, r.identity, r.tunnelIp ?? '-', flagNames(r.flags)]));
   }
+  if (map === 'nodes' && verb === 'list') {
+    const rows = (await Promise.all(agentsFor(values).map(async ({ node, client }) => (await client.call<Array<{ addr: string; nodeIp: string; routerIp?: string; clusterId: number; flags: number }>>('GET', '/v1/bpf/nodes')).map((e) => ({ node, ...e }))))).flat();
+    if (format === 'json') return printJson(rows);
+    return printTable(['NODE', 'ADDRESS', 'OF NODE', 'ROUTER IP', 'CLUSTER', 'CLEAR TUNNEL'], rows.map((r) => [r.node, r.addr, r.nodeIp, r.routerIp ?? '-', r.clusterId || '(unknown)', r.flags & 0x1 ? 'refused' : 'accepted']));
+  }
   if (map === 'lb' && verb === 'list') {
     const rows = (await Promise.all(agentsFor(values).map(async ({ node, client }) => (await client.call<Array<{ vip: string; port: number; protocol: string; backends: Array<{ ip: string; port: number }> }>>('GET', '/v1/bpf/lb')).map((e) => ({ node, ...e }))))).flat();
     if (format === 'json') return printJson(rows);
@@ -117,7 +122,7 @@ export async function bpf(argv: string[]): Promise<void> {
     }
     return;
   }
-  throw new UsageError('Usage: weft bpf ipcache list | weft bpf lb list | weft bpf policy get ENDPOINT');
+  throw new UsageError('Usage: weft bpf ipcache list | weft bpf nodes list | weft bpf lb list | weft bpf policy get ENDPOINT');
 }
 
 export async function policyGet(argv: string[]): Promise<void> {

@@ -15,6 +15,8 @@ import {
   LB_KEY,
   LB_VALUE,
   NODE_CONFIG,
+  NODE_INFO,
+  NODE_KEY,
   POLICY_KEY,
   POLICY_VALUE,
 } from './layout.js';
@@ -293,6 +295,44 @@ export function encodeLbBackendKey(f: LbFrontend, addr: number, port: number): B
   b.writeUInt16BE(port, LB_BACKEND_KEY.offsets.port!);
   b.writeUInt8(f.protocol, LB_BACKEND_KEY.offsets.protocol!);
   return b;
+}
+
+// ---- node addresses (weft_nodes) ------------------------------------------------
+
+/** An address of another node (its node IP or router IP) and the node it belongs to. */
+export interface NodeAddressEntry {
+  /** The address, as an unsigned integer. */
+  addr: number;
+  nodeIp: number;
+  /** 0 = none. */
+  routerIp: number;
+  clusterId: number;
+  flags: number;
+}
+
+export function encodeNodeKey(addr: number): Buffer {
+  const b = Buffer.alloc(NODE_KEY.size);
+  b.writeUInt32BE(addr >>> 0, NODE_KEY.offsets.addr!);
+  return b;
+}
+
+export function encodeNodeInfo(buf: Buffer, off: number, e: Omit<NodeAddressEntry, 'addr'>): void {
+  const o = NODE_INFO.offsets;
+  buf.writeUInt32BE(e.nodeIp >>> 0, off + o.node_ip!);
+  buf.writeUInt32BE(e.routerIp >>> 0, off + o.router_ip!);
+  buf.writeUInt16LE(e.clusterId, off + o.cluster_id!);
+  buf.writeUInt16LE(e.flags, off + o.flags!);
+}
+
+export function decodeNodeAddress(key: Buffer, value: Buffer): NodeAddressEntry {
+  const o = NODE_INFO.offsets;
+  return {
+    addr: key.readUInt32BE(NODE_KEY.offsets.addr!),
+    nodeIp: value.readUInt32BE(o.node_ip!),
+    routerIp: value.readUInt32BE(o.router_ip!),
+    clusterId: value.readUInt16LE(o.cluster_id!),
+    flags: value.readUInt16LE(o.flags!),
+  };
 }
 
 // ---- node config ------------------------------------------------------------------

@@ -19,6 +19,8 @@ function layout(name: string, size: number, offsets: Record<string, number>): St
 
 export const IPCACHE_KEY = layout('ipcache_key', 8, { prefixlen: 0, ip: 4 });
 export const IPCACHE_VALUE = layout('ipcache_value', 16, { identity: 0, tunnel_ip: 4, flags: 8, cluster_id: 10, pad: 12 });
+export const NODE_KEY = layout('node_key', 4, { addr: 0 });
+export const NODE_INFO = layout('node_info', 12, { node_ip: 0, router_ip: 4, cluster_id: 8, flags: 10 });
 export const ENDPOINT_KEY = layout('endpoint_key', 4, { ip: 0 });
 export const ENDPOINT_INFO = layout('endpoint_info', 28, { ifindex: 0, ep_id: 4, flags: 6, identity: 8, policy_rev: 12, mac: 16, node_mac: 22 });
 export const POLICY_KEY = layout('policy_key', 16, { prefixlen: 0, ep_id: 4, egress: 6, gen: 7, identity: 8, protocol: 12, pad2: 13, dport: 14 });
@@ -52,7 +54,7 @@ export const FLOW_EVENT = layout('flow_event', 56, {
 });
 
 export const ALL_LAYOUTS: readonly StructLayout[] = [
-  IPCACHE_KEY, IPCACHE_VALUE, ENDPOINT_KEY, ENDPOINT_INFO, POLICY_KEY, POLICY_VALUE, CT_KEY, CT_VALUE, LB_KEY, LB_VALUE, LB_BACKEND_KEY, FRAG_KEY, FRAG_VALUE, NODE_CONFIG, FLOW_EVENT,
+  IPCACHE_KEY, IPCACHE_VALUE, NODE_KEY, NODE_INFO, ENDPOINT_KEY, ENDPOINT_INFO, POLICY_KEY, POLICY_VALUE, CT_KEY, CT_VALUE, LB_KEY, LB_VALUE, LB_BACKEND_KEY, FRAG_KEY, FRAG_VALUE, NODE_CONFIG, FLOW_EVENT,
 ];
 
 /**
@@ -61,6 +63,7 @@ export const ALL_LAYOUTS: readonly StructLayout[] = [
  */
 export const MapName = {
   ipcache: 'weft_ipcache',
+  nodes: 'weft_nodes',
   endpoints: 'weft_endpoints',
   policy: 'weft_policy_v2',
   ct: 'weft_ct_v2',
@@ -79,6 +82,8 @@ export const IPCACHE_F_ENCRYPTED = 0x4;
 export const IPCACHE_F_ENCRYPT_MISSING = 0x8;
 /** A /32 entry: the only kind of hit trusted while the ipcache is incomplete (NODE_F_IPCACHE_INCOMPLETE). */
 export const IPCACHE_F_EXACT = 0x10;
+/** weft_nodes: tunnel packets from this address must arrive decrypted (refused in the clear on the underlay). */
+export const NODE_ADDR_F_ENCRYPTED_ONLY = 0x1;
 export const EP_F_INGRESS_ENFORCE = 0x1;
 export const EP_F_EGRESS_ENFORCE = 0x2;
 export const EP_F_AUDIT = 0x4;
@@ -96,7 +101,7 @@ export const CT_F_DNAT = 0x1;
 export const ROUTING_TUNNEL = 0;
 export const ROUTING_DIRECT = 1;
 export const NODE_F_AUDIT = 0x1;
-/** Strict WireGuard: from_underlay drops pod traffic arriving in the clear on the underlay device. */
+/** Strict WireGuard (informational: from_underlay takes strictness from the ipcache and weft_nodes flags). */
 export const NODE_F_STRICT_INGRESS = 0x2;
 /** Some wanted ipcache entries did not fit: enforcing endpoints drop new connections whose peer has no exact entry. */
 export const NODE_F_IPCACHE_INCOMPLETE = 0x4;
