@@ -9,6 +9,7 @@
  * its test.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -451,9 +452,15 @@ describe('full maps fail closed (root, real programs)', function () {
       const stateDir = mkdtempSync(join(tmpdir(), 'wtfm-'));
       cleanups.push(() => rmSync(root, { recursive: true, force: true }));
       cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
-      // Direct routing and no encryption: no device is created or touched; 192.0.2.77 is on no interface.
+      // Direct routing and no encryption: no device is created. The underlay guard needs a device that
+      // holds the node IP: a veth pair of this test (this kernel has no dummy links), which carries no
+      // traffic and takes its programs with it when deleted.
+      const underlay = `wtfm-${tag}`;
+      execFileSync('ip', ['link', 'add', underlay, 'type', 'veth', 'peer', 'name', `wtfp-${tag}`]);
+      cleanups.push(() => execFileSync('ip', ['link', 'del', underlay]));
+      execFileSync('ip', ['addr', 'add', '192.0.2.77/32', 'dev', underlay]);
       const config = (mapSizes: Record<string, number>) =>
-        validateAgentConfig({ cluster: 'c1', clusterId: 1, node: `wtfm-${tag}`, etcd: ['127.0.0.1:1'], nodeIp: '192.0.2.77', podCidr: '10.101.1.0/24', routing: 'direct', encryption: 'off', bpfDir: BPF_DIR, pinRoot: root, stateDir, mapSizes: { ct: 1024, lbServices: 128, lbBackends: 128, ...mapSizes } });
+        validateAgentConfig({ cluster: 'c1', clusterId: 1, node: `wtfm-${tag}`, etcd: ['127.0.0.1:1'], nodeIp: '192.0.2.77', podCidr: '10.101.1.0/24', routing: 'direct', encryption: 'off', underlayDevice: underlay, bpfDir: BPF_DIR, pinRoot: root, stateDir, mapSizes: { ct: 1024, lbServices: 128, lbBackends: 128, ...mapSizes } });
       // An old agent's map of the policy layout before the generation: unpinned at start.
       const scratch = `${root}-old`;
       cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
