@@ -18,6 +18,9 @@ export const DropReason = {
   11: 'NAT_FAILED',
   12: 'UNENCRYPTED',
   13: 'UNENCRYPTED_INGRESS',
+  20: 'CT_FULL',
+  21: 'CT_QUOTA',
+  22: 'IDENTITY_CHANGED',
   24: 'FRAGMENT_NO_FIRST',
   28: 'FAIL_CLOSED',
   29: 'IPCACHE_INCOMPLETE',
@@ -38,10 +41,17 @@ export const DropReasonText: Record<keyof typeof DropReason, string> = {
   11: 'rewriting addresses or checksums failed',
   12: 'would leave for another node unencrypted (strict encryption)',
   13: 'pod traffic from another node arrived in the clear on the underlay (strict WireGuard)',
+  20: 'a new connection while the conntrack table is full (no entry is evicted for it)',
+  21: "a new connection while its endpoint holds its quota of conntrack entries",
+  22: "an established connection's peer changed identity and the new identity is not allowed",
   24: 'a later IP fragment whose first fragment was not seen (or is over 30 s old): its ports are unknown',
   28: "the endpoint's policy could not be written (a full policy map): all its traffic is dropped until it is",
   29: 'the ipcache is incomplete (full) and the peer has no exact entry: its identity cannot be trusted',
 };
+
+/** Codes the agent reacts to: the conntrack table or an endpoint's quota had no room (its garbage collector sweeps at once). */
+export const DROP_CT_FULL = 20;
+export const DROP_CT_QUOTA = 21;
 
 export const Verdict = { 1: 'FORWARDED', 2: 'DROPPED', 3: 'AUDIT' } as const;
 export const ObservationPoint = { 1: 'from-endpoint', 2: 'to-endpoint', 3: 'from-overlay', 4: 'from-underlay' } as const;
