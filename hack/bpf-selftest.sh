@@ -910,6 +910,23 @@ static void ct_identity_change(void)
 	CHECK(r.ret == TC_ACT_SHOT, "peer now 3004, not allowed: ret %d, want drop", r.ret);
 	expect_event("identity changed", VERDICT_DROPPED, WEFT_DROP_IDENTITY_CHANGED, FLOW_POINT_TO_ENDPOINT, 0, 0);
 	CHECK(!get_ct(PEER, VICTIM, 7100, 9000, IPPROTO_UDP, CT_INGRESS, &ct), "its entry is deleted");
+	/* A changed identity from an incomplete ipcache (no exact entry) is not trusted, even if allowed. */
+	set_ipcache(PEER, 32, 3000, NULL, 0);
+	p = ipv4(PEER, VICTIM, IPPROTO_UDP, 7200, 9000);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "allowed peer, complete ipcache: ret %d", r.ret);
+	ct_cfg.flags = NODE_F_IPCACHE_INCOMPLETE;
+	set_ct_config();
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK && nev == 0, "incomplete ipcache, identity unchanged: ret %d", r.ret);
+	set_ipcache(PEER, 32, 3003, NULL, 0);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "incomplete ipcache, identity changed to an allowed one without an exact entry: ret %d, want drop", r.ret);
+	expect_event("identity changed, incomplete ipcache", VERDICT_DROPPED, WEFT_DROP_IPCACHE_INCOMPLETE, FLOW_POINT_TO_ENDPOINT, 0, 0);
+	ct_cfg.flags = 0;
+	set_ct_config();
+	p = ipv4(PEER, VICTIM, IPPROTO_UDP, 7100, 9000);
+
 	/* The identity in the mark (a local pod, the tunnel) counts the same way. */
 	set_ipcache(PEER, 32, 3000, NULL, 0);
 	r = run(prog_to, &p, 0x00000000); drain();
