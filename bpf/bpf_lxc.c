@@ -80,7 +80,7 @@ static __always_inline int handle_from_container(struct __sk_buff *skb, struct f
 	if (c->flags & FLOW_F_RELATED) {
 		emit_flow(skb, c, VERDICT_FORWARDED, 0);
 	} else {
-		ret = conntrack_policy(skb, c, ep, CT_EGRESS, c->dst_identity, cfg);
+		ret = conntrack_policy(skb, c, ep, CT_EGRESS);
 		if (ret < 0)
 			return ret;
 	}
@@ -172,7 +172,7 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, struct flo
 		}
 	}
 
-	ret = conntrack_policy(skb, c, ep, CT_INGRESS, c->src_identity, node_config());
+	ret = conntrack_policy(skb, c, ep, CT_INGRESS);
 	if (ret < 0)
 		return ret;
 	ret = lb_reverse(skb, c);

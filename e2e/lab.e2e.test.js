@@ -256,6 +256,40 @@ spec:
       assert.match(badNode.stderr, /Unknown node "c1-node9" in cluster c1/);
     });
 
+    it('gives a replaced pod a new address and endpoint id and none of its predecessor\'s conntrack entries; weft status shows the pressure', async () => {
+      const pod = file('ct-pod.yaml', `apiVersion: v1
+kind: Pod
+metadata: { name: ct-a, namespace: demo, labels: { app: ct } }
+spec:
+  nodeName: c1-node1
+  containers: [ { name: echo, command: [weft, echo-server, --tcp, "8080", --udp, "9090", --http, "8081"] } ]
+`);
+      const endpointOf = async () => (await weftJson(['endpoint', 'list'])).find((e) => e.pod === 'ct-a');
+      assert.equal((await weft(['apply', '-f', pod])).code, 0);
+      await until(async () => (await endpointOf()) !== undefined, 'the pod to start');
+      const old = await endpointOf();
+      await until(() => probe('demo/client', ['--tcp', `${old.ip}:8080`]), 'the pod to answer');
+      const status = async () => (await weftJson(['status', '--node', 'c1-node1']))[0].conntrack;
+      const before = await status();
+      assert.equal(before.capacity, 262144);
+      assert.equal(before.quota, 65536);
+      assert.ok(before.gc.runs >= 1, 'the agent swept once at start');
+      assert.ok(before.topEndpoints.some((e) => e.id === old.id && e.pod === 'demo/ct-a' && e.entries >= 1), JSON.stringify(before));
+      const text = await weft(['status']);
+      assert.match(text.stdout, /CONNTRACK\s+BUSIEST ENDPOINT\s+REFUSED FULL\/QUOTA\s+LAST SWEEP/);
+      assert.equal((await weft(['delete', '-f', pod])).code, 0);
+      await until(async () => (await endpointOf()) === undefined, 'the pod to go');
+      assert.ok(!(await status()).topEndpoints.some((e) => e.id === old.id), 'its conntrack entries were flushed');
+      assert.equal((await weft(['apply', '-f', pod])).code, 0);
+      await until(async () => (await endpointOf()) !== undefined, 'the pod to start again');
+      const replaced = await endpointOf();
+      assert.notEqual(replaced.ip, old.ip, 'a just-freed address is not handed out again first');
+      assert.notEqual(replaced.id, old.id, 'nor a just-freed endpoint id');
+      assert.ok(replaced.policy.revision > old.policy.revision, 'policy revisions only go forward on a node');
+      assert.equal((await weft(['delete', '-f', pod])).code, 0);
+      await until(async () => (await endpointOf()) === undefined, 'the pod to go');
+    });
+
     it('keeps established connections through an agent kill -9 and restart', async () => {
       const echo2 = ipOf(eps, 'demo/echo-2');
       // A long-lived TCP stream from client (node1) to echo-2 (node2), checked end to end.

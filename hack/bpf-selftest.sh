@@ -29,6 +29,7 @@ cat >"$scratch/selftest.c" <<'EOF'
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <netinet/tcp.h> /* TH_FIN, TH_SYN, ... */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf.h>
@@ -41,7 +42,7 @@ static int failures, checks;
 /* ---- objects and maps ---- */
 static struct bpf_object *lxc, *ovl, *host;
 static int prog_from, prog_to, prog_ovl, prog_ul;
-static int m_ipcache, m_endpoints, m_policy, m_ct, m_config, m_lb, m_lb_backends, m_nodes;
+static int m_ipcache, m_endpoints, m_policy, m_ct, m_config, m_lb, m_lb_backends, m_nodes, m_ct_count, m_ct_stats;
 static struct ring_buffer *rb;
 
 #define MAX_EV 32
@@ -591,6 +592,413 @@ static void icmp_errors_and_fragments(void)
 #define REMOTE "10.0.1.5"
 #define WORLD "8.8.8.8"
 
+/* ---- conntrack lifecycle ---- */
+#define FLOODER "10.0.2.1"
+#define VICTIM "10.0.2.2"
+#define PEER "10.0.2.9"
+#define DNS "8.8.4.4"
+#define FLOOD_FLOWS 300000
+#define NS 1000000000ULL
+
+static struct node_config ct_cfg;
+
+static void set_ct_config(void)
+{
+	__u32 zero = 0;
+
+	ct_cfg.node_ip = inet_addr("192.168.0.1");
+	ct_cfg.routing_mode = ROUTING_DIRECT;
+	bpf_map_update_elem(m_config, &zero, &ct_cfg, BPF_ANY);
+}
+
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * NS + ts.tv_nsec;
+}
+
+static __u32 ct_count(__u16 ep_id)
+{
+	__u32 k = ep_id, v = 0;
+
+	bpf_map_lookup_elem(m_ct_count, &k, &v);
+	return v;
+}
+
+static struct ct_stats ct_stats_sum(void)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct ct_stats per[ncpu], sum = {};
+	__u32 zero = 0;
+
+	memset(per, 0, sizeof(per));
+	bpf_map_lookup_elem(m_ct_stats, &zero, per);
+	for (int i = 0; i < ncpu; i++) {
+		sum.drops_full += per[i].drops_full;
+		sum.drops_quota += per[i].drops_quota;
+	}
+	return sum;
+}
+
+static struct ct_key ct_key_of(const char *s, const char *d, __u16 sp, __u16 dp, __u8 proto, __u8 dir)
+{
+	struct ct_key k = { .saddr = inet_addr(s), .daddr = inet_addr(d), .sport = htons(sp), .dport = htons(dp), .protocol = proto, .dir = dir };
+	return k;
+}
+
+static void del_endpoint(const char *ip)
+{
+	struct endpoint_key k = { .ip = inet_addr(ip) };
+
+	bpf_map_delete_elem(m_endpoints, &k);
+}
+
+/* Runs a packet and checks that its expiry is `secs` after the run (bounded by clock reads, not timing). */
+static void expect_lifetime(const char *what, const struct ct_value *v, __u64 before, __u64 after, __u64 secs)
+{
+	CHECK(v->expires >= before + secs * NS && v->expires <= after + secs * NS,
+	      "%s: expires %+.3f s after the packet, want %llu s", what, ((double)v->expires - (double)after) / NS, (unsigned long long)secs);
+}
+
+static struct pkt tcp(const char *src, const char *dst, __u16 sport, __u16 dport, __u8 flags)
+{
+	struct pkt p = ipv4(src, dst, IPPROTO_TCP, sport, dport);
+
+	p.b[14 + 20 + 13] = flags;
+	return p;
+}
+
+/*
+ * A pod is replaced: the new pod at the same address (another endpoint, the
+ * agent never hands out a just-freed id) enforces default deny, and a packet
+ * of the old pod's connection, same 5-tuple, must be judged as new.
+ */
+static void ct_replaced_pod(void)
+{
+	struct ct_value ct;
+	struct pkt p;
+	struct run r;
+
+	printf("conntrack: the same 5-tuple after a pod is replaced\n");
+	memset(&ct_cfg, 0, sizeof(ct_cfg));
+	set_ct_config();
+	set_ipcache(PEER, 32, 3000, NULL, IPCACHE_F_LOCAL_ENDPOINT);
+	set_endpoint(VICTIM, 1, 21, 0, 3001, 1, MAC_B, NODE_B);
+	p = ipv4(PEER, VICTIM, IPPROTO_UDP, 7000, 9000);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "old pod accepts the flow: ret %d", r.ret);
+	CHECK(ct_count(21) == 1, "old pod holds 1 entry, count %u", ct_count(21));
+	del_endpoint(VICTIM);
+	set_endpoint(VICTIM, 1, 22, EP_F_INGRESS_ENFORCE, 3002, 1, MAC_B, NODE_B);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "new pod under default deny got the old pod's flow: ret %d, want drop", r.ret);
+	expect_event("old flow to the new pod", VERDICT_DROPPED, WEFT_DROP_POLICY, FLOW_POINT_TO_ENDPOINT, FLOW_F_NEW, 0);
+	CHECK(!get_ct(PEER, VICTIM, 7000, 9000, IPPROTO_UDP, CT_INGRESS, &ct), "the old pod's entry is deleted");
+	CHECK(ct_count(21) == 0 && ct_count(22) == 0, "counts after: old %u new %u, want 0/0", ct_count(21), ct_count(22));
+	/* The new pod's own connection on the same tuple, once allowed, is its own. */
+	set_policy(pkey(POLICY_PREFIX_IDENTITY, 22, 0, 3000, 0, 0), 0, 55);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "allowed: ret %d", r.ret);
+	CHECK(get_ct(PEER, VICTIM, 7000, 9000, IPPROTO_UDP, CT_INGRESS, &ct) && ct.ep_id == 22 && ct.rule_id == 55, "the new pod's entry");
+	del_endpoint(VICTIM);
+}
+
+/*
+ * One pod floods with 300k two-packet UDP flows; another pod's live
+ * connection (its reply admitted only by conntrack: default deny on ingress)
+ * must survive it. The flood stops at the flooder's quota, reported.
+ */
+static void ct_flood(void)
+{
+	struct ct_stats before = ct_stats_sum(), after;
+	struct pkt p, reply;
+	struct run r;
+	int forwarded = 0, last_ret = 0;
+
+	printf("conntrack: a flood against another pod's entry\n");
+	memset(&ct_cfg, 0, sizeof(ct_cfg)); /* the default quota */
+	set_ct_config();
+	set_endpoint(FLOODER, 1, 20, 0, 3010, 1, MAC_A, NODE_A);
+	set_endpoint(VICTIM, 1, 21, EP_F_INGRESS_ENFORCE, 3011, 1, MAC_B, NODE_B);
+	p = ipv4(VICTIM, DNS, IPPROTO_UDP, 5353, 53);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "victim opens a flow: ret %d", r.ret);
+	reply = ipv4(DNS, VICTIM, IPPROTO_UDP, 53, 5353);
+	r = run(prog_to, &reply, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "victim's reply before the flood: ret %d", r.ret);
+	for (int i = 0; i < FLOOD_FLOWS; i++) {
+		p = ipv4(FLOODER, DNS, IPPROTO_UDP, 1024 + (i & 0x7fff), 1000 + (i >> 15));
+		run(prog_from, &p, 0);
+		r = run(prog_from, &p, 0);
+		forwarded += r.ret == TC_ACT_OK;
+		last_ret = r.ret;
+		if ((i & 0x3ff) == 0) drain();
+	}
+	drain();
+	r = run(prog_to, &reply, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "victim's reply after %d flood flows got through: ret %d, want 0 (its entry must survive)", forwarded, r.ret);
+	CHECK(forwarded == 65536, "the flooder got %d flows, want its quota 65536", forwarded);
+	CHECK(ct_count(20) == 65536 && ct_count(21) == 1, "counts: flooder %u victim %u", ct_count(20), ct_count(21));
+	after = ct_stats_sum();
+	CHECK(after.drops_quota - before.drops_quota == 2ULL * (FLOOD_FLOWS - 65536) && after.drops_full == before.drops_full,
+	      "quota drops %llu, want %d", (unsigned long long)(after.drops_quota - before.drops_quota), 2 * (FLOOD_FLOWS - 65536));
+	CHECK(last_ret == TC_ACT_SHOT, "a flow over the quota: ret %d", last_ret);
+	p = ipv4(FLOODER, DNS, IPPROTO_UDP, 999, 999);
+	r = run(prog_from, &p, 0); drain();
+	expect_event("over the quota", VERDICT_DROPPED, WEFT_DROP_CT_QUOTA, FLOW_POINT_FROM_ENDPOINT, FLOW_F_NEW, 0);
+	/* The victim's own new flows are not the flooder's problem. */
+	p = ipv4(VICTIM, DNS, IPPROTO_UDP, 5354, 53);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "victim's new flow during the flood: ret %d", r.ret);
+
+	/* A lower quota applies at once; the flooder's entries stay (they expire). */
+	ct_cfg.ct_quota = 10;
+	set_ct_config();
+	p = ipv4(VICTIM, DNS, IPPROTO_UDP, 5355, 53);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "victim under a quota of 10 with 2 entries: ret %d", r.ret);
+
+	/* A full table: a new connection is refused (CT_FULL), nobody's entry is evicted. */
+	{
+		struct ct_value dummy = { .expires = ~0ULL, .ep_id = 30 };
+		struct ct_key k = ct_key_of("10.9.0.0", DNS, 0, 0, IPPROTO_UDP, CT_EGRESS);
+		int added = 0;
+
+		ct_cfg.ct_quota = 1u << 30;
+		set_ct_config();
+		for (__u32 i = 0; ; i++) {
+			k.saddr = htonl(0x0a090000 + i);
+			if (bpf_map_update_elem(m_ct, &k, &dummy, BPF_NOEXIST))
+				break;
+			added++;
+		}
+		CHECK(errno == E2BIG, "filling the table ended with %s", strerror(errno));
+		before = ct_stats_sum();
+		p = ipv4(VICTIM, DNS, IPPROTO_UDP, 5356, 53);
+		r = run(prog_from, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "new flow, full table: ret %d, want drop", r.ret);
+		expect_event("full table", VERDICT_DROPPED, WEFT_DROP_CT_FULL, FLOW_POINT_FROM_ENDPOINT, FLOW_F_NEW, 0);
+		after = ct_stats_sum();
+		CHECK(after.drops_full - before.drops_full == 1, "full drops %llu, want 1", (unsigned long long)(after.drops_full - before.drops_full));
+		CHECK(ct_count(21) == 3, "a refused flow is not counted: %u", ct_count(21));
+		r = run(prog_to, &reply, 0); drain();
+		CHECK(r.ret == TC_ACT_OK, "victim's established flow with a full table: ret %d", r.ret);
+		for (int i = 0; i < added; i++) {
+			k.saddr = htonl(0x0a090000 + i);
+			bpf_map_delete_elem(m_ct, &k);
+		}
+	}
+
+	/* Cleanup: the flooder's entries (an agent would flush them with the endpoint). */
+	for (int i = 0; i < 65536; i++) {
+		struct ct_key k = ct_key_of(FLOODER, DNS, 1024 + (i & 0x7fff), 1000 + (i >> 15), IPPROTO_UDP, CT_EGRESS);
+		bpf_map_delete_elem(m_ct, &k);
+	}
+	del_endpoint(FLOODER);
+}
+
+/* Timeouts: per protocol and TCP state, configurable; a dead entry is a new connection. */
+static void ct_timeouts(void)
+{
+	struct ct_key key;
+	struct ct_value ct;
+	struct pkt p;
+	struct run r;
+	__u64 t0, t1;
+
+	printf("conntrack: timeouts and TCP states\n");
+	memset(&ct_cfg, 0, sizeof(ct_cfg));
+	set_ct_config();
+	set_endpoint(VICTIM, 1, 21, EP_F_INGRESS_ENFORCE, 3011, 1, MAC_B, NODE_B);
+
+	/* Defaults: UDP 60 s, ICMP 60 s. */
+	p = ipv4(VICTIM, DNS, IPPROTO_UDP, 6000, 53);
+	t0 = mono_ns(); r = run(prog_from, &p, 0); t1 = mono_ns(); drain();
+	CHECK(get_ct(VICTIM, DNS, 6000, 53, IPPROTO_UDP, CT_EGRESS, &ct), "UDP entry");
+	expect_lifetime("UDP", &ct, t0, t1, 60);
+	p = ipv4(VICTIM, DNS, IPPROTO_ICMP, 8, 0x99);
+	t0 = mono_ns(); r = run(prog_from, &p, 0); t1 = mono_ns(); drain();
+	CHECK(get_ct(VICTIM, DNS, 0x99, 0x99, IPPROTO_ICMP, CT_EGRESS, &ct), "ICMP entry");
+	expect_lifetime("ICMP", &ct, t0, t1, 60);
+
+	/* Configured. */
+	ct_cfg.ct_udp = 7; ct_cfg.ct_icmp = 3; ct_cfg.ct_tcp_syn = 11; ct_cfg.ct_tcp_established = 1234; ct_cfg.ct_tcp_close = 2;
+	set_ct_config();
+	p = ipv4(VICTIM, DNS, IPPROTO_UDP, 6000, 53);
+	t0 = mono_ns(); r = run(prog_from, &p, 0); t1 = mono_ns(); drain();
+	get_ct(VICTIM, DNS, 6000, 53, IPPROTO_UDP, CT_EGRESS, &ct);
+	expect_lifetime("UDP, configured", &ct, t0, t1, 7);
+	p = ipv4(VICTIM, DNS, IPPROTO_ICMP, 8, 0x99);
+	t0 = mono_ns(); r = run(prog_from, &p, 0); t1 = mono_ns(); drain();
+	get_ct(VICTIM, DNS, 0x99, 0x99, IPPROTO_ICMP, CT_EGRESS, &ct);
+	expect_lifetime("ICMP, configured", &ct, t0, t1, 3);
+
+	/* TCP: SYN until the other side answered, established, closing. */
+	struct { const char *what; int reply; __u8 flags; __u64 secs; __u16 ct_flags; } steps[] = {
+		{ "SYN", 0, TH_SYN, 11, 0 },
+		{ "SYN-ACK", 1, TH_SYN | TH_ACK, 11, CT_F_SEEN_REPLY },
+		{ "ACK", 0, TH_ACK, 1234, CT_F_SEEN_REPLY },
+		{ "data", 1, TH_ACK, 1234, CT_F_SEEN_REPLY },
+		{ "FIN from the opener", 0, TH_FIN | TH_ACK, 1234, CT_F_SEEN_REPLY | CT_F_TX_CLOSING },
+		{ "FIN back", 1, TH_FIN | TH_ACK, 2, CT_F_SEEN_REPLY | CT_F_TX_CLOSING | CT_F_RX_CLOSING },
+		{ "last ACK", 0, TH_ACK, 2, CT_F_SEEN_REPLY | CT_F_TX_CLOSING | CT_F_RX_CLOSING },
+	};
+	for (unsigned i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		p = steps[i].reply ? tcp(DNS, VICTIM, 443, 40000, steps[i].flags) : tcp(VICTIM, DNS, 40000, 443, steps[i].flags);
+		t0 = mono_ns(); r = run(steps[i].reply ? prog_to : prog_from, &p, 0); t1 = mono_ns(); drain();
+		CHECK(r.ret == TC_ACT_OK, "TCP %s: ret %d", steps[i].what, r.ret);
+		CHECK(get_ct(VICTIM, DNS, 40000, 443, IPPROTO_TCP, CT_EGRESS, &ct) && ct.flags == steps[i].ct_flags,
+		      "TCP %s: flags 0x%x, want 0x%x", steps[i].what, ct.flags, steps[i].ct_flags);
+		expect_lifetime(steps[i].what, &ct, t0, t1, steps[i].secs);
+	}
+	/* A SYN reusing the closed connection's tuple is a new connection (its event says so). */
+	p = tcp(VICTIM, DNS, 40000, 443, TH_SYN);
+	r = run(prog_from, &p, 0); drain();
+	expect_event("SYN on a closed tuple", VERDICT_FORWARDED, 0, FLOW_POINT_FROM_ENDPOINT, FLOW_F_NEW, 0);
+	CHECK(get_ct(VICTIM, DNS, 40000, 443, IPPROTO_TCP, CT_EGRESS, &ct) && ct.flags == 0 && ct.packets == 1, "fresh entry after reuse");
+	/* RST closes both ways at once. */
+	p = tcp(DNS, VICTIM, 443, 40000, TH_RST);
+	t0 = mono_ns(); r = run(prog_to, &p, 0); t1 = mono_ns(); drain();
+	get_ct(VICTIM, DNS, 40000, 443, IPPROTO_TCP, CT_EGRESS, &ct);
+	CHECK((ct.flags & (CT_F_TX_CLOSING | CT_F_RX_CLOSING)) == (CT_F_TX_CLOSING | CT_F_RX_CLOSING), "RST: flags 0x%x", ct.flags);
+	expect_lifetime("RST", &ct, t0, t1, 2);
+
+	/* Expired: the reply of a dead connection is a new connection, and ingress is default deny. */
+	__u32 count = ct_count(21);
+	key = ct_key_of(VICTIM, DNS, 6000, 53, IPPROTO_UDP, CT_EGRESS);
+	bpf_map_lookup_elem(m_ct, &key, &ct);
+	ct.expires = mono_ns() - 1;
+	bpf_map_update_elem(m_ct, &key, &ct, BPF_EXIST);
+	p = ipv4(DNS, VICTIM, IPPROTO_UDP, 53, 6000);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "reply of an expired flow: ret %d, want drop", r.ret);
+	expect_event("reply of an expired flow", VERDICT_DROPPED, WEFT_DROP_POLICY, FLOW_POINT_TO_ENDPOINT, FLOW_F_NEW, 0);
+	CHECK(!get_ct(VICTIM, DNS, 6000, 53, IPPROTO_UDP, CT_EGRESS, &ct), "the expired entry is deleted by the datapath");
+	CHECK(ct_count(21) == count - 1, "and uncounted: %u, want %u", ct_count(21), count - 1);
+	del_endpoint(VICTIM);
+}
+
+/* The peer's identity changes in the ipcache: the next packet is judged for the new identity. */
+static void ct_identity_change(void)
+{
+	struct ct_value ct;
+	struct pkt p;
+	struct run r;
+
+	printf("conntrack: the peer's identity changes\n");
+	memset(&ct_cfg, 0, sizeof(ct_cfg));
+	set_ct_config();
+	set_endpoint(VICTIM, 1, 21, EP_F_INGRESS_ENFORCE | EP_F_EGRESS_ENFORCE, 3011, 1, MAC_B, NODE_B);
+	set_ipcache(PEER, 32, 3000, NULL, 0);
+	set_policy(pkey(POLICY_PREFIX_PROTO, 21, 0, 3000, IPPROTO_UDP, 0), 0, 61);
+	set_policy(pkey(POLICY_PREFIX_PROTO, 21, 0, 3003, IPPROTO_UDP, 0), 0, 63);
+	set_policy(pkey(POLICY_PREFIX_PROTO, 21, 1, 3000, IPPROTO_TCP, 0), 0, 71);
+
+	/* Ingress: the source identity is the ipcache's (no mark). */
+	p = ipv4(PEER, VICTIM, IPPROTO_UDP, 7100, 9000);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "allowed peer: ret %d", r.ret);
+	set_ipcache(PEER, 32, 3003, NULL, 0);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK && nev == 0, "peer now 3003, also allowed: ret %d events %d", r.ret, nev);
+	CHECK(get_ct(PEER, VICTIM, 7100, 9000, IPPROTO_UDP, CT_INGRESS, &ct) && ct.remote_identity == 3003 && ct.rule_id == 63,
+	      "entry follows the new identity (%u, rule %u)", ct.remote_identity, ct.rule_id);
+	set_ipcache(PEER, 32, 3004, NULL, 0);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "peer now 3004, not allowed: ret %d, want drop", r.ret);
+	expect_event("identity changed", VERDICT_DROPPED, WEFT_DROP_IDENTITY_CHANGED, FLOW_POINT_TO_ENDPOINT, 0, 0);
+	CHECK(!get_ct(PEER, VICTIM, 7100, 9000, IPPROTO_UDP, CT_INGRESS, &ct), "its entry is deleted");
+	/* A changed identity from an incomplete ipcache (no exact entry) is not trusted, even if allowed. */
+	set_ipcache(PEER, 32, 3000, NULL, 0);
+	p = ipv4(PEER, VICTIM, IPPROTO_UDP, 7200, 9000);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "allowed peer, complete ipcache: ret %d", r.ret);
+	ct_cfg.flags = NODE_F_IPCACHE_INCOMPLETE;
+	set_ct_config();
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK && nev == 0, "incomplete ipcache, identity unchanged: ret %d", r.ret);
+	set_ipcache(PEER, 32, 3003, NULL, 0);
+	r = run(prog_to, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "incomplete ipcache, identity changed to an allowed one without an exact entry: ret %d, want drop", r.ret);
+	expect_event("identity changed, incomplete ipcache", VERDICT_DROPPED, WEFT_DROP_IPCACHE_INCOMPLETE, FLOW_POINT_TO_ENDPOINT, 0, 0);
+	ct_cfg.flags = 0;
+	set_ct_config();
+	p = ipv4(PEER, VICTIM, IPPROTO_UDP, 7100, 9000);
+
+	/* The identity in the mark (a local pod, the tunnel) counts the same way. */
+	set_ipcache(PEER, 32, 3000, NULL, 0);
+	r = run(prog_to, &p, 0x00000000); drain();
+	CHECK(r.ret == TC_ACT_OK, "allowed again: ret %d", r.ret);
+	r = run(prog_to, &p, 0xAB000000 | 3004); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "marked 3004: ret %d, want drop", r.ret);
+	expect_event("identity changed (mark)", VERDICT_DROPPED, WEFT_DROP_IDENTITY_CHANGED, FLOW_POINT_TO_ENDPOINT, 0, 0);
+
+	/* Egress: the pod's next packet to a peer whose identity changed is judged for the new identity. */
+	p = tcp(VICTIM, PEER, 41000, 80, TH_SYN);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "egress to 3000 allowed: ret %d", r.ret);
+	set_ipcache(PEER, 32, 3004, NULL, 0);
+	/* A reply is judged in the direction the connection was opened in (its identity may come from elsewhere). */
+	p = tcp(PEER, VICTIM, 80, 41000, TH_SYN | TH_ACK);
+	r = run(prog_to, &p, 0xAB000000 | 3004); drain();
+	CHECK(r.ret == TC_ACT_OK && nev == 0, "reply from the peer, now 3004: ret %d events %d, want 0/0", r.ret, nev);
+	p = tcp(VICTIM, PEER, 41000, 80, TH_ACK);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "egress to a peer now 3004: ret %d, want drop", r.ret);
+	expect_event("identity changed (egress)", VERDICT_DROPPED, WEFT_DROP_IDENTITY_CHANGED, FLOW_POINT_FROM_ENDPOINT, 0, 0);
+	CHECK(nev < 1 || (evs[0].dst_identity == 3004 && evs[0].rule_id == 0), "the drop names the new identity: %u", evs[0].dst_identity);
+	CHECK(!get_ct(VICTIM, PEER, 41000, 80, IPPROTO_TCP, CT_EGRESS, &ct), "its entry is deleted");
+	/* Audit mode reports it and lets it through, following the new identity. */
+	set_ipcache(PEER, 32, 3000, NULL, 0);
+	p = tcp(VICTIM, PEER, 41001, 80, TH_SYN);
+	r = run(prog_from, &p, 0); drain();
+	set_endpoint(VICTIM, 1, 21, EP_F_INGRESS_ENFORCE | EP_F_EGRESS_ENFORCE | EP_F_AUDIT, 3011, 1, MAC_B, NODE_B);
+	set_ipcache(PEER, 32, 3004, NULL, 0);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "audit: ret %d", r.ret);
+	expect_event("identity changed (audit)", VERDICT_AUDIT, WEFT_DROP_IDENTITY_CHANGED, FLOW_POINT_FROM_ENDPOINT, 0, 0);
+	CHECK(get_ct(VICTIM, PEER, 41001, 80, IPPROTO_TCP, CT_EGRESS, &ct) && ct.remote_identity == 3004, "audit: the entry follows");
+	del_endpoint(VICTIM);
+}
+
+/* Services: the CT_SERVICE entry is made once policy admitted the connection, lives as long as it, and counts. */
+static void ct_service_entries(void)
+{
+	const char *backend[] = { PEER };
+	struct ct_value ct, svc;
+	struct pkt p;
+	struct run r;
+	__u32 count;
+
+	printf("conntrack: service entries follow their connection\n");
+	memset(&ct_cfg, 0, sizeof(ct_cfg));
+	set_ct_config();
+	set_ipcache(PEER, 32, 3020, NULL, 0);
+	set_service("10.96.1.1", 80, IPPROTO_TCP, 1, backend, 8080);
+	set_endpoint(VICTIM, 1, 21, EP_F_EGRESS_ENFORCE, 3011, 1, MAC_B, NODE_B);
+	count = ct_count(21);
+	p = tcp(VICTIM, "10.96.1.1", 42000, 80, TH_SYN);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_SHOT, "service, backend not allowed: ret %d", r.ret);
+	CHECK(!get_ct(VICTIM, "10.96.1.1", 42000, 80, IPPROTO_TCP, CT_SERVICE, &svc), "a refused connection leaves no service entry");
+	CHECK(ct_count(21) == count, "nor a count");
+	set_policy(pkey(POLICY_PREFIX_PROTO, 21, 1, 3020, IPPROTO_TCP, 0), 0, 72);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(r.ret == TC_ACT_OK, "service, allowed: ret %d", r.ret);
+	CHECK(get_ct(VICTIM, "10.96.1.1", 42000, 80, IPPROTO_TCP, CT_SERVICE, &svc) && svc.ep_id == 21 && svc.nat_addr == inet_addr(PEER),
+	      "service entry made once admitted");
+	CHECK(ct_count(21) == count + 2, "both entries count: %u, want %u", ct_count(21), count + 2);
+	p = tcp(PEER, VICTIM, 8080, 42000, TH_SYN | TH_ACK);
+	r = run(prog_to, &p, 0); drain();
+	p = tcp(VICTIM, "10.96.1.1", 42000, 80, TH_ACK);
+	r = run(prog_from, &p, 0); drain();
+	CHECK(get_ct(VICTIM, PEER, 42000, 8080, IPPROTO_TCP, CT_EGRESS, &ct) && get_ct(VICTIM, "10.96.1.1", 42000, 80, IPPROTO_TCP, CT_SERVICE, &svc) &&
+	      ct.expires == svc.expires && ct.expires > mono_ns() + 1000 * NS, "the service entry lives as long as the established connection");
+	del_endpoint(VICTIM);
+}
+
 int main(int argc, char **argv)
 {
 	__u32 id_lxc, id_ovl, id_host;
@@ -609,8 +1017,8 @@ int main(int argc, char **argv)
 	prog_ovl = prog_fd(ovl, "from_overlay");
 	prog_ul = prog_fd(host, "from_underlay");
 
-	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy_v2", "weft_ct_v2", "weft_config", "weft_lb_services", "weft_lb_backends", "weft_nodes", "weft_events" };
-	int *fds[] = { &m_ipcache, &m_endpoints, &m_policy, &m_ct, &m_config, &m_lb, &m_lb_backends, &m_nodes, NULL };
+	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy_v2", "weft_ct_v3", "weft_config_v2", "weft_lb_services", "weft_lb_backends", "weft_nodes", "weft_ct_count", "weft_ct_stats", "weft_events" };
+	int *fds[] = { &m_ipcache, &m_endpoints, &m_policy, &m_ct, &m_config, &m_lb, &m_lb_backends, &m_nodes, &m_ct_count, &m_ct_stats, NULL };
 	const int nmaps = sizeof(names) / sizeof(names[0]);
 	for (int i = 0; i < nmaps; i++) {
 		int fd = map_fd(lxc, names[i], &id_lxc);
@@ -1131,6 +1539,12 @@ int main(int argc, char **argv)
 	}
 
 	icmp_errors_and_fragments();
+
+	ct_replaced_pod();
+	ct_flood();
+	ct_timeouts();
+	ct_identity_change();
+	ct_service_entries();
 
 	ring_buffer__free(rb);
 	bpf_object__unpin_maps(lxc, NULL);

@@ -213,6 +213,19 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
       assert.equal(join(loaded.stateDir, 'agent.sock'), DEFAULT_AGENT_SOCKET);
       assert.deepEqual({ cluster: loaded.cluster, clusterId: loaded.clusterId, routing: loaded.routing, encryption: loaded.encryption, etcd: loaded.etcd }, { cluster: 'default', clusterId: 1, routing: 'vxlan', encryption: 'wireguard', etcd: ['https://10.96.0.20:9379'] });
       assert.equal(find(docs, 'Service', 'weft-etcd').spec.clusterIP, '10.96.0.20');
+      assert.equal(config.conntrack, undefined, 'the agent\'s conntrack defaults unless set');
+    });
+
+    it('passes agent.conntrack to the agent, which accepts it', () => {
+      const { validateAgentConfig } = require(join(ROOT, 'packages', 'agent', 'dist', 'config.js'));
+      const docs = render(['--set', 'agent.conntrack.maxEntriesPerEndpoint=20000', '--set', 'agent.conntrack.udpTimeoutSec=30']);
+      const config = JSON.parse(find(docs, 'ConfigMap', 'weft-agent-config').data['agent.json']);
+      assert.deepEqual(config.conntrack, { maxEntriesPerEndpoint: 20000, udpTimeoutSec: 30 });
+      const loaded = validateAgentConfig(config, 'rendered agent.json', { WEFT_NODE_NAME: 'n1', WEFT_NODE_IP: '172.18.0.3' });
+      assert.equal(loaded.conntrack.maxEntriesPerEndpoint, 20000);
+      assert.equal(loaded.conntrack.tcpEstablishedTimeoutSec, 21600);
+      const bad = helmRender(['--set', 'agent.conntrack.udpTimeout=30']);
+      assert.notEqual(bad.status, 0, 'an unknown conntrack setting is refused by the schema');
     });
   });
 

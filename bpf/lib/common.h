@@ -56,9 +56,16 @@ struct tuple {
 	__u16 dport;
 	__u8 protocol;
 	__u8 flags;	/* TUPLE_F_* */
+	__u8 tcp_flags;	/* TCP: the header's flags byte (TH_*); 0 otherwise */
 	__u16 l4off;	/* offset of the L4 header in the packet */
 	__u16 ip_id;	/* fragments only: the IPv4 identification, network order */
 };
+
+/* TCP header flags (the 14th byte of the header; BSD's names: linux/tcp.h's are 32-bit words). */
+#define TH_FIN	0x01
+#define TH_SYN	0x02
+#define TH_RST	0x04
+#define TH_ACK	0x10
 
 /*
  * Parses Ethernet + IPv4 + L4 ports. Returns 1 for IPv4 (tuple filled),
@@ -91,6 +98,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct tuple *t)
 	t->protocol = ip->protocol;
 	t->sport = 0;
 	t->dport = 0;
+	t->tcp_flags = 0;
 
 	t->flags = 0;
 	t->l4off = sizeof(*eth) + ip->ihl * 4;
@@ -112,6 +120,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct tuple *t)
 			return -WEFT_DROP_INVALID_PACKET;
 		t->sport = tcp->source;
 		t->dport = tcp->dest;
+		t->tcp_flags = ((const __u8 *)tcp)[13];
 		break;
 	}
 	case IPPROTO_UDP: {

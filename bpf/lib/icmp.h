@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include "maps.h"
 #include "events.h"
+#include "ct.h"
 
 #define ICMP_HDR_LEN	8	/* type, code, checksum, 4 bytes of rest-of-header */
 
@@ -101,11 +102,12 @@ static __always_inline int icmp_quote_parse(struct __sk_buff *skb, const struct 
  */
 static __always_inline struct ct_value *icmp_related_ct(const struct tuple *q, const struct endpoint_info *ep, __u8 dir)
 {
+	__u64 now = bpf_ktime_get_ns();
 	struct ct_key key = {
 		.saddr = q->saddr, .daddr = q->daddr, .sport = q->sport, .dport = q->dport,
 		.protocol = q->protocol, .dir = dir,
 	};
-	struct ct_value *e = bpf_map_lookup_elem(&weft_ct_v2, &key);
+	struct ct_value *e = bpf_map_lookup_elem(&weft_ct_v3, &key);
 
 	if (!e || e->ep_id != ep->ep_id) {
 		struct ct_key rkey = {
@@ -113,11 +115,12 @@ static __always_inline struct ct_value *icmp_related_ct(const struct tuple *q, c
 			.protocol = q->protocol, .dir = dir == CT_EGRESS ? CT_INGRESS : CT_EGRESS,
 		};
 
-		e = bpf_map_lookup_elem(&weft_ct_v2, &rkey);
+		e = bpf_map_lookup_elem(&weft_ct_v3, &rkey);
 		if (e && e->ep_id != ep->ep_id)
 			e = NULL;
 	}
-	if (e && e->policy_rev != ep->policy_rev)
+	/* A dead entry is no connection (ct.h): an error about it is an ordinary packet. */
+	if (e && (e->policy_rev != ep->policy_rev || now > e->expires))
 		return NULL;
 	return e;
 }
@@ -219,9 +222,9 @@ static __always_inline int icmp_error_from_endpoint(struct __sk_buff *skb, struc
 		.saddr = q.t.daddr, .daddr = q.t.saddr, .sport = q.t.dport, .dport = q.t.sport,
 		.protocol = q.t.protocol, .dir = CT_SERVICE,
 	};
-	struct ct_value *s = bpf_map_lookup_elem(&weft_ct_v2, &sk);
+	struct ct_value *s = bpf_map_lookup_elem(&weft_ct_v3, &sk);
 
-	if (!s || s->ep_id != ep->ep_id)
+	if (!s || s->ep_id != ep->ep_id || bpf_ktime_get_ns() > s->expires)
 		return 0;
 
 	struct tuple b = q.t;

@@ -4,6 +4,8 @@
  *   lb_egress   (from_container) a packet to a service address gets a backend:
  *               the connection's CT_SERVICE entry if its backend still belongs
  *               to the service, else a random slot. Destination rewritten.
+ *               A new connection's CT_SERVICE entry is made by conntrack_policy
+ *               once policy admitted it (and counts against the quota).
  *   lb_reverse  (to_container) a reply of such a connection gets the service
  *               address back as its source (conntrack_policy found it in the
  *               connection's CT_F_DNAT entry).
@@ -17,6 +19,7 @@
 #include <stddef.h>
 #include "maps.h"
 #include "events.h"
+#include "ct.h"
 
 static __always_inline int l4_csum_off(const struct tuple *t, __u64 *flags)
 {
@@ -79,11 +82,15 @@ static __always_inline int lb_egress(struct __sk_buff *skb, struct flow_ctx *c)
 		.saddr = t->saddr, .daddr = t->daddr, .sport = t->sport, .dport = t->dport,
 		.protocol = t->protocol, .dir = CT_SERVICE,
 	};
-	struct ct_value *e = bpf_map_lookup_elem(&weft_ct_v2, &ck);
-	__u64 now = bpf_ktime_get_ns();
+	struct ct_value *e = ct_lookup(&ck, bpf_ktime_get_ns(), t->tcp_flags);
 	__u32 addr = 0;
 	__u16 port = 0;
 
+	/* Left by a pod since removed that had the client's address. */
+	if (e && e->ep_id != c->ep_id) {
+		ct_delete(&ck, e->ep_id);
+		e = NULL;
+	}
 	if (e) {
 		struct lb_backend_key bk = {
 			.vip = t->daddr, .addr = e->nat_addr, .dport = t->dport, .port = e->nat_port, .protocol = t->protocol,
@@ -92,7 +99,6 @@ static __always_inline int lb_egress(struct __sk_buff *skb, struct flow_ctx *c)
 		if (bpf_map_lookup_elem(&weft_lb_backends, &bk)) {
 			addr = e->nat_addr;
 			port = e->nat_port;
-			e->last_seen = now;
 		}
 	}
 	if (!addr) {
@@ -111,11 +117,12 @@ static __always_inline int lb_egress(struct __sk_buff *skb, struct flow_ctx *c)
 			return -WEFT_DROP_NO_SERVICE_BACKEND;
 		addr = b->addr;
 		port = b->port;
-
-		struct ct_value v = { .last_seen = now, .nat_addr = addr, .nat_port = port, .ep_id = c->ep_id };
-
-		bpf_map_update_elem(&weft_ct_v2, &ck, &v, BPF_ANY);
+		if (e) {
+			e->nat_addr = addr;
+			e->nat_port = port;
+		}
 	}
+	/* conntrack_policy keeps the entry alive with the connection (ct_service), or creates it once admitted. */
 
 	int ret = nat_rewrite(skb, t, 1, t->daddr, addr, t->dport, port);
 

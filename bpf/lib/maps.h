@@ -45,13 +45,35 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_policy_v2 SEC(".maps");
 
+/* Preallocated (no allocation on the packet path); never evicts: see ct.h. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct ct_key);
 	__type(value, struct ct_value);
 	__uint(max_entries, 256 * 1024);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} weft_ct_v2 SEC(".maps");
+} weft_ct_v3 SEC(".maps");
+
+/*
+ * Conntrack entries held by each endpoint, by ep_id. The datapath adds and
+ * subtracts atomically as it creates and deletes; the agent's garbage
+ * collector rewrites each count from a walk of the table, so drift heals.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_ct_count SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct ct_stats);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_ct_stats SEC(".maps");
 
 /*
  * LRU: a datagram whose record is evicted before its last fragment passed
@@ -89,7 +111,7 @@ struct {
 	__type(value, struct node_config);
 	__uint(max_entries, 1);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} weft_config SEC(".maps");
+} weft_config_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -100,7 +122,7 @@ struct {
 static __always_inline struct node_config *node_config(void)
 {
 	__u32 zero = 0;
-	return bpf_map_lookup_elem(&weft_config, &zero);
+	return bpf_map_lookup_elem(&weft_config_v2, &zero);
 }
 
 /* Identity of an address: its ipcache entry, else world. */

@@ -126,6 +126,13 @@ struct policy_value {
 };
 
 /* ---- connection tracking --------------------------------------------------- */
+/*
+ * A plain hash, not an LRU: a full table refuses new connections (CT_FULL)
+ * instead of evicting someone else's live entry, and each endpoint may hold
+ * at most node_config.ct_quota entries (CT_QUOTA), counted in weft_ct_count.
+ * An entry lives until `expires`; a dead one is treated as absent by the
+ * datapath (which deletes it when it meets it) and collected by the agent.
+ */
 #define CT_EGRESS	1	/* entry created when an endpoint opened the connection */
 #define CT_INGRESS	2	/* entry created when an endpoint accepted it */
 
@@ -142,19 +149,28 @@ struct ct_key {
 #define CT_SERVICE	3	/* a connection to a service address: which backend it was given */
 
 #define CT_F_DNAT	0x1	/* CT_EGRESS entry of a connection opened to a service: replies get nat_addr:nat_port back as their source */
+#define CT_F_SEEN_REPLY	0x2	/* a packet of the reply direction was seen */
+#define CT_F_TX_CLOSING	0x4	/* TCP: FIN or RST from the side that sent the first packet */
+#define CT_F_RX_CLOSING	0x8	/* TCP: FIN or RST from the other side */
 
 struct ct_value {
-	__u64 last_seen;	/* bpf_ktime_get_ns() */
+	__u64 expires;		/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) after which the entry is dead */
 	__u64 packets;
 	__u64 bytes;
-	__u32 policy_rev;	/* endpoint policy revision the entry was admitted under */
-	__u32 remote_identity;
-	__u16 ep_id;
+	__u32 policy_rev;	/* endpoint policy revision the entry was admitted (or last re-checked) under */
+	__u32 remote_identity;	/* the peer's identity it was admitted (or last re-checked) for */
+	__u16 ep_id;		/* the endpoint whose entry it is (and whose quota it counts against) */
 	__u16 flags;		/* CT_F_* */
 	__u32 rule_id;
 	__u32 nat_addr;		/* CT_SERVICE: the chosen backend; CT_F_DNAT: the service address. Network order */
 	__u16 nat_port;		/* likewise, network order */
 	__u16 pad;
+};
+
+/* Node-wide conntrack counters (per CPU; the agent sums them). */
+struct ct_stats {
+	__u64 drops_full;	/* new connections refused because the table was full */
+	__u64 drops_quota;	/* new connections refused because their endpoint was at its quota */
 };
 
 /* ---- services: ClusterIP load balancing ----------------------------------- */
@@ -242,6 +258,16 @@ struct node_config {
 	 */
 	__u16 tunnel_port;
 	__u16 pad;
+	/*
+	 * Conntrack: entries per endpoint, and how long an entry lives after
+	 * its last packet, in seconds. 0 = the datapath's default (ct.h).
+	 */
+	__u32 ct_quota;
+	__u32 ct_tcp_syn;		/* TCP until the other side answered */
+	__u32 ct_tcp_established;
+	__u32 ct_tcp_close;		/* TCP after FIN both ways, or RST */
+	__u32 ct_udp;			/* UDP and every protocol without its own */
+	__u32 ct_icmp;
 };
 
 /* ---- flow events (ring buffer) --------------------------------------------- */
@@ -299,6 +325,9 @@ struct flow_event {
 #define WEFT_DROP_RESERVED_IDENTITY_CLAIM	16	/* the VNI is a reserved or node-local identity the sending node may not claim */
 #define WEFT_DROP_INNER_SOURCE_MISMATCH	17	/* the inner source is not an address the ipcache places on the sending node */
 #define WEFT_DROP_SOURCE_NOT_FROM_OWNER	18	/* a pod or node address arrived from the underlay from a machine that does not own it */
+#define WEFT_DROP_CT_FULL		20	/* a new connection, and the conntrack table is full */
+#define WEFT_DROP_CT_QUOTA		21	/* a new connection, and its endpoint holds its quota of conntrack entries */
+#define WEFT_DROP_IDENTITY_CHANGED	22	/* an established connection's peer changed identity, and the new one is not allowed */
 #define WEFT_DROP_FRAG_NO_FIRST		24	/* a later IP fragment whose first fragment was not seen (or is too old): its ports are unknown */
 #define WEFT_DROP_FAIL_CLOSED		28	/* the endpoint's policy could not be written (EP_F_FAIL_CLOSED) */
 #define WEFT_DROP_IPCACHE_INCOMPLETE	29	/* the ipcache is incomplete and the peer has no exact entry (NODE_F_IPCACHE_INCOMPLETE) */

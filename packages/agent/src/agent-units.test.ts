@@ -218,7 +218,30 @@ describe('IPAM', () => {
     const restarted = new Ipam('10.101.1.0/24', file);
     assert.equal(restarted.ownerOf('10.101.1.3'), 'demo/db/1');
     assert.equal(restarted.release('demo/web/1'), '10.101.1.2');
-    assert.equal(restarted.allocate('demo/new/1'), '10.101.1.2');
+    assert.equal(restarted.allocate('demo/new/1'), '10.101.1.4', 'a just-freed address is not the next one handed out');
+  });
+
+  it('reuses a freed address last: forward from the last one handed out, wrapping, across restarts', () => {
+    const file = join(dir, 'ipam.json');
+    const a = new Ipam('10.101.1.0/29', file); // pods: .2-.6
+    for (let i = 0; i < 5; i++) a.allocate(`p${i}`);
+    a.release('p0'); // .2
+    a.release('p2'); // .4
+    assert.equal(new Ipam('10.101.1.0/29', file).allocate('q0'), '10.101.1.2', 'after .6 the range wraps to the oldest free address');
+    const b = new Ipam('10.101.1.0/29', file);
+    assert.equal(b.allocate('q1'), '10.101.1.4');
+    b.release('q1');
+    b.release('p3'); // .5
+    assert.equal(b.allocate('q2'), '10.101.1.5', 'the free address after the cursor, not the one just freed');
+    assert.equal(b.allocate('q3'), '10.101.1.4');
+  });
+
+  it('reads the first state format (owners only) and continues after the highest address in use', () => {
+    const file = join(dir, 'ipam.json');
+    writeFileSync(file, JSON.stringify({ '10.101.1.2': 'a', '10.101.1.7': 'b' }));
+    const a = new Ipam('10.101.1.0/24', file);
+    assert.equal(a.ownerOf('10.101.1.7'), 'b');
+    assert.equal(a.allocate('c'), '10.101.1.8');
   });
 
   it('reports exhaustion', () => {

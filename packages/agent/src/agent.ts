@@ -26,8 +26,11 @@ import { ApiError, ApiServer } from './api.js';
 import { CNI_ERROR, cniArgsProblem, isCniCommand, quote } from './cni-args.js';
 import { agentHealth } from './health.js';
 import { ClusterState } from './cluster-state.js';
-import { podCidrProblem, readEtcdTls, type AgentConfig } from './config.js';
+import { conntrackConfig, podCidrProblem, readEtcdTls, type AgentConfig } from './config.js';
+import { ConntrackGc, type ConntrackGcStatus } from './conntrack-gc.js';
+import { PolicyRevisions } from './revisions.js';
 import type { Datapath } from './datapath-port.js';
+import { DROP_CT_FULL, DROP_CT_QUOTA } from '@weft/datapath';
 import { EndpointManager, type CniArgs, type Endpoint } from './endpoint-manager.js';
 import { enrich, FlowLog, type FlowFilter } from './flows.js';
 import { Ipam } from './ipam.js';
@@ -51,6 +54,8 @@ export class Agent {
   cluster!: ClusterState;
   services!: ServiceManager;
   encryption: NodeEncryption | undefined;
+  /** Sweeps the conntrack table (conntrack-gc.ts). */
+  conntrackGc: ConntrackGc | undefined;
   private session!: Session;
   /** Republishes the node record when its WireGuard part changes (rotation phases, confirmations). */
   private readonly nodePublisher = new Coalescer(() => this.publishNode(), 10, (err) => this.log.error({ err: err.message }, 'cannot publish the node record'));
@@ -119,6 +124,9 @@ export class Agent {
       log: this.log.child({ component: 'endpoints' }),
     });
     this.policy = new PolicyEngine(c, resources, this.allocator, this.datapath, () => this.endpoints.list(), this.log.child({ component: 'policy' }), () => this.cluster.remoteIdentities.entries());
+    // Node-wide and never below what the pinned maps hold: no endpoint sees a revision an old conntrack entry carries.
+    const revisions = new PolicyRevisions(join(c.stateDir, 'policy-revisions.json'), await this.datapath.highestPolicyRevision());
+    this.policy.nextRevision = () => revisions.next();
     this.cluster = new ClusterState(c, this.kv, this.datapath, () => this.policy.cidrIdentities(), this.log.child({ component: 'cluster-state' }), this.encryption);
     if (this.encryption) {
       this.encryption.onRecordChanged = () => this.nodePublisher.schedule();
@@ -135,6 +143,14 @@ export class Agent {
     this.resourcesSynced = true;
     this.starting = 'restoring endpoints';
     for (const ep of this.endpoints.restore()) await this.endpoints.readopt(ep);
+    const ct = conntrackConfig(c);
+    const { capacity } = await this.datapath.conntrackStatus();
+    this.conntrackGc = new ConntrackGc(this.datapath, ct, () => capacity, this.log.child({ component: 'conntrack-gc' }));
+    this.conntrackGc.start();
+    this.datapath.onFlow((f) => {
+      // A connection refused for want of conntrack room: give the room of dead entries back now.
+      if (f.dropReason === DROP_CT_FULL || f.dropReason === DROP_CT_QUOTA) this.conntrackGc?.nudge();
+    });
     this.datapath.onFlow((s) =>
       this.flows.add(
         enrich(s, {
@@ -168,6 +184,7 @@ export class Agent {
     await this.nodePublisher.stop();
     await this.weftNode?.stop();
     await this.policy?.stop();
+    await this.conntrackGc?.stop();
     // Keep identities and records alive for a restart: the lease expires on its own if we never come back.
     await this.allocator?.stop({ release: false });
     this.session?.abandon();
@@ -323,6 +340,20 @@ export class Agent {
     };
   }
 
+  /** Conntrack pressure for `weft status`: use of the table, the busiest endpoints against their quota, drops, the last sweep. */
+  async conntrackStatus(): Promise<ConntrackReport> {
+    const quota = conntrackConfig(this.config).maxEntriesPerEndpoint;
+    const s = await this.datapath.conntrackStatus();
+    const byId = new Map(this.endpoints.list().map((e) => [e.epId, e]));
+    let entries = 0;
+    for (const n of s.byEndpoint.values()) entries += Math.max(0, n);
+    const top = [...s.byEndpoint].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).slice(0, 5).map(([id, n]) => {
+      const ep = byId.get(id);
+      return { id, ...(ep ? { pod: `${ep.namespace}/${ep.pod}` } : {}), entries: n, quotaUse: Math.round((n / quota) * 1000) / 1000 };
+    });
+    return { entries, capacity: s.capacity, quota, topEndpoints: top, drops: { full: Number(s.dropsFull), quota: Number(s.dropsQuota) }, gc: this.conntrackGc?.status() };
+  }
+
   private routes(): void {
     const api = this.api;
     api.route('POST', '/v1/cni', async ({ body }) => {
@@ -330,7 +361,7 @@ export class Agent {
       if (!b?.command || !b.args) throw new ApiError(400, 'WEFT_ERR_BAD_REQUEST', 'Expected {command, args}');
       return this.cni(b.command, b.args);
     });
-    api.route('GET', '/v1/status', async () => this.status());
+    api.route('GET', '/v1/status', async () => ({ ...this.status(), conntrack: await this.conntrackStatus() }));
     api.route('GET', '/v1/endpoints', async () =>
       this.endpoints.list().map((ep) => {
         const p = this.policy.endpointState(ep.epId);
@@ -410,4 +441,18 @@ function memoryMb(): { rss: number; heapUsed: number; external: number } {
   const m = process.memoryUsage();
   const mb = (n: number): number => Math.round((n / 1048576) * 10) / 10;
   return { rss: mb(m.rss), heapUsed: mb(m.heapUsed), external: mb(m.external) };
+}
+
+/** `conntrack` in /v1/status. */
+export interface ConntrackReport {
+  /** Entries held (live, and dead ones not yet swept), by the per-endpoint counts. */
+  entries: number;
+  capacity: number;
+  /** Entries one endpoint may hold. */
+  quota: number;
+  /** The busiest endpoints. */
+  topEndpoints: Array<{ id: number; pod?: string; entries: number; quotaUse: number }>;
+  /** New connections refused since the maps were created: table full, endpoint at its quota. */
+  drops: { full: number; quota: number };
+  gc: ConntrackGcStatus | undefined;
 }

@@ -14,6 +14,7 @@ import type { Logger } from '@weft/common';
 import {
   attachTc,
   ensureBpffs,
+  BpfMap,
   BpfObject,
   RingBufferReader,
   MapName,
@@ -27,6 +28,7 @@ import {
   encodeLbBackendKey,
   encodeLbKey,
   encodeLbValue,
+  IPPROTO_ICMP,
   IPPROTO_TCP,
   IPPROTO_UDP,
   NODE_F_AUDIT,
@@ -46,12 +48,14 @@ import {
   encodeNodeKey,
   intToIpv4,
   ipv4ToInt,
-  type BpfMap,
+  decodeEndpoint,
+  RetiredMapNames,
 } from '@weft/datapath';
 import { Ip } from '@weft/net';
-import { mapSizesOf, type AgentConfig } from './config.js';
+import { conntrackConfig, mapSizesOf, type AgentConfig } from './config.js';
+import { ConntrackTable } from './conntrack.js';
 import { AgentConfigError } from './errors.js';
-import type { Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
+import type { ConntrackStatus, ConntrackSweep, Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
 import { IpcacheWriter } from './ipcache-writer.js';
 import { PolicyMapWriter } from './policy-map-writer.js';
 import { stableSlots } from './services.js';
@@ -66,12 +70,6 @@ const GENEVE_PORT = 6081;
  */
 const UNDERLAY_TC = { direction: 'ingress', priority: 1, handle: 0x77656674 } as const;
 
-/**
- * Pins of maps an earlier layout used (renamed since): unpinned at start. Programs still attached
- * keep such a map alive until they are replaced; nothing reads it afterwards.
- */
-const RETIRED_PINS = ['weft_policy'];
-
 export class BpfDatapath implements Datapath {
   private filteredUnderlay: string | undefined;
   private lxc: BpfObject | undefined;
@@ -80,6 +78,7 @@ export class BpfDatapath implements Datapath {
   private maps!: { ipcache: BpfMap; nodes: BpfMap; endpoints: BpfMap; policy: BpfMap; ct: BpfMap; config: BpfMap; events: BpfMap; lbServices: BpfMap; lbBackends: BpfMap };
   private ipcache!: IpcacheWriter;
   private policy!: PolicyMapWriter;
+  private conntrack!: ConntrackTable;
   /** The node config as last written (NODE_F_IPCACHE_INCOMPLETE comes and goes). */
   private nodeConfig!: NodeConfig;
   /** Pinned maps replaced at start because their size was not the configured one. */
@@ -118,7 +117,11 @@ export class BpfDatapath implements Datapath {
     this.overlay.load();
     this.host = BpfObject.open(join(c.bpfDir, 'bpf_host.o'), { ...sized, programs: ['from_underlay'] });
     this.host.load();
-    for (const name of RETIRED_PINS) if (existsSync(join(c.pinRoot, name))) unlinkSync(join(c.pinRoot, name));
+    this.conntrack = new ConntrackTable({ ct: this.lxc.map(MapName.ct), count: this.lxc.map(MapName.ctCount), stats: this.lxc.map(MapName.ctStats) });
+    await this.migrateConntrack();
+    // Pins of maps an earlier layout used (renamed since): programs still attached keep such a map
+    // alive until they are replaced; nothing reads it afterwards.
+    for (const name of RetiredMapNames) if (existsSync(join(c.pinRoot, name))) unlinkSync(join(c.pinRoot, name));
     this.maps = {
       ipcache: this.lxc.map(MapName.ipcache),
       nodes: this.lxc.map(MapName.nodes),
@@ -142,7 +145,9 @@ export class BpfDatapath implements Datapath {
     const strictIngress = c.encryption === 'wireguard' && c.encryptionStrict;
     const tunnelPort = c.routing === 'vxlan' ? c.vxlanPort : c.routing === 'geneve' ? GENEVE_PORT : 0;
     const flags = (c.audit ? NODE_F_AUDIT : 0) | (strictIngress ? NODE_F_STRICT_INGRESS : 0) | (incomplete ? NODE_F_IPCACHE_INCOMPLETE : 0);
-    this.nodeConfig = { nodeIp: ipv4ToInt(c.nodeIp), tunnelIfindex, routingMode: c.routing === 'direct' ? ROUTING_DIRECT : ROUTING_TUNNEL, clusterId: c.clusterId, flags, tunnelPort };
+    const ct = conntrackConfig(c);
+    const conntrack = { quota: ct.maxEntriesPerEndpoint, tcpSyn: ct.tcpSynTimeoutSec, tcpEstablished: ct.tcpEstablishedTimeoutSec, tcpClose: ct.tcpCloseTimeoutSec, udp: ct.udpTimeoutSec, icmp: ct.icmpTimeoutSec };
+    this.nodeConfig = { nodeIp: ipv4ToInt(c.nodeIp), tunnelIfindex, routingMode: c.routing === 'direct' ? ROUTING_DIRECT : ROUTING_TUNNEL, clusterId: c.clusterId, flags, tunnelPort, conntrack };
     this.maps.config.update(key, encodeNodeConfig(this.nodeConfig));
     if (c.routing !== 'direct') attachTc({ ifindex: tunnelIfindex, direction: 'ingress', programFd: this.overlay.programFd('from_overlay') });
     // After the config: the program reads the tunnel port and routing mode from it. In every
@@ -184,6 +189,7 @@ export class BpfDatapath implements Datapath {
       ipcache: this.ipcache.status().entries,
       endpoints: this.policy.endpointCount,
       policy: this.policy.entryCount,
+      ct: this.conntrackEntries(),
       lbServices: this.lbOrder.size + slots,
       lbBackends: slots,
     };
@@ -195,6 +201,26 @@ export class BpfDatapath implements Datapath {
       if (r) row.resized = { from: r.from, copied: r.copied, dropped: r.dropped };
       return row;
     });
+  }
+
+  /** An upgrade from weft_ct_v2: its live connections move into the new table before any program is swapped. */
+  private async migrateConntrack(): Promise<void> {
+    const path = join(this.config.pinRoot, 'weft_ct_v2');
+    if (!existsSync(path)) return;
+    const ct = conntrackConfig(this.config);
+    const sec = (n: number): bigint => BigInt(n) * 1_000_000_000n;
+    const lifetime = (protocol: number): bigint => sec(protocol === IPPROTO_TCP ? ct.tcpEstablishedTimeoutSec : protocol === IPPROTO_ICMP ? ct.icmpTimeoutSec : ct.udpTimeoutSec);
+    let legacy: BpfMap | undefined;
+    try {
+      legacy = BpfMap.openPinned(path);
+      const copied = await this.conntrack.migrateLegacy(legacy, lifetime);
+      this.log.info({ copied, from: 'weft_ct_v2', to: MapName.ct }, 'conntrack entries of the previous layout carried over');
+    } catch (err) {
+      // Costs the old connections (their next packets are new ones, judged by policy), never the start.
+      this.log.warn({ err: (err as Error).message }, 'cannot carry over the conntrack entries of the previous layout');
+    } finally {
+      legacy?.close();
+    }
   }
 
   clearIngressFilter(): string | undefined {
@@ -429,6 +455,31 @@ export class BpfDatapath implements Datapath {
 
   async removeEndpoint(ip: string, epId: number): Promise<void> {
     this.policy.remove(ipv4ToInt(ip), epId);
+    // The endpoint is gone from the maps: from here on no program makes entries for it.
+    const r = await this.conntrack.flushEndpoint(ip, epId);
+    this.log.info({ endpoint: epId, ip, flushed: r.flushed, expired: r.expired, durationMs: r.durationMs }, 'conntrack entries of the endpoint flushed');
+  }
+
+  sweepConntrack(): Promise<ConntrackSweep> {
+    return this.conntrack.sweep();
+  }
+
+  async conntrackStatus(): Promise<ConntrackStatus> {
+    const { dropsFull, dropsQuota } = this.conntrack.stats();
+    return { capacity: this.conntrack.capacity, byEndpoint: this.conntrack.counts(), dropsFull, dropsQuota };
+  }
+
+  /** Entries in the conntrack table, by the per-endpoint counts (no walk). */
+  private conntrackEntries(): number {
+    let n = 0;
+    for (const c of this.conntrack.counts().values()) n += Math.max(0, c);
+    return n;
+  }
+
+  async highestPolicyRevision(): Promise<number> {
+    let max = 0;
+    for (const [k, v] of this.maps.endpoints.entries()) max = Math.max(max, decodeEndpoint(k, v).policyRev);
+    return max;
   }
 
   async dumpIpcache(): Promise<Array<{ cidr: string; identity: number; tunnelIp?: string; flags: number }>> {

@@ -121,6 +121,41 @@ export interface AgentConfig {
   underlayCidrs?: string[];
   /** The shortest pod CIDR a remote cluster's node may claim (default 16). */
   remotePodCidrMinBits?: number;
+  /** Conntrack quota, timeouts and garbage collection; absent = CONNTRACK_DEFAULTS. */
+  conntrack?: ConntrackConfig;
+}
+
+/**
+ * Conntrack (bpf/lib/ct.h): how many entries one endpoint may hold, how long an entry lives after
+ * its last packet (seconds), and how often the agent's garbage collector walks the table (it
+ * adapts between the two bounds: more often under pressure).
+ */
+export interface ConntrackConfig {
+  maxEntriesPerEndpoint: number;
+  tcpSynTimeoutSec: number;
+  tcpEstablishedTimeoutSec: number;
+  tcpCloseTimeoutSec: number;
+  udpTimeoutSec: number;
+  icmpTimeoutSec: number;
+  gcMinIntervalSec: number;
+  gcMaxIntervalSec: number;
+}
+
+/** Cilium's timeouts; a quota of a quarter of the default table (256k), so no four pods can fill it. */
+export const CONNTRACK_DEFAULTS: Readonly<ConntrackConfig> = {
+  maxEntriesPerEndpoint: 65_536,
+  tcpSynTimeoutSec: 60,
+  tcpEstablishedTimeoutSec: 21_600,
+  tcpCloseTimeoutSec: 10,
+  udpTimeoutSec: 60,
+  icmpTimeoutSec: 60,
+  gcMinIntervalSec: 5,
+  gcMaxIntervalSec: 300,
+};
+
+/** The conntrack settings of `config`, defaults filled in. */
+export function conntrackConfig(config: Pick<AgentConfig, 'conntrack'>): ConntrackConfig {
+  return { ...CONNTRACK_DEFAULTS, ...config.conntrack };
 }
 
 /** Entries of each map the agent sizes: ipcache, endpoints, policy, ct (conntrack), lbServices, lbBackends. */
@@ -268,6 +303,7 @@ export function validateAgentConfig(raw: unknown, source = 'agent config', env: 
     const i = c.etcdIssuer as { url: string; tokenFile: string };
     out.etcdIssuer = { url: i.url, tokenFile: i.tokenFile };
   }
+  if (c.conntrack !== undefined) out.conntrack = validateConntrack(c.conntrack, fail, out.mapSizes?.ct ?? SIZED_MAPS.ct);
   if (c.underlayDevice !== undefined) {
     if (typeof c.underlayDevice !== 'string' || c.underlayDevice.length > 15 || !/^[A-Za-z0-9_.@-]+$/.test(c.underlayDevice)) fail('underlayDevice', `${JSON.stringify(c.underlayDevice)} is not an interface name (1-15 characters of A-Z a-z 0-9 _ . @ -)`);
     out.underlayDevice = c.underlayDevice as string;
@@ -295,6 +331,33 @@ function mapSizes(raw: unknown, fail: (field: string, problem: string) => never)
 /** The cluster's Service ranges, for the mesh's checks. */
 export function serviceCidrsOf(c: Pick<AgentConfig, 'serviceCidrs'>): string[] {
   return c.serviceCidrs ?? [SERVICE_CIDR];
+}
+
+/** `ctSize`: the conntrack table's size (mapSizes.ct), which no quota can exceed. */
+function validateConntrack(raw: unknown, fail: (field: string, problem: string) => never, ctSize: number): ConntrackConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('conntrack', 'must be an object');
+  const c = raw as Record<string, unknown>;
+  const limits: Record<keyof ConntrackConfig, [number, number]> = {
+    // Up to the table's size; at least enough for a pod to work at all.
+    maxEntriesPerEndpoint: [16, ctSize],
+    tcpSynTimeoutSec: [1, 3600],
+    tcpEstablishedTimeoutSec: [60, 7 * 86_400],
+    tcpCloseTimeoutSec: [1, 3600],
+    udpTimeoutSec: [1, 86_400],
+    icmpTimeoutSec: [1, 86_400],
+    gcMinIntervalSec: [1, 3600],
+    gcMaxIntervalSec: [1, 86_400],
+  };
+  const out: ConntrackConfig = { ...CONNTRACK_DEFAULTS };
+  for (const key of Object.keys(c)) {
+    if (!(key in limits)) fail(`conntrack.${key}`, `is not a conntrack setting (${Object.keys(limits).join(', ')})`);
+    const [min, max] = limits[key as keyof ConntrackConfig];
+    const v = c[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(`conntrack.${key}`, `${JSON.stringify(v)} must be an integer ${min}-${max}`);
+    out[key as keyof ConntrackConfig] = v as number;
+  }
+  if (out.gcMinIntervalSec > out.gcMaxIntervalSec) fail('conntrack.gcMinIntervalSec', `${out.gcMinIntervalSec} is above gcMaxIntervalSec ${out.gcMaxIntervalSec}`);
+  return out;
 }
 
 /** Why `podCidr` cannot be a node's pod CIDR, or undefined when it can. */

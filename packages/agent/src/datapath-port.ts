@@ -101,6 +101,32 @@ export interface MapStatus {
 /** A flow event as the datapath decoded it, addresses in dotted form. */
 export type FlowSample = Omit<FlowRecord, 'saddr' | 'daddr' | 'ifindex'> & { saddr: string; daddr: string };
 
+/** What one conntrack sweep did (conntrack.ts). */
+export interface ConntrackSweep {
+  /** Entries read. */
+  scanned: number;
+  /** Dead entries deleted (expired). */
+  expired: number;
+  /** Entries deleted because their endpoint (or its address) was flushed. */
+  flushed: number;
+  /** Entries left, per endpoint id. */
+  live: Map<number, number>;
+  /** Per-endpoint counts that had drifted and were rewritten. */
+  recounted: number;
+  durationMs: number;
+}
+
+/** Conntrack pressure, cheap to read (no walk of the table). */
+export interface ConntrackStatus {
+  /** The table's size. */
+  capacity: number;
+  /** Endpoint id -> entries it holds (live or dead not yet collected), the non-zero ones. */
+  byEndpoint: Map<number, number>;
+  /** New connections refused: the table was full; the endpoint was at its quota. */
+  dropsFull: bigint;
+  dropsQuota: bigint;
+}
+
 export interface Datapath {
   /** Loads (or re-attaches to pinned) programs and maps, sets the node config, prepares the tunnel. */
   start(): Promise<void>;
@@ -124,7 +150,13 @@ export interface Datapath {
    * throws (the endpoint then has none: its traffic is dropped).
    */
   programEndpoint(ep: EndpointProgram, entries: readonly PolicyMapEntry[], policyRev: number): Promise<EndpointPolicyOutcome>;
+  /** Removes an endpoint: its entry, its policy, and its conntrack entries (and those with its address). */
   removeEndpoint(ip: string, epId: number): Promise<void>;
+  /** Deletes dead conntrack entries and rewrites the per-endpoint counts: the garbage collector's sweep. */
+  sweepConntrack(): Promise<ConntrackSweep>;
+  conntrackStatus(): Promise<ConntrackStatus>;
+  /** The highest policy revision the datapath holds (0 if none), so revisions never go back. */
+  highestPolicyRevision(): Promise<number>;
   /**
    * Replaces the whole load-balancer content with `services` (differences
    * only, in an order where a packet never finds a slot count without its slots).

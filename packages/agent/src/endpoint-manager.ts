@@ -7,10 +7,16 @@
  *
  * Endpoints are saved to the state directory so a restarted agent adopts its
  * pods without touching their traffic.
+ *
+ * Endpoint ids are handed out forward (the next after the last one, wrapping
+ * at 65535), never lowest-first: a just-freed id is the last to be reused, so
+ * nothing the datapath keys by endpoint id (conntrack entries, policy map
+ * entries) can be mistaken for a new pod's. The last id is saved with the
+ * endpoints, so a restart keeps the property.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from '@weft/common';
 import { workloadLabels, type IdentityAllocator } from '@weft/identity';
 import type { KvClient } from '@weft/kvstore';
@@ -61,10 +67,12 @@ export interface EndpointManagerDeps {
 export class EndpointManager {
   private readonly byContainer = new Map<string, Endpoint>();
   private readonly stateFile: string;
+  private readonly ids: EndpointIds;
   private readonly ip = new Ip();
 
   constructor(private readonly d: EndpointManagerDeps) {
     this.stateFile = join(d.config.stateDir, 'endpoints.json');
+    this.ids = new EndpointIds(join(d.config.stateDir, 'endpoint-ids.json'));
   }
 
   list(): Endpoint[] {
@@ -213,17 +221,54 @@ export class EndpointManager {
   }
 
   private nextEpId(): number {
-    const used = new Set([...this.byContainer.values()].map((e) => e.epId));
-    for (let id = 1; id < 65536; id++) if (!used.has(id)) return id;
-    throw new CniRequestError(100, 'No free endpoint id on this node (65535 endpoints)');
+    return this.ids.next(new Set([...this.byContainer.values()].map((e) => e.epId)));
   }
 
   private save(): void {
-    mkdirSync(this.d.config.stateDir, { recursive: true });
-    const tmp = `${this.stateFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.list(), null, 1));
-    renameSync(tmp, this.stateFile);
+    writeJsonAtomic(this.stateFile, this.list());
   }
+}
+
+/** Endpoint ids are 16 bits in the datapath; 0 means none. */
+export const MAX_EP_ID = 65535;
+
+/**
+ * Endpoint ids handed out forward: the next free one after the last handed out, wrapping at
+ * MAX_EP_ID, so a just-freed id is the last to come back. The last id is saved (before it is
+ * used) in `file`, so this holds across agent restarts.
+ */
+export class EndpointIds {
+  private last = 0;
+
+  constructor(private readonly file: string) {
+    try {
+      const v = (JSON.parse(readFileSync(file, 'utf8')) as { lastEpId?: unknown }).lastEpId;
+      if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_EP_ID) this.last = v;
+    } catch {
+      // First start: from 1. (An agent from before the cursor: `inUse` still rules out live ids.)
+    }
+  }
+
+  /** The next id not in `inUse`. */
+  next(inUse: ReadonlySet<number>): number {
+    // Without a saved cursor (an older agent's state), never go below the ids in use.
+    if (this.last === 0) for (const id of inUse) this.last = Math.max(this.last, id);
+    for (let i = 1; i <= MAX_EP_ID; i++) {
+      const id = ((this.last + i - 1) % MAX_EP_ID) + 1;
+      if (inUse.has(id)) continue;
+      this.last = id;
+      writeJsonAtomic(this.file, { lastEpId: id });
+      return id;
+    }
+    throw new CniRequestError(100, `No free endpoint id on this node (${MAX_EP_ID} endpoints)`);
+  }
+}
+
+function writeJsonAtomic(file: string, value: unknown): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, JSON.stringify(value, null, 1));
+  renameSync(tmp, file);
 }
 
 /** CNI passes a netns path; we work with named namespaces (/var/run/netns/<name>), by the rules of cni-args.ts. */

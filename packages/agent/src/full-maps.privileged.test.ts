@@ -487,7 +487,7 @@ describe('full maps fail closed (root, real programs)', function () {
       await first.syncIpcache(pods);
       const status = first.mapStatus();
       assert.deepEqual(status.find((m) => m.name === MapName.ipcache), { name: MapName.ipcache, maxEntries: 64, entries: 40 });
-      assert.deepEqual(status.find((m) => m.name === MapName.ct), { name: MapName.ct, maxEntries: 1024 }, 'conntrack: no count kept by the agent');
+      assert.deepEqual(status.find((m) => m.name === MapName.ct), { name: MapName.ct, maxEntries: 1024, entries: 0 }, 'conntrack: the sum of the per-endpoint counts');
       await first.stop();
 
       // Restart with a smaller ipcache: the map is replaced, what fits copied, the rest distrusted until a sync.

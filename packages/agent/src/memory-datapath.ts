@@ -4,7 +4,7 @@
  * the clustermesh tests with a hostile remote). It keeps what would be in the
  * maps, so a test asserts on the ipcache the node would have.
  */
-import type { Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
+import type { ConntrackStatus, ConntrackSweep, Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
 
 export class MemoryDatapath implements Datapath {
   readonly ipcache = new Map<string, IpcacheUpsert>();
@@ -14,6 +14,7 @@ export class MemoryDatapath implements Datapath {
   readonly policies = new Map<number, PolicyMapEntry[]>();
   services: ServiceProgram[] = [];
   private readonly flowListeners: Array<(flow: FlowSample) => void> = [];
+  private highestRev = 0;
 
   async start(): Promise<void> {}
 
@@ -70,8 +71,9 @@ export class MemoryDatapath implements Datapath {
     return [...this.nodes.values()];
   }
 
-  async programEndpoint(ep: EndpointProgram, entries: readonly PolicyMapEntry[]): Promise<EndpointPolicyOutcome> {
+  async programEndpoint(ep: EndpointProgram, entries: readonly PolicyMapEntry[], policyRev: number): Promise<EndpointPolicyOutcome> {
     this.endpoints.set(ep.ip, ep);
+    this.highestRev = Math.max(this.highestRev, policyRev);
     const before = JSON.stringify(this.policies.get(ep.epId) ?? []);
     this.policies.set(ep.epId, [...entries]);
     return { state: 'ok', changes: before === JSON.stringify(entries) ? 0 : entries.length, gen: 0 };
@@ -80,6 +82,19 @@ export class MemoryDatapath implements Datapath {
   async removeEndpoint(ip: string, epId: number): Promise<void> {
     this.endpoints.delete(ip);
     this.policies.delete(epId);
+  }
+
+  /** No connections are tracked without packets: sweeps find nothing. */
+  async sweepConntrack(): Promise<ConntrackSweep> {
+    return { scanned: 0, expired: 0, flushed: 0, live: new Map(), recounted: 0, durationMs: 0 };
+  }
+
+  async conntrackStatus(): Promise<ConntrackStatus> {
+    return { capacity: Number.MAX_SAFE_INTEGER, byEndpoint: new Map(), dropsFull: 0n, dropsQuota: 0n };
+  }
+
+  async highestPolicyRevision(): Promise<number> {
+    return this.highestRev;
   }
 
   async syncServices(services: readonly ServiceProgram[]): Promise<{ frontends: number; changed: number }> {

@@ -58,6 +58,14 @@ export class PolicyEngine {
   private retry: NodeJS.Timeout | undefined;
   /** Told when the CIDR identities change (they belong in the ipcache). */
   onCidrsChanged: () => void = () => undefined;
+  /**
+   * The next policy revision: node-wide and monotonic across restarts in the agent (revisions.ts),
+   * so no endpoint ever sees a revision a conntrack entry of an older policy carries.
+   */
+  nextRevision: () => number = (() => {
+    let rev = 0;
+    return () => ++rev;
+  })();
   readonly invalid = new Map<string, string>();
 
   constructor(
@@ -183,7 +191,7 @@ export class PolicyEngine {
     const prev = this.state.get(ep.epId);
     // What is not in force yet is written again, even unchanged.
     if (prev && prev.state === 'ok' && prev.signature === signature) return;
-    const rev = (prev?.rev ?? 0) + 1;
+    const rev = this.nextRevision();
     const outcome = await this.datapath.programEndpoint(
       { epId: ep.epId, ip: ep.ip, ifname: ep.hostIf, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: resolved.ingressEnforced, egressEnforced: resolved.egressEnforced, audit },
       entries,

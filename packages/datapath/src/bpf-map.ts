@@ -43,6 +43,7 @@ const PER_CPU_TYPES: ReadonlySet<number> = new Set([BpfMapType.PERCPU_HASH, BpfM
 
 const ENOENT = 2;
 const EINVAL = 22;
+const ENOSPC = 28;
 const EOPNOTSUPP = 95;
 /** The kernel's "operation not supported" for a map type without batch ops (not in libc's errno table). */
 const ENOTSUPP = 524;
@@ -246,6 +247,66 @@ export class BpfMap {
       return;
     }
     this.updateEach(keys, values, count);
+  }
+
+  /**
+   * Every entry, in chunks of up to `chunk`: one BPF_MAP_LOOKUP_BATCH syscall per chunk where the
+   * kernel has it for the map type, else keys() and a lookup each. A yielded chunk's Buffers are
+   * reused for the next one: copy what you keep. The kernel gives no snapshot: an entry added or
+   * deleted during the walk may be seen or not, but deleting entries of a chunk already yielded
+   * does not disturb the walk (a hash map is walked bucket by bucket, not key by key).
+   */
+  *lookupBatches(chunk = 4096): Generator<{ keys: Buffer; values: Buffer; count: number }, void, undefined> {
+    this.checkOpen('batch-read');
+    if (!Number.isInteger(chunk) || chunk < 1) throw new RangeError(`Map ${this.name}: batch chunk ${chunk} is not a positive integer`);
+    let keys = Buffer.alloc(chunk * this.keySize);
+    let values = Buffer.alloc(chunk * this.valueBufferSize);
+    // The position token: a bucket number (u32) for hash maps, a key for arrays.
+    const tokenSize = Math.max(8, this.keySize);
+    let inBatch: Buffer | null = null;
+    let outBatch = Buffer.alloc(tokenSize);
+    const n = new Uint32Array(1);
+    const opts = (this.batchOpts ??= encodeBatchOpts(BPF_ANY));
+    for (let first = true; ; first = false) {
+      this.checkOpen('batch-read');
+      n[0] = chunk;
+      const r = this.lib.mapLookupBatch(this.fd, inBatch, outBatch, keys, values, n, opts);
+      const got = n[0] as number;
+      if (r < 0 && r !== -ENOENT) {
+        const errno = -r;
+        if (first && (errno === ENOTSUPP || errno === EOPNOTSUPP || errno === EINVAL)) {
+          yield* this.lookupEach(chunk);
+          return;
+        }
+        if (errno === ENOSPC) {
+          // One bucket holds more entries than a chunk: read it again with room for it.
+          chunk *= 2;
+          keys = Buffer.alloc(chunk * this.keySize);
+          values = Buffer.alloc(chunk * this.valueBufferSize);
+          continue;
+        }
+        throw new BpfSyscallError(`batch-read map ${this.name}`, errno);
+      }
+      if (got > 0) yield { keys, values, count: got };
+      if (r === -ENOENT) return;
+      inBatch = outBatch;
+      outBatch = Buffer.alloc(tokenSize);
+    }
+  }
+
+  private *lookupEach(chunk: number): Generator<{ keys: Buffer; values: Buffer; count: number }, void, undefined> {
+    const keys = Buffer.alloc(chunk * this.keySize);
+    const values = Buffer.alloc(chunk * this.valueBufferSize);
+    let count = 0;
+    for (const key of this.keys()) {
+      if (!this.lookupInto(key, values.subarray(count * this.valueBufferSize, (count + 1) * this.valueBufferSize))) continue;
+      key.copy(keys, count * this.keySize);
+      if (++count === chunk) {
+        yield { keys, values, count };
+        count = 0;
+      }
+    }
+    if (count > 0) yield { keys, values, count };
   }
 
   private updateEach(keys: Buffer, values: Buffer, count: number): void {

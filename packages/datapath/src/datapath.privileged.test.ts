@@ -219,6 +219,37 @@ describe('datapath on the kernel (root)', function () {
       hash.updateBatch(Buffer.alloc(0), Buffer.alloc(0), 0);
     });
 
+    it('reads a hash map in batches, undisturbed by deletes of what it already yielded', () => {
+      const hash = obj.map('wtdp_hash');
+      const n = 10_000;
+      const keys = Buffer.alloc(n * 4);
+      const values = Buffer.alloc(n * 4);
+      for (let i = 0; i < n; i++) {
+        keys.writeUInt32LE(i + 1, i * 4);
+        values.writeUInt32LE((i + 1) * 3, i * 4);
+      }
+      hash.updateBatch(keys, values, n);
+      const seen = new Map<number, number>();
+      let chunks = 0;
+      for (const c of hash.lookupBatches(1000)) {
+        chunks++;
+        assert.ok(c.count <= 1000);
+        for (let i = 0; i < c.count; i++) seen.set(c.keys.readUInt32LE(i * 4), c.values.readUInt32LE(i * 4));
+      }
+      assert.equal(seen.size, n, 'every entry once');
+      assert.ok(chunks >= 10, `${chunks} chunks`);
+      for (const [k, v] of seen) assert.equal(v, k * 3);
+      let walked = 0;
+      for (const c of hash.lookupBatches(512)) {
+        walked += c.count;
+        assert.equal(hash.deleteBatch(c.keys.subarray(0, c.count * 4), c.count), c.count);
+      }
+      assert.equal(walked, n);
+      assert.equal([...hash.keys()].length, 0);
+      assert.deepEqual([...hash.lookupBatches()], [], 'an empty map yields nothing');
+      assert.throws(() => [...hash.lookupBatches(0)], /batch chunk 0 is not a positive integer/);
+    });
+
     it('batch-updates an LPM trie and looks up by longest prefix', function () {
       const trie = obj.map('wtdp_trie');
       const n = 5000;

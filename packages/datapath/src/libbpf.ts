@@ -149,6 +149,12 @@ export interface Libbpf {
   mapDeleteBatch(fd: number, keys: Buffer, count: Uint32Array, opts: Buffer): number;
   /** BPF_PROG_TEST_RUN; `opts` receives retval and the output sizes. */
   progTestRun(progFd: number, opts: TestRunOpts): number;
+  /**
+   * Reads up to `count` entries after the position `inBatch` names (null: from the start) and
+   * writes the next position to `outBatch`; `count` is in/out. -ENOENT once the walk is done
+   * (the entries of that last call are still returned).
+   */
+  mapLookupBatch(fd: number, inBatch: Buffer | null, outBatch: Buffer, keys: Buffer, values: Buffer, count: Uint32Array, opts: Buffer): number;
   objGet(path: string): number;
   objPin(fd: number, path: string): number;
   /** `info` receives a bpf_map_info (decode with `decodeMapInfo`); `len` is in/out. */
@@ -293,6 +299,7 @@ function bind(): Libbpf {
     mapUpdateBatch: so.func('int bpf_map_update_batch(int fd, const void *keys, const void *values, void *count, const void *opts)'),
     mapDeleteBatch: so.func('int bpf_map_delete_batch(int fd, const void *keys, void *count, const void *opts)'),
     progTestRun: so.func('bpf_prog_test_run_opts', 'int', ['int', koffi.inout(koffi.pointer(TestRunOpts))]),
+    mapLookupBatch: so.func('int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, void *count, const void *opts)'),
     objGet: so.func('int bpf_obj_get(const char *pathname)'),
     objPin: so.func('int bpf_obj_pin(int fd, const char *pathname)'),
     objGetInfoByFd: so.func('int bpf_obj_get_info_by_fd(int fd, void *info, void *info_len)'),

@@ -23,6 +23,9 @@ export const DropReason = {
   16: 'RESERVED_IDENTITY_CLAIM',
   17: 'INNER_SOURCE_MISMATCH',
   18: 'SOURCE_NOT_FROM_OWNER',
+  20: 'CT_FULL',
+  21: 'CT_QUOTA',
+  22: 'IDENTITY_CHANGED',
   24: 'FRAGMENT_NO_FIRST',
   28: 'FAIL_CLOSED',
   29: 'IPCACHE_INCOMPLETE',
@@ -48,10 +51,17 @@ export const DropReasonText: Record<keyof typeof DropReason, string> = {
   16: 'the VNI is a reserved or node-local identity the sending node may not claim',
   17: 'the inner source of a tunnel packet is not an address of the sending node',
   18: 'a pod or node address arrived from the underlay from a machine that does not own it',
+  20: 'a new connection while the conntrack table is full (no entry is evicted for it)',
+  21: "a new connection while its endpoint holds its quota of conntrack entries",
+  22: "an established connection's peer changed identity and the new identity is not allowed",
   24: 'a later IP fragment whose first fragment was not seen (or is over 30 s old): its ports are unknown',
   28: "the endpoint's policy could not be written (a full policy map): all its traffic is dropped until it is",
   29: 'the ipcache is incomplete (full) and the peer has no exact entry: its identity cannot be trusted',
 };
+
+/** Codes the agent reacts to: the conntrack table or an endpoint's quota had no room (its garbage collector sweeps at once). */
+export const DROP_CT_FULL = 20;
+export const DROP_CT_QUOTA = 21;
 
 export const Verdict = { 1: 'FORWARDED', 2: 'DROPPED', 3: 'AUDIT' } as const;
 export const ObservationPoint = { 1: 'from-endpoint', 2: 'to-endpoint', 3: 'from-overlay', 4: 'from-underlay' } as const;

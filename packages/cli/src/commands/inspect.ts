@@ -19,6 +19,11 @@ export async function status(argv: string[]): Promise<void> {
     const s = r as Record<string, unknown> & Partial<DatapathStatus>;
     return [String(s.node), s.ok ? 'ok' : `DOWN: ${String(s.error)}`, String(s.nodeIp ?? ''), String(s.routing ?? ''), String(s.endpoints ?? ''), String(s.identities ?? ''), String(s.policies ?? ''), String(s.clusterNodes ?? ''), String(s.clusterEndpoints ?? ''), ipcacheText(s.ipcache), endpointPolicyText(s.endpointPolicy)];
   }));
+  const ct = rows.filter((r) => r.ok && (r as { conntrack?: unknown }).conntrack) as unknown as Array<{ node: string; conntrack: ConntrackRow }>;
+  if (ct.length > 0) {
+    process.stdout.write('\n');
+    printTable(['NODE', 'CONNTRACK', 'BUSIEST ENDPOINT', 'REFUSED FULL/QUOTA', 'LAST SWEEP'], ct.map(({ node, conntrack: c }) => [node, `${c.entries}/${c.capacity} (${percent(c.entries / c.capacity)})`, busiest(c), `${c.drops.full}/${c.drops.quota}`, sweepText(c.gc)]));
+  }
   // Each sized map: its size from the agent config, and how full it is.
   const maps = rows.flatMap((r) => ((r as Partial<DatapathStatus>).maps ?? []).map((m) => ({ node: r.node, ...m })));
   if (maps.length > 0) {
@@ -38,6 +43,33 @@ export async function status(argv: string[]): Promise<void> {
     printTable(['NODE', 'ENDPOINT', 'POLICY STATE', 'SINCE', 'ERROR'], failing.map((f) => [f.node, f.endpoint, f.state, f.since ?? '', f.error ?? '']));
   }
   if (rows.some((r) => !r.ok)) process.exitCode = 1;
+}
+
+/** `conntrack` of /v1/status (packages/agent/src/agent.ts ConntrackReport). */
+interface ConntrackRow {
+  entries: number;
+  capacity: number;
+  quota: number;
+  topEndpoints: Array<{ id: number; pod?: string; entries: number; quotaUse: number }>;
+  drops: { full: number; quota: number };
+  gc?: { runs: number; intervalMs: number; lastError?: string; last?: { at: string; scanned: number; expired: number; durationMs: number; nextInMs: number } };
+}
+
+function percent(x: number): string {
+  return `${(Math.round(x * 1000) / 10).toFixed(1)}%`;
+}
+
+function busiest(c: ConntrackRow): string {
+  const top = c.topEndpoints[0];
+  if (!top) return '-';
+  return `${top.pod ?? `endpoint ${top.id}`} ${top.entries}/${c.quota} (${percent(top.quotaUse)})`;
+}
+
+function sweepText(gc: ConntrackRow['gc']): string {
+  if (!gc?.last) return gc?.lastError ? `failed: ${gc.lastError}` : 'not yet';
+  const l = gc.last;
+  const ago = Math.max(0, Math.round((Date.now() - Date.parse(l.at)) / 1000));
+  return `${ago}s ago: ${l.expired} expired of ${l.scanned}, ${l.durationMs} ms; next in ${Math.round(l.nextInMs / 1000)}s${gc.lastError ? ` (then failed: ${gc.lastError})` : ''}`;
 }
 
 /** The part of GET /v1/status about the datapath's maps. */

@@ -6,6 +6,7 @@
  */
 import {
   CT_KEY,
+  CT_STATS,
   CT_VALUE,
   ENDPOINT_INFO,
   FLOW_EVENT,
@@ -207,7 +208,8 @@ export interface CtEntry {
   dport: number;
   protocol: number;
   dir: number;
-  lastSeen: bigint;
+  /** CLOCK_MONOTONIC ns (bpf_ktime_get_ns) after which the entry is dead. */
+  expires: bigint;
   packets: bigint;
   bytes: bigint;
   policyRev: number;
@@ -230,7 +232,7 @@ export function decodeCt(key: Buffer, value: Buffer): CtEntry {
     dport: key.readUInt16BE(k.dport!),
     protocol: key.readUInt8(k.protocol!),
     dir: key.readUInt8(k.dir!),
-    lastSeen: value.readBigUInt64LE(v.last_seen!),
+    expires: value.readBigUInt64LE(v.expires!),
     packets: value.readBigUInt64LE(v.packets!),
     bytes: value.readBigUInt64LE(v.bytes!),
     policyRev: value.readUInt32LE(v.policy_rev!),
@@ -243,8 +245,60 @@ export function decodeCt(key: Buffer, value: Buffer): CtEntry {
   };
 }
 
+export function encodeCtKey(buf: Buffer, off: number, e: Pick<CtEntry, 'saddr' | 'daddr' | 'sport' | 'dport' | 'protocol' | 'dir'>): void {
+  const k = CT_KEY.offsets;
+  buf.fill(0, off, off + CT_KEY.size);
+  buf.writeUInt32BE(e.saddr, off + k.saddr!);
+  buf.writeUInt32BE(e.daddr, off + k.daddr!);
+  buf.writeUInt16BE(e.sport, off + k.sport!);
+  buf.writeUInt16BE(e.dport, off + k.dport!);
+  buf.writeUInt8(e.protocol, off + k.protocol!);
+  buf.writeUInt8(e.dir, off + k.dir!);
+}
+
+export function encodeCtValue(buf: Buffer, off: number, e: Omit<CtEntry, 'saddr' | 'daddr' | 'sport' | 'dport' | 'protocol' | 'dir'>): void {
+  const v = CT_VALUE.offsets;
+  buf.fill(0, off, off + CT_VALUE.size);
+  buf.writeBigUInt64LE(e.expires, off + v.expires!);
+  buf.writeBigUInt64LE(e.packets, off + v.packets!);
+  buf.writeBigUInt64LE(e.bytes, off + v.bytes!);
+  buf.writeUInt32LE(e.policyRev >>> 0, off + v.policy_rev!);
+  buf.writeUInt32LE(e.remoteIdentity >>> 0, off + v.remote_identity!);
+  buf.writeUInt16LE(e.epId, off + v.ep_id!);
+  buf.writeUInt16LE(e.flags, off + v.flags!);
+  buf.writeUInt32LE(e.ruleId >>> 0, off + v.rule_id!);
+  buf.writeUInt32BE(e.natAddr >>> 0, off + v.nat_addr!);
+  buf.writeUInt16BE(e.natPort, off + v.nat_port!);
+}
+
+/** The entry's `ep_id`, without decoding the rest (the garbage collector reads every entry). */
+export function ctEntryEpId(values: Buffer, off: number): number {
+  return values.readUInt16LE(off + CT_VALUE.offsets.ep_id!);
+}
+
+/** The entry's `expires`, without decoding the rest. */
+export function ctEntryExpires(values: Buffer, off: number): bigint {
+  return values.readBigUInt64LE(off + CT_VALUE.offsets.expires!);
+}
+
+export interface CtStats {
+  dropsFull: bigint;
+  dropsQuota: bigint;
+}
+
+/** Sums a per-CPU `struct ct_stats` value (one 8-byte-aligned slot per possible CPU). */
+export function decodeCtStats(value: Buffer): CtStats {
+  const out: CtStats = { dropsFull: 0n, dropsQuota: 0n };
+  for (let off = 0; off + CT_STATS.size <= value.length; off += CT_STATS.size) {
+    out.dropsFull += value.readBigUInt64LE(off + CT_STATS.offsets.drops_full!);
+    out.dropsQuota += value.readBigUInt64LE(off + CT_STATS.offsets.drops_quota!);
+  }
+  return out;
+}
+
 // ---- services --------------------------------------------------------------------
 
+export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 
@@ -345,6 +399,18 @@ export interface NodeConfig {
   flags: number;
   /** UDP port of the tunnel device (VXLAN or Geneve); 0 in direct routing. */
   tunnelPort?: number;
+  /** Conntrack quota and timeouts (seconds); a field left out is 0, the datapath's default. */
+  conntrack?: Partial<ConntrackSettings>;
+}
+
+/** node_config's conntrack fields: entries per endpoint, and lifetimes in seconds. */
+export interface ConntrackSettings {
+  quota: number;
+  tcpSyn: number;
+  tcpEstablished: number;
+  tcpClose: number;
+  udp: number;
+  icmp: number;
 }
 
 export function encodeNodeConfig(c: NodeConfig): Buffer {
@@ -356,6 +422,13 @@ export function encodeNodeConfig(c: NodeConfig): Buffer {
   b.writeUInt32LE(c.clusterId, o.cluster_id!);
   b.writeUInt32LE(c.flags, o.flags!);
   b.writeUInt16BE(c.tunnelPort ?? 0, o.tunnel_port!);
+  const ct = c.conntrack ?? {};
+  b.writeUInt32LE(ct.quota ?? 0, o.ct_quota!);
+  b.writeUInt32LE(ct.tcpSyn ?? 0, o.ct_tcp_syn!);
+  b.writeUInt32LE(ct.tcpEstablished ?? 0, o.ct_tcp_established!);
+  b.writeUInt32LE(ct.tcpClose ?? 0, o.ct_tcp_close!);
+  b.writeUInt32LE(ct.udp ?? 0, o.ct_udp!);
+  b.writeUInt32LE(ct.icmp ?? 0, o.ct_icmp!);
   return b;
 }
 

@@ -26,13 +26,28 @@ export const ENDPOINT_INFO = layout('endpoint_info', 28, { ifindex: 0, ep_id: 4,
 export const POLICY_KEY = layout('policy_key', 16, { prefixlen: 0, ep_id: 4, egress: 6, gen: 7, identity: 8, protocol: 12, pad2: 13, dport: 14 });
 export const POLICY_VALUE = layout('policy_value', 24, { deny: 0, pad: 1, rule_id: 4, packets: 8, bytes: 16 });
 export const CT_KEY = layout('ct_key', 16, { saddr: 0, daddr: 4, sport: 8, dport: 10, protocol: 12, dir: 13, pad: 14 });
-export const CT_VALUE = layout('ct_value', 48, { last_seen: 0, packets: 8, bytes: 16, policy_rev: 24, remote_identity: 28, ep_id: 32, flags: 34, rule_id: 36, nat_addr: 40, nat_port: 44, pad: 46 });
+export const CT_VALUE = layout('ct_value', 48, { expires: 0, packets: 8, bytes: 16, policy_rev: 24, remote_identity: 28, ep_id: 32, flags: 34, rule_id: 36, nat_addr: 40, nat_port: 44, pad: 46 });
 export const LB_KEY = layout('lb_key', 12, { vip: 0, dport: 4, protocol: 6, pad: 7, slot: 8 });
 export const LB_VALUE = layout('lb_value', 8, { addr: 0, port: 4, count: 6 });
 export const LB_BACKEND_KEY = layout('lb_backend_key', 16, { vip: 0, addr: 4, dport: 8, port: 10, protocol: 12, pad: 13 });
 export const FRAG_KEY = layout('frag_key', 12, { saddr: 0, daddr: 4, id: 8, protocol: 10, pad: 11 });
 export const FRAG_VALUE = layout('frag_value', 24, { first_seen: 0, sport: 8, dport: 10, nat_addr: 12, nat_port: 16, pad: 18, pad2: 20 });
-export const NODE_CONFIG = layout('node_config', 24, { node_ip: 0, tunnel_ifindex: 4, routing_mode: 8, cluster_id: 12, flags: 16, tunnel_port: 20, pad: 22 });
+export const CT_STATS = layout('ct_stats', 16, { drops_full: 0, drops_quota: 8 });
+export const NODE_CONFIG = layout('node_config', 48, {
+  node_ip: 0,
+  tunnel_ifindex: 4,
+  routing_mode: 8,
+  cluster_id: 12,
+  flags: 16,
+  tunnel_port: 20,
+  pad: 22,
+  ct_quota: 24,
+  ct_tcp_syn: 28,
+  ct_tcp_established: 32,
+  ct_tcp_close: 36,
+  ct_udp: 40,
+  ct_icmp: 44,
+});
 export const FLOW_EVENT = layout('flow_event', 56, {
   timestamp: 0,
   src_identity: 8,
@@ -54,26 +69,34 @@ export const FLOW_EVENT = layout('flow_event', 56, {
 });
 
 export const ALL_LAYOUTS: readonly StructLayout[] = [
-  IPCACHE_KEY, IPCACHE_VALUE, NODE_KEY, NODE_INFO, ENDPOINT_KEY, ENDPOINT_INFO, POLICY_KEY, POLICY_VALUE, CT_KEY, CT_VALUE, LB_KEY, LB_VALUE, LB_BACKEND_KEY, FRAG_KEY, FRAG_VALUE, NODE_CONFIG, FLOW_EVENT,
+  IPCACHE_KEY, IPCACHE_VALUE, NODE_KEY, NODE_INFO, ENDPOINT_KEY, ENDPOINT_INFO, POLICY_KEY, POLICY_VALUE, CT_KEY, CT_VALUE, CT_STATS, LB_KEY, LB_VALUE, LB_BACKEND_KEY, FRAG_KEY, FRAG_VALUE, NODE_CONFIG, FLOW_EVENT,
 ];
 
 /**
  * Map names; a layout change renames the map (`_v2`), so an old pinned map is never misread.
  * (weft_policy became weft_policy_v2 when policy_key's pad1 became the generation.)
+ * Names a previous layout used are in RetiredMapNames, for the agent to unpin.
  */
 export const MapName = {
   ipcache: 'weft_ipcache',
   nodes: 'weft_nodes',
   endpoints: 'weft_endpoints',
   policy: 'weft_policy_v2',
-  ct: 'weft_ct_v2',
+  ct: 'weft_ct_v3',
+  /** Conntrack entries per endpoint (array by ep_id, __u32). */
+  ctCount: 'weft_ct_count',
+  /** Conntrack drops (per-CPU struct ct_stats). */
+  ctStats: 'weft_ct_stats',
   lbServices: 'weft_lb_services',
   lbBackends: 'weft_lb_backends',
   /** Later IP fragments' ports (bpf/lib/frag.h): read by nobody but the datapath, named for inspection. */
   frag: 'weft_frag',
-  config: 'weft_config',
+  config: 'weft_config_v2',
   events: 'weft_events',
 } as const;
+
+/** Pins of maps whose layout (or type) changed: the agent removes them once nothing it loads uses them. */
+export const RetiredMapNames = ['weft_policy', 'weft_ct', 'weft_ct_v2', 'weft_config'] as const;
 
 // Flags and constants from weft_types.h.
 export const IPCACHE_F_LOCAL_ENDPOINT = 0x1;
@@ -98,6 +121,11 @@ export const CT_EGRESS = 1;
 export const CT_INGRESS = 2;
 export const CT_SERVICE = 3;
 export const CT_F_DNAT = 0x1;
+export const CT_F_SEEN_REPLY = 0x2;
+export const CT_F_TX_CLOSING = 0x4;
+export const CT_F_RX_CLOSING = 0x8;
+/** Endpoint ids are 16 bits: weft_ct_count has one slot per id. */
+export const CT_COUNT_SLOTS = 65536;
 export const ROUTING_TUNNEL = 0;
 export const ROUTING_DIRECT = 1;
 export const NODE_F_AUDIT = 0x1;
