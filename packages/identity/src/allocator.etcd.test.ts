@@ -61,6 +61,19 @@ describe('IdentityAllocator @etcd', function () {
     assert.equal(a.lookupByLabels({ app: 'db' }), z.id);
   });
 
+  it("announces the node's own new identities to its cache's listeners, once", async () => {
+    const a = await allocator('node-a');
+    const seen: string[] = [];
+    a.cache.on('change', (c: { type: string; id: number }) => seen.push(`${c.type} ${c.id}`));
+    const x = await a.allocate({ app: 'announced' });
+    assert.deepEqual(seen, [`upsert ${x.id}`]);
+    // The watch brings the same identity back: known, not announced twice.
+    const b = await allocator('node-b');
+    await b.allocate({ app: 'other' });
+    await until(() => a.lookupByLabels({ app: 'other' }) !== undefined, 'node a learning node b identity');
+    assert.equal(seen.filter((s) => s === `upsert ${x.id}`).length, 1);
+  });
+
   it('answers repeated local use from its reference count without etcd', async () => {
     const client = new KvClient({ endpoints: [t.etcd.endpoint] });
     clients.push(client);

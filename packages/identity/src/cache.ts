@@ -96,7 +96,12 @@ export class IdentityCache extends EventEmitter {
 
   /** Marks an id as used before the watch reports it (our own successful create). */
   noteCreated(id: number, labels: LabelSet): void {
-    if (!this.byId.has(id)) this.set(id, labels);
+    if (this.byId.has(id)) return;
+    this.set(id, labels);
+    // Announced here, not when the watch brings it back (then it is known and skipped): the node's
+    // own new identities must reach its listeners too (the policy engine admits them to other
+    // endpoints' policies).
+    this.emit('change', { type: 'upsert', id, labels } satisfies IdentityChange);
   }
 
   entries(): IterableIterator<[number, LabelSet]> {
