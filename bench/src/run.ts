@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   'encryption-lane': async () => (await import('./encryption.js')).laneMain(),
   rotation: async () => (await import('./rotation.js')).main(),
   apply: async () => (await import('./apply.js')).main(),
+  policyscale: async () => (await import('./policyscale.js')).main(),
 };
 
 async function run(): Promise<void> {

@@ -16,4 +16,5 @@ export { EndpointOwnership, type EndpointOwnershipEvents } from './endpoint-owne
 export { AgentConfigError, IpamExhaustedError, CniRequestError, EndpointNotFoundError, MapFullError, errorCodes } from './errors.js';
 export { ClusterState, MESH_ROOT } from './cluster-state.js';
 export { MemoryDatapath } from './memory-datapath.js';
+export { PolicyEngine, type EndpointPolicyState } from './policy-engine.js';
 export { DEFAULT_MIN_POD_CIDR_BITS, LocalAddresses, RemoteClaims, remoteNodeProblem, remoteEndpointProblem, type LocalAddressInput, type LocalRange, type NodeRules } from './mesh-admission.js';
