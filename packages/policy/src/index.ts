@@ -17,3 +17,4 @@ export { parseCidr, parseIpv4, formatIpv4, formatCidr, cidrContains, type Cidr }
 export { CidrSet } from './cidr-set.js';
 export { InvalidPolicyError, errorCodes } from './errors.js';
 export type * from './types.js';
+export { SelectorCache, CachedSelector, selectsIdentity, selectorKey, isIdentityPeer, type IdentityPeer, type EndpointsPeer, type SelectionUser, type IdentityLabels } from './selector-cache.js';

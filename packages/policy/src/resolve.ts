@@ -15,10 +15,11 @@
  *    cluster only; a namespaced policy's selectors stay in its namespace unless
  *    they name one.
  */
-import { CLUSTER_LABEL, NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, ReservedIdentity, type LabelSet } from '@weft/identity';
+import { ReservedIdentity, type LabelSet } from '@weft/identity';
 import { cidrContains, parseCidr, type Cidr } from './cidr.js';
 import { prefixContains, rangeToPrefixes, type PortPrefix } from './ports.js';
-import { matches, matchesWith, selectorKeys } from './selector.js';
+import { matches } from './selector.js';
+import { selectsIdentity, type IdentityPeer } from './selector-cache.js';
 import type { Peer, Policy, PortRule, Rule } from './types.js';
 
 export interface IdentityView {
@@ -38,6 +39,11 @@ export interface PolicyUniverse {
   identities: readonly IdentityView[];
   /** Node-local identities of the CIDRs that policies name. */
   cidrIdentities: readonly CidrIdentityView[];
+  /**
+   * What an identity-dependent peer of `policy` selects, from a SelectorCache (selector-cache.ts);
+   * without it `identities` is scanned for every rule.
+   */
+  selections?: (peer: IdentityPeer, policy: Policy) => Iterable<number>;
 }
 
 export interface EndpointView {
@@ -81,28 +87,10 @@ export function selects(policy: Policy, ep: EndpointView, cluster: string): bool
   return matches(policy.subject, ep.labels);
 }
 
-function namespaceLabel(labels: LabelSet, key: string): string | undefined {
-  if (key === 'kubernetes.io/metadata.name') return labels.get(NAMESPACE_LABEL);
-  return labels.get(NAMESPACE_LABELS_PREFIX + key);
-}
-
 function peerIdentities(peer: Peer, policy: Policy, u: PolicyUniverse, cidrs: Array<{ id: number; cidr: Cidr }>): number[] {
   switch (peer.kind) {
-    case 'endpoints': {
-      const namesCluster = selectorKeys(peer.pods).includes(CLUSTER_LABEL);
-      const out: number[] = [];
-      for (const ident of u.identities) {
-        const l = ident.labels;
-        const identCluster = l.get(CLUSTER_LABEL);
-        if (identCluster === undefined) continue; // reserved identities are not endpoints
-        if (!namesCluster && identCluster !== policy.cluster) continue;
-        if (peer.namespace !== undefined && l.get(NAMESPACE_LABEL) !== peer.namespace) continue;
-        if (peer.namespaces !== undefined && !matchesWith(peer.namespaces, (k) => namespaceLabel(l, k))) continue;
-        if (!matches(peer.pods, l)) continue;
-        out.push(ident.id);
-      }
-      return out;
-    }
+    case 'endpoints':
+      return selected(peer, policy, u);
     case 'entity':
       switch (peer.entity) {
         case 'all':
@@ -114,7 +102,7 @@ function peerIdentities(peer: Peer, policy: Policy, u: PolicyUniverse, cidrs: Ar
         case 'remote-node':
           return [ReservedIdentity['remote-node']];
         case 'cluster':
-          return [...CLUSTER_RESERVED, ...u.identities.filter((i) => i.labels.get(CLUSTER_LABEL) === u.cluster).map((i) => i.id)];
+          return [...CLUSTER_RESERVED, ...selected({ kind: 'entity', entity: 'cluster' }, policy, u)];
       }
       return [];
     case 'cidr': {
@@ -125,6 +113,14 @@ function peerIdentities(peer: Peer, policy: Policy, u: PolicyUniverse, cidrs: Ar
       return out;
     }
   }
+}
+
+/** The identities an identity-dependent peer selects: from the selector cache when given, else by a scan. */
+function selected(peer: IdentityPeer, policy: Policy, u: PolicyUniverse): number[] {
+  if (u.selections) return [...u.selections(peer, policy)];
+  const out: number[] = [];
+  for (const ident of u.identities) if (selectsIdentity(peer, policy.cluster, ident.labels)) out.push(ident.id);
+  return out;
 }
 
 function portEntries(ports: readonly PortRule[]): Array<{ protocol: number; port?: PortPrefix }> {
