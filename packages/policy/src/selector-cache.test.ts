@@ -14,7 +14,7 @@ const wp = (name: string, spec: unknown, ns = 'shop'): Policy => parsePolicy({ a
 class Recorder implements SelectionUser {
   readonly updates: string[] = [];
   selectionUpdated(sel: CachedSelector, added: readonly number[], removed: readonly number[]): void {
-    this.updates.push(`${sel.key === '' ? '?' : 'sel'} +${[...added].sort().join(',')} -${[...removed].sort().join(',')}`);
+    this.updates.push(`${sel.peer.kind} +${[...added].sort().join(',')} -${[...removed].sort().join(',')}`);
   }
 }
 
@@ -57,13 +57,13 @@ describe('selector cache', () => {
 
     // Two new pods of tier t-1 in ns-1, one of tier t-2: one update of the tier selector, nothing for the other.
     cache.updateIdentities([ident(80_001, 'east', 'ns-1', { tier: 't-1' }), ident(80_002, 'east', 'ns-1', { tier: 't-1' }), ident(80_003, 'east', 'ns-1', { tier: 't-2' })], []);
-    assert.deepEqual(tier.updates, ['sel +80001,80002 -']);
+    assert.deepEqual(tier.updates, ['endpoints +80001,80002 -']);
     assert.deepEqual(other.updates, []);
     assert.deepEqual([...t1.selected].filter((id) => !before.has(id)).sort(), [80_001, 80_002]);
 
     // Relabelled (same id, new labels): it leaves the selection; removed: it is gone; unknown ids are ignored.
     cache.updateIdentities([ident(80_001, 'east', 'ns-1', { tier: 't-2' })], [80_002, 99_999]);
-    assert.deepEqual(tier.updates.slice(1), ['sel + -80001,80002']);
+    assert.deepEqual(tier.updates.slice(1), ['endpoints + -80001,80002']);
     assert.deepEqual([...t1.selected].sort(), [...before].sort());
     assert.equal(cache.identityCount, world.length + 2); // 80001 and 80003
   });
