@@ -10,8 +10,8 @@
  *     endpoints it resolved and the map entries it wrote.
  * Issue 13's target: work proportional to what changed, at least 50x less than a full recompute.
  *
- * The engine's work is observed by wrapping its public entry points (`recomputeAll`, `apply`):
- * the same instance methods its coalescer and the agent call.
+ * The engine's work is observed by wrapping its public entry points (`recomputeChanged`,
+ * `recomputeAll`, `apply`): the same instance methods its coalescer and the agent call.
  */
 import { performance } from 'node:perf_hooks';
 import { silentLogger } from '@weft/common';
@@ -115,6 +115,9 @@ export async function main(): Promise<void> {
       }
     };
     engine.recomputeAll = wrap(engine.recomputeAll.bind(engine), false);
+    // What the engine's coalescer runs since the selector cache (before it, recomputeAll).
+    const e = engine as unknown as { recomputeChanged?: () => Promise<void> };
+    if (e.recomputeChanged) e.recomputeChanged = wrap(e.recomputeChanged.bind(engine), false);
     engine.apply = wrap(engine.apply.bind(engine), true);
 
     /** Resets the counters, runs `change`, and waits until the engine has been idle for 300 ms. */

@@ -1,10 +1,16 @@
 /**
  * PolicyEngine: keeps every local endpoint's policy map equal to what the
  * cluster's policies say, live. Inputs: the policy resources (watched), the
- * identities (the allocator's cache) and the local endpoints; any change
- * schedules a recompute (debounced), which resolves each endpoint and writes
- * only the differences. Bumping the endpoint's policy revision makes the
- * datapath re-check established connections against the new rules.
+ * identities (the allocator's cache and the remote clusters') and the local
+ * endpoints. A change marks only the endpoints it can touch, and a recompute
+ * (debounced) resolves those and writes only the differences:
+ *  - an identity change reaches the selector cache (@weft/policy
+ *    selector-cache.ts), whose selectors tell the endpoints that use them that
+ *    their selection changed (Cilium's IdentitySelectionUpdated);
+ *  - a policy change marks the endpoints it selected and those it selects now;
+ *  - a change of the policy CIDRs (node-local identities) marks every endpoint.
+ * Bumping the endpoint's policy revision makes the datapath re-check
+ * established connections against the new rules.
  *
  * The datapath applies each endpoint's policy as a whole or fails the
  * endpoint closed (see policy-map-writer.ts); what it could not do is kept
@@ -14,7 +20,8 @@
  */
 import { Coalescer, type Logger } from '@weft/common';
 import type { IdentityAllocator } from '@weft/identity';
-import { parsePolicy, policyCidrs, resolveEndpoint, type CidrIdentityView, type Policy } from '@weft/policy';
+import { parsePolicy, policyCidrs, resolveEndpoint, selects, SelectorCache, type CachedSelector, type CidrIdentityView, type EndpointView, type IdentityPeer, type Policy, type SelectionUser } from '@weft/policy';
+import type { IdentityChange, LabelSet } from '@weft/identity';
 import type { Resource, ResourceSource, ResourceWatch } from '@weft/resources';
 import type { AgentConfig } from './config.js';
 import type { Datapath, EndpointPolicyState as DatapathPolicyState, PolicyMapEntry } from './datapath-port.js';
@@ -47,8 +54,27 @@ export interface EndpointPolicyState {
   since?: string;
 }
 
+/** The selectors one endpoint's policy reads: told by the cache when a selection changes. */
+class EndpointSelections implements SelectionUser {
+  selectors = new Set<CachedSelector>();
+  constructor(readonly epId: number, private readonly changed: (epId: number) => void) {}
+  selectionUpdated(): void {
+    this.changed(this.epId);
+  }
+}
+
 export class PolicyEngine {
   private readonly policies = new Map<string, Policy>();
+  /** What each identity selector selects, kept current by a diff of the identities the node knows. */
+  private readonly selectors = new SelectorCache();
+  /** This cluster's identity changes not yet given to the selector cache (the allocator cache's events). */
+  private localChanges: IdentityChange[] | 'all' = 'all';
+  /** Remote clusters' identities the selector cache has (id -> canonical labels), diffed at each sync. */
+  private readonly knownRemote = new Map<number, string>();
+  private readonly selections = new Map<number, EndpointSelections>();
+  /** Endpoints to resolve at the next recompute; 'all' after a change that touches every one. */
+  private dirty: Set<number> | 'all' = 'all';
+  private recomputing = false;
   private readonly ruleIds = new Map<string, number>();
   private readonly ruleNames: string[] = [''];
   private readonly state = new Map<number, EndpointPolicyState>();
@@ -76,9 +102,9 @@ export class PolicyEngine {
     private readonly endpoints: () => Endpoint[],
     private readonly log: Logger,
     /** Identities of remote clusters (from the clustermesh cache). */
-    private readonly remoteIdentities: () => Iterable<[number, import('@weft/identity').LabelSet]> = () => [],
+    private readonly remoteIdentities: () => Iterable<[number, LabelSet]> = () => [],
   ) {
-    this.recompute = new Coalescer(() => this.recomputeAll(), 20, (err) => this.log.error({ err: err.message }, 'policy recompute failed'));
+    this.recompute = new Coalescer(() => this.recomputeChanged(), 20, (err) => this.log.error({ err: err.message }, 'policy recompute failed'));
   }
 
   async start(): Promise<void> {
@@ -94,7 +120,10 @@ export class PolicyEngine {
         }, this.log),
       );
     }
-    this.allocator.cache.on('change', () => this.schedule());
+    this.allocator.cache.on('change', (c: IdentityChange) => {
+      if (this.localChanges !== 'all') this.localChanges.push(c);
+      this.schedule();
+    });
     await Promise.all(synced);
   }
 
@@ -125,6 +154,13 @@ export class PolicyEngine {
   }
 
   private onPolicy(type: 'upsert' | 'delete', key: string, res: Resource | undefined): void {
+    const before = this.policies.get(key);
+    this.applyPolicyEvent(type, key, res);
+    this.markPolicyChange(before, this.policies.get(key));
+    this.schedule();
+  }
+
+  private applyPolicyEvent(type: 'upsert' | 'delete', key: string, res: Resource | undefined): void {
     if (type === 'delete') {
       this.policies.delete(key);
       this.invalid.delete(key);
@@ -139,7 +175,19 @@ export class PolicyEngine {
         this.log.warn({ key, err: (err as Error).message }, 'ignoring invalid policy');
       }
     }
-    this.schedule();
+  }
+
+  /** The endpoints a policy selected (by their last resolution) and those it selects now. */
+  private markPolicyChange(before: Policy | undefined, after: Policy | undefined): void {
+    if (this.dirty === 'all' || before === after) return;
+    for (const ep of this.endpoints()) {
+      if (before && this.state.get(ep.epId)?.policies.includes(before.id)) this.dirty.add(ep.epId);
+      else if (after && selects(after, this.viewOf(ep), this.config.cluster)) this.dirty.add(ep.epId);
+    }
+  }
+
+  private viewOf(ep: Endpoint): EndpointView {
+    return { epId: ep.epId, namespace: ep.namespace, labels: workloadLabels({ cluster: this.config.cluster, namespace: ep.namespace, labels: ep.labels }) };
   }
 
   /** Recompute soon; changes arriving together are applied together. */
@@ -147,10 +195,33 @@ export class PolicyEngine {
     this.recompute.schedule();
   }
 
-  /** Recomputes every endpoint now; one endpoint's failure is recorded and the others go on. */
+  /** Recomputes every endpoint now. */
   async recomputeAll(): Promise<void> {
+    this.dirty = 'all';
+    await this.recomputeChanged();
+  }
+
+  /**
+   * Resolves the endpoints a change since the last run can touch, those never resolved and those
+   * whose policy is not in force; one endpoint's failure is recorded and the others go on.
+   */
+  async recomputeChanged(): Promise<void> {
     this.refreshCidrIdentities();
+    this.syncIdentities();
+    const dirty = this.dirty;
+    this.dirty = new Set();
+    this.recomputing = true;
+    try {
+      await this.resolveMarked(dirty);
+    } finally {
+      this.recomputing = false;
+    }
+  }
+
+  private async resolveMarked(dirty: Set<number> | 'all'): Promise<void> {
     for (const ep of this.endpoints()) {
+      const s = this.state.get(ep.epId);
+      if (dirty !== 'all' && !dirty.has(ep.epId) && s && s.state === 'ok') continue;
       try {
         await this.apply(ep);
       } catch (err) {
@@ -179,9 +250,20 @@ export class PolicyEngine {
   /** Resolves and programs one endpoint (also used when it is added). */
   async apply(ep: Endpoint): Promise<void> {
     const policies = [...this.policies.values()];
-    const identities = [...this.allocator.cache.entries(), ...this.remoteIdentities()].map(([id, labels]) => ({ id, labels }));
-    const view = { epId: ep.epId, namespace: ep.namespace, labels: workloadLabels({ cluster: this.config.cluster, namespace: ep.namespace, labels: ep.labels }) };
-    const resolved = resolveEndpoint(view, policies, { cluster: this.config.cluster, identities, cidrIdentities: this.cidrIds });
+    if (!this.recomputing) this.syncIdentities(); // (a recompute did, once for all its endpoints)
+    const view = this.viewOf(ep);
+    // The selectors this resolution reads replace the endpoint's old ones in the cache.
+    const user = this.selections.get(ep.epId) ?? new EndpointSelections(ep.epId, (id) => this.selectionChanged(id));
+    this.selections.set(ep.epId, user);
+    const used = new Set<CachedSelector>();
+    const selections = (peer: IdentityPeer, policy: Policy): Iterable<number> => {
+      const sel = this.selectors.addSelector(peer, policy.cluster, user);
+      used.add(sel);
+      return sel.selected;
+    };
+    const resolved = resolveEndpoint(view, policies, { cluster: this.config.cluster, identities: [], cidrIdentities: this.cidrIds, selections });
+    for (const sel of user.selectors) if (!used.has(sel)) this.selectors.removeSelector(sel, user);
+    user.selectors = used;
     const entries: PolicyMapEntry[] = resolved.entries.map((e) => {
       const { rule, ...rest } = e;
       return { ...rest, ruleId: this.ruleId(rule) };
@@ -217,7 +299,51 @@ export class PolicyEngine {
 
   forget(epId: number): void {
     this.state.delete(epId);
+    const user = this.selections.get(epId);
+    if (user) for (const sel of user.selectors) this.selectors.removeSelector(sel, user);
+    this.selections.delete(epId);
+    if (this.dirty !== 'all') this.dirty.delete(epId);
   }
+
+  private selectionChanged(epId: number): void {
+    if (this.dirty !== 'all') this.dirty.add(epId);
+  }
+
+  /**
+   * Brings the selector cache to the identities the node knows now: this cluster's by the
+   * allocator cache's events, remote clusters' by a diff; only changed identities are matched
+   * against the selectors.
+   */
+  private syncIdentities(): void {
+    const upserted: Array<{ id: number; labels: LabelSet }> = [];
+    const removed: number[] = [];
+    if (this.localChanges === 'all') {
+      for (const [id, labels] of this.allocator.cache.entries()) upserted.push({ id, labels });
+    } else {
+      for (const c of this.localChanges) {
+        if (c.type === 'upsert') upserted.push({ id: c.id, labels: c.labels });
+        else removed.push(c.id);
+      }
+    }
+    this.localChanges = [];
+    // Remote identities come without events (ClusterState says only that they changed): a diff.
+    const seen = new Set<number>();
+    for (const [id, labels] of this.remoteIdentities()) {
+      seen.add(id);
+      if (this.knownRemote.get(id) === labels.key) continue;
+      this.knownRemote.set(id, labels.key);
+      upserted.push({ id, labels });
+    }
+    if (seen.size !== this.knownRemote.size) {
+      for (const id of this.knownRemote.keys()) {
+        if (seen.has(id)) continue;
+        this.knownRemote.delete(id);
+        removed.push(id);
+      }
+    }
+    if (upserted.length > 0 || removed.length > 0) this.selectors.updateIdentities(upserted, removed);
+  }
+
 
   private ruleId(name: string): number {
     let id = this.ruleIds.get(name);
@@ -234,6 +360,7 @@ export class PolicyEngine {
     const next = cidrs.map((cidr, i) => ({ id: CIDR_IDENTITY_BASE + i, cidr }));
     if (JSON.stringify(next) !== JSON.stringify(this.cidrIds)) {
       this.cidrIds = next;
+      this.dirty = 'all'; // world, CIDR and deny entries of any endpoint may name them
       this.onCidrsChanged();
     }
   }

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { silentLogger } from '@weft/common';
+import { IdentityAllocator, workloadLabels } from '@weft/identity';
+import { until, useTestEtcd } from '@weft/kvstore';
+import { ResourceStore, type Resource } from '@weft/resources';
+import { validateAgentConfig } from './config.js';
+import type { Endpoint } from './endpoint-manager.js';
+import { MemoryDatapath } from './memory-datapath.js';
+import { PolicyEngine } from './policy-engine.js';
+
+/** The engine resolves only what a change can touch (real etcd for identities and policies). */
+describe('policy engine: only what changed is recomputed @etcd', function () {
+  this.timeout(60_000);
+  const t = useTestEtcd('policy-engine-test');
+
+  it('resolves the endpoints whose selections or policies changed, and no other', async () => {
+    const allocator = await new IdentityAllocator({ client: t.kv, clusterId: 1, clusterName: 'c1', node: 'n1', logger: silentLogger() }).start();
+    const store = new ResourceStore(t.kv);
+    const datapath = new MemoryDatapath();
+    const identity = async (labels: Record<string, string>): Promise<number> => (await allocator.allocate(workloadLabels({ cluster: 'c1', namespace: 'demo', labels }))).id;
+    const ep = async (epId: number, labels: Record<string, string>): Promise<Endpoint> => ({
+      epId, containerId: `c${epId}`, namespace: 'demo', pod: `p${epId}`, ip: `10.1.0.${epId}`, hostIf: `lxc${epId}`, podIf: 'eth0', netns: '-', identity: await identity(labels), labels, mac: '02:00:00:00:00:01', nodeMac: '02:00:00:00:00:02',
+    });
+    const endpoints = [await ep(1, { app: 'a' }), await ep(2, { app: 'b' }), await ep(3, { app: 'c' })];
+    const policy = (name: string, app: string, from: Record<string, string>): Resource =>
+      ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: 'demo', labels: {}, annotations: {} }, spec: { podSelector: { matchLabels: { app } }, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: { matchLabels: from } }] }] } }) as unknown as Resource;
+    await store.apply([policy('a', 'a', { role: 'client' }), policy('b', 'b', { role: 'admin' })]);
+    const engine = new PolicyEngine(validateAgentConfig({ cluster: 'c1', clusterId: 1, node: 'n1', etcd: [t.etcd.endpoint], nodeIp: '192.0.2.1', podCidr: '10.1.0.0/24', bpfDir: '/nonexistent' }), store, allocator, datapath, () => endpoints, silentLogger());
+    const resolved: number[] = [];
+    const apply = engine.apply.bind(engine);
+    engine.apply = async (e: Endpoint) => {
+      resolved.push(e.epId);
+      return apply(e);
+    };
+    try {
+      await engine.start();
+      engine.schedule();
+      await until(() => [1, 2, 3].every((id) => engine.endpointState(id)?.state === 'ok'), 'every endpoint programmed');
+      const settle = async (what: string, done: () => boolean): Promise<number[]> => {
+        await until(done, what);
+        await new Promise((r) => setTimeout(r, 300)); // anything else the change scheduled
+        return resolved.splice(0).sort();
+      };
+      resolved.splice(0);
+
+      // A new client identity: only A's selector selects it.
+      const client = await identity({ role: 'client', n: '1' });
+      assert.deepEqual(await settle('A admits the new client', () => datapath.policies.get(1)!.some((e) => e.identity === client)), [1]);
+      assert.ok(!datapath.policies.get(2)!.some((e) => e.identity === client));
+
+      // A new policy for C: only C.
+      await store.apply([policy('c', 'c', { role: 'admin' })]);
+      assert.deepEqual(await settle('C enforces', () => engine.endpointState(3)?.ingressEnforced === true), [3]);
+
+      // B's policy removed: only B.
+      await store.delete([{ kind: 'NetworkPolicy', metadata: { name: 'b', namespace: 'demo' } }]);
+      assert.deepEqual(await settle('B back to allow-all', () => engine.endpointState(2)?.ingressEnforced === false), [2]);
+
+      // An identity nobody selects: nobody.
+      await identity({ role: 'bystander' });
+      assert.deepEqual(await settle('quiet', () => true), []);
+    } finally {
+      await engine.stop();
+      await allocator.stop({ release: false });
+    }
+  });
+});
