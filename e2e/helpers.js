@@ -5,6 +5,8 @@ const { execFile, spawn } = require('node:child_process');
 const { join } = require('node:path');
 
 const WEFT = join(__dirname, '..', 'packages', 'cli', 'bin', 'weft.js');
+// The tunnel payloads the injections send: the same builder as the datapath tests'.
+const { vxlanPayload, genevePayload } = require('@weft/datapath');
 
 /** Runs `weft ARGS...`; resolves {code, stdout, stderr}. */
 function weft(args, options = {}) {
@@ -82,43 +84,6 @@ function sendUdpVia(prefix, args) {
 /** One UDP datagram from the lab's underlay namespace (where the bridge all nodes are plugged into lives). */
 function fromUnderlay(args) {
   return sendUdpVia(['ip', 'netns', 'exec', 'weft-lab-ul'], args);
-}
-
-/** The inner Ethernet/IPv4/UDP frame a tunnel carries (UDP checksum 0: none, valid over IPv4). */
-function innerFrame({ src, dst, sport, dport, data }) {
-  const ip = Buffer.alloc(20);
-  ip[0] = 0x45;
-  ip.writeUInt16BE(20 + 8 + data.length, 2);
-  ip[8] = 64;
-  ip[9] = 17;
-  Buffer.from(src.split('.').map(Number)).copy(ip, 12);
-  Buffer.from(dst.split('.').map(Number)).copy(ip, 16);
-  let sum = 0;
-  for (let i = 0; i < 20; i += 2) sum += ip.readUInt16BE(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  ip.writeUInt16BE(~sum & 0xffff, 10);
-  const udp = Buffer.alloc(8);
-  udp.writeUInt16BE(sport, 0);
-  udp.writeUInt16BE(dport, 2);
-  udp.writeUInt16BE(8 + data.length, 4);
-  const eth = Buffer.from('020000bb0001' + '020000aa0001' + '0800', 'hex');
-  return Buffer.concat([eth, ip, udp, data]);
-}
-
-/** A VXLAN payload: the header with `vni` (I flag set), then the inner frame, as the tunnel device receives it. */
-function vxlanPayload({ vni, ...inner }) {
-  const vxlan = Buffer.alloc(8);
-  vxlan[0] = 0x08;
-  vxlan.writeUIntBE(vni, 4, 3);
-  return Buffer.concat([vxlan, innerFrame(inner)]);
-}
-
-/** A Geneve payload: version 0, no options, protocol Transparent Ethernet Bridging, `vni`, then the inner frame. */
-function genevePayload({ vni, ...inner }) {
-  const geneve = Buffer.alloc(8);
-  geneve.writeUInt16BE(0x6558, 2);
-  geneve.writeUIntBE(vni, 4, 3);
-  return Buffer.concat([geneve, innerFrame(inner)]);
 }
 
 /**

@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BpfMap, decodeFlowEvent, dropReasonName, intToIpv4, NODE_ADDR_F_ENCRYPTED_ONLY, RingBufferReader, type FlowRecord } from '@weft/datapath';
+import { BpfMap, decodeFlowEvent, dropReasonName, intToIpv4, NODE_ADDR_F_ENCRYPTED_ONLY, RingBufferReader, vxlanPayload, type FlowRecord } from '@weft/datapath';
 
 const IS_ROOT = process.getuid?.() === 0;
 const REPO = join(__dirname, '..', '..', '..');
@@ -56,30 +56,6 @@ const HOST = 1;
 const WORLD = 2;
 const HEALTH = 4;
 const REMOTE_NODE = 6;
-
-/** VXLAN header with `vni`, then an inner Ethernet/IPv4/UDP frame, as the tunnel device receives it. */
-function vxlanPayload(vni: number, src: string, dst: string, sport: number, dport: number, data: Buffer): Buffer {
-  const ip = Buffer.alloc(20);
-  ip[0] = 0x45;
-  ip.writeUInt16BE(20 + 8 + data.length, 2);
-  ip[8] = 64;
-  ip[9] = 17;
-  Buffer.from(src.split('.').map(Number)).copy(ip, 12);
-  Buffer.from(dst.split('.').map(Number)).copy(ip, 16);
-  let sum = 0;
-  for (let i = 0; i < 20; i += 2) sum += ip.readUInt16BE(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  ip.writeUInt16BE(~sum & 0xffff, 10);
-  const udp = Buffer.alloc(8);
-  udp.writeUInt16BE(sport, 0);
-  udp.writeUInt16BE(dport, 2);
-  udp.writeUInt16BE(8 + data.length, 4); // checksum 0: none, valid for UDP over IPv4
-  const vxlan = Buffer.alloc(8);
-  vxlan[0] = 0x08; // I flag: the VNI is valid
-  vxlan.writeUIntBE(vni, 4, 3);
-  const eth = Buffer.from('020000bb0001' + '020000aa0001' + '0800', 'hex');
-  return Buffer.concat([vxlan, eth, ip, udp, data]);
-}
 
 /** Sends one datagram from `ns`, bound to bind:port (the kernel builds the outer headers). */
 const SENDER = `
@@ -263,7 +239,7 @@ describe('trust on the wire: tunnel and underlay checks with the real programs (
     return out;
   }
 
-  const vxlan = (vni: number, innerSrc: string) => (port: number, text: Buffer): Buffer => vxlanPayload(vni, innerSrc, POD_A, port, POD_PORT, text);
+  const vxlan = (vni: number, innerSrc: string) => (port: number, text: Buffer): Buffer => vxlanPayload({ vni, src: innerSrc, dst: POD_A, sport: port, dport: POD_PORT, data: text });
   const plain = () => (_port: number, text: Buffer): Buffer => text;
   const FROM_OVERLAY = 3;
   const FROM_UNDERLAY = 4;

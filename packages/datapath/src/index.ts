@@ -8,3 +8,4 @@ export * from './maps/codec.js';
 export { DropReason, DropReasonText, Verdict, ObservationPoint, FlowFlag, dropReasonName, DROP_CT_FULL, DROP_CT_QUOTA } from './reasons.js';
 export { ensureBpffs, bpffsMounted, BPFFS } from './bpffs.js';
 export { testRunTc, type TestRunResult } from './test-run.js';
+export { udpFrame, vxlanPayload, genevePayload, type InnerUdp } from './packets.js';
