@@ -5,8 +5,6 @@ const { execFile, spawn } = require('node:child_process');
 const { join } = require('node:path');
 
 const WEFT = join(__dirname, '..', 'packages', 'cli', 'bin', 'weft.js');
-// The tunnel payloads the injections send: the same builder as the datapath tests'.
-const { vxlanPayload, genevePayload } = require('@weft/datapath');
 
 /** Runs `weft ARGS...`; resolves {code, stdout, stderr}. */
 function weft(args, options = {}) {
@@ -85,6 +83,10 @@ function sendUdpVia(prefix, args) {
 function fromUnderlay(args) {
   return sendUdpVia(['ip', 'netns', 'exec', 'weft-lab-ul'], args);
 }
+
+/** The tunnel payloads the injections send: the datapath tests' builder (loaded when first used). */
+const vxlanPayload = (p) => require('@weft/datapath').vxlanPayload(p);
+const genevePayload = (p) => require('@weft/datapath').genevePayload(p);
 
 /**
  * Gives the lab's underlay namespace addresses on its bridge and host routes via nodes, for
