@@ -290,6 +290,105 @@ spec:
       await until(async () => (await endpointOf()) === undefined, 'the pod to go');
     });
 
+    it('regenerates a running pod and a namespace when their labels change: in and out of a selector, a stream kept allowed loses no byte, no reference leaks', async () => {
+      const echo2 = ipOf(eps, 'demo/echo-2');
+      const http = () => probe('demo/client', ['--http', `http://${echo2}:8081/`]);
+      const client = (labels) => file('client.yaml', `apiVersion: v1
+kind: Pod
+metadata: { name: client, namespace: demo, labels: ${JSON.stringify(labels)} }
+spec: { nodeName: c1-node1, containers: [ { name: idle, command: [sleep, infinity] } ] }
+`);
+      const namespace = (labels) => file('ns.yaml', `apiVersion: v1
+kind: Namespace
+metadata: { name: demo, labels: ${JSON.stringify(labels)} }
+`);
+      const apply = async (path) => assert.equal((await weft(['apply', '-f', path])).code, 0);
+      const endpoint = async (pod) => (await weftJson(['endpoint', 'list'])).find((e) => `${e.namespace}/${e.pod}` === pod);
+      const policy = file('relabel-policy.yaml', `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: trusted-only, namespace: demo }
+spec:
+  podSelector: { matchLabels: { app: echo } }
+  ingress:
+  - from: [ { podSelector: { matchLabels: { role: trusted } } } ]
+  - from: [ { namespaceSelector: { matchLabels: { access: granted } } } ]
+`);
+      const before = await endpoint('demo/client');
+      await apply(policy);
+      try {
+        await until(async () => !(await http()), 'the client to be shut out');
+
+        // The running pod relabelled into the selector: admitted, same pod, same address, new identity.
+        await apply(client({ app: 'client', role: 'trusted' }));
+        await until(http, 'the relabelled client to be admitted', 5000);
+        const trusted = await endpoint('demo/client');
+        assert.equal(trusted.ip, before.ip, 'no restart: the same address');
+        assert.equal(trusted.id, before.id, 'no restart: the same endpoint');
+        assert.notEqual(trusted.identity, before.identity);
+        assert.equal(trusted.regeneration.state, 'ready');
+        assert.equal(trusted.regeneration.reason, 'pod labels');
+        const table = await weft(['endpoint', 'list']);
+        assert.match(table.stdout, /REGENERATION/);
+        assert.match(table.stdout, new RegExp(`ready ${before.identity}->${trusted.identity}`));
+
+        // A relabel that keeps the stream allowed, in the middle of it: every byte comes back.
+        const stream = spawn('ip', ['netns', 'exec', (await podNs('demo/client')), process.execPath, '-e', `
+          const s = require('net').connect(8080, '${echo2}');
+          let sent = 0, got = 0;
+          s.on('data', (d) => { got += d.length; });
+          const t = setInterval(() => { s.write('x'.repeat(100)); sent += 100; }, 10);
+          setTimeout(() => { clearInterval(t); setTimeout(() => { console.log(JSON.stringify({ sent, got })); s.destroy(); }, 1500); }, 3000);
+          s.on('error', (e) => { console.log(JSON.stringify({ error: e.message, sent, got })); process.exit(1); });
+        `], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        stream.stdout.on('data', (d) => (out += d));
+        await new Promise((r) => setTimeout(r, 1000));
+        await apply(client({ app: 'client', role: 'trusted', track: 'canary' }));
+        const code = await new Promise((r) => stream.on('exit', r));
+        const result = JSON.parse(out.trim());
+        assert.equal(code, 0, out);
+        assert.ok(result.sent > 0);
+        assert.equal(result.got, result.sent, 'every byte came back across the identity change');
+        const canary = await endpoint('demo/client');
+        assert.notEqual(canary.identity, trusted.identity, 'the relabel happened during the stream');
+
+        // Out of the selector again.
+        await apply(client({ app: 'client' }));
+        await until(async () => !(await http()), 'the client to be shut out again', 5000);
+        assert.equal((await endpoint('demo/client')).identity, before.identity, 'its first label set, its first identity');
+
+        // The namespace relabelled into the namespace selector, and out.
+        await apply(namespace({ purpose: 'demo', access: 'granted' }));
+        await until(http, 'the relabelled namespace to be admitted', 5000);
+        const inNs = await endpoint('demo/client');
+        assert.equal(inNs.regeneration.reason, 'namespace labels');
+        await apply(namespace({ purpose: 'demo' }));
+        await until(async () => !(await http()), 'the namespace to be shut out again', 5000);
+      } finally {
+        await apply(namespace({ purpose: 'demo' }));
+        await apply(client({ app: 'client' }));
+        assert.equal((await weft(['delete', '-f', policy])).code, 0);
+      }
+      await until(http, 'access to return', 5000);
+
+      // DEL after a namespace relabel: the pod's references go, whatever the namespace says now.
+      const extra = file('relabel-extra.yaml', `apiVersion: v1
+kind: Pod
+metadata: { name: short-lived, namespace: demo, labels: { app: short-lived } }
+spec: { nodeName: c1-node2, containers: [ { name: idle, command: [sleep, infinity] } ] }
+`);
+      await apply(extra);
+      await until(async () => (await endpoint('demo/short-lived')) !== undefined, 'the extra pod to run', 30_000);
+      await apply(namespace({ purpose: 'demo', era: 'next' }));
+      await until(async () => (await endpoint('demo/short-lived'))?.regeneration?.state === 'ready', 'the extra pod to follow its namespace', 5000);
+      assert.equal((await weft(['delete', '-f', extra])).code, 0);
+      await until(async () => (await endpoint('demo/short-lived')) === undefined, 'the extra pod to go', 30_000);
+      await apply(namespace({ purpose: 'demo' }));
+      const held = await nodeRefs();
+      assert.deepEqual(held.filter((r) => r.labels.includes('short-lived')), [], 'no reference to any label set of the deleted pod');
+      assert.deepEqual(held.filter((r) => /canary|trusted|era=next/.test(r.labels)), [], 'none to the label sets relabelled away');
+    });
+
     it('keeps established connections through an agent kill -9 and restart', async () => {
       const echo2 = ipOf(eps, 'demo/echo-2');
       // A long-lived TCP stream from client (node1) to echo-2 (node2), checked end to end.
@@ -344,6 +443,21 @@ spec:
       assert.equal((await weft(['delete', '-f', deny])).code, 0);
     });
   });
+}
+
+/** Every identity reference the lab's nodes hold in etcd: node, id and the labels it was taken for. */
+async function nodeRefs() {
+  const { labEtcdClient, readLabState } = require('../packages/lab/dist/index.js');
+  const kv = labEtcdClient(readLabState().clusters[0]);
+  try {
+    const { items } = await kv.list('weft/identities/v1/noderefs/');
+    return items.map((i) => {
+      const [node, id] = i.key.slice('weft/identities/v1/noderefs/'.length).split('/');
+      return { node, id: Number(id), labels: i.value.toString() };
+    });
+  } finally {
+    kv.close();
+  }
 }
 
 async function podNs(ref) {

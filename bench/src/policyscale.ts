@@ -78,7 +78,7 @@ export async function main(): Promise<void> {
     // Endpoint j is identity j*5: app-(5j), selected by policy 5j (and every 1,000th after it).
     const endpoints: Endpoint[] = Array.from({ length: ENDPOINTS }, (_, j) => {
       const { namespace, labels } = identityLabels(j * 5);
-      return { epId: j + 1, containerId: `c${j}`, namespace, pod: `pod-${j}`, ip: `10.200.${j >> 8}.${j & 255}`, hostIf: `lxc${j}`, podIf: 'eth0', netns: '-', identity: ids[j * 5]!, labels, mac: '02:00:00:00:00:01', nodeMac: '02:00:00:00:00:02' };
+      return { epId: j + 1, containerId: `c${j}`, namespace, pod: `pod-${j}`, ip: `10.200.${j >> 8}.${j & 255}`, hostIf: `lxc${j}`, podIf: 'eth0', netns: '-', identity: ids[j * 5]!, labels, namespaceLabels: {}, mac: '02:00:00:00:00:01', nodeMac: '02:00:00:00:00:02' };
     });
 
     const datapath = new MemoryDatapath();

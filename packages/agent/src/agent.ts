@@ -143,6 +143,8 @@ export class Agent {
     this.resourcesSynced = true;
     this.starting = 'restoring endpoints';
     for (const ep of this.endpoints.restore()) await this.endpoints.readopt(ep);
+    this.starting = 'watching pod and namespace labels';
+    await this.endpoints.watchLabels();
     const ct = conntrackConfig(c);
     const { capacity } = await this.datapath.conntrackStatus();
     this.conntrackGc = new ConntrackGc(this.datapath, ct, () => capacity, this.log.child({ component: 'conntrack-gc' }));
@@ -178,6 +180,7 @@ export class Agent {
     this.abort.abort();
     await this.pods?.stop();
     await this.api?.stop();
+    await this.endpoints?.stop();
     await this.services?.stop();
     await this.cluster?.stop();
     this.encryption?.stop();
@@ -372,7 +375,10 @@ export class Agent {
           ip: ep.ip,
           identity: ep.identity,
           labels: ep.labels,
+          namespaceLabels: ep.namespaceLabels,
           interface: ep.hostIf,
+          // The last label change put in force (or being put, or failed and retried), if any.
+          regeneration: ep.regeneration,
           policy: p
             ? {
                 ingress: p.ingressEnforced ? 'enforcing' : 'allow-all',

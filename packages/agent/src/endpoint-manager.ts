@@ -8,6 +8,14 @@
  * Endpoints are saved to the state directory so a restarted agent adopts its
  * pods without touching their traffic.
  *
+ * An endpoint owns its chain: its labels are derived in one place
+ * (endpointLabels: pod labels, namespace labels, cluster), from them its
+ * identity, from that its policy and its maps. The manager watches Pods and
+ * Namespaces; a label change regenerates exactly the endpoints it touches (a
+ * new identity allocated, the endpoint's maps and record written with it, the
+ * old identity released only then), and DEL releases the label set that was
+ * allocated, saved with the endpoint, not what the namespace holds by then.
+ *
  * Endpoint ids are handed out forward (the next after the last one, wrapping
  * at 65535), never lowest-first: a just-freed id is the last to be reused, so
  * nothing the datapath keys by endpoint id (conntrack entries, policy map
@@ -18,10 +26,10 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from '@weft/common';
-import { workloadLabels, type IdentityAllocator } from '@weft/identity';
+import { workloadLabels, type IdentityAllocator, type IdentityMove, type LabelSet } from '@weft/identity';
 import type { KvClient } from '@weft/kvstore';
 import { Ip } from '@weft/net';
-import type { ResourceSource } from '@weft/resources';
+import type { PodSpec, ResourceSource, ResourceWatch } from '@weft/resources';
 import { netnsNameOf, netnsPathProblem, quote, type CniArgs } from './cni-args.js';
 import type { AgentConfig } from './config.js';
 import { podMtu } from './config.js';
@@ -44,10 +52,37 @@ export interface Endpoint {
   podIf: string;
   netns: string;
   identity: number;
+  /** The pod's labels and its namespace's, as allocated: `identity` is the identity of endpointLabels() of these. */
   labels: Record<string, string>;
+  namespaceLabels: Record<string, string>;
   mac: string;
   nodeMac: string;
+  /** The last regeneration (a label change), if there was one. */
+  regeneration?: Regeneration;
 }
+
+/** Where an endpoint's last regeneration stands, for `weft endpoint list`. */
+export interface Regeneration {
+  /** regenerating: a new identity is being put in place; ready: done; failed: the old identity stays, retried. */
+  state: 'regenerating' | 'ready' | 'failed';
+  /** What changed: "pod labels" or "namespace labels" (or the identity moving under a lost lease). */
+  reason: string;
+  /** The identity before, and the one after (or wanted). */
+  from: number;
+  to?: number;
+  at: string;
+  error?: string;
+  /** Regenerations of this endpoint since the agent started. */
+  count: number;
+}
+
+/** The one derivation of an endpoint's identity labels: pod labels, namespace labels, namespace and cluster. */
+export function endpointLabels(cluster: string, ep: Pick<Endpoint, 'namespace' | 'labels' | 'namespaceLabels'>): LabelSet {
+  return workloadLabels({ cluster, namespace: ep.namespace, labels: ep.labels, namespaceLabels: ep.namespaceLabels });
+}
+
+/** How long a failed regeneration waits before it is tried again. */
+const REGENERATE_RETRY_MS = 1000;
 
 export type { CniArgs } from './cni-args.js';
 
@@ -69,6 +104,16 @@ export class EndpointManager {
   private readonly stateFile: string;
   private readonly ids: EndpointIds;
   private readonly ip = new Ip();
+  /** Labels of this node's Pods ("namespace/name") and of every Namespace, as the watches last gave them. */
+  private readonly podLabels = new Map<string, Record<string, string>>();
+  private readonly nsLabels = new Map<string, Record<string, string>>();
+  private watches: ResourceWatch[] = [];
+  /** One chain of work per endpoint (container id): regenerations and DEL never overlap. */
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly retries = new Set<NodeJS.Timeout>();
+  /** Label sets an endpoint allocated before its regeneration, released once the new identity is in place (or at DEL). */
+  private readonly toRelease = new Map<string, LabelSet[]>();
+  private stopped = false;
 
   constructor(private readonly d: EndpointManagerDeps) {
     this.stateFile = join(d.config.stateDir, 'endpoints.json');
@@ -88,21 +133,178 @@ export class EndpointManager {
 
   /** Endpoints saved by a previous run of the agent on this node. */
   restore(): Endpoint[] {
+    let saved: Endpoint[];
     try {
-      const saved = JSON.parse(readFileSync(this.stateFile, 'utf8')) as Endpoint[];
-      for (const ep of saved) this.byContainer.set(ep.containerId, ep);
-      return saved;
+      saved = JSON.parse(readFileSync(this.stateFile, 'utf8')) as Endpoint[];
     } catch {
       return [];
     }
+    for (const ep of saved) {
+      delete ep.regeneration;
+      this.byContainer.set(ep.containerId, ep);
+    }
+    return saved;
   }
 
-  /** Re-publishes and re-programs restored endpoints (after an agent restart). */
+  /**
+   * Re-publishes and re-programs a restored endpoint (after an agent restart) with the labels it
+   * was saved with; a label change while the agent was down is found by the watches after.
+   */
   async readopt(ep: Endpoint): Promise<void> {
-    const alloc = await this.d.allocator.allocate(workloadLabels({ cluster: this.d.config.cluster, namespace: ep.namespace, labels: ep.labels, namespaceLabels: await this.namespaceLabels(ep.namespace) }));
+    // Saved by an agent from before namespace labels were kept: what that agent allocated with.
+    ep.namespaceLabels ??= await this.namespaceLabels(ep.namespace);
+    const alloc = await this.d.allocator.allocate(endpointLabels(this.d.config.cluster, ep));
     ep.identity = alloc.id;
     await this.publish(ep);
     await this.d.onChange(ep, false);
+  }
+
+  /**
+   * Watches Pods and Namespaces for label changes and regenerates the endpoints they touch;
+   * resolves when both initial lists are in (endpoints whose labels changed meanwhile are
+   * regenerating by then). An identity moved under a lost lease moves its endpoints too.
+   */
+  async watchLabels(): Promise<void> {
+    let podsSynced!: () => void;
+    let nsSynced!: () => void;
+    const synced = [new Promise<void>((r) => (podsSynced = r)), new Promise<void>((r) => (nsSynced = r))];
+    this.watches.push(
+      this.d.resources.watch<PodSpec>('Pod', {
+        onChange: (type, _key, res) => {
+          if (!res) return;
+          const ref = `${res.metadata.namespace ?? 'default'}/${res.metadata.name}`;
+          if (type === 'delete' || res.spec?.nodeName !== this.d.config.node) {
+            this.podLabels.delete(ref);
+            return;
+          }
+          this.podLabels.set(ref, res.metadata.labels ?? {});
+          for (const ep of this.byContainer.values()) if (`${ep.namespace}/${ep.pod}` === ref) this.labelsMayHaveChanged(ep);
+        },
+        onSynced: () => podsSynced(),
+      }, this.d.log),
+      this.d.resources.watch('Namespace', {
+        onChange: (type, _key, res) => {
+          if (!res) return;
+          const name = res.metadata.name;
+          if (type === 'delete') {
+            this.nsLabels.delete(name);
+            return;
+          }
+          this.nsLabels.set(name, res.metadata.labels ?? {});
+          for (const ep of this.byContainer.values()) if (ep.namespace === name) this.labelsMayHaveChanged(ep);
+        },
+        onSynced: () => nsSynced(),
+      }, this.d.log),
+    );
+    this.d.allocator.on('changed', (move: IdentityMove) => this.onIdentityMoved(move));
+    await Promise.all(synced);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.retries) clearTimeout(t);
+    await Promise.all(this.watches.map((w) => w.stop()));
+    await Promise.all([...this.chains.values()]);
+  }
+
+  /** Labels as the watches have them now; a pod or namespace not seen (yet) keeps what the endpoint has. */
+  private currentLabels(ep: Endpoint): { labels: Record<string, string>; namespaceLabels: Record<string, string> } {
+    return { labels: this.podLabels.get(`${ep.namespace}/${ep.pod}`) ?? ep.labels, namespaceLabels: this.nsLabels.get(ep.namespace) ?? ep.namespaceLabels };
+  }
+
+  private labelsMayHaveChanged(ep: Endpoint): void {
+    const now = this.currentLabels(ep);
+    if (sameLabels(now.labels, ep.labels) && sameLabels(now.namespaceLabels, ep.namespaceLabels)) return;
+    const reason = sameLabels(now.labels, ep.labels) ? 'namespace labels' : 'pod labels';
+    void this.serial(ep.containerId, () => this.regenerate(ep.containerId, reason));
+  }
+
+  /** Runs `work` after everything queued for this endpoint. */
+  private serial(containerId: string, work: () => Promise<void>): Promise<void> {
+    const next = (this.chains.get(containerId) ?? Promise.resolve()).then(work);
+    const settled = next.catch(() => undefined);
+    this.chains.set(containerId, settled);
+    void settled.then(() => {
+      if (this.chains.get(containerId) === settled) this.chains.delete(containerId);
+    });
+    return next;
+  }
+
+  /**
+   * Puts the endpoint's current labels in force: the new identity is allocated, the endpoint's
+   * maps (its identity and its policy) and its record are written with it, and only then is the
+   * old identity released. On failure the endpoint keeps its old identity, says why, and is
+   * tried again.
+   */
+  private async regenerate(containerId: string, reason: string): Promise<void> {
+    const ep = this.byContainer.get(containerId);
+    if (!ep || this.stopped) return;
+    const want = this.currentLabels(ep);
+    const changed = !sameLabels(want.labels, ep.labels) || !sameLabels(want.namespaceLabels, ep.namespaceLabels);
+    if (!changed && ep.regeneration?.state !== 'failed') return;
+    const cluster = this.d.config.cluster;
+    const from = ep.identity;
+    const count = (ep.regeneration?.count ?? 0) + 1;
+    const t0 = performance.now();
+    ep.regeneration = { state: 'regenerating', reason, from, at: new Date().toISOString(), count };
+    try {
+      if (changed) {
+        const before = endpointLabels(cluster, ep);
+        const after = endpointLabels(cluster, { namespace: ep.namespace, ...want });
+        if (after.key !== before.key) {
+          const alloc = await this.d.allocator.allocate(after);
+          if (this.byContainer.get(containerId) !== ep) return void (await this.d.allocator.release(after));
+          ep.identity = alloc.id;
+          this.toRelease.set(containerId, [...(this.toRelease.get(containerId) ?? []), before]);
+        }
+        // (Same key: only labels the identity filter drops changed; the record shows the new ones.)
+        Object.assign(ep, want);
+      }
+      ep.regeneration.to = ep.identity;
+      await this.d.onChange(ep, false);
+      await this.publish(ep);
+      this.save();
+      await this.releaseReplaced(containerId);
+      ep.regeneration = { ...ep.regeneration, state: 'ready' };
+      this.d.log.info({ endpoint: `${ep.namespace}/${ep.pod}`, reason, from, to: ep.identity, ms: Math.round(performance.now() - t0) }, 'endpoint regenerated');
+    } catch (err) {
+      const message = (err as Error).message;
+      ep.regeneration = { ...ep.regeneration, state: 'failed', error: message };
+      this.d.log.error({ endpoint: `${ep.namespace}/${ep.pod}`, reason, err: message }, 'endpoint regeneration failed; retrying');
+      const t = setTimeout(() => {
+        this.retries.delete(t);
+        void this.serial(containerId, () => this.regenerate(containerId, reason));
+      }, REGENERATE_RETRY_MS);
+      t.unref();
+      this.retries.add(t);
+    }
+  }
+
+  /** Releases the identities an endpoint held before its regenerations, once the new one is in place. */
+  private async releaseReplaced(containerId: string): Promise<void> {
+    const sets = this.toRelease.get(containerId) ?? [];
+    this.toRelease.delete(containerId);
+    for (const labels of sets) await this.d.allocator.release(labels).catch((err: Error) => this.d.log.warn({ err: err.message, labels: labels.key }, 'identity release failed'));
+  }
+
+  /** The identity of a label set this node holds moved (its reference was lost and the id taken): its endpoints move with it. */
+  private onIdentityMoved(move: IdentityMove): void {
+    for (const ep of this.byContainer.values()) {
+      if (ep.identity !== move.oldId || endpointLabels(this.d.config.cluster, ep).key !== move.labels.key) continue;
+      void this.serial(ep.containerId, async () => {
+        if (this.byContainer.get(ep.containerId) !== ep || ep.identity !== move.oldId) return;
+        const count = (ep.regeneration?.count ?? 0) + 1;
+        ep.identity = move.newId;
+        ep.regeneration = { state: 'regenerating', reason: 'identity moved', from: move.oldId, to: move.newId, at: new Date().toISOString(), count };
+        await this.d.onChange(ep, false);
+        await this.publish(ep);
+        this.save();
+        ep.regeneration = { ...ep.regeneration, state: 'ready' };
+      }).catch((err: Error) => {
+        ep.regeneration = { ...ep.regeneration!, state: 'failed', error: err.message };
+        this.d.log.error({ endpoint: `${ep.namespace}/${ep.pod}`, err: err.message }, 'endpoint could not follow its moved identity');
+      });
+    }
   }
 
   async add(args: CniArgs): Promise<Endpoint> {
@@ -111,8 +313,9 @@ export class EndpointManager {
     const pod = await this.d.resources.get<unknown>('Pod', args.pod, args.namespace);
     if (!pod) throw new CniRequestError(100, `Unknown pod ${args.namespace}/${args.pod}: no Pod resource in cluster ${this.d.config.cluster} (apply it first)`);
     const nsName = netnsName(args.netnsPath);
-    const labels = pod.metadata.labels;
-    const alloc = await this.d.allocator.allocate(workloadLabels({ cluster: this.d.config.cluster, namespace: args.namespace, labels, namespaceLabels: await this.namespaceLabels(args.namespace) }));
+    const labels = pod.metadata.labels ?? {};
+    const namespaceLabels = await this.namespaceLabels(args.namespace);
+    const alloc = await this.d.allocator.allocate(endpointLabels(this.d.config.cluster, { namespace: args.namespace, labels, namespaceLabels }));
     const owner = `${args.namespace}/${args.pod}/${args.containerId}`;
     const ip = this.d.ipam.allocate(owner);
     const hash = createHash('sha1').update(args.containerId).digest('hex');
@@ -129,6 +332,7 @@ export class EndpointManager {
       netns: nsName,
       identity: alloc.id,
       labels,
+      namespaceLabels,
       mac: '',
       nodeMac: '',
     };
@@ -151,6 +355,11 @@ export class EndpointManager {
   }
 
   async del(containerId: string): Promise<void> {
+    // After a regeneration in progress: it either put its identity in place or left the old one.
+    return this.serial(containerId, () => this.remove(containerId));
+  }
+
+  private async remove(containerId: string): Promise<void> {
     const ep = this.byContainer.get(containerId);
     if (!ep) return;
     await this.d.kv.delete(endpointKey(this.d.config.node, ep.ip)).catch((err: Error) => this.d.log.warn({ err: err.message }, 'could not remove endpoint record; it goes with the lease'));
@@ -159,8 +368,10 @@ export class EndpointManager {
     await this.d.datapath.removeEndpoint(ep.ip, ep.epId);
     await this.ip.deleteLink(ep.hostIf);
     this.d.ipam.release(`${ep.namespace}/${ep.pod}/${ep.containerId}`);
+    // What was allocated for it, whatever the namespace holds by now.
+    await this.releaseReplaced(containerId);
     await this.d.allocator
-      .release(workloadLabels({ cluster: this.d.config.cluster, namespace: ep.namespace, labels: ep.labels, namespaceLabels: await this.namespaceLabels(ep.namespace) }))
+      .release(endpointLabels(this.d.config.cluster, ep))
       .catch((err: Error) => this.d.log.warn({ err: err.message }, 'identity release failed'));
     this.save();
     this.d.log.info({ endpoint: `${ep.namespace}/${ep.pod}`, ip: ep.ip }, 'endpoint removed');
@@ -262,6 +473,11 @@ export class EndpointIds {
     }
     throw new CniRequestError(100, `No free endpoint id on this node (${MAX_EP_ID} endpoints)`);
   }
+}
+
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && a[k] === b[k]);
 }
 
 function writeJsonAtomic(file: string, value: unknown): void {

@@ -403,7 +403,7 @@ describe('full maps fail closed (root, real programs)', function () {
       cleanups.push(() => void allocator.stop({ release: false }));
       const identity = async (labels: Record<string, string>): Promise<number> => (await allocator.allocate(workloadLabels({ cluster: 'c1', namespace: 'demo', labels }))).id;
       const ep = async (epId: number, pod: string, labels: Record<string, string>): Promise<Endpoint> => ({
-        epId, containerId: pod, namespace: 'demo', pod, ip: `10.101.1.${epId + 10}`, hostIf: 'lo', podIf: 'eth0', netns: '-', identity: await identity(labels), labels, mac: '02:00:00:00:00:0a', nodeMac: '02:00:00:00:00:a0',
+        epId, containerId: pod, namespace: 'demo', pod, ip: `10.101.1.${epId + 10}`, hostIf: 'lo', podIf: 'eth0', netns: '-', identity: await identity(labels), labels, namespaceLabels: {}, mac: '02:00:00:00:00:0a', nodeMac: '02:00:00:00:00:a0',
       });
       const a = await ep(1, 'a', { app: 'a' });
       const b = await ep(2, 'b', { app: 'b' });

@@ -19,7 +19,7 @@ describe('policy engine: only what changed is recomputed @etcd', function () {
     const datapath = new MemoryDatapath();
     const identity = async (labels: Record<string, string>): Promise<number> => (await allocator.allocate(workloadLabels({ cluster: 'c1', namespace: 'demo', labels }))).id;
     const ep = async (epId: number, labels: Record<string, string>): Promise<Endpoint> => ({
-      epId, containerId: `c${epId}`, namespace: 'demo', pod: `p${epId}`, ip: `10.1.0.${epId}`, hostIf: `lxc${epId}`, podIf: 'eth0', netns: '-', identity: await identity(labels), labels, mac: '02:00:00:00:00:01', nodeMac: '02:00:00:00:00:02',
+      epId, containerId: `c${epId}`, namespace: 'demo', pod: `p${epId}`, ip: `10.1.0.${epId}`, hostIf: `lxc${epId}`, podIf: 'eth0', netns: '-', identity: await identity(labels), labels, namespaceLabels: {}, mac: '02:00:00:00:00:01', nodeMac: '02:00:00:00:00:02',
     });
     const endpoints = [await ep(1, { app: 'a' }), await ep(2, { app: 'b' }), await ep(3, { app: 'c' })];
     const policy = (name: string, app: string, from: Record<string, string>): Resource =>

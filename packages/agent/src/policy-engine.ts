@@ -25,8 +25,7 @@ import type { IdentityChange, LabelSet } from '@weft/identity';
 import type { Resource, ResourceSource, ResourceWatch } from '@weft/resources';
 import type { AgentConfig } from './config.js';
 import type { Datapath, EndpointPolicyState as DatapathPolicyState, PolicyMapEntry } from './datapath-port.js';
-import type { Endpoint } from './endpoint-manager.js';
-import { workloadLabels } from '@weft/identity';
+import { endpointLabels, type Endpoint } from './endpoint-manager.js';
 
 const POLICY_KINDS = ['NetworkPolicy', 'WeftNetworkPolicy', 'WeftClusterwideNetworkPolicy'] as const;
 /** Node-local identities for CIDRs start here (cluster bits 0, above the reserved ids). */
@@ -187,7 +186,7 @@ export class PolicyEngine {
   }
 
   private viewOf(ep: Endpoint): EndpointView {
-    return { epId: ep.epId, namespace: ep.namespace, labels: workloadLabels({ cluster: this.config.cluster, namespace: ep.namespace, labels: ep.labels }) };
+    return { epId: ep.epId, namespace: ep.namespace, labels: endpointLabels(this.config.cluster, ep) };
   }
 
   /** Recompute soon; changes arriving together are applied together. */
@@ -269,7 +268,8 @@ export class PolicyEngine {
       return { ...rest, ruleId: this.ruleId(rule) };
     });
     const audit = resolved.audit || this.config.audit;
-    const signature = JSON.stringify([resolved.ingressEnforced, resolved.egressEnforced, audit, entries.map((e) => `${e.egress}|${e.identity}|${e.protocol}|${e.port?.port}/${e.port?.bits}|${e.deny}`).sort()]);
+    // The endpoint's own identity is programmed with its policy: a regenerated endpoint is written again.
+    const signature = JSON.stringify([ep.identity, resolved.ingressEnforced, resolved.egressEnforced, audit, entries.map((e) => `${e.egress}|${e.identity}|${e.protocol}|${e.port?.port}/${e.port?.bits}|${e.deny}`).sort()]);
     const prev = this.state.get(ep.epId);
     // What is not in force yet is written again, even unchanged.
     if (prev && prev.state === 'ok' && prev.signature === signature) return;

@@ -98,14 +98,22 @@ interface EndpointRow {
   identity: number;
   labels: Record<string, string>;
   policy?: { ingress: string; egress: string; audit: boolean; revision: number; entries: number; state?: string; error?: string };
+  regeneration?: { state: string; reason: string; from: number; to?: number; at: string; error?: string; count: number };
 }
 
 export async function endpointList(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: common });
   const rows = (await Promise.all(agentsFor(values).map(async ({ node, client }) => (await client.call<EndpointRow[]>('GET', '/v1/endpoints')).map((e) => ({ node, ...e }))))).flat();
   if (parseFormat(values.output) === 'json') return printJson(rows);
-  printTable(['NODE', 'ID', 'POD', 'IP', 'IDENTITY', 'INGRESS', 'EGRESS', 'POLICY', 'LABELS'], rows.map((r) => [r.node, r.id, `${r.namespace}/${r.pod}`, r.ip, r.identity, r.policy?.ingress ?? '-', r.policy?.egress ?? '-', policyStateText(r.policy), Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',')]));
+  printTable(['NODE', 'ID', 'POD', 'IP', 'IDENTITY', 'INGRESS', 'EGRESS', 'POLICY', 'REGENERATION', 'LABELS'], rows.map((r) => [r.node, r.id, `${r.namespace}/${r.pod}`, r.ip, r.identity, r.policy?.ingress ?? '-', r.policy?.egress ?? '-', policyStateText(r.policy), regenerationText(r.regeneration), Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',')]));
   for (const r of rows) if (r.policy?.error) process.stdout.write(`${r.node} ${r.namespace}/${r.pod}: ${r.policy.state}: ${r.policy.error}\n`);
+  for (const r of rows) if (r.regeneration?.error) process.stdout.write(`${r.node} ${r.namespace}/${r.pod}: regeneration ${r.regeneration.state} (${r.regeneration.reason}): ${r.regeneration.error}\n`);
+}
+
+/** "-" for an endpoint never regenerated; else its state and the identity change, e.g. "ready 65800->65801". */
+function regenerationText(r: EndpointRow['regeneration']): string {
+  if (!r) return '-';
+  return `${r.state} ${r.from}->${r.to ?? '?'}`;
 }
 
 /** ok, stale (old policy in force), FAIL-CLOSED (all traffic dropped) or error. */
