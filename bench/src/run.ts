@@ -13,6 +13,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   rotation: async () => (await import('./rotation.js')).main(),
   apply: async () => (await import('./apply.js')).main(),
   policyscale: async () => (await import('./policyscale.js')).main(),
+  regenerate: async () => (await import('./regenerate.js')).main(),
 };
 
 async function run(): Promise<void> {

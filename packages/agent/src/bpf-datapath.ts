@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { Logger } from '@weft/common';
 import {
   attachTc,
+  ifindexOf,
   ensureBpffs,
   BpfMap,
   BpfObject,
@@ -440,16 +441,16 @@ export class BpfDatapath implements Datapath {
   }
 
   async programEndpoint(ep: EndpointProgram, entries: readonly PolicyMapEntry[], policyRev: number): Promise<EndpointPolicyOutcome> {
-    const link = await this.ip.link(ep.ifname);
-    if (!link) throw new Error(`Cannot program endpoint ${ep.ip}: interface ${ep.ifname} does not exist`);
+    const ifindex = ifindexOf(ep.ifname);
+    if (ifindex === undefined) throw new Error(`Cannot program endpoint ${ep.ip}: interface ${ep.ifname} does not exist`);
     const outcome = this.policy.program(
-      { epId: ep.epId, ip: ipv4ToInt(ep.ip), ifindex: link.ifindex, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: ep.ingressEnforced, egressEnforced: ep.egressEnforced, audit: ep.audit },
+      { epId: ep.epId, ip: ipv4ToInt(ep.ip), ifindex, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: ep.ingressEnforced, egressEnforced: ep.egressEnforced, audit: ep.audit },
       entries,
       policyRev,
     );
     // Also when failed closed: the programs are what drops its traffic.
-    attachTc({ ifindex: link.ifindex, direction: 'ingress', programFd: this.lxc!.programFd('from_container') });
-    attachTc({ ifindex: link.ifindex, direction: 'egress', programFd: this.lxc!.programFd('to_container') });
+    attachTc({ ifindex, direction: 'ingress', programFd: this.lxc!.programFd('from_container') });
+    attachTc({ ifindex, direction: 'egress', programFd: this.lxc!.programFd('to_container') });
     return outcome;
   }
 

@@ -157,6 +157,8 @@ export interface Libbpf {
   mapLookupBatch(fd: number, inBatch: Buffer | null, outBatch: Buffer, keys: Buffer, values: Buffer, count: Uint32Array, opts: Buffer): number;
   objGet(path: string): number;
   objPin(fd: number, path: string): number;
+  /** libc's if_nametoindex: the interface's index in the caller's network namespace, 0 if there is none. */
+  ifNameToIndex(name: string): number;
   /** `info` receives a bpf_map_info (decode with `decodeMapInfo`); `len` is in/out. */
   objGetInfoByFd(fd: number, info: Buffer, len: Uint32Array): number;
   numPossibleCpus(): number;
@@ -309,6 +311,7 @@ function bind(): Libbpf {
     tcAttach: so.func('bpf_tc_attach', 'int', [TcHookPtr, koffi.inout(koffi.pointer(TcOpts))]),
     tcDetach: so.func('bpf_tc_detach', 'int', [TcHookPtr, koffi.pointer(TcOpts)]),
     tcQuery: so.func('bpf_tc_query', 'int', [TcHookPtr, koffi.inout(koffi.pointer(TcOpts))]),
+    ifNameToIndex: libc.func('unsigned int if_nametoindex(const char *ifname)'),
     ringBufferNew: so.func('void *ring_buffer__new(int map_fd, void *sample_cb, void *ctx, const void *opts)'),
     ringBufferConsume: so.func('int ring_buffer__consume(void *rb)'),
     ringBufferFree: so.func('void ring_buffer__free(void *rb)'),

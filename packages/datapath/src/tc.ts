@@ -81,6 +81,16 @@ export function attachTc(t: TcAttachOptions): number {
   return opts.prog_id;
 }
 
+/**
+ * The index of interface `name` in the caller's network namespace, undefined if there is none:
+ * one ioctl in process (if_nametoindex), where `ip link show` would be a process per call.
+ */
+export function ifindexOf(name: string): number | undefined {
+  if (name.length === 0 || name.length >= IF_NAMESIZE) return undefined;
+  const index = libbpf().ifNameToIndex(name);
+  return index === 0 ? undefined : index;
+}
+
 /** Removes the filter at the target; returns false if there was none. */
 export function detachTc(t: TcTarget): boolean {
   check(t);
