@@ -29,6 +29,7 @@ import { ClusterState } from './cluster-state.js';
 import { conntrackConfig, podCidrProblem, readEtcdTls, type AgentConfig } from './config.js';
 import { ConntrackGc, type ConntrackGcStatus } from './conntrack-gc.js';
 import { PolicyRevisions } from './revisions.js';
+import { CidrIdentities } from './cidr-identities.js';
 import type { Datapath } from './datapath-port.js';
 import { DROP_CT_FULL, DROP_CT_QUOTA } from '@weft/datapath';
 import { EndpointManager, type CniArgs, type Endpoint } from './endpoint-manager.js';
@@ -109,7 +110,8 @@ export class Agent {
     this.starting = 'opening an etcd session';
     this.session = await this.newSession();
     this.starting = 'syncing identities, policies, cluster state and Services';
-    this.allocator = await new IdentityAllocator({ client: this.kv, clusterId: c.clusterId, clusterName: c.cluster, node: c.node, logger: this.log.child({ component: 'identity-allocator' }) }).start();
+    // One lease per agent: the identity references live and die with the node's records.
+    this.allocator = await new IdentityAllocator({ client: this.kv, clusterId: c.clusterId, clusterName: c.cluster, node: c.node, session: this.session, logger: this.log.child({ component: 'identity-allocator' }) }).start();
     const resources: ResourceSource = this.kube ?? new ResourceStore(this.kv);
     const ipam = new Ipam(c.podCidr, join(c.stateDir, 'ipam.json'));
     this.endpoints = new EndpointManager({
@@ -127,6 +129,7 @@ export class Agent {
     // Node-wide and never below what the pinned maps hold: no endpoint sees a revision an old conntrack entry carries.
     const revisions = new PolicyRevisions(join(c.stateDir, 'policy-revisions.json'), await this.datapath.highestPolicyRevision());
     this.policy.nextRevision = () => revisions.next();
+    this.policy.cidrs = new CidrIdentities(join(c.stateDir, 'cidr-identities.json'));
     this.cluster = new ClusterState(c, this.kv, this.datapath, () => this.policy.cidrIdentities(), this.log.child({ component: 'cluster-state' }), this.encryption);
     if (this.encryption) {
       this.encryption.onRecordChanged = () => this.nodePublisher.schedule();
@@ -222,6 +225,7 @@ export class Agent {
       if (this.stopped) return;
       try {
         this.session = await this.newSession();
+        this.allocator.useSession(this.session);
         await this.publishNode();
         await this.endpoints.republish();
         return;

@@ -62,3 +62,11 @@ export class MapFullError extends WeftError {
 }
 
 export const errorCodes = [AgentConfigError.code, IpamExhaustedError.code, CniRequestError.code, EndpointNotFoundError.code, RotationInProgressError.code, RotationUnavailableError.code, MapFullError.code] as const;
+
+/** Policies name more CIDRs than there are node-local identities for them; the CIDR identities in force stay. */
+export class CidrIdentitiesExhaustedError extends WeftError {
+  static readonly code = 'WEFT_ERR_CIDR_IDENTITIES_EXHAUSTED';
+  constructor(wanted: number, capacity: number) {
+    super(CidrIdentitiesExhaustedError.code, `Cannot give identities to the CIDRs of the policies: they name ${wanted} CIDRs and a node has ${capacity} CIDR identities`);
+  }
+}

@@ -25,11 +25,11 @@ import type { IdentityChange, LabelSet } from '@weft/identity';
 import type { Resource, ResourceSource, ResourceWatch } from '@weft/resources';
 import type { AgentConfig } from './config.js';
 import type { Datapath, EndpointPolicyState as DatapathPolicyState, PolicyMapEntry } from './datapath-port.js';
+import { CidrIdentities } from './cidr-identities.js';
 import { endpointLabels, type Endpoint } from './endpoint-manager.js';
 
 const POLICY_KINDS = ['NetworkPolicy', 'WeftNetworkPolicy', 'WeftClusterwideNetworkPolicy'] as const;
 /** Node-local identities for CIDRs start here (cluster bits 0, above the reserved ids). */
-const CIDR_IDENTITY_BASE = 0x100;
 /** A recompute this long after an endpoint's policy could not be (all) written. */
 export const RETRY_MS = 5000;
 
@@ -79,6 +79,8 @@ export class PolicyEngine {
   private readonly state = new Map<number, EndpointPolicyState>();
   private watchers: ResourceWatch[] = [];
   private readonly recompute: Coalescer;
+  /** Node-local identities of the CIDRs the policies name, stable while named (the agent gives it a state file). */
+  cidrs = new CidrIdentities();
   private cidrIds: CidrIdentityView[] = [];
   private retry: NodeJS.Timeout | undefined;
   /** Told when the CIDR identities change (they belong in the ipcache). */
@@ -356,10 +358,8 @@ export class PolicyEngine {
   }
 
   private refreshCidrIdentities(): void {
-    const cidrs = policyCidrs([...this.policies.values()]);
-    const next = cidrs.map((cidr, i) => ({ id: CIDR_IDENTITY_BASE + i, cidr }));
-    if (JSON.stringify(next) !== JSON.stringify(this.cidrIds)) {
-      this.cidrIds = next;
+    if (this.cidrs.update(policyCidrs([...this.policies.values()])) || this.cidrIds !== this.cidrs.list()) {
+      this.cidrIds = this.cidrs.list();
       this.dirty = 'all'; // world, CIDR and deny entries of any endpoint may name them
       this.onCidrsChanged();
     }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { useTestEtcd, until } from '@weft/kvstore';
 import { once } from 'node:events';
 import { silentLogger } from '@weft/common';
-import { KvClient, KvstoreUnavailableError } from '@weft/kvstore';
+import { KvClient, KvstoreUnavailableError, Session } from '@weft/kvstore';
 import { IdentityAllocator, type AllocatorOptions } from './allocator.js';
 import { EtcdIdentityBackend } from './etcd-backend.js';
 import { AllocatorStoppedError, IdentityExhaustedError, IdentityNotHeldError, InvalidClusterIdError, InvalidLabelError } from './errors.js';
@@ -191,6 +191,33 @@ describe('IdentityAllocator @etcd', function () {
     await until(async () => (await t.kv.get(layout.ref(id, 'node-a'))) !== undefined, 'reference restored');
     assert.equal((await t.kv.get(layout.master(id)))!.value.toString(), 'k8s:app=survivor;k8s:weft.io/cluster=east');
     assert.equal(a.lookupByLabels({ app: 'survivor' }), id);
+  });
+
+  it("binds its references to the caller's session, never a lease of its own, and restores them under the next one", async () => {
+    const client = new KvClient({ endpoints: [t.etcd.endpoint] });
+    clients.push(client);
+    const first = await Session.create(client, { ttlSeconds: 1, logger: silentLogger() });
+    const a = await allocator('node-a', { client, session: first });
+    const { id } = await a.allocate({ app: 'shared-lease' });
+    assert.equal((await t.kv.get(layout.ref(id, 'node-a')))!.lease, first.leaseId, 'the reference lives on the caller\'s lease');
+    const lost = once(a, 'sessionLost');
+    await t.etcd.kill();
+    await lost;
+    await new Promise((r) => setTimeout(r, 1500));
+    await t.etcd.start();
+    // No session of its own: an allocation waits for the owner's next one.
+    const waiting = a.allocate({ app: 'after-loss' });
+    await until(async () => (await t.kv.get(layout.ref(id, 'node-a'))) === undefined, 'the old lease to expire with its reference', 10_000);
+    const next = await Session.create(client, { ttlSeconds: 5, logger: silentLogger() });
+    const recovered = once(a, 'recovered');
+    a.useSession(next);
+    await recovered;
+    assert.equal((await t.kv.get(layout.ref(id, 'node-a')))!.lease, next.leaseId, 'restored under the next session');
+    const later = await waiting;
+    assert.equal((await t.kv.get(layout.ref(later.id, 'node-a')))!.lease, next.leaseId);
+    await a.stop();
+    assert.ok(next.isActive, 'stopping the allocator leaves the owner\'s session alone');
+    await next.close();
   });
 
   it('restores master and index keys deleted behind its back', async () => {

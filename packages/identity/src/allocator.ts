@@ -43,8 +43,15 @@ export interface AllocatorOptions {
   /** Narrows the local id range (tests of exhaustion). Default 256-65535. */
   localIdMin?: number;
   localIdMax?: number;
-  /** TTL of the lease that binds this node's references. Default 15 s. */
+  /** TTL of the lease that binds this node's references. Default 15 s. Unused with `session`. */
   sessionTtlSeconds?: number;
+  /**
+   * A session its caller owns (one lease per agent): references are bound to its lease, and the
+   * allocator never creates, renews or closes a session of its own. When it is lost, allocations
+   * wait until the owner hands over the next one with useSession(), which writes every reference
+   * again under it.
+   */
+  session?: Session;
   /** Transactions tried per allocation before IdentityConflictError. Default 16. */
   maxAttempts?: number;
   filter?: LabelFilter;
@@ -107,6 +114,9 @@ export class IdentityAllocator extends EventEmitter {
   private state: 'new' | 'running' | 'stopped' = 'new';
   private session: Session | undefined;
   private sessionReady: Promise<Session> | undefined;
+  /** The caller's session, when it owns one (AllocatorOptions.session); resolves the wait for the next. */
+  private readonly external: boolean;
+  private nextSession: ((s: Session) => void) | undefined;
   private readonly clusterLabel;
 
   constructor(options: AllocatorOptions) {
@@ -127,6 +137,8 @@ export class IdentityAllocator extends EventEmitter {
     this.maxAttempts = options.maxAttempts ?? 16;
     this.ttl = options.sessionTtlSeconds ?? 15;
     this.random = options.random ?? Math.random;
+    this.external = options.session !== undefined;
+    this.session = options.session;
     this.cache = new IdentityCache(options.client, { layout, clusterId: this.clusterId, logger: this.log });
     this.cache.on('change', (c: IdentityChange) => this.onCacheChange(c));
   }
@@ -136,7 +148,7 @@ export class IdentityAllocator extends EventEmitter {
     if (this.state !== 'new') throw new AllocatorStoppedError('start identity allocator twice');
     this.state = 'running';
     this.cache.start();
-    const session = await Session.create(this.client, { ttlSeconds: this.ttl, ...(signal ? { signal } : {}), logger: this.log });
+    const session = this.session ?? (await Session.create(this.client, { ttlSeconds: this.ttl, ...(signal ? { signal } : {}), logger: this.log }));
     this.adopt(session);
     this.sessionReady = Promise.resolve(session);
     await this.cache.waitSynced(signal);
@@ -153,8 +165,24 @@ export class IdentityAllocator extends EventEmitter {
     this.state = 'stopped';
     this.abort.abort(new AllocatorStoppedError('continue'));
     await this.cache.stop();
+    if (this.external) return; // its owner ends it
     if (options.release === false) this.session?.abandon();
     else await this.session?.close();
+  }
+
+  /**
+   * With a session of the caller's (AllocatorOptions.session): the one that follows a lost one.
+   * Every reference this node holds is written again under its lease.
+   */
+  useSession(session: Session): void {
+    if (!this.external) throw new AllocatorStoppedError('take a session from outside: this allocator owns its own');
+    if (this.state !== 'running' || session === this.session) return;
+    this.adopt(session);
+    const resolve = this.nextSession;
+    this.nextSession = undefined;
+    if (resolve) resolve(session);
+    else this.sessionReady = Promise.resolve(session);
+    void this.reacquireAll();
   }
 
   /** Number of label sets this node holds references to. */
@@ -350,8 +378,13 @@ export class IdentityAllocator extends EventEmitter {
     this.session = session;
     session.on('lost', (err) => {
       if (this.state !== 'running') return;
+      if (session !== this.session) return; // an old one, already replaced
       this.log.warn({ lease: session.leaseId, err: err.message }, 'session lost; references will be restored under a new lease');
       this.emit('sessionLost', err);
+      if (this.external) {
+        this.sessionReady = new Promise<Session>((resolve) => (this.nextSession = resolve));
+        return;
+      }
       this.sessionReady = this.renewSession();
       this.sessionReady.catch(() => undefined);
     });
