@@ -20,7 +20,7 @@ const { structuralErrors, Admission } = require('./crd-schema.js');
 const ROOT = join(__dirname, '..');
 const { parsePolicy } = require('../packages/policy/dist/index.js');
 const { validateResource } = require('../packages/resources/dist/index.js');
-const { parseNodeRecord } = require('../packages/agent/dist/state.js');
+const { parseNodeRecord } = require('../packages/schema/dist/index.js');
 const { LabelSet, makeLabel, parseIdentity, inCluster, clusterIdOf, validateClusterId, CLUSTER_LABEL } = require('../packages/identity/dist/index.js');
 
 const CRDS = crds();

@@ -7,7 +7,7 @@ const { join, dirname, resolve, relative } = require('node:path');
 
 const ROOT = resolve(__dirname, '..');
 // Lower layers first; a package may import only packages ranked below it.
-const LAYERS = ['common', 'kvstore', 'identity', 'policy', 'resources', 'kubernetes', 'net', 'datapath', 'agent', 'clustermesh', 'cni', 'lab', 'cli'];
+const LAYERS = ['common', 'kvstore', 'identity', 'policy', 'resources', 'kubernetes', 'net', 'datapath', 'schema', 'agent', 'clustermesh', 'cni', 'lab', 'cli'];
 
 function sources(dir) {
   const out = [];
@@ -43,9 +43,36 @@ describe('repository', () => {
           if (!m) continue;
           const dep = m[1];
           assert.ok(LAYERS.indexOf(dep) < LAYERS.indexOf(p), `${relative(ROOT, file)} imports @weft/${dep}, which is not below ${p}`);
-          assert.ok(manifest.dependencies && manifest.dependencies[`@weft/${dep}`], `packages/${p}/package.json does not declare @weft/${dep}`);
+          // Tests may use what only tests need (devDependencies); the package itself may not.
+          const declared = { ...manifest.dependencies, ...(file.endsWith('.test.ts') ? manifest.devDependencies : {}) };
+          assert.ok(declared[`@weft/${dep}`], `packages/${p}/package.json does not declare @weft/${dep}${file.endsWith('.test.ts') ? '' : ' under dependencies'}`);
         }
       }
+    }
+  });
+
+  it('reaches another package only through what it exports: every package declares exports, nothing imports a dist/ path', () => {
+    for (const p of packages) {
+      const manifest = JSON.parse(readFileSync(join(ROOT, 'packages', p, 'package.json'), 'utf8'));
+      assert.equal(typeof manifest.exports, 'object', `packages/${p}/package.json declares no exports`);
+    }
+    const offenders = [];
+    const files = [...packages.flatMap((p) => sources(join(ROOT, 'packages', p, 'src'))), ...sources(join(ROOT, 'bench', 'src'))];
+    for (const file of files) for (const spec of imports(file)) if (/^@weft\/[^/]+\/dist(\/|$)/.test(spec)) offenders.push(`${relative(ROOT, file)}: ${spec}`);
+    for (const dir of ['e2e', 'test']) {
+      for (const file of readdirSync(join(ROOT, dir)).filter((f) => f.endsWith('.js')).map((f) => join(ROOT, dir, f))) {
+        for (const m of readFileSync(file, 'utf8').matchAll(/require\(\s*['"](@weft\/[^/'"]+\/dist[^'"]*)['"]/g)) offenders.push(`${relative(ROOT, file)}: ${m[1]}`);
+      }
+    }
+    assert.deepEqual(offenders, [], 'imports of another package\'s dist/ (use the package or a subpath it exports)');
+  });
+
+  it('keeps the clustermesh-apiserver independent of the agent (records and admission rules are @weft/schema\'s)', () => {
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'packages', 'clustermesh', 'package.json'), 'utf8'));
+    assert.equal(manifest.dependencies['@weft/agent'], undefined, 'only its tests may use the agent (devDependencies)');
+    for (const file of sources(join(ROOT, 'packages', 'clustermesh', 'src'))) {
+      if (file.endsWith('.test.ts')) continue;
+      assert.ok(!imports(file).some((s) => s.startsWith('@weft/agent')), `${relative(ROOT, file)} imports @weft/agent`);
     }
   });
 

@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MeshConfig } from '@weft/clustermesh';
 import { op, type KvClient } from '@weft/kvstore';
-import { nodeKey } from '@weft/agent';
+import { nodeKey } from '@weft/schema';
 import { apiserverPid, LAB_STATE_DIR, type ClusterLayout } from '@weft/lab';
 
 const REPO = join(__dirname, '..', '..');

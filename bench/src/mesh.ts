@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MESH_STATUS_PREFIX, type MeshStatus } from '@weft/clustermesh';
 import { BpfMap, decodeLb, encodeIpcacheKey, encodeLbKey, ipv4ToInt, IPCACHE_KEY, IPPROTO_TCP } from '@weft/datapath';
-import { endpointKey } from '@weft/agent';
+import { endpointKey } from '@weft/schema';
 import { op } from '@weft/kvstore';
 import { apiserverPid, labEtcdClient, labDown, labUp, type ClusterLayout } from '@weft/lab';
 import { addBenchNodes, allowBenchRange, benchEndpoint, inRangeEndpoint } from './mesh-range.js';

@@ -21,9 +21,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BpfDatapath } from '@weft/agent/dist/bpf-datapath.js';
-import { resolveService, serviceView, type ServiceView } from '@weft/agent/dist/services.js';
-import { endpointKey, type EndpointRecord } from '@weft/agent';
+import { BpfDatapath } from '@weft/agent/bpf-datapath';
+import { serviceView, type ServiceView } from '@weft/schema';
+import { resolveService } from '@weft/agent';
+import { endpointKey, type EndpointRecord } from '@weft/schema';
 import { createCa, issue, MESH_STATUS_PREFIX, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
 import { silentLogger } from '@weft/common';
 import { EtcdProcess, freePort, KvClient, op } from '@weft/kvstore';

@@ -11,7 +11,7 @@ import { handshakeSince } from './wireguard-node.js';
 import { AgentConfigError, IpamExhaustedError } from './errors.js';
 import { enrich, flowMatches, FlowLog } from './flows.js';
 import { Ipam } from './ipam.js';
-import { parseEndpointRecord, parseNodeRecord } from './state.js';
+import { parseEndpointRecord, parseNodeRecord } from '@weft/schema';
 import { netnsName } from './endpoint-manager.js';
 
 const base = { cluster: 'c1', clusterId: 1, node: 'c1-node1', etcd: ['10.99.1.2:2379'], nodeIp: '10.99.1.11', podCidr: '10.101.1.0/24', bpfDir: '/x' };

@@ -42,7 +42,7 @@ import { IpsecNode } from './ipsec-node.js';
 import { WireGuardNode } from './wireguard-node.js';
 import { PodRuntime } from './pod-runtime.js';
 import { AgentConfigError, CniRequestError, RotationInProgressError, RotationUnavailableError } from './errors.js';
-import { nodeKey, type NodeRecord } from './state.js';
+import { nodeKey, type NodeRecord } from '@weft/schema';
 import { bigintJson } from './api.js';
 
 export class Agent {

@@ -15,7 +15,7 @@ import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 // The errors module alone, not @weft/common's index (pino): the CNI plugin loads this file on every pod
 // start and carries it to the host (packages/cni/src/install.ts), where only Weft's own modules go.
-import { WeftError } from '@weft/common/dist/errors.js';
+import { WeftError } from '@weft/common/errors';
 
 export type Handler = (req: { method: string; path: string; query: URLSearchParams; body: unknown }, res: ServerResponse) => Promise<unknown>;
 

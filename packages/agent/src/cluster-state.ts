@@ -26,18 +26,15 @@ import type { Datapath, IpcacheUpsert, NodeAddressUpsert } from './datapath-port
 import { routerIp, serviceCidrsOf } from './config.js';
 import type { NodeEncryption, PeerNode } from './encryption.js';
 import { nodeAddresses } from './node-addresses.js';
-import { DEFAULT_MIN_POD_CIDR_BITS, LocalAddresses, RemoteClaims, remoteEndpointProblem, remoteNodeProblem } from './mesh-admission.js';
-import { parseServiceRecord, type ServiceRecord } from './services.js';
-import { EndpointOwnership } from './endpoint-ownership.js';
-import { ENDPOINTS_PREFIX, NODES_PREFIX, parseEndpointPath, parseEndpointRecord, parseNodeRecord, type EndpointRecord, type NodeRecord } from './state.js';
+import { DEFAULT_MIN_POD_CIDR_BITS, LocalAddresses, RemoteClaims, remoteEndpointProblem, remoteNodeProblem } from '@weft/schema';
+import { EndpointOwnership, MESH_ROOT, parseServiceRecord, type ServiceRecord } from '@weft/schema';
+import { ENDPOINTS_PREFIX, NODES_PREFIX, parseEndpointPath, parseEndpointRecord, parseNodeRecord, type EndpointRecord, type NodeRecord } from '@weft/schema';
 
 const IPCACHE_F_LOCAL_ENDPOINT = 0x1;
 const IPCACHE_F_REMOTE_NODE = 0x2;
 const IPCACHE_F_ENCRYPTED = 0x4;
 const IPCACHE_F_ENCRYPT_MISSING = 0x8;
 
-/** Where the clustermesh-apiserver of this cluster writes what it imported from remote clusters. */
-export const MESH_ROOT = 'weft/mesh/v1/';
 
 /** The remote records this node uses: those mesh-admission's rules let through, against local state and each other. */
 interface Admitted {

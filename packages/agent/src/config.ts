@@ -14,7 +14,7 @@ import { parseCidr, parseIpv4 } from '@weft/policy';
 import { SIZED_MAPS, type SizedMap } from '@weft/datapath';
 import { SERVICE_CIDR } from '@weft/resources';
 import { AgentConfigError } from './errors.js';
-import { DEFAULT_MIN_POD_CIDR_BITS } from './mesh-admission.js';
+import { DEFAULT_MIN_POD_CIDR_BITS } from '@weft/schema';
 
 export type RoutingMode = 'vxlan' | 'geneve' | 'direct';
 

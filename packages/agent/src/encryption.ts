@@ -6,7 +6,7 @@
  * the cluster state marks exactly those peers' pods as encrypted in the
  * ipcache (strict mode drops what would leave in the clear).
  */
-import type { Lane, NodeRecord } from './state.js';
+import type { Lane, NodeRecord } from '@weft/schema';
 
 export interface PeerNode {
   cluster: string;

@@ -36,7 +36,7 @@ import { podMtu } from './config.js';
 import type { Datapath } from './datapath-port.js';
 import { CniRequestError, EndpointNotFoundError } from './errors.js';
 import type { Ipam } from './ipam.js';
-import { endpointKey, type EndpointRecord } from './state.js';
+import { endpointKey, type EndpointRecord } from '@weft/schema';
 
 /** The pods' gateway: a link-local address answered by a static neighbor entry. */
 export const POD_GATEWAY = '169.254.1.1';

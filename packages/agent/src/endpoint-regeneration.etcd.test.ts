@@ -11,7 +11,7 @@ import { EndpointManager, endpointLabels, type Endpoint } from './endpoint-manag
 import { Ipam } from './ipam.js';
 import { MemoryDatapath } from './memory-datapath.js';
 import { PolicyEngine } from './policy-engine.js';
-import { endpointKey, type EndpointRecord } from './state.js';
+import { endpointKey, type EndpointRecord } from '@weft/schema';
 
 /**
  * A running endpoint follows its pod's and its namespace's labels (real etcd: identities, resources,

@@ -6,15 +6,12 @@ export type { Datapath, IpcacheUpsert, EndpointProgram, PolicyMapEntry, FlowSamp
 export type { EncryptionStatus, NodeEncryption } from './encryption.js';
 export { WireGuardNode } from './wireguard-node.js';
 export { IpsecNode, readIpsecKeyFile } from './ipsec-node.js';
-export { GLOBAL_ANNOTATION, SHARED_ANNOTATION, AFFINITY_ANNOTATION, type ServiceState, type ServiceFrontend, type Backend, type Affinity } from './services.js';
+export { resolveService, type ServiceState, type ServiceFrontend, type Backend } from './services.js';
 export { POD_GATEWAY, netnsName, type Endpoint, type CniArgs } from './endpoint-manager.js';
 export { podNetnsName } from './pod-runtime.js';
 export { flowMatches, type Flow, type FlowFilter } from './flows.js';
-export { nodeKey, endpointKey, nodeEndpointsPrefix, parseEndpointPath, NODES_PREFIX, ENDPOINTS_PREFIX, STATE_ROOT, type NodeRecord, type EndpointRecord } from './state.js';
 export { ensureEtcdCredential, credentialFresh } from './etcd-credential.js';
-export { EndpointOwnership, type EndpointOwnershipEvents } from './endpoint-ownership.js';
 export { AgentConfigError, IpamExhaustedError, CniRequestError, EndpointNotFoundError, MapFullError, errorCodes } from './errors.js';
-export { ClusterState, MESH_ROOT } from './cluster-state.js';
+export { ClusterState } from './cluster-state.js';
 export { MemoryDatapath } from './memory-datapath.js';
 export { PolicyEngine, type EndpointPolicyState } from './policy-engine.js';
-export { DEFAULT_MIN_POD_CIDR_BITS, LocalAddresses, RemoteClaims, remoteNodeProblem, remoteEndpointProblem, type LocalAddressInput, type LocalRange, type NodeRules } from './mesh-admission.js';

@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readIpsecKeyFile } from './ipsec-node.js';
-import { parseNodeRecord } from './state.js';
+import { parseNodeRecord } from '@weft/schema';
 
 describe('ipsec configuration', () => {
   let dir: string;

@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { routerIp, type AgentConfig } from './config.js';
 import type { EncryptionStatus, EncryptionSync, NodeEncryption, PeerNode } from './encryption.js';
 import { RotationUnavailableError } from './errors.js';
-import type { IpsecRecord, NodeRecord } from './state.js';
+import type { IpsecRecord, NodeRecord } from '@weft/schema';
 
 /** Reads the mesh key file: JSON {"keyId": 1-15, "key": "<64 hex>"}, not readable by group or others. */
 export function readIpsecKeyFile(path: string): MeshKey {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { ackFor, blockedLanes, chooseSendLane, pickRotationLane, rotationStep, type RotationState } from './key-rotation.js';
-import type { Lane, WireGuardRecord } from './state.js';
-import { parseNodeRecord } from './state.js';
+import type { Lane, WireGuardRecord } from '@weft/schema';
+import { parseNodeRecord } from '@weft/schema';
 
 const KEY = (n: number): string => Buffer.alloc(32, n).toString('base64');
 

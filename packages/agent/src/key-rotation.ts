@@ -30,7 +30,7 @@
  * with the greater name, or behind one already rekeying) gives up its drain,
  * which changed nothing but where it sent.
  */
-import type { Lane, WireGuardRecord } from './state.js';
+import type { Lane, WireGuardRecord } from '@weft/schema';
 
 export interface RotationState {
   lane: Lane;

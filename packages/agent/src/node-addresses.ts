@@ -19,7 +19,7 @@ import { NODE_ADDR_F_ENCRYPTED_ONLY } from '@weft/datapath';
 import { routerIp } from './config.js';
 import type { EncryptionMode } from './config.js';
 import type { NodeAddressUpsert } from './datapath-port.js';
-import type { NodeRecord } from './state.js';
+import type { NodeRecord } from '@weft/schema';
 
 export interface NodeAddressInput {
   cluster: string;

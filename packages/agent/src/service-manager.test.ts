@@ -4,7 +4,7 @@ import type { Resource, ResourceSource, ResourceWatchHandler, ServiceEndpointsHa
 import type { ClusterState } from './cluster-state.js';
 import type { Datapath, ServiceProgram } from './datapath-port.js';
 import { ServiceManager } from './service-manager.js';
-import type { EndpointRecord } from './state.js';
+import type { EndpointRecord } from '@weft/schema';
 
 const KEY = 'weft/resources/v1/Service/shop/web';
 const web: Resource<ServiceSpec> = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop', labels: {}, annotations: {} }, spec: { type: 'ClusterIP', clusterIP: '10.96.12.34', selector: { app: 'web' }, ports: [{ protocol: 'TCP', port: 80, targetPort: 8080 }] } };

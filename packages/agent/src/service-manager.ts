@@ -12,7 +12,8 @@ import { Coalescer, type Logger } from '@weft/common';
 import type { Resource, ResourceSource, ResourceWatch, ServiceSpec } from '@weft/resources';
 import type { ClusterState } from './cluster-state.js';
 import type { Datapath, ServiceProgram } from './datapath-port.js';
-import { EndpointIndex, resolveService, serviceRecordKey, serviceView, type RemoteServiceInput, type ServiceRecord, type ServiceState, type ServiceView } from './services.js';
+import { serviceRecordKey, serviceView, type ServiceRecord, type ServiceView } from '@weft/schema';
+import { EndpointIndex, resolveService, type RemoteServiceInput, type ServiceState } from './services.js';
 
 /** Backends per service port the datapath can hold (lb_value.count is 16 bits). */
 export const MAX_BACKENDS = 65535;

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import type { Resource, ServiceSpec } from '@weft/resources';
-import { EndpointIndex, exportRecord, parseServiceRecord, resolveService, serviceView, stableSlots, type ServiceView } from './services.js';
-import type { EndpointRecord } from './state.js';
+import { exportRecord, parseServiceRecord, serviceView, type ServiceView } from '@weft/schema';
+import { EndpointIndex, resolveService, stableSlots } from './services.js';
+import type { EndpointRecord } from '@weft/schema';
 
 function svc(annotations: Record<string, string> = {}, spec: Partial<ServiceSpec> = {}): Resource<ServiceSpec> {
   return {

@@ -22,7 +22,7 @@ import { routerIp, WIREGUARD_OVERHEAD, wireguardLanes, type AgentConfig } from '
 import { RotationInProgressError, RotationUnavailableError } from './errors.js';
 import { ackFor, blockedLanes, chooseSendLane, pickRotationLane, rotationStep, type PeerView, type RotationState } from './key-rotation.js';
 import { LIVE_HANDSHAKE_S, type EncryptionStatus, type EncryptionSync, type NodeEncryption, type PeerNode, type RotationRecord } from './encryption.js';
-import type { Lane, NodeRecord, WireGuardRecord } from './state.js';
+import type { Lane, NodeRecord, WireGuardRecord } from '@weft/schema';
 
 interface LaneDevice {
   lane: Lane;

@@ -9,7 +9,7 @@
  */
 import { constants as http2 } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import { LocalAddresses, RemoteClaims, DEFAULT_MIN_POD_CIDR_BITS } from '@weft/agent';
+import { LocalAddresses, RemoteClaims, DEFAULT_MIN_POD_CIDR_BITS } from '@weft/schema';
 import { createLogger, type HealthReport, type Logger } from '@weft/common';
 import { KubernetesSource, type IdentityMirror } from '@weft/kubernetes';
 import { KvClient } from '@weft/kvstore';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { silentLogger } from '@weft/common';
 import { CertificateError, EtcdAuth, EtcdProcess, KvClient, KvstorePermissionError, createCa, issue, requestEtcdCredential, type Pem } from '@weft/kvstore';
 import { KubeClient } from '@weft/kubernetes';
-import { ReplayServer, writeKubeconfig, type RecordedExchange } from '@weft/kubernetes/dist/testing.js';
+import { ReplayServer, writeKubeconfig, type RecordedExchange } from '@weft/kubernetes/testing';
 import { ensureEtcdCredential, validateAgentConfig } from '@weft/agent';
 import { EtcdCredentialIssuer, EtcdIssuerServer, ISSUER_PATH } from './etcd-issuer.js';
 import { applyClusterRoles } from './etcd-roles.js';

@@ -15,7 +15,7 @@
 import { EtcdAuth, type EtcdRole } from '@weft/kvstore';
 import { IdentityLayout } from '@weft/identity';
 import { RESOURCES_ROOT } from '@weft/resources';
-import { nodeEndpointsPrefix, nodeKey } from '@weft/agent/dist/state.js';
+import { nodeEndpointsPrefix, nodeKey } from '@weft/schema';
 import { MESH_STATUS_PREFIX } from './apiserver.js';
 import { MESH_ROOT } from './types.js';
 import { EtcdCredentialError } from './errors.js';

@@ -17,9 +17,7 @@
 import type { Logger } from '@weft/common';
 import { IdentityLayout } from '@weft/identity';
 import { PrefixWatcher, type KvClient } from '@weft/kvstore';
-import { ENDPOINTS_PREFIX, NODES_PREFIX, parseEndpointPath, parseEndpointRecord, parseNodeRecord } from '@weft/agent/dist/state.js';
-import { EndpointOwnership } from '@weft/agent/dist/endpoint-ownership.js';
-import { exportRecord, serviceRecordKey, serviceView } from '@weft/agent/dist/services.js';
+import { ENDPOINTS_PREFIX, EndpointOwnership, exportRecord, NODES_PREFIX, parseEndpointPath, parseEndpointRecord, parseNodeRecord, serviceRecordKey, serviceView } from '@weft/schema';
 import { RESOURCES_ROOT, type Resource, type ResourceSource, type ResourceWatch, type ServiceSpec } from '@weft/resources';
 import { Subscription, type BatchSink } from './subscription.js';
 import type { MeshKind, SyncBatch } from './types.js';

@@ -19,7 +19,7 @@
  *
  * The importer keeps the remote's view (what it last said, per kind, within
  * the remote's caps) and writes the part of it that is admitted: each record
- * on its own (validate.ts), then against the rest (@weft/agent's
+ * on its own (validate.ts), then against the rest (@weft/schema's
  * mesh-admission): an endpoint only inside the pod CIDR of its admitted node
  * (held until the node arrives, withdrawn when the node goes or moves), a
  * node only with a pod CIDR and IP that overlap nothing local and nothing
@@ -32,7 +32,7 @@
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { Backoff, sleep, type Logger } from '@weft/common';
-import { remoteEndpointProblem, remoteNodeProblem, type EndpointRecord, type LocalAddresses, type NodeRecord, type RemoteClaims } from '@weft/agent';
+import { remoteEndpointProblem, remoteNodeProblem, type EndpointRecord, type LocalAddresses, type NodeRecord, type RemoteClaims } from '@weft/schema';
 import { KvstoreRequestError, op, type KvClient, type TxnOp } from '@weft/kvstore';
 import { parseCidr, type Cidr } from '@weft/policy';
 import { DEFAULT_LIMITS, MESH_KINDS, MESH_ROOT, type MeshKind, type MeshLimits, type RemoteConfig, type SyncBatch } from './types.js';

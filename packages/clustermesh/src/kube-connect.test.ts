@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubernetesConfigError } from '@weft/kubernetes';
-import { ReplayServer, writeKubeconfig, type RecordedExchange } from '@weft/kubernetes/dist/testing.js';
+import { ReplayServer, writeKubeconfig, type RecordedExchange } from '@weft/kubernetes/testing';
 import { createCa, issue, type Pem } from './certs.js';
 import { resolveRemotes } from './config.js';
 import { kubeConnect, kubeDisconnect, RESTART_ANNOTATION, type KubeConnectOptions } from './kube-connect.js';

@@ -106,4 +106,4 @@ export interface MeshConfig {
   exportStallSeconds?: number;
 }
 
-export const MESH_ROOT = 'weft/mesh/v1/';
+export { MESH_ROOT } from '@weft/schema';

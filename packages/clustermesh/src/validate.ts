@@ -4,11 +4,10 @@
  * identities of the remote's own cluster range (never a reserved one) labelled
  * with its name. Whether a record fits with the rest (an endpoint inside its
  * node's pod CIDR, a pod CIDR that overlaps nothing local or another remote's)
- * is the importer's part, by the rules of @weft/agent's mesh-admission.
+ * is the importer's part, by the rules of @weft/schema's mesh-admission.
  */
 import { CLUSTER_LABEL, LabelSet, clusterIdOf, inCluster, parseIdentity } from '@weft/identity';
-import { parseEndpointRecord, parseNodeRecord, type EndpointRecord, type NodeRecord } from '@weft/agent/dist/state.js';
-import { parseServiceRecord } from '@weft/agent/dist/services.js';
+import { parseEndpointRecord, parseNodeRecord, parseServiceRecord, type EndpointRecord, type NodeRecord } from '@weft/schema';
 import type { MeshKind } from './types.js';
 
 export const MAX_RECORD_BYTES = 16 * 1024;

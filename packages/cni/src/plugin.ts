@@ -6,8 +6,8 @@
  */
 // The client module and the argument rules alone: kubelet execs the plugin for every pod, and
 // loading the whole agent (etcd, gRPC) would add over 100 ms to each pod start.
-import { AGENT_STARTING, AgentApiError, AgentClient, AgentUnreachableError } from '@weft/agent/dist/api.js';
-import { CNI_ERROR, cniArgsProblem, isCniCommand, networkNameProblem, parseCniArgs, quote, socketPathProblem, type CniArgs } from '@weft/agent/dist/cni-args.js';
+import { AGENT_STARTING, AgentApiError, AgentClient, AgentUnreachableError } from '@weft/agent/api';
+import { CNI_ERROR, cniArgsProblem, isCniCommand, networkNameProblem, parseCniArgs, quote, socketPathProblem, type CniArgs } from '@weft/agent/cni-args';
 
 export const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0'];
 

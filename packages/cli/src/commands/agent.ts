@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { createLogger } from '@weft/common';
 import { Agent, ensureEtcdCredential, loadAgentConfig } from '@weft/agent';
-import { BpfDatapath } from '@weft/agent/dist/bpf-datapath.js';
+import { BpfDatapath } from '@weft/agent/bpf-datapath';
 import { UsageError } from '../output.js';
 
 export async function agent(argv: string[]): Promise<void> {

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ReplayServer, writeKubeconfig, type RecordedExchange } from '@weft/kubernetes/dist/testing.js';
+import { ReplayServer, writeKubeconfig, type RecordedExchange } from '@weft/kubernetes/testing';
 import { kubeConnectivityTest, ROLE_LABEL, CASE_ANNOTATION, type KubeConnectivityOptions } from './connectivity-kube.js';
 
 const NS = 'weft-conntest';

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@weft/common';
-import { ApiServer } from '@weft/agent/dist/api.js';
-import { agentHealth, type AgentHealthState } from '@weft/agent/dist/health.js';
+import { ApiServer } from '@weft/agent/api';
+import { agentHealth, type AgentHealthState } from '@weft/agent/health';
 import { ClusterMeshApiServer, createCa, issue, probeApiServer, type MeshConfig } from '@weft/clustermesh';
 import { EtcdProcess, freePort, until } from '@weft/kvstore';
 

@@ -12,10 +12,10 @@ import { parseArgs } from 'node:util';
 import { WeftError, type HealthReport } from '@weft/common';
 // Single modules, not the packages' indexes: a probe runs every few seconds on every node, and
 // loading all of the agent or the clustermesh (etcd, Kubernetes clients) would cost far more CPU.
-import { AgentClient, AgentUnreachableError } from '@weft/agent/dist/api.js';
-import { DEFAULT_AGENT_SOCKET } from '@weft/cni/dist/install.js';
-import { loadMeshConfig } from '@weft/clustermesh/dist/config.js';
-import { localAddress, probeApiServer } from '@weft/clustermesh/dist/health.js';
+import { AgentClient, AgentUnreachableError } from '@weft/agent/api';
+import { DEFAULT_AGENT_SOCKET } from '@weft/cni/install';
+import { loadMeshConfig } from '@weft/clustermesh/config';
+import { localAddress, probeApiServer } from '@weft/clustermesh/health';
 import { parseFormat, printJson, printTable, UsageError, type OutputFormat } from '../output.js';
 
 const TIMEOUT_MS = 5000;

@@ -17,6 +17,8 @@ import { decodeKey } from '@weft/net';
 import { parseCidr, parseIpv4 } from '@weft/policy';
 
 export const STATE_ROOT = 'weft/state/v1/';
+/** Where a cluster's clustermesh-apiserver writes what it imported from remote clusters: `<remote>/<kind>/<key>`. */
+export const MESH_ROOT = 'weft/mesh/v1/';
 export const NODES_PREFIX = `${STATE_ROOT}nodes/`;
 export const ENDPOINTS_PREFIX = `${STATE_ROOT}endpoints/`;
 
