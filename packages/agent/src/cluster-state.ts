@@ -16,7 +16,7 @@
  * (weft/mesh/v1/<remote>/cluster/info), never from what the remote sends: it
  * is what a remote node's tunnel packets are held to.
  */
-import { Coalescer, type Logger } from '@weft/common';
+import { Coalescer, formatCidr, prefixMask, type Logger } from '@weft/common';
 import { CLUSTER_LABEL, LabelSet, LOCAL_ID_MIN, ReservedIdentity, clusterIdOf, localIdOf, parseIdentity } from '@weft/identity';
 import { PrefixWatcher, type KvClient } from '@weft/kvstore';
 import { Ip } from '@weft/net';
@@ -174,9 +174,7 @@ export class ClusterState {
         const a = (l.addr_info ?? []).find((x) => x.local === this.config.nodeIp);
         if (a?.prefixlen === undefined) continue;
         const bits = a.prefixlen;
-        const m = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-        const net = (parseIpv4(this.config.nodeIp)! & m) >>> 0;
-        return [`${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${bits}`];
+        return [formatCidr({ addr: (parseIpv4(this.config.nodeIp)! & prefixMask(bits)) >>> 0, bits })];
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'cannot read the underlay network; only the node IP is protected');

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { validateClusterId } from '@weft/identity';
 import { readEtcdTlsFiles, type EtcdTlsFiles } from '@weft/kvstore';
 import type { WireGuardImplementationChoice } from '@weft/net';
-import { parseCidr, parseIpv4 } from '@weft/policy';
+import { formatIpv4, parseCidr, parseIpv4 } from '@weft/common';
 import { SIZED_MAPS, type SizedMap } from '@weft/datapath';
 import { SERVICE_CIDR } from '@weft/resources';
 import { AgentConfigError } from './errors.js';
@@ -372,8 +372,7 @@ export function podCidrProblem(podCidr: string): string | undefined {
 export function routerIp(podCidr: string): string {
   const c = parseCidr(podCidr);
   if (typeof c === 'string') throw new RangeError(c);
-  const n = (c.addr + 1) >>> 0;
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+  return formatIpv4((c.addr + 1) >>> 0);
 }
 
 /** MTU for pods: the underlay minus the encapsulation overhead of the routing mode. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { parseCidr, formatCidr, type Cidr } from './cidr.js';
+import { parseCidr, formatCidr, type Cidr } from '@weft/common';
 import { CidrSet } from './cidr-set.js';
 
 const c = (text: string): Cidr => parseCidr(text) as Cidr;

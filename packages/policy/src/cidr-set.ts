@@ -10,7 +10,7 @@
  * the entries sorted by address: any entry whose address lies in the query's
  * range and is not shorter than the query is inside it.
  */
-import type { Cidr } from './cidr.js';
+import type { Cidr } from '@weft/common';
 
 function mask(bits: number): number {
   return bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;

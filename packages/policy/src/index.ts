@@ -13,7 +13,7 @@ export {
 } from './resolve.js';
 export { matches, isEmptySelector, EMPTY_SELECTOR } from './selector.js';
 export { rangeToPrefixes, prefixContains, type PortPrefix } from './ports.js';
-export { parseCidr, parseIpv4, formatIpv4, formatCidr, cidrContains, type Cidr } from './cidr.js';
+export { parseCidr, parseIpv4, formatIpv4, formatCidr, cidrContains, type Cidr } from '@weft/common';
 export { CidrSet } from './cidr-set.js';
 export { InvalidPolicyError, errorCodes } from './errors.js';
 export type * from './types.js';

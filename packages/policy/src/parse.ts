@@ -6,7 +6,7 @@
  * Nothing is partially accepted: a document parses completely or throws.
  */
 import { InvalidPolicyError } from './errors.js';
-import { parseCidr, cidrContains } from './cidr.js';
+import { parseCidr, cidrContains } from '@weft/common';
 import type { Direction, Entity, Peer, Policy, PortRule, Protocol, Rule, Selector, SelectorOperator } from './types.js';
 
 const ENTITIES: readonly Entity[] = ['world', 'cluster', 'host', 'remote-node', 'all'];

@@ -16,7 +16,7 @@
  *    they name one.
  */
 import { ReservedIdentity, type LabelSet } from '@weft/identity';
-import { cidrContains, parseCidr, type Cidr } from './cidr.js';
+import { cidrContains, parseCidr, type Cidr } from '@weft/common';
 import { prefixContains, rangeToPrefixes, type PortPrefix } from './ports.js';
 import { matches } from './selector.js';
 import { selectsIdentity, type IdentityPeer } from './selector-cache.js';

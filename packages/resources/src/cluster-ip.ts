@@ -7,10 +7,11 @@
  * addresses (10.96.0.1-10.96.255.254), as the Kubernetes API server does.
  */
 
-export const SERVICE_CIDR = '10.96.0.0/16';
+import { formatIpv4 as formatIPv4, parseIpv4 as parseIPv4 } from '@weft/common';
 
-const OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
-const IPV4 = new RegExp(`^${OCTET}(\\.${OCTET}){3}$`);
+export { formatIPv4, parseIPv4 };
+
+export const SERVICE_CIDR = '10.96.0.0/16';
 
 const [BASE, PREFIX] = SERVICE_CIDR.split('/') as [string, string];
 const NETWORK = parseIPv4(BASE)!;
@@ -18,16 +19,6 @@ const SIZE = 2 ** (32 - Number(PREFIX));
 /** First and last usable address, as 32-bit numbers. */
 const FIRST = NETWORK + 1;
 const LAST = NETWORK + SIZE - 2;
-
-/** Dotted decimal (no leading zeros, so every address has one spelling) to a 32-bit number. */
-export function parseIPv4(text: string): number | undefined {
-  if (!IPV4.test(text)) return undefined;
-  return text.split('.').reduce((n, o) => n * 256 + Number(o), 0);
-}
-
-export function formatIPv4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
 
 /** Why `ip` cannot be a Service's clusterIP, or undefined when it can. */
 export function clusterIPProblem(ip: string): string | undefined {

@@ -22,22 +22,8 @@ import {
   POLICY_VALUE,
 } from './layout.js';
 
-/** Dotted IPv4 -> unsigned 32-bit in host arithmetic (written big-endian). */
-export function ipv4ToInt(ip: string): number {
-  const parts = ip.split('.');
-  if (parts.length !== 4) throw new RangeError(`Invalid IPv4 address ${JSON.stringify(ip)}`);
-  let n = 0;
-  for (const p of parts) {
-    const o = Number(p);
-    if (!/^\d{1,3}$/.test(p) || o > 255) throw new RangeError(`Invalid IPv4 address ${JSON.stringify(ip)}`);
-    n = n * 256 + o;
-  }
-  return n >>> 0;
-}
-
-export function intToIpv4(n: number): string {
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
+/** Dotted IPv4 <-> unsigned 32-bit (written big-endian): @weft/common's arithmetic, under the names the codecs use. */
+export { ipv4ToInt, formatIpv4 as intToIpv4 } from '@weft/common';
 
 function macBytes(mac: string, what: string): Buffer {
   const b = Buffer.from(mac.replace(/:/g, ''), 'hex');
