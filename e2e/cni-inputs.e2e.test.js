@@ -32,7 +32,7 @@ describe('hostile CNI input against a real agent (e2e, root)', function () {
     assert.equal(applied.code, 0, applied.stderr);
     await until(async () => (await weftJson(['endpoint', 'list'])).some((e) => e.pod === 'target'), 'the pod to be an endpoint', 30_000);
     const { readLabState, agentSocket } = require('@weft/lab');
-    const { podNetnsName } = require('@weft/agent');
+    const { podNetnsName } = require('@weft/lab');
     const state = readLabState();
     const node = state.clusters[0].nodes[0];
     socket = agentSocket(node);

@@ -106,7 +106,8 @@ describe('encryption: WireGuard by default (e2e, root)', function () {
   });
 
   it('rotates every node\'s keys under a UDP stream across clusters without losing a packet', async () => {
-    const { AgentClient, podNetnsName } = require('../packages/agent/dist/index.js');
+    const { AgentClient } = require('../packages/agent/dist/index.js');
+    const { podNetnsName } = require('../packages/lab/dist/index.js');
     const before = Object.fromEntries((await Promise.all(['c1', 'c2'].map((c) => weftJson(['encrypt', 'status', '--cluster', c])))).flat().map((n) => [n.node, n.lanes.map((l) => l.publicKey)]));
     // A second rotation asked while one runs is refused, and changes nothing.
     const agent = new AgentClient('/var/run/weft/c1/c1-node1/agent.sock');

@@ -462,7 +462,7 @@ async function nodeRefs() {
 
 async function podNs(ref) {
   const [ns, name] = ref.split('/');
-  const { podNetnsName } = require('../packages/agent/dist/pod-runtime.js');
+  const { podNetnsName } = require('../packages/lab/dist/index.js');
   return podNetnsName('c1', ns, name);
 }
 

@@ -17,8 +17,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { podNetnsName } from '@weft/agent';
-import { applyAndWait, demoResources, labDown, labUp } from '@weft/lab';
+import { applyAndWait, demoResources, labDown, labUp, podNetnsName } from '@weft/lab';
 import { ensureWireGuard, ensureWireGuardGo, generatePrivateKey, Ip, netns, publicKeyOf, type WireGuardDevice } from '@weft/net';
 import { buildConnbench, CONNBENCH, inNs, output } from './proc.js';
 import { finish, progress, round, type Target } from './report.js';

@@ -15,8 +15,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { AgentClient, podNetnsName, type EncryptionStatus } from '@weft/agent';
-import { agentSocket, applyAndWait, demoResources, labDown, labUp } from '@weft/lab';
+import { AgentClient, type EncryptionStatus } from '@weft/agent';
+import { agentSocket, applyAndWait, demoResources, labDown, labUp, podNetnsName } from '@weft/lab';
 import { queueDrops } from '@weft/net';
 import { inNs, output } from './proc.js';
 import { finish, percentile, progress, round, type Target } from './report.js';

@@ -101,7 +101,7 @@ for (const routing of ['vxlan', 'direct']) describe(`IPsec between nodes, in the
   });
 
   it('carries full-size packets with DF set over ESP (no black hole)', async () => {
-    const { podNetnsName } = require('../../packages/agent/dist/index.js');
+    const { podNetnsName } = require('../../packages/lab/dist/index.js');
     const [link] = JSON.parse(execFileSync('ip', ['-n', podNetnsName('c1', 'demo', 'client'), '-j', 'link', 'show', 'eth0'], { encoding: 'utf8' }));
     // The lab's underlay MTU is 1500: VXLAN's 50 bytes (vxlan routing) and ESP's tunnel overhead come off.
     assert.equal(link.mtu, 1500 - 60 - (routing === 'vxlan' ? 50 : 0), 'the pod MTU leaves room for the encapsulations');
@@ -149,7 +149,7 @@ for (const routing of ['vxlan', 'direct']) describe(`IPsec between nodes, in the
   });
 
   if (routing === 'vxlan') it('rotates the mesh key make-before-break under a UDP stream without a lost datagram', async () => {
-    const { podNetnsName } = require('../../packages/agent/dist/index.js');
+    const { podNetnsName } = require('../../packages/lab/dist/index.js');
     const { udpStreamDuring } = require('../udp-stream.js');
     // 500 datagrams/s while the mesh key rotates. Loss is attributed: under emulation a starved
     // process overflows a queue on the path (e2e/udp-stream.js); key handling must lose nothing,

@@ -195,7 +195,7 @@ describe(`the lab in the lane: one cluster of two nodes, kernel WireGuard, ${ROU
   });
 
   it('rotates both nodes\' keys under a UDP stream without losing a datagram', async () => {
-    const { podNetnsName } = require('../../packages/agent/dist/index.js');
+    const { podNetnsName } = require('../../packages/lab/dist/index.js');
     const { udpStreamDuring } = require('../udp-stream.js');
     // 500 datagrams/s from the client on node 1 to echo-2 on node 2 while both nodes rotate. Loss
     // is attributed: a datagram the kernel drops on a full queue (iperf3's socket in the pod;

@@ -40,7 +40,6 @@ import { ServiceManager } from './service-manager.js';
 import type { EncryptionStatus, NodeEncryption } from './encryption.js';
 import { IpsecNode } from './ipsec-node.js';
 import { WireGuardNode } from './wireguard-node.js';
-import { PodRuntime } from './pod-runtime.js';
 import { AgentConfigError, CniRequestError, RotationInProgressError, RotationUnavailableError } from './errors.js';
 import { nodeKey, type NodeRecord } from '@weft/schema';
 import { bigintJson } from './api.js';
@@ -57,11 +56,12 @@ export class Agent {
   encryption: NodeEncryption | undefined;
   /** Sweeps the conntrack table (conntrack-gc.ts). */
   conntrackGc: ConntrackGc | undefined;
+  /** Where the cluster's objects come from: the cluster's etcd (standalone) or the Kubernetes API server. */
+  resources!: ResourceSource;
   private session!: Session;
   /** Republishes the node record when its WireGuard part changes (rotation phases, confirmations). */
   private readonly nodePublisher = new Coalescer(() => this.publishNode(), 10, (err) => this.log.error({ err: err.message }, 'cannot publish the node record'));
   private api!: ApiServer;
-  private pods: PodRuntime | undefined;
   /** kubernetes mode: the API server, and this node's WeftNode status. */
   private kube: KubernetesSource | undefined;
   private weftNode: WeftNodePublisher | undefined;
@@ -113,6 +113,7 @@ export class Agent {
     // One lease per agent: the identity references live and die with the node's records.
     this.allocator = await new IdentityAllocator({ client: this.kv, clusterId: c.clusterId, clusterName: c.cluster, node: c.node, session: this.session, logger: this.log.child({ component: 'identity-allocator' }) }).start();
     const resources: ResourceSource = this.kube ?? new ResourceStore(this.kv);
+    this.resources = resources;
     const ipam = new Ipam(c.podCidr, join(c.stateDir, 'ipam.json'));
     this.endpoints = new EndpointManager({
       config: c,
@@ -170,10 +171,6 @@ export class Agent {
     this.routes();
     this.api.starting = false;
     this.starting = undefined;
-    if (c.podRuntime) {
-      this.pods = new PodRuntime(c, resources, this.socketPath, this.log.child({ component: 'pod-runtime' }));
-      await this.pods.start();
-    }
     this.log.info({ socket: this.socketPath }, 'agent ready');
   }
 
@@ -181,7 +178,6 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     this.abort.abort();
-    await this.pods?.stop();
     await this.api?.stop();
     await this.endpoints?.stop();
     await this.services?.stop();

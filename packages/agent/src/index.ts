@@ -8,7 +8,6 @@ export { WireGuardNode } from './wireguard-node.js';
 export { IpsecNode, readIpsecKeyFile } from './ipsec-node.js';
 export { resolveService, type ServiceState, type ServiceFrontend, type Backend } from './services.js';
 export { POD_GATEWAY, netnsName, type Endpoint, type CniArgs } from './endpoint-manager.js';
-export { podNetnsName } from './pod-runtime.js';
 export { flowMatches, type Flow, type FlowFilter } from './flows.js';
 export { ensureEtcdCredential, credentialFresh } from './etcd-credential.js';
 export { AgentConfigError, IpamExhaustedError, CniRequestError, EndpointNotFoundError, MapFullError, errorCodes } from './errors.js';

@@ -13,8 +13,8 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AgentClient, podNetnsName, type Flow, type ServiceState } from '@weft/agent';
-import { agentSocket, applyAndWait, labEtcdClient, readLabState, WORLD_IP, type ClusterLayout } from '@weft/lab';
+import { AgentClient, type Flow, type ServiceState } from '@weft/agent';
+import { agentSocket, applyAndWait, labEtcdClient, podNetnsName, readLabState, WORLD_IP, type ClusterLayout } from '@weft/lab';
 import { KvClient } from '@weft/kvstore';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
 import { agentsFor, labCluster } from '../context.js';

@@ -1,8 +1,7 @@
 /** `weft lab up|down|exec|status`. */
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { applyAndWait, demoResources, labDown, labUp, readLabState, WORLD_IP, type LabSpec } from '@weft/lab';
-import { podNetnsName } from '@weft/agent';
+import { applyAndWait, demoResources, labDown, labUp, podNetnsName, readLabState, WORLD_IP, type LabSpec } from '@weft/lab';
 import { netns } from '@weft/net';
 import { parsePodRef, labCluster } from '../context.js';
 import { parseFormat, printJson, printTable, progress, UsageError } from '../output.js';

@@ -1,5 +1,6 @@
 /**
- * PodRuntime: the lab's stand-in for kubelet. For every Pod resource scheduled
+ * PodRuntime: the lab's stand-in for kubelet (the `weft agent` command runs it
+ * beside the agent when the agent's config says `podRuntime: true`). For every Pod resource scheduled
  * to this node it creates the pod's network namespace, calls the CNI plugin
  * exactly as kubelet would (environment + network configuration on stdin),
  * and runs the containers' commands as host processes inside the namespace.
@@ -14,8 +15,8 @@ import { join, resolve } from 'node:path';
 import type { Logger } from '@weft/common';
 import { netns, run } from '@weft/net';
 import type { PodSpec, Resource, ResourceSource, ResourceWatch } from '@weft/resources';
-import { podNameProblem, podNamespaceProblem } from './cni-args.js';
-import type { AgentConfig } from './config.js';
+import type { AgentConfig } from '@weft/agent';
+import { podNameProblem, podNamespaceProblem } from '@weft/agent/cni-args';
 
 interface RunningPod {
   key: string;
