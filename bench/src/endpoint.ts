@@ -46,7 +46,7 @@ export async function main(): Promise<void> {
       const r = spawnSync(process.execPath, [plugin], { input: conf, env, encoding: 'utf8' });
       latencies.push(performance.now() - t0);
       if (r.status !== 0) throw new Error(`CNI ADD for p${i} failed: ${r.stdout}`);
-      const bpf = await agent.call<{ entries: unknown[] }>('GET', `/v1/bpf/policy?endpoint=${NS}/p${i}`);
+      const bpf = await agent.policyMap(`${NS}/p${i}`);
       if (bpf.entries.length > 0) verified++;
       if ((i + 1) % 50 === 0) progress(`${i + 1}/${PODS} pods added`);
     }

@@ -64,7 +64,7 @@ export async function main(): Promise<void> {
     progress(`starting ${PODS} pods and ${c.nodes.length} servers`);
     await applyAndWait(c, docs.map((d, i) => validateResource(d, `regenerate #${i}`, c.name)) as Resource[], 180_000);
     const ipOf = new Map<string, string>();
-    for (const a of agents) for (const e of await a.call<Array<{ namespace: string; pod: string; ip: string }>>('GET', '/v1/endpoints')) ipOf.set(`${e.namespace}/${e.pod}`, e.ip);
+    for (const a of agents) for (const e of await a.endpoints()) ipOf.set(`${e.namespace}/${e.pod}`, e.ip);
     const keys = Array.from({ length: PODS }, (_, i) => {
       const key = Buffer.alloc(IPCACHE_KEY.size);
       encodeIpcacheKey(key, 0, ipv4ToInt(ipOf.get(`${NS}/p${i}`)!), 32);
@@ -79,7 +79,7 @@ export async function main(): Promise<void> {
     const admitted = async (): Promise<Array<Set<number>>> =>
       Promise.all(
         c.nodes.map(async (_, k) => {
-          const { entries } = await agents[k]!.call<{ entries: Array<{ egress: boolean; identity: number; deny: boolean }> }>('GET', `/v1/bpf/policy?endpoint=${SRV_NS}/srv-${k + 1}`);
+          const { entries } = await agents[k]!.policyMap(`${SRV_NS}/srv-${k + 1}`);
           return new Set(entries.filter((e) => !e.egress && !e.deny).map((e) => e.identity));
         }),
       );

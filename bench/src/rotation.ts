@@ -95,11 +95,11 @@ export async function main(): Promise<void> {
       for (let i = 0; i < ROTATIONS; i++) {
         const n = nodes[i % nodes.length]!;
         // The agent API, as `weft encrypt rotate` calls it (without starting a CLI process per rotation on the nodes' CPUs).
-        const started = await n.client.call<{ lane: number; epoch: number }>('POST', '/v1/encryption/rotate');
+        const started = await n.client.rotate();
         let s: EncryptionStatus;
         do {
           await new Promise((r) => setTimeout(r, 50));
-          s = await n.client.call<EncryptionStatus>('GET', '/v1/encryption');
+          s = await n.client.encryption();
         } while (s.rotation || (s.epoch ?? 0) <= started.epoch);
         if (s.lastRotation?.outcome !== 'done') throw new Error(`rotation of ${n.cluster}/${n.node} ${s.lastRotation?.outcome}: ${s.lastRotation?.detail}`);
         durations.push(s.lastRotation.durationMs!);

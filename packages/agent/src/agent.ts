@@ -22,27 +22,31 @@ import { IdentityAllocator } from '@weft/identity';
 import { KvClient, Session } from '@weft/kvstore';
 import { KubernetesSource, type WeftNodePublisher } from '@weft/kubernetes';
 import { ResourceStore, type ResourceSource } from '@weft/resources';
-import { ApiError, ApiServer } from './api.js';
+import { ApiServer } from './api.js';
 import { CNI_ERROR, cniArgsProblem, isCniCommand, quote } from './cni-args.js';
 import { agentHealth } from './health.js';
 import { ClusterState } from './cluster-state.js';
 import { conntrackConfig, podCidrProblem, readEtcdTls, type AgentConfig } from './config.js';
-import { ConntrackGc, type ConntrackGcStatus } from './conntrack-gc.js';
+import { ConntrackGc } from './conntrack-gc.js';
 import { PolicyRevisions } from './revisions.js';
 import { CidrIdentities } from './cidr-identities.js';
 import type { Datapath } from './datapath-port.js';
 import { DROP_CT_FULL, DROP_CT_QUOTA } from '@weft/datapath';
 import { EndpointManager, type CniArgs, type Endpoint } from './endpoint-manager.js';
-import { enrich, FlowLog, type FlowFilter } from './flows.js';
+import { enrich, FlowLog } from './flows.js';
+import { encryptionRoutes } from './encryption-routes.js';
+import { endpointRoutes } from './endpoint-routes.js';
+import { flowRoutes } from './flow-routes.js';
+import { serviceRoutes } from './service-routes.js';
+import { statusRoutes } from './status-routes.js';
 import { Ipam } from './ipam.js';
 import { PolicyEngine } from './policy-engine.js';
 import { ServiceManager } from './service-manager.js';
-import type { EncryptionStatus, NodeEncryption } from './encryption.js';
+import type { NodeEncryption } from './encryption.js';
 import { IpsecNode } from './ipsec-node.js';
 import { WireGuardNode } from './wireguard-node.js';
-import { AgentConfigError, CniRequestError, RotationInProgressError, RotationUnavailableError } from './errors.js';
+import { AgentConfigError, CniRequestError } from './errors.js';
 import { nodeKey, type NodeRecord } from '@weft/schema';
-import { bigintJson } from './api.js';
 
 export class Agent {
   readonly log: Logger;
@@ -284,181 +288,13 @@ export class Agent {
     });
   }
 
-  status(): Record<string, unknown> {
-    const c = this.config;
-    return {
-      cluster: c.cluster,
-      clusterId: c.clusterId,
-      node: c.node,
-      source: c.source ?? 'standalone',
-      nodeIp: c.nodeIp,
-      podCidr: c.podCidr,
-      routing: c.routing,
-      encapsulationMtuOverhead: c.routing === 'direct' ? 0 : 50,
-      session: this.session.state,
-      endpoints: this.endpoints.list().length,
-      identities: this.allocator.cache.size,
-      policies: this.policy.policyCount,
-      clusterNodes: this.cluster.nodes.size,
-      clusterEndpoints: this.cluster.endpoints.size,
-      // What is used: remote records that passed admission (mesh-admission.ts); the rest is in remoteRefused.
-      remoteNodes: this.cluster.admittedRemoteNodes().size,
-      remoteEndpoints: this.cluster.admittedRemoteEndpoints().size,
-      remoteRefused: this.cluster.refused.size,
-      remoteIdentities: this.cluster.remoteIdentities.size,
-      // Remote cluster name -> id, as this cluster's clustermesh configuration gives it (tunnel checks hold remote nodes to it).
-      remoteClusterIds: Object.fromEntries(this.cluster.remoteClusterIds),
-      // Addresses several nodes claim: tunnel packets from them are refused until the conflict is resolved.
-      nodeAddressConflicts: this.cluster.nodeAddressConflicts,
-      services: this.services.count,
-      remoteServices: this.cluster.remoteServices.size,
-      memory: memoryMb(),
-      lastIpcacheSync: this.cluster.lastSync,
-      // A full ipcache: enforcing endpoints drop peers without an exact entry until it is complete.
-      ipcache: this.datapath.ipcacheStatus(),
-      maps: this.datapath.mapStatus(),
-      endpointPolicy: this.endpointPolicySummary(),
-      lastServiceSync: this.services.lastSync,
-      invalidRecords: Object.fromEntries([...this.cluster.invalid, ...this.cluster.refused, ...this.policy.invalid, ...this.allocator.cache.invalid, ...this.services.invalid]),
-    };
-  }
-
-  /** How many endpoints have their policy in force, and which do not (stale, fail-closed) and why. */
-  private endpointPolicySummary(): { ok: number; stale: number; failClosed: number; error: number; failing: Array<{ endpoint: string; id: number; state: string; error?: string; since?: string }> } {
-    const failing = this.policy.failing();
-    const byId = new Map(this.endpoints.list().map((e) => [e.epId, e]));
-    const count = (s: string): number => failing.filter((f) => f.state === s).length;
-    return {
-      ok: byId.size - failing.filter((f) => byId.has(f.epId)).length,
-      stale: count('stale'),
-      failClosed: count('fail-closed'),
-      error: count('error'),
-      failing: failing.map((f) => {
-        const ep = byId.get(f.epId);
-        const row: { endpoint: string; id: number; state: string; error?: string; since?: string } = { endpoint: ep ? `${ep.namespace}/${ep.pod}` : String(f.epId), id: f.epId, state: f.state };
-        if (f.error !== undefined) row.error = f.error;
-        if (f.since !== undefined) row.since = f.since;
-        return row;
-      }),
-    };
-  }
-
-  /** Conntrack pressure for `weft status`: use of the table, the busiest endpoints against their quota, drops, the last sweep. */
-  async conntrackStatus(): Promise<ConntrackReport> {
-    const quota = conntrackConfig(this.config).maxEntriesPerEndpoint;
-    const s = await this.datapath.conntrackStatus();
-    const byId = new Map(this.endpoints.list().map((e) => [e.epId, e]));
-    let entries = 0;
-    for (const n of s.byEndpoint.values()) entries += Math.max(0, n);
-    const top = [...s.byEndpoint].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).slice(0, 5).map(([id, n]) => {
-      const ep = byId.get(id);
-      return { id, ...(ep ? { pod: `${ep.namespace}/${ep.pod}` } : {}), entries: n, quotaUse: Math.round((n / quota) * 1000) / 1000 };
-    });
-    return { entries, capacity: s.capacity, quota, topEndpoints: top, drops: { full: Number(s.dropsFull), quota: Number(s.dropsQuota) }, gc: this.conntrackGc?.status() };
-  }
-
+  /** The API: each domain's routes, from the parts composed here. */
   private routes(): void {
-    const api = this.api;
-    api.route('POST', '/v1/cni', async ({ body }) => {
-      const b = body as { command?: string; args?: CniArgs };
-      if (!b?.command || !b.args) throw new ApiError(400, 'WEFT_ERR_BAD_REQUEST', 'Expected {command, args}');
-      return this.cni(b.command, b.args);
-    });
-    api.route('GET', '/v1/status', async () => ({ ...this.status(), conntrack: await this.conntrackStatus() }));
-    api.route('GET', '/v1/endpoints', async () =>
-      this.endpoints.list().map((ep) => {
-        const p = this.policy.endpointState(ep.epId);
-        return {
-          id: ep.epId,
-          namespace: ep.namespace,
-          pod: ep.pod,
-          ip: ep.ip,
-          identity: ep.identity,
-          labels: ep.labels,
-          namespaceLabels: ep.namespaceLabels,
-          interface: ep.hostIf,
-          // The last label change put in force (or being put, or failed and retried), if any.
-          regeneration: ep.regeneration,
-          policy: p
-            ? {
-                ingress: p.ingressEnforced ? 'enforcing' : 'allow-all',
-                egress: p.egressEnforced ? 'enforcing' : 'allow-all',
-                audit: p.audit,
-                revision: p.rev,
-                entries: p.entries,
-                policies: p.policies,
-                // ok | stale (old policy in force, new grants missing) | fail-closed (all traffic dropped) | error
-                state: p.state,
-                ...(p.error !== undefined ? { error: p.error, since: p.since } : {}),
-              }
-            : undefined,
-        };
-      }),
-    );
-    api.route('GET', '/v1/bpf/ipcache', async () => this.datapath.dumpIpcache());
-    api.route('GET', '/v1/bpf/nodes', async () => this.datapath.dumpNodes());
-    api.route('GET', '/v1/services', async () => this.services.list());
-    api.route('GET', '/v1/encryption', async (): Promise<EncryptionStatus> => {
-      if (!this.encryption) return { mode: 'off', strict: false, clearIngress: { dropped: false }, peers: [], refused: [] };
-      const s = await this.encryption.status();
-      const filter = this.datapath.clearIngressFilter();
-      // from_underlay drops a peer's clear pod and tunnel traffic in every mode; IPsec's XFRM policies refuse clear pod traffic too.
-      const clearIngress = filter ? { dropped: true, by: `from_underlay on ${filter}${s.mode === 'ipsec' ? ' and XFRM in policies (ESP required)' : ''}` } : { dropped: false };
-      return { ...s, clearIngress };
-    });
-    api.route('POST', '/v1/encryption/rotate', async () => {
-      if (!this.encryption) throw new ApiError(400, RotationUnavailableError.code, 'Cannot rotate keys: encryption is off on this node');
-      try {
-        return this.encryption.rotate('manual');
-      } catch (err) {
-        if (err instanceof RotationInProgressError || err instanceof RotationUnavailableError) throw new ApiError(409, err.code, err.message);
-        throw err;
-      }
-    });
-    api.route('GET', '/v1/bpf/lb', async () => this.datapath.dumpServices());
-    api.route('GET', '/v1/bpf/policy', async ({ query }) => {
-      const ep = this.endpoints.find(query.get('endpoint') ?? '');
-      const entries = await this.datapath.dumpPolicy(ep.epId);
-      return { endpoint: { id: ep.epId, namespace: ep.namespace, pod: ep.pod }, entries: entries.map((e) => ({ ...e, rule: this.policy.ruleName(e.ruleId) })) };
-    });
-    api.route('GET', '/v1/policies', async () => this.policy.listPolicies());
-    api.route('GET', '/v1/flows', async ({ query }, res) => {
-      const filter: FlowFilter = {};
-      for (const k of ['pod', 'namespace', 'label', 'verdict'] as const) {
-        const v = query.get(k);
-        if (v) filter[k] = v;
-      }
-      if (query.get('identity')) filter.identity = Number(query.get('identity'));
-      const limit = Number(query.get('limit') ?? 100);
-      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-      for (const f of this.flows.recent(filter, limit)) res.write(JSON.stringify(f, bigintJson) + '\n');
-      if (query.get('follow') !== '1') return void res.end();
-      const { flowMatches } = await import('./flows.js');
-      const unfollow = this.flows.follow((f) => {
-        if (flowMatches(f, filter)) res.write(JSON.stringify(f, bigintJson) + '\n');
-      });
-      res.on('close', unfollow);
-      return undefined;
-    });
+    const parts = { config: this.config, endpoints: this.endpoints, allocator: this.allocator, policy: this.policy, cluster: this.cluster, services: this.services, datapath: this.datapath };
+    statusRoutes(this.api, { ...parts, sessionState: () => this.session.state, conntrackGc: () => this.conntrackGc });
+    endpointRoutes(this.api, { ...parts, cni: (command, args) => this.cni(command, args) });
+    serviceRoutes(this.api, parts);
+    encryptionRoutes(this.api, { datapath: this.datapath, encryption: () => this.encryption });
+    flowRoutes(this.api, this.flows);
   }
-}
-
-function memoryMb(): { rss: number; heapUsed: number; external: number } {
-  const m = process.memoryUsage();
-  const mb = (n: number): number => Math.round((n / 1048576) * 10) / 10;
-  return { rss: mb(m.rss), heapUsed: mb(m.heapUsed), external: mb(m.external) };
-}
-
-/** `conntrack` in /v1/status. */
-export interface ConntrackReport {
-  /** Entries held (live, and dead ones not yet swept), by the per-endpoint counts. */
-  entries: number;
-  capacity: number;
-  /** Entries one endpoint may hold. */
-  quota: number;
-  /** The busiest endpoints. */
-  topEndpoints: Array<{ id: number; pod?: string; entries: number; quotaUse: number }>;
-  /** New connections refused since the maps were created: table full, endpoint at its quota. */
-  drops: { full: number; quota: number };
-  gc: ConntrackGcStatus | undefined;
 }

@@ -1,7 +1,7 @@
 /**
  * The agent's local API: HTTP over a unix socket in the agent's state
  * directory (reachable from any network namespace, protected by file
- * permissions). The CNI plugin and the CLI use it.
+ * permissions). The CNI plugin and the CLI use it through api-client.ts.
  *
  * Whoever can connect can make the agent run `ip` as root, so the socket is
  * 0600 (owner root) from the moment it exists: it is bound under a 0177 umask,
@@ -10,12 +10,9 @@
  * run as root). Request bodies are capped (MAX_BODY_BYTES, 413 beyond it) so
  * a client cannot grow the agent's memory.
  */
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-// The errors module alone, not @weft/common's index (pino): the CNI plugin loads this file on every pod
-// start and carries it to the host (packages/cni/src/install.ts), where only Weft's own modules go.
-import { WeftError } from '@weft/common/errors';
 
 export type Handler = (req: { method: string; path: string; query: URLSearchParams; body: unknown }, res: ServerResponse) => Promise<unknown>;
 
@@ -140,67 +137,4 @@ export class ApiError extends Error {
 
 export function bigintJson(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? Number(value) : value;
-}
-
-/** The agent's API as the CLI and the CNI plugin see it. */
-export class AgentClient {
-  constructor(readonly socketPath: string) {}
-
-  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, method, path, headers: { 'content-type': 'application/json' }, ...(signal ? { signal } : {}) }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      });
-      req.on('error', (err) => reject(new AgentUnreachableError(this.socketPath, err)));
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    });
-    const parsed = text ? (JSON.parse(text) as T & { error?: { code: string; message: string; cniCode?: number } }) : ({} as T & { error?: undefined });
-    if (status !== 200) {
-      const e = parsed.error ?? { code: 'WEFT_ERR_INTERNAL', message: `HTTP ${status}` };
-      throw new AgentApiError(e.code, e.message, e.cniCode);
-    }
-    return parsed;
-  }
-
-  /** Streams newline-delimited JSON until `signal` aborts. */
-  stream(path: string, onItem: (item: unknown) => void, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, method: 'GET', path, signal }, (res) => {
-        let buf = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          buf += c;
-          let nl: number;
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            const line = buf.slice(0, nl);
-            buf = buf.slice(nl + 1);
-            if (line.trim()) onItem(JSON.parse(line));
-          }
-        });
-        res.on('end', () => resolve());
-        res.on('error', () => resolve());
-      });
-      req.on('error', (err) => (signal?.aborted ? resolve() : reject(new AgentUnreachableError(this.socketPath, err))));
-      req.end();
-    });
-  }
-}
-
-export class AgentUnreachableError extends WeftError {
-  static readonly code = 'WEFT_ERR_AGENT_UNREACHABLE';
-  constructor(socket: string, cause: Error) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? `nothing listens there (is the agent running?): ${cause.message}` : cause.message;
-    super(AgentUnreachableError.code, `Cannot reach the agent at ${socket}: ${why}`, { cause });
-  }
-}
-
-/** An error the agent answered with, carrying its code. */
-export class AgentApiError extends WeftError {
-  constructor(code: string, message: string, readonly cniCode?: number) {
-    super(code, message);
-  }
 }

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { silentLogger, type HealthReport } from '@weft/common';
 import { EtcdProcess, until } from '@weft/kvstore';
 import { Agent } from './agent.js';
-import { AGENT_STARTING, AgentApiError, AgentClient } from './api.js';
+import { AGENT_STARTING } from './api.js';
+import { AgentApiError, AgentClient } from './api-client.js';
 import { validateAgentConfig } from './config.js';
 import type { Datapath } from './datapath-port.js';
 

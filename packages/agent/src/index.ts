@@ -1,6 +1,7 @@
 export { Agent } from './agent.js';
 export { loadAgentConfig, validateAgentConfig, readEtcdTls, podMtu, VXLAN_OVERHEAD, type AgentConfig, type RoutingMode, type SourceMode } from './config.js';
-export { AgentClient, AgentApiError, AgentUnreachableError, AGENT_STARTING } from './api.js';
+export { AgentClient, AgentApiError, AgentUnreachableError, type Wire, type CniAddResult } from './api-client.js';
+export { AGENT_STARTING } from './api.js';
 export { agentHealth, type AgentHealthState } from './health.js';
 export type { Datapath, IpcacheUpsert, EndpointProgram, PolicyMapEntry, FlowSample, ServiceProgram } from './datapath-port.js';
 export type { EncryptionStatus, NodeEncryption } from './encryption.js';

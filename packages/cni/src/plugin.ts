@@ -6,7 +6,8 @@
  */
 // The client module and the argument rules alone: kubelet execs the plugin for every pod, and
 // loading the whole agent (etcd, gRPC) would add over 100 ms to each pod start.
-import { AGENT_STARTING, AgentApiError, AgentClient, AgentUnreachableError } from '@weft/agent/api';
+import { AGENT_STARTING } from '@weft/agent/api';
+import { AgentApiError, AgentClient, AgentUnreachableError } from '@weft/agent/api-client';
 import { CNI_ERROR, cniArgsProblem, isCniCommand, networkNameProblem, parseCniArgs, quote, socketPathProblem, type CniArgs } from '@weft/agent/cni-args';
 
 export const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0'];
@@ -52,8 +53,11 @@ export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string): Promise<
   if (problem) return error(version, problem.code, problem.message);
   const client = new AgentClient(conf.agentSocket as string);
   try {
-    const r = await client.call<{ ip: string; gateway: string; hostIf: string; podIf: string; mac: string }>('POST', '/v1/cni', { command, args });
-    if (command !== 'ADD') return { stdout: '', exitCode: 0 };
+    if (command !== 'ADD') {
+      await client.cni(command, args);
+      return { stdout: '', exitCode: 0 };
+    }
+    const r = await client.cni('ADD', args);
     const result = {
       cniVersion: version,
       interfaces: [{ name: r.hostIf }, { name: r.podIf, mac: r.mac, sandbox: args.netnsPath }],

@@ -224,7 +224,7 @@ async function waitEncrypted(clusters: ClusterLayout[], connected: boolean, mode
     for (const n of c.nodes) {
       const client = new AgentClient(agentSocket(n));
       await waitFor(`${mode} peers of ${n.name}: ${want}${mode === 'wireguard' ? ', with handshakes' : ''}`, async () => {
-        const s = await client.call<{ peers: Array<{ lastHandshake?: string; encrypted: boolean }> }>('GET', '/v1/encryption');
+        const s = await client.encryption();
         return s.peers.length >= want && s.peers.every((p) => p.encrypted && (mode === 'ipsec' || p.lastHandshake !== undefined));
       }, 30_000, () => tail(join(n.stateDir, 'agent.log')));
     }

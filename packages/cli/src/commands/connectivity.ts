@@ -60,7 +60,7 @@ async function connectedPeer(c: ClusterLayout): Promise<ClusterLayout | undefine
 }
 
 async function serviceState(c: ClusterLayout): Promise<ServiceState | undefined> {
-  const all = await new AgentClient(agentSocket(c.nodes[0]!)).call<ServiceState[]>('GET', '/v1/services');
+  const all = await new AgentClient(agentSocket(c.nodes[0]!)).services();
   return all.find((s) => s.namespace === NS && s.name === SERVICE);
 }
 

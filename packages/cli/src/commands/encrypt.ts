@@ -45,7 +45,7 @@ export async function encrypt(argv: string[]): Promise<void> {
 }
 
 async function status(values: { cluster?: string; node?: string; agent?: string }, format: 'table' | 'json'): Promise<void> {
-  const rows = await Promise.all(agentsFor(values).map(async ({ node, client }) => ({ node, ...(await client.call<EncryptionStatus>('GET', '/v1/encryption')) })));
+  const rows = await Promise.all(agentsFor(values).map(async ({ node, client }) => ({ node, ...(await client.encryption()) })));
   if (format === 'json') return printJson(rows);
   for (const r of rows) {
     if (r.mode === 'off') {
@@ -85,10 +85,10 @@ function printWireGuard(r: NodeStatus): void {
 
 async function rotate(values: { cluster?: string; node?: string; agent?: string }, wait: boolean, timeoutMs: number, format: 'table' | 'json'): Promise<void> {
   const [first] = agentsFor(values);
-  if ((await first!.client.call<EncryptionStatus>('GET', '/v1/encryption')).mode === 'ipsec') return rotateIpsec(wait, timeoutMs, format);
+  if ((await first!.client.encryption()).mode === 'ipsec') return rotateIpsec(wait, timeoutMs, format);
   const results: Array<{ node: string; lane: number; epoch: number; outcome: string; durationMs?: number; detail?: string }> = [];
   for (const { node, client } of agentsFor(values)) {
-    const started = await client.call<{ lane: number; epoch: number }>('POST', '/v1/encryption/rotate');
+    const started = await client.rotate();
     if (!wait) {
       results.push({ node, ...started, outcome: 'started' });
       continue;
@@ -96,7 +96,7 @@ async function rotate(values: { cluster?: string; node?: string; agent?: string 
     if (format === 'table') progress(`${node}: rotating lane ${started.lane}...`);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const s = await client.call<EncryptionStatus>('GET', '/v1/encryption');
+      const s = await client.encryption();
       const last = s.lastRotation;
       // The rotation we started has finished once it is the last one and none runs.
       if (!s.rotation && last && (s.epoch ?? 0) > started.epoch) {
@@ -129,7 +129,7 @@ async function rotateIpsec(wait: boolean, timeoutMs: number, format: 'table' | '
   const results: Array<{ cluster: string; node: string; keyIds: number[]; sendKeyId: number }> = [];
   for (const n of nodes) {
     for (;;) {
-      const s = await n.client.call<EncryptionStatus>('GET', '/v1/encryption');
+      const s = await n.client.encryption();
       if (s.ipsec?.keyFileError) throw new RotationFailedError(`${n.cluster}/${n.node}: the key file was refused: ${s.ipsec.keyFileError}; the keys in force stay`);
       const done = s.ipsec && s.ipsec.sendKeyId === keyId && s.ipsec.keyIds.join() === String(keyId);
       if (done || !wait) {

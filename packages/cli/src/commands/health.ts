@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { WeftError, type HealthReport } from '@weft/common';
 // Single modules, not the packages' indexes: a probe runs every few seconds on every node, and
 // loading all of the agent or the clustermesh (etcd, Kubernetes clients) would cost far more CPU.
-import { AgentClient, AgentUnreachableError } from '@weft/agent/api';
+import { AgentClient, AgentUnreachableError } from '@weft/agent/api-client';
 import { DEFAULT_AGENT_SOCKET } from '@weft/cni/install';
 import { loadMeshConfig } from '@weft/clustermesh/config';
 import { localAddress, probeApiServer } from '@weft/clustermesh/health';
@@ -43,7 +43,7 @@ export async function agentHealth(argv: string[]): Promise<void> {
   const signal = AbortSignal.timeout(TIMEOUT_MS);
   let report: HealthReport;
   try {
-    report = await new AgentClient(values.socket).call<HealthReport>('GET', '/v1/healthz', undefined, signal);
+    report = await new AgentClient(values.socket).health(signal);
   } catch (err) {
     if (err instanceof AgentUnreachableError && signal.aborted) throw new AgentUnreachableError(values.socket, new Error(`no answer within ${TIMEOUT_MS / 1000}s`));
     throw err;

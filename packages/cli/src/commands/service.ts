@@ -4,7 +4,7 @@
  * Every lab cluster unless --cluster; -o json for scripts.
  */
 import { parseArgs } from 'node:util';
-import { AgentClient, type ServiceState } from '@weft/agent';
+import { AgentClient } from '@weft/agent';
 import { agentSocket, readLabState } from '@weft/lab';
 import { agentsFor } from '../context.js';
 import { parseFormat, printJson, printTable, UsageError } from '../output.js';
@@ -23,7 +23,7 @@ export async function service(argv: string[]): Promise<void> {
     if (!state) throw new UsageError('No lab is running (start one with `weft lab up`), and no --agent was given');
     for (const c of state.clusters) targets.push({ cluster: c.name, client: new AgentClient(agentSocket(c.nodes[0]!)) });
   }
-  const rows = (await Promise.all(targets.map(async ({ cluster, client }) => (await client.call<ServiceState[]>('GET', '/v1/services')).map((s) => ({ cluster, ...s }))))).flat();
+  const rows = (await Promise.all(targets.map(async ({ cluster, client }) => (await client.services()).map((s) => ({ cluster, ...s }))))).flat();
   if (format === 'json') return printJson(rows);
   printTable(['CLUSTER', 'SERVICE', 'CLUSTER-IP', 'PORTS', 'GLOBAL', 'BACKENDS IN USE', 'AVAILABLE PER CLUSTER'], rows.map((r) => [
     r.cluster,

@@ -1,0 +1,9 @@
+/** The service API: each Service's frontends and backends (GET /v1/services), the BPF service map (GET /v1/bpf/lb). */
+import type { ApiServer } from './api.js';
+import type { Datapath } from './datapath-port.js';
+import type { ServiceManager } from './service-manager.js';
+
+export function serviceRoutes(api: ApiServer, p: { services: ServiceManager; datapath: Datapath }): void {
+  api.route('GET', '/v1/services', async () => p.services.list());
+  api.route('GET', '/v1/bpf/lb', async () => p.datapath.dumpServices());
+}
