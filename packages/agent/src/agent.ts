@@ -248,6 +248,8 @@ export class Agent {
   }
 
   private async onEndpointChange(ep: Endpoint, removed: boolean): Promise<void> {
+    // The node's own ipcache hears of its endpoints directly, not through etcd.
+    this.cluster.setLocalEndpoint(ep.ip, removed ? undefined : ep.identity);
     if (removed) {
       this.policy.forget(ep.epId);
       return;

@@ -301,6 +301,10 @@ export class BpfDatapath implements Datapath {
     return this.ipcache.sync(entries);
   }
 
+  async updateIpcache(changes: ReadonlyArray<{ cidr: string; entry: IpcacheUpsert | undefined }>): Promise<IpcacheSyncResult> {
+    return this.ipcache.apply(changes);
+  }
+
   async syncNodes(entries: readonly NodeAddressUpsert[]): Promise<{ added: number; updated: number; removed: number }> {
     const want = new Map<string, Buffer>();
     for (const e of entries) {

@@ -11,6 +11,13 @@
  * remote never takes over a local address, a route or another remote's
  * range, and local state always wins in the ipcache.
  *
+ * Every record lands in the Ipcache model (ipcache.ts) under its source, and
+ * only the prefixes an event touched are written to the datapath: a node's own
+ * endpoints come straight from its endpoint manager (setLocalEndpoint), each
+ * endpoint record changes its own prefix, and remote records are admitted one
+ * by one (a node's endpoints again when the node's admission changes, an
+ * identity's endpoints when the identity changes).
+ *
  * A remote cluster's id comes from this cluster's clustermesh-apiserver, which
  * writes the id its own configuration gives each remote
  * (weft/mesh/v1/<remote>/cluster/info), never from what the remote sends: it
@@ -23,6 +30,7 @@ import { Ip } from '@weft/net';
 import { CidrSet, parseCidr, parseIpv4, type CidrIdentityView } from '@weft/policy';
 import type { AgentConfig } from './config.js';
 import type { Datapath, IpcacheUpsert, NodeAddressUpsert } from './datapath-port.js';
+import { Ipcache } from './ipcache.js';
 import { routerIp, serviceCidrsOf } from './config.js';
 import type { NodeEncryption, PeerNode } from './encryption.js';
 import { nodeAddresses } from './node-addresses.js';
@@ -35,17 +43,6 @@ const IPCACHE_F_REMOTE_NODE = 0x2;
 const IPCACHE_F_ENCRYPTED = 0x4;
 const IPCACHE_F_ENCRYPT_MISSING = 0x8;
 
-
-/** The remote records this node uses: those mesh-admission's rules let through, against local state and each other. */
-interface Admitted {
-  /** `<remote>/<node>` -> record. */
-  nodes: Map<string, NodeRecord>;
-  /** `<remote>/<ip>` -> record. */
-  endpoints: Map<string, EndpointRecord>;
-  byIp: Map<string, EndpointRecord>;
-  /** Mesh cache key -> why it is not used. */
-  refused: Map<string, string>;
-}
 
 export class ClusterState {
   readonly nodes = new Map<string, NodeRecord>();
@@ -62,10 +59,29 @@ export class ClusterState {
   nodeAddressConflicts: Array<{ addr: string; nodes: string[] }> = [];
   /** Remote clusters' exported global services, keyed `<remote>/<namespace>.<name>`. */
   readonly remoteServices = new Map<string, ServiceRecord>();
-  /** What of the remote records passed admission; undefined when something it depends on changed. */
-  private admittedCache: Admitted | undefined;
-  /** Remote records refused at the last admission, by mesh cache key, with the reason (status: invalidRecords). */
-  refused = new Map<string, string>();
+  /** Who is at which address, by source and precedence: what the datapath's ipcache is written from. */
+  readonly ipcache = new Ipcache();
+  /** Remote nodes that passed admission (`<remote>/<node>`), remote endpoints that did (`<remote>/<ip>`), and by IP. */
+  private readonly admittedNodes = new Map<string, NodeRecord>();
+  private readonly admittedEndpoints = new Map<string, EndpointRecord>();
+  private readonly admittedByIp = new Map<string, string>();
+  /** Remote endpoint ids (`<remote>/<ip>`) by their node (`<remote>/<node>`) and by their identity: who to admit again. */
+  private readonly remoteByNode = new Map<string, Set<string>>();
+  private readonly remoteByIdentity = new Map<number, Set<string>>();
+  private readonly remoteByIp = new Map<string, Set<string>>();
+  /** Why remote records are not used, by mesh cache key; routes refused, by `route/<cluster>/<node>`. */
+  private readonly refusedRecords = new Map<string, string>();
+  private refusedRoutes = new Map<string, string>();
+  /** Node admission must run again (remote or local nodes, the underlay or cluster ids changed). */
+  private nodesDirty = true;
+  /** The node table (weft_nodes) must be written again. */
+  private nodeTableDirty = true;
+  /** The next ipcache write is a whole one (the first, or after an error). */
+  private fullWrite = true;
+  /** The CIDR identities last put in the ipcache (the policy engine replaces the array when they change). */
+  private cidrsInIpcache: CidrIdentityView[] | undefined;
+  /** Node IP -> router IP of each node reached encrypted, from the last encryption sync. */
+  private encryptedRouterIp = new Map<string, string>();
   /** The underlay networks (config, else the network of the address holding nodeIp). */
   private underlayCidrs: string[] = [];
   /** Told when remote identities change (policy must be recomputed). */
@@ -80,8 +96,6 @@ export class ClusterState {
   /** `cluster/node` of the nodes reached encrypted -> the route their pod CIDR takes, from the last sync. */
   private encryptedNodes = new Map<string, string>();
   private recheck: NodeJS.Timeout | undefined;
-  /** Something the ipcache depends on changed since the last sync. */
-  private ipcacheDirty = true;
   private readonly ip: Ip;
   lastSync: { added: number; updated: number; removed: number; at: string } | undefined;
 
@@ -98,7 +112,10 @@ export class ClusterState {
     this.ip = options.ip ?? new Ip();
     this.syncer = new Coalescer(() => this.sync(), 10, (err) => this.log.error({ err: err.message }, 'ipcache sync failed'));
     this.ownership = new EndpointOwnership({
-      onChange: () => undefined,
+      onChange: (ip, record) => {
+        this.ipcache.set('cluster-endpoint', `${ip}/32`, record && this.clusterEndpointEntry(record));
+        this.readmitAt(ip);
+      },
       onReject: (node, ip, reason) => {
         const key = `${ENDPOINTS_PREFIX}${node}/${ip}`;
         if (reason === undefined) return void this.invalid.delete(key);
@@ -114,6 +131,7 @@ export class ClusterState {
     const nodes = new PrefixWatcher(this.kv, NODES_PREFIX, {
       onEvent: (e) => {
         const name = e.key.slice(NODES_PREFIX.length);
+        const before = this.nodes.get(name);
         let keysOnly = false;
         if (e.type === 'delete') this.nodes.delete(name);
         else this.accept(e.key, parseNodeRecord(e.value, this.config.cluster), (r) => {
@@ -127,8 +145,10 @@ export class ClusterState {
         });
         // An invalid record leaves the node without a place: its endpoints go too.
         this.ownership.setNode(name, this.nodes.get(name));
-        if (keysOnly) this.scheduleKeys();
-        else this.schedule();
+        if (keysOnly) return this.scheduleKeys();
+        this.setNodeEntry(before, this.nodes.get(name));
+        this.nodesDirty = true;
+        this.schedule();
       },
     }, { logger: this.log }).start();
     const endpoints = new PrefixWatcher(this.kv, ENDPOINTS_PREFIX, {
@@ -184,29 +204,47 @@ export class ClusterState {
 
   /** The endpoint (local cluster or remote) holding `ip`. */
   endpointByIp(ip: string): EndpointRecord | undefined {
-    return this.endpoints.get(ip) ?? this.admitted().byIp.get(ip);
+    const remote = this.admittedByIp.get(ip);
+    return this.endpoints.get(ip) ?? (remote === undefined ? undefined : this.admittedEndpoints.get(remote));
   }
 
   /** Remote nodes this node uses (admitted), keyed `<remote>/<node>`. */
   admittedRemoteNodes(): ReadonlyMap<string, NodeRecord> {
-    return this.admitted().nodes;
+    return this.admittedNodes;
   }
 
   /** Remote endpoints this node uses (admitted), keyed `<remote>/<ip>`. */
   admittedRemoteEndpoints(): ReadonlyMap<string, EndpointRecord> {
-    return this.admitted().endpoints;
+    return this.admittedEndpoints;
   }
 
   /** Admitted remote endpoints grouped by their cluster. */
   remoteEndpointsByCluster(): Map<string, EndpointRecord[]> {
     const out = new Map<string, EndpointRecord[]>();
-    for (const [id, e] of this.admitted().endpoints) {
+    for (const [id, e] of this.admittedEndpoints) {
       const cluster = id.slice(0, id.indexOf('/'));
       const list = out.get(cluster);
       if (list) list.push(e);
       else out.set(cluster, [e]);
     }
     return out;
+  }
+
+  /** Remote records and routes not used, with the reason (status: invalidRecords), and remote claims local state beats. */
+  get refused(): Map<string, string> {
+    const out = new Map([...this.refusedRecords, ...this.refusedRoutes]);
+    for (const [cidr, reason] of this.ipcache.shadowed()) out.set(`ipcache/${cidr}`, reason);
+    return out;
+  }
+
+  /**
+   * One of this node's endpoints, straight from its endpoint manager: in the ipcache at once, not
+   * after the round trip through etcd its record takes (removed: undefined).
+   */
+  setLocalEndpoint(ip: string, identity: number | undefined): void {
+    this.ipcache.set('local-endpoint', `${ip}/32`, identity === undefined ? undefined : { cidr: `${ip}/32`, identity, flags: IPCACHE_F_LOCAL_ENDPOINT, clusterId: this.config.clusterId });
+    this.readmitAt(ip);
+    this.syncer.schedule();
   }
 
   /** `<remote>/<kind>/<key>` from the mesh cache. */
@@ -219,7 +257,9 @@ export class ClusterState {
       const before = this.remoteClusterIds.get(remote);
       if (type === 'delete') this.remoteClusterIds.delete(remote);
       else this.accept(`${MESH_ROOT}${path}`, parseClusterInfo(value, this.config.clusterId), (clusterId) => this.remoteClusterIds.set(remote, clusterId));
-      if (this.remoteClusterIds.get(remote) !== before) this.schedule();
+      if (this.remoteClusterIds.get(remote) === before) return;
+      this.nodesDirty = true; // remote nodes carry their cluster's id
+      this.schedule();
       return;
     }
     if (kind === 'identities') {
@@ -245,7 +285,8 @@ export class ClusterState {
         }
       }
       this.onRemoteIdentities();
-      // Endpoints are admitted with their identity: the ipcache follows.
+      // Endpoints are admitted with their identity: those carrying it are looked at again.
+      if (n !== undefined) for (const id of [...(this.remoteByIdentity.get(n) ?? [])]) this.admitEndpoint(id);
       this.schedule();
       return;
     }
@@ -258,19 +299,23 @@ export class ClusterState {
           keysOnly = onlyKeysChanged(this.remoteNodes.get(id), r);
           this.remoteNodes.set(id, r);
           // Admission does not look at keys: an admitted node stays admitted, with its new keys.
-          if (keysOnly && this.admittedCache?.nodes.has(id)) this.admittedCache.nodes.set(id, r);
+          if (keysOnly && this.admittedNodes.has(id)) this.admittedNodes.set(id, r);
         });
       }
       if (keysOnly) return this.scheduleKeys();
+      this.nodesDirty = true;
     } else if (kind === 'services') {
       if (type === 'delete') this.remoteServices.delete(id);
       else this.accept(`${MESH_ROOT}${path}`, parseServiceRecord(key, value.toString()), (r) => this.remoteServices.set(id, r));
     } else if (kind === 'endpoints') {
+      this.unindex(id);
       if (type === 'delete') this.remoteEndpoints.delete(id);
       else {
         const parsed = parseRemoteEndpoint(value);
         this.accept(`${MESH_ROOT}${path}`, typeof parsed !== 'string' && parsed.ip !== key ? `endpoint ${parsed.ip} stored under ${key}` : parsed, (r) => this.remoteEndpoints.set(id, r), () => this.remoteEndpoints.delete(id));
       }
+      this.index(id);
+      this.admitEndpoint(id);
     } else return;
     this.schedule();
   }
@@ -280,19 +325,41 @@ export class ClusterState {
     this.invalid.set(key, reason);
   }
 
+  /** Indexes remote endpoint `id` by its node and identity (what its admission depends on). */
+  private index(id: string): void {
+    const e = this.remoteEndpoints.get(id);
+    if (!e) return;
+    const node = `${id.slice(0, id.indexOf('/'))}/${e.node}`;
+    addTo(this.remoteByNode, node, id);
+    addTo(this.remoteByIdentity, e.identity, id);
+    addTo(this.remoteByIp, e.ip, id);
+  }
+
+  private unindex(id: string): void {
+    const e = this.remoteEndpoints.get(id);
+    if (!e) return;
+    removeFrom(this.remoteByNode, `${id.slice(0, id.indexOf('/'))}/${e.node}`, id);
+    removeFrom(this.remoteByIdentity, e.identity, id);
+    removeFrom(this.remoteByIp, e.ip, id);
+  }
+
+  /** A local endpoint came or went at `ip`: a remote record for it is admitted again (local state wins). */
+  private readmitAt(ip: string): void {
+    for (const id of [...(this.remoteByIp.get(ip) ?? [])]) this.admitEndpoint(id);
+  }
+
   /**
-   * The remote records to use, against local state and each other; never dependent on the
-   * order the watch delivered them in, so every node of the cluster admits the same ones.
-   * Computed when something changed, then kept.
+   * Admits the remote nodes against local state and each other, never dependent on the order the
+   * watch delivered them in, so every node of the cluster admits the same ones; the endpoints of
+   * each node whose admission changed are admitted again.
    */
-  private admitted(): Admitted {
-    if (this.admittedCache) return this.admittedCache;
+  private admitNodes(): void {
     const me = { name: this.config.node, ip: this.config.nodeIp, podCidr: this.config.podCidr };
     const local = new LocalAddresses({ nodes: [...this.nodes.values(), ...(me.podCidr ? [me] : [])], underlayCidrs: this.underlayCidrs, serviceCidrs: serviceCidrsOf(this.config) });
     const claims = new RemoteClaims();
     const minPodCidrBits = this.config.remotePodCidrMinBits ?? DEFAULT_MIN_POD_CIDR_BITS;
-    const out: Admitted = { nodes: new Map(), endpoints: new Map(), byIp: new Map(), refused: new Map() };
-    const keyOf = (id: string, kind: string): string => `${MESH_ROOT}${id.slice(0, id.indexOf('/'))}/${kind}/${id.slice(id.indexOf('/') + 1)}`;
+    const refused = new Map<string, string>();
+    const admitted = new Map<string, NodeRecord>();
     // Nodes that pass against local state; then those that collide with one another are all
     // refused (the importer lets no collision through, so one here was written past it).
     const candidates: Array<[string, string, NodeRecord]> = [];
@@ -300,36 +367,63 @@ export class ClusterState {
       const remote = id.slice(0, id.indexOf('/'));
       const n = this.remoteNodes.get(id)!;
       const problem = remoteNodeProblem(remote, n, { local, claims, minPodCidrBits });
-      if (problem) out.refused.set(keyOf(id, 'nodes'), problem);
+      if (problem) refused.set(id, problem);
       else candidates.push([id, remote, n]);
     }
     for (const [, remote, n] of candidates) claims.claim(remote, n);
     for (const [id, remote, n] of candidates) {
       const problem = remoteNodeProblem(remote, n, { local, claims, minPodCidrBits });
-      if (problem) out.refused.set(keyOf(id, 'nodes'), problem);
-      else out.nodes.set(id, n);
+      if (problem) refused.set(id, problem);
+      else admitted.set(id, n);
     }
-    // Endpoints need no order: two admitted nodes never share an address, so neither do their endpoints.
-    for (const [id, e] of this.remoteEndpoints) {
-      const remote = id.slice(0, id.indexOf('/'));
-      const node = out.nodes.get(`${remote}/${e.node}`);
-      const owner = this.remoteIdentities.get(e.identity)?.get(CLUSTER_LABEL);
-      const problem = !node
-        ? `endpoint ${e.ip}'s node ${remote}/${e.node} is unknown or refused`
-        : remoteEndpointProblem(e, node, undefined, this.config.clusterId) ??
-          (owner !== remote ? `endpoint ${e.ip}'s identity ${e.identity} is not an identity of ${remote}${owner ? ` (it is ${owner}'s)` : ''}` : undefined) ??
-          (this.endpoints.has(e.ip) ? `endpoint ${e.ip} is a local endpoint` : undefined) ??
-          (out.byIp.has(e.ip) ? `endpoint ${e.ip} is already an endpoint of ${out.byIp.get(e.ip)!.node}` : undefined);
-      if (problem) out.refused.set(keyOf(id, 'endpoints'), problem);
-      else {
-        out.endpoints.set(id, e);
-        out.byIp.set(e.ip, e);
-      }
+    const changed = new Set<string>();
+    for (const [id, n] of this.admittedNodes) if (admitted.get(id) !== n) changed.add(id);
+    for (const [id, n] of admitted) if (this.admittedNodes.get(id) !== n) changed.add(id);
+    for (const id of this.remoteNodes.keys()) this.setRefused(meshKey(id, 'nodes'), refused.get(id));
+    for (const key of [...this.refusedRecords.keys()]) if (key.includes('/nodes/') && !this.remoteNodes.has(idOfKey(key))) this.setRefused(key, undefined);
+    this.admittedNodes.clear();
+    for (const [id, n] of admitted) this.admittedNodes.set(id, n);
+    this.ipcache.replace('remote-node', [...admitted].map(([id, n]) => ({ cidr: `${n.ip}/32`, identity: ReservedIdentity['remote-node'], flags: IPCACHE_F_REMOTE_NODE, clusterId: this.remoteClusterIds.get(id.slice(0, id.indexOf('/'))) ?? 0 })));
+    for (const node of changed) for (const id of [...(this.remoteByNode.get(node) ?? [])]) this.admitEndpoint(id);
+    this.nodeTableDirty = true; // (cluster ids may have changed too; the table is small)
+  }
+
+  /** Admits one remote endpoint (`<remote>/<ip>`) by mesh-admission's rules, or withdraws it. */
+  private admitEndpoint(id: string): void {
+    const e = this.remoteEndpoints.get(id);
+    const before = this.admittedEndpoints.get(id);
+    if (before) {
+      this.admittedEndpoints.delete(id);
+      if (this.admittedByIp.get(before.ip) === id) this.admittedByIp.delete(before.ip);
+      this.ipcache.set('remote-endpoint', `${before.ip}/32`, undefined);
     }
-    for (const [key, reason] of out.refused) if (this.refused.get(key) !== reason) this.log.warn({ key, reason }, 'refused a remote cluster record');
-    this.refused = out.refused;
-    this.admittedCache = out;
-    return out;
+    if (!e) return this.setRefused(meshKey(id, 'endpoints'), undefined);
+    const remote = id.slice(0, id.indexOf('/'));
+    const node = this.admittedNodes.get(`${remote}/${e.node}`);
+    const owner = this.remoteIdentities.get(e.identity)?.get(CLUSTER_LABEL);
+    const holder = this.admittedByIp.get(e.ip);
+    const problem = !node
+      ? `endpoint ${e.ip}'s node ${remote}/${e.node} is unknown or refused`
+      : remoteEndpointProblem(e, node, undefined, this.config.clusterId) ??
+        (owner !== remote ? `endpoint ${e.ip}'s identity ${e.identity} is not an identity of ${remote}${owner ? ` (it is ${owner}'s)` : ''}` : undefined) ??
+        (this.endpoints.has(e.ip) || this.ipcache.claimsOf('local-endpoint').has(`${e.ip}/32`) ? `endpoint ${e.ip} is a local endpoint` : undefined) ??
+        // Admitted nodes' pod CIDRs never overlap, so this is a record written past the importer.
+        (holder !== undefined && holder !== id ? `endpoint ${e.ip} is already an endpoint of ${this.admittedEndpoints.get(holder)!.node}` : undefined);
+    this.setRefused(meshKey(id, 'endpoints'), problem);
+    if (problem) return;
+    this.admittedEndpoints.set(id, e);
+    this.admittedByIp.set(e.ip, id);
+    // Local state wins by precedence (a local endpoint or node at this address): ipcache.ts.
+    this.ipcache.set('remote-endpoint', `${e.ip}/32`, { cidr: `${e.ip}/32`, identity: e.identity, clusterId: (e.identity >>> 16) & 0xff, ...this.remotePlacement(e.nodeIp) });
+  }
+
+  private setRefused(key: string, reason: string | undefined): void {
+    if (reason === undefined) {
+      this.refusedRecords.delete(key);
+      return;
+    }
+    if (this.refusedRecords.get(key) !== reason) this.log.warn({ key, reason }, 'refused a remote cluster record');
+    this.refusedRecords.set(key, reason);
   }
 
   /** Stores a record that parsed; otherwise reports it and (`drop`) forgets the key's previous value. */
@@ -344,10 +438,8 @@ export class ClusterState {
     store(parsed);
   }
 
-  /** Resync the ipcache soon (changes arriving together are written together). */
+  /** Write the changes soon (changes arriving together are written together); services follow. */
   schedule(): void {
-    this.ipcacheDirty = true;
-    this.admittedCache = undefined;
     this.syncer.schedule();
     this.onChanged();
   }
@@ -364,8 +456,21 @@ export class ClusterState {
   /** Every node of every cluster, with the cluster it belongs to. */
   private allNodes(): PeerNode[] {
     const out: PeerNode[] = [...this.nodes.values()].map((record) => ({ cluster: this.config.cluster, record }));
-    for (const [id, record] of this.admitted().nodes) out.push({ cluster: id.slice(0, id.indexOf('/')), record });
+    for (const [id, record] of this.admittedNodes) out.push({ cluster: id.slice(0, id.indexOf('/')), record });
     return out;
+  }
+
+  /** A local node's address: host for this node, remote-node for the others. */
+  private setNodeEntry(before: NodeRecord | undefined, after: NodeRecord | undefined): void {
+    if (before && before.ip !== after?.ip) this.ipcache.set('node', `${before.ip}/32`, undefined);
+    if (after) this.ipcache.set('node', `${after.ip}/32`, { cidr: `${after.ip}/32`, identity: after.name === this.config.node ? ReservedIdentity.host : ReservedIdentity['remote-node'], flags: IPCACHE_F_REMOTE_NODE, clusterId: this.config.clusterId });
+    this.nodeTableDirty = true;
+  }
+
+  /** An endpoint of this cluster, as its record says: on this node, or reached through its node. */
+  private clusterEndpointEntry(e: EndpointRecord): IpcacheUpsert {
+    if (e.node === this.config.node) return { cidr: `${e.ip}/32`, identity: e.identity, flags: IPCACHE_F_LOCAL_ENDPOINT, clusterId: this.config.clusterId };
+    return { cidr: `${e.ip}/32`, identity: e.identity, clusterId: this.config.clusterId, ...this.remotePlacement(e.nodeIp) };
   }
 
   /**
@@ -373,45 +478,22 @@ export class ClusterState {
    * through WireGuard or IPsec), in the clear (encryption off, or not strict and no
    * key), or nowhere (strict and no key: the datapath drops and reports).
    */
-  private remotePlacement(nodeIp: string, encryptedRouterIp: Map<string, string>): { tunnelIp: string; flags: number } {
+  private remotePlacement(nodeIp: string): { tunnelIp: string; flags: number } {
     if (this.config.encryption === 'off') return { tunnelIp: nodeIp, flags: 0 };
-    const router = encryptedRouterIp.get(nodeIp);
+    const router = this.encryptedRouterIp.get(nodeIp);
     if (router) return { tunnelIp: router, flags: IPCACHE_F_ENCRYPTED };
     return { tunnelIp: nodeIp, flags: this.config.encryptionStrict ? IPCACHE_F_ENCRYPT_MISSING : 0 };
   }
 
   /** The ipcache this node should have now. */
   desired(): IpcacheUpsert[] {
-    const out: IpcacheUpsert[] = [];
-    const me = this.config.node;
-    // Node IP -> router IP of each node reached encrypted, once per sync rather than per endpoint.
-    const byIp = new Map<string, string>();
-    for (const n of this.allNodes()) if (this.encryptedNodes.has(`${n.cluster}/${n.record.name}`)) byIp.set(n.record.ip, routerIp(n.record.podCidr));
-    for (const n of this.nodes.values()) {
-      out.push({ cidr: `${n.ip}/32`, identity: n.name === me ? ReservedIdentity.host : ReservedIdentity['remote-node'], flags: IPCACHE_F_REMOTE_NODE, clusterId: this.config.clusterId });
-    }
-    for (const e of this.endpoints.values()) {
-      const local = e.node === me;
-      if (local) {
-        out.push({ cidr: `${e.ip}/32`, identity: e.identity, flags: IPCACHE_F_LOCAL_ENDPOINT, clusterId: this.config.clusterId });
-        continue;
-      }
-      out.push({ cidr: `${e.ip}/32`, identity: e.identity, clusterId: this.config.clusterId, ...this.remotePlacement(e.nodeIp, byIp) });
-    }
-    const cidrs = this.cidrIdentities();
-    for (const c of cidrs) out.push({ cidr: c.cidr, identity: c.id, flags: 0, clusterId: 0 });
-    // Remote clusters: their nodes and pods, reached through the remote node (tunnel) or routes.
-    // Only what admission let through, and never over a local entry: local state always wins.
-    const local = new Set(out.map((e) => e.cidr));
-    const admitted = this.admitted();
-    const remote: IpcacheUpsert[] = [];
-    for (const [id, n] of admitted.nodes) remote.push({ cidr: `${n.ip}/32`, identity: ReservedIdentity['remote-node'], flags: IPCACHE_F_REMOTE_NODE, clusterId: this.remoteClusterIds.get(id.slice(0, id.indexOf('/'))) ?? 0 });
-    for (const e of admitted.endpoints.values()) remote.push({ cidr: `${e.ip}/32`, identity: e.identity, clusterId: (e.identity >>> 16) & 0xff, ...this.remotePlacement(e.nodeIp, byIp) });
-    for (const r of remote) {
-      if (local.has(r.cidr)) this.refused.set(`ipcache/${r.cidr}`, `a remote entry for ${r.cidr} would replace a local one`);
-      else out.push(r);
-    }
-    return out;
+    return this.ipcache.entries();
+  }
+
+  /** Places every endpoint of another node again (which nodes are reached encrypted changed). */
+  private replaceAll(): void {
+    for (const e of this.endpoints.values()) this.ipcache.set('cluster-endpoint', `${e.ip}/32`, this.clusterEndpointEntry(e));
+    for (const id of this.admittedEndpoints.keys()) this.admitEndpoint(id);
   }
 
   /** The addresses other nodes send tunnel packets from, and who they are (see node-addresses.ts). */
@@ -432,22 +514,42 @@ export class ClusterState {
   private async sync(): Promise<void> {
     // Peers first: a pod CIDR is marked encrypted only once its node is a peer (devices, SAs).
     let recheck = false;
-    let dirty = this.ipcacheDirty;
-    this.ipcacheDirty = false;
+    if (this.nodesDirty) {
+      this.nodesDirty = false;
+      this.admitNodes();
+    }
     if (this.encryption) {
       const before = [...this.encryptedNodes.keys()].join();
       ({ routes: this.encryptedNodes, recheck } = await this.encryption.sync(this.allNodes()));
-      if ([...this.encryptedNodes.keys()].join() !== before) dirty = true;
-    }
-    if (dirty) {
-      try {
-        const result = await this.datapath.syncIpcache(this.desired());
-        await this.datapath.syncNodes(this.desiredNodes());
-        this.lastSync = { ...result, at: new Date().toISOString() };
-      } catch (err) {
-        this.ipcacheDirty = true;
-        throw err;
+      if ([...this.encryptedNodes.keys()].join() !== before) {
+        this.encryptedRouterIp = new Map();
+        for (const n of this.allNodes()) if (this.encryptedNodes.has(`${n.cluster}/${n.record.name}`)) this.encryptedRouterIp.set(n.record.ip, routerIp(n.record.podCidr));
+        this.replaceAll();
+        this.nodeTableDirty = true;
       }
+    }
+    const cidrs = this.cidrIdentities();
+    if (cidrs !== this.cidrsInIpcache) {
+      this.ipcache.replace('policy-cidr', cidrs.map((c) => ({ cidr: c.cidr, identity: c.id, flags: 0, clusterId: 0 })));
+      this.cidrsInIpcache = cidrs;
+    }
+    const changes = this.ipcache.takeChanges();
+    try {
+      if (this.fullWrite) {
+        // The first write (a restarted agent's pinned map may hold what is gone), or after an error.
+        this.fullWrite = false;
+        this.lastSync = { ...(await this.datapath.syncIpcache(this.ipcache.entries())), at: new Date().toISOString() };
+      } else if (changes.length > 0) {
+        this.lastSync = { ...(await this.datapath.updateIpcache(changes)), at: new Date().toISOString() };
+      }
+      if (this.nodeTableDirty) {
+        this.nodeTableDirty = false;
+        await this.datapath.syncNodes(this.desiredNodes());
+      }
+    } catch (err) {
+      this.fullWrite = true;
+      this.nodeTableDirty = true;
+      throw err;
     }
     await this.syncRoutes();
     if (!this.encryption) return;
@@ -480,6 +582,7 @@ export class ClusterState {
    */
   private async syncRoutes(): Promise<void> {
     const want = new Map<string, string>();
+    const refusedRoutes = new Map<string, string>();
     const guard = this.routeGuard();
     for (const n of this.allNodes()) {
       if (n.cluster === this.config.cluster && n.record.name === this.config.node) continue;
@@ -491,11 +594,13 @@ export class ClusterState {
       const c = parseCidr(n.record.podCidr);
       const hit = typeof c === 'string' ? { value: c } : guard.overlapping(c);
       if (hit) {
-        this.refused.set(`route/${n.cluster}/${n.record.name}`, `no route to pod CIDR ${n.record.podCidr}: it overlaps ${hit.value}`);
+        refusedRoutes.set(`route/${n.cluster}/${n.record.name}`, `no route to pod CIDR ${n.record.podCidr}: it overlaps ${hit.value}`);
         continue;
       }
       want.set(n.record.podCidr, wanted);
     }
+    for (const [key, reason] of refusedRoutes) if (this.refusedRoutes.get(key) !== reason) this.log.warn({ key, reason }, 'refused a route');
+    this.refusedRoutes = refusedRoutes;
     for (const [cidr, route] of want) {
       if (this.routes.get(cidr) === route) continue;
       await this.ip.replaceRoute([cidr, ...route.split(' ')]);
@@ -532,6 +637,29 @@ export function parseClusterInfo(value: Buffer, ownClusterId: number): number | 
   if (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > 255) return `cluster id ${JSON.stringify(id)} is not 1-255`;
   if (id === ownClusterId) return `cluster id ${id} is this cluster's own`;
   return id;
+}
+
+function meshKey(id: string, kind: string): string {
+  return `${MESH_ROOT}${id.slice(0, id.indexOf('/'))}/${kind}/${id.slice(id.indexOf('/') + 1)}`;
+}
+
+/** `<remote>/<key>` of a mesh cache key `weft/mesh/v1/<remote>/<kind>/<key>`. */
+function idOfKey(key: string): string {
+  const [remote, , ...rest] = key.slice(MESH_ROOT.length).split('/');
+  return `${remote}/${rest.join('/')}`;
+}
+
+function addTo<K>(index: Map<K, Set<string>>, key: K, id: string): void {
+  let set = index.get(key);
+  if (!set) index.set(key, (set = new Set()));
+  set.add(id);
+}
+
+function removeFrom<K>(index: Map<K, Set<string>>, key: K, id: string): void {
+  const set = index.get(key);
+  if (!set) return;
+  set.delete(id);
+  if (set.size === 0) index.delete(key);
 }
 
 /** Whether a node record changed in its encryption part only (keys, epoch, rotation, confirmations). */

@@ -140,6 +140,8 @@ export interface Datapath {
    * the datapath distrusts inexact lookups until a sync writes everything.
    */
   syncIpcache(entries: readonly IpcacheUpsert[]): Promise<IpcacheSyncResult>;
+  /** Writes what changed for some prefixes (entry undefined: the prefix goes); the rest stays. Full maps as for syncIpcache. */
+  updateIpcache(changes: ReadonlyArray<{ cidr: string; entry: IpcacheUpsert | undefined }>): Promise<IpcacheSyncResult>;
   ipcacheStatus(): IpcacheStatus;
   /** Replaces the whole set of other nodes' addresses (weft_nodes; only differences are written). */
   syncNodes(entries: readonly NodeAddressUpsert[]): Promise<{ added: number; updated: number; removed: number }>;

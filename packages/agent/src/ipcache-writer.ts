@@ -17,8 +17,9 @@
  *   IPCACHE_F_EXACT) hits for the directions an endpoint enforces.
  *
  * Only the agent writes the map, so room only appears when the cluster
- * shrinks (a later sync then writes what was missing) or the operator raises
- * mapSizes.ipcache.
+ * shrinks (the next write then adds what was missing, by precedence) or the
+ * operator raises mapSizes.ipcache. A write is either the whole set (sync) or
+ * the prefixes that changed (apply).
  */
 import type { Logger } from '@weft/common';
 import {
@@ -44,8 +45,10 @@ export function ipcacheRank(prefixlen: number, flags: number): number {
 }
 
 export class IpcacheWriter {
-  /** cidr -> what the map holds (value, hex): the mirror every sync diffs against. */
+  /** cidr -> what the map holds (value, hex): the mirror every write diffs against. */
   private readonly present = new Map<string, string>();
+  /** Entries wanted but not in the map (it was full): written as soon as there is room. */
+  private readonly wanted = new Map<string, Buffer>();
   private missing = 0;
   private incompleteSince: string | undefined;
 
@@ -79,15 +82,31 @@ export class IpcacheWriter {
 
   /** Makes the map hold `entries` (as many as fit, by precedence). Throws only for errors other than a full map. */
   sync(entries: readonly IpcacheUpsert[]): IpcacheSyncResult {
-    const want = new Map<string, Buffer>();
-    for (const e of entries) {
+    const want = new Set(entries.map((e) => e.cidr));
+    const gone = [...new Set([...this.present.keys(), ...this.wanted.keys()])].filter((c) => !want.has(c));
+    return this.apply([...gone.map((cidr) => ({ cidr, entry: undefined })), ...entries.map((entry) => ({ cidr: entry.cidr, entry }))]);
+  }
+
+  /**
+   * Writes what changed for some prefixes (undefined: the prefix goes), leaving the others alone;
+   * entries that did not fit before are tried again. Throws only for errors other than a full map.
+   */
+  apply(changes: ReadonlyArray<{ cidr: string; entry: IpcacheUpsert | undefined }>): IpcacheSyncResult {
+    const upserts = new Map<string, Buffer>();
+    const removed: string[] = [];
+    for (const { cidr, entry } of changes) {
+      if (entry === undefined) {
+        upserts.delete(cidr);
+        this.wanted.delete(cidr);
+        if (this.present.has(cidr)) removed.push(cidr);
+        continue;
+      }
       const v = Buffer.alloc(IPCACHE_VALUE.size);
-      const flags = prefixOf(e.cidr) === 32 ? e.flags | IPCACHE_F_EXACT : e.flags & ~IPCACHE_F_EXACT;
-      encodeIpcacheValue(v, 0, { identity: e.identity, tunnelIp: e.tunnelIp ? ipv4ToInt(e.tunnelIp) : 0, flags, clusterId: e.clusterId });
-      want.set(e.cidr, v);
+      const flags = prefixOf(cidr) === 32 ? entry.flags | IPCACHE_F_EXACT : entry.flags & ~IPCACHE_F_EXACT;
+      encodeIpcacheValue(v, 0, { identity: entry.identity, tunnelIp: entry.tunnelIp ? ipv4ToInt(entry.tunnelIp) : 0, flags, clusterId: entry.clusterId });
+      upserts.set(cidr, v);
     }
     // 1. What is no longer wanted: room for what is.
-    const removed = [...this.present.keys()].filter((c) => !want.has(c));
     if (removed.length > 0) {
       this.map.deleteBatch(keyBatch(removed), removed.length);
       for (const c of removed) this.present.delete(c);
@@ -95,16 +114,18 @@ export class IpcacheWriter {
     // 2. Changed entries: an overwrite never needs room.
     const updated: Array<[string, Buffer]> = [];
     const added: Array<[string, Buffer]> = [];
-    for (const [cidr, v] of want) {
+    for (const [cidr, v] of upserts) {
       const p = this.present.get(cidr);
       if (p === undefined) added.push([cidr, v]);
       else if (p !== v.toString('hex')) updated.push([cidr, v]);
     }
     this.write(updated);
-    // 3. New entries, most important first.
+    // 3. New entries, and those that did not fit before, most important first.
+    for (const [cidr, v] of this.wanted) if (!upserts.has(cidr)) added.push([cidr, v]);
+    this.wanted.clear();
     if (added.length > 1) added.sort((a, b) => rankOf(a[0], a[1]) - rankOf(b[0], b[1]));
-    const { written, evicted } = this.addAll(added);
-    this.missing = added.length - written + evicted;
+    const written = this.addAll(added);
+    this.missing = this.wanted.size;
     if (this.missing === 0 && this.incompleteSince) {
       this.setIncomplete(false);
       this.log.info({ entries: this.present.size }, 'ipcache complete again');
@@ -113,8 +134,12 @@ export class IpcacheWriter {
     return { added: written, updated: updated.length, removed: removed.length, missing: this.missing };
   }
 
-  /** Writes `added` in order; on a full map evicts lower-precedence entries for higher ones. */
-  private addAll(added: Array<[string, Buffer]>): { written: number; evicted: number } {
+  /**
+   * Writes `added` in order; on a full map evicts lower-precedence entries for higher ones. What
+   * does not fit, and what was evicted, is kept in `wanted` for the next write. Returns how many
+   * of `added` were written.
+   */
+  private addAll(added: Array<[string, Buffer]>): number {
     let i = 0;
     let evicted = 0;
     /** Present entries by precedence, least important last; built on the first eviction (a full map is rare). */
@@ -137,14 +162,16 @@ export class IpcacheWriter {
         victims.pop();
         // Its address resolves to a shorter prefix or world from now on: the flag is already set.
         this.map.delete(keyBatch([last[0]]));
+        this.wanted.set(last[0], Buffer.from(this.present.get(last[0])!, 'hex'));
         this.present.delete(last[0]);
         evicted++;
       }
     }
+    for (const [cidr, v] of added.slice(i)) this.wanted.set(cidr, v);
     if (i < added.length || evicted > 0) {
-      this.log.warn({ map: this.map.name, maxEntries: this.map.maxEntries, missing: added.length - i + evicted, evicted }, 'ipcache full: entries missing (enforcing endpoints drop peers without an exact entry); raise mapSizes.ipcache in the agent config');
+      this.log.warn({ map: this.map.name, maxEntries: this.map.maxEntries, missing: this.wanted.size, evicted }, 'ipcache full: entries missing (enforcing endpoints drop peers without an exact entry); raise mapSizes.ipcache in the agent config');
     }
-    return { written: i, evicted };
+    return i;
   }
 
   private markIncomplete(): void {

@@ -26,20 +26,24 @@ export class MemoryDatapath implements Datapath {
 
   /** No size limit: every entry fits (map-full behaviour is the BPF datapath's, tested there). */
   async syncIpcache(entries: readonly IpcacheUpsert[]): Promise<IpcacheSyncResult> {
-    const want = new Map(entries.map((e) => [e.cidr, e]));
+    const want = new Set(entries.map((e) => e.cidr));
+    const gone = [...this.ipcache.keys()].filter((c) => !want.has(c)).map((cidr) => ({ cidr, entry: undefined }));
+    return this.updateIpcache([...gone, ...entries.map((entry) => ({ cidr: entry.cidr, entry }))]);
+  }
+
+  async updateIpcache(changes: ReadonlyArray<{ cidr: string; entry: IpcacheUpsert | undefined }>): Promise<IpcacheSyncResult> {
     let added = 0;
     let updated = 0;
     let removed = 0;
-    for (const [cidr, e] of want) {
+    for (const { cidr, entry } of changes) {
       const prev = this.ipcache.get(cidr);
+      if (entry === undefined) {
+        if (prev && this.ipcache.delete(cidr)) removed++;
+        continue;
+      }
       if (!prev) added++;
-      else if (JSON.stringify(prev) !== JSON.stringify(e)) updated++;
-      this.ipcache.set(cidr, e);
-    }
-    for (const cidr of [...this.ipcache.keys()]) {
-      if (want.has(cidr)) continue;
-      this.ipcache.delete(cidr);
-      removed++;
+      else if (JSON.stringify(prev) !== JSON.stringify(entry)) updated++;
+      this.ipcache.set(cidr, entry);
     }
     return { added, updated, removed, missing: 0 };
   }

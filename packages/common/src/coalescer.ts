@@ -2,19 +2,20 @@
  * Coalescer: runs an async job soon after a change, once for a burst of
  * changes, never twice at the same time, and again if changes arrived while
  * it ran. The shape of every "state changed -> resync" loop in the agent.
- * After an expensive run (100 ms or more: a cold sync of 100k records) the
- * next one waits as long as that run took, so the job takes at most half of
- * a core while changes keep coming, instead of all of it; cheap runs keep
- * the short debounce (propagation latency).
+ *
+ * The wait is always the same short debounce. It once grew to as long as the
+ * last run took (so a job took at most half a core), which fed on itself: one
+ * slow run, from a busy machine or a large batch, made the next change wait as
+ * long again, and latency swung from tens of milliseconds to seconds (issue
+ * 13). Jobs do work proportional to what changed instead (the ipcache, the
+ * policy engine), so a run is short because its batch is.
  */
-const HEAVY_RUN_MS = 100;
 
 export class Coalescer {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private dirty = false;
   private stopped = false;
-  private lastRunMs = 0;
 
   constructor(
     private readonly job: () => Promise<void>,
@@ -29,15 +30,13 @@ export class Coalescer {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.dirty = false;
-      const started = Date.now();
       this.running = this.job()
         .catch((err: Error) => this.onError(err))
         .finally(() => {
-          this.lastRunMs = Date.now() - started;
           this.running = undefined;
           if (this.dirty) this.schedule();
         });
-    }, this.lastRunMs >= HEAVY_RUN_MS ? Math.max(this.delayMs, this.lastRunMs) : this.delayMs);
+    }, this.delayMs);
   }
 
   /** Cancels a pending run and waits for a running one. */
