@@ -23,6 +23,14 @@ export const IPCACHE_SOURCES: readonly IpcacheSource[] = ['local-endpoint', 'nod
 
 const RANK = new Map(IPCACHE_SOURCES.map((s, i) => [s, i]));
 const REMOTE = new Set<IpcacheSource>(['remote-node', 'remote-endpoint']);
+/** Sources whose claims are also kept by source (replaced whole, or asked about); the large ones are not, to save memory. */
+const BY_SOURCE = new Set<IpcacheSource>(['local-endpoint', 'node', 'policy-cidr', 'remote-node']);
+
+/** One source's claim on a prefix. */
+interface Claim {
+  source: IpcacheSource;
+  entry: IpcacheUpsert;
+}
 
 /** A prefix whose winner may have changed: what the datapath should hold for it now (undefined: nothing). */
 export interface IpcacheChange {
@@ -31,28 +39,30 @@ export interface IpcacheChange {
 }
 
 export class Ipcache {
-  /** cidr -> source -> what it claims, by precedence when read. */
-  private readonly byPrefix = new Map<string, Map<IpcacheSource, IpcacheUpsert>>();
-  private readonly bySource = new Map<IpcacheSource, Map<string, IpcacheUpsert>>(IPCACHE_SOURCES.map((s) => [s, new Map()]));
+  /** cidr -> the claims on it, highest precedence first (almost always one: an array, not a map, per prefix). */
+  private readonly byPrefix = new Map<string, Claim[]>();
+  private readonly bySource = new Map<IpcacheSource, Map<string, IpcacheUpsert>>([...BY_SOURCE].map((s) => [s, new Map()]));
   private readonly dirty = new Set<string>();
 
   /** What `source` claims for `entry.cidr`; undefined `entry` withdraws its claim on `cidr`. */
   set(source: IpcacheSource, cidr: string, entry: IpcacheUpsert | undefined): void {
-    const mine = this.bySource.get(source)!;
-    const before = mine.get(cidr);
+    if (entry !== undefined && entry.cidr !== cidr) throw new RangeError(`Ipcache entry for ${entry.cidr} set under ${cidr}`);
+    const claims = this.byPrefix.get(cidr);
+    const at = claims ? claims.findIndex((c) => c.source === source) : -1;
     if (entry === undefined) {
-      if (!before) return;
-      mine.delete(cidr);
-      const claims = this.byPrefix.get(cidr)!;
-      claims.delete(source);
-      if (claims.size === 0) this.byPrefix.delete(cidr);
+      if (at < 0) return;
+      claims!.splice(at, 1);
+      if (claims!.length === 0) this.byPrefix.delete(cidr);
+      this.bySource.get(source)?.delete(cidr);
     } else {
-      if (entry.cidr !== cidr) throw new RangeError(`Ipcache entry for ${entry.cidr} set under ${cidr}`);
-      if (before && sameEntry(before, entry)) return;
-      mine.set(cidr, entry);
-      let claims = this.byPrefix.get(cidr);
-      if (!claims) this.byPrefix.set(cidr, (claims = new Map()));
-      claims.set(source, entry);
+      if (at >= 0 && sameEntry(claims![at]!.entry, entry)) return;
+      if (at >= 0) claims![at]!.entry = entry;
+      else if (!claims) this.byPrefix.set(cidr, [{ source, entry }]);
+      else {
+        claims.push({ source, entry });
+        claims.sort((a, b) => RANK.get(a.source)! - RANK.get(b.source)!);
+      }
+      this.bySource.get(source)?.set(cidr, entry);
     }
     this.dirty.add(cidr);
   }
@@ -61,24 +71,28 @@ export class Ipcache {
   replace(source: IpcacheSource, entries: Iterable<IpcacheUpsert>): void {
     const want = new Map<string, IpcacheUpsert>();
     for (const e of entries) want.set(e.cidr, e);
-    for (const cidr of [...this.bySource.get(source)!.keys()]) if (!want.has(cidr)) this.set(source, cidr, undefined);
+    for (const cidr of [...this.claimsOf(source).keys()]) if (!want.has(cidr)) this.set(source, cidr, undefined);
     for (const [cidr, e] of want) this.set(source, cidr, e);
   }
 
-  /** What `source` claims now. */
+  /** What `source` claims now (for the endpoint sources, which are not kept by source: a walk). */
   claimsOf(source: IpcacheSource): ReadonlyMap<string, IpcacheUpsert> {
-    return this.bySource.get(source)!;
+    const kept = this.bySource.get(source);
+    if (kept) return kept;
+    const out = new Map<string, IpcacheUpsert>();
+    for (const [cidr, claims] of this.byPrefix) for (const c of claims) if (c.source === source) out.set(cidr, c.entry);
+    return out;
   }
 
   /** The winning entry for `cidr`. */
   get(cidr: string): IpcacheUpsert | undefined {
-    return this.winner(cidr)?.[1];
+    return this.byPrefix.get(cidr)?.[0]?.entry;
   }
 
   /** Every prefix's winning entry (a full write: the first one, or after an error). */
   entries(): IpcacheUpsert[] {
     const out: IpcacheUpsert[] = [];
-    for (const cidr of this.byPrefix.keys()) out.push(this.winner(cidr)![1]);
+    for (const claims of this.byPrefix.values()) out.push(claims[0]!.entry);
     return out;
   }
 
@@ -99,24 +113,14 @@ export class Ipcache {
   shadowed(): Map<string, string> {
     const out = new Map<string, string>();
     for (const [cidr, claims] of this.byPrefix) {
-      if (claims.size < 2) continue;
-      const [winner] = this.winner(cidr)!;
-      if (REMOTE.has(winner)) continue;
-      for (const s of claims.keys()) if (REMOTE.has(s)) out.set(cidr, `a remote entry for ${cidr} would replace a local one (${winner})`);
+      if (claims.length < 2 || REMOTE.has(claims[0]!.source)) continue;
+      if (claims.some((c) => REMOTE.has(c.source))) out.set(cidr, `a remote entry for ${cidr} would replace a local one (${claims[0]!.source})`);
     }
     return out;
   }
 
   get size(): number {
     return this.byPrefix.size;
-  }
-
-  private winner(cidr: string): [IpcacheSource, IpcacheUpsert] | undefined {
-    const claims = this.byPrefix.get(cidr);
-    if (!claims) return undefined;
-    let best: [IpcacheSource, IpcacheUpsert] | undefined;
-    for (const [s, e] of claims) if (!best || RANK.get(s)! < RANK.get(best[0])!) best = [s, e];
-    return best;
   }
 }
 
