@@ -141,6 +141,8 @@ export class Agent {
       this.encryption.onSyncNeeded = () => this.cluster.schedule();
     }
     this.policy.onCidrsChanged = () => this.cluster.schedule();
+    this.policy.namedPorts = (identity, name) => this.cluster.namedPorts.lookup(identity, name);
+    this.cluster.namedPorts.onChange = () => this.policy.namedPortsChanged();
     this.cluster.onRemoteIdentities = () => this.policy.schedule();
     this.services = new ServiceManager(c.cluster, resources, this.cluster, this.datapath, this.log.child({ component: 'services' }));
     this.cluster.onChanged = () => this.services.schedule();

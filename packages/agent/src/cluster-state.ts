@@ -31,6 +31,7 @@ import { CidrSet, parseCidr, parseIpv4, type CidrIdentityView } from '@weft/poli
 import type { AgentConfig } from './config.js';
 import type { Datapath, IpcacheUpsert, NodeAddressUpsert } from './datapath-port.js';
 import { Ipcache } from './ipcache.js';
+import { NamedPortIndex } from './named-ports.js';
 import { routerIp, serviceCidrsOf } from './config.js';
 import type { NodeEncryption, PeerNode } from './encryption.js';
 import { nodeAddresses } from './node-addresses.js';
@@ -61,6 +62,8 @@ export class ClusterState {
   readonly remoteServices = new Map<string, ServiceRecord>();
   /** Who is at which address, by source and precedence: what the datapath's ipcache is written from. */
   readonly ipcache = new Ipcache();
+  /** The named ports of the pods of each identity, from the records in use (this cluster's, admitted remote ones). */
+  readonly namedPorts = new NamedPortIndex();
   /** Remote nodes that passed admission (`<remote>/<node>`), remote endpoints that did (`<remote>/<ip>`), and by IP. */
   private readonly admittedNodes = new Map<string, NodeRecord>();
   private readonly admittedEndpoints = new Map<string, EndpointRecord>();
@@ -114,6 +117,7 @@ export class ClusterState {
     this.ownership = new EndpointOwnership({
       onChange: (ip, record) => {
         this.ipcache.set('cluster-endpoint', `${ip}/32`, record && this.clusterEndpointEntry(record));
+        this.namedPorts.set(`c/${ip}`, record?.identity, record?.namedPorts);
         this.readmitAt(ip);
       },
       onReject: (node, ip, reason) => {
@@ -396,6 +400,7 @@ export class ClusterState {
       this.admittedEndpoints.delete(id);
       if (this.admittedByIp.get(before.ip) === id) this.admittedByIp.delete(before.ip);
       this.ipcache.set('remote-endpoint', `${before.ip}/32`, undefined);
+      this.namedPorts.set(`r/${id}`, undefined, undefined);
     }
     if (!e) return this.setRefused(meshKey(id, 'endpoints'), undefined);
     const remote = id.slice(0, id.indexOf('/'));
@@ -413,6 +418,7 @@ export class ClusterState {
     if (problem) return;
     this.admittedEndpoints.set(id, e);
     this.admittedByIp.set(e.ip, id);
+    this.namedPorts.set(`r/${id}`, e.identity, e.namedPorts);
     // Local state wins by precedence (a local endpoint or node at this address): ipcache.ts.
     this.ipcache.set('remote-endpoint', `${e.ip}/32`, { cidr: `${e.ip}/32`, identity: e.identity, clusterId: (e.identity >>> 16) & 0xff, ...this.remotePlacement(e.nodeIp) });
   }

@@ -29,6 +29,7 @@ import type { Logger } from '@weft/common';
 import { workloadLabels, type IdentityAllocator, type IdentityMove, type LabelSet } from '@weft/identity';
 import type { KvClient } from '@weft/kvstore';
 import { Ip } from '@weft/net';
+import type { NamedPort } from '@weft/policy';
 import type { PodSpec, ResourceSource, ResourceWatch } from '@weft/resources';
 import { netnsNameOf, netnsPathProblem, quote, type CniArgs } from './cni-args.js';
 import type { AgentConfig } from './config.js';
@@ -36,7 +37,7 @@ import { podMtu } from './config.js';
 import type { Datapath } from './datapath-port.js';
 import { CniRequestError, EndpointNotFoundError } from './errors.js';
 import type { Ipam } from './ipam.js';
-import { endpointKey, type EndpointRecord } from '@weft/schema';
+import { endpointKey, MAX_NAMED_PORTS, type EndpointRecord } from '@weft/schema';
 
 /** The pods' gateway: a link-local address answered by a static neighbor entry. */
 export const POD_GATEWAY = '169.254.1.1';
@@ -55,6 +56,8 @@ export interface Endpoint {
   /** The pod's labels and its namespace's, as allocated: `identity` is the identity of endpointLabels() of these. */
   labels: Record<string, string>;
   namespaceLabels: Record<string, string>;
+  /** Its containers' named ports (what a policy's `port: <name>` resolves to for this pod). */
+  namedPorts?: NamedPort[];
   mac: string;
   nodeMac: string;
   /** The last regeneration (a label change), if there was one. */
@@ -310,7 +313,7 @@ export class EndpointManager {
   async add(args: CniArgs): Promise<Endpoint> {
     const existing = this.byContainer.get(args.containerId);
     if (existing) return existing;
-    const pod = await this.d.resources.get<unknown>('Pod', args.pod, args.namespace);
+    const pod = await this.d.resources.get<PodSpec>('Pod', args.pod, args.namespace);
     if (!pod) throw new CniRequestError(100, `Unknown pod ${args.namespace}/${args.pod}: no Pod resource in cluster ${this.d.config.cluster} (apply it first)`);
     const nsName = netnsName(args.netnsPath);
     const labels = pod.metadata.labels ?? {};
@@ -333,6 +336,7 @@ export class EndpointManager {
       identity: alloc.id,
       labels,
       namespaceLabels,
+      namedPorts: namedPortsOf(pod.spec),
       mac: '',
       nodeMac: '',
     };
@@ -418,6 +422,7 @@ export class EndpointManager {
 
   private async publish(ep: Endpoint): Promise<void> {
     const record: EndpointRecord = { ip: ep.ip, identity: ep.identity, node: this.d.config.node, nodeIp: this.d.config.nodeIp, namespace: ep.namespace, pod: ep.pod, labels: ep.labels };
+    if (ep.namedPorts?.length) record.namedPorts = ep.namedPorts;
     await this.d.kv.put(endpointKey(this.d.config.node, ep.ip), JSON.stringify(record), { lease: this.d.leaseId() });
   }
 
@@ -473,6 +478,13 @@ export class EndpointIds {
     }
     throw new CniRequestError(100, `No free endpoint id on this node (${MAX_EP_ID} endpoints)`);
   }
+}
+
+/** A pod's named container ports, as many as a record carries (MAX_NAMED_PORTS). */
+function namedPortsOf(spec: PodSpec | undefined): NamedPort[] {
+  const out: NamedPort[] = [];
+  for (const c of spec?.containers ?? []) for (const p of c.ports ?? []) if (p.name !== undefined) out.push({ name: p.name, protocol: p.protocol, port: p.containerPort });
+  return out.slice(0, MAX_NAMED_PORTS);
 }
 
 function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {

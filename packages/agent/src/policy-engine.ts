@@ -20,7 +20,7 @@
  */
 import { Coalescer, type Logger } from '@weft/common';
 import type { IdentityAllocator } from '@weft/identity';
-import { parsePolicy, policyCidrs, resolveEndpoint, selects, SelectorCache, type CachedSelector, type CidrIdentityView, type EndpointView, type IdentityPeer, type Policy, type SelectionUser } from '@weft/policy';
+import { parsePolicy, policyCidrs, resolveEndpoint, selects, SelectorCache, type CachedSelector, type CidrIdentityView, type EndpointView, type IdentityPeer, type NamedPort, type Policy, type SelectionUser } from '@weft/policy';
 import type { IdentityChange, LabelSet } from '@weft/identity';
 import type { Resource, ResourceSource, ResourceWatch } from '@weft/resources';
 import type { AgentConfig } from './config.js';
@@ -83,6 +83,10 @@ export class PolicyEngine {
   cidrs = new CidrIdentities();
   private cidrIds: CidrIdentityView[] = [];
   private retry: NodeJS.Timeout | undefined;
+  /** The numbers pods of an identity give a port name (egress rules with a named port); the agent gives ClusterState's index. */
+  namedPorts: (identity: number, name: string) => Iterable<NamedPort> = () => [];
+  /** Endpoints whose policy has an egress rule with a named port: resolved again when named ports change. */
+  private readonly namedEgressUsers = new Set<number>();
   /** Told when the CIDR identities change (they belong in the ipcache). */
   onCidrsChanged: () => void = () => undefined;
   /**
@@ -188,7 +192,7 @@ export class PolicyEngine {
   }
 
   private viewOf(ep: Endpoint): EndpointView {
-    return { epId: ep.epId, namespace: ep.namespace, labels: endpointLabels(this.config.cluster, ep) };
+    return { epId: ep.epId, namespace: ep.namespace, labels: endpointLabels(this.config.cluster, ep), ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) };
   }
 
   /** Recompute soon; changes arriving together are applied together. */
@@ -262,7 +266,10 @@ export class PolicyEngine {
       used.add(sel);
       return sel.selected;
     };
-    const resolved = resolveEndpoint(view, policies, { cluster: this.config.cluster, identities: [], cidrIdentities: this.cidrIds, selections });
+    const resolved = resolveEndpoint(view, policies, { cluster: this.config.cluster, identities: [], cidrIdentities: this.cidrIds, selections, namedPorts: this.namedPorts });
+    const selected = new Set(resolved.policies);
+    if (policies.some((p) => selected.has(p.id) && p.rules.some((r) => r.direction === 'egress' && r.ports.some((port) => port.name !== undefined)))) this.namedEgressUsers.add(ep.epId);
+    else this.namedEgressUsers.delete(ep.epId);
     for (const sel of user.selectors) if (!used.has(sel)) this.selectors.removeSelector(sel, user);
     user.selectors = used;
     const entries: PolicyMapEntry[] = resolved.entries.map((e) => {
@@ -299,8 +306,16 @@ export class PolicyEngine {
     this.retryLater();
   }
 
+  /** Pods' named ports changed somewhere: the endpoints with named egress ports are resolved again. */
+  namedPortsChanged(): void {
+    if (this.namedEgressUsers.size === 0) return;
+    if (this.dirty !== 'all') for (const id of this.namedEgressUsers) this.dirty.add(id);
+    this.schedule();
+  }
+
   forget(epId: number): void {
     this.state.delete(epId);
+    this.namedEgressUsers.delete(epId);
     const user = this.selections.get(epId);
     if (user) for (const sel of user.selectors) this.selectors.removeSelector(sel, user);
     this.selections.delete(epId);

@@ -83,7 +83,7 @@ describe('Kubernetes source (replayed API traffic)', function () {
     // What `weft apply -f cluster.yaml` validates and ResourceStore stores (JSON) and watches back.
     const yamlText = readFileSync(join(TESTDATA, 'cluster.yaml'), 'utf8');
     const standalone = parseYamlDocuments(yamlText, 'cluster.yaml').map((d) => JSON.parse(JSON.stringify(validateResource(d.value, `#${d.index}`, CLUSTER))) as Resource);
-    assert.equal(standalone.length, 9);
+    assert.equal(standalone.length, 10);
     for (const r of standalone) assert.deepEqual(model.items.get(resourceKey(r)), r, resourceKey(r));
 
     // Only Kubernetes has these: a pod kubelet runs from its image's entrypoint, and a LoadBalancer Service.
@@ -95,9 +95,8 @@ describe('Kubernetes source (replayed API traffic)', function () {
 
     // The headless Service is not Weft's (nothing to load-balance): neither delivered nor invalid.
     assert.ok(!model.items.has('weft/resources/v1/Service/shop/db'));
-    assert.deepEqual([...model.invalid.keys()].sort(), ['weft/resources/v1/NetworkPolicy/shop/named-port', 'weft/resources/v1/Service/shop/legacy']);
+    assert.deepEqual([...model.invalid.keys()].sort(), ['weft/resources/v1/Service/shop/legacy']);
     assert.match(model.invalid.get('weft/resources/v1/Service/shop/legacy')!, /^WEFT_ERR_RESOURCE_INVALID: Invalid resource Service shop\/legacy \(from Kubernetes\): spec\.ports\[0\]\.targetPort: must be a port number 1-65535$/);
-    assert.match(model.invalid.get('weft/resources/v1/NetworkPolicy/shop/named-port')!, /^WEFT_ERR_RESOURCE_INVALID: Invalid resource NetworkPolicy shop\/named-port \(from Kubernetes\): .*named port "http" is not supported/);
 
     // Through the kubeconfig's credentials, and every watch asked for bookmarks from the list's version.
     assert.ok(server.requests.every((r) => r.headers.authorization === `Bearer ${REPLAY_TOKEN}`));
@@ -111,7 +110,7 @@ describe('Kubernetes source (replayed API traffic)', function () {
   it('reads one object from the API server, undefined when it does not exist, a typed error when refused', async () => {
     await replay('get.json');
     const pod = await source.get('Pod', 'web-1', 'shop');
-    assert.deepEqual(pod, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-1', namespace: 'shop', labels: { app: 'web' }, annotations: {} }, spec: { nodeName: 'n1', containers: [{ name: 'web', command: [] }] } });
+    assert.deepEqual(pod, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-1', namespace: 'shop', labels: { app: 'web' }, annotations: {} }, spec: { nodeName: 'n1', containers: [{ name: 'web', command: [], ports: [{ containerPort: 80, protocol: 'TCP' }] }] } });
     assert.deepEqual((await source.get('Namespace', 'shop'))?.metadata.labels, { 'kubernetes.io/metadata.name': 'shop', team: 'retail' });
     assert.equal(await source.get('Pod', 'gone', 'shop'), undefined);
     await assert.rejects(source.get('Pod', 'web-1', 'shop'), (err: unknown) => err instanceof KubernetesApiError && err.code === 'WEFT_ERR_KUBERNETES_API' && err.status === 403 && err.reason === 'Forbidden' && /^Cannot read Pod shop\/web-1: HTTP 403 Forbidden: pods "web-1" is forbidden/.test(err.message));
@@ -181,8 +180,8 @@ describe('Kubernetes source (replayed API traffic)', function () {
       'delete NetworkPolicy/shop/db-ingress', // 704 deleted
     ]);
     assert.deepEqual(invalidSeen, [
-      'Invalid resource NetworkPolicy shop/named (from Kubernetes): spec.ingress[0].ports[0].port: named port "pg" is not supported; use a number',
-      'Invalid resource NetworkPolicy shop/db-ingress (from Kubernetes): spec.ingress[0].ports[0].port: named port "pg" is not supported; use a number',
+      'Invalid resource NetworkPolicy shop/named (from Kubernetes): spec.ingress[0].ports[0].port: "PG_main" is neither a port number nor a valid port name (1-15 of a-z, 0-9 and -, at least one letter)',
+      'Invalid resource NetworkPolicy shop/db-ingress (from Kubernetes): spec.ingress[0].ports[0].port: "PG_main" is neither a port number nor a valid port name (1-15 of a-z, 0-9 and -, at least one letter)',
     ]);
     assert.equal(model.invalid.size, 0, 'nothing invalid left');
     assert.deepEqual([...model.items.keys()], ['weft/resources/v1/NetworkPolicy/shop/named']);

@@ -7,6 +7,7 @@ export {
   type PolicyEntry,
   type EndpointPolicy,
   type EndpointView,
+  type NamedPort,
   type PolicyUniverse,
   type IdentityView,
   type CidrIdentityView,
@@ -18,3 +19,4 @@ export { CidrSet } from './cidr-set.js';
 export { InvalidPolicyError, errorCodes } from './errors.js';
 export type * from './types.js';
 export { SelectorCache, CachedSelector, selectsIdentity, selectorKey, isIdentityPeer, type IdentityPeer, type EndpointsPeer, type SelectionUser, type IdentityLabels } from './selector-cache.js';
+export { PORT_NAME_RE } from './types.js';

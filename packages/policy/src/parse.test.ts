@@ -55,7 +55,9 @@ describe('policy parsing', () => {
   it('names the field of every mistake', () => {
     rejects(np({}), 'spec.podSelector', /is required/);
     rejects(np({ podSelector: {}, ingress: [{ ports: [{ port: 70000 }] }] }), 'spec.ingress[0].ports[0].port', /must be a port number 1-65535, got number 70000/);
-    rejects(np({ podSelector: {}, ingress: [{ ports: [{ port: 'http' }] }] }), 'spec.ingress[0].ports[0].port', /named port "http" is not supported/);
+    rejects(np({ podSelector: {}, ingress: [{ ports: [{ port: 'no_such' }] }] }), 'spec.ingress[0].ports[0].port', /"no_such" is neither a port number nor a valid port name/);
+    rejects(np({ podSelector: {}, ingress: [{ ports: [{ port: 'web', endPort: 90 }] }] }), 'spec.ingress[0].ports[0].endPort', /needs a numeric port, not the named port "web"/);
+    rejects(wp({ endpointSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: 'http' }] }] }] }), 'spec.ingress[0].toPorts[0].ports[0].port', /named port "http" is not supported here \(NetworkPolicy takes names\)/);
     rejects(np({ podSelector: {}, ingress: [{ ports: [{ port: 90, endPort: 80 }] }] }), 'spec.ingress[0].ports[0].endPort', /80 is below port 90/);
     rejects(np({ podSelector: {}, egress: [{ to: [{ ipBlock: { cidr: '10.0.0.1/8' } }] }] }), 'spec.egress[0].to[0].ipBlock.cidr', /host bits set \(network is 10\.0\.0\.0\/8\)/);
     rejects(np({ podSelector: {}, egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['11.0.0.0/16'] } }] }] }), 'spec.egress[0].to[0].ipBlock.except[0]', /11\.0\.0\.0\/16 is not within 10\.0\.0\.0\/8/);

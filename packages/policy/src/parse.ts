@@ -7,7 +7,7 @@
  */
 import { InvalidPolicyError } from './errors.js';
 import { parseCidr, cidrContains } from '@weft/common';
-import type { Direction, Entity, Peer, Policy, PortRule, Protocol, Rule, Selector, SelectorOperator } from './types.js';
+import { PORT_NAME_RE, type Direction, type Entity, type Peer, type Policy, type PortRule, type Protocol, type Rule, type Selector, type SelectorOperator } from './types.js';
 
 const ENTITIES: readonly Entity[] = ['world', 'cluster', 'host', 'remote-node', 'all'];
 const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP', 'ICMP', 'ANY'];
@@ -84,7 +84,6 @@ function parseSelector(ctx: Ctx, v: Json, path: string): Selector {
 
 function parsePort(ctx: Ctx, v: Json, path: string): number {
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-  if (typeof n === 'string') ctx.fail(path, `named port ${JSON.stringify(n)} is not supported; use a number`);
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535) ctx.fail(path, `must be a port number 1-65535, got ${describe(v)}`);
   return n;
 }
@@ -96,7 +95,8 @@ function parseProtocol(ctx: Ctx, v: Json, path: string, fallback: Protocol): Pro
   return p;
 }
 
-function parsePortRule(ctx: Ctx, v: Json, path: string, fallback: Protocol): PortRule {
+/** `named`: whether the port may be a name (NetworkPolicy; Weft's policies, like their CRD schema, take numbers). */
+function parsePortRule(ctx: Ctx, v: Json, path: string, fallback: Protocol, named: boolean): PortRule {
   const o = ctx.object(v, path);
   ctx.only(o, path, ['port', 'endPort', 'protocol']);
   const protocol = parseProtocol(ctx, o.protocol, `${path}.protocol`, fallback);
@@ -105,6 +105,13 @@ function parsePortRule(ctx: Ctx, v: Json, path: string, fallback: Protocol): Por
     return { protocol };
   }
   if (protocol === 'ICMP') ctx.fail(`${path}.port`, 'ICMP has no ports');
+  if (typeof o.port === 'string' && !/^\d+$/.test(o.port)) {
+    if (!named) ctx.fail(`${path}.port`, `named port ${JSON.stringify(o.port)} is not supported here (NetworkPolicy takes names); use a number`);
+    // A named port: resolved per destination pod from its containers' ports (resolve.ts).
+    if (!PORT_NAME_RE.test(o.port)) ctx.fail(`${path}.port`, `${JSON.stringify(o.port)} is neither a port number nor a valid port name (1-15 of a-z, 0-9 and -, at least one letter)`);
+    if (o.endPort !== undefined && o.endPort !== null) ctx.fail(`${path}.endPort`, `needs a numeric port, not the named port ${JSON.stringify(o.port)}`);
+    return { protocol, name: o.port };
+  }
   const port = parsePort(ctx, o.port, `${path}.port`);
   if (o.endPort === undefined || o.endPort === null) return { protocol, port };
   const endPort = parsePort(ctx, o.endPort, `${path}.endPort`);
@@ -177,7 +184,7 @@ export function parseNetworkPolicy(doc: Json, cluster: string): Policy {
         if (po.namespaceSelector !== undefined) return { kind: 'endpoints', pods, namespaces: parseSelector(ctx, po.namespaceSelector, `${pp}.namespaceSelector`) };
         return { kind: 'endpoints', pods, namespace: namespace! };
       });
-      const ports = ctx.array(ro.ports, `${p}.ports`).map((x, j) => parsePortRule(ctx, x, `${p}.ports[${j}]`, 'TCP'));
+      const ports = ctx.array(ro.ports, `${p}.ports`).map((x, j) => parsePortRule(ctx, x, `${p}.ports[${j}]`, 'TCP', true));
       rules.push({ direction, action: 'allow', peers, ports });
     });
   }
@@ -242,7 +249,7 @@ export function parseWeftPolicy(doc: Json, cluster: string): Policy {
       ctx.array(ro.toPorts, `${p}.toPorts`).forEach((tp, j) => {
         const tpo = ctx.object(tp, `${p}.toPorts[${j}]`);
         ctx.only(tpo, `${p}.toPorts[${j}]`, ['ports']);
-        ctx.array(tpo.ports, `${p}.toPorts[${j}].ports`).forEach((x, k) => ports.push(parsePortRule(ctx, x, `${p}.toPorts[${j}].ports[${k}]`, 'ANY')));
+        ctx.array(tpo.ports, `${p}.toPorts[${j}].ports`).forEach((x, k) => ports.push(parsePortRule(ctx, x, `${p}.toPorts[${j}].ports[${k}]`, 'ANY', false)));
       });
       rules.push({ direction, action, peers, ports });
     });

@@ -88,6 +88,26 @@ describe('policy resolution', () => {
     assert.deepEqual(summary(r.entries), ['ingress allow id=0 proto=132 port=8080/14', 'ingress allow id=0 proto=17 port=8080/14', 'ingress allow id=0 proto=6 port=8080/14']);
   });
 
+  it('resolves a named port per destination pod: ingress from the endpoint\'s own ports, egress from the peer\'s', () => {
+    const db = { ...dbEndpoint, namedPorts: [{ name: 'pg', protocol: 'TCP' as const, port: 5432 }, { name: 'metrics', protocol: 'TCP' as const, port: 9187 }] };
+    const ingress = np({ podSelector: { matchLabels: { app: 'db' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'api' } } }], ports: [{ port: 'pg' }, { port: 'metrics', protocol: 'UDP' }, { port: 'nope' }] }] });
+    // 'metrics' is TCP on db, the rule asks for UDP; 'nope' is no port of db: neither allows anything.
+    assert.deepEqual(summary(resolveEndpoint(db, [ingress], universe).entries), ['ingress allow id=65793 proto=6 port=5432/16']);
+    assert.deepEqual(resolveEndpoint(dbEndpoint, [ingress], universe).entries, [], 'an endpoint without the name: nothing');
+
+    // Egress: the api pods call the port "http" 8080, west's api pods 9090; the name resolves per peer.
+    const peers = new Map([[65_793, [{ name: 'http', protocol: 'TCP' as const, port: 8080 }]], [131_328, [{ name: 'http', protocol: 'TCP' as const, port: 9090 }]]]);
+    const u = { ...universe, namedPorts: (id: number, name: string) => (id === 0 ? [...peers.values()].flat() : peers.get(id) ?? []).filter((n) => n.name === name) };
+    const egress = np({ podSelector: { matchLabels: { app: 'db' } }, policyTypes: ['Egress'], egress: [{ to: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: 'api' } } }, { ipBlock: { cidr: '192.0.2.0/24' } }], ports: [{ port: 'http' }] }] });
+    const r = resolveEndpoint(dbEndpoint, [egress], u);
+    assert.deepEqual(summary(r.entries), ['egress allow id=65793 proto=6 port=8080/16'], 'each peer its own number; a CIDR has no named ports');
+    const westToo = np({ podSelector: { matchLabels: { app: 'db' } }, policyTypes: ['Egress'], egress: [{ to: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: 'api', 'weft.io/cluster': 'west' } } }], ports: [{ port: 'http' }] }] });
+    assert.deepEqual(summary(resolveEndpoint(dbEndpoint, [westToo], u).entries), ['egress allow id=131328 proto=6 port=9090/16']);
+    // No peers named (to: anyone): every number any pod gives the name.
+    const anyone = np({ podSelector: { matchLabels: { app: 'db' } }, policyTypes: ['Egress'], egress: [{ ports: [{ port: 'http' }] }] });
+    assert.deepEqual(summary(resolveEndpoint(dbEndpoint, [anyone], u).entries), ['egress allow id=0 proto=6 port=8080/16', 'egress allow id=0 proto=6 port=9090/16']);
+  });
+
   it('applies clusterwide policies in every namespace, and audit mode', () => {
     const cw: Policy = parsePolicy({ apiVersion: 'weft.io/v1', kind: 'WeftClusterwideNetworkPolicy', metadata: { name: 'lockdown' }, spec: { endpointSelector: {}, ingress: [{ fromEntities: ['host'] }], audit: true } }, 'east');
     const r = resolveEndpoint({ epId: 9, namespace: 'tools', labels: ids.ops!.labels }, [cw], universe);

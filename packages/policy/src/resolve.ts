@@ -44,6 +44,18 @@ export interface PolicyUniverse {
    * without it `identities` is scanned for every rule.
    */
   selections?: (peer: IdentityPeer, policy: Policy) => Iterable<number>;
+  /**
+   * The port numbers pods of `identity` (0: any pod) expose under `name` (their containers'
+   * named ports), for egress rules with a named port. Without it such rules allow nothing.
+   */
+  namedPorts?: (identity: number, name: string) => Iterable<NamedPort>;
+}
+
+/** A container port with a name, as a policy's named port resolves to it. */
+export interface NamedPort {
+  name: string;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+  port: number;
 }
 
 export interface EndpointView {
@@ -51,6 +63,8 @@ export interface EndpointView {
   namespace: string;
   /** The endpoint's identity labels (namespace and cluster labels included). */
   labels: LabelSet;
+  /** The endpoint's own named ports: what an ingress rule's named port resolves to. */
+  namedPorts?: readonly NamedPort[];
 }
 
 export interface PolicyEntry {
@@ -123,10 +137,22 @@ function selected(peer: IdentityPeer, policy: Policy, u: PolicyUniverse): number
   return out;
 }
 
-function portEntries(ports: readonly PortRule[]): Array<{ protocol: number; port?: PortPrefix }> {
+/**
+ * The protocol and port entries of a rule's ports. A named port resolves to the numbers the
+ * destination pods give that name: for ingress the endpoint's own (`mine`), for egress those of the
+ * peer (`theirs`); a name nobody gives matches nothing (Kubernetes' rule), so it adds no entry.
+ */
+function portEntries(ports: readonly PortRule[], named: ((name: string) => Iterable<NamedPort>) | undefined): Array<{ protocol: number; port?: PortPrefix }> {
   if (ports.length === 0) return [{ protocol: 0 }];
   const out: Array<{ protocol: number; port?: PortPrefix }> = [];
   for (const p of ports) {
+    if (p.name !== undefined) {
+      for (const n of named?.(p.name) ?? []) {
+        if (p.protocol !== 'ANY' && p.protocol !== n.protocol) continue;
+        out.push({ protocol: PROTOCOL_NUMBER[n.protocol], port: { port: n.port, bits: 16 } });
+      }
+      continue;
+    }
     const protos = p.protocol === 'ANY' ? (p.port === undefined ? [0] : [6, 17, 132]) : [PROTOCOL_NUMBER[p.protocol]];
     for (const protocol of protos) {
       if (p.port === undefined || protocol === 0) out.push({ protocol });
@@ -161,8 +187,12 @@ export function resolveEndpoint(ep: EndpointView, policies: readonly Policy[], u
     policy.rules.forEach((rule: Rule, index) => {
       const ruleId = `${policy.id}#${rule.direction}#${index}`;
       const identities = rule.peers.length === 0 ? [0] : [...new Set(rule.peers.flatMap((p) => peerIdentities(p, policy, u, cidrs)))];
-      const ports = portEntries(rule.ports);
+      const named = rule.ports.some((p) => p.name !== undefined);
+      const mine = (name: string): NamedPort[] => (ep.namedPorts ?? []).filter((n) => n.name === name);
+      const ingressPorts = rule.direction === 'ingress' || !named ? portEntries(rule.ports, mine) : undefined;
       for (const identity of identities) {
+        // Egress to a named port: the numbers this peer's pods give the name (CIDR identities have none).
+        const ports = ingressPorts ?? portEntries(rule.ports, (name) => u.namedPorts?.(identity, name) ?? []);
         for (const p of ports) {
           const entry: PolicyEntry = { egress: rule.direction === 'egress', identity, protocol: p.protocol, deny: rule.action === 'deny', rule: ruleId };
           if (p.port) entry.port = p.port;

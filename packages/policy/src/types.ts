@@ -33,7 +33,12 @@ export interface PortRule {
   protocol: Protocol;
   port?: number;
   endPort?: number;
+  /** A named port (`port: http`): the number comes from the pods' container ports, per destination pod. */
+  name?: string;
 }
+
+/** Kubernetes' IANA_SVC_NAME: what a container port may be called, and a policy's `port` may name. */
+export const PORT_NAME_RE = /^(?=.{1,15}$)(?=.*[a-z])[a-z0-9]+(-[a-z0-9]+)*$/;
 
 export type Direction = 'ingress' | 'egress';
 

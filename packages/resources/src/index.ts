@@ -5,4 +5,4 @@ export type { ResourceSource, ResourceWatch, ResourceWatchHandler, ServiceEndpoi
 export { parseYamlDocuments, type SourceDocument } from './yaml.js';
 export { loadResourceFiles } from './load.js';
 export { InvalidResourceError, ResourceNotFoundError, ClusterIPInUseError, ClusterIPExhaustedError, ResourceConflictError, errorCodes } from './errors.js';
-export { resourceRef, NAMESPACED, API_VERSION, type Resource, type ResourceKind, type Metadata, type PodSpec, type ServiceSpec, type ServicePort, type ContainerSpec } from './types.js';
+export { resourceRef, NAMESPACED, API_VERSION, type Resource, type ResourceKind, type Metadata, type PodSpec, type ServiceSpec, type ServicePort, type ContainerSpec, type ContainerPort } from './types.js';

@@ -152,4 +152,13 @@ describe('loading resource files', () => {
     const path = file('container.yaml', 'apiVersion: v1\nkind: Pod\nmetadata: { name: p }\nspec: { containers: [{ name: "../../etc/cron.d/x", command: [x] }] }\n');
     assert.throws(() => loadResourceFiles([path], 'c1'), /spec\.containers\[0\]\.name: "\.\.\/\.\.\/etc\/cron\.d\/x" is not a valid container name/);
   });
+
+  it('keeps containers\' named ports (TCP by default) and names the port that is wrong', () => {
+    const pod = (ports: string) => file('ports.yaml', `apiVersion: v1\nkind: Pod\nmetadata: { name: p }\nspec: { containers: [{ name: a, command: [x], ports: ${ports} }, { name: b, command: [x], ports: [{ name: metrics, containerPort: 9090, protocol: UDP }] }] }\n`);
+    const [r] = loadResourceFiles([pod('[{ name: web, containerPort: 8080 }, { containerPort: 22 }]')], 'c1');
+    assert.deepEqual((r!.spec as { containers: Array<{ ports?: unknown }> }).containers.map((c) => c.ports), [[{ name: 'web', containerPort: 8080, protocol: 'TCP' }, { containerPort: 22, protocol: 'TCP' }], [{ name: 'metrics', containerPort: 9090, protocol: 'UDP' }]]);
+    assert.throws(() => loadResourceFiles([pod('[{ name: Web_1, containerPort: 8080 }]')], 'c1'), /spec\.containers\[0\]\.ports\[0\]\.name: "Web_1" is not a valid port name/);
+    assert.throws(() => loadResourceFiles([pod('[{ name: metrics, containerPort: 8080 }]')], 'c1'), /spec\.containers\[1\]\.ports\[0\]\.name: "metrics" is used twice in the pod/);
+    assert.throws(() => loadResourceFiles([pod('[{ name: web, containerPort: 0 }]')], 'c1'), /spec\.containers\[0\]\.ports\[0\]\.containerPort: must be a port number 1-65535, got 0/);
+  });
 });

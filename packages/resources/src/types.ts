@@ -38,6 +38,15 @@ export interface Resource<S = unknown> {
 export interface ContainerSpec {
   name: string;
   command: string[];
+  /** The ports the container listens on; a named one can be a NetworkPolicy's `port: <name>`. */
+  ports?: ContainerPort[];
+}
+
+export interface ContainerPort {
+  /** An IANA service name (1-15 of a-z, 0-9 and -, at least one letter), unique in the pod. */
+  name?: string;
+  containerPort: number;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
 }
 
 export interface PodSpec {

@@ -3,10 +3,10 @@
  * validates completely or is rejected with the field that is wrong; the store
  * writes nothing unless every document of a request is valid.
  */
-import { parsePolicy, InvalidPolicyError } from '@weft/policy';
+import { PORT_NAME_RE, parsePolicy, InvalidPolicyError } from '@weft/policy';
 import { parseIPv4 } from './cluster-ip.js';
 import { InvalidResourceError } from './errors.js';
-import { API_VERSION, NAMESPACED, type ContainerSpec, type Metadata, type PodSpec, type Resource, type ResourceKind, type ServicePort, type ServiceSpec } from './types.js';
+import { API_VERSION, NAMESPACED, type ContainerPort, type ContainerSpec, type Metadata, type PodSpec, type Resource, type ResourceKind, type ServicePort, type ServiceSpec } from './types.js';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
@@ -108,6 +108,7 @@ function validatePodSpec(v: V, s: unknown, kubelet: boolean): PodSpec {
   }
   if (!Array.isArray(spec.containers) || spec.containers.length === 0) v.fail('spec.containers', 'must list at least one container');
   const names = new Set<string>();
+  const portNames = new Set<string>();
   spec.containers.forEach((c: unknown, i: number) => {
     const co = v.obj(c, `spec.containers[${i}]`);
     const name = v.str(co.name, `spec.containers[${i}].name`);
@@ -121,9 +122,32 @@ function validatePodSpec(v: V, s: unknown, kubelet: boolean): PodSpec {
     argv.forEach((a, j) => {
       if (typeof a !== 'string') v.fail(`spec.containers[${i}].command[${j}]`, 'must be a string');
     });
-    out.containers.push({ name, command: argv as string[] } satisfies ContainerSpec);
+    const container: ContainerSpec = { name, command: argv as string[] };
+    if (co.ports !== undefined) container.ports = validateContainerPorts(v, co.ports, `spec.containers[${i}].ports`, portNames);
+    out.containers.push(container);
   });
   return out;
+}
+
+function validateContainerPorts(v: V, value: unknown, path: string, names: Set<string>): ContainerPort[] {
+  if (!Array.isArray(value)) v.fail(path, 'must be a list of ports');
+  return (value as unknown[]).map((x, j) => {
+    const p = `${path}[${j}]`;
+    const po = v.obj(x, p);
+    const port = po.containerPort;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) v.fail(`${p}.containerPort`, `must be a port number 1-65535, got ${JSON.stringify(port)}`);
+    const protocol = po.protocol === undefined ? 'TCP' : po.protocol;
+    if (protocol !== 'TCP' && protocol !== 'UDP' && protocol !== 'SCTP') v.fail(`${p}.protocol`, `${JSON.stringify(protocol)} is not TCP, UDP or SCTP`);
+    const out: ContainerPort = { containerPort: port as number, protocol: protocol as ContainerPort['protocol'] };
+    if (po.name !== undefined) {
+      const name = v.str(po.name, `${p}.name`);
+      if (!PORT_NAME_RE.test(name)) v.fail(`${p}.name`, `${JSON.stringify(name)} is not a valid port name (1-15 of a-z, 0-9 and -, at least one letter, no leading, trailing or double -)`);
+      if (names.has(name)) v.fail(`${p}.name`, `${JSON.stringify(name)} is used twice in the pod`);
+      names.add(name);
+      out.name = name;
+    }
+    return out;
+  });
 }
 
 /** Global-service annotations (meaning in @weft/agent services.ts). */

@@ -15,6 +15,7 @@ export {
   parseEndpointPath,
   parseNodeRecord,
   parseEndpointRecord,
+  MAX_NAMED_PORTS,
   type NodeRecord,
   type EndpointRecord,
   type IpsecRecord,

@@ -14,7 +14,7 @@
  */
 import { inCluster, isReserved } from '@weft/identity';
 import { decodeKey } from '@weft/net';
-import { parseCidr, parseIpv4 } from '@weft/policy';
+import { parseCidr, parseIpv4, PORT_NAME_RE, type NamedPort } from '@weft/policy';
 
 export const STATE_ROOT = 'weft/state/v1/';
 /** Where a cluster's clustermesh-apiserver writes what it imported from remote clusters: `<remote>/<kind>/<key>`. */
@@ -79,7 +79,12 @@ export interface EndpointRecord {
   pod: string;
   /** The pod's labels (Kubernetes form), for flows and `weft endpoint list`. */
   labels: Record<string, string>;
+  /** The pod's named container ports: what a policy's named port resolves to for this pod. */
+  namedPorts?: NamedPort[];
 }
+
+/** Named ports one endpoint record may carry (a pod with more is published without the rest). */
+export const MAX_NAMED_PORTS = 64;
 
 export function nodeKey(name: string): string {
   return `${NODES_PREFIX}${name}`;
@@ -169,5 +174,23 @@ export function parseEndpointRecord(value: Buffer, clusterId: number): EndpointR
   if (typeof r.nodeIp !== 'string' || parseIpv4(r.nodeIp) === undefined) return `nodeIp ${JSON.stringify(r.nodeIp)} is not IPv4`;
   if (typeof r.node !== 'string' || typeof r.namespace !== 'string' || typeof r.pod !== 'string') return 'node, namespace and pod must be strings';
   if (typeof r.labels !== 'object' || r.labels === null) r.labels = {};
+  if (r.namedPorts !== undefined) {
+    const problem = namedPortsProblem(r.namedPorts);
+    if (problem) return `namedPorts: ${problem}`;
+  }
   return r as EndpointRecord;
+}
+
+/** Why `ports` are not a record's named ports (data from another node or cluster, never trusted). */
+function namedPortsProblem(ports: unknown): string | undefined {
+  if (!Array.isArray(ports)) return 'not a list';
+  if (ports.length > MAX_NAMED_PORTS) return `${ports.length} ports, more than ${MAX_NAMED_PORTS}`;
+  for (const [i, p] of ports.entries()) {
+    const o = p as Partial<NamedPort> | null;
+    if (typeof o !== 'object' || o === null) return `[${i}] is not an object`;
+    if (typeof o.name !== 'string' || !PORT_NAME_RE.test(o.name)) return `[${i}].name ${JSON.stringify(o.name)} is not a port name`;
+    if (o.protocol !== 'TCP' && o.protocol !== 'UDP' && o.protocol !== 'SCTP') return `[${i}].protocol ${JSON.stringify(o.protocol)} is not TCP, UDP or SCTP`;
+    if (typeof o.port !== 'number' || !Number.isInteger(o.port) || o.port < 1 || o.port > 65535) return `[${i}].port ${JSON.stringify(o.port)} is not 1-65535`;
+  }
+  return undefined;
 }
