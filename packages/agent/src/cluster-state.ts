@@ -499,7 +499,8 @@ export class ClusterState {
   /** Places every endpoint of another node again (which nodes are reached encrypted changed). */
   private replaceAll(): void {
     for (const e of this.endpoints.values()) this.ipcache.set('cluster-endpoint', `${e.ip}/32`, this.clusterEndpointEntry(e));
-    for (const id of this.admittedEndpoints.keys()) this.admitEndpoint(id);
+    // (A copy: admitting again re-inserts the key, which a live iteration would meet again, forever.)
+    for (const id of [...this.admittedEndpoints.keys()]) this.admitEndpoint(id);
   }
 
   /** The addresses other nodes send tunnel packets from, and who they are (see node-addresses.ts). */
