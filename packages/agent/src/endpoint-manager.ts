@@ -236,8 +236,8 @@ export class EndpointManager {
   /**
    * Puts the endpoint's current labels in force: the new identity is allocated, the endpoint's
    * maps (its identity and its policy) and its record are written with it, and only then is the
-   * old identity released. On failure the endpoint keeps its old identity, says why, and is
-   * tried again.
+   * old identity released. On failure it says why and is tried again: with its old identity if the
+   * new one could not be allocated, else with the new one and the writes still to do.
    */
   private async regenerate(containerId: string, reason: string): Promise<void> {
     const ep = this.byContainer.get(containerId);
