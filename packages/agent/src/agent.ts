@@ -130,7 +130,7 @@ export class Agent {
       onChange: (ep, removed) => this.onEndpointChange(ep, removed),
       log: this.log.child({ component: 'endpoints' }),
     });
-    this.policy = new PolicyEngine(c, resources, this.allocator, this.datapath, () => this.endpoints.list(), this.log.child({ component: 'policy' }), () => this.cluster.remoteIdentities.entries());
+    this.policy = new PolicyEngine(c, resources, this.allocator, this.datapath, () => this.endpoints.list(), this.log.child({ component: 'policy' }), () => this.cluster.remoteIdentities);
     // Node-wide and never below what the pinned maps hold: no endpoint sees a revision an old conntrack entry carries.
     const revisions = new PolicyRevisions(join(c.stateDir, 'policy-revisions.json'), await this.datapath.highestPolicyRevision());
     this.policy.nextRevision = () => revisions.next();
@@ -143,7 +143,7 @@ export class Agent {
     this.policy.onCidrsChanged = () => this.cluster.schedule();
     this.policy.namedPorts = (identity, name) => this.cluster.namedPorts.lookup(identity, name);
     this.cluster.namedPorts.onChange = () => this.policy.namedPortsChanged();
-    this.cluster.onRemoteIdentities = () => this.policy.schedule();
+    this.cluster.onRemoteIdentities = (id) => this.policy.remoteIdentityChanged(id);
     this.services = new ServiceManager(c.cluster, resources, this.cluster, this.datapath, this.log.child({ component: 'services' }));
     this.cluster.onChanged = () => this.services.schedule();
     await this.publishNode();

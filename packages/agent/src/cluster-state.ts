@@ -88,7 +88,7 @@ export class ClusterState {
   /** The underlay networks (config, else the network of the address holding nodeIp). */
   private underlayCidrs: string[] = [];
   /** Told when remote identities change (policy must be recomputed). */
-  onRemoteIdentities: () => void = () => undefined;
+  onRemoteIdentities: (id: number) => void = () => undefined;
   /** Told on every change of nodes, endpoints or remote services (services must be re-resolved). */
   onChanged: () => void = () => undefined;
   readonly invalid = new Map<string, string>();
@@ -288,7 +288,7 @@ export class ClusterState {
           this.reject(`${MESH_ROOT}${path}`, (err as Error).message);
         }
       }
-      this.onRemoteIdentities();
+      if (n !== undefined) this.onRemoteIdentities(n);
       // Endpoints are admitted with their identity: those carrying it are looked at again.
       if (n !== undefined) for (const id of [...(this.remoteByIdentity.get(n) ?? [])]) this.admitEndpoint(id);
       this.schedule();

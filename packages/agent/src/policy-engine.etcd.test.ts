@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { silentLogger } from '@weft/common';
-import { IdentityAllocator, workloadLabels } from '@weft/identity';
+import { IdentityAllocator, workloadLabels, type LabelSet } from '@weft/identity';
 import { until, useTestEtcd } from '@weft/kvstore';
 import { ResourceStore, type Resource } from '@weft/resources';
 import { validateAgentConfig } from './config.js';
@@ -59,6 +59,34 @@ describe('policy engine: only what changed is recomputed @etcd', function () {
       // An identity nobody selects: nobody.
       await identity({ role: 'bystander' });
       assert.deepEqual(await settle('quiet', () => true), []);
+    } finally {
+      await engine.stop();
+      await allocator.stop({ release: false });
+    }
+  });
+
+  it("takes remote clusters' identities by event: a new one is admitted where selected, a removed one goes", async () => {
+    const allocator = await new IdentityAllocator({ client: t.kv, clusterId: 1, clusterName: 'c1', node: 'n2', logger: silentLogger() }).start();
+    const store = new ResourceStore(t.kv);
+    const datapath = new MemoryDatapath();
+    const remote = new Map<number, LabelSet>();
+    const a: Endpoint = { epId: 1, containerId: 'c1', namespace: 'demo', pod: 'a', ip: '10.1.0.1', hostIf: 'lxc1', podIf: 'eth0', netns: '-', identity: (await allocator.allocate(workloadLabels({ cluster: 'c1', namespace: 'demo', labels: { app: 'remote-in' } }))).id, labels: { app: 'remote-in' }, namespaceLabels: {}, mac: '02:00:00:00:00:01', nodeMac: '02:00:00:00:00:02' };
+    await store.apply([
+      { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'from-west', namespace: 'demo', labels: {}, annotations: {} }, spec: { podSelector: { matchLabels: { app: 'remote-in' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: { matchLabels: { app: 'api', 'weft.io/cluster': 'west' } } }] }] } } as unknown as Resource,
+    ]);
+    const engine = new PolicyEngine(validateAgentConfig({ cluster: 'c1', clusterId: 1, node: 'n2', etcd: [t.etcd.endpoint], nodeIp: '192.0.2.2', podCidr: '10.1.0.0/24', bpfDir: '/nonexistent' }), store, allocator, datapath, () => [a], silentLogger(), () => remote);
+    const admits = (id: number): boolean => (datapath.policies.get(1) ?? []).some((e) => !e.egress && e.identity === id);
+    try {
+      await engine.start();
+      engine.schedule();
+      await until(() => engine.endpointState(1)?.ingressEnforced === true, 'the policy in force');
+      const west = (2 << 16) | 300;
+      remote.set(west, workloadLabels({ cluster: 'west', namespace: 'demo', labels: { app: 'api' } }));
+      engine.remoteIdentityChanged(west);
+      await until(() => admits(west), 'the remote identity admitted');
+      remote.delete(west);
+      engine.remoteIdentityChanged(west);
+      await until(() => !admits(west), 'the removed remote identity gone');
     } finally {
       await engine.stop();
       await allocator.stop({ release: false });

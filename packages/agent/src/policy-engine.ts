@@ -68,8 +68,10 @@ export class PolicyEngine {
   private readonly selectors = new SelectorCache();
   /** This cluster's identity changes not yet given to the selector cache (the allocator cache's events). */
   private localChanges: IdentityChange[] | 'all' = 'all';
-  /** Remote clusters' identities the selector cache has (id -> canonical labels), diffed at each sync. */
+  /** Remote clusters' identities the selector cache has (id -> canonical labels). */
   private readonly knownRemote = new Map<number, string>();
+  /** Remote identities changed since the last sync (ClusterState's events); 'all' until the first sync. */
+  private remoteChanges: Set<number> | 'all' = 'all';
   private readonly selections = new Map<number, EndpointSelections>();
   /** Endpoints to resolve at the next recompute; 'all' after a change that touches every one. */
   private dirty: Set<number> | 'all' = 'all';
@@ -107,7 +109,7 @@ export class PolicyEngine {
     private readonly endpoints: () => Endpoint[],
     private readonly log: Logger,
     /** Identities of remote clusters (from the clustermesh cache). */
-    private readonly remoteIdentities: () => Iterable<[number, LabelSet]> = () => [],
+    private readonly remoteIdentities: () => ReadonlyMap<number, LabelSet> = () => new Map(),
   ) {
     this.recompute = new Coalescer(() => this.recomputeChanged(), 20, (err) => this.log.error({ err: err.message }, 'policy recompute failed'));
   }
@@ -306,6 +308,12 @@ export class PolicyEngine {
     this.retryLater();
   }
 
+  /** A remote cluster's identity came, changed or went (ClusterState): matched against the selectors at the next sync. */
+  remoteIdentityChanged(id: number): void {
+    if (this.remoteChanges !== 'all') this.remoteChanges.add(id);
+    this.schedule();
+  }
+
   /** Pods' named ports changed somewhere: the endpoints with named egress ports are resolved again. */
   namedPortsChanged(): void {
     if (this.namedEgressUsers.size === 0) return;
@@ -328,8 +336,8 @@ export class PolicyEngine {
 
   /**
    * Brings the selector cache to the identities the node knows now: this cluster's by the
-   * allocator cache's events, remote clusters' by a diff; only changed identities are matched
-   * against the selectors.
+   * allocator cache's events, remote clusters' by ClusterState's; only changed identities are
+   * matched against the selectors.
    */
   private syncIdentities(): void {
     const upserted: Array<{ id: number; labels: LabelSet }> = [];
@@ -343,20 +351,17 @@ export class PolicyEngine {
       }
     }
     this.localChanges = [];
-    // Remote identities come without events (ClusterState says only that they changed): a diff.
-    const seen = new Set<number>();
-    for (const [id, labels] of this.remoteIdentities()) {
-      seen.add(id);
-      if (this.knownRemote.get(id) === labels.key) continue;
-      this.knownRemote.set(id, labels.key);
-      upserted.push({ id, labels });
-    }
-    if (seen.size !== this.knownRemote.size) {
-      for (const id of this.knownRemote.keys()) {
-        if (seen.has(id)) continue;
-        this.knownRemote.delete(id);
-        removed.push(id);
-      }
+    // Remote identities: those ClusterState said changed (all of them the first time).
+    const remote = this.remoteIdentities();
+    const changed = this.remoteChanges === 'all' ? new Set([...remote.keys(), ...this.knownRemote.keys()]) : this.remoteChanges;
+    this.remoteChanges = new Set();
+    for (const id of changed) {
+      const labels = remote.get(id);
+      if (labels) {
+        if (this.knownRemote.get(id) === labels.key) continue;
+        this.knownRemote.set(id, labels.key);
+        upserted.push({ id, labels });
+      } else if (this.knownRemote.delete(id)) removed.push(id);
     }
     if (upserted.length > 0 || removed.length > 0) this.selectors.updateIdentities(upserted, removed);
   }
