@@ -221,6 +221,8 @@ __attribute__((noinline)) int conntrack_policy(struct __sk_buff *skb, struct flo
 	const struct node_config *cfg = node_config();
 	__u32 remote_identity = own_dir == CT_EGRESS ? c->dst_identity : c->src_identity;
 	__u8 egress = own_dir == CT_EGRESS;
+	/* The peer's address, in either direction of the connection: the destination on egress. */
+	__u32 peer_addr = egress ? c->t.daddr : c->t.saddr;
 	__u64 now = bpf_ktime_get_ns();
 	__u8 tcp_flags = c->t.tcp_flags;
 	struct ct_key key = {
@@ -294,7 +296,7 @@ __attribute__((noinline)) int conntrack_policy(struct __sk_buff *skb, struct flo
 				if (why == WEFT_DROP_IDENTITY_CHANGED && c->remote_inexact && cfg && (cfg->flags & NODE_F_IPCACHE_INCOMPLETE))
 					r = -WEFT_DROP_IPCACHE_INCOMPLETE;
 				else
-					r = policy_check(skb, ep, adm_egress, peer, c->t.protocol, adm_dport, &rule, 0);
+					r = policy_check(skb, ep, adm_egress, peer, policy_cidr_identity(peer_addr, peer), c->t.protocol, adm_dport, &rule, 0);
 			}
 			c->rule_id = rule;
 			if (r < 0) {
@@ -321,7 +323,7 @@ __attribute__((noinline)) int conntrack_policy(struct __sk_buff *skb, struct flo
 			if (c->remote_inexact && cfg && (cfg->flags & NODE_F_IPCACHE_INCOMPLETE))
 				r = -WEFT_DROP_IPCACHE_INCOMPLETE;
 			else
-				r = policy_check(skb, ep, egress, remote_identity, c->t.protocol, c->t.dport, &rule, 1);
+				r = policy_check(skb, ep, egress, remote_identity, policy_cidr_identity(peer_addr, remote_identity), c->t.protocol, c->t.dport, &rule, 1);
 			c->rule_id = rule;
 			if (r < 0) {
 				if (!is_audit(ep, cfg))

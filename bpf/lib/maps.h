@@ -36,6 +36,22 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_nodes SEC(".maps");
 
+/*
+ * The CIDRs policies name (ipBlock, toCIDR), each with its node-local CIDR identity: the
+ * ipcache's policy-cidr entries alone. Where the ipcache gives a peer its pod or node identity,
+ * this gives the ipBlock its address falls in, so an ipBlock selects pod and node addresses too,
+ * as Kubernetes NetworkPolicy expects (lib/policy.h). Holds every CIDR identity there can be
+ * (CIDR_IDENTITY_MIN..CIDR_IDENTITY_MAX): it is never full, so no ipBlock is ever missing from it.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct ipcache_key);
+	__type(value, __u32);
+	__uint(max_entries, CIDR_IDENTITY_MAX - CIDR_IDENTITY_MIN + 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_policy_cidrs SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__type(key, struct policy_key);

@@ -117,6 +117,13 @@ struct policy_key {
 #define POLICY_PREFIX_PROTO	80
 #define POLICY_PREFIX_FULL	96
 
+/*
+ * Node-local identities of the CIDRs policies name (cluster bits 0, above the
+ * reserved ones): weft_policy_cidrs holds at most this many entries.
+ */
+#define CIDR_IDENTITY_MIN	0x100
+#define CIDR_IDENTITY_MAX	0xffff
+
 struct policy_value {
 	__u8 deny;		/* 1 = deny rule (beats any allow) */
 	__u8 pad[3];

@@ -10,7 +10,7 @@
  */
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from '@weft/common';
+import { formatCidr, parseCidr, type Cidr, type Logger } from '@weft/common';
 import {
   attachTc,
   ifindexOf,
@@ -50,6 +50,8 @@ import {
   intToIpv4,
   ipv4ToInt,
   decodeEndpoint,
+  decodePolicyCidr,
+  encodePolicyCidr,
   RetiredMapNames,
 } from '@weft/datapath';
 import { Ip } from '@weft/net';
@@ -76,7 +78,7 @@ export class BpfDatapath implements Datapath {
   private lxc: BpfObject | undefined;
   private overlay: BpfObject | undefined;
   private host: BpfObject | undefined;
-  private maps!: { ipcache: BpfMap; nodes: BpfMap; endpoints: BpfMap; policy: BpfMap; ct: BpfMap; config: BpfMap; events: BpfMap; lbServices: BpfMap; lbBackends: BpfMap };
+  private maps!: { ipcache: BpfMap; nodes: BpfMap; endpoints: BpfMap; policy: BpfMap; policyCidrs: BpfMap; ct: BpfMap; config: BpfMap; events: BpfMap; lbServices: BpfMap; lbBackends: BpfMap };
   private ipcache!: IpcacheWriter;
   private policy!: PolicyMapWriter;
   private conntrack!: ConntrackTable;
@@ -88,6 +90,8 @@ export class BpfDatapath implements Datapath {
   private readonly nodesMirror = new Map<string, string>();
   /** Frontend ("vip/port/protocol", numbers) -> backends ("ip:port") in slot order, as the maps hold them. */
   private lbOrder = new Map<string, string[]>();
+  /** CIDR -> identity, as weft_policy_cidrs holds them. */
+  private readonly policyCidrsMirror = new Map<string, number>();
   private reader: RingBufferReader | undefined;
   private readonly listeners: Array<(f: FlowSample) => void> = [];
   private readonly ip = new Ip();
@@ -128,6 +132,7 @@ export class BpfDatapath implements Datapath {
       nodes: this.lxc.map(MapName.nodes),
       endpoints: this.lxc.map(MapName.endpoints),
       policy: this.lxc.map(MapName.policy),
+      policyCidrs: this.lxc.map(MapName.policyCidrs),
       ct: this.lxc.map(MapName.ct),
       config: this.lxc.map(MapName.config),
       events: this.lxc.map(MapName.events),
@@ -280,6 +285,10 @@ export class BpfDatapath implements Datapath {
     this.ipcache.load();
     const loaded = this.policy.load();
     if (loaded.orphans > 0) this.log.info(loaded, 'deleted policy entries no endpoint looks up (a generation not in force, endpoints gone)');
+    for (const [k, v] of this.maps.policyCidrs.entries()) {
+      const e = decodePolicyCidr(k, v);
+      this.policyCidrsMirror.set(formatCidr({ addr: e.ip, bits: e.prefixlen }), e.identity);
+    }
     for (const [k, v] of this.maps.nodes.entries()) this.nodesMirror.set(intToIpv4(decodeNodeAddress(k, v).addr), v.toString('hex'));
     const slotsOf = new Map<string, Map<number, string>>();
     for (const [k, v] of this.maps.lbServices.entries()) {
@@ -303,6 +312,24 @@ export class BpfDatapath implements Datapath {
 
   async updateIpcache(changes: ReadonlyArray<{ cidr: string; entry: IpcacheUpsert | undefined }>): Promise<IpcacheSyncResult> {
     return this.ipcache.apply(changes);
+  }
+
+  async syncPolicyCidrs(cidrs: ReadonlyArray<{ cidr: string; id: number }>, mode: 'add' | 'exact'): Promise<void> {
+    const want = new Map(cidrs.map((c) => [c.cidr, c.id]));
+    for (const [cidr, id] of want) {
+      if (this.policyCidrsMirror.get(cidr) === id) continue;
+      const c = parseCidr(cidr) as Cidr; // the policy parser accepted it
+      const { key, value } = encodePolicyCidr(c.addr, c.bits, id);
+      this.maps.policyCidrs.update(key, value);
+      this.policyCidrsMirror.set(cidr, id);
+    }
+    if (mode === 'add') return;
+    for (const cidr of [...this.policyCidrsMirror.keys()]) {
+      if (want.has(cidr)) continue;
+      const c = parseCidr(cidr) as Cidr;
+      this.maps.policyCidrs.delete(encodePolicyCidr(c.addr, c.bits, 0).key);
+      this.policyCidrsMirror.delete(cidr);
+    }
   }
 
   async syncNodes(entries: readonly NodeAddressUpsert[]): Promise<{ added: number; updated: number; removed: number }> {

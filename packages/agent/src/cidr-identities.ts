@@ -11,10 +11,12 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { CidrIdentityView } from '@weft/policy';
+import { CIDR_IDENTITY_MAX, CIDR_IDENTITY_MIN } from '@weft/datapath';
 import { CidrIdentitiesExhaustedError } from './errors.js';
 
-export const CIDR_ID_MIN = 0x100;
-export const CIDR_ID_MAX = 0xffff;
+/** The datapath's range: weft_policy_cidrs holds all of it (bpf/lib/weft_types.h). */
+export const CIDR_ID_MIN = CIDR_IDENTITY_MIN;
+export const CIDR_ID_MAX = CIDR_IDENTITY_MAX;
 
 interface Saved {
   last: number;

@@ -143,6 +143,14 @@ export interface Datapath {
   /** Writes what changed for some prefixes (entry undefined: the prefix goes); the rest stays. Full maps as for syncIpcache. */
   updateIpcache(changes: ReadonlyArray<{ cidr: string; entry: IpcacheUpsert | undefined }>): Promise<IpcacheSyncResult>;
   ipcacheStatus(): IpcacheStatus;
+  /**
+   * The CIDRs policies name, with their CIDR identities (weft_policy_cidrs): where the ipcache
+   * gives an address its pod's or node's identity, this gives the ipBlock it falls in, so an
+   * ipBlock selects pod and node addresses too. 'add' writes the new and changed ones and keeps
+   * the others (before any policy naming them is written); 'exact' also removes the ones not
+   * given (once no policy names them). Only differences are written.
+   */
+  syncPolicyCidrs(cidrs: ReadonlyArray<{ cidr: string; id: number }>, mode: 'add' | 'exact'): Promise<void>;
   /** Replaces the whole set of other nodes' addresses (weft_nodes; only differences are written). */
   syncNodes(entries: readonly NodeAddressUpsert[]): Promise<{ added: number; updated: number; removed: number }>;
   /**

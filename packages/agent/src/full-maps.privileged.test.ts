@@ -18,32 +18,21 @@ import { silentLogger } from '@weft/common';
 import {
   BpfMap,
   BpfObject,
-  decodeFlowEvent,
-  dropReasonName,
+  decodeEndpoint,
+  decodePolicy,
   encodeEndpointKey,
-  encodeIpcacheKey,
-  encodeIpcacheValue,
-  encodeNodeConfig,
+  encodePolicyKey,
+  encodePolicyValue,
   ensureBpffs,
   EP_F_FAIL_CLOSED,
   EP_F_POLICY_GEN,
-  decodeEndpoint,
-  decodePolicy,
-  encodePolicyKey,
-  encodePolicyValue,
   IPCACHE_F_EXACT,
   IPCACHE_F_LOCAL_ENDPOINT,
   IPCACHE_F_REMOTE_NODE,
-  IPCACHE_KEY,
-  IPCACHE_VALUE,
   ipv4ToInt,
   MapName,
   NODE_F_IPCACHE_INCOMPLETE,
   NODE_CONFIG,
-  ROUTING_DIRECT,
-  RingBufferReader,
-  testRunTc,
-  type FlowRecord,
 } from '@weft/datapath';
 import { IdentityAllocator, workloadLabels } from '@weft/identity';
 import { EtcdProcess, KvClient, until } from '@weft/kvstore';
@@ -55,45 +44,12 @@ import type { Endpoint } from './endpoint-manager.js';
 import { MapFullError } from './errors.js';
 import { PolicyEngine } from './policy-engine.js';
 import { IpcacheWriter } from './ipcache-writer.js';
-import { PolicyMapWriter, type EndpointSlot } from './policy-map-writer.js';
+import { PolicyMapWriter } from './policy-map-writer.js';
+import { allow, BPF_DIR, cannotRun, deny, expectDrop, expectPass, frame, ICMP, loadLxc, peer, slot, TCP, UDP } from './testing/lxc-programs.js';
 
-const IS_ROOT = process.getuid?.() === 0;
-const BPF_DIR = join(__dirname, '..', '..', '..', 'bpf', 'build');
-const TC_ACT_OK = 0;
-const TC_ACT_SHOT = 2;
-const TCP = 6;
-const UDP = 17;
-const ICMP = 1;
 const WORLD = 2;
 
-/** Ethernet + IPv4 + TCP/UDP (ports) or ICMP echo; enough for the programs' parser. */
-function frame(src: string, dst: string, protocol: number, sport: number, dport: number): Buffer {
-  const l4 = protocol === TCP ? 20 : 8;
-  const b = Buffer.alloc(14 + 20 + l4);
-  b.writeUInt16BE(0x0800, 12);
-  b[14] = 0x45;
-  b.writeUInt16BE(20 + l4, 16);
-  b[22] = 64;
-  b[23] = protocol;
-  b.writeUInt32BE(ipv4ToInt(src), 26);
-  b.writeUInt32BE(ipv4ToInt(dst), 30);
-  if (protocol === ICMP) {
-    b[34] = 8;
-    b.writeUInt16BE(dport, 38);
-  } else {
-    b.writeUInt16BE(sport, 34);
-    b.writeUInt16BE(dport, 36);
-    if (protocol === TCP) b[46] = 0x50;
-  }
-  return b;
-}
-
 const configFlags = (m: BpfMap): number => m.lookup(Buffer.alloc(4))!.readUInt32LE(NODE_CONFIG.offsets.flags!);
-
-interface Verdict {
-  ret: number;
-  events: Array<FlowRecord & { reason: string }>;
-}
 
 describe('full maps fail closed (root, real programs)', function () {
   this.timeout(60_000);
@@ -102,8 +58,9 @@ describe('full maps fail closed (root, real programs)', function () {
   const cleanups: Array<() => void> = [];
 
   before(function () {
-    if (!IS_ROOT || !existsSync(join(BPF_DIR, 'bpf_lxc.o'))) {
-      console.log('    (skipped: needs root for bpf(2) and bpffs, and bpf/build from `npm run build`)');
+    const why = cannotRun();
+    if (why) {
+      console.log(`    (skipped: ${why})`);
       return this.skip();
     }
     ensureBpffs();
@@ -120,76 +77,7 @@ describe('full maps fail closed (root, real programs)', function () {
   });
 
   /** bpf_lxc.o with its maps pinned in a fresh pin root, sized as the agent sizes them. */
-  function datapath(sizes: Record<string, number>): {
-    obj: BpfObject;
-    root: string;
-    map: (name: keyof typeof MapName) => BpfMap;
-    run: (prog: 'from_container' | 'to_container', f: Buffer, mark?: number) => Verdict;
-    setConfig: (flags: number) => void;
-  } {
-    const root = `/sys/fs/bpf/wtfm-${tag}-${++seq}`;
-    cleanups.push(() => rmSync(root, { recursive: true, force: true }));
-    // Small everywhere: the test fills what it sizes, the rest only costs memory.
-    const maxEntries = { [MapName.ct]: 1024, [MapName.endpoints]: 64, [MapName.lbServices]: 64, [MapName.lbBackends]: 64, ...sizes };
-    const obj = BpfObject.open(join(BPF_DIR, 'bpf_lxc.o'), { pinRoot: root, maxEntries });
-    cleanups.push(() => obj.close());
-    obj.load();
-    const reader = new RingBufferReader(obj.map(MapName.events));
-    cleanups.push(() => reader.stop());
-    const setConfig = (flags: number): void =>
-      obj.map(MapName.config).update(Buffer.alloc(4), encodeNodeConfig({ nodeIp: ipv4ToInt('192.0.2.1'), tunnelIfindex: 0, routingMode: ROUTING_DIRECT, clusterId: 1, flags }));
-    setConfig(0);
-    return {
-      obj,
-      root,
-      map: (name) => obj.map(MapName[name]),
-      setConfig,
-      run: (prog, f, mark = 0) => {
-        reader.consume(() => undefined);
-        const r = testRunTc(obj.programFd(prog), f, { mark });
-        const events: Verdict['events'] = [];
-        reader.consume((b) => {
-          const e = decodeFlowEvent(b);
-          events.push({ ...e, reason: e.dropReason ? dropReasonName(e.dropReason) : '' });
-        });
-        return { ret: r.retval, events };
-      },
-    };
-  }
-
-  function expectDrop(v: Verdict, reason: string, what: string): void {
-    assert.equal(v.ret, TC_ACT_SHOT, `${what}: dropped (got ${v.ret}, events ${v.events.map((e) => e.reason || 'forwarded').join(',')})`);
-    assert.deepEqual(v.events.map((e) => e.reason), [reason], `${what}: one drop event, ${reason}`);
-  }
-
-  function expectPass(v: Verdict, what: string): void {
-    assert.equal(v.ret, TC_ACT_OK, `${what}: passed (got ${v.ret}, events ${v.events.map((e) => e.reason || 'forwarded').join(',')})`);
-    assert.ok(v.events.every((e) => e.verdict === 1), `${what}: no drop event`);
-  }
-
-  const slot = (epId: number, ip: string, o: Partial<EndpointSlot> = {}): EndpointSlot => ({
-    epId,
-    ip: ipv4ToInt(ip),
-    ifindex: 1,
-    identity: 1000 + epId,
-    mac: '02:00:00:00:00:0a',
-    nodeMac: '02:00:00:00:00:a0',
-    ingressEnforced: false,
-    egressEnforced: false,
-    audit: false,
-    ...o,
-  });
-  const allow = (egress: boolean, identity: number, protocol = 0, port?: number): PolicyMapEntry => ({ egress, identity, protocol, deny: false, ruleId: 10 + identity, ...(port ? { port: { port, bits: 16 } } : {}) });
-  const deny = (egress: boolean, identity: number, protocol = 0, port?: number): PolicyMapEntry => ({ ...allow(egress, identity, protocol, port), deny: true, ruleId: 90 });
-
-  /** A /32 ipcache entry written straight into the map (the policy tests do not exercise the ipcache). */
-  function peer(ipcache: BpfMap, ip: string, identity: number): void {
-    const k = Buffer.alloc(IPCACHE_KEY.size);
-    const v = Buffer.alloc(IPCACHE_VALUE.size);
-    encodeIpcacheKey(k, 0, ipv4ToInt(ip), 32);
-    encodeIpcacheValue(v, 0, { identity, tunnelIp: 0, flags: IPCACHE_F_EXACT, clusterId: 1 });
-    ipcache.update(k, v);
-  }
+  const datapath = (sizes: Record<string, number>) => loadLxc(`/sys/fs/bpf/wtfm-${tag}-${++seq}`, sizes, cleanups);
 
   describe('a full policy map', () => {
     const A = '10.0.0.1';
@@ -397,6 +285,7 @@ describe('full maps fail closed (root, real programs)', function () {
         programEndpoint: async (ep, entries, rev) =>
           writer.program({ epId: ep.epId, ip: ipv4ToInt(ep.ip), ifindex: 1, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: ep.ingressEnforced, egressEnforced: ep.egressEnforced, audit: ep.audit }, entries, rev),
         removeEndpoint: async (ip, epId) => writer.remove(ipv4ToInt(ip), epId),
+        syncPolicyCidrs: async () => undefined, // these policies name no CIDR
       } as Partial<Datapath> as Datapath;
       const config = validateAgentConfig({ cluster: 'c1', clusterId: 1, node: 'n1', etcd: [etcd!.endpoint], nodeIp: '192.0.2.1', podCidr: '10.101.1.0/24', bpfDir: BPF_DIR });
       const allocator = await new IdentityAllocator({ client: kv!, clusterId: 1, clusterName: 'c1', node: 'n1', logger: silentLogger() }).start();

@@ -19,6 +19,7 @@ function emptyDatapath(loaded: Promise<void>): Datapath {
     syncIpcache: async () => ({ added: 0, updated: 0, removed: 0, missing: 0 }),
     updateIpcache: async () => ({ added: 0, updated: 0, removed: 0, missing: 0 }),
     ipcacheStatus: () => ({ complete: true, entries: 0, maxEntries: 0, missing: 0 }),
+    syncPolicyCidrs: async () => undefined,
     programEndpoint: async () => ({ state: 'ok', changes: 0, gen: 0 }),
     syncNodes: async () => ({ added: 0, updated: 0, removed: 0 }),
     removeEndpoint: async () => undefined,

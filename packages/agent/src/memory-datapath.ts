@@ -13,6 +13,8 @@ export class MemoryDatapath implements Datapath {
   readonly endpoints = new Map<string, EndpointProgram>();
   readonly policies = new Map<number, PolicyMapEntry[]>();
   services: ServiceProgram[] = [];
+  /** weft_policy_cidrs: CIDR -> identity. */
+  readonly policyCidrs = new Map<string, number>();
   private readonly flowListeners: Array<(flow: FlowSample) => void> = [];
   private highestRev = 0;
 
@@ -50,6 +52,11 @@ export class MemoryDatapath implements Datapath {
 
   ipcacheStatus(): IpcacheStatus {
     return { complete: true, entries: this.ipcache.size, maxEntries: Number.MAX_SAFE_INTEGER, missing: 0 };
+  }
+
+  async syncPolicyCidrs(cidrs: ReadonlyArray<{ cidr: string; id: number }>, mode: 'add' | 'exact'): Promise<void> {
+    if (mode === 'exact') this.policyCidrs.clear();
+    for (const c of cidrs) this.policyCidrs.set(c.cidr, c.id);
   }
 
   async syncNodes(entries: readonly NodeAddressUpsert[]): Promise<{ added: number; updated: number; removed: number }> {

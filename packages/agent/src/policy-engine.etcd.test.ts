@@ -5,6 +5,7 @@ import { until, useTestEtcd } from '@weft/kvstore';
 import { ResourceStore, type Resource } from '@weft/resources';
 import { validateAgentConfig } from './config.js';
 import type { Endpoint } from './endpoint-manager.js';
+import { CIDR_ID_MAX, CIDR_ID_MIN } from './cidr-identities.js';
 import { MemoryDatapath } from './memory-datapath.js';
 import { PolicyEngine } from './policy-engine.js';
 
@@ -87,6 +88,57 @@ describe('policy engine: only what changed is recomputed @etcd', function () {
       remote.delete(west);
       engine.remoteIdentityChanged(west);
       await until(() => !admits(west), 'the removed remote identity gone');
+    } finally {
+      await engine.stop();
+      await allocator.stop({ release: false });
+    }
+  });
+
+  it('writes a policy CIDR to the datapath before any policy names it, and removes it only once none does', async () => {
+    const allocator = await new IdentityAllocator({ client: t.kv, clusterId: 1, clusterName: 'c1', node: 'n3', logger: silentLogger() }).start();
+    const store = new ResourceStore(t.kv);
+    /** Checks, at each write, that every CIDR identity a policy names is in weft_policy_cidrs. */
+    class CheckedDatapath extends MemoryDatapath {
+      readonly violations: string[] = [];
+      private check(when: string): void {
+        const known = new Set(this.policyCidrs.values());
+        for (const [epId, entries] of this.policies) {
+          for (const e of entries) if (e.identity >= CIDR_ID_MIN && e.identity <= CIDR_ID_MAX && !known.has(e.identity)) this.violations.push(`${when}: endpoint ${epId} names CIDR identity ${e.identity}, unknown to the datapath`);
+        }
+      }
+      override async programEndpoint(...args: Parameters<MemoryDatapath['programEndpoint']>) {
+        const out = await super.programEndpoint(...args);
+        this.check(`programming endpoint ${args[0].epId}`);
+        return out;
+      }
+      override async syncPolicyCidrs(...args: Parameters<MemoryDatapath['syncPolicyCidrs']>) {
+        await super.syncPolicyCidrs(...args);
+        this.check(`syncPolicyCidrs ${args[1]}`);
+      }
+    }
+    const datapath = new CheckedDatapath();
+    const a: Endpoint = { epId: 1, containerId: 'c1', namespace: 'demo', pod: 'a', ip: '10.1.0.1', hostIf: 'lxc1', podIf: 'eth0', netns: '-', identity: (await allocator.allocate(workloadLabels({ cluster: 'c1', namespace: 'demo', labels: { app: 'cidr-out' } }))).id, labels: { app: 'cidr-out' }, namespaceLabels: {}, mac: '02:00:00:00:00:01', nodeMac: '02:00:00:00:00:02' };
+    const egressTo = (name: string, cidr: string, except: string[]): Resource =>
+      ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: 'demo', labels: {}, annotations: {} }, spec: { podSelector: { matchLabels: { app: 'cidr-out' } }, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr, except } }] }] } }) as unknown as Resource;
+    await store.apply([egressTo('to-block', '10.9.0.0/16', ['10.9.1.0/24'])]);
+    const engine = new PolicyEngine(validateAgentConfig({ cluster: 'c1', clusterId: 1, node: 'n3', etcd: [t.etcd.endpoint], nodeIp: '192.0.2.3', podCidr: '10.1.0.0/24', bpfDir: '/nonexistent' }), store, allocator, datapath, () => [a], silentLogger());
+    const cidrs = (): string[] => [...datapath.policyCidrs.keys()].sort();
+    try {
+      await engine.start();
+      engine.schedule();
+      await until(() => engine.endpointState(1)?.egressEnforced === true, 'the policy in force');
+      assert.deepEqual(cidrs(), ['10.9.0.0/16', '10.9.1.0/24']);
+      const block = datapath.policyCidrs.get('10.9.0.0/16')!;
+      assert.ok(datapath.policies.get(1)!.some((e) => e.egress && e.identity === block), 'the block\'s identity is allowed');
+      assert.ok(!datapath.policies.get(1)!.some((e) => e.identity === datapath.policyCidrs.get('10.9.1.0/24')), 'its except is not');
+
+      // Another block in, the first one out: the old identity goes from the datapath after the policy stops naming it.
+      await store.apply([egressTo('to-other', '10.8.0.0/16', [])]);
+      await until(() => cidrs().includes('10.8.0.0/16') && datapath.policies.get(1)!.some((e) => e.identity === datapath.policyCidrs.get('10.8.0.0/16')), 'the second block allowed');
+      await store.delete([{ kind: 'NetworkPolicy', metadata: { name: 'to-block', namespace: 'demo' } }]);
+      await until(() => cidrs().join() === '10.8.0.0/16', 'only the second block left');
+      assert.ok(!datapath.policies.get(1)!.some((e) => e.identity === block), 'the first block no longer allowed');
+      assert.deepEqual(datapath.violations, []);
     } finally {
       await engine.stop();
       await allocator.stop({ release: false });

@@ -29,7 +29,6 @@ import { CidrIdentities } from './cidr-identities.js';
 import { endpointLabels, type Endpoint } from './endpoint-manager.js';
 
 const POLICY_KINDS = ['NetworkPolicy', 'WeftNetworkPolicy', 'WeftClusterwideNetworkPolicy'] as const;
-/** Node-local identities for CIDRs start here (cluster bits 0, above the reserved ids). */
 /** A recompute this long after an endpoint's policy could not be (all) written. */
 export const RETRY_MS = 5000;
 
@@ -84,6 +83,8 @@ export class PolicyEngine {
   /** Node-local identities of the CIDRs the policies name, stable while named (the agent gives it a state file). */
   cidrs = new CidrIdentities();
   private cidrIds: CidrIdentityView[] = [];
+  /** The CIDR identities changed and weft_policy_cidrs does not hold them exactly yet. */
+  private cidrsUnwritten = true;
   private retry: NodeJS.Timeout | undefined;
   /** The numbers pods of an identity give a port name (egress rules with a named port); the agent gives ClusterState's index. */
   namedPorts: (identity: number, name: string) => Iterable<NamedPort> = () => [];
@@ -214,6 +215,10 @@ export class PolicyEngine {
    */
   async recomputeChanged(): Promise<void> {
     this.refreshCidrIdentities();
+    // A CIDR reaches weft_policy_cidrs before any policy names its identity, and leaves it only
+    // after none does: in between, a pod address inside a denied ipBlock is never let through.
+    const cidrs = this.cidrsUnwritten ? this.cidrIds : undefined;
+    if (cidrs) await this.datapath.syncPolicyCidrs(cidrs, 'add');
     this.syncIdentities();
     const dirty = this.dirty;
     this.dirty = new Set();
@@ -222,6 +227,10 @@ export class PolicyEngine {
       await this.resolveMarked(dirty);
     } finally {
       this.recomputing = false;
+    }
+    if (cidrs) {
+      await this.datapath.syncPolicyCidrs(cidrs, 'exact');
+      if (cidrs === this.cidrIds) this.cidrsUnwritten = false;
     }
   }
 
@@ -380,6 +389,7 @@ export class PolicyEngine {
   private refreshCidrIdentities(): void {
     if (this.cidrs.update(policyCidrs([...this.policies.values()])) || this.cidrIds !== this.cidrs.list()) {
       this.cidrIds = this.cidrs.list();
+      this.cidrsUnwritten = true;
       this.dirty = 'all'; // world, CIDR and deny entries of any endpoint may name them
       this.onCidrsChanged();
     }

@@ -72,6 +72,19 @@ export function decodeIpcache(key: Buffer, value: Buffer): IpcacheEntry {
   };
 }
 
+/** weft_policy_cidrs: the key is an ipcache_key, the value the CIDR's identity (__u32, host order). */
+export function encodePolicyCidr(ip: number, prefixlen: number, identity: number): { key: Buffer; value: Buffer } {
+  const key = Buffer.alloc(IPCACHE_KEY.size);
+  encodeIpcacheKey(key, 0, ip, prefixlen);
+  const value = Buffer.alloc(4);
+  value.writeUInt32LE(identity, 0);
+  return { key, value };
+}
+
+export function decodePolicyCidr(key: Buffer, value: Buffer): { ip: number; prefixlen: number; identity: number } {
+  return { prefixlen: key.readUInt32LE(IPCACHE_KEY.offsets.prefixlen!), ip: key.readUInt32BE(IPCACHE_KEY.offsets.ip!), identity: value.readUInt32LE(0) };
+}
+
 // ---- endpoints ---------------------------------------------------------------
 
 export interface EndpointEntry {

@@ -82,6 +82,8 @@ export const MapName = {
   nodes: 'weft_nodes',
   endpoints: 'weft_endpoints',
   policy: 'weft_policy_v2',
+  /** The CIDRs policies name -> their CIDR identity (ipcache_key -> __u32): an ipBlock selects pod addresses too (bpf/lib/policy.h). */
+  policyCidrs: 'weft_policy_cidrs',
   ct: 'weft_ct_v3',
   /** Conntrack entries per endpoint (array by ep_id, __u32). */
   ctCount: 'weft_ct_count',
@@ -117,6 +119,9 @@ export const EP_F_FAIL_CLOSED = 0x10;
 export const POLICY_PREFIX_IDENTITY = 64;
 export const POLICY_PREFIX_PROTO = 80;
 export const POLICY_PREFIX_FULL = 96;
+/** Node-local identities of policy CIDRs (cluster bits 0); weft_policy_cidrs holds this whole range. */
+export const CIDR_IDENTITY_MIN = 0x100;
+export const CIDR_IDENTITY_MAX = 0xffff;
 export const CT_EGRESS = 1;
 export const CT_INGRESS = 2;
 export const CT_SERVICE = 3;
