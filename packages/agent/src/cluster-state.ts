@@ -24,6 +24,7 @@
  * is what a remote node's tunnel packets are held to.
  */
 import { Coalescer, formatCidr, prefixMask, type Logger } from '@weft/common';
+import { IPCACHE_F_ENCRYPTED, IPCACHE_F_ENCRYPT_MISSING, IPCACHE_F_LOCAL_ENDPOINT, IPCACHE_F_REMOTE_NODE } from '@weft/datapath';
 import { CLUSTER_LABEL, LabelSet, LOCAL_ID_MIN, ReservedIdentity, clusterIdOf, localIdOf, parseIdentity } from '@weft/identity';
 import { PrefixWatcher, type KvClient } from '@weft/kvstore';
 import { Ip } from '@weft/net';
@@ -38,12 +39,6 @@ import { nodeAddresses } from './node-addresses.js';
 import { DEFAULT_MIN_POD_CIDR_BITS, LocalAddresses, RemoteClaims, remoteEndpointProblem, remoteNodeProblem } from '@weft/schema';
 import { EndpointOwnership, MESH_ROOT, parseServiceRecord, type ServiceRecord } from '@weft/schema';
 import { ENDPOINTS_PREFIX, NODES_PREFIX, parseEndpointPath, parseEndpointRecord, parseNodeRecord, type EndpointRecord, type NodeRecord } from '@weft/schema';
-
-const IPCACHE_F_LOCAL_ENDPOINT = 0x1;
-const IPCACHE_F_REMOTE_NODE = 0x2;
-const IPCACHE_F_ENCRYPTED = 0x4;
-const IPCACHE_F_ENCRYPT_MISSING = 0x8;
-
 
 export class ClusterState {
   readonly nodes = new Map<string, NodeRecord>();

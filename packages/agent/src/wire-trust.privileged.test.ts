@@ -22,16 +22,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BpfMap, decodeFlowEvent, dropReasonName, intToIpv4, NODE_ADDR_F_ENCRYPTED_ONLY, RingBufferReader, vxlanPayload, type FlowRecord } from '@weft/datapath';
+import { BpfMap, decodeFlowEvent, dropReasonName, intToIpv4, IPCACHE_F_ENCRYPTED, IPCACHE_F_LOCAL_ENDPOINT, IPCACHE_F_REMOTE_NODE, NODE_ADDR_F_ENCRYPTED_ONLY, RingBufferReader, vxlanPayload, type FlowRecord } from '@weft/datapath';
 
 const IS_ROOT = process.getuid?.() === 0;
 const REPO = join(__dirname, '..', '..', '..');
 const BPF_DIR = join(REPO, 'bpf', 'build');
 const DIST = __dirname;
 
-const IPCACHE_F_LOCAL_ENDPOINT = 0x1;
-const IPCACHE_F_REMOTE_NODE = 0x2;
-const IPCACHE_F_ENCRYPTED = 0x4;
 const VXLAN_PORT = 8472;
 const POD_PORT = 9999;
 
