@@ -105,8 +105,28 @@ function onUnderlay({ addresses, routes = [] }) {
   };
 }
 
+/**
+ * A TCP stream from inside network namespace `netns` to an echo server at host:port: 100 bytes
+ * every `everyMs` for `forMs`, then `drainMs` for the echoes. Resolves with the exit code and what
+ * was sent and echoed back (`error` when the connection failed), so a test can assert that no
+ * byte was lost while it changed something under the stream.
+ */
+function tcpStream(netns, host, port, { everyMs, forMs, drainMs }) {
+  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', `
+    const s = require('net').connect(${Number(port)}, ${JSON.stringify(host)});
+    let sent = 0, got = 0;
+    s.on('data', (d) => { got += d.length; });
+    const t = setInterval(() => { s.write('x'.repeat(100)); sent += 100; }, ${Number(everyMs)});
+    setTimeout(() => { clearInterval(t); setTimeout(() => { console.log(JSON.stringify({ sent, got })); s.destroy(); }, ${Number(drainMs)}); }, ${Number(forMs)});
+    s.on('error', (e) => { console.log(JSON.stringify({ error: e.message, sent, got })); process.exit(1); });
+  `], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out, ...JSON.parse(out.trim() || '{}') })));
+}
+
 function isRoot() {
   return process.getuid && process.getuid() === 0;
 }
 
-module.exports = { WEFT, weft, weftJson, probe, until, isRoot, pidInNetns, spawn, fromUnderlay, onUnderlay, sendUdpVia, vxlanPayload, genevePayload };
+module.exports = { WEFT, weft, weftJson, probe, until, isRoot, pidInNetns, spawn, tcpStream, fromUnderlay, onUnderlay, sendUdpVia, vxlanPayload, genevePayload };

@@ -7,7 +7,7 @@ const { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } = require
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { execFileSync, spawn } = require('node:child_process');
-const { WEFT, weft, weftJson, probe, until, isRoot, pidInNetns, fromUnderlay, onUnderlay } = require('./helpers');
+const { WEFT, weft, weftJson, probe, until, isRoot, pidInNetns, fromUnderlay, onUnderlay, tcpStream } = require('./helpers');
 
 function ipOf(endpoints, pod) {
   const e = endpoints.find((x) => `${x.namespace}/${x.pod}` === pod);
@@ -384,21 +384,11 @@ spec:
         assert.match(table.stdout, new RegExp(`ready ${before.identity}->${trusted.identity}`));
 
         // A relabel that keeps the stream allowed, in the middle of it: every byte comes back.
-        const stream = spawn('ip', ['netns', 'exec', (await podNs('demo/client')), process.execPath, '-e', `
-          const s = require('net').connect(8080, '${echo2}');
-          let sent = 0, got = 0;
-          s.on('data', (d) => { got += d.length; });
-          const t = setInterval(() => { s.write('x'.repeat(100)); sent += 100; }, 10);
-          setTimeout(() => { clearInterval(t); setTimeout(() => { console.log(JSON.stringify({ sent, got })); s.destroy(); }, 1500); }, 3000);
-          s.on('error', (e) => { console.log(JSON.stringify({ error: e.message, sent, got })); process.exit(1); });
-        `], { stdio: ['ignore', 'pipe', 'inherit'] });
-        let out = '';
-        stream.stdout.on('data', (d) => (out += d));
+        const stream = tcpStream(await podNs('demo/client'), echo2, 8080, { everyMs: 10, forMs: 3000, drainMs: 1500 });
         await new Promise((r) => setTimeout(r, 1000));
         await apply(client({ app: 'client', role: 'trusted', track: 'canary' }));
-        const code = await new Promise((r) => stream.on('exit', r));
-        const result = JSON.parse(out.trim());
-        assert.equal(code, 0, out);
+        const result = await stream;
+        assert.equal(result.code, 0, result.out);
         assert.ok(result.sent > 0);
         assert.equal(result.got, result.sent, 'every byte came back across the identity change');
         const canary = await endpoint('demo/client');
@@ -446,16 +436,7 @@ spec: { nodeName: c1-node2, containers: [ { name: idle, command: [sleep, infinit
     it('keeps established connections through an agent kill -9 and restart', async () => {
       const echo2 = ipOf(eps, 'demo/echo-2');
       // A long-lived TCP stream from client (node1) to echo-2 (node2), checked end to end.
-      const stream = spawn('ip', ['netns', 'exec', (await podNs('demo/client')), process.execPath, '-e', `
-        const s = require('net').connect(8080, '${echo2}');
-        let sent = 0, got = 0;
-        s.on('data', (d) => { got += d.length; });
-        const t = setInterval(() => { s.write('x'.repeat(100)); sent += 100; }, 20);
-        setTimeout(() => { clearInterval(t); setTimeout(() => { console.log(JSON.stringify({ sent, got })); s.destroy(); }, 500); }, 6000);
-        s.on('error', (e) => { console.log(JSON.stringify({ error: e.message, sent, got })); process.exit(1); });
-      `], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      stream.stdout.on('data', (d) => (out += d));
+      const stream = tcpStream(await podNs('demo/client'), echo2, 8080, { everyMs: 20, forMs: 6000, drainMs: 500 });
       await new Promise((r) => setTimeout(r, 1000));
       for (const node of ['c1-node1', 'c1-node2']) {
         const agentPid = pidInNetns(`weft-${node}`, 'agent\0--config');
@@ -467,9 +448,8 @@ spec: { nodeName: c1-node2, containers: [ { name: idle, command: [sleep, infinit
         const child = spawn('nsenter', [`--net=/var/run/netns/weft-${node}`, '--', process.execPath, WEFT, 'agent', '--config', `/var/run/weft/c1/${node}/agent.json`], { detached: true, stdio: ['ignore', 'ignore', 'ignore'] });
         child.unref();
       }
-      const code = await new Promise((r) => stream.on('exit', r));
-      const result = JSON.parse(out.trim());
-      assert.equal(code, 0, out);
+      const result = await stream;
+      assert.equal(result.code, 0, result.out);
       assert.equal(result.got, result.sent, 'every byte came back while the agents were down and restarting');
       await until(async () => (await weft(['status'])).code === 0, 'agents to be back', 30_000);
       assert.equal(await probe('demo/client', ['--http', `http://${echo2}:8081/`]), true);
