@@ -10,7 +10,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +22,6 @@ import {
   encodeEndpointKey,
   encodePolicyKey,
   encodePolicyValue,
-  ensureBpffs,
   EP_F_FAIL_CLOSED,
   EP_F_POLICY_GEN,
   IPCACHE_F_EXACT,
@@ -45,7 +43,7 @@ import { MapFullError } from './errors.js';
 import { PolicyEngine } from './policy-engine.js';
 import { IpcacheWriter } from './ipcache-writer.js';
 import { PolicyMapWriter } from './policy-map-writer.js';
-import { allow, BPF_DIR, cannotRun, deny, expectDrop, expectPass, frame, ICMP, loadLxc, peer, slot, TCP, UDP } from './testing/lxc-programs.js';
+import { allow, BPF_DIR, deny, expectDrop, expectPass, frame, ICMP, lxcSuite, peer, slot, TCP, UDP } from './testing/lxc-programs.js';
 
 const WORLD = 2;
 
@@ -53,31 +51,11 @@ const configFlags = (m: BpfMap): number => m.lookup(Buffer.alloc(4))!.readUInt32
 
 describe('full maps fail closed (root, real programs)', function () {
   this.timeout(60_000);
-  const tag = randomBytes(3).toString('hex');
-  let seq = 0;
-  const cleanups: Array<() => void> = [];
-
-  before(function () {
-    const why = cannotRun();
-    if (why) {
-      console.log(`    (skipped: ${why})`);
-      return this.skip();
-    }
-    ensureBpffs();
-  });
-
-  afterEach(() => {
-    for (let undo = cleanups.pop(); undo; undo = cleanups.pop()) {
-      try {
-        undo();
-      } catch {
-        // Keep cleaning up.
-      }
-    }
-  });
+  const suite = lxcSuite('wtfm');
+  const { tag, cleanups } = suite;
 
   /** bpf_lxc.o with its maps pinned in a fresh pin root, sized as the agent sizes them. */
-  const datapath = (sizes: Record<string, number>) => loadLxc(`/sys/fs/bpf/wtfm-${tag}-${++seq}`, sizes, cleanups);
+  const datapath = (sizes: Record<string, number>) => suite.load(sizes);
 
   describe('a full policy map', () => {
     const A = '10.0.0.1';
@@ -337,9 +315,8 @@ describe('full maps fail closed (root, real programs)', function () {
 
   describe('map sizes from the agent config', () => {
     it('creates the maps with the configured sizes, reports use, and replaces a pinned map of another size at restart', async () => {
-      const root = `/sys/fs/bpf/wtfm-${tag}-${++seq}`;
+      const root = suite.root();
       const stateDir = mkdtempSync(join(tmpdir(), 'wtfm-'));
-      cleanups.push(() => rmSync(root, { recursive: true, force: true }));
       cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
       // Direct routing and no encryption: no device is created. The underlay guard needs a device that
       // holds the node IP: a veth pair of this test (this kernel has no dummy links), which carries no

@@ -4,11 +4,10 @@
  * longest policy CIDR containing it, and the verdict weighs both (bpf/lib/policy.h). Crafted
  * packets through bpf_lxc.o's from_container and to_container (BPF_PROG_TEST_RUN).
  */
-import { randomBytes } from 'node:crypto';
 import { silentLogger } from '@weft/common';
-import { encodePolicyCidr, ensureBpffs, ipv4ToInt, type BpfMap } from '@weft/datapath';
+import { encodePolicyCidr, ipv4ToInt, type BpfMap } from '@weft/datapath';
 import { PolicyMapWriter } from './policy-map-writer.js';
-import { allow, cannotRun, deny, expectDrop, expectPass, frame, loadLxc, peer, slot, TCP, UDP } from './testing/lxc-programs.js';
+import { allow, deny, expectDrop, expectPass, frame, lxcSuite, peer, slot, TCP, UDP } from './testing/lxc-programs.js';
 
 const A = '10.0.0.1'; // the local endpoint under test
 const POD = '10.1.0.5'; // a pod inside the ipBlock 10.1.0.0/16
@@ -28,32 +27,11 @@ function policyCidr(map: BpfMap, cidr: string, identity: number): void {
 
 describe('an ipBlock selects pod addresses too (root, real programs)', function () {
   this.timeout(30_000);
-  const tag = randomBytes(3).toString('hex');
-  let seq = 0;
-  const cleanups: Array<() => void> = [];
-
-  before(function () {
-    const why = cannotRun();
-    if (why) {
-      console.log(`    (skipped: ${why})`);
-      return this.skip();
-    }
-    ensureBpffs();
-  });
-
-  afterEach(() => {
-    for (let undo = cleanups.pop(); undo; undo = cleanups.pop()) {
-      try {
-        undo();
-      } catch {
-        // Keep cleaning up.
-      }
-    }
-  });
+  const suite = lxcSuite('wtpc');
 
   /** The three pods in the ipcache under their own identities; the policy CIDRs only when `cidrs`. */
   function setup(cidrs = true) {
-    const dp = loadLxc(`/sys/fs/bpf/wtpc-${tag}-${++seq}`, {}, cleanups);
+    const dp = suite.load();
     peer(dp.map('ipcache'), POD, ID_POD);
     peer(dp.map('ipcache'), POD_EXCEPT, ID_POD_EXCEPT);
     peer(dp.map('ipcache'), POD_OUT, ID_POD_OUT);

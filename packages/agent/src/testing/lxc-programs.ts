@@ -7,6 +7,7 @@
  * Whatever a test loads is undone by the cleanups it passes in.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -17,6 +18,7 @@ import {
   encodeIpcacheKey,
   encodeIpcacheValue,
   encodeNodeConfig,
+  ensureBpffs,
   IPCACHE_F_EXACT,
   IPCACHE_KEY,
   IPCACHE_VALUE,
@@ -43,6 +45,50 @@ export function cannotRun(): string | undefined {
   if (!IS_ROOT) return 'needs root for bpf(2) and bpffs';
   if (!existsSync(join(BPF_DIR, 'bpf_lxc.o'))) return 'needs bpf/build from `npm run build`';
   return undefined;
+}
+
+export interface LxcSuite {
+  /** Random, per suite: names of what the suite creates (pin roots, links, etcd). */
+  tag: string;
+  /** Undone after each test, last first; a failing undo does not stop the others. */
+  cleanups: Array<() => void>;
+  /** A fresh pin root under /sys/fs/bpf (not created; removed after the test if it is). */
+  root(): string;
+  /** bpf_lxc.o pinned in a fresh root, small unless `sizes` says otherwise. */
+  load(sizes?: Record<string, number>): LxcPrograms;
+}
+
+/**
+ * Registers the hooks of a privileged suite in the calling `describe`: skipped with the reason when
+ * it cannot run here, every cleanup run after each test.
+ */
+export function lxcSuite(prefix: string): LxcSuite {
+  const tag = randomBytes(3).toString('hex');
+  let seq = 0;
+  const cleanups: Array<() => void> = [];
+  before(function () {
+    const why = cannotRun();
+    if (why) {
+      console.log(`    (skipped: ${why})`);
+      return this.skip();
+    }
+    ensureBpffs();
+  });
+  afterEach(() => {
+    for (let undo = cleanups.pop(); undo; undo = cleanups.pop()) {
+      try {
+        undo();
+      } catch {
+        // Keep cleaning up.
+      }
+    }
+  });
+  const root = (): string => {
+    const path = `/sys/fs/bpf/${prefix}-${tag}-${++seq}`;
+    cleanups.push(() => rmSync(path, { recursive: true, force: true }));
+    return path;
+  };
+  return { tag, cleanups, root, load: (sizes = {}) => loadLxc(root(), sizes, cleanups) };
 }
 
 /** Ethernet + IPv4 + TCP/UDP (ports) or ICMP echo; enough for the programs' parser. */
@@ -80,9 +126,8 @@ export interface LxcPrograms {
   setConfig: (flags: number) => void;
 }
 
-/** bpf_lxc.o with its maps pinned under `root` (which must not exist), small unless `sizes` says otherwise. */
-export function loadLxc(root: string, sizes: Record<string, number>, cleanups: Array<() => void>): LxcPrograms {
-  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+/** bpf_lxc.o with its maps pinned under `root` (which must not exist; the caller removes it), small unless `sizes` says otherwise. */
+function loadLxc(root: string, sizes: Record<string, number>, cleanups: Array<() => void>): LxcPrograms {
   // Small everywhere: the test fills what it sizes, the rest only costs memory.
   const maxEntries = { [MapName.ct]: 1024, [MapName.endpoints]: 64, [MapName.lbServices]: 64, [MapName.lbBackends]: 64, ...sizes };
   const obj = BpfObject.open(join(BPF_DIR, 'bpf_lxc.o'), { pinRoot: root, maxEntries });
