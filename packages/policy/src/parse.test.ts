@@ -27,8 +27,18 @@ describe('policy parsing', () => {
     assert.equal(p.rules[0]!.peers[1]!.kind, 'endpoints');
     assert.deepEqual(p.rules[0]!.peers[2], { kind: 'cidr', cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] });
     assert.deepEqual(p.rules[0]!.ports, [{ protocol: 'TCP', port: 5432 }, { protocol: 'UDP', port: 6000, endPort: 6010 }]);
-    assert.deepEqual(parsePolicy(np({ podSelector: {}, egress: [] }), 'east').enforces, ['ingress', 'egress']);
     assert.deepEqual(parsePolicy(np({ podSelector: {}, policyTypes: ['Egress'] }), 'east').enforces, ['egress']);
+  });
+
+  it('defaults policyTypes as the API server does: Ingress, and Egress only when there are egress rules', () => {
+    const enforces = (spec: Record<string, unknown>) => parsePolicy(np({ podSelector: {}, ...spec }), 'east').enforces;
+    assert.deepEqual(enforces({ egress: [{ to: [{ podSelector: {} }] }] }), ['ingress', 'egress']);
+    // An empty egress list is no egress rule: the pods' egress stays open (a cluster stores policyTypes [Ingress]).
+    assert.deepEqual(enforces({ egress: [] }), ['ingress']);
+    // An empty policyTypes list is defaulted like an absent one, not read as "enforce nothing".
+    assert.deepEqual(enforces({ policyTypes: [] }), ['ingress']);
+    assert.deepEqual(enforces({ policyTypes: [], egress: [{}] }), ['ingress', 'egress']);
+    assert.deepEqual(enforces({ policyTypes: ['Ingress', 'Egress'], egress: [] }), ['ingress', 'egress']);
   });
 
   it('reads a Weft policy with entities, CIDRs, deny rules and ranges', () => {

@@ -155,13 +155,15 @@ export function parseNetworkPolicy(doc: Json, cluster: string): Policy {
   ctx.only(spec, 'spec', ['podSelector', 'policyTypes', 'ingress', 'egress']);
   if (spec.podSelector === undefined) ctx.fail('spec.podSelector', 'is required (use {} to select every pod of the namespace)');
   const subject = parseSelector(ctx, spec.podSelector, 'spec.podSelector');
-  const types = spec.policyTypes === undefined
-    ? (['Ingress', ...(spec.egress !== undefined ? ['Egress'] : [])] as string[])
-    : ctx.array(spec.policyTypes, 'spec.policyTypes').map((t, i) => {
-        const s = ctx.string(t, `spec.policyTypes[${i}]`);
-        if (s !== 'Ingress' && s !== 'Egress') ctx.fail(`spec.policyTypes[${i}]`, `${JSON.stringify(s)} is not Ingress or Egress`);
-        return s;
-      });
+  const listed = ctx.array(spec.policyTypes, 'spec.policyTypes').map((t, i) => {
+    const s = ctx.string(t, `spec.policyTypes[${i}]`);
+    if (s !== 'Ingress' && s !== 'Egress') ctx.fail(`spec.policyTypes[${i}]`, `${JSON.stringify(s)} is not Ingress or Egress`);
+    return s;
+  });
+  // The API server's defaulting (SetDefaults_NetworkPolicy), so a file means here what it means in a
+  // cluster: no types listed (absent or empty) is Ingress, and Egress too when there are egress rules;
+  // an empty `egress: []` alone isolates nothing.
+  const types = listed.length > 0 ? listed : ['Ingress', ...(ctx.array(spec.egress, 'spec.egress').length > 0 ? ['Egress'] : [])];
   const rules: Rule[] = [];
   for (const direction of ['ingress', 'egress'] as Direction[]) {
     const peerField = direction === 'ingress' ? 'from' : 'to';
