@@ -100,7 +100,7 @@ class NetpolLab {
     this.nsLabels = new Map(NAMESPACES.map((n) => [n, baseNamespaceLabels(n)]));
     this.applied = new Map();
     this.relabelled = { pods: new Set(), namespaces: new Set() };
-    const t0 = Date.now();
+    const t0 = (this.t0 = Date.now());
     const up = await weft(['lab', 'up', '--nodes', '2', '--routing', routing, '--no-demo'], { timeout: 300_000 });
     assert.equal(up.code, 0, up.stderr);
     const { readLabState, agentSocket, podNetnsName } = require('@weft/lab');
@@ -122,6 +122,7 @@ class NetpolLab {
     const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('weft-'));
     assert.deepEqual(left, [], 'no lab namespace left');
     assert.equal(existsSync('/sys/fs/bpf/weft'), false, 'no bpffs pins left');
+    if (this.t0) this.log(`lab up, cases and lab down took ${((Date.now() - this.t0) / 1000).toFixed(1)}s`);
   }
 
   log(line) {
@@ -547,6 +548,12 @@ for (const routing of ['vxlan', 'direct']) {
       it('should enforce policy to allow traffic based on NamespaceSelector with MatchLabels using default ns label', async () => {
         await lab.apply(policy('allow-client-a-via-ns-selector-for-immutable-ns-label', X, podIs('a'), { ingress: [{ from: [{ namespaceSelector: nsIs(Y) }] }] }));
         await lab.validate(80, 'TCP', R().expectPeer({ namespace: X }, { namespace: X, pod: 'a' }, false).expectPeer({ namespace: Z }, { namespace: X, pod: 'a' }, false));
+      });
+
+      it('defaults policyTypes as the API server does: an empty egress list alone isolates no egress (Weft)', async () => {
+        // No policyTypes: Kubernetes stores [Ingress] here (Egress only with egress rules).
+        await lab.apply({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'no-types', namespace: X }, spec: { podSelector: podIs('a'), ingress: [{ from: [{ podSelector: podIs('b') }] }], egress: [] } });
+        await lab.validate(80, 'TCP', R().expectAllIngress('x/a', false).expect('x/b', 'x/a', true));
       });
 
       it('should enforce policy based on NamespaceSelector with MatchExpressions using default ns label', async () => {
