@@ -32,10 +32,6 @@
 //    "should properly isolate pods that are selected by a policy allowing SCTP") are ported.
 //  - network_legacy.go: the suite's older cases, which probe through Services and DNS with their
 //    own pods; upstream rewrote them as the truth-table cases ported here.
-//  - The ipBlock cases ("should allow egress access to server in CIDR block", "should enforce
-//    except clause while egress access to server in CIDR block", "should ensure an IP overlapping
-//    both IPBlock.CIDR and IPBlock.Except is allowed") are written below but skipped: they need an
-//    ipBlock to match pod addresses.
 'use strict';
 const assert = require('node:assert/strict');
 const { existsSync, mkdtempSync, rmSync, writeFileSync } = require('node:fs');
@@ -498,20 +494,20 @@ for (const routing of ['vxlan', 'direct']) {
         await lab.validate(80, 'TCP', R());
       });
 
-      // needs ipBlock matching pod addresses (issue 13 item 6)
-      it.skip('should allow egress access to server in CIDR block', async () => {
+      // An ipBlock matches pod addresses (weft_policy_cidrs, bpf/lib/policy.h).
+      it('should allow egress access to server in CIDR block', async () => {
         await lab.apply(policy('allow-client-a-via-cidr-egress-rule', X, podIs('a'), { egress: [{ to: [{ ipBlock: { cidr: `${lab.ips.get('y/b')}/32` } }] }] }));
         await lab.validate(80, 'TCP', R().expectAllEgress('x/a', false).expect('x/a', 'y/b', true));
       });
 
-      // needs ipBlock matching pod addresses (issue 13 item 6)
-      it.skip('should enforce except clause while egress access to server in CIDR block', async () => {
+      // An ipBlock matches pod addresses (weft_policy_cidrs, bpf/lib/policy.h).
+      it('should enforce except clause while egress access to server in CIDR block', async () => {
         await lab.apply(policy('allow-client-a-via-cidr-egress-rule', X, podIs('a'), { egress: [{ to: [{ ipBlock: { cidr: largeCidr(lab.ips.get('x/b')), except: [`${lab.ips.get('x/b')}/32`] } }] }] }));
         await lab.validate(80, 'TCP', R().expect('x/a', 'x/b', false));
       });
 
-      // needs ipBlock matching pod addresses (issue 13 item 6)
-      it.skip('should ensure an IP overlapping both IPBlock.CIDR and IPBlock.Except is allowed', async () => {
+      // An ipBlock matches pod addresses (weft_policy_cidrs, bpf/lib/policy.h).
+      it('should ensure an IP overlapping both IPBlock.CIDR and IPBlock.Except is allowed', async () => {
         const xb = `${lab.ips.get('x/b')}/32`;
         await lab.apply(policy('allow-client-a-via-cidr-egress-rule', X, podIs('a'), { egress: [{ to: [{ ipBlock: { cidr: largeCidr(lab.ips.get('x/b')), except: [xb] } }] }] }));
         await lab.validate(80, 'TCP', R().expect('x/a', 'x/b', false));
