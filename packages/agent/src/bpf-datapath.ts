@@ -58,7 +58,7 @@ import { Ip } from '@weft/net';
 import { conntrackConfig, mapSizesOf, type AgentConfig } from './config.js';
 import { ConntrackTable } from './conntrack.js';
 import { AgentConfigError } from './errors.js';
-import type { ConntrackStatus, ConntrackSweep, Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
+import type { ConntrackStatus, ConntrackSweep, Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapEntry, ServiceFrontendRef, ServiceProgram } from './datapath-port.js';
 import { IpcacheWriter } from './ipcache-writer.js';
 import { PolicyMapWriter } from './policy-map-writer.js';
 import { stableSlots } from './services.js';
@@ -378,6 +378,17 @@ export class BpfDatapath implements Datapath {
    * are encoded, into one batch per step; `lbOrder` is the mirror.
    */
   async syncServices(services: readonly ServiceProgram[]): Promise<{ frontends: number; changed: number }> {
+    const wanted = new Set(services.map((s) => lbFrontendKey(lbFrontend(s))));
+    return this._writeServices(services, [...this.lbOrder.keys()].filter((k) => !wanted.has(k)));
+  }
+
+  async updateServices(services: readonly ServiceProgram[], removed: readonly ServiceFrontendRef[]): Promise<{ frontends: number; changed: number }> {
+    const written = new Set(services.map((s) => lbFrontendKey(lbFrontend(s))));
+    return this._writeServices(services, removed.map((r) => lbFrontendKey(lbFrontend(r))).filter((k) => this.lbOrder.has(k) && !written.has(k)));
+  }
+
+  /** Writes `services` (each frontend's whole backend list, differences only) and removes the frontends `removedFrontends` (keys of lbOrder). */
+  private _writeServices(services: readonly ServiceProgram[], removedFrontends: readonly string[]): { frontends: number; changed: number } {
     const slotWrites: Array<[LbFrontend, number, string]> = [];
     const memberWrites: Array<[LbFrontend, string, number]> = [];
     const masterWrites: Array<[LbFrontend, number]> = [];
@@ -386,8 +397,8 @@ export class BpfDatapath implements Datapath {
     const order = new Map<string, string[]>();
     const frontendOf = new Map<string, LbFrontend>();
     for (const s of services) {
-      const f: LbFrontend = { vip: ipv4ToInt(s.vip), port: s.port, protocol: s.protocol === 'TCP' ? IPPROTO_TCP : IPPROTO_UDP };
-      const fkey = `${f.vip}/${f.port}/${f.protocol}`;
+      const f = lbFrontend(s);
+      const fkey = lbFrontendKey(f);
       const prev = this.lbOrder.get(fkey);
       const placed = stableSlots(prev ?? [], s.backends.map((b) => `${b.ip}:${b.port}`));
       order.set(fkey, placed);
@@ -404,7 +415,6 @@ export class BpfDatapath implements Datapath {
       const now = new Set(placed);
       for (const b of had) if (!now.has(b)) memberDeletes.push([f, b]);
     }
-    const removedFrontends = [...this.lbOrder.keys()].filter((k) => !order.has(k));
     const split = (b: string): [number, number] => {
       const i = b.lastIndexOf(':');
       return [ipv4ToInt(b.slice(0, i)), Number(b.slice(i + 1))];
@@ -448,9 +458,10 @@ export class BpfDatapath implements Datapath {
       const [addr, port] = split(b);
       this.maps.lbBackends.delete(encodeLbBackendKey(f, addr, port));
     }
-    this.lbOrder = order;
+    for (const [fkey, placed] of order) this.lbOrder.set(fkey, placed);
+    for (const fkey of removedFrontends) this.lbOrder.delete(fkey);
     const changed = slotWrites.length + memberWrites.length + masterWrites.length + removedFrontends.length + slotDeletes.length + memberDeletes.length;
-    return { frontends: order.size, changed };
+    return { frontends: this.lbOrder.size, changed };
   }
 
   async dumpServices(): Promise<ServiceProgram[]> {
@@ -537,4 +548,13 @@ export class BpfDatapath implements Datapath {
     }
     return out;
   }
+}
+
+function lbFrontend(s: ServiceFrontendRef): LbFrontend {
+  return { vip: ipv4ToInt(s.vip), port: s.port, protocol: s.protocol === 'TCP' ? IPPROTO_TCP : IPPROTO_UDP };
+}
+
+/** The key of `lbOrder` (the frontend as the map holds it, so one loaded from pinned maps matches). */
+function lbFrontendKey(f: LbFrontend): string {
+  return `${f.vip}/${f.port}/${f.protocol}`;
 }

@@ -40,11 +40,15 @@ export interface EndpointProgram {
   audit: boolean;
 }
 
-/** One service port and its backends, as the load balancer programs it. */
-export interface ServiceProgram {
+/** One service port (a frontend of the load balancer). */
+export interface ServiceFrontendRef {
   vip: string;
   port: number;
   protocol: 'TCP' | 'UDP';
+}
+
+/** One service port and its backends, as the load balancer programs it. */
+export interface ServiceProgram extends ServiceFrontendRef {
   backends: ReadonlyArray<{ ip: string; port: number }>;
 }
 
@@ -172,6 +176,12 @@ export interface Datapath {
    * only, in an order where a packet never finds a slot count without its slots).
    */
   syncServices(services: readonly ServiceProgram[]): Promise<{ frontends: number; changed: number }>;
+  /**
+   * Writes some frontends (each with its whole backend list, differences only, as syncServices)
+   * and removes the `removed` ones; every other frontend stays as it is. `frontends` counts all
+   * frontends held afterwards. The normal path: syncServices is the resync.
+   */
+  updateServices(services: readonly ServiceProgram[], removed: readonly ServiceFrontendRef[]): Promise<{ frontends: number; changed: number }>;
   /** Current map contents, for the CLI. */
   dumpIpcache(): Promise<Array<{ cidr: string; identity: number; tunnelIp?: string; flags: number }>>;
   dumpNodes(): Promise<NodeAddressUpsert[]>;

@@ -28,6 +28,7 @@ function emptyDatapath(loaded: Promise<void>): Datapath {
     conntrackStatus: async () => ({ capacity: 0, byEndpoint: new Map(), dropsFull: 0n, dropsQuota: 0n }),
     highestPolicyRevision: async () => 0,
     syncServices: async (s) => ({ frontends: s.length, changed: 0 }),
+    updateServices: async (s) => ({ frontends: s.length, changed: 0 }),
     dumpIpcache: async () => [],
     dumpNodes: async () => [],
     dumpServices: async () => [],

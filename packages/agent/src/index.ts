@@ -3,7 +3,7 @@ export { loadAgentConfig, validateAgentConfig, readEtcdTls, podMtu, VXLAN_OVERHE
 export { AgentClient, AgentApiError, AgentUnreachableError, type Wire, type CniAddResult } from './api-client.js';
 export { AGENT_STARTING } from './api.js';
 export { agentHealth, type AgentHealthState } from './health.js';
-export type { Datapath, IpcacheUpsert, EndpointProgram, PolicyMapEntry, FlowSample, ServiceProgram } from './datapath-port.js';
+export type { Datapath, IpcacheUpsert, EndpointProgram, PolicyMapEntry, FlowSample, ServiceProgram, ServiceFrontendRef } from './datapath-port.js';
 export type { EncryptionStatus, NodeEncryption } from './encryption.js';
 export { WireGuardNode } from './wireguard-node.js';
 export { IpsecNode, readIpsecKeyFile } from './ipsec-node.js';

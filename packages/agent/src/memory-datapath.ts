@@ -4,7 +4,7 @@
  * the clustermesh tests with a hostile remote). It keeps what would be in the
  * maps, so a test asserts on the ipcache the node would have.
  */
-import type { ConntrackStatus, ConntrackSweep, Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapEntry, ServiceProgram } from './datapath-port.js';
+import type { ConntrackStatus, ConntrackSweep, Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapEntry, ServiceFrontendRef, ServiceProgram } from './datapath-port.js';
 
 export class MemoryDatapath implements Datapath {
   readonly ipcache = new Map<string, IpcacheUpsert>();
@@ -112,6 +112,28 @@ export class MemoryDatapath implements Datapath {
     const changed = JSON.stringify(this.services) === JSON.stringify(services) ? 0 : services.length;
     this.services = [...services];
     return { frontends: services.length, changed };
+  }
+
+  async updateServices(services: readonly ServiceProgram[], removed: readonly ServiceFrontendRef[]): Promise<{ frontends: number; changed: number }> {
+    const key = (f: ServiceFrontendRef): string => `${f.vip}/${f.port}/${f.protocol}`;
+    const written = new Map(services.map((s) => [key(s), s]));
+    const gone = new Set(removed.map(key));
+    let changed = 0;
+    const next: ServiceProgram[] = [];
+    for (const s of this.services) {
+      const k = key(s);
+      const w = written.get(k);
+      if (w) {
+        written.delete(k);
+        if (JSON.stringify(w.backends) !== JSON.stringify(s.backends)) changed++;
+        next.push(w);
+      } else if (gone.has(k)) changed++;
+      else next.push(s);
+    }
+    for (const s of written.values()) next.push(s);
+    changed += written.size;
+    this.services = next;
+    return { frontends: next.length, changed };
   }
 
   async dumpIpcache(): Promise<Array<{ cidr: string; identity: number; tunnelIp?: string; flags: number }>> {
