@@ -42,35 +42,66 @@ export interface ServiceState {
 /**
  * Endpoints indexed by namespace and label (key=value), so a selector costs
  * its smallest posting list instead of a scan of every endpoint: 1,000
- * services over 100k endpoints resolve in milliseconds, not seconds.
+ * services over 100k endpoints resolve in milliseconds, not seconds. Keyed by
+ * IP and kept up to date one endpoint at a time (`set`), so a change costs its
+ * labels, not a rebuild.
  */
 export class EndpointIndex {
-  private readonly byLabel = new Map<string, EndpointRecord[]>();
+  private readonly byIp = new Map<string, EndpointRecord>();
+  private readonly byLabel = new Map<string, Map<string, EndpointRecord>>();
 
-  constructor(endpoints: Iterable<EndpointRecord>) {
-    for (const e of endpoints) {
-      for (const [k, v] of Object.entries(e.labels)) {
-        const key = `${e.namespace}\0${k}=${v}`;
+  constructor(endpoints: Iterable<EndpointRecord> = []) {
+    for (const e of endpoints) this.set(e.ip, e);
+  }
+
+  get size(): number {
+    return this.byIp.size;
+  }
+
+  get(ip: string): EndpointRecord | undefined {
+    return this.byIp.get(ip);
+  }
+
+  /** Puts `record` at `ip` (undefined: none there any more); returns what was there. */
+  set(ip: string, record: EndpointRecord | undefined): EndpointRecord | undefined {
+    const before = this.byIp.get(ip);
+    if (before === record) return before;
+    if (before) {
+      this.byIp.delete(ip);
+      for (const [k, v] of Object.entries(before.labels)) {
+        const key = `${before.namespace}\0${k}=${v}`;
         const list = this.byLabel.get(key);
-        if (list) list.push(e);
-        else this.byLabel.set(key, [e]);
+        list?.delete(ip);
+        if (list?.size === 0) this.byLabel.delete(key);
       }
     }
+    if (record) {
+      this.byIp.set(ip, record);
+      for (const [k, v] of Object.entries(record.labels)) {
+        const key = `${record.namespace}\0${k}=${v}`;
+        const list = this.byLabel.get(key);
+        if (list) list.set(ip, record);
+        else this.byLabel.set(key, new Map([[ip, record]]));
+      }
+    }
+    return before;
   }
 
   /** Endpoints of `namespace` whose labels include every pair of `selector` (none for an empty selector). */
   select(namespace: string, selector: Record<string, string>): EndpointRecord[] {
-    let best: EndpointRecord[] | undefined;
+    let best: Map<string, EndpointRecord> | undefined;
     for (const [k, v] of Object.entries(selector)) {
       const list = this.byLabel.get(`${namespace}\0${k}=${v}`);
       if (!list) return [];
-      if (!best || list.length < best.length) best = list;
+      if (!best || list.size < best.size) best = list;
     }
-    return best ? best.filter((e) => selects(selector, namespace, e)) : [];
+    const out: EndpointRecord[] = [];
+    if (best) for (const e of best.values()) if (selects(selector, namespace, e)) out.push(e);
+    return out;
   }
 }
 
-function selects(selector: Record<string, string>, namespace: string, ep: EndpointRecord): boolean {
+export function selects(selector: Record<string, string>, namespace: string, ep: EndpointRecord): boolean {
   const keys = Object.keys(selector);
   if (keys.length === 0 || ep.namespace !== namespace) return false;
   return keys.every((k) => ep.labels[k] === selector[k]);
