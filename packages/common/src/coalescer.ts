@@ -39,6 +39,11 @@ export class Coalescer {
     }, this.delayMs);
   }
 
+  /** Resolves once no run is pending or running: changes made before the call are applied (tests). */
+  async idle(): Promise<void> {
+    while (this.timer || this.running) await (this.running ?? new Promise((r) => setTimeout(r, this.delayMs)));
+  }
+
   /** Cancels a pending run and waits for a running one. */
   async stop(): Promise<void> {
     this.stopped = true;
