@@ -145,7 +145,7 @@ export class Agent {
     this.cluster.namedPorts.onChange = () => this.policy.namedPortsChanged();
     this.cluster.onRemoteIdentities = (id) => this.policy.remoteIdentityChanged(id);
     this.services = new ServiceManager(c.cluster, resources, this.cluster, this.datapath, this.log.child({ component: 'services' }));
-    this.cluster.onChanged = () => this.services.schedule();
+    this.cluster.onChange = (change) => this.services.changed(change);
     await this.publishNode();
     await this.policy.start();
     await this.cluster.start();

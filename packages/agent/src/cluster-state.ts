@@ -18,6 +18,10 @@
  * by one (a node's endpoints again when the node's admission changes, an
  * identity's endpoints when the identity changes).
  *
+ * Those who derive state from the endpoints in use and the remote services
+ * (the ServiceManager) are told each change as a ClusterChange, so they too
+ * update only what it touches; ClusterState knows nothing of what they derive.
+ *
  * A remote cluster's id comes from this cluster's clustermesh-apiserver, which
  * writes the id its own configuration gives each remote
  * (weft/mesh/v1/<remote>/cluster/info), never from what the remote sends: it
@@ -39,6 +43,19 @@ import { nodeAddresses } from './node-addresses.js';
 import { DEFAULT_MIN_POD_CIDR_BITS, LocalAddresses, RemoteClaims, remoteEndpointProblem, remoteNodeProblem } from '@weft/schema';
 import { EndpointOwnership, MESH_ROOT, parseServiceRecord, type ServiceRecord } from '@weft/schema';
 import { ENDPOINTS_PREFIX, NODES_PREFIX, parseEndpointPath, parseEndpointRecord, parseNodeRecord, type EndpointRecord, type NodeRecord } from '@weft/schema';
+
+/**
+ * One change to what ClusterState holds about endpoints and exported services, told as it happens
+ * so a consumer keeping state derived from them (ServiceManager) updates only what the change
+ * touches. `record` is the new value (undefined: gone); the consumer keeps the old one if it needs it.
+ */
+export type ClusterChange =
+  /** One of this cluster's endpoints (a record that passed the ownership checks), by IP. */
+  | { kind: 'local-endpoint'; ip: string; record: EndpointRecord | undefined }
+  /** A remote cluster's endpoint that passed admission (or no longer does), by IP. */
+  | { kind: 'remote-endpoint'; cluster: string; ip: string; record: EndpointRecord | undefined }
+  /** A remote cluster's exported service record, by `<namespace>.<name>`. */
+  | { kind: 'remote-service'; cluster: string; key: string; record: ServiceRecord | undefined };
 
 export class ClusterState {
   readonly nodes = new Map<string, NodeRecord>();
@@ -84,8 +101,12 @@ export class ClusterState {
   private underlayCidrs: string[] = [];
   /** Told when remote identities change (policy must be recomputed). */
   onRemoteIdentities: (id: number) => void = () => undefined;
-  /** Told on every change of nodes, endpoints or remote services (services must be re-resolved). */
-  onChanged: () => void = () => undefined;
+  /**
+   * Told of each change to the endpoints in use (this cluster's, admitted remote ones) and to remote
+   * services, synchronously, after the maps above reflect it. Node changes reach it as the endpoint
+   * changes they cause.
+   */
+  onChange: (change: ClusterChange) => void = () => undefined;
   readonly invalid = new Map<string, string>();
   private watchers: PrefixWatcher[] = [];
   private readonly syncer: Coalescer;
@@ -114,6 +135,7 @@ export class ClusterState {
         this.ipcache.set('cluster-endpoint', `${ip}/32`, record && this.clusterEndpointEntry(record));
         this.namedPorts.set(`c/${ip}`, record?.identity, record?.namedPorts);
         this.readmitAt(ip);
+        this.onChange({ kind: 'local-endpoint', ip, record });
       },
       onReject: (node, ip, reason) => {
         const key = `${ENDPOINTS_PREFIX}${node}/${ip}`;
@@ -304,8 +326,11 @@ export class ClusterState {
       if (keysOnly) return this.scheduleKeys();
       this.nodesDirty = true;
     } else if (kind === 'services') {
+      const before = this.remoteServices.get(id);
       if (type === 'delete') this.remoteServices.delete(id);
       else this.accept(`${MESH_ROOT}${path}`, parseServiceRecord(key, value.toString()), (r) => this.remoteServices.set(id, r));
+      const after = this.remoteServices.get(id);
+      if (after !== before) this.onChange({ kind: 'remote-service', cluster: remote, key, record: after });
     } else if (kind === 'endpoints') {
       this.unindex(id);
       if (type === 'delete') this.remoteEndpoints.delete(id);
@@ -389,8 +414,15 @@ export class ClusterState {
 
   /** Admits one remote endpoint (`<remote>/<ip>`) by mesh-admission's rules, or withdraws it. */
   private admitEndpoint(id: string): void {
-    const e = this.remoteEndpoints.get(id);
     const before = this.admittedEndpoints.get(id);
+    this._admitEndpoint(id, before);
+    const after = this.admittedEndpoints.get(id);
+    // Admitting again what is already admitted (the same record) is no change.
+    if (after !== before) this.onChange({ kind: 'remote-endpoint', cluster: id.slice(0, id.indexOf('/')), ip: id.slice(id.indexOf('/') + 1), record: after });
+  }
+
+  private _admitEndpoint(id: string, before: EndpointRecord | undefined): void {
+    const e = this.remoteEndpoints.get(id);
     if (before) {
       this.admittedEndpoints.delete(id);
       if (this.admittedByIp.get(before.ip) === id) this.admittedByIp.delete(before.ip);
@@ -439,10 +471,9 @@ export class ClusterState {
     store(parsed);
   }
 
-  /** Write the changes soon (changes arriving together are written together); services follow. */
+  /** Write the changes soon (changes arriving together are written together). */
   schedule(): void {
     this.syncer.schedule();
-    this.onChanged();
   }
 
   /**
