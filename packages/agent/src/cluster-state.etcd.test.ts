@@ -4,6 +4,7 @@ import { useTestEtcd, until, KvClient } from '@weft/kvstore';
 import { ClusterState } from './cluster-state.js';
 import { validateAgentConfig } from './config.js';
 import { MemoryDatapath } from './memory-datapath.js';
+import type { EndpointRecord, ServiceRecord } from '@weft/schema';
 
 /**
  * The mesh cache in etcd is only as trustworthy as whoever can write it. These records go
@@ -17,6 +18,8 @@ describe('ClusterState: remote records that bypassed the importer @etcd', functi
   let state: ClusterState;
   let datapath: MemoryDatapath;
   let sentinels = 0;
+  /** What the ClusterChange events said, from the start: must always be what the maps hold. */
+  const told = { local: new Map<string, EndpointRecord>(), remote: new Map<string, EndpointRecord>(), services: new Map<string, ServiceRecord>() };
   const rogue = (4 << 16) | 300;
   const put = (key: string, value: unknown): Promise<void> => t.kv.put(key, typeof value === 'string' ? value : JSON.stringify(value)).then(() => undefined);
   const ep = (ip: string, identity = rogue, node = 'r1', nodeIp = '10.99.4.11') => ({ ip, identity, node, nodeIp, namespace: 'd', pod: `p-${ip}`, labels: { app: 'web' } });
@@ -32,6 +35,11 @@ describe('ClusterState: remote records that bypassed the importer @etcd', functi
     const config = validateAgentConfig({ cluster: 'east', clusterId: 1, node: 'e1', etcd: [t.etcd.endpoint], nodeIp: '10.99.1.11', podCidr: '10.101.1.0/24', bpfDir: '/nonexistent', encryption: 'off', underlayCidrs: ['10.99.0.0/16'] });
     datapath = new MemoryDatapath();
     state = new ClusterState(config, new KvClient({ endpoints: [t.etcd.endpoint] }), datapath, () => [], silentLogger());
+    state.onChange = (c) => {
+      const [map, key] = c.kind === 'local-endpoint' ? [told.local, c.ip] : c.kind === 'remote-endpoint' ? [told.remote, `${c.cluster}/${c.ip}`] : [told.services, `${c.cluster}/${c.key}`];
+      if (c.record) (map as Map<string, unknown>).set(key, c.record);
+      else map.delete(key);
+    };
     await state.start();
     await until(() => datapath.ipcache.get('10.104.1.5/32')?.identity === rogue, 'the legitimate remote pod');
   });
@@ -102,5 +110,20 @@ describe('ClusterState: remote records that bypassed the importer @etcd', functi
     assert.match(state.refused.get('weft/mesh/v1/evil/nodes/x1')!, /overlaps the pod CIDR of node rogue\/r1/);
     await t.kv.delete('weft/mesh/v1/evil/nodes/x1');
     await until(() => datapath.ipcache.has('10.104.1.5/32'), 'r1 back once the collision is gone');
+  });
+
+  it('tells each change of the endpoints in use and of remote services, admission included (ClusterChange)', async () => {
+    // After the refusals and re-admissions above (some made inside a sync, by node admission).
+    const record = { namespace: 'd', name: 'web', selector: { app: 'web' }, ports: [{ protocol: 'TCP', port: 80, targetPort: 8080 }] };
+    await put('weft/mesh/v1/rogue/services/d.web', record);
+    await put('weft/mesh/v1/rogue/services/d.gone', { ...record, name: 'gone' });
+    await t.kv.delete('weft/mesh/v1/rogue/services/d.gone');
+    await put('weft/state/v1/endpoints/e2/10.101.2.9', { ip: '10.101.2.9', identity: (1 << 16) | 300, node: 'e2', nodeIp: '10.99.1.12', namespace: 'd', pod: 'other', labels: { app: 'web' } });
+    await settle();
+    await until(() => state.endpoints.has('10.101.2.9') && state.remoteServices.has('rogue/d.web'), 'the new records');
+    assert.deepEqual(told.local, state.endpoints);
+    assert.deepEqual(told.remote, state.admittedRemoteEndpoints());
+    assert.deepEqual(told.services, state.remoteServices);
+    assert.ok(told.remote.size > 0 && told.services.has('rogue/d.web') && !told.services.has('rogue/d.gone'));
   });
 });
