@@ -12,7 +12,8 @@ export class MemoryDatapath implements Datapath {
   readonly nodes = new Map<string, NodeAddressUpsert>();
   readonly endpoints = new Map<string, EndpointProgram>();
   readonly policies = new Map<number, PolicyMapEntry[]>();
-  services: ServiceProgram[] = [];
+  /** The service map by frontend (`vip/port/protocol`), in the order frontends were first written. */
+  private readonly frontends = new Map<string, ServiceProgram>();
   /** weft_policy_cidrs: CIDR -> identity. */
   readonly policyCidrs = new Map<string, number>();
   private readonly flowListeners: Array<(flow: FlowSample) => void> = [];
@@ -109,31 +110,29 @@ export class MemoryDatapath implements Datapath {
   }
 
   async syncServices(services: readonly ServiceProgram[]): Promise<{ frontends: number; changed: number }> {
-    const changed = JSON.stringify(this.services) === JSON.stringify(services) ? 0 : services.length;
-    this.services = [...services];
-    return { frontends: services.length, changed };
+    const wanted = new Set(services.map(frontendKey));
+    return this._writeServices(services, [...this.frontends.values()].filter((f) => !wanted.has(frontendKey(f))));
   }
 
   async updateServices(services: readonly ServiceProgram[], removed: readonly ServiceFrontendRef[]): Promise<{ frontends: number; changed: number }> {
-    const key = (f: ServiceFrontendRef): string => `${f.vip}/${f.port}/${f.protocol}`;
-    const written = new Map(services.map((s) => [key(s), s]));
-    const gone = new Set(removed.map(key));
+    return this._writeServices(services, removed);
+  }
+
+  private _writeServices(services: readonly ServiceProgram[], removed: readonly ServiceFrontendRef[]): { frontends: number; changed: number } {
     let changed = 0;
-    const next: ServiceProgram[] = [];
-    for (const s of this.services) {
-      const k = key(s);
-      const w = written.get(k);
-      if (w) {
-        written.delete(k);
-        if (JSON.stringify(w.backends) !== JSON.stringify(s.backends)) changed++;
-        next.push(w);
-      } else if (gone.has(k)) changed++;
-      else next.push(s);
+    for (const f of removed) if (this.frontends.delete(frontendKey(f))) changed++;
+    for (const s of services) {
+      const key = frontendKey(s);
+      const held = this.frontends.get(key);
+      if (!held || JSON.stringify(held.backends) !== JSON.stringify(s.backends)) changed++;
+      this.frontends.set(key, { vip: s.vip, port: s.port, protocol: s.protocol, backends: [...s.backends] });
     }
-    for (const s of written.values()) next.push(s);
-    changed += written.size;
-    this.services = next;
-    return { frontends: next.length, changed };
+    return { frontends: this.frontends.size, changed };
+  }
+
+  /** What the service map holds. */
+  get services(): ServiceProgram[] {
+    return [...this.frontends.values()];
   }
 
   async dumpIpcache(): Promise<Array<{ cidr: string; identity: number; tunnelIp?: string; flags: number }>> {
@@ -141,7 +140,7 @@ export class MemoryDatapath implements Datapath {
   }
 
   async dumpServices(): Promise<ServiceProgram[]> {
-    return [...this.services];
+    return this.services;
   }
 
   async dumpPolicy(epId: number): Promise<Array<PolicyMapEntry & { packets: bigint; bytes: bigint }>> {
@@ -155,4 +154,8 @@ export class MemoryDatapath implements Datapath {
   onFlow(listener: (flow: FlowSample) => void): void {
     this.flowListeners.push(listener);
   }
+}
+
+function frontendKey(f: ServiceFrontendRef): string {
+  return `${f.vip}/${f.port}/${f.protocol}`;
 }
