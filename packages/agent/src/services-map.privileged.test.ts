@@ -1,0 +1,86 @@
+/**
+ * The load balancer's maps on the real datapath: a partial update
+ * (updateServices) leaves the frontends it is not given as they are, keeps
+ * backends in their slots, and ends where a whole sync (syncServices) of the
+ * same content would, also for an agent restarted on pinned maps. Needs root
+ * (bpf(2), bpffs, a veth pair of its own that carries no traffic); every pin
+ * and link is removed after the test.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '@weft/common';
+import { ensureBpffs } from '@weft/datapath';
+import { BpfDatapath } from './bpf-datapath.js';
+import { validateAgentConfig } from './config.js';
+import type { ServiceProgram } from './datapath-port.js';
+import { BPF_DIR, cannotRun } from './testing/lxc-programs.js';
+
+const svc = (vip: string, port: number, ips: string[], protocol: 'TCP' | 'UDP' = 'TCP'): ServiceProgram => ({ vip, port, protocol, backends: ips.map((ip) => ({ ip, port: 8080 })) });
+const sorted = (s: ServiceProgram[]): ServiceProgram[] => [...s].sort((a, b) => (`${a.vip}/${a.port}/${a.protocol}` < `${b.vip}/${b.port}/${b.protocol}` ? -1 : 1));
+
+describe('service maps: partial updates (root, real maps)', function () {
+  this.timeout(60_000);
+  const tag = randomBytes(3).toString('hex');
+  const cleanups: Array<() => void> = [];
+
+  before(function () {
+    const why = cannotRun();
+    if (why) {
+      console.log(`    (skipped: ${why})`);
+      return this.skip();
+    }
+    ensureBpffs();
+  });
+  afterEach(() => {
+    for (let undo = cleanups.pop(); undo; undo = cleanups.pop()) {
+      try {
+        undo();
+      } catch {
+        // Keep cleaning up.
+      }
+    }
+  });
+
+  it('writes only the frontends given, keeps slots, and ends where a whole sync would, across a restart', async () => {
+    const root = `/sys/fs/bpf/wtsv-${tag}`;
+    const stateDir = mkdtempSync(join(tmpdir(), 'wtsv-'));
+    cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
+    const underlay = `wtsv-${tag}`;
+    execFileSync('ip', ['link', 'add', underlay, 'type', 'veth', 'peer', 'name', `wtsp-${tag}`]);
+    cleanups.push(() => execFileSync('ip', ['link', 'del', underlay]));
+    execFileSync('ip', ['addr', 'add', '192.0.2.78/32', 'dev', underlay]);
+    const config = validateAgentConfig({ cluster: 'c1', clusterId: 1, node: `wtsv-${tag}`, etcd: ['127.0.0.1:1'], nodeIp: '192.0.2.78', podCidr: '10.101.1.0/24', routing: 'direct', encryption: 'off', underlayDevice: underlay, bpfDir: BPF_DIR, pinRoot: root, stateDir, mapSizes: { ct: 1024, lbServices: 256, lbBackends: 256 } });
+
+    const first = new BpfDatapath(config, silentLogger());
+    cleanups.push(() => void first.stop());
+    await first.start();
+    const a = svc('10.96.0.1', 80, ['10.101.1.2', '10.101.1.3', '10.101.1.4']);
+    const b = svc('10.96.0.2', 53, ['10.101.1.5'], 'UDP');
+    const c = svc('10.96.0.3', 443, ['10.101.1.6', '10.101.1.7']);
+    assert.equal((await first.syncServices([a, b, c])).frontends, 3);
+
+    // One backend of a leaves (the last takes its slot), c goes, d comes; b is not given and stays.
+    const a2 = svc('10.96.0.1', 80, ['10.101.1.2', '10.101.1.4']);
+    const d = svc('10.96.0.4', 80, ['10.101.1.8']);
+    const r = await first.updateServices([a2, d], [c, svc('10.96.9.9', 80, [])]);
+    assert.equal(r.frontends, 3);
+    const held = sorted(await first.dumpServices());
+    assert.deepEqual(held, sorted([svc('10.96.0.1', 80, ['10.101.1.2', '10.101.1.4']), b, d]));
+    await first.stop();
+
+    // A restarted agent reads the slots back; a partial update then matches a whole sync of the same content.
+    const second = new BpfDatapath(config, silentLogger());
+    cleanups.push(() => void second.stop());
+    await second.start();
+    await second.updateServices([svc('10.96.0.1', 80, ['10.101.1.4', '10.101.1.9'])], [d]);
+    const partial = sorted(await second.dumpServices());
+    assert.deepEqual(partial, sorted([svc('10.96.0.1', 80, ['10.101.1.9', '10.101.1.4']), b]), '10.101.1.9 takes the freed slot 1; 10.101.1.4 keeps slot 2');
+    assert.deepEqual(await second.syncServices(partial), { frontends: 2, changed: 0 }, 'a whole sync of the same content writes nothing');
+    await second.stop();
+  });
+});
