@@ -248,6 +248,25 @@ describe('ServiceManager: changes touch only the services they can', () => {
     assert.deepEqual(datapath.writes, ['10.96.0.1:80']);
   });
 
+  it('resync() resolves every service again from ClusterState, and a consistent state comes out unchanged', async () => {
+    const cluster = new FakeCluster();
+    const source = new FakeServices();
+    source.set(service('a', 'web', '10.96.0.1', { app: 'web' }));
+    source.set(service('b', 'web', '10.96.0.2', { app: 'web' }));
+    cluster.local('10.244.1.5', ep('10.244.1.5', 'a', { app: 'web' }));
+    const { manager, datapath } = await running(cluster, source);
+    managers.push(manager);
+    const before = manager.list();
+    const held = await datapath.dumpServices();
+    manager.resync();
+    await manager.settled();
+    assert.deepEqual(manager.list(), before);
+    assert.ok(manager.list().every((s, i) => s !== before[i]), 'every service resolved again');
+    assert.deepEqual(await datapath.dumpServices(), held);
+    assert.deepEqual(datapath.writes, [], 'through the whole sync, not partial updates');
+    assert.equal(manager.lastSync?.changed, 0);
+  });
+
   it('after any sequence of changes, the same result as a full resync (seeded, property style)', async function () {
     for (const seed of [1, 7, 2026]) {
       const rng = mulberry32(seed);
