@@ -12,6 +12,7 @@ export {
   type IdentityView,
   type CidrIdentityView,
 } from './resolve.js';
+export { EndpointRules, type EntryChanges, type RulesUniverse, type Selection } from './endpoint-rules.js';
 export { matches, isEmptySelector, EMPTY_SELECTOR } from './selector.js';
 export { rangeToPrefixes, prefixContains, type PortPrefix } from './ports.js';
 export { parseCidr, parseIpv4, formatIpv4, formatCidr, cidrContains, type Cidr } from '@weft/common';

@@ -91,8 +91,8 @@ export interface EndpointPolicy {
 
 export const PROTOCOL_NUMBER = { TCP: 6, UDP: 17, SCTP: 132, ICMP: 1 } as const;
 
-const WORLD_IDS = [ReservedIdentity.world, ReservedIdentity['world-ipv4'], ReservedIdentity['world-ipv6']];
-const CLUSTER_RESERVED = [ReservedIdentity.host, ReservedIdentity['remote-node'], ReservedIdentity.health, ReservedIdentity.init];
+export const WORLD_IDS = [ReservedIdentity.world, ReservedIdentity['world-ipv4'], ReservedIdentity['world-ipv6']];
+export const CLUSTER_RESERVED = [ReservedIdentity.host, ReservedIdentity['remote-node'], ReservedIdentity.health, ReservedIdentity.init];
 
 /** Whether `policy` applies to the endpoint. */
 export function selects(policy: Policy, ep: EndpointView, cluster: string): boolean {
@@ -101,10 +101,37 @@ export function selects(policy: Policy, ep: EndpointView, cluster: string): bool
   return matches(policy.subject, ep.labels);
 }
 
-function peerIdentities(peer: Peer, policy: Policy, u: PolicyUniverse, cidrs: Array<{ id: number; cidr: Cidr }>): number[] {
+function peerIdentities(peer: Peer, policy: Policy, u: PolicyUniverse, cidrs: readonly ParsedCidrIdentity[]): number[] {
+  const tracked = trackedPeer(peer);
+  const out = staticIdentities(peer, cidrs);
+  if (tracked) out.push(...selected(tracked, policy, u));
+  return out;
+}
+
+/** A CIDR identity with its CIDR parsed. */
+export interface ParsedCidrIdentity {
+  id: number;
+  cidr: Cidr;
+}
+
+export function parseCidrIdentities(cidrs: readonly CidrIdentityView[]): ParsedCidrIdentity[] {
+  return cidrs.map((c) => ({ id: c.id, cidr: parseCidr(c.cidr) as Cidr }));
+}
+
+/** The part of a peer that depends on the identities the node knows (a selector's), if any. */
+export function trackedPeer(peer: Peer): IdentityPeer | undefined {
+  if (peer.kind === 'endpoints') return peer;
+  if (peer.kind === 'entity' && peer.entity === 'cluster') return CLUSTER_PEER;
+  return undefined;
+}
+
+const CLUSTER_PEER: IdentityPeer = Object.freeze({ kind: 'entity', entity: 'cluster' }) as IdentityPeer;
+
+/** The identities a peer selects whatever identities the node knows: entities, CIDRs, the cluster's reserved ones. */
+export function staticIdentities(peer: Peer, cidrs: readonly ParsedCidrIdentity[]): number[] {
   switch (peer.kind) {
     case 'endpoints':
-      return selected(peer, policy, u);
+      return [];
     case 'entity':
       switch (peer.entity) {
         case 'all':
@@ -116,7 +143,7 @@ function peerIdentities(peer: Peer, policy: Policy, u: PolicyUniverse, cidrs: Ar
         case 'remote-node':
           return [ReservedIdentity['remote-node']];
         case 'cluster':
-          return [...CLUSTER_RESERVED, ...selected({ kind: 'entity', entity: 'cluster' }, policy, u)];
+          return [...CLUSTER_RESERVED];
       }
       return [];
     case 'cidr': {
@@ -137,14 +164,20 @@ function selected(peer: IdentityPeer, policy: Policy, u: PolicyUniverse): number
   return out;
 }
 
+/** A protocol and port (prefix) of a rule. */
+export interface PortEntry {
+  protocol: number;
+  port?: PortPrefix;
+}
+
 /**
  * The protocol and port entries of a rule's ports. A named port resolves to the numbers the
  * destination pods give that name: for ingress the endpoint's own (`mine`), for egress those of the
  * peer (`theirs`); a name nobody gives matches nothing (Kubernetes' rule), so it adds no entry.
  */
-function portEntries(ports: readonly PortRule[], named: ((name: string) => Iterable<NamedPort>) | undefined): Array<{ protocol: number; port?: PortPrefix }> {
+export function portEntries(ports: readonly PortRule[], named: ((name: string) => Iterable<NamedPort>) | undefined): PortEntry[] {
   if (ports.length === 0) return [{ protocol: 0 }];
-  const out: Array<{ protocol: number; port?: PortPrefix }> = [];
+  const out: PortEntry[] = [];
   for (const p of ports) {
     if (p.name !== undefined) {
       for (const n of named?.(p.name) ?? []) {
@@ -162,12 +195,12 @@ function portEntries(ports: readonly PortRule[], named: ((name: string) => Itera
   return out;
 }
 
-function entryKey(e: PolicyEntry): string {
+export function entryKey(e: PolicyEntry): string {
   return `${e.egress ? 1 : 0}|${e.identity}|${e.protocol}|${e.port ? `${e.port.port}/${e.port.bits}` : '*'}`;
 }
 
 /** Whether deny entry `d` covers allow entry `a` (same direction and identity). */
-function covers(d: PolicyEntry, a: PolicyEntry): boolean {
+export function covers(d: PolicyEntry, a: PolicyEntry): boolean {
   if (d.protocol === 0) return true;
   if (d.protocol !== a.protocol) return false;
   if (d.port === undefined) return true;
@@ -175,7 +208,7 @@ function covers(d: PolicyEntry, a: PolicyEntry): boolean {
 }
 
 export function resolveEndpoint(ep: EndpointView, policies: readonly Policy[], u: PolicyUniverse): EndpointPolicy {
-  const cidrs = u.cidrIdentities.map((c) => ({ id: c.id, cidr: parseCidr(c.cidr) as Cidr }));
+  const cidrs = parseCidrIdentities(u.cidrIdentities);
   const result: EndpointPolicy = { ingressEnforced: false, egressEnforced: false, audit: false, policies: [], entries: [] };
   const byKey = new Map<string, PolicyEntry>();
   for (const policy of policies) {
