@@ -58,7 +58,7 @@ import { Ip } from '@weft/net';
 import { conntrackConfig, mapSizesOf, type AgentConfig } from './config.js';
 import { ConntrackTable } from './conntrack.js';
 import { AgentConfigError } from './errors.js';
-import type { ConntrackStatus, ConntrackSweep, Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapEntry, ServiceFrontendRef, ServiceProgram } from './datapath-port.js';
+import type { ConntrackStatus, ConntrackSweep, Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapChanges, PolicyMapEntry, ServiceFrontendRef, ServiceProgram } from './datapath-port.js';
 import { IpcacheWriter } from './ipcache-writer.js';
 import { PolicyMapWriter } from './policy-map-writer.js';
 import { stableSlots } from './services.js';
@@ -494,6 +494,16 @@ export class BpfDatapath implements Datapath {
     attachTc({ ifindex, direction: 'ingress', programFd: this.lxc!.programFd('from_container') });
     attachTc({ ifindex, direction: 'egress', programFd: this.lxc!.programFd('to_container') });
     return outcome;
+  }
+
+  async updateEndpointPolicy(ep: EndpointProgram, changes: PolicyMapChanges, policyRev: number): Promise<EndpointPolicyOutcome> {
+    const ifindex = ifindexOf(ep.ifname);
+    if (ifindex === undefined) throw new Error(`Cannot update the policy of endpoint ${ep.ip}: interface ${ep.ifname} does not exist`);
+    return this.policy.update(
+      { epId: ep.epId, ip: ipv4ToInt(ep.ip), ifindex, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: ep.ingressEnforced, egressEnforced: ep.egressEnforced, audit: ep.audit },
+      changes,
+      policyRev,
+    );
   }
 
   async removeEndpoint(ip: string, epId: number): Promise<void> {

@@ -57,6 +57,12 @@ export interface PolicyMapEntry extends Omit<PolicyEntry, 'rule'> {
   ruleId: number;
 }
 
+/** Differences of an endpoint's policy: entries to write (new or changed) and to delete. */
+export interface PolicyMapChanges {
+  upsert: readonly PolicyMapEntry[];
+  remove: readonly PolicyMapEntry[];
+}
+
 /**
  * `ok`: the policy asked for is in force. `stale`: the old policy stays in force (less any denies
  * the new one drops) because new entries that only grant access did not fit. `fail-closed`: a
@@ -164,6 +170,12 @@ export interface Datapath {
    * throws (the endpoint then has none: its traffic is dropped).
    */
   programEndpoint(ep: EndpointProgram, entries: readonly PolicyMapEntry[], policyRev: number): Promise<EndpointPolicyOutcome>;
+  /**
+   * Changes some entries of a programmed endpoint's policy (and its revision to `policyRev`),
+   * the rest staying as they are: the policy engine's per-rule updates. Outcomes as for
+   * programEndpoint; the endpoint's programs are already attached.
+   */
+  updateEndpointPolicy(ep: EndpointProgram, changes: PolicyMapChanges, policyRev: number): Promise<EndpointPolicyOutcome>;
   /** Removes an endpoint: its entry, its policy, and its conntrack entries (and those with its address). */
   removeEndpoint(ip: string, epId: number): Promise<void>;
   /** Deletes dead conntrack entries and rewrites the per-endpoint counts: the garbage collector's sweep. */

@@ -262,6 +262,8 @@ describe('full maps fail closed (root, real programs)', function () {
       const port: Datapath = {
         programEndpoint: async (ep, entries, rev) =>
           writer.program({ epId: ep.epId, ip: ipv4ToInt(ep.ip), ifindex: 1, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: ep.ingressEnforced, egressEnforced: ep.egressEnforced, audit: ep.audit }, entries, rev),
+        updateEndpointPolicy: async (ep, changes, rev) =>
+          writer.update({ epId: ep.epId, ip: ipv4ToInt(ep.ip), ifindex: 1, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: ep.ingressEnforced, egressEnforced: ep.egressEnforced, audit: ep.audit }, changes, rev),
         removeEndpoint: async (ip, epId) => writer.remove(ipv4ToInt(ip), epId),
         syncPolicyCidrs: async () => undefined, // these policies name no CIDR
       } as Partial<Datapath> as Datapath;

@@ -21,6 +21,7 @@ function emptyDatapath(loaded: Promise<void>): Datapath {
     ipcacheStatus: () => ({ complete: true, entries: 0, maxEntries: 0, missing: 0 }),
     syncPolicyCidrs: async () => undefined,
     programEndpoint: async () => ({ state: 'ok', changes: 0, gen: 0 }),
+    updateEndpointPolicy: async () => ({ state: 'ok', changes: 0, gen: 0 }),
     syncNodes: async () => ({ added: 0, updated: 0, removed: 0 }),
     removeEndpoint: async () => undefined,
     mapStatus: () => [],

@@ -4,7 +4,7 @@
  * the clustermesh tests with a hostile remote). It keeps what would be in the
  * maps, so a test asserts on the ipcache the node would have.
  */
-import type { ConntrackStatus, ConntrackSweep, Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapEntry, ServiceFrontendRef, ServiceProgram } from './datapath-port.js';
+import type { ConntrackStatus, ConntrackSweep, Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapChanges, PolicyMapEntry, ServiceFrontendRef, ServiceProgram } from './datapath-port.js';
 
 export class MemoryDatapath implements Datapath {
   readonly ipcache = new Map<string, IpcacheUpsert>();
@@ -89,6 +89,17 @@ export class MemoryDatapath implements Datapath {
     const before = JSON.stringify(this.policies.get(ep.epId) ?? []);
     this.policies.set(ep.epId, [...entries]);
     return { state: 'ok', changes: before === JSON.stringify(entries) ? 0 : entries.length, gen: 0 };
+  }
+
+  async updateEndpointPolicy(ep: EndpointProgram, changes: PolicyMapChanges, policyRev: number): Promise<EndpointPolicyOutcome> {
+    this.endpoints.set(ep.ip, ep);
+    this.highestRev = Math.max(this.highestRev, policyRev);
+    const key = (e: PolicyMapEntry): string => `${e.egress}|${e.identity}|${e.protocol}|${e.port ? `${e.port.port}/${e.port.bits}` : '*'}`;
+    const byKey = new Map((this.policies.get(ep.epId) ?? []).map((e) => [key(e), e]));
+    for (const e of changes.remove) byKey.delete(key(e));
+    for (const e of changes.upsert) byKey.set(key(e), e);
+    this.policies.set(ep.epId, [...byKey.values()]);
+    return { state: 'ok', changes: changes.upsert.length + changes.remove.length, gen: 0 };
   }
 
   async removeEndpoint(ip: string, epId: number): Promise<void> {

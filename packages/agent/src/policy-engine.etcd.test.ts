@@ -33,6 +33,13 @@ describe('policy engine: only what changed is recomputed @etcd', function () {
       resolved.push(e.epId);
       return apply(e);
     };
+    // Endpoints given only the entries a selection diff changed, and how many.
+    const updated: Array<{ epId: number; upsert: number; remove: number }> = [];
+    const update = datapath.updateEndpointPolicy.bind(datapath);
+    datapath.updateEndpointPolicy = async (e, changes, rev) => {
+      updated.push({ epId: e.epId, upsert: changes.upsert.length, remove: changes.remove.length });
+      return update(e, changes, rev);
+    };
     try {
       await engine.start();
       engine.schedule();
@@ -44,9 +51,10 @@ describe('policy engine: only what changed is recomputed @etcd', function () {
       };
       resolved.splice(0);
 
-      // A new client identity: only A's selector selects it.
+      // A new client identity: only A's selector selects it, and A gets its one entry without a resolution.
       const client = await identity({ role: 'client', n: '1' });
-      assert.deepEqual(await settle('A admits the new client', () => datapath.policies.get(1)!.some((e) => e.identity === client)), [1]);
+      assert.deepEqual(await settle('A admits the new client', () => datapath.policies.get(1)!.some((e) => e.identity === client)), []);
+      assert.deepEqual(updated.splice(0), [{ epId: 1, upsert: 1, remove: 0 }]);
       assert.ok(!datapath.policies.get(2)!.some((e) => e.identity === client));
 
       // A new policy for C: only C.
@@ -60,6 +68,7 @@ describe('policy engine: only what changed is recomputed @etcd', function () {
       // An identity nobody selects: nobody.
       await identity({ role: 'bystander' });
       assert.deepEqual(await settle('quiet', () => true), []);
+      assert.deepEqual(updated.splice(0), []);
     } finally {
       await engine.stop();
       await allocator.stop({ release: false });
@@ -81,6 +90,19 @@ describe('policy engine: only what changed is recomputed @etcd', function () {
       await engine.start();
       engine.schedule();
       await until(() => engine.endpointState(1)?.ingressEnforced === true, 'the policy in force');
+      // Both changes reach the map as the one entry they change, without a resolution of the endpoint.
+      let resolutions = 0;
+      const apply = engine.apply.bind(engine);
+      engine.apply = async (e: Endpoint) => {
+        resolutions++;
+        return apply(e);
+      };
+      const updates: string[] = [];
+      const update = datapath.updateEndpointPolicy.bind(datapath);
+      datapath.updateEndpointPolicy = async (e, changes, rev) => {
+        updates.push(`${e.epId} +${changes.upsert.map((x) => x.identity).join()} -${changes.remove.map((x) => x.identity).join()}`);
+        return update(e, changes, rev);
+      };
       const west = (2 << 16) | 300;
       remote.set(west, workloadLabels({ cluster: 'west', namespace: 'demo', labels: { app: 'api' } }));
       engine.remoteIdentityChanged(west);
@@ -88,6 +110,8 @@ describe('policy engine: only what changed is recomputed @etcd', function () {
       remote.delete(west);
       engine.remoteIdentityChanged(west);
       await until(() => !admits(west), 'the removed remote identity gone');
+      assert.deepEqual(updates, [`1 +${west} -`, `1 + -${west}`]);
+      assert.equal(resolutions, 0);
     } finally {
       await engine.stop();
       await allocator.stop({ release: false });

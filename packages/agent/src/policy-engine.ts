@@ -2,13 +2,21 @@
  * PolicyEngine: keeps every local endpoint's policy map equal to what the
  * cluster's policies say, live. Inputs: the policy resources (watched), the
  * identities (the allocator's cache and the remote clusters') and the local
- * endpoints. A change marks only the endpoints it can touch, and a recompute
- * (debounced) resolves those and writes only the differences:
+ * endpoints. A change touches only what it can, and a recompute (debounced)
+ * writes only the differences:
  *  - an identity change reaches the selector cache (@weft/policy
- *    selector-cache.ts), whose selectors tell the endpoints that use them that
- *    their selection changed (Cilium's IdentitySelectionUpdated);
- *  - a policy change marks the endpoints it selected and those it selects now;
- *  - a change of the policy CIDRs (node-local identities) marks every endpoint.
+ *    selector-cache.ts), whose selectors tell the endpoints that use them what
+ *    their selection gained and lost (Cilium's IdentitySelectionUpdated); each
+ *    endpoint keeps its policy by rule (@weft/policy endpoint-rules.ts), so
+ *    that diff changes only the entries of the rules using those selectors,
+ *    and the datapath is given those entries alone (updateEndpointPolicy);
+ *  - a policy change marks the endpoints it selected and those it selects now,
+ *    which are resolved in full (the resync path, also taken by an endpoint
+ *    whose policy is not in force);
+ *  - a change of the policy CIDRs (node-local identities) marks every endpoint
+ *    for a full resolution, and so does a change of pods' named ports for the
+ *    endpoints with egress rules to a named port: CIDR identities and named
+ *    ports are read when an endpoint is resolved, not tracked by selectors.
  * Bumping the endpoint's policy revision makes the datapath re-check
  * established connections against the new rules.
  *
@@ -20,11 +28,11 @@
  */
 import { Coalescer, type Logger } from '@weft/common';
 import type { IdentityAllocator } from '@weft/identity';
-import { parsePolicy, policyCidrs, resolveEndpoint, selects, SelectorCache, type CachedSelector, type CidrIdentityView, type EndpointView, type IdentityPeer, type NamedPort, type Policy, type SelectionUser } from '@weft/policy';
+import { EndpointRules, parsePolicy, policyCidrs, selects, SelectorCache, type CachedSelector, type CidrIdentityView, type EndpointView, type EntryChanges, type NamedPort, type Policy, type PolicyEntry, type SelectionUser } from '@weft/policy';
 import type { IdentityChange, LabelSet } from '@weft/identity';
 import type { Resource, ResourceSource, ResourceWatch } from '@weft/resources';
 import type { AgentConfig } from './config.js';
-import type { Datapath, EndpointPolicyState as DatapathPolicyState, PolicyMapEntry } from './datapath-port.js';
+import type { Datapath, EndpointPolicyOutcome, EndpointPolicyState as DatapathPolicyState, EndpointProgram, PolicyMapEntry } from './datapath-port.js';
 import { CidrIdentities } from './cidr-identities.js';
 import { endpointLabels, type Endpoint } from './endpoint-manager.js';
 
@@ -34,8 +42,8 @@ export const RETRY_MS = 5000;
 
 export interface EndpointPolicyState {
   rev: number;
-  /** Of the policy asked for. */
-  signature: string;
+  /** The endpoint's own identity, programmed with its policy: a regenerated endpoint is written again. */
+  identity: number;
   ingressEnforced: boolean;
   egressEnforced: boolean;
   audit: boolean;
@@ -52,12 +60,16 @@ export interface EndpointPolicyState {
   since?: string;
 }
 
-/** The selectors one endpoint's policy reads: told by the cache when a selection changes. */
+/**
+ * One endpoint's resolved policy and the selectors it reads: a selection diff goes to its rules
+ * (entries change at the next recompute), or marks it for a full resolution if it has none yet.
+ */
 class EndpointSelections implements SelectionUser {
   selectors = new Set<CachedSelector>();
-  constructor(readonly epId: number, private readonly changed: (epId: number) => void) {}
-  selectionUpdated(): void {
-    this.changed(this.epId);
+  rules: EndpointRules | undefined;
+  constructor(readonly epId: number, private readonly changed: (epId: number, incremental: boolean) => void) {}
+  selectionUpdated(sel: CachedSelector, added: readonly number[], removed: readonly number[]): void {
+    this.changed(this.epId, this.rules?.selectionUpdated(sel, added, removed) === true);
   }
 }
 
@@ -74,6 +86,8 @@ export class PolicyEngine {
   private readonly selections = new Map<number, EndpointSelections>();
   /** Endpoints to resolve at the next recompute; 'all' after a change that touches every one. */
   private dirty: Set<number> | 'all' = 'all';
+  /** Endpoints whose rules took a selection diff: their changed entries are written at the next recompute. */
+  private updated = new Set<number>();
   private recomputing = false;
   private readonly ruleIds = new Map<string, number>();
   private readonly ruleNames: string[] = [''];
@@ -189,7 +203,7 @@ export class PolicyEngine {
   private markPolicyChange(before: Policy | undefined, after: Policy | undefined): void {
     if (this.dirty === 'all' || before === after) return;
     for (const ep of this.endpoints()) {
-      if (before && this.state.get(ep.epId)?.policies.includes(before.id)) this.dirty.add(ep.epId);
+      if (before && this.selections.get(ep.epId)?.rules?.policies.includes(before.id)) this.dirty.add(ep.epId);
       else if (after && selects(after, this.viewOf(ep), this.config.cluster)) this.dirty.add(ep.epId);
     }
   }
@@ -235,16 +249,21 @@ export class PolicyEngine {
   }
 
   private async resolveMarked(dirty: Set<number> | 'all'): Promise<void> {
+    const updated = this.updated;
+    this.updated = new Set();
     for (const ep of this.endpoints()) {
       const s = this.state.get(ep.epId);
-      if (dirty !== 'all' && !dirty.has(ep.epId) && s && s.state === 'ok') continue;
+      const rules = this.selections.get(ep.epId)?.rules;
+      const full = dirty === 'all' || dirty.has(ep.epId) || !s || s.state !== 'ok' || !rules;
+      if (!full && !updated.has(ep.epId)) continue;
       try {
-        await this.apply(ep);
+        if (full) await this.apply(ep);
+        else await this.update(ep, s, rules);
       } catch (err) {
         const prev = this.state.get(ep.epId);
         const message = (err as Error).message;
         if (prev?.error !== message) this.log.error({ endpoint: `${ep.namespace}/${ep.pod}`, err: message }, 'cannot program endpoint policy');
-        if (prev) this.state.set(ep.epId, { ...prev, signature: '', state: 'error', error: message, since: prev.state === 'ok' ? new Date().toISOString() : prev.since ?? new Date().toISOString() });
+        if (prev) this.state.set(ep.epId, { ...prev, state: 'error', error: message, since: prev.state === 'ok' ? new Date().toISOString() : prev.since ?? new Date().toISOString() });
         this.retryLater();
       }
     }
@@ -263,44 +282,68 @@ export class PolicyEngine {
     }, RETRY_MS).unref();
   }
 
-  /** Resolves and programs one endpoint (also used when it is added). */
+  /** Resolves and programs one endpoint in full (also used when it is added): the resync path. */
   async apply(ep: Endpoint): Promise<void> {
     const policies = [...this.policies.values()];
     if (!this.recomputing) this.syncIdentities(); // (a recompute did, once for all its endpoints)
     const view = this.viewOf(ep);
-    // The selectors this resolution reads replace the endpoint's old ones in the cache.
-    const user = this.selections.get(ep.epId) ?? new EndpointSelections(ep.epId, (id) => this.selectionChanged(id));
+    const user = this.selections.get(ep.epId) ?? new EndpointSelections(ep.epId, (id, incremental) => this.selectionChanged(id, incremental));
     this.selections.set(ep.epId, user);
-    const used = new Set<CachedSelector>();
-    const selections = (peer: IdentityPeer, policy: Policy): Iterable<number> => {
-      const sel = this.selectors.addSelector(peer, policy.cluster, user);
-      used.add(sel);
-      return sel.selected;
-    };
-    const resolved = resolveEndpoint(view, policies, { cluster: this.config.cluster, identities: [], cidrIdentities: this.cidrIds, selections, namedPorts: this.namedPorts });
-    const selected = new Set(resolved.policies);
-    if (policies.some((p) => selected.has(p.id) && p.rules.some((r) => r.direction === 'egress' && r.ports.some((port) => port.name !== undefined)))) this.namedEgressUsers.add(ep.epId);
-    else this.namedEgressUsers.delete(ep.epId);
+    const before = user.rules;
+    const rules = EndpointRules.resolve(view, policies, {
+      cluster: this.config.cluster,
+      cidrIdentities: this.cidrIds,
+      namedPorts: this.namedPorts,
+      selector: (peer, policy) => this.selectors.addSelector(peer, policy.cluster, user),
+    });
+    // The selectors this resolution reads replace the endpoint's old ones in the cache.
+    const used = new Set(rules.selectors() as IterableIterator<CachedSelector>);
     for (const sel of user.selectors) if (!used.has(sel)) this.selectors.removeSelector(sel, user);
     user.selectors = used;
-    const entries: PolicyMapEntry[] = resolved.entries.map((e) => {
-      const { rule, ...rest } = e;
-      return { ...rest, ruleId: this.ruleId(rule) };
-    });
-    const audit = resolved.audit || this.config.audit;
-    // The endpoint's own identity is programmed with its policy: a regenerated endpoint is written again.
-    const signature = JSON.stringify([ep.identity, resolved.ingressEnforced, resolved.egressEnforced, audit, entries.map((e) => `${e.egress}|${e.identity}|${e.protocol}|${e.port?.port}/${e.port?.bits}|${e.deny}`).sort()]);
+    user.rules = rules;
+    if (rules.namedEgress) this.namedEgressUsers.add(ep.epId);
+    else this.namedEgressUsers.delete(ep.epId);
+    const audit = rules.audit || this.config.audit;
     const prev = this.state.get(ep.epId);
     // What is not in force yet is written again, even unchanged.
-    if (prev && prev.state === 'ok' && prev.signature === signature) return;
+    if (prev && prev.state === 'ok' && prev.identity === ep.identity && prev.ingressEnforced === rules.ingressEnforced && prev.egressEnforced === rules.egressEnforced && prev.audit === audit && unchanged(rules.changesSince(before))) {
+      prev.policies = rules.policies;
+      return;
+    }
+    const entries = rules.entries().map((e) => this.mapEntry(e));
     const rev = this.nextRevision();
-    const outcome = await this.datapath.programEndpoint(
-      { epId: ep.epId, ip: ep.ip, ifname: ep.hostIf, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: resolved.ingressEnforced, egressEnforced: resolved.egressEnforced, audit },
-      entries,
-      rev,
-    );
-    const next: EndpointPolicyState = { rev, signature, ingressEnforced: resolved.ingressEnforced, egressEnforced: resolved.egressEnforced, audit, policies: resolved.policies, entries: entries.length, state: outcome.state };
-    const log = { endpoint: `${ep.namespace}/${ep.pod}`, rev, entries: entries.length, ingress: resolved.ingressEnforced, egress: resolved.egressEnforced, state: outcome.state };
+    const program = this.programOf(ep, rules, audit);
+    const outcome = await this.datapath.programEndpoint(program, entries, rev);
+    this.settle(ep, prev, { rev, identity: ep.identity, ingressEnforced: rules.ingressEnforced, egressEnforced: rules.egressEnforced, audit, policies: rules.policies, entries: entries.length, state: outcome.state }, outcome, {});
+  }
+
+  /**
+   * Writes what the selection diffs changed in an endpoint's rules since the last recompute: the
+   * entries of the rules using the changed selectors, nothing else. Only for an endpoint whose
+   * policy is in force (else the datapath's entries are not the rules' last flush).
+   */
+  private async update(ep: Endpoint, prev: EndpointPolicyState, rules: EndpointRules): Promise<void> {
+    const changes = rules.flush();
+    if (unchanged(changes)) return;
+    const rev = this.nextRevision();
+    const outcome = await this.datapath.updateEndpointPolicy(this.programOf(ep, rules, prev.audit), { upsert: changes.upsert.map((e) => this.mapEntry(e)), remove: changes.remove.map((e) => this.mapEntry(e)) }, rev);
+    this.settle(ep, prev, { ...prev, rev, entries: rules.size, state: outcome.state }, outcome, { written: changes.upsert.length, deleted: changes.remove.length });
+  }
+
+  private programOf(ep: Endpoint, rules: EndpointRules, audit: boolean): EndpointProgram {
+    return { epId: ep.epId, ip: ep.ip, ifname: ep.hostIf, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: rules.ingressEnforced, egressEnforced: rules.egressEnforced, audit };
+  }
+
+  private mapEntry(e: PolicyEntry): PolicyMapEntry {
+    const { rule, ...rest } = e;
+    return { ...rest, ruleId: this.ruleId(rule) };
+  }
+
+  /** Records what the datapath did with an endpoint's policy, and logs a change of state once. */
+  private settle(ep: Endpoint, prev: EndpointPolicyState | undefined, next: EndpointPolicyState, outcome: EndpointPolicyOutcome, extra: Record<string, number>): void {
+    delete next.error;
+    delete next.since;
+    const log = { endpoint: `${ep.namespace}/${ep.pod}`, rev: next.rev, entries: next.entries, ...extra, ingress: next.ingressEnforced, egress: next.egressEnforced, state: outcome.state };
     if (outcome.state === 'ok') {
       this.state.set(ep.epId, next);
       if (prev && prev.state !== 'ok') this.log.warn(log, 'endpoint policy in force again');
@@ -337,10 +380,12 @@ export class PolicyEngine {
     if (user) for (const sel of user.selectors) this.selectors.removeSelector(sel, user);
     this.selections.delete(epId);
     if (this.dirty !== 'all') this.dirty.delete(epId);
+    this.updated.delete(epId);
   }
 
-  private selectionChanged(epId: number): void {
-    if (this.dirty !== 'all') this.dirty.add(epId);
+  private selectionChanged(epId: number, incremental: boolean): void {
+    if (incremental) this.updated.add(epId);
+    else if (this.dirty !== 'all') this.dirty.add(epId);
   }
 
   /**
@@ -394,4 +439,8 @@ export class PolicyEngine {
       this.onCidrsChanged();
     }
   }
+}
+
+function unchanged(c: EntryChanges): boolean {
+  return c.upsert.length === 0 && c.remove.length === 0;
 }

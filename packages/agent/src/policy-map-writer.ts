@@ -58,7 +58,7 @@ import {
   type BpfMap,
   type SizedMap,
 } from '@weft/datapath';
-import type { EndpointPolicyOutcome, PolicyMapEntry } from './datapath-port.js';
+import type { EndpointPolicyOutcome, PolicyMapChanges, PolicyMapEntry } from './datapath-port.js';
 import { MapFullError } from './errors.js';
 
 /** What an endpoint's datapath entry says, besides its policy. */
@@ -157,6 +157,90 @@ export class PolicyMapWriter {
     if (cur && cur.ip !== slot.ip) throw new Error(`Cannot program endpoint ${slot.epId}: it is programmed with another address (remove it first)`);
     if (cur && !cur.failClosed && !revokes(cur, want, slot)) return this.inPlace(cur, slot, want, rev);
     return this.flip(cur, slot, want, rev);
+  }
+
+  /**
+   * Applies differences to an endpoint's policy in force (what the engine's per-rule updates
+   * give): only the entries named are encoded and written, under revision `rev`. Outcomes as for
+   * program(). Unlike program(), a change that only takes access away by deleting allows or
+   * turning them into denies stays in place too: deletes and overwrites never need room, so it
+   * cannot half-fail for a full map (see inPlaceDiff for the order that keeps every state in
+   * between no more open than the old policy, and no more open than the new one once the
+   * revocations are done). A new deny needs room: it, new enforcement, audit turned off and a
+   * fail-closed endpoint take the flip, which writes the whole policy under the other generation.
+   */
+  update(slot: EndpointSlot, changes: PolicyMapChanges, rev: number): EndpointPolicyOutcome {
+    const cur = this.programmed.get(slot.epId);
+    if (cur && cur.ip !== slot.ip) throw new Error(`Cannot update the policy of endpoint ${slot.epId}: it is programmed with another address (remove it first)`);
+    const upsert = encodeEntries(slot.epId, changes.upsert);
+    const remove = [...encodeEntries(slot.epId, changes.remove).keys()].filter((k) => !upsert.has(k));
+    if (cur && !cur.failClosed && !flagsRevoke(cur, slot) && ![...upsert].some(([k, v]) => v[DENY_OFF] === 1 && !cur.entries.has(k))) {
+      const outcome = this.inPlaceDiff(cur, slot, upsert, remove, rev);
+      if (outcome) return outcome;
+    }
+    const want = new Map<string, Buffer>();
+    for (const [k, head] of cur?.entries ?? []) {
+      const v = Buffer.alloc(VALUE);
+      v.write(head, 0, 'hex');
+      want.set(k, v);
+    }
+    for (const k of remove) want.delete(k);
+    for (const [k, v] of upsert) want.set(k, v);
+    return this.flip(cur, slot, want, rev);
+  }
+
+  /**
+   * In place, in three steps: (1) the revocations, deleting allows and overwriting allows with
+   * denies, so the policy in force is within both the old and the new one; (2) the grants that
+   * need no room (denies deleted, denies turned into allows, rule ids changed); (3) the new
+   * allows, which need room: if they do not fit they are removed again and the endpoint is
+   * `stale`, missing only access it never had. Undefined when step 1 failed: some revoked allow
+   * may still be there, so the caller flips (or fails closed) instead.
+   */
+  private inPlaceDiff(cur: Programmed, slot: EndpointSlot, upsert: Map<string, Buffer>, remove: readonly string[], rev: number): EndpointPolicyOutcome | undefined {
+    const isDeny = (head: string): boolean => Buffer.from(head, 'hex')[DENY_OFF] === 1;
+    const headOf = (k: string): string => upsert.get(k)!.subarray(0, HEAD).toString('hex');
+    const revokeDelete: string[] = [];
+    const grantDelete: string[] = [];
+    for (const k of remove) {
+      const head = cur.entries.get(k);
+      if (head === undefined) continue; // not in force (a stale endpoint's missing allow): nothing to delete
+      (isDeny(head) ? grantDelete : revokeDelete).push(k);
+    }
+    const revokeWrite: string[] = [];
+    const grantWrite: string[] = [];
+    const added: string[] = [];
+    for (const [k, v] of upsert) {
+      const head = cur.entries.get(k);
+      if (head === undefined) added.push(k);
+      else if (head !== headOf(k)) (v[DENY_OFF] === 1 && !isDeny(head) ? revokeWrite : grantWrite).push(k);
+    }
+    try {
+      this.deleteKeys(revokeDelete, cur.gen);
+      this.writeKeys(revokeWrite, upsert, cur.gen);
+    } catch (err) {
+      this.log.warn({ ep: slot.epId, err: (err as Error).message }, 'cannot revoke policy entries in place: writing the whole policy under the other generation');
+      return undefined;
+    }
+    for (const k of revokeDelete) cur.entries.delete(k);
+    for (const k of revokeWrite) cur.entries.set(k, headOf(k));
+    this.deleteKeys(grantDelete, cur.gen);
+    for (const k of grantDelete) cur.entries.delete(k);
+    this.writeKeys(grantWrite, upsert, cur.gen);
+    for (const k of grantWrite) cur.entries.set(k, headOf(k));
+    let error: string | undefined;
+    try {
+      this.writeKeys(added, upsert, cur.gen);
+      for (const k of added) cur.entries.set(k, headOf(k));
+    } catch (err) {
+      this.deleteKeys(added, cur.gen);
+      error = why(err, this.maps.policy, added.length);
+    }
+    this.writeEndpoint(slot, cur.gen, false, rev);
+    Object.assign(cur, { ingressEnforced: slot.ingressEnforced, egressEnforced: slot.egressEnforced, audit: slot.audit });
+    const changes = revokeDelete.length + revokeWrite.length + grantDelete.length + grantWrite.length + (error ? 0 : added.length);
+    if (error) return { state: 'stale', changes, error: `the policy stays in force without ${added.length} new allow entries (they only grant access): ${error}`, gen: cur.gen };
+    return { state: 'ok', changes, gen: cur.gen };
   }
 
   /** Removes the endpoint's entry (its traffic drops from now on) and then its policy. */
@@ -332,7 +416,7 @@ function genless(key: Buffer): string {
  * allow turned into a deny. Removing a deny or adding an allow only grants.
  */
 export function revokes(cur: Pick<Programmed, 'ingressEnforced' | 'egressEnforced' | 'audit' | 'entries'>, want: ReadonlyMap<string, Buffer>, slot: Pick<EndpointSlot, 'ingressEnforced' | 'egressEnforced' | 'audit'>): boolean {
-  if ((slot.ingressEnforced && !cur.ingressEnforced) || (slot.egressEnforced && !cur.egressEnforced) || (cur.audit && !slot.audit)) return true;
+  if (flagsRevoke(cur, slot)) return true;
   for (const [k, head] of cur.entries) {
     const wasDeny = Buffer.from(head, 'hex')[DENY_OFF] === 1;
     const next = want.get(k);
@@ -342,6 +426,11 @@ export function revokes(cur: Pick<Programmed, 'ingressEnforced' | 'egressEnforce
   }
   for (const [k, v] of want) if (!cur.entries.has(k) && v[DENY_OFF] === 1) return true;
   return false;
+}
+
+/** Whether the endpoint's flags take access away: a direction newly enforced or audit turned off. */
+function flagsRevoke(cur: Pick<Programmed, 'ingressEnforced' | 'egressEnforced' | 'audit'>, slot: Pick<EndpointSlot, 'ingressEnforced' | 'egressEnforced' | 'audit'>): boolean {
+  return (slot.ingressEnforced && !cur.ingressEnforced) || (slot.egressEnforced && !cur.egressEnforced) || (cur.audit && !slot.audit);
 }
 
 /** An operator's sentence for a failed write: a full map names the map, its size and the config key. */
