@@ -18,6 +18,8 @@ export class MemoryDatapath implements Datapath {
   readonly policyCidrs = new Map<string, number>();
   private readonly flowListeners: Array<(flow: FlowSample) => void> = [];
   private highestRev = 0;
+  /** Each endpoint's entries array -> the position of each entry, for updates by difference. */
+  private readonly positions = new WeakMap<PolicyMapEntry[], Map<string, number>>();
 
   async start(): Promise<void> {}
 
@@ -87,18 +89,40 @@ export class MemoryDatapath implements Datapath {
     this.endpoints.set(ep.ip, ep);
     this.highestRev = Math.max(this.highestRev, policyRev);
     const before = JSON.stringify(this.policies.get(ep.epId) ?? []);
-    this.policies.set(ep.epId, [...entries]);
+    const copy = [...entries];
+    this.policies.set(ep.epId, copy);
+    this.positions.set(copy, new Map(copy.map((e, i) => [entryKey(e), i])));
     return { state: 'ok', changes: before === JSON.stringify(entries) ? 0 : entries.length, gen: 0 };
   }
 
   async updateEndpointPolicy(ep: EndpointProgram, changes: PolicyMapChanges, policyRev: number): Promise<EndpointPolicyOutcome> {
     this.endpoints.set(ep.ip, ep);
     this.highestRev = Math.max(this.highestRev, policyRev);
-    const key = (e: PolicyMapEntry): string => `${e.egress}|${e.identity}|${e.protocol}|${e.port ? `${e.port.port}/${e.port.bits}` : '*'}`;
-    const byKey = new Map((this.policies.get(ep.epId) ?? []).map((e) => [key(e), e]));
-    for (const e of changes.remove) byKey.delete(key(e));
-    for (const e of changes.upsert) byKey.set(key(e), e);
-    this.policies.set(ep.epId, [...byKey.values()]);
+    let entries = this.policies.get(ep.epId);
+    if (!entries) this.policies.set(ep.epId, (entries = []));
+    // In place, by the array's index (rebuilt if someone replaced the array): as cheap as the change, as the BPF map is.
+    let index = this.positions.get(entries);
+    if (!index) {
+      index = new Map(entries.map((e, i) => [entryKey(e), i]));
+      this.positions.set(entries, index);
+    }
+    for (const e of changes.remove) {
+      const k = entryKey(e);
+      const i = index.get(k);
+      if (i === undefined) continue;
+      const last = entries.pop()!;
+      index.delete(k);
+      if (i < entries.length) {
+        entries[i] = last;
+        index.set(entryKey(last), i);
+      }
+    }
+    for (const e of changes.upsert) {
+      const k = entryKey(e);
+      const i = index.get(k);
+      if (i !== undefined) entries[i] = e;
+      else index.set(k, entries.push(e) - 1);
+    }
     return { state: 'ok', changes: changes.upsert.length + changes.remove.length, gen: 0 };
   }
 
@@ -169,4 +193,8 @@ export class MemoryDatapath implements Datapath {
 
 function frontendKey(f: ServiceFrontendRef): string {
   return `${f.vip}/${f.port}/${f.protocol}`;
+}
+
+function entryKey(e: PolicyMapEntry): string {
+  return `${e.egress ? 1 : 0}|${e.identity}|${e.protocol}|${e.port ? `${e.port.port}/${e.port.bits}` : '*'}`;
 }

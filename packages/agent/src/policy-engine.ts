@@ -97,6 +97,8 @@ export class PolicyEngine {
   /** Node-local identities of the CIDRs the policies name, stable while named (the agent gives it a state file). */
   cidrs = new CidrIdentities();
   private cidrIds: CidrIdentityView[] = [];
+  /** The CidrIdentities last given the policies' CIDRs; unset by a policy change. */
+  private cidrsScanned: CidrIdentities | undefined;
   /** The CIDR identities changed and weft_policy_cidrs does not hold them exactly yet. */
   private cidrsUnwritten = true;
   private retry: NodeJS.Timeout | undefined;
@@ -178,6 +180,7 @@ export class PolicyEngine {
   private onPolicy(type: 'upsert' | 'delete', key: string, res: Resource | undefined): void {
     const before = this.policies.get(key);
     this.applyPolicyEvent(type, key, res);
+    this.cidrsScanned = undefined;
     this.markPolicyChange(before, this.policies.get(key));
     this.schedule();
   }
@@ -432,7 +435,11 @@ export class PolicyEngine {
   }
 
   private refreshCidrIdentities(): void {
-    if (this.cidrs.update(policyCidrs([...this.policies.values()])) || this.cidrIds !== this.cidrs.list()) {
+    // Only a policy change (or a new CidrIdentities) can change the CIDRs named: not worth a scan
+    // of every policy at each recompute.
+    const scan = this.cidrsScanned !== this.cidrs;
+    this.cidrsScanned = this.cidrs;
+    if ((scan && this.cidrs.update(policyCidrs([...this.policies.values()]))) || this.cidrIds !== this.cidrs.list()) {
       this.cidrIds = this.cidrs.list();
       this.cidrsUnwritten = true;
       this.dirty = 'all'; // world, CIDR and deny entries of any endpoint may name them
