@@ -402,7 +402,11 @@ export class PolicyEngine {
     if (this.localChanges === 'all') {
       for (const [id, labels] of this.allocator.cache.entries()) upserted.push({ id, labels });
     } else {
-      for (const c of this.localChanges) {
+      // The last event of each identity: the cache takes removals before upserts, so an identity
+      // created and deleted within one batch would otherwise stay.
+      const last = new Map<number, IdentityChange>();
+      for (const c of this.localChanges) last.set(c.id, c);
+      for (const c of last.values()) {
         if (c.type === 'upsert') upserted.push({ id: c.id, labels: c.labels });
         else removed.push(c.id);
       }
