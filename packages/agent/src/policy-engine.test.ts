@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { silentLogger } from '@weft/common';
 import { workloadLabels, type IdentityAllocator, type IdentityChange, type LabelSet } from '@weft/identity';
-import { parsePolicy, resolveEndpoint, type Policy } from '@weft/policy';
+import { parsePolicy, policyCidrs, resolveEndpoint, type Policy } from '@weft/policy';
 import type { Resource, ResourceSource, ResourceWatchHandler } from '@weft/resources';
 import { validateAgentConfig } from './config.js';
 import type { PolicyMapEntry } from './datapath-port.js';
@@ -168,6 +168,7 @@ describe('policy engine: per-rule updates equal a full resolution', () => {
             else w.applyPolicy();
           }
           await w.engine.recomputeChanged();
+          assert.deepEqual(w.engine.cidrIdentities().map((c) => c.cidr).sort(), policyCidrs([...w.policies.values()]), `seed ${seed} step ${step}: the CIDRs the policies name`);
           let distance = 0;
           for (const ep of w.endpoints) {
             const want = w.oracle(ep.epId);

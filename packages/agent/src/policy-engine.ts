@@ -97,8 +97,12 @@ export class PolicyEngine {
   /** Node-local identities of the CIDRs the policies name, stable while named (the agent gives it a state file). */
   cidrs = new CidrIdentities();
   private cidrIds: CidrIdentityView[] = [];
-  /** The CidrIdentities last given the policies' CIDRs; unset by a policy change. */
-  private cidrsScanned: CidrIdentities | undefined;
+  /** CIDR -> how many policies name it: kept by policy events, so no recompute scans every policy. */
+  private readonly cidrRefs = new Map<string, number>();
+  /** A CIDR came or went from cidrRefs since `cidrs` was last given them. */
+  private cidrsNamedChanged = true;
+  /** The CidrIdentities last given cidrRefs (the agent replaces it with one backed by a state file). */
+  private cidrsGiven: CidrIdentities | undefined;
   /** The CIDR identities changed and weft_policy_cidrs does not hold them exactly yet. */
   private cidrsUnwritten = true;
   private retry: NodeJS.Timeout | undefined;
@@ -180,8 +184,12 @@ export class PolicyEngine {
   private onPolicy(type: 'upsert' | 'delete', key: string, res: Resource | undefined): void {
     const before = this.policies.get(key);
     this.applyPolicyEvent(type, key, res);
-    this.cidrsScanned = undefined;
-    this.markPolicyChange(before, this.policies.get(key));
+    const after = this.policies.get(key);
+    if (before !== after) {
+      this.countCidrs(before, -1);
+      this.countCidrs(after, 1);
+    }
+    this.markPolicyChange(before, after);
     this.schedule();
   }
 
@@ -438,12 +446,24 @@ export class PolicyEngine {
     return id;
   }
 
+  private countCidrs(policy: Policy | undefined, delta: 1 | -1): void {
+    if (!policy) return;
+    for (const cidr of policyCidrs([policy])) {
+      const n = (this.cidrRefs.get(cidr) ?? 0) + delta;
+      if (n > 0) this.cidrRefs.set(cidr, n);
+      else this.cidrRefs.delete(cidr);
+      if (n === 0 || n === delta) this.cidrsNamedChanged = true;
+    }
+  }
+
   private refreshCidrIdentities(): void {
-    // Only a policy change (or a new CidrIdentities) can change the CIDRs named: not worth a scan
-    // of every policy at each recompute.
-    const scan = this.cidrsScanned !== this.cidrs;
-    this.cidrsScanned = this.cidrs;
-    if ((scan && this.cidrs.update(policyCidrs([...this.policies.values()]))) || this.cidrIds !== this.cidrs.list()) {
+    let named = false;
+    if (this.cidrsNamedChanged || this.cidrsGiven !== this.cidrs) {
+      named = this.cidrs.update(this.cidrRefs.keys()); // (if it throws, the next recompute tries again)
+      this.cidrsNamedChanged = false;
+      this.cidrsGiven = this.cidrs;
+    }
+    if (named || this.cidrIds !== this.cidrs.list()) {
       this.cidrIds = this.cidrs.list();
       this.cidrsUnwritten = true;
       this.dirty = 'all'; // world, CIDR and deny entries of any endpoint may name them
