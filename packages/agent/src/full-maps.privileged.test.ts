@@ -129,6 +129,22 @@ describe('full maps fail closed (root, real programs)', function () {
       assert.equal(ep.policyRev, 3);
     });
 
+    it('updates by difference in place: an identity added passes, an identity removed is re-checked and dropped, the generation stays', () => {
+      const dp = datapath({ [MapName.policy]: 16 });
+      peer(dp.map('ipcache'), REMOTE, 2000);
+      peer(dp.map('ipcache'), '10.0.1.6', 3000);
+      const writer = new PolicyMapWriter({ endpoints: dp.map('endpoints'), policy: dp.map('policy') }, silentLogger());
+      const a = slot(1, A, { egressEnforced: true });
+      assert.equal(writer.program(a, [allow(true, 2000, TCP)], 1).state, 'ok');
+      expectPass(dp.run('from_container', frame(A, REMOTE, TCP, 40000, 80)), 'a connection to the allowed identity');
+      expectDrop(dp.run('from_container', frame(A, '10.0.1.6', TCP, 40001, 80)), 'POLICY_DENIED', 'identity 3000, not selected yet');
+      assert.deepEqual(writer.update(a, { upsert: [allow(true, 3000, TCP)], remove: [] }, 2), { state: 'ok', changes: 1, gen: 0 });
+      expectPass(dp.run('from_container', frame(A, '10.0.1.6', TCP, 40002, 80)), 'identity 3000 once added');
+      assert.deepEqual(writer.update(a, { upsert: [], remove: [allow(true, 2000, TCP)] }, 3), { state: 'ok', changes: 1, gen: 0 });
+      expectDrop(dp.run('from_container', frame(A, REMOTE, TCP, 40000, 80)), 'POLICY_REVOKED', 'the established connection to the removed identity');
+      assert.deepEqual(dp.map('policy').entries().map(([k, v]) => decodePolicy(k, v).identity), [3000]);
+    });
+
     it('keeps the old policy in force when a change that only grants does not fit (stale), and never opens more', () => {
       const dp = datapath({ [MapName.policy]: 6 });
       peer(dp.map('ipcache'), REMOTE, 2000);

@@ -27,6 +27,13 @@
  *   and the new policy is tried once more in the room that freed; if it fits,
  *   the endpoint flips to it and leaves the fail-closed state at once.
  *
+ * update() takes the differences alone (the policy engine's per-rule updates:
+ * an identity added or removed) and encodes only those entries. It also keeps
+ * in place a change that only deletes allows or turns allows into denies:
+ * those never need room, and done before any grant they leave every state in
+ * between within both policies; the endpoint's new revision then re-checks
+ * established connections as a flip would. A new deny still takes the flip.
+ *
  * The classification needs the old policy to satisfy the policy resolver's
  * invariant (no allow entry covered by a deny of the same identity, so a deny
  * wins whenever one matches): then allows and denies act as sets, and adding
