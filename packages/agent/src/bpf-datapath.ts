@@ -57,7 +57,7 @@ import {
 import { Ip } from '@weft/net';
 import { conntrackConfig, mapSizesOf, type AgentConfig } from './config.js';
 import { ConntrackTable } from './conntrack.js';
-import { AgentConfigError } from './errors.js';
+import { AgentConfigError, EndpointProgramError } from './errors.js';
 import type { ConntrackStatus, ConntrackSweep, Datapath, EndpointPolicyOutcome, EndpointProgram, FlowSample, IpcacheStatus, IpcacheSyncResult, IpcacheUpsert, MapStatus, NodeAddressUpsert, PolicyMapChanges, PolicyMapEntry, ServiceFrontendRef, ServiceProgram } from './datapath-port.js';
 import { IpcacheWriter } from './ipcache-writer.js';
 import { PolicyMapWriter } from './policy-map-writer.js';
@@ -484,7 +484,7 @@ export class BpfDatapath implements Datapath {
 
   async programEndpoint(ep: EndpointProgram, entries: readonly PolicyMapEntry[], policyRev: number): Promise<EndpointPolicyOutcome> {
     const ifindex = ifindexOf(ep.ifname);
-    if (ifindex === undefined) throw new Error(`Cannot program endpoint ${ep.ip}: interface ${ep.ifname} does not exist`);
+    if (ifindex === undefined) throw new EndpointProgramError('program', ep.ip, `interface ${ep.ifname} does not exist`);
     const outcome = this.policy.program(
       { epId: ep.epId, ip: ipv4ToInt(ep.ip), ifindex, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: ep.ingressEnforced, egressEnforced: ep.egressEnforced, audit: ep.audit },
       entries,
@@ -498,7 +498,7 @@ export class BpfDatapath implements Datapath {
 
   async updateEndpointPolicy(ep: EndpointProgram, changes: PolicyMapChanges, policyRev: number): Promise<EndpointPolicyOutcome> {
     const ifindex = ifindexOf(ep.ifname);
-    if (ifindex === undefined) throw new Error(`Cannot update the policy of endpoint ${ep.ip}: interface ${ep.ifname} does not exist`);
+    if (ifindex === undefined) throw new EndpointProgramError('update the policy of', ep.ip, `interface ${ep.ifname} does not exist`);
     return this.policy.update(
       { epId: ep.epId, ip: ipv4ToInt(ep.ip), ifindex, identity: ep.identity, mac: ep.mac, nodeMac: ep.nodeMac, ingressEnforced: ep.ingressEnforced, egressEnforced: ep.egressEnforced, audit: ep.audit },
       changes,

@@ -61,7 +61,16 @@ export class MapFullError extends WeftError {
   }
 }
 
-export const errorCodes = [AgentConfigError.code, IpamExhaustedError.code, CniRequestError.code, EndpointNotFoundError.code, RotationInProgressError.code, RotationUnavailableError.code, MapFullError.code] as const;
+/**
+ * An endpoint cannot be programmed into the datapath as asked: its interface is gone, or its slot
+ * holds another address. Nothing of the request was written.
+ */
+export class EndpointProgramError extends WeftError {
+  static readonly code = 'WEFT_ERR_ENDPOINT_PROGRAM';
+  constructor(action: 'program' | 'update the policy of', endpoint: string, problem: string) {
+    super(EndpointProgramError.code, `Cannot ${action} endpoint ${endpoint}: ${problem}`);
+  }
+}
 
 /** Policies name more CIDRs than there are node-local identities for them; the CIDR identities in force stay. */
 export class CidrIdentitiesExhaustedError extends WeftError {
@@ -70,3 +79,5 @@ export class CidrIdentitiesExhaustedError extends WeftError {
     super(CidrIdentitiesExhaustedError.code, `Cannot give identities to the CIDRs of the policies: they name ${wanted} CIDRs and a node has ${capacity} CIDR identities`);
   }
 }
+
+export const errorCodes = [AgentConfigError.code, IpamExhaustedError.code, CniRequestError.code, EndpointNotFoundError.code, RotationInProgressError.code, RotationUnavailableError.code, MapFullError.code, EndpointProgramError.code, CidrIdentitiesExhaustedError.code] as const;

@@ -11,7 +11,7 @@ export { resolveService, type ServiceState, type ServiceFrontend, type Backend }
 export { POD_GATEWAY, netnsName, type Endpoint, type CniArgs } from './endpoint-manager.js';
 export { flowMatches, type Flow, type FlowFilter } from './flows.js';
 export { ensureEtcdCredential, credentialFresh } from './etcd-credential.js';
-export { AgentConfigError, IpamExhaustedError, CniRequestError, EndpointNotFoundError, MapFullError, errorCodes } from './errors.js';
+export { AgentConfigError, IpamExhaustedError, CniRequestError, EndpointNotFoundError, EndpointProgramError, MapFullError, errorCodes } from './errors.js';
 export { ClusterState } from './cluster-state.js';
 export { MemoryDatapath } from './memory-datapath.js';
 export { PolicyEngine, type EndpointPolicyState } from './policy-engine.js';

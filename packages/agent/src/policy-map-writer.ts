@@ -66,7 +66,7 @@ import {
   type SizedMap,
 } from '@weft/datapath';
 import type { EndpointPolicyOutcome, PolicyMapChanges, PolicyMapEntry } from './datapath-port.js';
-import { MapFullError } from './errors.js';
+import { EndpointProgramError, MapFullError } from './errors.js';
 
 /** What an endpoint's datapath entry says, besides its policy. */
 export interface EndpointSlot {
@@ -161,7 +161,7 @@ export class PolicyMapWriter {
   program(slot: EndpointSlot, entries: readonly PolicyMapEntry[], rev: number): EndpointPolicyOutcome {
     const want = encodeEntries(slot.epId, entries);
     const cur = this.programmed.get(slot.epId);
-    if (cur && cur.ip !== slot.ip) throw new Error(`Cannot program endpoint ${slot.epId}: it is programmed with another address (remove it first)`);
+    if (cur && cur.ip !== slot.ip) throw new EndpointProgramError('program', String(slot.epId), 'it is programmed with another address (remove it first)');
     if (cur && !cur.failClosed && !revokes(cur, want, slot)) return this.inPlace(cur, slot, want, rev);
     return this.flip(cur, slot, want, rev);
   }
@@ -178,7 +178,7 @@ export class PolicyMapWriter {
    */
   update(slot: EndpointSlot, changes: PolicyMapChanges, rev: number): EndpointPolicyOutcome {
     const cur = this.programmed.get(slot.epId);
-    if (cur && cur.ip !== slot.ip) throw new Error(`Cannot update the policy of endpoint ${slot.epId}: it is programmed with another address (remove it first)`);
+    if (cur && cur.ip !== slot.ip) throw new EndpointProgramError('update the policy of', String(slot.epId), 'it is programmed with another address (remove it first)');
     const upsert = encodeEntries(slot.epId, changes.upsert);
     const remove = [...encodeEntries(slot.epId, changes.remove).keys()].filter((k) => !upsert.has(k));
     if (cur && !cur.failClosed && !flagsRevoke(cur, slot) && ![...upsert].some(([k, v]) => v[DENY_OFF] === 1 && !cur.entries.has(k))) {
