@@ -506,6 +506,7 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
         await n1.put('weft/state/v1/endpoints/n1/10.244.1.5', '{}');
         await assert.rejects(n1.put('weft/state/v1/nodes/n2', '{}'), KvstorePermissionError, 'n1 may not write n2\'s record');
         await assert.rejects(n1.put('weft/mesh/v1/west/endpoints/10.245.1.5', '{}'), KvstorePermissionError, 'nor the mesh cache');
+        await assert.rejects(n1.put('weft/meshclusters/v1/west', '{"id":9}'), KvstorePermissionError, 'nor the list of remotes');
         assert.equal((await apiserver.get('weft/state/v1/nodes/n1')).value.toString(), '{}');
         await assert.rejects(apiserver.put('weft/state/v1/nodes/n1', 'x'), KvstorePermissionError, 'the apiserver may not write agent state');
         const agentTls = readEtcdTls(agent);

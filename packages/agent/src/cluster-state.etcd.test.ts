@@ -28,6 +28,10 @@ describe('ClusterState: remote records that bypassed the importer @etcd', functi
     await put('weft/state/v1/nodes/e1', { name: 'e1', cluster: 'east', ip: '10.99.1.11', podCidr: '10.101.1.0/24', routing: 'vxlan' });
     await put('weft/state/v1/nodes/e2', { name: 'e2', cluster: 'east', ip: '10.99.1.12', podCidr: '10.101.2.0/24', routing: 'vxlan' });
     await put('weft/state/v1/endpoints/e1/10.101.1.5', { ip: '10.101.1.5', identity: (1 << 16) | 300, node: 'e1', nodeIp: '10.99.1.11', namespace: 'd', pod: 'local', labels: {} });
+    // The remotes this cluster's clustermesh-apiserver lists, with the ids its configuration gives them.
+    await put('weft/meshclusters/v1/rogue', { id: 4 });
+    await put('weft/meshclusters/v1/west', { id: 2 });
+    await put('weft/meshclusters/v1/evil', { id: 5 });
     await put(`weft/mesh/v1/rogue/identities/${rogue}`, 'k8s:app=web;k8s:weft.io/cluster=rogue');
     await put('weft/mesh/v1/rogue/nodes/r1', { name: 'r1', cluster: 'rogue', ip: '10.99.4.11', podCidr: '10.104.1.0/24', routing: 'vxlan' });
     await put('weft/mesh/v1/rogue/endpoints/10.104.1.5', ep('10.104.1.5'));
@@ -83,7 +87,7 @@ describe('ClusterState: remote records that bypassed the importer @etcd', functi
     await put(`weft/mesh/v1/rogue/identities/${(1 << 16) | 500}`, 'k8s:app=web;k8s:weft.io/cluster=rogue');
     await settle();
     assert.equal(datapath.ipcache.has('10.104.1.7/32'), false);
-    assert.match(state.refused.get('weft/mesh/v1/rogue/endpoints/10.104.1.7')!, /identity 131372 is not an identity of rogue \(it is west's\)/);
+    assert.match(state.invalid.get('weft/mesh/v1/rogue/endpoints/10.104.1.7')!, /identity 131372 is not an identity of cluster 4/);
     assert.equal(state.remoteIdentities.has(1), false, 'a remote cannot define identity host for policy');
     assert.equal(state.remoteIdentities.has((1 << 16) | 500), false, 'nor one in our range');
     assert.match(state.invalid.get('weft/mesh/v1/rogue/identities/1')!, /reserved/);
@@ -125,5 +129,28 @@ describe('ClusterState: remote records that bypassed the importer @etcd', functi
     assert.deepEqual(told.remote, state.admittedRemoteEndpoints());
     assert.deepEqual(told.services, state.remoteServices);
     assert.ok(told.remote.size > 0 && told.services.has('rogue/d.web') && !told.services.has('rogue/d.gone'));
+  });
+
+  it('reads a remote only while it is listed: unlisted records are never used, and delisting withdraws all at once', async () => {
+    await put('weft/mesh/v1/ghost/identities/393516', 'k8s:app=web;k8s:weft.io/cluster=ghost');
+    await put('weft/mesh/v1/ghost/nodes/g1', { name: 'g1', cluster: 'ghost', ip: '10.99.6.11', podCidr: '10.106.1.0/24', routing: 'vxlan' });
+    await put('weft/mesh/v1/ghost/endpoints/10.106.1.5', { ...ep('10.106.1.5', 393516, 'g1', '10.99.6.11') });
+    await settle();
+    assert.equal(datapath.ipcache.has('10.106.1.5/32'), false, 'ghost is not listed');
+    assert.equal(state.remoteIdentities.has(393516), false);
+    // Listed with an id that is not ghost's (the identity is in cluster 6's range): nothing of ghost is used.
+    await put('weft/meshclusters/v1/ghost', { id: 1 });
+    await settle();
+    assert.match(state.invalid.get('weft/meshclusters/v1/ghost')!, /this cluster's own/);
+    assert.equal(datapath.ipcache.has('10.106.1.5/32'), false);
+    await put('weft/meshclusters/v1/ghost', { id: 6 });
+    await until(() => datapath.ipcache.get('10.106.1.5/32')?.identity === 393516, "ghost's pod once ghost is listed");
+    assert.deepEqual(state.remoteStores().find((r) => r.cluster === 'ghost'), { cluster: 'ghost', clusterId: 6, synced: true });
+    await t.kv.delete('weft/meshclusters/v1/ghost');
+    await until(() => !datapath.ipcache.has('10.106.1.5/32') && !datapath.ipcache.has('10.99.6.11/32'), "ghost's pod and node to go");
+    assert.equal(state.remoteIdentities.has(393516), false);
+    assert.equal(state.admittedRemoteNodes().has('ghost/g1'), false);
+    assert.equal(state.remoteStores().some((r) => r.cluster === 'ghost'), false);
+    assert.deepEqual(told.remote, state.admittedRemoteEndpoints(), 'the withdrawal was told endpoint by endpoint');
   });
 });

@@ -44,6 +44,7 @@ describe('ClusterState routes on the kernel (root) @etcd', function () {
     await put('weft/state/v1/nodes/e1', { name: 'e1', cluster: 'east', ip: '10.99.1.11', podCidr: '10.101.1.0/24', routing: 'direct' });
     // Two remote records, the underlay itself and a slice of it, and a legitimate one (w1): all
     // in the first sync, so once w1's route is in, the others were considered.
+    await put('weft/meshclusters/v1/west', { id: 2 });
     await put('weft/mesh/v1/west/nodes/w1', { name: 'w1', cluster: 'west', ip: '10.99.2.11', podCidr: '10.102.1.0/24', routing: 'direct' });
     await put('weft/mesh/v1/west/nodes/w2', { name: 'w2', cluster: 'west', ip: '10.99.2.12', podCidr: '10.99.0.0/16', routing: 'direct' });
     await put('weft/mesh/v1/west/nodes/w3', { name: 'w3', cluster: 'west', ip: '10.99.2.13', podCidr: '10.99.255.0/24', routing: 'direct' });

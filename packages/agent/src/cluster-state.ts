@@ -6,6 +6,11 @@
  * validated; a bad one is skipped and counted, never programmed. When etcd is
  * away the datapath keeps its last state; the watches catch up when it returns.
  *
+ * Each store is read by a StoreWatcher (store-watcher.ts), the same type for
+ * this cluster's records and for each remote's: a remote's watcher runs while
+ * this cluster's clustermesh-apiserver lists the remote (MESH_CLUSTERS_PREFIX),
+ * and when the remote is no longer listed every record it had is withdrawn.
+ *
  * Remote clusters' records (the mesh cache the clustermesh-apiserver writes)
  * are admitted again here by mesh-admission's rules, whoever wrote them: a
  * remote never takes over a local address, a route or another remote's
@@ -23,13 +28,13 @@
  * update only what it touches; ClusterState knows nothing of what they derive.
  *
  * A remote cluster's id comes from this cluster's clustermesh-apiserver, which
- * writes the id its own configuration gives each remote
- * (weft/mesh/v1/<remote>/cluster/info), never from what the remote sends: it
+ * lists each remote with the id its own configuration gives it
+ * (weft/meshclusters/v1/<remote>), never from what the remote sends: it
  * is what a remote node's tunnel packets are held to.
  */
 import { Coalescer, formatCidr, prefixMask, type Logger } from '@weft/common';
 import { IPCACHE_F_ENCRYPTED, IPCACHE_F_ENCRYPT_MISSING, IPCACHE_F_LOCAL_ENDPOINT, IPCACHE_F_REMOTE_NODE } from '@weft/datapath';
-import { CLUSTER_LABEL, LabelSet, LOCAL_ID_MIN, ReservedIdentity, clusterIdOf, localIdOf, parseIdentity } from '@weft/identity';
+import { CLUSTER_LABEL, LabelSet, ReservedIdentity } from '@weft/identity';
 import { PrefixWatcher, type KvClient } from '@weft/kvstore';
 import { Ip } from '@weft/net';
 import { CidrSet, parseCidr, parseIpv4, type CidrIdentityView } from '@weft/policy';
@@ -41,8 +46,9 @@ import { routerIp, serviceCidrsOf } from './config.js';
 import type { NodeEncryption, PeerNode } from './encryption.js';
 import { nodeAddresses } from './node-addresses.js';
 import { DEFAULT_MIN_POD_CIDR_BITS, LocalAddresses, RemoteClaims, remoteEndpointProblem, remoteNodeProblem } from '@weft/schema';
-import { EndpointOwnership, MESH_ROOT, parseServiceRecord, type ServiceRecord } from '@weft/schema';
-import { ENDPOINTS_PREFIX, NODES_PREFIX, parseEndpointPath, parseEndpointRecord, parseNodeRecord, type EndpointRecord, type NodeRecord } from '@weft/schema';
+import { CLUSTER_NAME_RE, EndpointOwnership, MESH_CLUSTERS_PREFIX, MESH_ROOT, STATE_ROOT, meshClusterRoot, parseClusterInfo, type ServiceRecord } from '@weft/schema';
+import { ENDPOINTS_PREFIX, type EndpointRecord, type NodeRecord } from '@weft/schema';
+import { StoreWatcher, type StoreChange } from './store-watcher.js';
 
 /**
  * One change to what ClusterState holds about endpoints and exported services, told as it happens
@@ -107,8 +113,14 @@ export class ClusterState {
    * changes they cause.
    */
   onChange: (change: ClusterChange) => void = () => undefined;
-  readonly invalid = new Map<string, string>();
-  private watchers: PrefixWatcher[] = [];
+  /** Records that do not parse (or name another key, cluster or range), by key. */
+  private readonly unparsed = new Map<string, string>();
+  /** This cluster's store, the list of remotes, and each listed remote's store. */
+  private local: StoreWatcher | undefined;
+  private registry: PrefixWatcher | undefined;
+  private readonly remotes = new Map<string, StoreWatcher>();
+  /** Remote stores being stopped (withdrawn already), awaited by stop(). */
+  private readonly stopping = new Set<Promise<void>>();
   private readonly syncer: Coalescer;
   /** cidr -> route arguments after the prefix, as installed. */
   private routes = new Map<string, string>();
@@ -138,10 +150,7 @@ export class ClusterState {
         this.onChange({ kind: 'local-endpoint', ip, record });
       },
       onReject: (node, ip, reason) => {
-        const key = `${ENDPOINTS_PREFIX}${node}/${ip}`;
-        if (reason === undefined) return void this.invalid.delete(key);
-        this.invalid.set(key, reason);
-        this.log.warn({ key, reason }, 'skipped invalid cluster record');
+        if (reason !== undefined) this.log.warn({ key: `${ENDPOINTS_PREFIX}${node}/${ip}`, reason }, 'skipped invalid cluster record');
       },
     });
     this.endpoints = this.ownership.accepted;
@@ -149,59 +158,83 @@ export class ClusterState {
 
   async start(): Promise<void> {
     this.underlayCidrs = this.config.underlayCidrs ?? (await this.discoverUnderlay());
-    const nodes = new PrefixWatcher(this.kv, NODES_PREFIX, {
-      onEvent: (e) => {
-        const name = e.key.slice(NODES_PREFIX.length);
-        const before = this.nodes.get(name);
-        let keysOnly = false;
-        if (e.type === 'delete') this.nodes.delete(name);
-        else this.accept(e.key, parseNodeRecord(e.value, this.config.cluster), (r) => {
-          if (r.name !== name) {
-            this.nodes.delete(name);
-            this.invalid.set(e.key, `record name ${JSON.stringify(r.name)} does not match its key`);
-            return;
-          }
-          keysOnly = onlyKeysChanged(this.nodes.get(name), r);
-          this.nodes.set(name, r);
-        });
-        // An invalid record leaves the node without a place: its endpoints go too.
-        this.ownership.setNode(name, this.nodes.get(name));
-        if (keysOnly) return this.scheduleKeys();
-        this.setNodeEntry(before, this.nodes.get(name));
-        this.nodesDirty = true;
-        this.schedule();
-      },
-    }, { logger: this.log }).start();
-    const endpoints = new PrefixWatcher(this.kv, ENDPOINTS_PREFIX, {
-      onEvent: (e) => {
-        const path = parseEndpointPath(e.key.slice(ENDPOINTS_PREFIX.length));
-        if (!path) {
-          if (e.type === 'delete') this.invalid.delete(e.key);
-          else this.invalid.set(e.key, 'key is not endpoints/<node>/<ip>');
-          return;
-        }
-        if (e.type === 'delete') this.ownership.setEndpoint(path.node, path.ip, undefined);
-        else {
-          const parsed = parseEndpointRecord(e.value, this.config.clusterId);
-          if (typeof parsed === 'string') {
-            // What the key held before is no longer valid either.
-            this.ownership.setEndpoint(path.node, path.ip, undefined);
-            this.accept(e.key, parsed, () => undefined);
-          } else this.ownership.setEndpoint(path.node, path.ip, parsed);
-        }
-        this.schedule();
-      },
-    }, { logger: this.log }).start();
-    const mesh = new PrefixWatcher(this.kv, MESH_ROOT, { onEvent: (e) => this.onMesh(e.type, e.key.slice(MESH_ROOT.length), e.value) }, { logger: this.log }).start();
-    this.watchers = [nodes, endpoints, mesh];
-    await Promise.all(this.watchers.map((w) => w.waitSynced()));
+    const own = { cluster: this.config.cluster, clusterId: this.config.clusterId, root: STATE_ROOT, local: true };
+    this.local = new StoreWatcher(this.kv, own, { change: (c) => this.onLocal(c), invalid: (key, reason) => this.setInvalid(key, reason) }, this.log).start();
+    this.registry = new PrefixWatcher(this.kv, MESH_CLUSTERS_PREFIX, { onEvent: (e) => this.onRemoteListed(e.key, e.type === 'delete' ? undefined : e.value) }, { logger: this.log }).start();
+    await Promise.all([this.local.waitSynced(), this.registry.waitSynced()]);
+    // Each remote listed by now (a remote withdrawn meanwhile counts as done).
+    await Promise.all([...this.remotes.values()].map((w) => w.waitSynced()));
     this.schedule();
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.watchers.map((w) => w.stop()));
+    await Promise.all([this.local?.stop(), this.registry?.stop(), ...[...this.remotes.values()].map((w) => w.stop()), ...this.stopping]);
     clearTimeout(this.recheck);
     await this.syncer.stop();
+  }
+
+  /** Records not used because they do not parse or are not their publisher's to claim, by key. */
+  get invalid(): Map<string, string> {
+    const out = new Map(this.unparsed);
+    for (const [path, reason] of this.ownership.rejected) out.set(`${ENDPOINTS_PREFIX}${path}`, reason);
+    return out;
+  }
+
+  /** Remote clusters whose records are read, with whether their first list has been read. */
+  remoteStores(): Array<{ cluster: string; clusterId: number; synced: boolean }> {
+    return [...this.remotes.values()].map((w) => ({ cluster: w.source.cluster, clusterId: w.source.clusterId, synced: w.synced }));
+  }
+
+  private setInvalid(key: string, reason: string | undefined): void {
+    if (reason === undefined) return void this.unparsed.delete(key);
+    if (this.unparsed.get(key) !== reason) this.log.warn({ key, reason }, 'skipped invalid cluster record');
+    this.unparsed.set(key, reason);
+  }
+
+  /** One of this cluster's own records changed. */
+  private onLocal(c: StoreChange): void {
+    if (c.kind === 'node') {
+      const before = this.nodes.get(c.name);
+      if (c.record) this.nodes.set(c.name, c.record);
+      else this.nodes.delete(c.name);
+      // A node without a (valid) record has no place: its endpoints go too.
+      this.ownership.setNode(c.name, c.record);
+      if (before && c.record && onlyKeysChanged(before, c.record)) return this.scheduleKeys();
+      this.setNodeEntry(before, c.record);
+      this.nodesDirty = true;
+    } else if (c.kind === 'endpoint') {
+      this.ownership.setEndpoint(c.node!, c.ip, c.record);
+    } else return;
+    this.schedule();
+  }
+
+  /**
+   * This cluster's clustermesh-apiserver listed a remote (with its cluster id), changed its id, or
+   * stopped listing it (`value` undefined). The remote's store is read while it is listed with a
+   * valid id; otherwise everything it had is withdrawn at once.
+   */
+  private onRemoteListed(key: string, value: Buffer | undefined): void {
+    const remote = key.slice(MESH_CLUSTERS_PREFIX.length);
+    const parsed = value === undefined ? undefined : !CLUSTER_NAME_RE.test(remote) ? `remote ${JSON.stringify(remote)} is not a cluster name` : remote === this.config.cluster ? 'a remote cannot be this cluster' : parseClusterInfo(value, this.config.clusterId);
+    this.setInvalid(key, typeof parsed === 'string' ? parsed : undefined);
+    const clusterId = typeof parsed === 'number' ? parsed : undefined;
+    const running = this.remotes.get(remote);
+    if (running && running.source.clusterId === clusterId) return;
+    if (running) {
+      this.remotes.delete(remote);
+      const stopped = running.stop({ withdraw: true }).catch((err) => this.log.error({ remote, err: (err as Error).message }, 'cannot stop watching a remote'));
+      this.stopping.add(stopped);
+      void stopped.then(() => this.stopping.delete(stopped));
+      for (const k of [...this.unparsed.keys()]) if (k.startsWith(meshClusterRoot(remote))) this.unparsed.delete(k);
+    }
+    if (clusterId === undefined) this.remoteClusterIds.delete(remote);
+    else {
+      this.remoteClusterIds.set(remote, clusterId);
+      const source = { cluster: remote, clusterId, root: meshClusterRoot(remote), local: false };
+      this.remotes.set(remote, new StoreWatcher(this.kv, source, { change: (c) => this.onRemote(remote, c), invalid: (k, reason) => this.setInvalid(k, reason) }, this.log).start());
+    }
+    this.nodesDirty = true; // remote nodes carry their cluster's id
+    this.schedule();
   }
 
   /**
@@ -268,85 +301,44 @@ export class ClusterState {
     this.syncer.schedule();
   }
 
-  /** `<remote>/<kind>/<key>` from the mesh cache. */
-  private onMesh(type: 'upsert' | 'delete', path: string, value: Buffer): void {
-    const [remote, kind, key] = path.split('/', 3);
-    if (!remote || !kind || key === undefined) return;
-    const id = `${remote}/${key}`;
-    if (kind === 'cluster') {
-      if (key !== 'info') return;
-      const before = this.remoteClusterIds.get(remote);
-      if (type === 'delete') this.remoteClusterIds.delete(remote);
-      else this.accept(`${MESH_ROOT}${path}`, parseClusterInfo(value, this.config.clusterId), (clusterId) => this.remoteClusterIds.set(remote, clusterId));
-      if (this.remoteClusterIds.get(remote) === before) return;
-      this.nodesDirty = true; // remote nodes carry their cluster's id
-      this.schedule();
-      return;
-    }
-    if (kind === 'identities') {
-      // Only an identity of a remote's own range, labelled with its cluster: never a reserved
-      // one, never one of ours (policy would select it as if it were ours).
-      const n = parseIdentity(key);
-      const problem = n === undefined ? `identity ${JSON.stringify(key)} is not an identity` : clusterIdOf(n) === 0 || localIdOf(n) < LOCAL_ID_MIN ? `identity ${n} is reserved; a remote cannot define it` : clusterIdOf(n) === this.config.clusterId ? `identity ${n} is in this cluster's range` : undefined;
-      if (type === 'delete') {
-        if (n !== undefined && !problem && this.remoteIdentities.get(n)?.get(CLUSTER_LABEL) === remote) this.remoteIdentities.delete(n);
-        this.invalid.delete(`${MESH_ROOT}${path}`);
-      } else if (problem) {
-        this.reject(`${MESH_ROOT}${path}`, problem);
-      } else {
-        try {
-          const labels = LabelSet.fromCanonical(value.toString());
-          if (labels.get(CLUSTER_LABEL) !== remote) throw new Error(`identity ${n} carries ${CLUSTER_LABEL}=${labels.get(CLUSTER_LABEL) ?? '(none)'}, not ${remote}`);
-          const held = this.remoteIdentities.get(n!);
-          if (held && held.get(CLUSTER_LABEL) !== remote) throw new Error(`identity ${n} is already defined by ${held.get(CLUSTER_LABEL)}`);
-          this.remoteIdentities.set(n!, labels);
-          this.invalid.delete(`${MESH_ROOT}${path}`);
-        } catch (err) {
-          this.reject(`${MESH_ROOT}${path}`, (err as Error).message);
-        }
-      }
-      if (n !== undefined) this.onRemoteIdentities(n);
+  /** One of a listed remote's records changed (admitted here again, whoever wrote it). */
+  private onRemote(remote: string, c: StoreChange): void {
+    if (c.kind === 'identity') {
+      const held = this.remoteIdentities.get(c.id);
+      if (c.labels) {
+        const owner = held?.get(CLUSTER_LABEL);
+        if (owner !== undefined && owner !== remote) return this.setInvalid(c.key, `identity ${c.id} is already defined by ${owner}`);
+        this.remoteIdentities.set(c.id, c.labels);
+      } else if (held?.get(CLUSTER_LABEL) === remote) this.remoteIdentities.delete(c.id);
+      else return;
+      this.onRemoteIdentities(c.id);
       // Endpoints are admitted with their identity: those carrying it are looked at again.
-      if (n !== undefined) for (const id of [...(this.remoteByIdentity.get(n) ?? [])]) this.admitEndpoint(id);
-      this.schedule();
-      return;
-    }
-    if (kind === 'nodes') {
-      let keysOnly = false;
-      if (type === 'delete') this.remoteNodes.delete(id);
-      else {
-        const parsed = parseNodeRecord(value, remote);
-        this.accept(`${MESH_ROOT}${path}`, typeof parsed !== 'string' && parsed.name !== key ? `node record ${parsed.name} stored under ${key}` : parsed, (r) => {
-          keysOnly = onlyKeysChanged(this.remoteNodes.get(id), r);
-          this.remoteNodes.set(id, r);
-          // Admission does not look at keys: an admitted node stays admitted, with its new keys.
-          if (keysOnly && this.admittedNodes.has(id)) this.admittedNodes.set(id, r);
-        });
+      for (const id of [...(this.remoteByIdentity.get(c.id) ?? [])]) this.admitEndpoint(id);
+    } else if (c.kind === 'node') {
+      const id = `${remote}/${c.name}`;
+      const before = this.remoteNodes.get(id);
+      if (c.record) this.remoteNodes.set(id, c.record);
+      else this.remoteNodes.delete(id);
+      if (before && c.record && onlyKeysChanged(before, c.record)) {
+        // Admission does not look at keys: an admitted node stays admitted, with its new keys.
+        if (this.admittedNodes.has(id)) this.admittedNodes.set(id, c.record);
+        return this.scheduleKeys();
       }
-      if (keysOnly) return this.scheduleKeys();
       this.nodesDirty = true;
-    } else if (kind === 'services') {
-      const before = this.remoteServices.get(id);
-      if (type === 'delete') this.remoteServices.delete(id);
-      else this.accept(`${MESH_ROOT}${path}`, parseServiceRecord(key, value.toString()), (r) => this.remoteServices.set(id, r));
-      const after = this.remoteServices.get(id);
-      if (after !== before) this.onChange({ kind: 'remote-service', cluster: remote, key, record: after });
-    } else if (kind === 'endpoints') {
+    } else if (c.kind === 'service') {
+      const id = `${remote}/${c.name}`;
+      if (c.record) this.remoteServices.set(id, c.record);
+      else this.remoteServices.delete(id);
+      this.onChange({ kind: 'remote-service', cluster: remote, key: c.name, record: c.record });
+    } else {
+      const id = `${remote}/${c.ip}`;
       this.unindex(id);
-      if (type === 'delete') this.remoteEndpoints.delete(id);
-      else {
-        const parsed = parseRemoteEndpoint(value);
-        this.accept(`${MESH_ROOT}${path}`, typeof parsed !== 'string' && parsed.ip !== key ? `endpoint ${parsed.ip} stored under ${key}` : parsed, (r) => this.remoteEndpoints.set(id, r), () => this.remoteEndpoints.delete(id));
-      }
+      if (c.record) this.remoteEndpoints.set(id, c.record);
+      else this.remoteEndpoints.delete(id);
       this.index(id);
       this.admitEndpoint(id);
-    } else return;
+    }
     this.schedule();
-  }
-
-  private reject(key: string, reason: string): void {
-    if (this.invalid.get(key) !== reason) this.log.warn({ key, reason }, 'skipped invalid cluster record');
-    this.invalid.set(key, reason);
   }
 
   /** Indexes remote endpoint `id` by its node and identity (what its admission depends on). */
@@ -457,18 +449,6 @@ export class ClusterState {
     }
     if (this.refusedRecords.get(key) !== reason) this.log.warn({ key, reason }, 'refused a remote cluster record');
     this.refusedRecords.set(key, reason);
-  }
-
-  /** Stores a record that parsed; otherwise reports it and (`drop`) forgets the key's previous value. */
-  private accept<T>(key: string, parsed: T | string, store: (r: T) => void, drop?: () => void): void {
-    if (typeof parsed === 'string') {
-      this.invalid.set(key, parsed);
-      this.log.warn({ key, reason: parsed }, 'skipped invalid cluster record');
-      drop?.();
-      return;
-    }
-    this.invalid.delete(key);
-    store(parsed);
   }
 
   /** Write the changes soon (changes arriving together are written together). */
@@ -645,31 +625,6 @@ export class ClusterState {
       this.routes.delete(cidr);
     }
   }
-}
-
-/** An endpoint record of any cluster (admission checks its identity against the remote's). */
-function parseRemoteEndpoint(value: Buffer): EndpointRecord | string {
-  let identity: unknown;
-  try {
-    identity = (JSON.parse(value.toString()) as { identity?: unknown } | null)?.identity;
-  } catch {
-    return 'not JSON';
-  }
-  return parseEndpointRecord(value, typeof identity === 'number' ? clusterIdOf(identity) : -1);
-}
-
-/** The cluster id in a `cluster/info` record: 1-255, and not this cluster's own. */
-export function parseClusterInfo(value: Buffer, ownClusterId: number): number | string {
-  let doc: { id?: unknown };
-  try {
-    doc = JSON.parse(value.toString()) as { id?: unknown };
-  } catch {
-    return 'not JSON';
-  }
-  const id = typeof doc === 'object' && doc !== null ? doc.id : undefined;
-  if (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > 255) return `cluster id ${JSON.stringify(id)} is not 1-255`;
-  if (id === ownClusterId) return `cluster id ${id} is this cluster's own`;
-  return id;
 }
 
 function meshKey(id: string, kind: string): string {

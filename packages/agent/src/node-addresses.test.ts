@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { NODE_ADDR_F_ENCRYPTED_ONLY } from '@weft/datapath';
 import { nodeAddresses, type NodeAddressInput } from './node-addresses.js';
-import { parseClusterInfo } from './cluster-state.js';
+import { parseClusterInfo } from '@weft/schema';
 
 const node = (cluster: string, clusterId: number, name: string, ip: string, podCidr: string): NodeAddressInput => ({ cluster, clusterId, record: { name, cluster, ip, podCidr, routing: 'vxlan' } });
 const nodes = [node('c1', 1, 'n1', '10.99.1.11', '10.101.1.0/24'), node('c1', 1, 'n2', '10.99.1.12', '10.101.2.0/24'), node('c2', 2, 'm1', '10.99.2.11', '10.102.1.0/24')];
@@ -40,7 +40,7 @@ describe('node addresses (who may send tunnel packets)', () => {
     ]);
   });
 
-  it('reads a remote cluster id from cluster/info: 1-255 and not our own', () => {
+  it('reads a remote cluster id from its listing (MESH_CLUSTERS_PREFIX): 1-255 and not our own', () => {
     assert.equal(parseClusterInfo(Buffer.from('{"id":2}'), 1), 2);
     assert.match(String(parseClusterInfo(Buffer.from('{"id":1}'), 1)), /this cluster's own/);
     assert.match(String(parseClusterInfo(Buffer.from('{"id":256}'), 1)), /not 1-255/);

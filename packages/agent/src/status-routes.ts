@@ -60,6 +60,8 @@ function nodeStatus(p: StatusParts) {
     remoteIdentities: cluster.remoteIdentities.size,
     // Remote cluster name -> id, as this cluster's clustermesh configuration gives it (tunnel checks hold remote nodes to it).
     remoteClusterIds: Object.fromEntries(cluster.remoteClusterIds),
+    // The remotes whose records this node reads (one watcher each), and whether it has read them all once.
+    remoteStores: cluster.remoteStores(),
     // Addresses several nodes claim: tunnel packets from them are refused until the conflict is resolved.
     nodeAddressConflicts: cluster.nodeAddressConflicts,
     services: p.services.count,

@@ -37,10 +37,13 @@ describe('clustermesh-apiserver start @etcd', function () {
     // west is configured through remotesDir (as connect writes it), and unreachable: its state stays until stale.
     writeFileSync(join(dir, 'west.json'), JSON.stringify({ name: 'west', id: 2, address: `127.0.0.1:${await freePort()}`, ca: westCa.cert, ...(await issue(westCa, 'east')) }));
     for (const remote of ['west', 'gone']) await kv.put(`weft/mesh/v1/${remote}/nodes/n1`, '{}');
+    for (const remote of ['west', 'gone', 'listed-only']) await kv.put(`weft/meshclusters/v1/${remote}`, '{"id":3}');
     server = new ClusterMeshApiServer({ cluster: 'east', clusterId: 1, etcd: [etcd.endpoint], listen: `127.0.0.1:${await freePort()}`, ca: ca.cert, cert: cert.cert, key: cert.key, remotes: [], remotesDir: dir }, silentLogger());
     await server.start();
     await until(async () => (await kv.listKeys('weft/mesh/v1/gone/')).keys.length === 0, 'the disconnected remote\'s state to go');
     assert.deepEqual((await kv.listKeys('weft/mesh/v1/west/')).keys, ['weft/mesh/v1/west/nodes/n1']);
+    await until(async () => (await kv.listKeys('weft/meshclusters/v1/')).keys.length === 1, 'the listings of remotes no longer configured to go');
+    assert.deepEqual((await kv.listKeys('weft/meshclusters/v1/')).keys, ['weft/meshclusters/v1/west']);
     assert.deepEqual(server.status().remotes.map((r) => r.name), ['west']);
   });
 });

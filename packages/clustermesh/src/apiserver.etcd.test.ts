@@ -71,8 +71,8 @@ describe('clustermesh-apiserver pair @etcd', function () {
     assert.equal((await kvA.get('weft/mesh/v1/west/endpoints/10.102.1.5'))?.value.toString().includes('"pod":"web"'), true);
     assert.ok(await kvA.get('weft/mesh/v1/west/identities/131372'));
     assert.ok(await kvA.get('weft/mesh/v1/west/synced/endpoints'));
-    // The remote's cluster id as our configuration gives it, for the agents' tunnel checks.
-    assert.deepEqual(JSON.parse((await kvA.get('weft/mesh/v1/west/cluster/info'))!.value.toString()), { id: 2 });
+    // The remote listed with its cluster id as our configuration gives it: agents read its records while it is, and hold its tunnel packets to the id.
+    assert.deepEqual(JSON.parse((await kvA.get('weft/meshclusters/v1/west'))!.value.toString()), { id: 2 });
     // A change and a deletion follow as deltas.
     await kvB.put('weft/state/v1/endpoints/w1/10.102.1.6', JSON.stringify({ ip: '10.102.1.6', identity: 131372, node: 'w1', nodeIp: '10.99.2.11', namespace: 'd', pod: 'web2', labels: {} }));
     await kvB.delete('weft/state/v1/endpoints/w1/10.102.1.5');

@@ -9,7 +9,7 @@
  */
 import { constants as http2 } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import { LocalAddresses, RemoteClaims, DEFAULT_MIN_POD_CIDR_BITS } from '@weft/schema';
+import { LocalAddresses, RemoteClaims, DEFAULT_MIN_POD_CIDR_BITS, MESH_CLUSTERS_PREFIX } from '@weft/schema';
 import { createLogger, type HealthReport, type Logger } from '@weft/common';
 import { KubernetesSource, type IdentityMirror } from '@weft/kubernetes';
 import { KvClient } from '@weft/kvstore';
@@ -18,7 +18,7 @@ import { ResourceStore, SERVICE_CIDR } from '@weft/resources';
 import { readEtcdTls, resolveRemotes, type RemoteProblem } from './config.js';
 import { Exporter } from './exporter.js';
 import { meshHealth } from './health.js';
-import { Importer, type RemoteStatus } from './importer.js';
+import { Importer, withdrawRemote, type RemoteStatus } from './importer.js';
 import type { Backlog, Subscription } from './subscription.js';
 import { MESH_KINDS, MESH_ROOT, type MeshConfig, type MeshKind, type RemoteConfig, type SyncBatch, type SyncRequest } from './types.js';
 import { KEEPALIVE, MAX_MESSAGE_BYTES, MeshService } from './wire.js';
@@ -179,10 +179,11 @@ export class ClusterMeshApiServer {
    */
   private async pruneUnconfigured(): Promise<void> {
     const running = new Set(this.importers.map((i) => i.status.name));
-    const { keys } = await this.kv.listKeys(MESH_ROOT);
-    for (const name of new Set(keys.map((k) => k.slice(MESH_ROOT.length).split('/')[0]!))) {
+    const listed = (await this.kv.listKeys(MESH_CLUSTERS_PREFIX)).keys.map((k) => k.slice(MESH_CLUSTERS_PREFIX.length));
+    const imported = (await this.kv.listKeys(MESH_ROOT)).keys.map((k) => k.slice(MESH_ROOT.length).split('/')[0]!);
+    for (const name of new Set([...listed, ...imported])) {
       if (running.has(name)) continue;
-      await this.kv.deletePrefix(`${MESH_ROOT}${name}/`);
+      await withdrawRemote(this.kv, name);
       this.log.info({ peer: name }, 'deleted the state imported from a remote that is no longer configured');
     }
   }

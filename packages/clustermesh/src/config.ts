@@ -10,10 +10,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readEtcdTlsFiles } from '@weft/kvstore';
 import { CidrSet, parseCidr, type Cidr } from '@weft/policy';
+import { CLUSTER_NAME_RE } from '@weft/schema';
 import { MeshConfigError } from './errors.js';
 import { LIMIT_KEYS, type MeshConfig, type RemoteConfig } from './types.js';
 
-const NAME = /^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/;
 
 export interface RemoteProblem {
   remote: string;
@@ -27,7 +27,7 @@ export function checkRemotes(cluster: string, clusterId: number, remotes: readon
   const ids = new Map<number, string>();
   for (const r of remotes) {
     const label = typeof r.name === 'string' ? r.name : JSON.stringify(r.name);
-    if (typeof r.name !== 'string' || !NAME.test(r.name)) problems.push({ remote: label, reason: `name ${JSON.stringify(r.name)} is not a valid cluster name` });
+    if (typeof r.name !== 'string' || !CLUSTER_NAME_RE.test(r.name)) problems.push({ remote: label, reason: `name ${JSON.stringify(r.name)} is not a valid cluster name` });
     else if (r.name === cluster) problems.push({ remote: label, reason: `name ${r.name} is this cluster's own name` });
     else if (names.has(r.name)) problems.push({ remote: label, reason: `name ${r.name} is configured twice` });
     if (!Number.isInteger(r.id) || r.id < 1 || r.id > 255) problems.push({ remote: label, reason: `cluster id ${JSON.stringify(r.id)} is out of range 1-255` });

@@ -69,7 +69,7 @@ describe('etcd RBAC: one identity per node, least privilege @etcd', function () 
     const n1 = await client('node1');
     await assert.rejects(n1.put('weft/state/v1/endpoints/node10/10.101.1.5', 'x'), KvstorePermissionError);
     // Nor resources, the mesh cache or its status (the admin's and the apiserver's).
-    for (const key of ['weft/resources/v1/Pod/d/p', 'weft/mesh/v1/c2/endpoints/10.102.1.5', 'weft/meshstatus/v1/c1']) await assert.rejects(a.put(key, 'x'), KvstorePermissionError, key);
+    for (const key of ['weft/resources/v1/Pod/d/p', 'weft/mesh/v1/c2/endpoints/10.102.1.5', 'weft/meshclusters/v1/c2', 'weft/meshstatus/v1/c1']) await assert.rejects(a.put(key, 'x'), KvstorePermissionError, key);
     // It reads what agents read, B's records included.
     assert.equal((await a.get('weft/state/v1/nodes/node-b'))?.value.toString(), record('node-b'));
     assert.ok((await a.list('weft/state/v1/endpoints/')).items.length >= 2);
@@ -99,8 +99,10 @@ describe('etcd RBAC: one identity per node, least privilege @etcd', function () 
     const api = await client('weft-clustermesh-apiserver');
     assert.ok((await api.list('weft/state/v1/')).items.length > 0);
     await api.put('weft/mesh/v1/c2/endpoints/10.102.1.5', '{}');
+    await api.put('weft/meshclusters/v1/c2', '{"id":2}');
     await api.put('weft/meshstatus/v1/c1', '{}');
     await api.deletePrefix('weft/mesh/v1/c2/');
+    await api.delete('weft/meshclusters/v1/c2');
     for (const key of ['weft/state/v1/nodes/node-a', 'weft/state/v1/endpoints/node-a/10.101.1.9', 'weft/identities/v1/id/65800', 'weft/resources/v1/Pod/d/p']) await assert.rejects(api.put(key, 'x'), KvstorePermissionError, key);
   });
 

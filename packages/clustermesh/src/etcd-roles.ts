@@ -15,7 +15,7 @@
 import { EtcdAuth, type EtcdRole } from '@weft/kvstore';
 import { IdentityLayout } from '@weft/identity';
 import { RESOURCES_ROOT } from '@weft/resources';
-import { nodeEndpointsPrefix, nodeKey } from '@weft/schema';
+import { MESH_CLUSTERS_PREFIX, nodeEndpointsPrefix, nodeKey } from '@weft/schema';
 import { MESH_STATUS_PREFIX } from './apiserver.js';
 import { MESH_ROOT } from './types.js';
 import { EtcdCredentialError } from './errors.js';
@@ -70,6 +70,7 @@ export function apiserverRole(): EtcdRole {
     permissions: [
       { type: 'read', key: WEFT_ROOT, prefix: true },
       { type: 'readwrite', key: MESH_ROOT, prefix: true },
+      { type: 'readwrite', key: MESH_CLUSTERS_PREFIX, prefix: true },
       { type: 'readwrite', key: MESH_STATUS_PREFIX, prefix: true },
     ],
   };

@@ -6,9 +6,9 @@
  *
  *   connecting -> syncing -> synced --(stream broke)--> connecting (backoff)
  *
- * Beside the records, the importer writes weft/mesh/v1/<remote>/cluster/info
+ * Before the records, the importer lists the remote under weft/meshclusters/v1/<remote>
  * ({"id": N}): the cluster id this cluster's configuration gives the remote.
- * Agents hold the remote's nodes to it (a tunnel packet's VNI must carry the
+ * Agents read a remote's records only while it is listed, and hold its nodes to it (a tunnel packet's VNI must carry the
  * sending node's cluster id); it comes from our configuration, never from
  * what the remote says.
  *
@@ -32,7 +32,7 @@
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { Backoff, sleep, type Logger } from '@weft/common';
-import { remoteEndpointProblem, remoteNodeProblem, type EndpointRecord, type LocalAddresses, type NodeRecord, type RemoteClaims } from '@weft/schema';
+import { MESH_CLUSTERS_PREFIX, remoteEndpointProblem, remoteNodeProblem, type EndpointRecord, type LocalAddresses, type NodeRecord, type RemoteClaims } from '@weft/schema';
 import { KvstoreRequestError, op, type KvClient, type TxnOp } from '@weft/kvstore';
 import { parseCidr, type Cidr } from '@weft/policy';
 import { DEFAULT_LIMITS, MESH_KINDS, MESH_ROOT, type MeshKind, type MeshLimits, type RemoteConfig, type SyncBatch } from './types.js';
@@ -144,7 +144,7 @@ export class Importer {
   /** Batches received and not yet written. */
   private batchesInFlight = 0;
   private bytesInFlight = 0;
-  /** Whether cluster/info was written since the last connect. */
+  /** Whether the remote's MESH_CLUSTERS_PREFIX record was written since the last connect. */
   private infoWritten = false;
   /** An expired or not yet valid certificate of ours, said in every error until fixed. */
   private certProblem: string | undefined;
@@ -462,9 +462,9 @@ export class Importer {
 
   private async commit(batch: SyncBatch, ops: TxnOp[]): Promise<void> {
     const kind = batch.kind;
-    // Before any record of the remote, so agents never program its nodes without knowing its cluster.
+    // Before any record of the remote: agents watch its records while it is listed, knowing its cluster id.
     if (!this.infoWritten) {
-      await this.local.kv.put(`${MESH_ROOT}${this.remote.name}/cluster/info`, JSON.stringify({ id: this.remote.id }));
+      await this.local.kv.put(`${MESH_CLUSTERS_PREFIX}${this.remote.name}`, JSON.stringify({ id: this.remote.id }));
       this.infoWritten = true;
     }
     await this.writeChunks(`import ${kind} from ${this.remote.name}`, ops);
@@ -530,7 +530,8 @@ export class Importer {
         if (this.status.state === 'synced' || this.stopped) return;
         this.log.warn({ peer: this.remote.name }, 'remote unreachable for too long; removing its state');
         this.forget();
-        await this.local.kv.deletePrefix(`${MESH_ROOT}${this.remote.name}/`).catch(() => undefined);
+        this.infoWritten = false;
+        await withdrawRemote(this.local.kv, this.remote.name).catch((err) => this.log.error({ peer: this.remote.name, err: (err as Error).message }, 'cannot delete the state of an unreachable remote; it stays until the next attempt'));
       });
     }, this.local.staleAfterMs);
     this.staleTimer.unref();
@@ -557,4 +558,13 @@ function certificateProblem(pem: string, what: string): string | undefined {
   if (Date.parse(cert.validTo) < now) return `${what} (${cert.subject.replace(/\n/g, ', ')}) expired on ${new Date(cert.validTo).toISOString()}`;
   if (Date.parse(cert.validFrom) > now) return `${what} (${cert.subject.replace(/\n/g, ', ')}) is not valid before ${new Date(cert.validFrom).toISOString()}`;
   return undefined;
+}
+
+/**
+ * Deletes what this cluster imported from `remote`: its listing first, so agents stop using all of
+ * its records at once (and watching them), then the records.
+ */
+export async function withdrawRemote(kv: KvClient, remote: string): Promise<void> {
+  await kv.delete(`${MESH_CLUSTERS_PREFIX}${remote}`);
+  await kv.deletePrefix(`${MESH_ROOT}${remote}/`);
 }

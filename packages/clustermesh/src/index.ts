@@ -1,6 +1,6 @@
 export { ClusterMeshApiServer, MESH_STATUS_PREFIX, type MeshStatus } from './apiserver.js';
 export { probeApiServer, localAddress, meshHealth, ETCD_STALE_MS, type MeshHealthState } from './health.js';
-export { Importer, type RemoteStatus, type LinkState, type ImportContext } from './importer.js';
+export { Importer, withdrawRemote, type RemoteStatus, type LinkState, type ImportContext } from './importer.js';
 export { Exporter } from './exporter.js';
 export { Subscription, type Backlog, type BatchSink } from './subscription.js';
 export { checkRemotes, checkRemoteRanges, loadMeshConfig, readEtcdTls, resolveRemotes, type RemoteProblem } from './config.js';

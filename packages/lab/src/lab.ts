@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { WeftError } from '@weft/common';
 import { AgentClient, type AgentConfig } from '@weft/agent';
 import { EtcdAuth, etcdHealthy } from '@weft/kvstore';
-import { admitNode, applyClusterRoles, APISERVER_USER, createCa, issue, MESH_STATUS_PREFIX, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
+import { admitNode, applyClusterRoles, APISERVER_USER, createCa, issue, MESH_STATUS_PREFIX, withdrawRemote, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
 import { etcdClientFiles, etcdServerFiles, issueEtcdPki, labEtcdClient, nodeEtcdFiles, readTls } from './etcd-pki.js';
 import { generateMeshKey, Ip, netns, netnsNameProblem, nextKeyId, run } from '@weft/net';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
@@ -410,7 +410,7 @@ export async function meshDisconnect(a: ClusterLayout, b: ClusterLayout, progres
     restartApiserver(local, cfg);
     const kv = labEtcdClient(local);
     try {
-      await kv.deletePrefix(`weft/mesh/v1/${remote.name}/`);
+      await withdrawRemote(kv, remote.name);
     } finally {
       kv.close();
     }

@@ -7,6 +7,10 @@
 export {
   STATE_ROOT,
   MESH_ROOT,
+  MESH_CLUSTERS_PREFIX,
+  CLUSTER_NAME_RE,
+  meshClusterRoot,
+  parseClusterInfo,
   NODES_PREFIX,
   ENDPOINTS_PREFIX,
   nodeKey,

@@ -19,6 +19,13 @@ import { parseCidr, parseIpv4, PORT_NAME_RE, type NamedPort } from '@weft/policy
 export const STATE_ROOT = 'weft/state/v1/';
 /** Where a cluster's clustermesh-apiserver writes what it imported from remote clusters: `<remote>/<kind>/<key>`. */
 export const MESH_ROOT = 'weft/mesh/v1/';
+/**
+ * The remote clusters this cluster is connected to, `<remote>` -> `{"id": <cluster id>}`, as this
+ * cluster's clustermesh configuration gives them (never as a remote says). Written before any of the
+ * remote's records and deleted before them, so an agent watches a remote's records under
+ * `MESH_ROOT<remote>/` exactly while the remote is listed here.
+ */
+export const MESH_CLUSTERS_PREFIX = 'weft/meshclusters/v1/';
 export const NODES_PREFIX = `${STATE_ROOT}nodes/`;
 export const ENDPOINTS_PREFIX = `${STATE_ROOT}endpoints/`;
 
@@ -85,6 +92,28 @@ export interface EndpointRecord {
 
 /** Named ports one endpoint record may carry (a pod with more is published without the rest). */
 export const MAX_NAMED_PORTS = 64;
+
+/** A cluster's name: a DNS label of at most 32 characters (it is part of keys and labels). */
+export const CLUSTER_NAME_RE = /^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/;
+
+/** The prefix of the records imported from `remote`. */
+export function meshClusterRoot(remote: string): string {
+  return `${MESH_ROOT}${remote}/`;
+}
+
+/** The cluster id in a remote's `MESH_CLUSTERS_PREFIX` record: 1-255, and not this cluster's own. */
+export function parseClusterInfo(value: Buffer, ownClusterId: number): number | string {
+  let doc: { id?: unknown };
+  try {
+    doc = JSON.parse(value.toString()) as { id?: unknown };
+  } catch {
+    return 'not JSON';
+  }
+  const id = typeof doc === 'object' && doc !== null ? doc.id : undefined;
+  if (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > 255) return `cluster id ${JSON.stringify(id)} is not 1-255`;
+  if (id === ownClusterId) return `cluster id ${id} is this cluster's own`;
+  return id;
+}
 
 export function nodeKey(name: string): string {
   return `${NODES_PREFIX}${name}`;
