@@ -28,7 +28,9 @@ import {
   decodePolicy,
   encodeLbBackendKey,
   encodeLbKey,
-  encodeLbValue,
+  encodeLbKeyInto,
+  encodeLbValueInto,
+  encodeLbBackendKeyInto,
   IPPROTO_ICMP,
   IPPROTO_TCP,
   IPPROTO_UDP,
@@ -389,8 +391,8 @@ export class BpfDatapath implements Datapath {
 
   /** Writes `services` (each frontend's whole backend list, differences only) and removes the frontends `removedFrontends` (keys of lbOrder). */
   private _writeServices(services: readonly ServiceProgram[], removedFrontends: readonly string[]): { frontends: number; changed: number } {
-    const slotWrites: Array<[LbFrontend, number, string]> = [];
-    const memberWrites: Array<[LbFrontend, string, number]> = [];
+    /** A backend placed in a slot it did not hold: its slot entry and its membership are written. */
+    const placedWrites: Array<[LbFrontend, number, number, number]> = [];
     const masterWrites: Array<[LbFrontend, number]> = [];
     const slotDeletes: Array<[LbFrontend, number]> = [];
     const memberDeletes: Array<[LbFrontend, string]> = [];
@@ -400,49 +402,54 @@ export class BpfDatapath implements Datapath {
       const f = lbFrontend(s);
       const fkey = lbFrontendKey(f);
       const prev = this.lbOrder.get(fkey);
-      const placed = stableSlots(prev ?? [], s.backends.map((b) => `${b.ip}:${b.port}`));
+      const wanted = s.backends.map((b) => `${b.ip}:${b.port}`);
+      const placed = stableSlots(prev ?? [], wanted);
       order.set(fkey, placed);
       frontendOf.set(fkey, f);
       const before = prev ?? [];
-      const had = new Set(before);
-      placed.forEach((b, i) => {
-        if (before[i] === b) return;
-        slotWrites.push([f, i + 1, b]);
-        memberWrites.push([f, b, i + 1]);
-      });
+      /** `ip:port` -> the backend, made only when some backend is placed anew. */
+      let byName: Map<string, ServiceProgram['backends'][number]> | undefined;
+      for (let i = 0; i < placed.length; i++) {
+        const b = placed[i]!;
+        if (before[i] === b) continue;
+        byName ??= new Map(wanted.map((name, j) => [name, s.backends[j]!]));
+        const backend = byName.get(b)!;
+        placedWrites.push([f, i + 1, ipv4ToInt(backend.ip), backend.port]);
+      }
       if (!prev || prev.length !== placed.length) masterWrites.push([f, placed.length]);
       for (let i = placed.length; i < before.length; i++) slotDeletes.push([f, i + 1]);
-      const now = new Set(placed);
-      for (const b of had) if (!now.has(b)) memberDeletes.push([f, b]);
+      if (before.length > 0) {
+        const now = new Set(placed);
+        for (const b of before) if (!now.has(b)) memberDeletes.push([f, b]);
+      }
     }
     const split = (b: string): [number, number] => {
       const i = b.lastIndexOf(':');
       return [ipv4ToInt(b.slice(0, i)), Number(b.slice(i + 1))];
     };
-    const batch = (map: BpfMap, n: number, keySize: number, valueSize: number, fill: (k: Buffer, v: Buffer, i: number) => void): void => {
+    /** Encodes `n` entries straight into one zeroed key and one value buffer, written in one batch. */
+    const batch = (map: BpfMap, n: number, keySize: number, valueSize: number, fill: (keys: Buffer, values: Buffer, i: number) => void): void => {
       if (n === 0) return;
       const keys = Buffer.alloc(n * keySize);
       const values = Buffer.alloc(n * valueSize);
-      for (let i = 0; i < n; i++) fill(keys.subarray(i * keySize, (i + 1) * keySize), values.subarray(i * valueSize, (i + 1) * valueSize), i);
+      for (let i = 0; i < n; i++) fill(keys, values, i);
       map.updateBatch(keys, values, n);
     };
     // Backends before the counts that reach them; counts down before the slots beyond them go.
-    batch(this.maps.lbServices, slotWrites.length, LB_KEY.size, LB_VALUE.size, (k, v, i) => {
-      const [f, slot, b] = slotWrites[i]!;
-      const [addr, port] = split(b);
-      encodeLbKey(f, slot).copy(k);
-      encodeLbValue({ addr, port, count: 0 }).copy(v);
+    batch(this.maps.lbServices, placedWrites.length, LB_KEY.size, LB_VALUE.size, (keys, values, i) => {
+      const [f, slot, addr, port] = placedWrites[i]!;
+      encodeLbKeyInto(keys, i * LB_KEY.size, f, slot);
+      encodeLbValueInto(values, i * LB_VALUE.size, addr, port, 0);
     });
-    batch(this.maps.lbBackends, memberWrites.length, LB_BACKEND_KEY.size, 4, (k, v, i) => {
-      const [f, b, slot] = memberWrites[i]!;
-      const [addr, port] = split(b);
-      encodeLbBackendKey(f, addr, port).copy(k);
-      v.writeUInt32LE(slot);
+    batch(this.maps.lbBackends, placedWrites.length, LB_BACKEND_KEY.size, 4, (keys, values, i) => {
+      const [f, slot, addr, port] = placedWrites[i]!;
+      encodeLbBackendKeyInto(keys, i * LB_BACKEND_KEY.size, f, addr, port);
+      values.writeUInt32LE(slot, i * 4);
     });
-    batch(this.maps.lbServices, masterWrites.length, LB_KEY.size, LB_VALUE.size, (k, v, i) => {
+    batch(this.maps.lbServices, masterWrites.length, LB_KEY.size, LB_VALUE.size, (keys, values, i) => {
       const [f, count] = masterWrites[i]!;
-      encodeLbKey(f, 0).copy(k);
-      encodeLbValue({ addr: 0, port: 0, count }).copy(v);
+      encodeLbKeyInto(keys, i * LB_KEY.size, f, 0);
+      encodeLbValueInto(values, i * LB_VALUE.size, 0, 0, count);
     });
     for (const fkey of removedFrontends) {
       const [vip, port, protocol] = fkey.split('/').map(Number) as [number, number, number];
@@ -460,7 +467,7 @@ export class BpfDatapath implements Datapath {
     }
     for (const [fkey, placed] of order) this.lbOrder.set(fkey, placed);
     for (const fkey of removedFrontends) this.lbOrder.delete(fkey);
-    const changed = slotWrites.length + memberWrites.length + masterWrites.length + removedFrontends.length + slotDeletes.length + memberDeletes.length;
+    const changed = 2 * placedWrites.length + masterWrites.length + removedFrontends.length + slotDeletes.length + memberDeletes.length;
     return { frontends: this.lbOrder.size, changed };
   }
 

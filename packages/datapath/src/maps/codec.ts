@@ -310,20 +310,28 @@ export interface LbFrontend {
 
 /** Key of slot `slot` (0 = the service entry) of a frontend. */
 export function encodeLbKey(f: LbFrontend, slot: number): Buffer {
-  const b = Buffer.alloc(LB_KEY.size);
-  b.writeUInt32BE(f.vip, LB_KEY.offsets.vip!);
-  b.writeUInt16BE(f.port, LB_KEY.offsets.dport!);
-  b.writeUInt8(f.protocol, LB_KEY.offsets.protocol!);
-  b.writeUInt32LE(slot, LB_KEY.offsets.slot!);
+  return encodeLbKeyInto(Buffer.alloc(LB_KEY.size), 0, f, slot);
+}
+
+/** encodeLbKey into `b` at `off` (a batch buffer; `b` must be zeroed there: padding is not written). */
+export function encodeLbKeyInto(b: Buffer, off: number, f: LbFrontend, slot: number): Buffer {
+  b.writeUInt32BE(f.vip, off + LB_KEY.offsets.vip!);
+  b.writeUInt16BE(f.port, off + LB_KEY.offsets.dport!);
+  b.writeUInt8(f.protocol, off + LB_KEY.offsets.protocol!);
+  b.writeUInt32LE(slot, off + LB_KEY.offsets.slot!);
   return b;
 }
 
 /** The service entry (count) or a backend slot (addr, port). */
 export function encodeLbValue(v: { addr: number; port: number; count: number }): Buffer {
-  const b = Buffer.alloc(LB_VALUE.size);
-  b.writeUInt32BE(v.addr, LB_VALUE.offsets.addr!);
-  b.writeUInt16BE(v.port, LB_VALUE.offsets.port!);
-  b.writeUInt16LE(v.count, LB_VALUE.offsets.count!);
+  return encodeLbValueInto(Buffer.alloc(LB_VALUE.size), 0, v.addr, v.port, v.count);
+}
+
+/** encodeLbValue into `b` at `off` (zeroed there). */
+export function encodeLbValueInto(b: Buffer, off: number, addr: number, port: number, count: number): Buffer {
+  b.writeUInt32BE(addr, off + LB_VALUE.offsets.addr!);
+  b.writeUInt16BE(port, off + LB_VALUE.offsets.port!);
+  b.writeUInt16LE(count, off + LB_VALUE.offsets.count!);
   return b;
 }
 
@@ -341,12 +349,16 @@ export function decodeLb(key: Buffer, value: Buffer): LbFrontend & { slot: numbe
 
 /** Membership of a backend in a frontend (what keeps a connection on its backend). */
 export function encodeLbBackendKey(f: LbFrontend, addr: number, port: number): Buffer {
-  const b = Buffer.alloc(LB_BACKEND_KEY.size);
-  b.writeUInt32BE(f.vip, LB_BACKEND_KEY.offsets.vip!);
-  b.writeUInt32BE(addr, LB_BACKEND_KEY.offsets.addr!);
-  b.writeUInt16BE(f.port, LB_BACKEND_KEY.offsets.dport!);
-  b.writeUInt16BE(port, LB_BACKEND_KEY.offsets.port!);
-  b.writeUInt8(f.protocol, LB_BACKEND_KEY.offsets.protocol!);
+  return encodeLbBackendKeyInto(Buffer.alloc(LB_BACKEND_KEY.size), 0, f, addr, port);
+}
+
+/** encodeLbBackendKey into `b` at `off` (zeroed there). */
+export function encodeLbBackendKeyInto(b: Buffer, off: number, f: LbFrontend, addr: number, port: number): Buffer {
+  b.writeUInt32BE(f.vip, off + LB_BACKEND_KEY.offsets.vip!);
+  b.writeUInt32BE(addr, off + LB_BACKEND_KEY.offsets.addr!);
+  b.writeUInt16BE(f.port, off + LB_BACKEND_KEY.offsets.dport!);
+  b.writeUInt16BE(port, off + LB_BACKEND_KEY.offsets.port!);
+  b.writeUInt8(f.protocol, off + LB_BACKEND_KEY.offsets.protocol!);
   return b;
 }
 
