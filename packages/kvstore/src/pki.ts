@@ -12,17 +12,29 @@
  * New keys are ECDSA P-256. A CA key may be ECDSA (P-256, P-384) or RSA, in PKCS#8, SEC1 or PKCS#1
  * PEM: the chart's CAs come from helm's genPrivateKey (SEC1) and users bring their own.
  */
-import 'reflect-metadata';
 import { createPrivateKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { CertificateError } from './errors.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 type Algorithm = webcrypto.Algorithm;
 type EcdsaParams = webcrypto.EcdsaParams;
 
-x509.cryptoProvider.set(webcrypto);
+/**
+ * @peculiar/x509 (with the reflect-metadata polyfill it needs), loaded on first use: it takes
+ * ~100 ms to load, which every process importing @weft/kvstore (each agent, each
+ * clustermesh-apiserver, each CLI call) would otherwise pay at start without issuing anything.
+ */
+let x509Lib: typeof X509 | undefined;
+function lib(): typeof X509 {
+  if (!x509Lib) {
+    require('reflect-metadata');
+    x509Lib = require('@peculiar/x509') as typeof X509;
+    x509Lib.cryptoProvider.set(webcrypto);
+  }
+  return x509Lib;
+}
 const subtle = webcrypto.subtle;
 
 /** A certificate and its private key, PEM (PKCS#8 for keys this module makes). */
@@ -97,7 +109,8 @@ async function importSigningKey(pem: string): Promise<{ key: CryptoKey; algorith
   throw new CertificateError(`the CA key's type ${JSON.stringify(obj.asymmetricKeyType)} is not supported (ECDSA, RSA)`);
 }
 
-function parseCert(pem: string, what: string): x509.X509Certificate {
+function parseCert(pem: string, what: string): X509.X509Certificate {
+  const x509 = lib();
   try {
     return new x509.X509Certificate(pem);
   } catch (err) {
@@ -107,6 +120,7 @@ function parseCert(pem: string, what: string): x509.X509Certificate {
 
 /** A new self-signed CA, CN `weft-<name>-ca`, valid `days` (default 3650). */
 export async function createCa(name: string, days = 3650): Promise<Pem> {
+  const x509 = lib();
   checkName('CA name', name);
   checkDays(days);
   const keys = await subtle.generateKey(EC, true, ['sign', 'verify']);
@@ -126,11 +140,12 @@ export async function createCa(name: string, days = 3650): Promise<Pem> {
 }
 
 /** Signs a leaf certificate for `publicKey` with `ca` (CA certificate and key, PEM). */
-async function sign(ca: Pem, cn: string, publicKey: CryptoKey | x509.PublicKey, options: IssueOptions): Promise<string> {
+async function sign(ca: Pem, cn: string, publicKey: CryptoKey | X509.PublicKey, options: IssueOptions): Promise<string> {
+  const x509 = lib();
   checkName('common name', cn);
   const days = options.days ?? 365;
   checkDays(days);
-  const names: x509.JsonGeneralName[] = [];
+  const names: X509.JsonGeneralName[] = [];
   for (const ip of options.ips ?? []) {
     if (isIP(ip) === 0) throw new CertificateError(`IP address ${JSON.stringify(ip)} of the certificate for ${cn} is not an IP address`);
     names.push({ type: 'ip', value: ip });
@@ -178,6 +193,7 @@ export async function issue(ca: Pem, cn: string, options: IssueOptions = {}): Pr
  * the key, the issuer sees only the request. The requested CN is a hint; the issuer decides.
  */
 export async function createCsr(cn: string): Promise<{ csr: string; key: string }> {
+  const x509 = lib();
   checkName('common name', cn);
   const keys = await subtle.generateKey(EC, true, ['sign', 'verify']);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: [{ CN: [cn] }], keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams });
@@ -190,7 +206,8 @@ export async function createCsr(cn: string): Promise<{ csr: string; key: string 
  * signature proves the requester holds that key. Refuses anything but an ECDSA P-256 key.
  */
 export async function issueFromCsr(ca: Pem, csrPem: string, cn: string, options: IssueOptions = {}): Promise<string> {
-  let csr: x509.Pkcs10CertificateRequest;
+  const x509 = lib();
+  let csr: X509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(csrPem);
   } catch (err) {
