@@ -118,6 +118,12 @@ describe('services: ClusterIP and global services (e2e, root)', function () {
     const seen = await spread('c1/gs/client', `http://${ip}:80/`, 24);
     const clusters = new Set([...seen.keys()].map((k) => k.split('/')[0]));
     assert.deepEqual([...clusters].sort(), ['c1', 'c2'], `spread: ${JSON.stringify([...seen])}`);
+    // A full resync on demand finds the maps as the one-by-one updates left them: nothing moves.
+    const before = await weftJson(['bpf', 'lb', 'list', '--cluster', 'c1']);
+    const resync = await weftJson(['service', 'resync', '--cluster', 'c1']);
+    assert.deepEqual(resync.map((r) => [r.node, r.scheduled]), [['c1-node1', true], ['c1-node2', true]]);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.deepEqual(await weftJson(['bpf', 'lb', 'list', '--cluster', 'c1']), before);
   });
 
   it('keeps a cluster\'s backends private with weft.io/shared: "false"', async () => {

@@ -75,6 +75,11 @@ export class AgentClient {
     return this.call('GET', '/v1/services');
   }
 
+  /** Schedules a full service resync (every service resolved again, every frontend compared with the map). */
+  resyncServices(): Promise<{ scheduled: boolean }> {
+    return this.call('POST', '/v1/services/resync');
+  }
+
   encryption(): Promise<Wire<EncryptionStatus>> {
     return this.call('GET', '/v1/encryption');
   }

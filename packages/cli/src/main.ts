@@ -32,6 +32,7 @@ Resources (standalone mode, stored in the cluster's etcd):
 Inspect (per cluster, all nodes unless --node):
   status | endpoint list | policy get
   service list                 ClusterIP and backends per cluster (all lab clusters unless --cluster)
+  service resync               resolve every service again on the chosen nodes (normally changes apply one by one)
   encrypt status               WireGuard per node: lanes, keys, epoch, rotation; per peer: encrypted, lane, handshakes, bytes
   encrypt rotate               rotate WireGuard keys (make-before-break), node after node; --no-wait, --timeout
   bpf ipcache list | bpf nodes list | bpf lb list | bpf policy get ENDPOINT

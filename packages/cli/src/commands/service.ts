@@ -2,6 +2,9 @@
  * `weft service list`: each service's ClusterIP and backends, per cluster, as
  * a node's agent resolved and programmed them (global services included).
  * Every lab cluster unless --cluster; -o json for scripts.
+ *
+ * `weft service resync`: each chosen node's agent resolves every service again
+ * and writes what differs (changes are otherwise applied one at a time).
  */
 import { parseArgs } from 'node:util';
 import { AgentClient } from '@weft/agent';
@@ -11,9 +14,14 @@ import { parseFormat, printJson, printTable, UsageError } from '../output.js';
 
 export async function service(argv: string[]): Promise<void> {
   const [verb, ...rest] = argv;
-  if (verb !== 'list') throw new UsageError('Usage: weft service list [--cluster NAME] [--node NODE] [-o json]');
+  if (verb !== 'list' && verb !== 'resync') throw new UsageError('Usage: weft service list|resync [--cluster NAME] [--node NODE] [-o json]');
   const { values } = parseArgs({ args: rest, options: { cluster: { type: 'string' }, node: { type: 'string' }, agent: { type: 'string' }, output: { type: 'string', short: 'o' } } });
   const format = parseFormat(values.output);
+  if (verb === 'resync') {
+    const rows = await Promise.all(agentsFor(values).map(async ({ node, client }) => ({ node, ...(await client.resyncServices()) })));
+    if (format === 'json') return printJson(rows);
+    return printTable(['NODE', 'RESYNC'], rows.map((r) => [r.node, r.scheduled ? 'scheduled' : 'not scheduled']));
+  }
   const targets: Array<{ cluster: string; client: AgentClient }> = [];
   if (values.agent || values.cluster || values.node) {
     const [first] = agentsFor(values);
