@@ -13,13 +13,14 @@
  *   backends in its BPF service map.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MESH_STATUS_PREFIX, type MeshStatus } from '@weft/clustermesh';
 import { BpfMap, decodeLb, encodeIpcacheKey, encodeLbKey, ipv4ToInt, IPCACHE_KEY, IPPROTO_TCP } from '@weft/datapath';
 import { endpointKey } from '@weft/schema';
 import { op } from '@weft/kvstore';
-import { apiserverPid, labEtcdClient, labDown, labUp, type ClusterLayout } from '@weft/lab';
+import { apiserverPid, labEtcdClient, labDown, labUp, pidInNetns, type ClusterLayout } from '@weft/lab';
 import { addBenchNodes, allowBenchRange, benchEndpoint, inRangeEndpoint } from './mesh-range.js';
 import { finish, percentile, progress, round, type Target } from './report.js';
 
@@ -30,6 +31,36 @@ async function lab(): Promise<{ c1: ClusterLayout; c2: ClusterLayout }> {
   const encryption = process.env.WEFT_BENCH_ENCRYPTION === 'off' ? 'off' : 'wireguard';
   const state = await labUp({ clusters: [{ name: 'c1', id: 1 }, { name: 'c2', id: 2 }], nodes: 1, routing: 'vxlan', encryption }, (s) => progress(s));
   return { c1: state.clusters[0]!, c2: state.clusters[1]! };
+}
+
+/** CPU seconds a process has used (utime + stime, /proc/PID/stat fields 14 and 15). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * Waits until each process has used under 5% of a core over a second: what was loaded into the
+ * clusters has been taken in, so the measured run shares the cores only with its own work.
+ */
+async function quiesce(what: string, pids: number[]): Promise<void> {
+  const t0 = performance.now();
+  for (;;) {
+    const before = pids.map(cpuSeconds);
+    await new Promise((r) => setTimeout(r, 1000));
+    const busy = pids.filter((p, i) => cpuSeconds(p) - before[i]! >= 0.05);
+    if (busy.length === 0) return progress(`${what}: quiet after ${round((performance.now() - t0) / 1000, 1)} s`);
+    if (performance.now() - t0 > 180_000) throw new Error(`${what}: processes ${busy.join(', ')} still busy after 180 s`);
+  }
+}
+
+/** The agents of both clusters and c1's clustermesh-apiserver. */
+function settledPids(c1: ClusterLayout, c2: ClusterLayout): number[] {
+  const agents = [...c1.nodes, ...c2.nodes].map((n) => pidInNetns(n.netns, join(n.stateDir, 'agent.json')));
+  const pids = [...agents, apiserverPid(c1)];
+  if (pids.some((p) => p === undefined)) throw new Error('coldsync: an agent or c1\'s clustermesh-apiserver is not running');
+  return pids as number[];
 }
 
 /** Endpoint i of the propagation run, on a bench node inside c1's pod range (mesh-range.ts). */
@@ -128,11 +159,14 @@ export async function coldsync(): Promise<void> {
       }
       await kv1.txn('bench load endpoints', { compare: [], success: ops });
     }
-    await new Promise((r) => setTimeout(r, 2000)); // c1's exporter catches up with its own etcd
     await kv2.delete(`${MESH_STATUS_PREFIX}c2`);
     // The endpoints' nodes (beyond c1's pod range, which c2 then accepts from c1: mesh-range.ts).
     await addBenchNodes(kv1);
     allowBenchRange(c2);
+    // c1's agent takes in its cluster's 100k endpoints and 1,000 services, c1's exporter caches
+    // them, c2's agent its 1,000 services: all before c2 connects, as in a cluster that has been
+    // running (it used to be a fixed 2 s, and c1's agent spent 1.9 s of CPU inside the measured run).
+    await quiesce('coldsync: c1 and c2 take in what was loaded', settledPids(c1, c2));
     progress('coldsync: c2 connects');
     const t0 = performance.now();
     const child = spawn('ip', ['netns', 'exec', c2.cpNetns, process.execPath, WEFT, 'clustermesh-apiserver', '--config', `/var/run/weft/lab/c2/clustermesh/config.json`], { detached: true, stdio: 'ignore' });
