@@ -1,20 +1,6 @@
 /** The weft command line. Exit codes: 0 ok, 1 failure, 2 usage error. */
-import { agent } from './commands/agent.js';
-import { apply } from './commands/apply.js';
-import { clustermesh, clustermeshApiserver } from './commands/clustermesh.js';
-import { cni } from './commands/cni.js';
-import { connectivityTest } from './commands/connectivity.js';
-import { demo } from './commands/demo.js';
-import { echoServer } from './commands/echo-server.js';
-import { etcdIssuer } from './commands/etcd-issuer.js';
-import { identity } from './commands/identity.js';
-import { bpf, endpointList, policyGet, status } from './commands/inspect.js';
-import { service } from './commands/service.js';
-import { encrypt } from './commands/encrypt.js';
-import { agentHealth, apiserverHealth } from './commands/health.js';
-import { lab } from './commands/lab.js';
-import { observe } from './commands/observe.js';
-import { probe } from './commands/probe.js';
+/* Each command module is loaded when its command runs: a clustermesh-apiserver or a probe pod loads
+   only its own (the agent, the lab and the Kubernetes client stay unloaded where unused). */
 import { exitOnError, UsageError } from './output.js';
 
 const USAGE = `Usage: weft COMMAND [options]      (every command takes -o json)
@@ -69,48 +55,48 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'demo':
-      return demo(rest);
+      return (await import('./commands/demo.js')).demo(rest);
     case 'identity':
-      return identity(rest);
+      return (await import('./commands/identity.js')).identity(rest);
     case 'lab':
-      return lab(rest);
+      return (await import('./commands/lab.js')).lab(rest);
     case 'apply':
-      return apply(rest);
+      return (await import('./commands/apply.js')).apply(rest);
     case 'delete':
-      return apply(rest, true);
+      return (await import('./commands/apply.js')).apply(rest, true);
     case 'status':
-      return status(rest);
+      return (await import('./commands/inspect.js')).status(rest);
     case 'endpoint':
       if (rest[0] !== 'list') throw new UsageError('Usage: weft endpoint list');
-      return endpointList(rest.slice(1));
+      return (await import('./commands/inspect.js')).endpointList(rest.slice(1));
     case 'policy':
       if (rest[0] !== 'get') throw new UsageError('Usage: weft policy get');
-      return policyGet(rest.slice(1));
+      return (await import('./commands/inspect.js')).policyGet(rest.slice(1));
     case 'service':
-      return service(rest);
+      return (await import('./commands/service.js')).service(rest);
     case 'encrypt':
-      return encrypt(rest);
+      return (await import('./commands/encrypt.js')).encrypt(rest);
     case 'bpf':
-      return bpf(rest);
+      return (await import('./commands/inspect.js')).bpf(rest);
     case 'observe':
-      return observe(rest);
+      return (await import('./commands/observe.js')).observe(rest);
     case 'connectivity':
       if (rest[0] !== 'test') throw new UsageError('Usage: weft connectivity test');
-      return connectivityTest(rest.slice(1));
+      return (await import('./commands/connectivity.js')).connectivityTest(rest.slice(1));
     case 'agent':
-      return rest[0] === 'health' ? agentHealth(rest.slice(1)) : agent(rest);
+      return rest[0] === 'health' ? (await import('./commands/health.js')).agentHealth(rest.slice(1)) : (await import('./commands/agent.js')).agent(rest);
     case 'cni':
-      return cni(rest);
+      return (await import('./commands/cni.js')).cni(rest);
     case 'clustermesh-apiserver':
-      return rest[0] === 'health' ? apiserverHealth(rest.slice(1)) : clustermeshApiserver(rest);
+      return rest[0] === 'health' ? (await import('./commands/health.js')).apiserverHealth(rest.slice(1)) : (await import('./commands/clustermesh-apiserver.js')).clustermeshApiserver(rest);
     case 'clustermesh':
-      return clustermesh(rest);
+      return (await import('./commands/clustermesh.js')).clustermesh(rest);
     case 'etcd-issuer':
-      return etcdIssuer(rest);
+      return (await import('./commands/etcd-issuer.js')).etcdIssuer(rest);
     case 'echo-server':
-      return echoServer(rest);
+      return (await import('./commands/echo-server.js')).echoServer(rest);
     case 'probe':
-      return probe(rest);
+      return (await import('./commands/probe.js')).probe(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -1,21 +1,10 @@
 /** `weft clustermesh-apiserver --config FILE` (the process), `weft clustermesh status` and `connect|disconnect`. */
 import { parseArgs } from 'node:util';
-import { ClusterMeshApiServer, kubeConnect, kubeDisconnect, loadMeshConfig, MESH_STATUS_PREFIX, readEtcdTls, type MeshStatus } from '@weft/clustermesh';
+import { kubeConnect, kubeDisconnect, loadMeshConfig, MESH_STATUS_PREFIX, readEtcdTls, type MeshStatus } from '@weft/clustermesh';
 import { KvClient } from '@weft/kvstore';
 import { meshConnect, meshDisconnect } from '@weft/lab';
 import { kvFor, labCluster } from '../context.js';
 import { parseFormat, printJson, printTable, progress, UsageError } from '../output.js';
-
-export async function clustermeshApiserver(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' } } });
-  if (!values.config) throw new UsageError('weft clustermesh-apiserver needs --config FILE');
-  const server = new ClusterMeshApiServer(loadMeshConfig(values.config));
-  const stop = (): void => void server.stop().then(() => process.exit(0));
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-  await server.start();
-  await new Promise(() => undefined);
-}
 
 export async function clustermesh(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
