@@ -53,8 +53,8 @@ export interface StoreHandler {
 
 export class StoreWatcher {
   private readonly watcher: PrefixWatcher;
-  /** Keys told to the handler as holding a record, so withdrawing tells their end. */
-  private readonly held = new Map<string, StoreChange>();
+  /** Keys told to the handler as holding a record, so withdrawing tells their end (the key says what it was). */
+  private readonly held = new Set<string>();
   private closed = false;
   private readonly closedSignal = new AbortController();
 
@@ -89,7 +89,7 @@ export class StoreWatcher {
     if (!this.closed) {
       this.closed = true;
       this.closedSignal.abort();
-      if (options.withdraw) for (const [key, c] of [...this.held]) this.tell(key, undefined, gone(c));
+      if (options.withdraw) for (const key of [...this.held]) this.tell(key, undefined, this.goneAt(key) as StoreChange);
       this.held.clear();
     }
     return this.watcher.stop();
@@ -97,40 +97,56 @@ export class StoreWatcher {
 
   private onEvent(e: WatchEvent): void {
     if (this.closed) return;
-    const rest = e.key.slice(this.source.root.length);
-    const slash = rest.indexOf('/');
-    const kind = rest.slice(0, slash);
-    const name = rest.slice(slash + 1);
-    const upsert = e.type === 'upsert';
-    if (slash < 0) return;
-    switch (kind) {
-      case 'nodes': {
-        const parsed = upsert ? parseNodeRecord(e.value, this.source.cluster) : undefined;
-        const checked = typeof parsed === 'object' && parsed.name !== name ? `node record ${parsed.name} stored under ${name}` : parsed;
-        return this.tell(e.key, problemOf(checked), { kind: 'node', key: e.key, name, record: recordOf(checked) });
+    const gone = this.goneAt(e.key);
+    if (gone === undefined) return;
+    if (typeof gone === 'string') return this.tell(e.key, e.type === 'upsert' ? gone : undefined, undefined);
+    if (e.type === 'delete') return this.tell(e.key, undefined, gone);
+    switch (gone.kind) {
+      case 'node': {
+        const parsed = parseNodeRecord(e.value, this.source.cluster);
+        const checked = typeof parsed === 'object' && parsed.name !== gone.name ? `node record ${parsed.name} stored under ${gone.name}` : parsed;
+        return this.tell(e.key, problemOf(checked), { ...gone, record: recordOf(checked) });
       }
-      case 'endpoints': {
-        const path = this.source.local ? parseEndpointPath(name) : { node: undefined, ip: name };
-        if (!path) return this.tell(e.key, upsert ? 'key is not endpoints/<node>/<ip>' : undefined, undefined);
+      case 'endpoint': {
         // Its identity must be of the store's cluster (reserved ones are for admission to refuse).
-        const parsed = upsert ? parseEndpointRecord(e.value, this.source.clusterId) : undefined;
+        const parsed = parseEndpointRecord(e.value, this.source.clusterId);
         // (This cluster's records are held to their key and node by EndpointOwnership, which says which rule failed.)
-        const checked = typeof parsed === 'object' && !this.source.local && parsed.ip !== path.ip ? `endpoint ${parsed.ip} stored under ${name}` : parsed;
-        return this.tell(e.key, problemOf(checked), { kind: 'endpoint', key: e.key, node: path.node, ip: path.ip, record: recordOf(checked) });
+        const checked = typeof parsed === 'object' && !this.source.local && parsed.ip !== gone.ip ? `endpoint ${parsed.ip} stored under ${gone.ip}` : parsed;
+        return this.tell(e.key, problemOf(checked), { ...gone, record: recordOf(checked) });
       }
-      case 'identities': {
-        if (this.source.local) return;
-        const id = parseIdentity(name);
-        if (id === undefined) return this.tell(e.key, upsert ? `identity ${JSON.stringify(name)} is not an identity` : undefined, undefined);
-        const labels = upsert ? this.parseIdentityLabels(id, e.value) : undefined;
-        return this.tell(e.key, problemOf(labels), { kind: 'identity', key: e.key, id, labels: recordOf(labels) });
+      case 'identity': {
+        const labels = this.parseIdentityLabels(gone.id, e.value);
+        return this.tell(e.key, problemOf(labels), { ...gone, labels: recordOf(labels) });
       }
-      case 'services': {
-        if (this.source.local) return;
-        const parsed = upsert ? parseServiceRecord(name, e.value.toString()) : undefined;
-        return this.tell(e.key, problemOf(parsed), { kind: 'service', key: e.key, name, record: recordOf(parsed) });
+      case 'service': {
+        const parsed = parseServiceRecord(gone.name, e.value.toString());
+        return this.tell(e.key, problemOf(parsed), { ...gone, record: recordOf(parsed) });
       }
     }
+  }
+
+  /**
+   * What a key names, as the change that says it is gone; a string when the key has a record's kind
+   * but not its shape; undefined for keys that are not records.
+   */
+  private goneAt(key: string): StoreChange | string | undefined {
+    const rest = key.slice(this.source.root.length);
+    const slash = rest.indexOf('/');
+    if (slash < 0) return undefined;
+    const kind = rest.slice(0, slash);
+    const name = rest.slice(slash + 1);
+    if (kind === 'nodes') return { kind: 'node', key, name, record: undefined };
+    if (kind === 'endpoints') {
+      const path = this.source.local ? parseEndpointPath(name) : { node: undefined, ip: name };
+      return path ? { kind: 'endpoint', key, node: path.node, ip: path.ip, record: undefined } : 'key is not endpoints/<node>/<ip>';
+    }
+    if (this.source.local) return undefined;
+    if (kind === 'identities') {
+      const id = parseIdentity(name);
+      return id === undefined ? `identity ${JSON.stringify(name)} is not an identity` : { kind: 'identity', key, id, labels: undefined };
+    }
+    if (kind === 'services') return { kind: 'service', key, name, record: undefined };
+    return undefined;
   }
 
   /** Only an identity of the remote's own range, labelled with its cluster: never a reserved one, never another cluster's. */
@@ -153,14 +169,10 @@ export class StoreWatcher {
     this.handler.invalid(key, problem);
     if (!change) return;
     const present = change.kind === 'identity' ? change.labels !== undefined : change.record !== undefined;
-    if (present) this.held.set(key, change);
+    if (present) this.held.add(key);
     else if (!this.held.delete(key)) return;
     this.handler.change(change);
   }
-}
-
-function gone(c: StoreChange): StoreChange {
-  return c.kind === 'identity' ? { ...c, labels: undefined } : { ...c, record: undefined };
 }
 
 function problemOf<T>(parsed: T | string | undefined): string | undefined {
