@@ -328,7 +328,7 @@ export class ClusterState {
     } else if (c.kind === 'service') {
       const id = `${remote}/${c.name}`;
       if (c.record) this.remoteServices.set(id, c.record);
-      else this.remoteServices.delete(id);
+      else if (!this.remoteServices.delete(id)) return;
       this.onChange({ kind: 'remote-service', cluster: remote, key: c.name, record: c.record });
     } else {
       const id = `${remote}/${c.ip}`;

@@ -45,7 +45,11 @@ export type StoreChange =
   | { kind: 'service'; key: string; name: string; record: ServiceRecord | undefined };
 
 export interface StoreHandler {
-  /** Called synchronously, in the store's order, after `invalid` for the same key. */
+  /**
+   * Called synchronously, in the store's order, after `invalid` for the same key. A key may be told
+   * gone that was never told present (its record was invalid): nothing to undo. The watcher keeps no
+   * copy of what it told: a handler holds the records it uses.
+   */
   change(change: StoreChange): void;
   /** Why the record at `key` is not used (undefined: it is used, or the key is gone). */
   invalid(key: string, reason: string | undefined): void;
@@ -53,8 +57,6 @@ export interface StoreHandler {
 
 export class StoreWatcher {
   private readonly watcher: PrefixWatcher;
-  /** Keys told to the handler as holding a record, so withdrawing tells their end (the key says what it was). */
-  private readonly held = new Set<string>();
   private closed = false;
   private readonly closedSignal = new AbortController();
 
@@ -89,8 +91,14 @@ export class StoreWatcher {
     if (!this.closed) {
       this.closed = true;
       this.closedSignal.abort();
-      if (options.withdraw) for (const key of [...this.held]) this.tell(key, undefined, this.goneAt(key) as StoreChange);
-      this.held.clear();
+      // Every key the store holds is told gone (the key says what it named); a key whose record was
+      // invalid is told gone too, which a handler takes as the no-op it is.
+      if (options.withdraw) {
+        for (const key of [...this.watcher.keys()]) {
+          const gone = this.goneAt(key);
+          if (typeof gone === 'object') this.tell(key, undefined, gone);
+        }
+      }
     }
     return this.watcher.stop();
   }
@@ -167,11 +175,7 @@ export class StoreWatcher {
   /** Reports the key's validity, then its change (undefined: a key that names nothing). */
   private tell(key: string, problem: string | undefined, change: StoreChange | undefined): void {
     this.handler.invalid(key, problem);
-    if (!change) return;
-    const present = change.kind === 'identity' ? change.labels !== undefined : change.record !== undefined;
-    if (present) this.held.add(key);
-    else if (!this.held.delete(key)) return;
-    this.handler.change(change);
+    if (change) this.handler.change(change);
   }
 }
 

@@ -95,6 +95,11 @@ export class PrefixWatcher {
     return this.known.size;
   }
 
+  /** The keys currently known under the prefix (what the handler was told exists). */
+  keys(): IterableIterator<string> {
+    return this.known.keys();
+  }
+
   start(): this {
     if (this._state !== 'idle') return this;
     this.running = this.run().catch((err) => {
