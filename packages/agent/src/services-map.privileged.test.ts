@@ -8,47 +8,25 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@weft/common';
-import { ensureBpffs } from '@weft/datapath';
 import { BpfDatapath } from './bpf-datapath.js';
 import { validateAgentConfig } from './config.js';
 import type { ServiceProgram } from './datapath-port.js';
-import { BPF_DIR, cannotRun } from './testing/lxc-programs.js';
+import { BPF_DIR, lxcSuite } from './testing/lxc-programs.js';
 
 const svc = (vip: string, port: number, ips: string[], protocol: 'TCP' | 'UDP' = 'TCP'): ServiceProgram => ({ vip, port, protocol, backends: ips.map((ip) => ({ ip, port: 8080 })) });
 const sorted = (s: ServiceProgram[]): ServiceProgram[] => [...s].sort((a, b) => (`${a.vip}/${a.port}/${a.protocol}` < `${b.vip}/${b.port}/${b.protocol}` ? -1 : 1));
 
 describe('service maps: partial updates (root, real maps)', function () {
   this.timeout(60_000);
-  const tag = randomBytes(3).toString('hex');
-  const cleanups: Array<() => void> = [];
-
-  before(function () {
-    const why = cannotRun();
-    if (why) {
-      console.log(`    (skipped: ${why})`);
-      return this.skip();
-    }
-    ensureBpffs();
-  });
-  afterEach(() => {
-    for (let undo = cleanups.pop(); undo; undo = cleanups.pop()) {
-      try {
-        undo();
-      } catch {
-        // Keep cleaning up.
-      }
-    }
-  });
+  const { tag, cleanups, root: pinRoot } = lxcSuite('wtsv');
 
   it('writes only the frontends given, keeps slots, and ends where a whole sync would, across a restart', async () => {
-    const root = `/sys/fs/bpf/wtsv-${tag}`;
+    const root = pinRoot();
     const stateDir = mkdtempSync(join(tmpdir(), 'wtsv-'));
-    cleanups.push(() => rmSync(root, { recursive: true, force: true }));
     cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
     const underlay = `wtsv-${tag}`;
     execFileSync('ip', ['link', 'add', underlay, 'type', 'veth', 'peer', 'name', `wtsp-${tag}`]);
