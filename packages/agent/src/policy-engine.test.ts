@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { silentLogger } from '@weft/common';
+import { seededRandom as rng, silentLogger } from '@weft/common';
 import { workloadLabels, type IdentityAllocator, type IdentityChange, type LabelSet } from '@weft/identity';
 import { parsePolicy, policyCidrs, resolveEndpoint, type Policy } from '@weft/policy';
 import type { Resource, ResourceSource, ResourceWatchHandler } from '@weft/resources';
@@ -10,17 +10,6 @@ import { endpointLabels, type Endpoint } from './endpoint-manager.js';
 import { MemoryDatapath } from './memory-datapath.js';
 import { PolicyEngine } from './policy-engine.js';
 
-/** mulberry32: a failure names its seed and replays. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CLUSTER = 'c1';
 const config = validateAgentConfig({ cluster: CLUSTER, clusterId: 1, node: 'n1', etcd: ['127.0.0.1:1'], nodeIp: '192.0.2.1', podCidr: '10.1.0.0/24', bpfDir: '/nonexistent' });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { silentLogger } from '@weft/common';
+import { seededRandom, silentLogger } from '@weft/common';
 import type { Resource, ResourceSource, ResourceWatchHandler, ServiceEndpointsHandler, ServicePort, ServiceSpec } from '@weft/resources';
 import type { ServiceFrontendRef, ServiceProgram } from './datapath-port.js';
 import { MemoryDatapath } from './memory-datapath.js';
@@ -269,7 +269,7 @@ describe('ServiceManager: changes touch only the services they can', () => {
 
   it('after any sequence of changes, the same result as a full resync (seeded, property style)', async function () {
     for (const seed of [1, 7, 2026]) {
-      const rng = mulberry32(seed);
+      const rng = seededRandom(seed);
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)]!;
       const namespaces = ['a', 'b'];
       const names = ['s0', 's1', 's2', 's3', 's4', 's5'];
@@ -317,14 +317,3 @@ describe('ServiceManager: changes touch only the services they can', () => {
   });
 });
 
-/** A small seeded PRNG: the same sequence of changes on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -6,3 +6,4 @@ export { createLogger, silentLogger, type Logger, type LogContext } from './logg
 export { Coalescer } from './coalescer.js';
 export { healthReport, type HealthCheck, type HealthReport } from './health.js';
 export { parseIpv4, ipv4ToInt, formatIpv4, parseCidr, formatCidr, cidrContains, prefixMask, type Cidr } from './ipv4.js';
+export { seededRandom } from './seeded-random.js';

@@ -1,21 +1,11 @@
 import assert from 'node:assert/strict';
+import { seededRandom as rng } from '@weft/common';
 import { workloadLabels, type LabelSet } from '@weft/identity';
 import { EndpointRules, type EntryChanges, type RulesUniverse } from './endpoint-rules.js';
 import { entryKey, resolveEndpoint, type CidrIdentityView, type EndpointView, type NamedPort, type PolicyEntry } from './resolve.js';
 import { SelectorCache, type CachedSelector, type SelectionUser } from './selector-cache.js';
 import type { Peer, Policy, PortRule, Rule, Selector } from './types.js';
 
-/** mulberry32: the same sequence for a seed on every run, so a failure names its seed and replays. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CLUSTER = 'east';
 const CIDRS: CidrIdentityView[] = [
