@@ -75,7 +75,8 @@ describe('ClusterState: remote records that bypassed the importer @etcd', functi
     await settle();
     assert.equal(datapath.ipcache.has('8.8.8.8/32'), false);
     assert.equal(datapath.ipcache.has('10.96.0.10/32'), false);
-    const backends = (state.remoteEndpointsByCluster().get('rogue') ?? []).map((e) => e.ip);
+    // What the ServiceManager reads as rogue's backends: its admitted endpoints.
+    const backends = [...state.admittedRemoteEndpoints()].filter(([id]) => id.startsWith('rogue/')).map(([, e]) => e.ip);
     assert.ok(backends.includes('10.104.1.5'));
     assert.ok(!backends.includes('8.8.8.8') && !backends.includes('10.96.0.10'), backends.join());
     assert.match(state.refused.get('weft/mesh/v1/rogue/endpoints/8.8.8.8')!, /outside the pod CIDR 10\.104\.1\.0\/24 of its node r1/);

@@ -272,18 +272,6 @@ export class ClusterState {
     return this.admittedEndpoints;
   }
 
-  /** Admitted remote endpoints grouped by their cluster. */
-  remoteEndpointsByCluster(): Map<string, EndpointRecord[]> {
-    const out = new Map<string, EndpointRecord[]>();
-    for (const [id, e] of this.admittedEndpoints) {
-      const cluster = id.slice(0, id.indexOf('/'));
-      const list = out.get(cluster);
-      if (list) list.push(e);
-      else out.set(cluster, [e]);
-    }
-    return out;
-  }
-
   /** Remote records and routes not used, with the reason (status: invalidRecords), and remote claims local state beats. */
   get refused(): Map<string, string> {
     const out = new Map([...this.refusedRecords, ...this.refusedRoutes]);
