@@ -16,8 +16,7 @@ cd "$(dirname "$0")/.."
 # busybox-static: the lane's initramfs (init, insmod, mount, chroot) without copying a libc into it
 # kmod: modprobe inside the lane's guest resolves module dependencies from the kernel package's modules.dep
 # xz-utils: unpacking the lane's initramfs modules when a kernel package ships them as .ko.xz
-# golang-go + golang-github-{masterminds-sprig,ghodss-yaml,xeipuuv-gojsonschema,gobwas-glob,burntsushi-toml}-dev: hack/helm-render, Helm's template engine built offline to test charts/weft (no helm binary exists here)
-PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-go wireguard-tools tcpdump qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev golang-github-xeipuuv-gojsonschema-dev golang-github-gobwas-glob-dev golang-github-burntsushi-toml-dev)
+PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-go wireguard-tools tcpdump qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -33,3 +32,8 @@ command -v etcd >/dev/null || { echo "[install] etcd not on PATH after installin
 
 echo "[install] npm ci" >&2
 npm ci --no-audit --no-fund --loglevel=error
+
+# helm, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd 3.6, built from
+# the Go module proxy with the machine's Go (>= 1.26), cached by version (about 10 minutes cold on
+# 2 cores, nothing to do warm): the chart and Kubernetes tests run the real things.
+hack/kube/build.sh >/dev/null

@@ -1,15 +1,16 @@
-// The Helm chart (charts/weft), tested without Helm: hack/helm-render (Go's text/template, Sprig
-// and Helm's engine functions, built here from Debian's Go packages) renders it; every manifest is
-// checked against the Kubernetes API schemas (kubernetes-models: types, formats, enums, required
-// fields; TypeScript's excess-property check against its types: unknown fields, as
-// `kubectl --validate=strict` would refuse them); the configurations it renders are loaded by Weft's
-// own loaders, and the mesh certificates it issues complete a real mutual-TLS handshake.
-// Needs `go` (hack/install.sh) and a built tree (npx tsc -b); no root, no cluster.
+// The Helm chart (charts/weft), with the real helm (hack/kube/build.sh) against a real API server
+// (kube-apiserver and etcd of the same build, started here on loopback): `helm lint`, `helm
+// template`, values.schema.json enforced by helm itself, every rendered manifest validated by the
+// API server (server-side dry run, strict field validation: unknown fields, types, enums, required
+// fields), `helm install/upgrade/uninstall` keeping the certificates and keys the chart generates
+// through `lookup`, the configurations it renders loaded by Weft's own loaders, and the mesh
+// certificates it issues completing a real mutual-TLS handshake.
+// Needs hack/kube/build.sh's tools and a built tree (npx tsc -b); no root, no cluster of its own.
 'use strict';
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
 const { X509Certificate } = require('node:crypto');
-const { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } = require('node:fs');
+const { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join, resolve } = require('node:path');
 const tls = require('node:tls');
@@ -18,42 +19,55 @@ const YAML = require('yaml');
 const ROOT = resolve(__dirname, '..');
 const CHART = join(ROOT, 'charts', 'weft');
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'chart');
-const SOURCE = join(ROOT, 'hack', 'helm-render', 'main.go');
-// The Go build goes to build/ (gitignored); a checkout this user cannot write builds in /tmp.
-const BUILD = (() => {
-  try {
-    accessSync(ROOT, constants.W_OK);
-    return join(ROOT, 'build', 'helm-render');
-  } catch {
-    return join(tmpdir(), `weft-helm-render-${process.getuid()}`);
-  }
-})();
-const BIN = join(BUILD, 'helm-render');
-// A TypeScript project that type-checks rendered manifests against kubernetes-models' types.
-const TYPECHECK = join(BUILD, 'typecheck');
 const NS = 'kube-system';
+const { ControlPlane } = require(join(ROOT, 'packages', 'lab', 'dist', 'kube', 'control-plane.js'));
+const { kubeTool } = require(join(ROOT, 'packages', 'lab', 'dist', 'kube', 'tools.js'));
 
-function buildRenderer() {
-  if (existsSync(BIN) && statSync(BIN).mtimeMs > statSync(SOURCE).mtimeMs) return;
-  mkdirSync(BUILD, { recursive: true });
-  // GOPATH mode against Debian's Go sources (/usr/share/gocode): no module download, ever.
-  const env = { ...process.env, GO111MODULE: 'off', GOPATH: `${join(BUILD, 'gopath')}:/usr/share/gocode`, GOCACHE: join(BUILD, 'go-cache'), GOFLAGS: '', GOPROXY: 'off', CGO_ENABLED: '0' };
-  const r = spawnSync('go', ['build', '-o', BIN, '.'], { cwd: join(ROOT, 'hack', 'helm-render'), env, encoding: 'utf8' });
-  if (r.error) throw new Error(`Cannot build hack/helm-render: ${r.error.message} (hack/install.sh installs golang-go and the Go libraries)`);
-  assert.equal(r.status, 0, `go build of hack/helm-render failed:\n${r.stderr}`);
+/** The API server every test of this file shares (started in the root `before`). */
+let cp;
+/** helm's own state (repositories, cache) goes to a scratch directory, never the user's. */
+let helmHome;
+
+/** Runs helm against the test's API server. */
+function helm(args) {
+  const env = { ...process.env, KUBECONFIG: cp.kubeconfig, HELM_CACHE_HOME: join(helmHome, 'cache'), HELM_CONFIG_HOME: join(helmHome, 'config'), HELM_DATA_HOME: join(helmHome, 'data') };
+  return spawnSync(kubeTool('helm'), args, { encoding: 'utf8', env, timeout: 120_000 });
 }
 
-/** Runs helm-render; `args` are helm-style flags. */
-function helmRender(args) {
-  return spawnSync(BIN, ['--name', 'weft', '--namespace', NS, ...args, CHART], { encoding: 'utf8' });
+function kubectl(args, input) {
+  return spawnSync(kubeTool('kubectl'), ['--kubeconfig', cp.kubeconfig, ...args], { encoding: 'utf8', input, timeout: 60_000 });
 }
 
-/** Renders and parses: [{ source, obj }], failing with the renderer's error. */
-function render(args = []) {
-  const r = helmRender(args);
-  assert.equal(r.status, 0, `helm-render ${args.join(' ')} failed:\n${r.stderr}`);
+/** `helm template` of the release weft in kube-system; `args` are helm's flags. */
+function helmTemplate(args) {
+  return helm(['template', 'weft', CHART, '--namespace', NS, ...args]);
+}
+
+/** Parses helm's output: [{ source, obj }]. */
+function parseManifests(text) {
   // YAML 1.1, as Kubernetes and Helm read manifests (0400 is octal there).
-  return r.stdout.split(/^---\n/m).filter((d) => d.trim()).map((doc) => ({ source: /^# Source: (.*)$/m.exec(doc)[1], obj: YAML.parse(doc, { version: '1.1' }) }));
+  return text.split(/^---\n/m).filter((d) => d.trim()).map((doc) => ({ source: /^# Source: (.*)$/m.exec(doc)[1], obj: YAML.parse(doc, { version: '1.1' }) }));
+}
+
+/** Renders and parses, failing with helm's error. */
+function render(args = []) {
+  const r = helmTemplate(args);
+  assert.equal(r.status, 0, `helm template ${args.join(' ')} failed:\n${r.stderr}`);
+  return parseManifests(r.stdout);
+}
+
+/** `helm install` or `helm upgrade` of the release; returns what the release now holds, as the API server stores it. */
+function release(verb, args = []) {
+  const r = helm([verb, 'weft', CHART, '--namespace', NS, ...args]);
+  assert.equal(r.status, 0, `helm ${verb} ${args.join(' ')} failed:\n${r.stderr}`);
+  const got = kubectl(['get', 'secrets,configmaps', '-n', NS, '-l', 'app.kubernetes.io/instance=weft', '-o', 'json']);
+  assert.equal(got.status, 0, got.stderr);
+  return JSON.parse(got.stdout).items.map((obj) => ({ source: 'cluster', obj }));
+}
+
+function uninstall() {
+  const r = helm(['uninstall', 'weft', '--namespace', NS, '--wait']);
+  assert.equal(r.status, 0, `helm uninstall failed:\n${r.stderr}`);
 }
 
 const find = (docs, kind, name) => {
@@ -63,68 +77,41 @@ const find = (docs, kind, name) => {
 };
 const secretData = (secret, key) => Buffer.from(secret.data[key], 'base64').toString('utf8');
 
-/** Only GA API versions: the models also hold removed ones (apps/v1beta1, ...), which we must never emit. */
-const GA = new Set(['v1', 'apps/v1', 'rbac.authorization.k8s.io/v1', 'admissionregistration.k8s.io/v1']);
-const modelPath = (o) => `kubernetes-models/${o.apiVersion}/${o.kind}`;
+/** Only GA API versions: the server also serves beta ones, which we must never emit. */
+const GA = new Set(['v1', 'apps/v1', 'rbac.authorization.k8s.io/v1', 'admissionregistration.k8s.io/v1', 'apiextensions.k8s.io/v1']);
 
-/** Validates every object against the upstream schemas, then against the typed models for unknown fields. */
+/**
+ * Every object, as the API server validates it (a server-side dry run with strict field
+ * validation: unknown or duplicate fields, types, formats, enums, required fields, admission).
+ */
 function validateManifests(docs) {
-  const problems = [];
-  for (const { source, obj } of docs) {
-    if (!GA.has(obj.apiVersion)) problems.push(`${source}: ${obj.kind} ${obj.metadata?.name}: apiVersion ${obj.apiVersion} is not one this chart may use`);
-    let Model;
-    try {
-      Model = require(modelPath(obj))[obj.kind];
-    } catch {
-      problems.push(`${source}: no Kubernetes schema for ${obj.apiVersion} ${obj.kind}`);
-      continue;
-    }
-    try {
-      new Model(obj).validate();
-    } catch (err) {
-      problems.push(`${source}: ${obj.kind} ${obj.metadata?.name}: ${err.message}`);
-    }
-  }
+  const problems = docs.filter(({ obj }) => !GA.has(obj.apiVersion)).map(({ source, obj }) => `${source}: ${obj.kind} ${obj.metadata?.name}: apiVersion ${obj.apiVersion} is not one this chart may use`);
   assert.deepEqual(problems, [], problems.join('\n'));
-  // The upstream OpenAPI leaves objects open; their TypeScript types do not: `satisfies` on a
-  // literal refuses any field the type lacks, at any depth.
-  const lines = ['// Generated by test/chart.test.js'];
-  docs.forEach(({ obj }, i) => lines.push(`import type { I${obj.kind} as T${i} } from '${modelPath(obj)}';`));
-  docs.forEach(({ source, obj }, i) => {
-    lines.push(`// ${source}: ${obj.kind} ${obj.metadata.name}`, `export const m${i} = ${JSON.stringify(obj, null, 1)} satisfies T${i};`);
-  });
-  writeFileSync(join(TYPECHECK, 'manifests.ts'), `${lines.join('\n')}\n`);
-  const r = spawnSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', TYPECHECK], { encoding: 'utf8', cwd: ROOT });
-  if (r.status !== 0) {
-    const text = readFileSync(join(TYPECHECK, 'manifests.ts'), 'utf8').split('\n');
-    const where = (line) => text.slice(0, line).reverse().find((l) => l.startsWith('// weft/')) ?? '';
-    const explained = r.stdout.split('\n').filter(Boolean).map((l) => {
-      const m = /manifests\.ts\((\d+),/.exec(l);
-      return m ? `${where(Number(m[1]))}\n  ${l.replace(/^.*?error /, 'error ')}` : l;
-    });
-    assert.fail(`Unknown or mistyped fields in rendered manifests:\n${explained.join('\n')}`);
-  }
+  const r = kubectl(['apply', '--server-side', '--dry-run=server', '--validate=strict', '--field-manager=weft-chart-test', '--force-conflicts', '-o', 'name', '-f', '-'], docs.map(({ obj }) => JSON.stringify(obj)).join('\n'));
+  assert.equal(r.status, 0, `the API server refuses rendered manifests:\n${r.stderr}`);
+  assert.equal(r.stdout.trim().split('\n').length, docs.length, r.stdout);
 }
 
-describe('charts/weft (rendered by hack/helm-render)', function () {
+describe('charts/weft (real helm, real API server)', function () {
   this.timeout(120_000);
   let scratch;
   let sharedCa;
   let certs;
 
   before(async () => {
-    buildRenderer();
-    mkdirSync(TYPECHECK, { recursive: true });
-    if (!existsSync(join(TYPECHECK, 'node_modules'))) symlinkSync(join(ROOT, 'node_modules'), join(TYPECHECK, 'node_modules'));
-    writeFileSync(join(TYPECHECK, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', skipLibCheck: true, types: [] }, files: ['manifests.ts'] }));
     scratch = mkdtempSync(join(tmpdir(), 'weft-chart-'));
+    helmHome = join(scratch, 'helm');
+    cp = await ControlPlane.start({ cluster: 'chart-test', dir: join(scratch, 'control-plane') });
     certs = require(join(ROOT, 'packages', 'clustermesh', 'dist', 'certs.js'));
     // The CA two clusters share when they are connected through values alone.
     const ca = await certs.createCa('mesh', 30);
     sharedCa = join(scratch, 'shared-ca.yaml');
     writeFileSync(sharedCa, YAML.stringify({ tls: { ca: { cert: ca.cert, key: ca.key } } }));
   });
-  after(() => rmSync(scratch, { recursive: true, force: true }));
+  after(async () => {
+    await cp?.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  });
 
   describe('default values', () => {
     let docs;
@@ -138,6 +125,12 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
       assert.deepEqual(kinds, ['ClusterRole/weft-agent', 'ClusterRole/weft-etcd-issuer', 'ClusterRoleBinding/weft-agent', 'ClusterRoleBinding/weft-etcd-issuer', 'ConfigMap/weft-agent-config', 'ConfigMap/weft-etcd-issuer-config', 'DaemonSet/weft-agent', 'Deployment/weft-etcd', 'Secret/weft-etcd-agent', 'Secret/weft-etcd-ca', 'Secret/weft-etcd-root', 'Secret/weft-etcd-server', 'Service/weft-etcd', 'ServiceAccount/weft-agent', 'ServiceAccount/weft-etcd', 'ValidatingAdmissionPolicy/weft-agent-own-weftnode', 'ValidatingAdmissionPolicyBinding/weft-agent-own-weftnode']);
       const clusterScoped = new Set(['ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
       for (const { obj } of docs) if (!clusterScoped.has(obj.kind)) assert.equal(obj.metadata.namespace, NS, `${obj.kind} ${obj.metadata.name}`);
+    });
+
+    it('is validated by the API server, which refuses an unknown field anywhere in an object', () => {
+      const agent = structuredClone(find(docs, 'DaemonSet', 'weft-agent'));
+      agent.spec.template.spec.containers[0].securityContext.capabilites = { add: ['ALL'] };
+      assert.throws(() => validateManifests([{ source: 'test', obj: agent }]), /securityContext\.capabilites: field not declared in schema/);
     });
 
     it('runs the agent in the host network with capabilities, not privileged', () => {
@@ -224,7 +217,7 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
       const loaded = validateAgentConfig(config, 'rendered agent.json', { WEFT_NODE_NAME: 'n1', WEFT_NODE_IP: '172.18.0.3' });
       assert.equal(loaded.conntrack.maxEntriesPerEndpoint, 20000);
       assert.equal(loaded.conntrack.tcpEstablishedTimeoutSec, 21600);
-      const bad = helmRender(['--set', 'agent.conntrack.udpTimeout=30']);
+      const bad = helmTemplate(['--set', 'agent.conntrack.udpTimeout=30']);
       assert.notEqual(bad.status, 0, 'an unknown conntrack setting is refused by the schema');
     });
   });
@@ -301,22 +294,25 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
       // A remote connected the other way: its CA and our client certificate from it (as `weft clustermesh connect` hands out).
       const values = join(scratch, 'auto.yaml');
       writeFileSync(values, YAML.stringify({ cluster: { name: 'east', id: 1 }, clustermesh: { enabled: true, remotes: [{ name: 'west', id: 2, address: '172.18.0.4', tls: { ca: remoteCa.cert, ...(await certs.issue(remoteCa, 'east')) } }] }, tls: { server: { ipAddresses: ['172.18.0.2'] } } }));
-      const first = render(['-f', values]);
-      validateManifests(first);
-      assert.equal(first.some((d) => d.obj.metadata.name === 'weft-clustermesh-client'), false, 'no shared-CA client certificate when every remote brings its own');
-      const cluster = join(scratch, 'cluster.yaml');
-      writeFileSync(cluster, first.map((d) => YAML.stringify(d.obj)).join('---\n'));
-      const again = render(['-f', values, '--upgrade', '--lookup', cluster]);
-      for (const name of ['weft-clustermesh-ca', 'weft-clustermesh-server', 'weft-clustermesh-config']) assert.deepEqual(find(again, 'Secret', name).data, find(first, 'Secret', name).data, `${name} changed on upgrade`);
-      const remote = JSON.parse(secretData(find(again, 'Secret', 'weft-clustermesh-config'), 'config.json')).remotes[0];
-      assert.equal(remote.ca, remoteCa.cert);
-      const elsewhere = join(scratch, 'elsewhere.yaml');
-      writeFileSync(elsewhere, YAML.stringify({ tls: { server: { ipAddresses: ['172.18.0.9'] } } }));
-      const moved = render(['-f', values, '-f', elsewhere, '--upgrade', '--lookup', cluster]);
-      assert.equal(secretData(find(moved, 'Secret', 'weft-clustermesh-ca'), 'ca.crt'), secretData(find(first, 'Secret', 'weft-clustermesh-ca'), 'ca.crt'));
-      const cert = new X509Certificate(secretData(find(moved, 'Secret', 'weft-clustermesh-server'), 'tls.crt'));
-      assert.notEqual(cert.serialNumber, new X509Certificate(secretData(find(first, 'Secret', 'weft-clustermesh-server'), 'tls.crt')).serialNumber);
-      assert.ok(cert.verify(new X509Certificate(secretData(find(first, 'Secret', 'weft-clustermesh-ca'), 'ca.crt')).publicKey), 'reissued by the same CA');
+      validateManifests(render(['-f', values]));
+      const first = release('install', ['-f', values]);
+      try {
+        assert.equal(first.some((d) => d.obj.metadata.name === 'weft-clustermesh-client'), false, 'no shared-CA client certificate when every remote brings its own');
+        const again = release('upgrade', ['-f', values]);
+        for (const name of ['weft-clustermesh-ca', 'weft-clustermesh-server', 'weft-clustermesh-config']) assert.deepEqual(find(again, 'Secret', name).data, find(first, 'Secret', name).data, `${name} changed on upgrade`);
+        const remote = JSON.parse(secretData(find(again, 'Secret', 'weft-clustermesh-config'), 'config.json')).remotes[0];
+        assert.equal(remote.ca, remoteCa.cert);
+        const elsewhere = join(scratch, 'elsewhere.yaml');
+        writeFileSync(elsewhere, YAML.stringify({ tls: { server: { ipAddresses: ['172.18.0.9'] } } }));
+        const moved = release('upgrade', ['-f', values, '-f', elsewhere]);
+        assert.equal(secretData(find(moved, 'Secret', 'weft-clustermesh-ca'), 'ca.crt'), secretData(find(first, 'Secret', 'weft-clustermesh-ca'), 'ca.crt'));
+        const cert = new X509Certificate(secretData(find(moved, 'Secret', 'weft-clustermesh-server'), 'tls.crt'));
+        assert.notEqual(cert.serialNumber, new X509Certificate(secretData(find(first, 'Secret', 'weft-clustermesh-server'), 'tls.crt')).serialNumber);
+        assert.equal(cert.checkIP('172.18.0.9'), '172.18.0.9');
+        assert.ok(cert.verify(new X509Certificate(secretData(find(first, 'Secret', 'weft-clustermesh-ca'), 'ca.crt')).publicKey), 'reissued by the same CA');
+      } finally {
+        uninstall();
+      }
     });
   });
 
@@ -404,16 +400,25 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
     });
 
     it('keeps the etcd CA and certificates across an upgrade, and reissues the server certificate for a new ClusterIP', () => {
-      const cluster = join(scratch, 'etcd-cluster.yaml');
-      writeFileSync(cluster, docs.map((d) => YAML.stringify(d.obj)).join('---\n'));
-      const again = render(['--set', 'clustermesh.enabled=true', '--upgrade', '--lookup', cluster]);
-      for (const name of ['weft-etcd-ca', 'weft-etcd-server', 'weft-etcd-agent', 'weft-etcd-root', 'weft-etcd-clustermesh']) assert.deepEqual(find(again, 'Secret', name).data, find(docs, 'Secret', name).data, `${name} changed on upgrade`);
-      const moved = render(['--set', 'clustermesh.enabled=true,etcd.service.clusterIP=10.96.0.30', '--upgrade', '--lookup', cluster]);
-      assert.equal(secretData(find(moved, 'Secret', 'weft-etcd-ca'), 'ca.crt'), pem('weft-etcd-ca', 'ca.crt'));
-      assert.deepEqual(find(moved, 'Secret', 'weft-etcd-root').data, find(docs, 'Secret', 'weft-etcd-root').data, 'client certificates do not name the address');
-      const server = new X509Certificate(secretData(find(moved, 'Secret', 'weft-etcd-server'), 'tls.crt'));
-      assert.equal(server.checkIP('10.96.0.30'), '10.96.0.30');
-      assert.ok(server.verify(new X509Certificate(pem('weft-etcd-ca', 'ca.crt')).publicKey), 'reissued by the same CA');
+      const first = release('install', ['--set', 'clustermesh.enabled=true']);
+      try {
+        const again = release('upgrade', ['--set', 'clustermesh.enabled=true']);
+        for (const name of ['weft-etcd-ca', 'weft-etcd-server', 'weft-etcd-agent', 'weft-etcd-root', 'weft-etcd-clustermesh']) assert.deepEqual(find(again, 'Secret', name).data, find(first, 'Secret', name).data, `${name} changed on upgrade`);
+        // The API server refuses a new ClusterIP in place (helm's --force-replace too: it replaces, it
+        // does not recreate); the Service is deleted first, and the upgrade creates it anew.
+        const inPlace = helm(['upgrade', 'weft', CHART, '--namespace', NS, '--set', 'clustermesh.enabled=true,etcd.service.clusterIP=10.96.0.30']);
+        assert.match(inPlace.stderr, /spec\.clusterIPs\[0\]: Invalid value: .*may not change once set/);
+        assert.equal(kubectl(['delete', 'service', 'weft-etcd', '-n', NS]).status, 0);
+        const moved = release('upgrade', ['--set', 'clustermesh.enabled=true,etcd.service.clusterIP=10.96.0.30']);
+        assert.equal(JSON.parse(kubectl(['get', 'service', 'weft-etcd', '-n', NS, '-o', 'json']).stdout).spec.clusterIP, '10.96.0.30');
+        assert.equal(secretData(find(moved, 'Secret', 'weft-etcd-ca'), 'ca.crt'), secretData(find(first, 'Secret', 'weft-etcd-ca'), 'ca.crt'));
+        assert.deepEqual(find(moved, 'Secret', 'weft-etcd-root').data, find(first, 'Secret', 'weft-etcd-root').data, 'client certificates do not name the address');
+        const server = new X509Certificate(secretData(find(moved, 'Secret', 'weft-etcd-server'), 'tls.crt'));
+        assert.equal(server.checkIP('10.96.0.30'), '10.96.0.30');
+        assert.ok(server.verify(new X509Certificate(secretData(find(first, 'Secret', 'weft-etcd-ca'), 'ca.crt')).publicKey), 'reissued by the same CA');
+      } finally {
+        uninstall();
+      }
     });
 
     it('with etcd.tls.enabled=false: plain HTTP as before, no etcdTls, no etcd Secrets', () => {
@@ -544,12 +549,16 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
       assert.equal(key.keyId, 1);
       const vol = find(docs, 'DaemonSet', 'weft-agent').spec.template.spec.volumes.find((v) => v.name === 'ipsec-key');
       assert.equal(vol.secret.defaultMode, 0o400);
-      const cluster = join(scratch, 'ipsec-cluster.yaml');
-      writeFileSync(cluster, YAML.stringify(find(docs, 'Secret', 'weft-ipsec')));
-      assert.deepEqual(JSON.parse(secretData(find(render(['--set', 'encryption.type=ipsec', '--lookup', cluster]), 'Secret', 'weft-ipsec'), 'ipsec.key')), key);
-      const rotated = JSON.parse(secretData(find(render(['--set', 'encryption.type=ipsec,encryption.ipsec.keyId=2', '--lookup', cluster]), 'Secret', 'weft-ipsec'), 'ipsec.key'));
-      assert.equal(rotated.keyId, 2);
-      assert.notEqual(rotated.key, key.key);
+      const installed = release('install', ['--set', 'encryption.type=ipsec']);
+      try {
+        const first = JSON.parse(secretData(find(installed, 'Secret', 'weft-ipsec'), 'ipsec.key'));
+        assert.deepEqual(JSON.parse(secretData(find(release('upgrade', ['--set', 'encryption.type=ipsec']), 'Secret', 'weft-ipsec'), 'ipsec.key')), first);
+        const rotated = JSON.parse(secretData(find(release('upgrade', ['--set', 'encryption.type=ipsec,encryption.ipsec.keyId=2']), 'Secret', 'weft-ipsec'), 'ipsec.key'));
+        assert.equal(rotated.keyId, 2);
+        assert.notEqual(rotated.key, first.key);
+      } finally {
+        uninstall();
+      }
     });
 
     it('external etcd, Geneve, LoadBalancer, CNI uninstall on stop', () => {
@@ -633,16 +642,16 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
     const remote = { name: 'west', id: 2, address: '172.18.0.4' };
     const cases = [
       // [what, values (object: written as a file) or --set string, message the user sees]
-      ['cluster id 0', 'cluster.id=0', /- cluster\.id: Must be greater than or equal to 1/],
-      ['cluster id 256', 'cluster.id=256', /- cluster\.id: Must be less than or equal to 255/],
-      ['routing not in the enum', 'routing=ospf', /- routing: routing must be one of the following: "vxlan", "geneve", "direct"/],
-      ['encryption type not in the enum', 'encryption.type=tls', /- encryption\.type: encryption\.type must be one of the following/],
-      ['an unknown top-level key', 'cluterName=x', /- \(root\): Additional property cluterName is not allowed/],
-      ['an unknown nested key', 'clustermesh.remote=x', /- clustermesh: Additional property remote is not allowed/],
-      ['a cluster name that is not a DNS label', 'cluster.name=East_1', /- cluster\.name: Does not match pattern/],
-      ['a bad IPsec key', 'encryption.ipsec.key=abc', /- encryption\.ipsec\.key: Does not match pattern/],
-      ['a remote without address', { clustermesh: { remotes: [{ name: 'west', id: 2 }] } }, /- clustermesh\.remotes\.0: address is required/],
-      ['a remote with an out-of-range id', { clustermesh: { remotes: [{ ...remote, id: 300 }] } }, /- clustermesh\.remotes\.0\.id: Must be less than or equal to 255/],
+      ['cluster id 0', 'cluster.id=0', /- at '\/cluster\/id': minimum: got 0, want 1/],
+      ['cluster id 256', 'cluster.id=256', /- at '\/cluster\/id': maximum: got 256, want 255/],
+      ['routing not in the enum', 'routing=ospf', /- at '\/routing': value must be one of 'vxlan', 'geneve', 'direct'/],
+      ['encryption type not in the enum', 'encryption.type=tls', /- at '\/encryption\/type': value must be one of 'wireguard', 'ipsec', 'off'/],
+      ['an unknown top-level key', 'cluterName=x', /- at '': additional properties 'cluterName' not allowed/],
+      ['an unknown nested key', 'clustermesh.remote=x', /- at '\/clustermesh': additional properties 'remote' not allowed/],
+      ['a cluster name that is not a DNS label', 'cluster.name=East_1', /- at '\/cluster\/name': 'East_1' does not match pattern/],
+      ['a bad IPsec key', 'encryption.ipsec.key=abc', /- at '\/encryption\/ipsec\/key': 'abc' does not match pattern/],
+      ['a remote without address', { clustermesh: { remotes: [{ name: 'west', id: 2 }] } }, /- at '\/clustermesh\/remotes\/0': missing property 'address'/],
+      ['a remote with an out-of-range id', { clustermesh: { remotes: [{ ...remote, id: 300 }] } }, /- at '\/clustermesh\/remotes\/0\/id': maximum: got 300, want 255/],
       ['a remote with this cluster\'s name', { clustermesh: { remotes: [{ ...remote, name: 'default' }] } }, /clustermesh\.remotes\[0\] \(default\): name default is this cluster's own name/],
       ['two remotes with one id', { clustermesh: { remotes: [remote, { ...remote, name: 'north' }] } }, /clustermesh\.remotes\[1\] \(north\): cluster id 2 is already used by remote west/],
       ['a remote without tls when the CA is this cluster\'s own', { clustermesh: { enabled: true, remotes: [remote] } }, /clustermesh\.remotes\[0\] \(west\): tls .* is required with tls\.mode=auto/],
@@ -657,41 +666,12 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
           writeFileSync(file, YAML.stringify(values));
           args = ['-f', file];
         }
-        const r = helmRender(args);
+        const r = helmTemplate(args);
         assert.notEqual(r.status, 0, `${what} was accepted`);
         assert.equal(r.stdout, '', 'nothing is rendered');
         assert.match(r.stderr, message);
       });
     }
-  });
-
-  describe('the renderer itself', () => {
-    const probe = join(ROOT, 'test', 'fixtures', 'helm-render');
-    const run = (args) => spawnSync(BIN, [...args, probe], { encoding: 'utf8' });
-
-    it('renders as Helm does: numbers, --set types, null, include, tpl, .Chart, .Files, toYaml', () => {
-      const r = run(['--name', 'rel', '--namespace', 'ns', '--set', 'fromSet=7', '--set', 'deleted=null']);
-      assert.equal(r.stderr, '');
-      // Helm reads values through JSON: file numbers are float64 (1000000 prints as 1e+06), --set numbers int64.
-      assert.equal(r.stdout, [
-        '---', '# Source: probe/templates/probe.yaml', 'apiVersion: v1', 'kind: ConfigMap', 'metadata:', '  name: probe', 'data:',
-        '  numbers: "1 1e+06 float64"', '  set: "7 int64"', '  missing: ""', '  deleted: "false"', '  include: "HELLO PROBE"', '  tpl: "probe-rel"',
-        '  meta: "probe 1.2.3 4.5 ns true probe/templates/probe.yaml"', '  file: "from a file"', '  yaml: |', '    a: 1', '    b: 2', '  json: "{\\"a\\":1,\\"b\\":2}"', '',
-      ].join('\n'));
-    });
-
-    it('reports template failures and missing functions as Helm does', () => {
-      const chart = join(tmpdir(), `weft-probe-${process.pid}`);
-      spawnSync('cp', ['-r', probe, chart]);
-      try {
-        writeFileSync(join(chart, 'templates', 'probe.yaml'), 'a: {{ required "name the thing" .Values.nothing }}\n');
-        assert.match(spawnSync(BIN, [chart], { encoding: 'utf8' }).stderr, /^Error: execution error at \(probe\/templates\/probe\.yaml:1:6\): name the thing$/m);
-        writeFileSync(join(chart, 'templates', 'probe.yaml'), 'a: {{ env "HOME" }}\n');
-        assert.match(spawnSync(BIN, [chart], { encoding: 'utf8' }).stderr, /function "env" not defined/);
-      } finally {
-        rmSync(chart, { recursive: true, force: true });
-      }
-    });
   });
 
   it('passes crds/ through with --include-crds, as helm template does, and no template needs them', () => {
@@ -701,6 +681,48 @@ describe('charts/weft (rendered by hack/helm-render)', function () {
     // The chart's certificates are new in every render without --lookup: compare what holds them, not their bytes.
     const stable = (docs) => docs.map((d) => (d.obj.kind === 'Secret' ? { ...d.obj, data: Object.keys(d.obj.data).sort(), metadata: { ...d.obj.metadata, annotations: undefined } } : d.obj));
     assert.deepEqual(stable(withCrds.filter((d) => !d.source.startsWith('weft/crds/'))), stable(render()));
+  });
+
+  describe('a release on the API server', () => {
+    it('passes helm lint --strict with the default values and with each cluster of a mesh', () => {
+      for (const args of [[], ['-f', join(FIXTURES, 'east.yaml'), '-f', sharedCa], ['-f', join(FIXTURES, 'west.yaml'), '-f', sharedCa]]) {
+        const r = helm(['lint', CHART, '--strict', '--namespace', NS, ...args]);
+        assert.equal(r.status, 0, `helm lint ${args.join(' ')}:\n${r.stdout}${r.stderr}`);
+      }
+    });
+
+    it('installs every object it renders, upgrades in place, and uninstalls all of them but the CRDs', () => {
+      const values = ['-f', join(FIXTURES, 'east.yaml'), '-f', sharedCa];
+      const rendered = render(values);
+      const r = helm(['install', 'weft', CHART, '--namespace', NS, ...values]);
+      assert.equal(r.status, 0, r.stderr);
+      const names = (docs) => docs.map(({ obj }) => `${obj.kind}/${obj.metadata.name}`).sort();
+      /** What of the rendered objects the API server holds. */
+      const present = () => rendered.filter(({ obj }) => kubectl(['get', obj.kind, obj.metadata.name, ...(obj.metadata.namespace ? ['-n', obj.metadata.namespace] : [])]).status === 0);
+      try {
+        assert.deepEqual(names(present()), names(rendered));
+        // The CRDs of crds/ are created before the templates, and established.
+        const crds = kubectl(['get', 'crd', '-o', 'json']);
+        const established = JSON.parse(crds.stdout).items.filter((c) => c.status.conditions?.some((x) => x.type === 'Established' && x.status === 'True')).map((c) => c.metadata.name).sort();
+        assert.deepEqual(established, ['weftclusterwidenetworkpolicies.weft.io', 'weftidentities.weft.io', 'weftnetworkpolicies.weft.io', 'weftnodes.weft.io']);
+        const up = helm(['upgrade', 'weft', CHART, '--namespace', NS, '--reuse-values', '--set', 'logLevel=debug']);
+        assert.equal(up.status, 0, up.stderr);
+        assert.equal(JSON.parse(helm(['status', 'weft', '--namespace', NS, '-o', 'json']).stdout).version, 2);
+      } finally {
+        uninstall();
+      }
+      assert.deepEqual(names(present()), [], 'helm uninstall leaves nothing it installed');
+      // Helm never deletes crds/ (the user's policies live in them): they stay, empty.
+      assert.equal(kubectl(['get', 'crd', 'weftnetworkpolicies.weft.io']).status, 0);
+    });
+
+    it('installs nothing at all when the values are bad', () => {
+      const r = helm(['install', 'weft', CHART, '--namespace', NS, '--set', 'cluster.id=0']);
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /at '\/cluster\/id': minimum: got 0, want 1/);
+      assert.equal(helm(['list', '--namespace', NS, '-a', '-q']).stdout.trim(), '', 'no release, not even a failed one');
+      assert.equal(kubectl(['get', 'secrets,configmaps,daemonsets,deployments,services,serviceaccounts', '-n', NS, '-o', 'name']).stdout.includes('weft'), false);
+    });
   });
 
   describe('documentation', () => {

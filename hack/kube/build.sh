@@ -1,36 +1,58 @@
 #!/usr/bin/env bash
 # Builds helm, the Kubernetes control plane (kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl) and etcd 3.6 from the Go module proxy only, into a directory named by
-# their versions; safe to run twice (what exists is kept). Prints the bin directory.
+# their versions (packages/lab/src/kube/tools.ts names the same one). Safe to run twice: each
+# component is built into a scratch directory and moved into place only when whole, so an
+# interrupted build is redone, and a complete one is kept. Prints the bin directory.
 # Measured on a 2-core machine, cold (empty module and build caches): helm 159 s, Kubernetes 405 s,
-# etcd 31 s; warm: nothing to do. Not yet called by hack/install.sh (issue 14).
+# etcd 31 s; warm: under a second (README).
 set -euo pipefail
 KUBE_VERSION=v1.37.2
 STAGING_VERSION=v0.37.2
 HELM_VERSION=v4.3.2
 ETCD_VERSION=v3.6.16
+GO_MIN=1.26
 OUT=${WEFT_KUBE_DIR:-/var/cache/weft/kube}/${KUBE_VERSION}-helm-${HELM_VERSION}
-mkdir -p "$OUT/bin"
-export GOFLAGS=-mod=mod CGO_ENABLED=0
+BIN=$OUT/bin
+mkdir -p "$BIN"
+export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
 
 log() { echo "[kube-build] $*" >&2; }
 
-if [[ ! -x $OUT/bin/helm ]]; then
+have() { for b in "$@"; do [[ -x $BIN/$b ]] || return 1; done; }
+
+# Kubernetes v1.37 needs Go 1.26; Debian's golang-go (1.19) would fail deep inside the build.
+gov=$(go env GOVERSION 2>/dev/null || true)
+if ! have helm kube-apiserver kube-controller-manager kube-scheduler kubectl etcd; then
+  [[ $gov =~ ^go([0-9]+)\.([0-9]+) ]] || { log "no Go toolchain on PATH (need go >= $GO_MIN)"; exit 1; }
+  if (( BASH_REMATCH[1] * 1000 + BASH_REMATCH[2] < ${GO_MIN%%.*} * 1000 + ${GO_MIN#*.} )); then
+    log "$(command -v go) is $gov; Kubernetes $KUBE_VERSION needs go >= $GO_MIN"; exit 1
+  fi
+fi
+
+# Builds into a scratch bin directory, then moves every binary into $BIN.
+scratch() { rm -rf "$OUT/tmp-$1"; mkdir -p "$OUT/tmp-$1/bin"; echo "$OUT/tmp-$1"; }
+commit() { mv -f "$1"/bin/* "$BIN/"; rm -rf "$1"; }
+
+if ! have helm; then
   log "helm $HELM_VERSION"
   t0=$(date +%s)
+  tmp=$(scratch helm)
   v=helm.sh/helm/v4/internal/version
-  GOBIN=$OUT/bin go install -trimpath -ldflags "-s -w -X $v.version=$HELM_VERSION -X $v.metadata= -X $v.gitTreeState=clean" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  GOBIN=$tmp/bin go install -trimpath -ldflags "-s -w -X $v.version=$HELM_VERSION -X $v.metadata= -X $v.gitTreeState=clean" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  commit "$tmp"
   log "helm built in $(( $(date +%s) - t0 )) s"
 fi
 
-if [[ ! -x $OUT/bin/kube-apiserver ]]; then
+if ! have kube-apiserver kube-controller-manager kube-scheduler kubectl; then
   log "kubernetes $KUBE_VERSION"
   t0=$(date +%s)
-  work=$OUT/src
-  mkdir -p "$work"
+  tmp=$(scratch kubernetes)
   src=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [[ -f $src/go.mod ]] || { log "go mod download k8s.io/kubernetes@$KUBE_VERSION gave no module directory"; exit 1; }
   # A wrapper module: k8s.io/kubernetes's own go.mod replaces its staging modules with local paths,
-  # which `go install pkg@version` refuses; here each is replaced with its published module.
+  # which `go install pkg@version` refuses; here each is replaced with its published module, so
+  # every k8s.io module is at the one release.
   {
     echo "module weft.local/kube"
     echo
@@ -41,28 +63,30 @@ if [[ ! -x $OUT/bin/kube-apiserver ]]; then
     echo "replace ("
     grep -o '^\s*k8s.io/[a-z0-9-]* => ./staging' "$src/go.mod" | awk -v v="$STAGING_VERSION" '{print "\t" $1 " => " $1 " " v}'
     echo ")"
-  } > "$work/go.mod"
-  printf 'package main\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n)\n\nfunc main() {}\n' > "$work/tools.go"
-  (cd "$work" && go mod tidy)
+  } > "$tmp/go.mod"
+  printf 'package main\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n)\n\nfunc main() {}\n' > "$tmp/tools.go"
+  (cd "$tmp" && go mod tidy)
+  # The version ldflags and tags of Kubernetes' own build (hack/lib/version.sh, hack/lib/golang.sh).
   ld="-s -w"
   for k in client-go/pkg/version component-base/version; do
     ld="$ld -X k8s.io/$k.gitVersion=$KUBE_VERSION -X k8s.io/$k.gitMajor=1 -X k8s.io/$k.gitMinor=37 -X k8s.io/$k.gitTreeState=clean -X k8s.io/$k.buildDate=1970-01-01T00:00:00Z"
   done
-  (cd "$work" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "all=$ld" -o "$OUT/bin/" \
+  (cd "$tmp" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "all=$ld" -o "$tmp/bin/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  commit "$tmp"
   log "kubernetes built in $(( $(date +%s) - t0 )) s"
 fi
 
-if [[ ! -x $OUT/bin/etcd ]]; then
+if ! have etcd; then
   log "etcd $ETCD_VERSION"
   t0=$(date +%s)
+  tmp=$(scratch etcd)
   # go.etcd.io/etcd/server/v3's go.mod replaces its sibling modules with local paths as well.
-  work=$OUT/src-etcd
-  mkdir -p "$work"
-  printf 'module weft.local/etcd\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > "$work/go.mod"
-  printf 'package main\n\nimport _ "go.etcd.io/etcd/server/v3/etcdmain"\n\nfunc main() {}\n' > "$work/tools.go"
-  (cd "$work" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$OUT/bin/etcd" go.etcd.io/etcd/server/v3)
+  printf 'module weft.local/etcd\n\ngo %s.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$GO_MIN" "$ETCD_VERSION" > "$tmp/go.mod"
+  printf 'package main\n\nimport _ "go.etcd.io/etcd/server/v3/etcdmain"\n\nfunc main() {}\n' > "$tmp/tools.go"
+  (cd "$tmp" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$tmp/bin/etcd" go.etcd.io/etcd/server/v3)
+  commit "$tmp"
   log "etcd built in $(( $(date +%s) - t0 )) s"
 fi
-echo "$OUT/bin"
+echo "$BIN"

@@ -92,6 +92,12 @@ describe('pki (x509 on WebCrypto)', () => {
     await assert.rejects(issue(ca, 'x', { days: 0 }), /validity 0 must be/);
     await assert.rejects(issue({ cert: (await issue(ca, 'leaf')).cert, key: ca.key }, 'x'), /is not a CA/);
     await assert.rejects(issue({ cert: ca.cert, key: 'nope' }, 'x'), /the CA key is not a PEM private key/);
+    await assert.rejects(issue(ca, 'x', { organizations: ['a\nO=system:masters'] }), /organization "a\\nO=system:masters" must be/);
+  });
+
+  it('puts Kubernetes users and groups in the subject: CN with colons, one O per group', async () => {
+    const leaf = new X509Certificate((await issue(ca, 'system:node:n1', { organizations: ['system:nodes', 'weft'] })).cert);
+    assert.equal(leaf.subject, 'O=system:nodes\nO=weft\nCN=system:node:n1');
   });
 
   it('issues from a signing request with the issuer\'s CN, and refuses a forged request', async () => {

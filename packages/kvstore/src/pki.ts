@@ -48,6 +48,11 @@ export interface IssueOptions {
   ips?: string[];
   /** DNS subject alternative names (server certificates). */
   dnsNames?: string[];
+  /**
+   * Organizations (O) of the subject. Kubernetes reads them as the user's groups
+   * (`system:masters`, `system:nodes`).
+   */
+  organizations?: string[];
   /** Validity in days. Default 365. */
   days?: number;
   /** Start of validity (tests make expired certificates with it). Default: now, less a few minutes for clock skew. */
@@ -60,6 +65,13 @@ const DAY_MS = 86_400_000;
 const BACKDATE_MS = 5 * 60_000;
 /** X.509 CN and DNS names: printable, no separators that could smuggle another RDN or name. */
 const NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$/;
+
+/** Kubernetes user and group names in a subject also take ':' (`system:node:n1`, `system:nodes`). */
+const SUBJECT_RE = /^[A-Za-z0-9]([A-Za-z0-9._:-]{0,62}[A-Za-z0-9])?$/;
+
+function checkSubject(what: string, value: string): void {
+  if (!SUBJECT_RE.test(value)) throw new CertificateError(`${what} ${JSON.stringify(value)} must be 1-64 letters, digits, '.', '_', ':' or '-'`);
+}
 
 function checkName(what: string, value: string): void {
   if (!NAME_RE.test(value)) throw new CertificateError(`${what} ${JSON.stringify(value)} must be 1-64 letters, digits, '.', '_' or '-'`);
@@ -142,7 +154,8 @@ export async function createCa(name: string, days = 3650): Promise<Pem> {
 /** Signs a leaf certificate for `publicKey` with `ca` (CA certificate and key, PEM). */
 async function sign(ca: Pem, cn: string, publicKey: CryptoKey | X509.PublicKey, options: IssueOptions): Promise<string> {
   const x509 = lib();
-  checkName('common name', cn);
+  checkSubject('common name', cn);
+  for (const o of options.organizations ?? []) checkSubject('organization', o);
   const days = options.days ?? 365;
   checkDays(days);
   const names: X509.JsonGeneralName[] = [];
@@ -161,7 +174,7 @@ async function sign(ca: Pem, cn: string, publicKey: CryptoKey | X509.PublicKey, 
   const akid = caSkid ? new x509.AuthorityKeyIdentifierExtension(caSkid.keyId) : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: [{ CN: [cn] }],
+    subject: [...(options.organizations ?? []).map((o) => ({ O: [o] })), { CN: [cn] }],
     issuer: caCert.subjectName,
     ...validity(days, options.notBefore),
     publicKey,

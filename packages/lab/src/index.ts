@@ -2,3 +2,5 @@ export { apiserverPid, etcdPid, startEtcd, pidInNetns, meshConnect, meshDisconne
 export { labLayout, clusterLayout, WORLD_IP, WORLD_NS, LAB_STATE_DIR, type LabSpec, type ClusterLayout, type NodeLayout } from './layout.js';
 export { labEtcdClient, etcdClientFiles, etcdServerFiles, nodeEtcdFiles, etcdPkiDir, type TlsFiles } from './etcd-pki.js';
 export { PodRuntime, podNetnsName } from './pod-runtime.js';
+export { KUBE_VERSION, HELM_VERSION, KUBE_ETCD_VERSION, KubeToolsError, kubeBinDir, kubeTool, type KubeTool } from './kube/tools.js';
+export { ControlPlane, ControlPlaneError, controlPlaneCommands, prepareControlPlane, kubeconfig, type ControlPlaneSpec, type ControlPlaneFiles, type ControlPlaneComponent } from './kube/control-plane.js';
