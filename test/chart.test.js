@@ -20,10 +20,11 @@ const ROOT = resolve(__dirname, '..');
 const CHART = join(ROOT, 'charts', 'weft');
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'chart');
 const NS = 'kube-system';
-const { ControlPlane } = require(join(ROOT, 'packages', 'lab', 'dist', 'kube', 'control-plane.js'));
-const { kubeTool } = require(join(ROOT, 'packages', 'lab', 'dist', 'kube', 'tools.js'));
+const { kubeTool } = require(join(ROOT, 'packages', 'lab', 'dist', 'index.js'));
+const { startApiServer } = require('./kube-api.js');
 
-/** The API server every test of this file shares (started in the root `before`). */
+/** The API server every test of this file shares (started in the root `before`), and its control plane. */
+let api;
 let cp;
 /** helm's own state (repositories, cache) goes to a scratch directory, never the user's. */
 let helmHome;
@@ -101,7 +102,8 @@ describe('charts/weft (real helm, real API server)', function () {
   before(async () => {
     scratch = mkdtempSync(join(tmpdir(), 'weft-chart-'));
     helmHome = join(scratch, 'helm');
-    cp = await ControlPlane.start({ cluster: 'chart-test', dir: join(scratch, 'control-plane') });
+    api = await startApiServer('chart-test');
+    cp = api.cp;
     certs = require(join(ROOT, 'packages', 'clustermesh', 'dist', 'certs.js'));
     // The CA two clusters share when they are connected through values alone.
     const ca = await certs.createCa('mesh', 30);
@@ -109,7 +111,7 @@ describe('charts/weft (real helm, real API server)', function () {
     writeFileSync(sharedCa, YAML.stringify({ tls: { ca: { cert: ca.cert, key: ca.key } } }));
   });
   after(async () => {
-    await cp?.stop();
+    await api?.stop();
     rmSync(scratch, { recursive: true, force: true });
   });
 
@@ -163,31 +165,56 @@ describe('charts/weft (real helm, real API server)', function () {
       assert.deepEqual(escalating, ['agent', 'mount-bpf-fs']);
     });
 
-    it('admits an agent\'s WeftNode write only for the node its token is bound to (the policy\'s CEL, evaluated)', () => {
-      const { celEnv, parse, plan } = require('@bufbuild/cel');
-      // Kubernetes' CEL has the strings extension (join) as test/crd-schema.js's environment does.
-      const { strings } = require('@bufbuild/cel/ext');
+    it('admits an agent\'s WeftNode write only for the node its token is bound to (the policy, enforced by the API server)', async () => {
       const policy = find(docs, 'ValidatingAdmissionPolicy', 'weft-agent-own-weftnode');
       const binding = find(docs, 'ValidatingAdmissionPolicyBinding', 'weft-agent-own-weftnode');
       assert.equal(binding.spec.policyName, policy.metadata.name);
       assert.deepEqual(binding.spec.validationActions, ['Deny']);
       assert.equal(policy.spec.failurePolicy, 'Fail');
-      assert.deepEqual(policy.spec.matchConstraints.resourceRules, [{ apiGroups: ['weft.io'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE', 'DELETE'], resources: ['weftnodes', 'weftnodes/status'] }]);
-      const env = celEnv({ funcs: strings });
-      const run = (expr, request) => plan(env, parse(expr))({ request });
-      const agent = 'system:serviceaccount:kube-system:weft-agent';
-      const request = (name, username, extra) => ({ name, userInfo: { username, ...(extra ? { extra } : {}) } });
-      const matches = (r) => run(policy.spec.matchConditions[0].expression, r) === true;
-      const admitted = (r) => !matches(r) || policy.spec.validations.every((v) => run(v.expression, r) === true);
-      const bound = (node) => ({ 'authentication.kubernetes.io/node-name': [node], 'authentication.kubernetes.io/pod-name': ['weft-agent-x'] });
-      assert.equal(admitted(request('node-a', agent, bound('node-a'))), true, 'its own WeftNode');
-      assert.equal(admitted(request('node-b', agent, bound('node-a'))), false, 'another node\'s');
-      assert.equal(admitted(request('node-a', agent, { 'authentication.kubernetes.io/pod-name': ['p'] })), false, 'a token bound to no node');
-      assert.equal(admitted(request('node-a', agent, undefined)), false, 'no extra info at all');
-      assert.equal(admitted(request('node-a', agent, { 'authentication.kubernetes.io/node-name': ['node-a', 'node-b'] })), false, 'two nodes');
-      assert.equal(matches(request('node-b', 'system:serviceaccount:kube-system:weft-clustermesh-apiserver', bound('node-a'))), false, 'other users are not matched');
-      const message = plan(env, parse(policy.spec.validations[0].messageExpression))({ request: request('node-b', agent, bound('node-a')) });
-      assert.equal(message, 'the Weft agent may write only the WeftNode of its own node: this token is of node node-a, the WeftNode is node-b');
+      release('install');
+      const created = [];
+      const create = async (path, obj) => {
+        const r = await api.call('POST', path, obj);
+        assert.equal(r.status, 201, JSON.stringify(r.body));
+        created.push(`${path}/${obj.metadata.name}`);
+        return r.body;
+      };
+      try {
+        // The nodes and an agent pod on node-a, as kubelet and the DaemonSet would make them.
+        for (const name of ['node-a', 'node-b']) await create('/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } });
+        await create(`/api/v1/namespaces/${NS}/pods`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'weft-agent-x' }, spec: { nodeName: 'node-a', serviceAccountName: 'weft-agent', containers: [{ name: 'agent', image: 'weft' }] } });
+        // The agent's token as kubelet requests it for the projected volume: bound to its pod, so to node-a.
+        const tokenFor = async (boundObjectRef) => {
+          const r = await api.call('POST', `/api/v1/namespaces/${NS}/serviceaccounts/weft-agent/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 600, ...(boundObjectRef ? { boundObjectRef } : {}) } });
+          assert.equal(r.status, 201, JSON.stringify(r.body));
+          return r.body.status.token;
+        };
+        const bound = await tokenFor({ kind: 'Pod', apiVersion: 'v1', name: 'weft-agent-x' });
+        const unbound = await tokenFor(undefined);
+        const weftNode = (name) => ({ apiVersion: 'weft.io/v1', kind: 'WeftNode', metadata: { name }, spec: { cluster: 'default', clusterId: 1, nodeIp: '172.18.0.3', podCidr: '10.244.1.0/24', routing: 'vxlan' } });
+        const write = (name, token) => api.call('POST', '/apis/weft.io/v1/weftnodes', weftNode(name), token);
+        const own = await write('node-a', bound);
+        assert.equal(own.status, 201, `its own WeftNode: ${JSON.stringify(own.body)}`);
+        created.push('/apis/weft.io/v1/weftnodes/node-a');
+        const other = await write('node-b', bound);
+        assert.equal(other.status, 403, 'another node\'s');
+        assert.match(other.body.message, /the Weft agent may write only the WeftNode of its own node: this token is of node node-a, the WeftNode is node-b/);
+        const loose = await write('node-a-2', unbound);
+        assert.equal(loose.status, 403, 'a token bound to no node');
+        // Other users are not matched: the admin writes any node's.
+        assert.equal((await api.call('POST', '/apis/weft.io/v1/weftnodes', weftNode('node-b'))).status, 201);
+        created.push('/apis/weft.io/v1/weftnodes/node-b');
+        // The status, as the agent publishes its keys: its own only.
+        const status = { status: { ipsec: { keyIds: [1], sendKeyId: 1 } } };
+        const mine = await api.call('PATCH', '/apis/weft.io/v1/weftnodes/node-a/status', status, bound);
+        assert.equal(mine.status, 200, `its own status: ${JSON.stringify(mine.body)}`);
+        const theirs = await api.call('PATCH', '/apis/weft.io/v1/weftnodes/node-b/status', status, bound);
+        assert.equal(theirs.status, 403, 'another node\'s status');
+        assert.match(theirs.body.message, /this token is of node node-a, the WeftNode is node-b/);
+      } finally {
+        for (const path of created.reverse()) await api.call('DELETE', path);
+        uninstall();
+      }
       assert.equal(render(['--set', 'agent.weftNodeAdmissionPolicy=false']).filter((d) => d.obj.kind.startsWith('ValidatingAdmissionPolicy')).length, 0);
     });
 
