@@ -271,29 +271,30 @@ describe('clustermesh connect through kubeconfig contexts (replayed API servers)
       return { east: { ...c.east, remotes: [{ name: 'west', id: 2, address: 'w:1', ca: 'W', cert: 'W', key: 'W' }] }, west: { ...c.west, remotes: [...c.west.remotes!, { name: 'east', id: 1, address: 'e:1', ca: 'E', cert: 'E', key: 'E' }] } };
     };
 
-    it('removes each side\'s key for the other and restarts both apiservers', async () => {
+    it('removes each side\'s key for the other, deleting a Secret left without remotes, and restarts both apiservers', async () => {
       const c = linked();
-      await serve([...only(c.east), { request: `PATCH ${PATH.remotes}`, ...ok(secret('weft-clustermesh-remotes', {}, '301')) }, restarted()], [...only(c.west), { request: `PATCH ${PATH.remotes}`, ...ok(secret('weft-clustermesh-remotes', {}, '302')) }, restarted()]);
+      await serve([...only(c.east), { request: `DELETE ${PATH.remotes}`, ...ok(secret('weft-clustermesh-remotes', {}, '301')) }, restarted()], [...only(c.west), { request: `PATCH ${PATH.remotes}`, ...ok(secret('weft-clustermesh-remotes', {}, '302')) }, restarted()]);
       const result = await kubeDisconnect(options());
-      assert.deepEqual(calls(east), [...disconnectReads, `PATCH ${PATH.remotes}`, `PATCH ${PATH.deployment}`]);
+      assert.deepEqual(calls(east), [...disconnectReads, `DELETE ${PATH.remotes}`, `PATCH ${PATH.deployment}`]);
       assert.deepEqual(calls(west), [...disconnectReads, `PATCH ${PATH.remotes}`, `PATCH ${PATH.deployment}`]);
-      assert.deepEqual(body(east, `PATCH ${PATH.remotes}`), { metadata: { resourceVersion: '300' }, data: { 'west.json': null } });
+      // east had only west: its Secret goes, at the uid and version read; west keeps north.
+      assert.deepEqual(body(east, `DELETE ${PATH.remotes}`), { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: 'uid-weft-clustermesh-remotes', resourceVersion: '300' } });
       assert.deepEqual(body(west, `PATCH ${PATH.remotes}`), { metadata: { resourceVersion: '300' }, data: { 'east.json': null } });
       assert.deepEqual(result.clusters.map((s) => `${s.cluster}: ${s.change} ${s.key}, restarted ${s.restarted}`), ['east: removed west.json, restarted true', 'west: removed east.json, restarted true']);
       assert.deepEqual([east.mismatches, west.mismatches], [[], []]);
     });
 
-    it('puts the first side\'s key back when the second side\'s write fails', async () => {
+    it('puts the first side\'s Secret back when the second side\'s write fails', async () => {
       const c = linked();
       const before = secret('weft-clustermesh-remotes', remotesData(c.east.remotes!), '300') as { data: Record<string, string> };
       await serve(
-        [...only(c.east), { request: `PATCH ${PATH.remotes}`, ...ok(secret('weft-clustermesh-remotes', {}, '301')) }, { request: `PATCH ${PATH.remotes}`, ...ok(secret('weft-clustermesh-remotes', {}, '302')) }],
+        [...only(c.east), { request: `DELETE ${PATH.remotes}`, ...ok(secret('weft-clustermesh-remotes', {}, '301')) }, { request: `POST ${SECRETS}`, ...ok(secret('weft-clustermesh-remotes', {}, '302'), 201) }],
         [...only(c.west), { request: `PATCH ${PATH.remotes}`, ...status(403, 'Forbidden', 'secrets "weft-clustermesh-remotes" is forbidden') }],
       );
-      await assert.rejects(kubeDisconnect(options()), (err: Error & { code?: string }) => err.code === 'WEFT_ERR_MESH_WRITE' && /HTTP 403 Forbidden.*; rolled back: restored Secret kube-system\/weft-clustermesh-remotes in context kind-east$/.test(err.message));
-      const [, restore] = east.requests.filter((r) => r.method === 'PATCH').map((r) => JSON.parse(r.body));
-      assert.deepEqual(restore, { metadata: { resourceVersion: '301' }, data: { 'west.json': before.data['west.json'] } });
-      assert.deepEqual([writes(east), writes(west)], [[`PATCH ${PATH.remotes}`, `PATCH ${PATH.remotes}`], [`PATCH ${PATH.remotes}`]], 'no restart');
+      await assert.rejects(kubeDisconnect(options()), (err: Error & { code?: string }) => err.code === 'WEFT_ERR_MESH_WRITE' && /HTTP 403 Forbidden.*; rolled back: recreated Secret kube-system\/weft-clustermesh-remotes in context kind-east$/.test(err.message));
+      const recreated = body(east, `POST ${SECRETS}`);
+      assert.deepEqual([recreated.metadata.name, recreated.data], ['weft-clustermesh-remotes', before.data]);
+      assert.deepEqual([writes(east), writes(west)], [[`DELETE ${PATH.remotes}`, `POST ${SECRETS}`], [`PATCH ${PATH.remotes}`]], 'no restart');
     });
   });
 

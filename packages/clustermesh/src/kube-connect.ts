@@ -114,7 +114,8 @@ async function run(action: Action, o: KubeConnectOptions): Promise<KubeConnectRe
   if (action === 'connect' && a.id === b.id) throw new MeshConflictError(what, `cluster ${a.cluster} (context ${a.context}) and cluster ${b.cluster} (context ${b.context}) both have cluster id ${a.id}: ids must be unique in a mesh (chart value cluster.id)`);
   const plans = [await plan(action, what, a, b, o), await plan(action, what, b, a, o)];
 
-  const written: Array<{ plan: Plan; before: KubeObject | undefined; after: KubeObject }> = [];
+  // `after` undefined: the write deleted the Secret (a disconnect of its last remote).
+  const written: Array<{ plan: Plan; before: KubeObject | undefined; after: KubeObject | undefined }> = [];
   for (const p of plans) {
     if (!p) continue;
     try {
@@ -256,12 +257,22 @@ function secretPath(side: Side): string {
   return objectPath('Secret', `${side.full}-${REMOTES_SECRET_SUFFIX}`, side.ns);
 }
 
-/** Creates the Secret, or patches one key of it at the resourceVersion read. Returns the Secret as written. */
-function write(p: Plan, signal?: AbortSignal): Promise<KubeObject> {
+/**
+ * Creates the Secret, or patches one key of it at the resourceVersion read, or, when a disconnect
+ * removes its last key, deletes it at that uid and resourceVersion (so `helm uninstall` afterwards
+ * leaves nothing of Weft). Returns the Secret as written; undefined when deleted.
+ */
+async function write(p: Plan, signal?: AbortSignal): Promise<KubeObject | undefined> {
   const { side } = p;
   const name = `${side.full}-${REMOTES_SECRET_SUFFIX}`;
   const action = `write key ${p.key} of Secret ${side.ns}/${name} in context ${side.context}`;
   const opts = signal ? { signal } : {};
+  const others = Object.keys((side.remotes?.data as Record<string, string> | undefined) ?? {}).filter((k) => k !== p.key);
+  if (p.value === null && side.remotes && others.length === 0) {
+    const preconditions = { uid: side.remotes.metadata?.uid, resourceVersion: side.remotes.metadata?.resourceVersion };
+    await side.client.request(`delete Secret ${side.ns}/${name} in context ${side.context}, its last remote removed`, 'DELETE', secretPath(side), { ...opts, body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions } });
+    return undefined;
+  }
   if (!side.remotes) {
     const metadata = { name, namespace: side.ns, labels: { 'app.kubernetes.io/name': 'weft', 'app.kubernetes.io/managed-by': 'weft-clustermesh-connect', 'weft.io/cluster': side.cluster } };
     return side.client.request(action, 'POST', collectionPath('Secret', side.ns), { ...opts, body: { apiVersion: 'v1', kind: 'Secret', metadata, type: 'Opaque', data: { [p.key]: p.value } } });
@@ -271,12 +282,19 @@ function write(p: Plan, signal?: AbortSignal): Promise<KubeObject> {
 }
 
 /** After `failed` failed: undoes the writes made so far (newest first) and returns the error to throw. */
-async function rollBack(what: string, failed: Plan, written: Array<{ plan: Plan; before: KubeObject | undefined; after: KubeObject }>, cause: unknown): Promise<Error> {
+async function rollBack(what: string, failed: Plan, written: Array<{ plan: Plan; before: KubeObject | undefined; after: KubeObject | undefined }>, cause: unknown): Promise<Error> {
   const reason = `writing Secret ${failed.side.ns}/${failed.side.full}-${REMOTES_SECRET_SUFFIX} in context ${failed.side.context} failed (${(cause as Error).message})`;
   const undone: string[] = [];
   for (const { plan: p, before, after } of written.reverse()) {
     const where = `Secret ${p.side.ns}/${p.side.full}-${REMOTES_SECRET_SUFFIX} in context ${p.side.context}`;
     try {
+      if (!after) {
+        // Deleted: created again as it was.
+        const m = before!.metadata ?? {};
+        await p.side.client.request(`recreate ${where}`, 'POST', collectionPath('Secret', p.side.ns), { body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: m.name, namespace: m.namespace, labels: m.labels }, type: before!.type, data: before!.data } });
+        undone.push(`recreated ${where}`);
+        continue;
+      }
       const at = { uid: after.metadata?.uid, resourceVersion: after.metadata?.resourceVersion };
       if (!before) await p.side.client.request(`delete ${where}`, 'DELETE', secretPath(p.side), { body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: at } });
       else await p.side.client.request(`restore ${where}`, 'PATCH', secretPath(p.side), { contentType: MERGE, body: { metadata: { resourceVersion: at.resourceVersion }, data: { [p.key]: (before.data as Record<string, string> | undefined)?.[p.key] ?? null } } });
