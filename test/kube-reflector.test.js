@@ -15,6 +15,7 @@ const { KubernetesSource } = require('../packages/kubernetes/dist/index.js');
 const { controlPlaneCommands } = require('../packages/lab/dist/index.js');
 const { Backoff, silentLogger } = require('../packages/common/dist/index.js');
 const { KvClient, freePort } = require('../packages/kvstore/dist/index.js');
+const { parseYamlDocuments, resourceKey, validateResource } = require('../packages/resources/dist/index.js');
 
 /** What a consumer keeps: objects by key, the invalid ones, and the order of changes. */
 class Model {
@@ -149,6 +150,39 @@ describe('Kubernetes source against a real API server', function () {
     for (const name of ['a', 'c', 'd']) await call('DELETE', `/api/v1/namespaces/default/services/${name}`);
   });
 
+  it('delivers what standalone mode makes of the same objects applied with kubectl (testdata/cluster.yaml)', async () => {
+    const file = join(ROOT, 'packages', 'kubernetes', 'testdata', 'cluster.yaml');
+    assert.equal(api.kubectl(['apply', '--server-side', '-f', join(ROOT, 'charts', 'weft', 'crds')]).status, 0);
+    assert.equal(api.kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s']).status, 0);
+    // The namespace first, and its default ServiceAccount (no controller-manager here) for the pods.
+    assert.equal(api.kubectl(['create', 'namespace', 'shop']).status, 0);
+    await call('POST', '/api/v1/namespaces/shop/serviceaccounts', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
+    const docs = parseYamlDocuments(readFileSync(file, 'utf8'), 'cluster.yaml');
+    // Kubernetes needs an image (standalone mode runs the command itself), as cluster.json has.
+    const objects = docs.map((d) => structuredClone(d.value)).map((o) => (o.kind === 'Pod' && o.spec.containers.forEach((c) => (c.image = 'registry.example/weft:0.1')), o));
+    const r = api.kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], objects.map((o) => JSON.stringify(o)).join('\n'));
+    assert.equal(r.status, 0, r.stderr);
+    const standalone = docs.map((d) => JSON.parse(JSON.stringify(validateResource(d.value, `#${d.index}`, 'c1'))));
+    const model = new Model();
+    await Promise.all(['Namespace', 'Pod', 'Service', 'NetworkPolicy', 'WeftNetworkPolicy', 'WeftClusterwideNetworkPolicy'].map((k) => watch(k, model).waitSynced()));
+    const differ = [];
+    for (const want of standalone) {
+      const key = resourceKey(want);
+      const got = model.items.get(key);
+      // The API server's own Service: its targetPort is the port this test's server listens on.
+      if (key === 'weft/resources/v1/Service/default/kubernetes') {
+        assert.equal(got.spec.clusterIP, '10.96.0.1');
+        continue;
+      }
+      try {
+        assert.deepEqual(got, want);
+      } catch {
+        differ.push(`${key}: ${JSON.stringify(got)}`);
+      }
+    }
+    assert.deepEqual(differ, [], 'objects the Kubernetes source delivers differently from standalone mode');
+  });
+
   it('reports a Weft object the API server accepts but Weft refuses with its kind, namespace and name, and skips it', async () => {
     const r = api.kubectl(['apply', '--server-side', '-f', join(ROOT, 'charts', 'weft', 'crds')]);
     assert.equal(r.status, 0, r.stderr);
@@ -168,7 +202,7 @@ describe('Kubernetes source against a real API server', function () {
     const model = new Model();
     watch('WeftNetworkPolicy', model);
     await eventually(() => model.synced === 1 && model.invalid.size === 1, 'the list');
-    assert.deepEqual([...model.items.keys()], ['weft/resources/v1/WeftNetworkPolicy/demo/fine']);
+    assert.deepEqual([...model.items.keys()].filter((k) => k.includes('/demo/')), ['weft/resources/v1/WeftNetworkPolicy/demo/fine']);
     const [[key, message]] = [...model.invalid];
     assert.equal(key, 'weft/resources/v1/WeftNetworkPolicy/demo/too-far');
     assert.match(message, /WeftNetworkPolicy demo\/too-far/);
