@@ -9,7 +9,7 @@ const WEFT = join(__dirname, '..', 'packages', 'cli', 'bin', 'weft.js');
 /** Runs `weft ARGS...`; resolves {code, stdout, stderr}. */
 function weft(args, options = {}) {
   return new Promise((resolve) => {
-    execFile(process.execPath, [WEFT, ...args], { timeout: options.timeout ?? 180_000, maxBuffer: 64 << 20, env: { ...process.env, WEFT_LOG_LEVEL: 'warn' } }, (err, stdout, stderr) =>
+    execFile(process.execPath, [WEFT, ...args], { timeout: options.timeout ?? 180_000, maxBuffer: 64 << 20, env: { ...process.env, WEFT_LOG_LEVEL: 'warn', ...options.env } }, (err, stdout, stderr) =>
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
   });
 }

@@ -7,6 +7,7 @@ const USAGE = `Usage: weft COMMAND [options]      (every command takes -o json)
 
 Lab (needs root):
   lab up [--nodes M] [--routing vxlan|direct|geneve] [--clusters N] [--names a,b] [--no-connect]
+         [--kubernetes]        also a real control plane per cluster, Weft installed by helm
   lab down                     remove everything the lab created (idempotent)
   lab exec [cluster/]ns/pod -- CMD [ARGS...]
   lab status

@@ -5,29 +5,28 @@
  * under /var/run/weft and /sys/fs/bpf/weft, so `down` finds and removes it
  * all, even after a crash or kill -9 of any part.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { WeftError } from '@weft/common';
 import { AgentClient, type AgentConfig } from '@weft/agent';
 import { EtcdAuth, etcdHealthy } from '@weft/kvstore';
 import { admitNode, applyClusterRoles, APISERVER_USER, createCa, issue, MESH_STATUS_PREFIX, withdrawRemote, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
+import { LabError } from './errors.js';
+import { alive, spawnIn, tail, waitFor, type Progress } from './procs.js';
+import { removeContext, startKubernetes, type LabKubernetes } from './kube-lab.js';
 import { etcdClientFiles, etcdServerFiles, issueEtcdPki, labEtcdClient, nodeEtcdFiles, readTls } from './etcd-pki.js';
 import { generateMeshKey, Ip, netns, netnsNameProblem, nextKeyId, run } from '@weft/net';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
 import { BRIDGE, LAB_PREFIX, LAB_STATE_DIR, PIN_ROOT, UNDERLAY_BITS, UNDERLAY_NS, WORLD_IP, WORLD_NS, labLayout, type ClusterLayout, type LabSpec, type NodeLayout } from './layout.js';
 
-export class LabError extends WeftError {
-  static readonly code = 'WEFT_ERR_LAB';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(LabError.code, message, options);
-  }
-}
+export { LabError, type Progress };
 
 export interface LabState {
   spec: LabSpec;
   clusters: ClusterLayout[];
   createdAt: string;
+  /** With `spec.kubernetes`: each cluster's API server, by cluster name. */
+  kubernetes?: Record<string, LabKubernetes>;
 }
 
 const REPO = resolve(__dirname, '..', '..', '..');
@@ -48,69 +47,6 @@ export function etcdEndpoint(c: ClusterLayout): string {
 
 export function agentSocket(n: NodeLayout): string {
   return join(n.stateDir, 'agent.sock');
-}
-
-export type Progress = (step: string) => void;
-
-/**
- * Starts a long-lived process inside a namespace, detached from us, logging to
- * `log`. Agents enter only the network namespace (nsenter --net), not the
- * private mount namespace `ip netns exec` creates, so the pod namespaces they
- * create under /var/run/netns are visible to everyone.
- */
-function spawnIn(ns: string, argv: string[], log: string, options: { cwd?: string; env?: NodeJS.ProcessEnv; netOnly?: boolean } = {}): number {
-  mkdirSync(resolve(log, '..'), { recursive: true });
-  const out = openSync(log, 'a');
-  const prefix = options.netOnly ? ['nsenter', `--net=/var/run/netns/${ns}`, '--'] : ['ip', 'netns', 'exec', ns];
-  const child = spawn(prefix[0]!, [...prefix.slice(1), ...argv], { detached: true, stdio: ['ignore', out, out], cwd: options.cwd, env: options.env ?? process.env });
-  closeSync(out);
-  child.unref();
-  return child.pid ?? 0;
-}
-
-function tail(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-8).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * WEFT_LAB_TIMEOUT_SCALE multiplies every timeout of the lab's waits (etcd, agents, encryption,
- * clustermesh, pods): the kernel lane (hack/kernel-lane) runs the lab under qemu TCG, some ten
- * times slower than a host, where a healthy agent takes most of the usual 60 s just to start.
- * Unset, the timeouts are as written; anything but a number >= 1 is refused.
- */
-function labTimeoutScale(): number {
-  const raw = process.env.WEFT_LAB_TIMEOUT_SCALE;
-  if (raw === undefined || raw === '') return 1;
-  const scale = Number(raw);
-  if (!Number.isFinite(scale) || scale < 1) throw new LabError(`Invalid WEFT_LAB_TIMEOUT_SCALE ${JSON.stringify(raw)}: use a number >= 1`);
-  return scale;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, onTimeout: () => string): Promise<void> {
-  timeoutMs *= labTimeoutScale();
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await check().catch((err: unknown) => {
-      if (err instanceof LabError) throw err;
-      return false;
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new LabError(`Timed out after ${timeoutMs / 1000}s waiting for ${what}: ${onTimeout()}`);
 }
 
 export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState> {
@@ -204,6 +140,10 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
         return Boolean(await client.call('GET', '/v1/status'));
       }, 60_000, () => tail(join(n.stateDir, 'agent.log')));
       progress(`node ${n.name}: agent ready`);
+    }
+    if (spec.kubernetes) {
+      (state.kubernetes ??= {})[c.name] = await startKubernetes(c, clusters.length, progress);
+      writeFileSync(STATE_FILE, JSON.stringify(state, null, 1));
     }
   }
   if (clusters.length > 1 && spec.connect !== false) await connectClusters(clusters, progress);
@@ -429,6 +369,7 @@ async function connectClusters(clusters: ClusterLayout[], progress: Progress): P
 
 /** Removes everything any lab created; safe to run at any time, any number of times. */
 export async function labDown(progress: Progress): Promise<{ namespaces: number }> {
+  for (const k of Object.values(readLabState()?.kubernetes ?? {})) removeContext(k.context);
   // A name the lab could not have made (whitespace, '/', ...) is not ours, and ip would be refused it.
   const all = (await netns.list()).filter((n) => n.startsWith(LAB_PREFIX) && netnsNameProblem(n) === undefined);
   // Kill every process living in a lab namespace first (agents, etcd, pods, echo servers).
@@ -447,7 +388,8 @@ export async function labDown(progress: Progress): Promise<{ namespaces: number 
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       const env = readFileSync(`/proc/${pid}/environ`, 'utf8');
-      if (env.split('\0').some((e) => e.startsWith('WEFT_POD='))) process.kill(Number(pid), 'SIGKILL');
+      // Also the lab's processes in the machine's namespace (the loopback forwarders), marked WEFT_LAB.
+      if (Number(pid) !== process.pid && env.split('\0').some((e) => e.startsWith('WEFT_POD=') || e === 'WEFT_LAB=1')) process.kill(Number(pid), 'SIGKILL');
     } catch {
       // gone, or not ours to read
     }

@@ -20,6 +20,8 @@ export interface LabSpec {
   connect?: boolean;
   /** Pod traffic between nodes (default wireguard). */
   encryption?: 'wireguard' | 'ipsec' | 'off';
+  /** Also give each cluster a real Kubernetes control plane with Weft installed by helm (kube-lab.ts). */
+  kubernetes?: boolean;
 }
 
 export const LAB_PREFIX = 'weft-';

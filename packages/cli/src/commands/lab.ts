@@ -1,7 +1,8 @@
 /** `weft lab up|down|exec|status`. */
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { applyAndWait, demoResources, labDown, labUp, podNetnsName, readLabState, WORLD_IP, type LabSpec } from '@weft/lab';
+import { applyAndWait, demoResources, forward, labDown, labUp, parseForwardAddress, podNetnsName, readLabState, runKubelet, WORLD_IP, type LabSpec } from '@weft/lab';
+import { createLogger } from '@weft/common';
 import { netns } from '@weft/net';
 import { parsePodRef, labCluster } from '../context.js';
 import { parseFormat, printJson, printTable, progress, UsageError } from '../output.js';
@@ -20,6 +21,10 @@ export async function lab(argv: string[]): Promise<void> {
     }
     case 'exec':
       return exec(rest);
+    case 'forward':
+      return forwardCommand(rest);
+    case 'kubelet':
+      return kubelet(rest);
     case 'status': {
       const { values } = parseArgs({ args: rest, options: { output: { type: 'string', short: 'o' } } });
       const state = readLabState();
@@ -29,7 +34,7 @@ export async function lab(argv: string[]): Promise<void> {
       return;
     }
     default:
-      throw new UsageError(`Unknown lab command ${JSON.stringify(sub ?? '')}: use up, down, exec or status`);
+      throw new UsageError(`Unknown lab command ${JSON.stringify(sub ?? '')}: use up, down, exec or status (forward and kubelet are the lab's own processes)`);
   }
 }
 
@@ -44,6 +49,7 @@ async function up(argv: string[]): Promise<void> {
       'no-demo': { type: 'boolean', default: false },
       'no-connect': { type: 'boolean', default: false },
       encryption: { type: 'string', default: 'wireguard' },
+      kubernetes: { type: 'boolean', default: false },
       output: { type: 'string', short: 'o' },
     },
   });
@@ -56,7 +62,7 @@ async function up(argv: string[]): Promise<void> {
   if (!Number.isInteger(count) || count < 1 || count > 4 || names.length !== count && values.names === undefined) throw new UsageError(`Invalid --clusters ${JSON.stringify(values.clusters)}: use 1-4`);
   for (const n of names) if (!/^[a-z][a-z0-9]{0,7}$/.test(n)) throw new UsageError(`Invalid cluster name ${JSON.stringify(n)}: 1-8 lowercase letters and digits, starting with a letter`);
   if (values.encryption !== 'wireguard' && values.encryption !== 'ipsec' && values.encryption !== 'off') throw new UsageError(`Invalid --encryption ${JSON.stringify(values.encryption)}: use wireguard (the default), ipsec (needs ESP in the kernel) or off`);
-  const spec: LabSpec = { clusters: names.map((name, i) => ({ name, id: i + 1 })), nodes, routing: values.routing, connect: !values['no-connect'], encryption: values.encryption };
+  const spec: LabSpec = { clusters: names.map((name, i) => ({ name, id: i + 1 })), nodes, routing: values.routing, connect: !values['no-connect'], encryption: values.encryption, kubernetes: values.kubernetes };
   const t0 = Date.now();
   const step = (s: string): void => progress(`[lab ${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}`);
   const state = await labUp(spec, step);
@@ -78,6 +84,29 @@ async function up(argv: string[]): Promise<void> {
     `  npx weft connectivity test\n` +
     `  npx weft observe --follow\n` +
     `  npx weft lab down\n`);
+  if (state.kubernetes) {
+    process.stdout.write(`\nKubernetes (weft installed with helm): ${Object.values(state.kubernetes).map((k) => `kubectl --context ${k.context} get nodes`).join('; ')}\n`);
+  }
+}
+
+/** `weft lab forward --listen A --to B`: the lab's loopback bridge to a cluster's API server (forward.ts). */
+async function forwardCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { listen: { type: 'string' }, to: { type: 'string' } } });
+  if (!values.listen || !values.to) throw new UsageError('Usage: weft lab forward --listen unix:/path|tcp:IP:port --to unix:/path|tcp:IP:port');
+  const log = createLogger({ component: 'lab-forward' });
+  const server = await forward(parseForwardAddress(values.listen, '--listen'), parseForwardAddress(values.to, '--to'), log);
+  await new Promise<void>((resolve) => {
+    for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => server.close(() => resolve()));
+  });
+}
+
+/** `weft lab kubelet --node N --node-ip IP --pod-cidr CIDR --kubeconfig F`: a lab node's kubelet (kube/kubelet.ts). */
+async function kubelet(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { node: { type: 'string' }, 'node-ip': { type: 'string' }, 'pod-cidr': { type: 'string' }, kubeconfig: { type: 'string' } } });
+  if (!values.node || !values['node-ip'] || !values['pod-cidr'] || !values.kubeconfig) throw new UsageError('Usage: weft lab kubelet --node NAME --node-ip IP --pod-cidr CIDR --kubeconfig FILE');
+  const stop = new AbortController();
+  for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => stop.abort());
+  await runKubelet({ kubeconfig: values.kubeconfig, node: values.node, nodeIp: values['node-ip'], podCidr: values['pod-cidr'], log: createLogger({ component: 'lab-kubelet', node: values.node }), signal: stop.signal });
 }
 
 async function exec(argv: string[]): Promise<void> {

@@ -36,6 +36,8 @@ export interface ControlPlaneSpec {
   serviceCidr: string;
   /** Also run kube-controller-manager and kube-scheduler (EndpointSlices, ServiceAccounts, scheduling). */
   controllers: boolean;
+  /** Nodes to issue kubelet credentials for (`system:node:<name>` in `system:nodes`): `node-<name>.kubeconfig`. */
+  nodes?: string[];
 }
 
 export interface ControlPlaneFiles {
@@ -100,6 +102,7 @@ export async function prepareControlPlane(spec: ControlPlaneSpec): Promise<Contr
     ['controller-manager', 'system:kube-controller-manager', []],
     ['scheduler', 'system:kube-scheduler', []],
   ];
+  for (const node of spec.nodes ?? []) users.push([`node-${node}`, `system:node:${node}`, ['system:nodes']]);
   for (const [file, cn, groups] of users) {
     const client = await issue(ca, cn, { organizations: groups });
     writeFileSync(join(spec.dir, `${file}.kubeconfig`), kubeconfig(spec.cluster, server, ca.cert, cn, client), { mode: 0o600 });
@@ -187,11 +190,11 @@ function logTail(file: string): string {
   }
 }
 
-/** GET `path` on the API server as the admin; resolves with the status code (0 when unreachable). */
-function adminGet(files: ControlPlaneFiles, path: string): Promise<{ status: number; body: string }> {
+/** GET `path` on the API server (at `server`, default its own address) as the admin; status 0 when unreachable. */
+export function adminGet(files: ControlPlaneFiles, path: string, server = files.server): Promise<{ status: number; body: string }> {
   const cfg = JSON.parse(readFileSync(files.adminKubeconfig, 'utf8')) as { users: { user: Record<string, string> }[] };
   const user = cfg.users[0]!.user;
-  const url = new URL(path, files.server);
+  const url = new URL(path, server);
   return new Promise((done) => {
     const req = request(url, {
       ca: files.ca.cert,

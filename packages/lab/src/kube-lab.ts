@@ -1,0 +1,116 @@
+/**
+ * `weft lab up --kubernetes`: each lab cluster gets a real Kubernetes control plane in its
+ * control-plane namespace (etcd, kube-apiserver with RBAC and the Node authorizer,
+ * controller-manager, scheduler; packages/lab/src/kube), its nodes registered by the lab kubelet
+ * with their own credentials and pod CIDRs, a kubeconfig context `weft-lab-<cluster>` in the
+ * user's kubeconfig (reached through a loopback forwarder, since nothing of the lab is attached to
+ * the machine's namespace), and Weft installed with `helm install charts/weft`.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { freePort } from '@weft/kvstore';
+import { LabError } from './errors.js';
+import { adminGet, controlPlaneCommands, prepareControlPlane, type ControlPlaneSpec } from './kube/control-plane.js';
+import { kubeTool } from './kube/tools.js';
+import { LAB_STATE_DIR, type ClusterLayout } from './layout.js';
+import { spawnHost, spawnIn, tail, waitFor, type Progress } from './procs.js';
+
+const REPO = resolve(__dirname, '..', '..', '..');
+const WEFT_CLI = join(REPO, 'packages', 'cli', 'bin', 'weft.js');
+
+export const KUBE_APISERVER_PORT = 6443;
+export const KUBE_SERVICE_CIDR = '10.96.0.0/16';
+
+export interface LabKubernetes {
+  /** The kubeconfig context of the cluster (in the user's kubeconfig). */
+  context: string;
+  /** The loopback port forwarded to the cluster's API server. */
+  port: number;
+  /** The admin kubeconfig for the machine (server on loopback). */
+  kubeconfig: string;
+}
+
+export const labContext = (c: Pick<ClusterLayout, 'name'>): string => `weft-lab-${c.name}`;
+const kubeDir = (c: Pick<ClusterLayout, 'name'>): string => join(LAB_STATE_DIR, c.name, 'kube');
+
+function kubectl(args: string[], kubeconfig?: string): { status: number | null; stdout: string; stderr: string } {
+  return spawnSync(kubeTool('kubectl'), [...(kubeconfig ? ['--kubeconfig', kubeconfig] : []), ...args], { encoding: 'utf8', timeout: 60_000 });
+}
+
+export async function startKubernetes(c: ClusterLayout, clusters: number, progress: Progress): Promise<LabKubernetes> {
+  const dir = kubeDir(c);
+  const spec: ControlPlaneSpec = {
+    cluster: c.name,
+    dir,
+    host: c.cpIp,
+    ports: { etcd: 12379, etcdPeer: 12380, apiserver: KUBE_APISERVER_PORT },
+    serviceCidr: KUBE_SERVICE_CIDR,
+    controllers: true,
+    nodes: c.nodes.map((n) => n.name),
+  };
+  progress(`cluster ${c.name}: Kubernetes control plane in ${c.cpNetns} at ${c.cpIp}:${KUBE_APISERVER_PORT}`);
+  const files = await prepareControlPlane(spec);
+  const log = (component: string): string => join(dir, 'logs', `${component}.log`);
+  for (const { component, argv } of controlPlaneCommands(spec)) spawnIn(c.cpNetns, argv, log(component));
+  const socket = join(dir, 'apiserver.sock');
+  spawnIn(c.cpNetns, [process.execPath, WEFT_CLI, 'lab', 'forward', '--listen', `unix:${socket}`, '--to', `tcp:${c.cpIp}:${KUBE_APISERVER_PORT}`], log('forward-cp'));
+  const port = await freePort();
+  spawnHost([process.execPath, WEFT_CLI, 'lab', 'forward', '--listen', `tcp:127.0.0.1:${port}`, '--to', `unix:${socket}`], log('forward-host'));
+  const server = `https://127.0.0.1:${port}`;
+  await waitFor(`the API server of ${c.name}`, async () => (await adminGet(files, '/readyz', server)).status === 200, 120_000, () => tail(log('kube-apiserver')));
+  // The admin's kubeconfig for the machine: the same credential, the server on loopback.
+  const kubeconfig = join(dir, 'host.kubeconfig');
+  const admin = JSON.parse(readFileSync(files.adminKubeconfig, 'utf8')) as { clusters: { cluster: { server: string } }[] };
+  admin.clusters[0]!.cluster.server = server;
+  writeFileSync(kubeconfig, JSON.stringify(admin, null, 2), { mode: 0o600 });
+
+  for (const n of c.nodes) {
+    mkdirSync(n.stateDir, { recursive: true });
+    spawnIn(n.netns, [process.execPath, WEFT_CLI, 'lab', 'kubelet', '--node', n.name, '--node-ip', n.ip, '--pod-cidr', n.podCidr, '--kubeconfig', join(dir, `node-${n.name}.kubeconfig`)], join(n.stateDir, 'kubelet.log'), { netOnly: true });
+  }
+  await waitFor(`the nodes of ${c.name} to be Ready`, async () => {
+    const r = kubectl(['get', 'nodes', '-o', 'json'], kubeconfig);
+    if (r.status !== 0) return false;
+    const nodes = (JSON.parse(r.stdout) as { items: { status?: { conditions?: { type: string; status: string }[] } }[] }).items;
+    return nodes.length === c.nodes.length && nodes.every((n) => n.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True'));
+  }, 60_000, () => tail(join(c.nodes[0]!.stateDir, 'kubelet.log')));
+  progress(`cluster ${c.name}: ${c.nodes.length} nodes registered; helm install charts/weft`);
+
+  const values = ['--set', `cluster.name=${c.name}`, '--set', `cluster.id=${c.id}`, '--set', `clustermesh.enabled=${clusters > 1}`, '--set', `tls.server.ipAddresses={${c.nodes.map((n) => n.ip).join(',')}}`];
+  const helm = spawnSync(kubeTool('helm'), ['install', 'weft', join(REPO, 'charts', 'weft'), '--namespace', 'kube-system', ...values], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, KUBECONFIG: kubeconfig, HELM_CACHE_HOME: join(dir, 'helm', 'cache'), HELM_CONFIG_HOME: join(dir, 'helm', 'config'), HELM_DATA_HOME: join(dir, 'helm', 'data') },
+  });
+  if (helm.status !== 0) throw new LabError(`helm install charts/weft into ${c.name} failed: ${helm.stderr.trim()}`);
+  const context = labContext(c);
+  addContext(context, kubeconfig);
+  return { context, port, kubeconfig };
+}
+
+/** Adds the cluster, user and context `name` to the user's kubeconfig (KUBECONFIG or ~/.kube/config), as kind does. */
+function addContext(name: string, from: string): void {
+  const cfg = JSON.parse(readFileSync(from, 'utf8')) as { clusters: { cluster: Record<string, string> }[]; users: { user: Record<string, string> }[] };
+  const dir = resolve(from, '..');
+  const file = (f: string, data: string): string => {
+    writeFileSync(join(dir, f), Buffer.from(data, 'base64'), { mode: 0o600 });
+    return join(dir, f);
+  };
+  const cluster = cfg.clusters[0]!.cluster;
+  const user = cfg.users[0]!.user;
+  const steps = [
+    ['config', 'set-cluster', name, `--server=${cluster.server}`, `--certificate-authority=${file('ca.crt', cluster['certificate-authority-data']!)}`, '--embed-certs'],
+    ['config', 'set-credentials', name, `--client-certificate=${file('admin.crt', user['client-certificate-data']!)}`, `--client-key=${file('admin.key', user['client-key-data']!)}`, '--embed-certs'],
+    ['config', 'set-context', name, `--cluster=${name}`, `--user=${name}`],
+  ];
+  for (const args of steps) {
+    const r = kubectl(args);
+    if (r.status !== 0) throw new LabError(`kubectl ${args.slice(0, 3).join(' ')} failed: ${r.stderr.trim()}`);
+  }
+}
+
+/** Removes what addContext added; a kubeconfig without them is left as it is. */
+export function removeContext(name: string): void {
+  for (const what of ['delete-context', 'delete-cluster', 'delete-user']) kubectl(['config', what, name]);
+}
