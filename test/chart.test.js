@@ -10,7 +10,7 @@
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
 const { X509Certificate } = require('node:crypto');
-const { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
+const { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join, resolve } = require('node:path');
 const tls = require('node:tls');
@@ -460,22 +460,29 @@ describe('charts/weft (real helm, real API server)', function () {
       assert.equal(plain.some((d) => d.obj.metadata.name.startsWith('weft-etcd-')), false);
     });
 
-    it('a real etcd, issuer and agent run with the rendered flags, configs and Secrets: each agent gets its own credential, RBAC holds it to its node', async function () {
+    it('a real etcd, issuer and agent run with the installed flags, configs, Secrets and ServiceAccount tokens: each agent gets its own credential, RBAC holds it to its node', async function () {
       this.timeout(90_000);
       const { KvClient, KvstorePermissionError } = require(join(ROOT, 'packages', 'kvstore', 'dist', 'index.js'));
       const { freePort, etcdHealthy } = require(join(ROOT, 'packages', 'kvstore', 'dist', 'etcd-process.js'));
       const { validateAgentConfig, readEtcdTls, ensureEtcdCredential } = require(join(ROOT, 'packages', 'agent', 'dist', 'index.js'));
       const { runEtcdIssuer } = require(join(ROOT, 'packages', 'clustermesh', 'dist', 'index.js'));
       const meshTls = require(join(ROOT, 'packages', 'clustermesh', 'dist', 'config.js')).readEtcdTls;
-      const { ReplayServer, writeKubeconfig } = require(join(ROOT, 'packages', 'kubernetes', 'dist', 'testing.js'));
       const { silentLogger } = require(join(ROOT, 'packages', 'common', 'dist', 'index.js'));
       const dir = mkdtempSync(join(scratch, 'etcd-'));
+      // The chart as installed: its Secrets and ConfigMaps as the API server holds them.
+      const installed = release('install', ['--set', 'clustermesh.enabled=true']);
       // A Secret volume, laid out under dir; returns the mapping of paths under `mount` to it.
       const mountAt = (secret, mount = MOUNT) => {
         const at = join(dir, secret);
         mkdirSync(at);
-        for (const [k, v] of Object.entries(find(docs, 'Secret', secret).data)) writeFileSync(join(at, k), Buffer.from(v, 'base64'), { mode: 0o400 });
+        for (const [k, v] of Object.entries(find(installed, 'Secret', secret).data)) writeFileSync(join(at, k), Buffer.from(v, 'base64'), { mode: 0o400 });
         return (path) => join(at, path.slice(mount.length + 1));
+      };
+      /** A ServiceAccount's token from the API server (TokenRequest), bound to `pod` when given, as kubelet projects it. */
+      const token = async (sa, audiences, pod) => {
+        const r = await api.call('POST', `/api/v1/namespaces/${NS}/serviceaccounts/${sa}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600, ...(audiences ? { audiences } : {}), ...(pod ? { boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod } } : {}) } });
+        assert.equal(r.status, 201, JSON.stringify(r.body));
+        return r.body.status.token;
       };
       const [client, peer, metrics, issuerPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
       const server = mountAt('weft-etcd-server');
@@ -490,8 +497,13 @@ describe('charts/weft (real helm, real API server)', function () {
       const clients = [];
       const stopIssuer = new AbortController();
       let issuerRun;
-      // The API server's TokenReview of the agent's token on node n1 (replayed, as it answers).
-      const api = await new ReplayServer({ exchanges: [{ request: 'POST /apis/authentication.k8s.io/v1/tokenreviews', response: { status: 201, body: { kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', status: { authenticated: true, audiences: ['weft-etcd-issuer'], user: { username: 'system:serviceaccount:kube-system:weft-agent', extra: { 'authentication.kubernetes.io/node-name': ['n1'], 'authentication.kubernetes.io/pod-name': ['weft-agent-x1'] } } } } } }] }).start();
+      // Node n1 and the agent's pod on it, as kubelet and the DaemonSet make them.
+      const created = [];
+      for (const [path, obj] of [['/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' } }], [`/api/v1/namespaces/${NS}/pods`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'weft-agent-x1' }, spec: { nodeName: 'n1', serviceAccountName: 'weft-agent', containers: [{ name: 'agent', image: 'weft' }] } }]]) {
+        const r = await api.call('POST', path, obj);
+        assert.equal(r.status, 201, JSON.stringify(r.body));
+        created.push(`${path}/${obj.metadata.name}`);
+      }
       try {
         const deadline = Date.now() + 20_000;
         while (!(await etcdHealthy({ host: '127.0.0.1', port: metrics }))) {
@@ -499,8 +511,10 @@ describe('charts/weft (real helm, real API server)', function () {
           await new Promise((r) => setTimeout(r, 100));
         }
         const endpoint = `https://127.0.0.1:${client}`;
-        // The issuer with its rendered configuration, its Secrets where it mounts them.
-        const issuerConfig = JSON.parse(find(docs, 'ConfigMap', 'weft-etcd-issuer-config').data['config.json']);
+        const issuerKubeconfig = join(dir, 'issuer.kubeconfig');
+        writeFileSync(issuerKubeconfig, JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: cp.files.server, 'certificate-authority-data': Buffer.from(cp.files.ca.cert).toString('base64') } }], users: [{ name: 'issuer', user: { token: await token(etcdPod().serviceAccountName) } }], contexts: [{ name: 'c', context: { cluster: 'c', user: 'issuer' } }], 'current-context': 'c' }));
+        // The issuer with its installed configuration, its Secrets where it mounts them.
+        const issuerConfig = JSON.parse(find(installed, 'ConfigMap', 'weft-etcd-issuer-config').data['config.json']);
         assert.equal(issuerConfig.listen, '0.0.0.0:9382');
         const root = mountAt('weft-etcd-root', '/etc/weft/etcd-root');
         const caFiles = mountAt('weft-etcd-ca', '/etc/weft/etcd-ca');
@@ -511,20 +525,28 @@ describe('charts/weft (real helm, real API server)', function () {
           etcdTls: Object.fromEntries(Object.entries(issuerConfig.etcdTls).map(([k, p]) => [k, root(p)])),
           ca: Object.fromEntries(Object.entries(issuerConfig.ca).map(([k, p]) => [k, caFiles(p)])),
           serverTls: Object.fromEntries(Object.entries(issuerConfig.serverTls).map(([k, p]) => [k, server(p)])),
-          kubeconfig: writeKubeconfig(join(dir, 'kubeconfig'), { test: api }),
+          // The issuer's own ServiceAccount (the etcd pod's), whose only grant is creating TokenReviews.
+          kubeconfig: issuerKubeconfig,
         }, silentLogger(), stopIssuer.signal);
         // The agent on node n1, with its rendered configuration, obtains its credential.
         const agentCa = mountAt('weft-etcd-agent');
-        writeFileSync(join(dir, 'token'), 'projected-token-of-n1');
-        const rendered = agentConfig();
+        // The agent's projected token: audience weft-etcd-issuer, bound to its pod on n1.
+        writeFileSync(join(dir, 'token'), await token('weft-agent', ['weft-etcd-issuer'], 'weft-agent-x1'));
+        const rendered = JSON.parse(find(installed, 'ConfigMap', 'weft-agent-config').data['agent.json']);
         const agent = validateAgentConfig({
           ...rendered, etcd: [endpoint],
           etcdTls: { ca: agentCa(rendered.etcdTls.ca), cert: join(dir, 'etcd-client.crt'), key: join(dir, 'etcd-client.key') },
           etcdIssuer: { url: rendered.etcdIssuer.url.replace('10.96.0.20:9382', `127.0.0.1:${issuerPort}`), tokenFile: join(dir, 'token') },
         }, 'rendered agent.json', { WEFT_NODE_NAME: 'n1', WEFT_NODE_IP: '172.18.0.3' });
+        // A token the real API server vouches for, but bound to no pod (so to no node), gets nothing.
+        const stray = join(dir, 'stray');
+        mkdirSync(stray);
+        writeFileSync(join(stray, 'token'), await token('weft-agent', ['weft-etcd-issuer']));
+        const strayAgent = { ...agent, etcdTls: { ...agent.etcdTls, cert: join(stray, 'c.crt'), key: join(stray, 'c.key') }, etcdIssuer: { ...agent.etcdIssuer, tokenFile: join(stray, 'token') } };
+        // The agent keeps asking (a token may be renewed) and is given nothing until it gives up.
+        await assert.rejects(ensureEtcdCredential(strayAgent, silentLogger(), AbortSignal.timeout(3_000)), (err) => err.code === 'WEFT_ERR_ABORTED');
+        assert.equal(existsSync(join(stray, 'c.crt')), false, 'no certificate for a token bound to no node');
         await ensureEtcdCredential(agent, silentLogger(), AbortSignal.timeout(30_000));
-        assert.deepEqual(api.mismatches, []);
-        assert.equal(JSON.parse(api.requests[0].body).spec.token, 'projected-token-of-n1');
         assert.equal(new X509Certificate(readFileSync(join(dir, 'etcd-client.crt'))).subject, 'CN=n1');
         const kv = (tls) => {
           const c = new KvClient({ endpoints: [endpoint], ...(tls ? { tls } : {}), requestTimeoutMs: 3000, retry: { maxAttempts: 1, initialMs: 10, maxMs: 10 } });
@@ -561,8 +583,9 @@ describe('charts/weft (real helm, real API server)', function () {
         for (const c of clients) c.close();
         stopIssuer.abort();
         await issuerRun?.catch(() => undefined);
-        await api.close();
         etcd.kill('SIGKILL');
+        for (const path of created.reverse()) await api.call('DELETE', path);
+        uninstall();
       }
     });
   });
