@@ -12,10 +12,13 @@ STAGING_VERSION=v0.37.2
 HELM_VERSION=v4.3.2
 ETCD_VERSION=v3.6.16
 GO_MIN=1.26
-OUT=${WEFT_KUBE_DIR:-/var/cache/weft/kube}/${KUBE_VERSION}-helm-${HELM_VERSION}
+ROOT=${WEFT_KUBE_DIR:-/var/cache/weft/kube}
+OUT=$ROOT/${KUBE_VERSION}-helm-${HELM_VERSION}
 BIN=$OUT/bin
 mkdir -p "$BIN"
-export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
+# The Go module and build caches live beside the binaries, so removing $ROOT removes all of it and
+# the next run is a cold build (-modcacherw: module files stay removable).
+export GOFLAGS="-mod=mod -modcacherw" CGO_ENABLED=0 GOTOOLCHAIN=local GOMODCACHE=$ROOT/go/mod GOCACHE=$ROOT/go/cache
 
 log() { echo "[kube-build] $*" >&2; }
 
