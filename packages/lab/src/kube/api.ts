@@ -27,12 +27,13 @@ export class KubeApi {
     this.agent = new Agent({ keepAlive: true, maxSockets: 4, ...tls });
   }
 
-  static fromKubeconfig(file: string): KubeApi {
+  /** The kubeconfig's first cluster and user; `server` overrides its address (the lab's loopback forwarder). */
+  static fromKubeconfig(file: string, server?: string): KubeApi {
     const cfg = JSON.parse(readFileSync(file, 'utf8')) as KubeconfigFile;
     const b = (s: string): Buffer => Buffer.from(s, 'base64');
     const cluster = cfg.clusters[0]!.cluster;
     const user = cfg.users[0]!.user;
-    return new KubeApi(cluster.server, { ca: b(cluster['certificate-authority-data']), cert: b(user['client-certificate-data']), key: b(user['client-key-data']) });
+    return new KubeApi(server ?? cluster.server, { ca: b(cluster['certificate-authority-data']), cert: b(user['client-certificate-data']), key: b(user['client-key-data']) });
   }
 
   /** One request; resolves with status and parsed body whatever the status (status 0: no answer). */

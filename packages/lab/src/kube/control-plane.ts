@@ -13,6 +13,8 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { formatIpv4, parseCidr, WeftError } from '@weft/common';
 import { createCa, freePort, issue, type Pem } from '@weft/kvstore';
+import { tail } from '../procs.js';
+import { KubeApi } from './api.js';
 import { kubeTool } from './tools.js';
 
 export class ControlPlaneError extends WeftError {
@@ -182,35 +184,14 @@ export function controlPlaneCommands(spec: ControlPlaneSpec, env: NodeJS.Process
   return commands;
 }
 
-function logTail(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-12).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
 /** GET `path` on the API server (at `server`, default its own address) as the admin; status 0 when unreachable. */
-export function adminGet(files: ControlPlaneFiles, path: string, server = files.server): Promise<{ status: number; body: string }> {
-  const cfg = JSON.parse(readFileSync(files.adminKubeconfig, 'utf8')) as { users: { user: Record<string, string> }[] };
-  const user = cfg.users[0]!.user;
-  const url = new URL(path, server);
-  return new Promise((done) => {
-    const req = request(url, {
-      ca: files.ca.cert,
-      cert: Buffer.from(user['client-certificate-data']!, 'base64'),
-      key: Buffer.from(user['client-key-data']!, 'base64'),
-      timeout: 5_000,
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => done({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => done({ status: 0, body: '' }));
-    req.end();
-  });
+export async function adminGet(files: ControlPlaneFiles, path: string, server = files.server): Promise<{ status: number }> {
+  const api = KubeApi.fromKubeconfig(files.adminKubeconfig, server);
+  try {
+    return await api.call('GET', path);
+  } finally {
+    api.close();
+  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -277,9 +258,9 @@ export class ControlPlane {
     child.once('exit', (code, signal) => (exited = code ?? (signal ? -1 : null)));
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (exited !== undefined) throw new ControlPlaneError(`${component} exited (${exited}) while starting: ${logTail(log)}`);
+      if (exited !== undefined) throw new ControlPlaneError(`${component} exited (${exited}) while starting: ${tail(log)}`);
       if (await this.serving(component)) return;
-      if (Date.now() > deadline) throw new ControlPlaneError(`${component} was not ready after ${timeoutMs / 1000}s: ${logTail(log)}`);
+      if (Date.now() > deadline) throw new ControlPlaneError(`${component} was not ready after ${timeoutMs / 1000}s: ${tail(log)}`);
       await sleep(200);
     }
   }
