@@ -7,3 +7,5 @@ export { ControlPlane, ControlPlaneError, controlPlaneCommands, prepareControlPl
 export { labContext, KUBE_APISERVER_PORT, KUBE_SERVICE_CIDR, type LabKubernetes } from './kube-lab.js';
 export { forward, parseForwardAddress, type ForwardAddress } from './forward.js';
 export { runKubelet, type KubeletOptions } from './kube/kubelet.js';
+export { materializeVolumes, PodVolumeError, type PodVolume, type PodForVolumes } from './kube/volumes.js';
+export { KubeApi, KubeApiError } from './kube/api.js';

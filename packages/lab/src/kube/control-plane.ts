@@ -206,7 +206,7 @@ export class ControlPlane {
   private constructor(readonly spec: ControlPlaneSpec, readonly files: ControlPlaneFiles, private readonly commands: ReturnType<typeof controlPlaneCommands>) {}
 
   /** Starts on `host` (127.0.0.1) at `ports` (default: free ones), waits until the API server is ready. */
-  static async start(options: { cluster?: string; dir: string; host?: string; ports?: Partial<ControlPlaneSpec['ports']>; controllers?: boolean; serviceCidr?: string; timeoutMs?: number }): Promise<ControlPlane> {
+  static async start(options: { cluster?: string; dir: string; host?: string; ports?: Partial<ControlPlaneSpec['ports']>; controllers?: boolean; nodes?: string[]; serviceCidr?: string; timeoutMs?: number }): Promise<ControlPlane> {
     const host = options.host ?? '127.0.0.1';
     const spec: ControlPlaneSpec = {
       cluster: options.cluster ?? 'weft-test',
@@ -219,6 +219,7 @@ export class ControlPlane {
       },
       serviceCidr: options.serviceCidr ?? '10.96.0.0/16',
       controllers: options.controllers ?? false,
+      ...(options.nodes ? { nodes: options.nodes } : {}),
     };
     const commands = controlPlaneCommands(spec);
     const cp = new ControlPlane(spec, await prepareControlPlane(spec), commands);
