@@ -91,6 +91,21 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     }
   });
 
+  it('gives each node\'s host network the cluster\'s Services by ClusterIP: the kubernetes Service reaches the API server', async () => {
+    for (const c of state.clusters) {
+      const ca = `/var/run/weft/lab/${c.name}/kube/pki/ca.crt`;
+      // TLS to 10.96.0.1 verified against the cluster CA (the serving certificate names the Service IP): 401, as anonymous.
+      const code = `require('https').get({host:'10.96.0.1',port:443,path:'/readyz',ca:require('fs').readFileSync('${ca}'),timeout:5000},(r)=>{process.stdout.write(String(r.statusCode));process.exit()}).on('error',(e)=>{process.stdout.write('error '+e.message);process.exit()})`;
+      let out = '';
+      const deadline = Date.now() + 30_000;
+      while (out !== '401' && Date.now() < deadline) {
+        out = spawnSync('ip', ['netns', 'exec', `weft-${c.nodes[0].name}`, process.execPath, '-e', code], { encoding: 'utf8', timeout: 10_000 }).stdout;
+        if (out !== '401') await new Promise((r) => setTimeout(r, 500));
+      }
+      assert.equal(out, '401', `${c.name}: ${out}`);
+    }
+  });
+
   it('removes all of it on lab down: processes, contexts, namespaces', async () => {
     const down = await weft(['lab', 'down'], { env });
     assert.equal(down.code, 0, down.stderr);

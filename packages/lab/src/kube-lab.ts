@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePort } from '@weft/kvstore';
+import { Ip } from '@weft/net';
 import { LabError } from './errors.js';
 import { adminGet, controlPlaneCommands, prepareControlPlane, type ControlPlaneSpec } from './kube/control-plane.js';
 import { kubeTool } from './kube/tools.js';
@@ -67,7 +68,9 @@ export async function startKubernetes(c: ClusterLayout, clusters: number, progre
 
   for (const n of c.nodes) {
     mkdirSync(n.stateDir, { recursive: true });
-    spawnIn(n.netns, [process.execPath, WEFT_CLI, 'lab', 'kubelet', '--node', n.name, '--node-ip', n.ip, '--pod-cidr', n.podCidr, '--kubeconfig', join(dir, `node-${n.name}.kubeconfig`)], join(n.stateDir, 'kubelet.log'), { netOnly: true });
+    // ClusterIPs from the node's host network go through the kubelet's Service rules (service-proxy.ts).
+    await new Ip(n.netns).replaceRoute([KUBE_SERVICE_CIDR, 'dev', 'ul0']);
+    spawnIn(n.netns, [process.execPath, WEFT_CLI, 'lab', 'kubelet', '--node', n.name, '--node-ip', n.ip, '--pod-cidr', n.podCidr, '--kubeconfig', join(dir, `node-${n.name}.kubeconfig`), '--netns', n.netns, '--proxy-kubeconfig', join(dir, 'kube-proxy.kubeconfig')], join(n.stateDir, 'kubelet.log'), { netOnly: true });
   }
   await waitFor(`the nodes of ${c.name} to be Ready`, async () => {
     const r = kubectl(['get', 'nodes', '-o', 'json'], kubeconfig);

@@ -102,11 +102,11 @@ async function forwardCommand(argv: string[]): Promise<void> {
 
 /** `weft lab kubelet --node N --node-ip IP --pod-cidr CIDR --kubeconfig F`: a lab node's kubelet (kube/kubelet.ts). */
 async function kubelet(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { node: { type: 'string' }, 'node-ip': { type: 'string' }, 'pod-cidr': { type: 'string' }, kubeconfig: { type: 'string' } } });
-  if (!values.node || !values['node-ip'] || !values['pod-cidr'] || !values.kubeconfig) throw new UsageError('Usage: weft lab kubelet --node NAME --node-ip IP --pod-cidr CIDR --kubeconfig FILE');
+  const { values } = parseArgs({ args: argv, options: { node: { type: 'string' }, 'node-ip': { type: 'string' }, 'pod-cidr': { type: 'string' }, kubeconfig: { type: 'string' }, netns: { type: 'string' }, 'proxy-kubeconfig': { type: 'string' } } });
+  if (!values.node || !values['node-ip'] || !values['pod-cidr'] || !values.kubeconfig) throw new UsageError('Usage: weft lab kubelet --node NAME --node-ip IP --pod-cidr CIDR --kubeconfig FILE [--netns NS --proxy-kubeconfig FILE]');
   const stop = new AbortController();
   for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => stop.abort());
-  await runKubelet({ kubeconfig: values.kubeconfig, node: values.node, nodeIp: values['node-ip'], podCidr: values['pod-cidr'], log: createLogger({ component: 'lab-kubelet', node: values.node }), signal: stop.signal });
+  await runKubelet({ kubeconfig: values.kubeconfig, node: values.node, nodeIp: values['node-ip'], podCidr: values['pod-cidr'], log: createLogger({ component: 'lab-kubelet', node: values.node }), signal: stop.signal, ...(values.netns && values['proxy-kubeconfig'] ? { proxy: { netns: values.netns, kubeconfig: values['proxy-kubeconfig'] } } : {}) });
 }
 
 async function exec(argv: string[]): Promise<void> {

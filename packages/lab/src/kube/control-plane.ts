@@ -103,6 +103,8 @@ export async function prepareControlPlane(spec: ControlPlaneSpec): Promise<Contr
     ['admin', 'weft-admin', ['system:masters']],
     ['controller-manager', 'system:kube-controller-manager', []],
     ['scheduler', 'system:kube-scheduler', []],
+    // kube-proxy's user, bound to system:node-proxier by the API server's bootstrap policy (Services, EndpointSlices).
+    ['kube-proxy', 'system:kube-proxy', []],
   ];
   for (const node of spec.nodes ?? []) users.push([`node-${node}`, `system:node:${node}`, ['system:nodes']]);
   for (const [file, cn, groups] of users) {

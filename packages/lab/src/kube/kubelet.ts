@@ -7,8 +7,9 @@
  * they stay Pending on their node).
  */
 import { cpus, totalmem } from 'node:os';
-import type { Logger } from '@weft/common';
+import { AbortedError, sleep, type Logger } from '@weft/common';
 import { KubeApi, KubeApiError } from './api.js';
+import { applyServiceRules, serviceRules, type EndpointSliceView, type KubeServiceView } from './service-proxy.js';
 import { KUBE_VERSION } from './tools.js';
 
 export interface KubeletOptions {
@@ -19,6 +20,12 @@ export interface KubeletOptions {
   log: Logger;
   signal: AbortSignal;
   heartbeatMs?: number;
+  /**
+   * Services' ClusterIPs for the node's host network (service-proxy.ts): its network namespace, and
+   * kube-proxy's credential (system:kube-proxy; a node's own may not list EndpointSlices).
+   */
+  proxy?: { netns: string; kubeconfig: string };
+  serviceSyncMs?: number;
 }
 
 /** RFC 3339 with microseconds, the format of a Lease's MicroTime fields. */
@@ -41,29 +48,22 @@ export async function runKubelet(o: KubeletOptions): Promise<void> {
     };
     const created = await api.expect([201, 409], 'POST', '/api/v1/nodes', node);
     o.log.info({ node: o.node, podCidr: o.podCidr, created: created.status === 201 }, 'node registered');
-    while (!o.signal.aborted) {
-      try {
-        await renewLease(api, o.node);
-        const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-        await api.expect([200], 'PATCH', `/api/v1/nodes/${o.node}/status`, {
-          status: {
-            conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'the Weft lab kubelet is posting ready status', lastHeartbeatTime: now, lastTransitionTime: started }],
-            addresses: [{ type: 'InternalIP', address: o.nodeIp }, { type: 'Hostname', address: o.node }],
-            // Every lab node shares the machine, as kind's nodes do, and says so: the scheduler places pods by it.
-            capacity: resources,
-            allocatable: resources,
-            nodeInfo: { kubeletVersion: KUBE_VERSION, operatingSystem: 'linux', architecture: 'amd64', containerRuntimeVersion: 'weft-lab://0.1.0' },
-          },
-        }, 'application/merge-patch+json');
-      } catch (err) {
-        if (!(err instanceof KubeApiError)) throw err;
-        o.log.warn({ err: err.message, status: err.status }, 'node heartbeat failed; retrying');
-      }
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, o.heartbeatMs ?? 10_000);
-        o.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-      });
-    }
+    const services = o.proxy ? syncServices(o.proxy, o) : Promise.resolve();
+    await every(o.heartbeatMs ?? 10_000, o, 'node heartbeat', async () => {
+      await renewLease(api, o.node);
+      const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+      await api.expect([200], 'PATCH', `/api/v1/nodes/${o.node}/status`, {
+        status: {
+          conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'the Weft lab kubelet is posting ready status', lastHeartbeatTime: now, lastTransitionTime: started }],
+          addresses: [{ type: 'InternalIP', address: o.nodeIp }, { type: 'Hostname', address: o.node }],
+          // Every lab node shares the machine, as kind's nodes do, and says so: the scheduler places pods by it.
+          capacity: resources,
+          allocatable: resources,
+          nodeInfo: { kubeletVersion: KUBE_VERSION, operatingSystem: 'linux', architecture: 'amd64', containerRuntimeVersion: 'weft-lab://0.1.0' },
+        },
+      }, 'application/merge-patch+json');
+    });
+    await services;
   } finally {
     api.close();
   }
@@ -77,4 +77,40 @@ async function renewLease(api: KubeApi, node: string): Promise<void> {
     return;
   }
   await api.expect([200], 'PUT', `${LEASES}/${node}`, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: current.body!.metadata, spec });
+}
+
+/** Keeps the node's Service rules in step with the cluster's Services and EndpointSlices. */
+async function syncServices(proxy: { netns: string; kubeconfig: string }, o: KubeletOptions): Promise<void> {
+  const api = KubeApi.fromKubeconfig(proxy.kubeconfig);
+  const { netns } = proxy;
+  let last = '';
+  await every(o.serviceSyncMs ?? 2_000, o, 'service sync', async () => {
+    const svcs = await api.expect<{ items: KubeServiceView[] }>([200], 'GET', '/api/v1/services');
+    const slices = await api.expect<{ items: EndpointSliceView[] }>([200], 'GET', '/apis/discovery.k8s.io/v1/endpointslices');
+    const rules = serviceRules(svcs.body!.items, slices.body!.items);
+    const text = JSON.stringify(rules);
+    if (text === last) return;
+    await applyServiceRules(netns, rules);
+    last = text;
+    o.log.info({ services: rules.length }, 'service rules applied');
+  });
+  api.close();
+}
+
+/** Runs `step` every `ms` until aborted; a refusal or silence of the API server is logged and retried. */
+async function every(ms: number, o: Pick<KubeletOptions, 'log' | 'signal'>, what: string, step: () => Promise<void>): Promise<void> {
+  while (!o.signal.aborted) {
+    try {
+      await step();
+    } catch (err) {
+      if (!(err instanceof KubeApiError)) throw err;
+      o.log.warn({ err: err.message, status: err.status }, `${what} failed; retrying`);
+    }
+    try {
+      await sleep(ms, o.signal);
+    } catch (err) {
+      // Stopped: the loop ends.
+      if (!(err instanceof AbortedError)) throw err;
+    }
+  }
 }
