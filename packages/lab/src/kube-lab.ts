@@ -70,7 +70,7 @@ export async function startKubernetes(c: ClusterLayout, clusters: number, progre
     mkdirSync(n.stateDir, { recursive: true });
     // ClusterIPs from the node's host network go through the kubelet's Service rules (service-proxy.ts).
     await new Ip(n.netns).replaceRoute([KUBE_SERVICE_CIDR, 'dev', 'ul0']);
-    spawnIn(n.netns, [process.execPath, WEFT_CLI, 'lab', 'kubelet', '--node', n.name, '--node-ip', n.ip, '--pod-cidr', n.podCidr, '--kubeconfig', join(dir, `node-${n.name}.kubeconfig`), '--netns', n.netns, '--proxy-kubeconfig', join(dir, 'kube-proxy.kubeconfig')], join(n.stateDir, 'kubelet.log'), { netOnly: true });
+    spawnIn(n.netns, [process.execPath, WEFT_CLI, 'lab', 'kubelet', '--node', n.name, '--node-ip', n.ip, '--pod-cidr', n.podCidr, '--kubeconfig', join(dir, `node-${n.name}.kubeconfig`), '--netns', n.netns, '--proxy-kubeconfig', join(dir, 'kube-proxy.kubeconfig'), '--node-root', join(n.stateDir, 'root'), '--pods-dir', join(n.stateDir, 'pods')], join(n.stateDir, 'kubelet.log'), { netOnly: true });
   }
   await waitFor(`the nodes of ${c.name} to be Ready`, async () => {
     const r = kubectl(['get', 'nodes', '-o', 'json'], kubeconfig);
@@ -80,7 +80,13 @@ export async function startKubernetes(c: ClusterLayout, clusters: number, progre
   }, 60_000, () => tail(join(c.nodes[0]!.stateDir, 'kubelet.log')));
   progress(`cluster ${c.name}: ${c.nodes.length} nodes registered; helm install charts/weft`);
 
-  const values = ['--set', `cluster.name=${c.name}`, '--set', `cluster.id=${c.id}`, '--set', `clustermesh.enabled=${clusters > 1}`, '--set', `tls.server.ipAddresses={${c.nodes.map((n) => n.ip).join(',')}}`];
+  // The lab's ranges, as a user gives theirs: its Service CIDR (the chart's default /12 would cover
+  // the lab's pod CIDRs, 10.10x.0.0/16), its pod range, and its underlay.
+  const values = [
+    '--set', `cluster.name=${c.name}`, '--set', `cluster.id=${c.id}`, '--set', `clustermesh.enabled=${clusters > 1}`,
+    '--set', `cluster.serviceCidrs={${KUBE_SERVICE_CIDR}}`, '--set', `cluster.podCidrs={${c.podRange}}`, '--set', `cluster.underlayCidrs={10.99.0.0/16}`,
+    '--set', `tls.server.ipAddresses={${c.nodes.map((n) => n.ip).join(',')}}`,
+  ];
   const helm = spawnSync(kubeTool('helm'), ['install', 'weft', join(REPO, 'charts', 'weft'), '--namespace', 'kube-system', ...values], {
     encoding: 'utf8',
     timeout: 120_000,
@@ -89,6 +95,17 @@ export async function startKubernetes(c: ClusterLayout, clusters: number, progre
   if (helm.status !== 0) throw new LabError(`helm install charts/weft into ${c.name} failed: ${helm.stderr.trim()}`);
   const context = labContext(c);
   addContext(context, kubeconfig);
+  // The chart's pods, run by the lab kubelets: etcd and its issuer, then an agent on every node.
+  let said = '';
+  await waitFor(`the chart's pods in ${c.name} to be Ready`, async () => {
+    const r = kubectl(['get', 'pods', '-n', 'kube-system', '-o', 'json'], kubeconfig);
+    if (r.status !== 0) return false;
+    const pods = (JSON.parse(r.stdout) as { items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] }).items;
+    const ready = pods.filter((p) => p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True'));
+    const now = `cluster ${c.name}: ${ready.length} of ${pods.length} of the chart's pods Ready`;
+    if (now !== said) progress((said = now));
+    return pods.length >= c.nodes.length + 1 && ready.length === pods.length;
+  }, 180_000, () => c.nodes.map((n) => `${n.name}: ${tail(join(n.stateDir, 'kubelet.log'))}`).join('\n'));
   return { context, port, kubeconfig };
 }
 

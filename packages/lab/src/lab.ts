@@ -82,22 +82,26 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
 
   const agentPids = new Map<string, number>();
   for (const c of clusters) {
-    progress(`cluster ${c.name} (id ${c.id}): etcd in ${c.cpNetns} at ${c.cpIp}:2379`);
     await netns.add(c.cpNetns);
     await attach(c.cpNetns, c.cpUlPeer, c.cpIp);
-    await issueEtcdPki(c);
-    await startEtcd(c);
-    await setupEtcdRbac(c);
+    // With Kubernetes, Weft's etcd and agents are the chart's, run by the lab kubelet (kube-lab.ts).
+    if (!spec.kubernetes) {
+      progress(`cluster ${c.name} (id ${c.id}): etcd in ${c.cpNetns} at ${c.cpIp}:2379`);
+      await issueEtcdPki(c);
+      await startEtcd(c);
+      await setupEtcdRbac(c);
+    }
     // The world host reaches pods through their node (direct routing of replies).
     for (const n of c.nodes) await new Ip(WORLD_NS).replaceRoute([n.podCidr, 'via', n.ip]);
 
     for (const n of c.nodes) {
-      progress(`node ${n.name}: ${n.ip}, pods ${n.podCidr}, agent starting`);
+      progress(`node ${n.name}: ${n.ip}, pods ${n.podCidr}${spec.kubernetes ? '' : ', agent starting'}`);
       await netns.add(n.netns);
       await attach(n.netns, n.ulPeer, n.ip);
       await netns.sysctl(n.netns, 'net.ipv4.ip_forward', '1');
       await netns.sysctl(n.netns, 'net.ipv4.conf.all.rp_filter', '0');
       await netns.sysctl(n.netns, 'net.ipv4.conf.default.rp_filter', '0');
+      if (spec.kubernetes) continue;
       const config: AgentConfig = {
         cluster: c.name,
         clusterId: c.id,
@@ -131,7 +135,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
       writeFileSync(join(n.stateDir, 'agent.json'), JSON.stringify(config, null, 1));
       agentPids.set(n.name, spawnIn(n.netns, [process.execPath, WEFT_CLI, 'agent', '--config', join(n.stateDir, 'agent.json')], join(n.stateDir, 'agent.log'), { netOnly: true }));
     }
-    for (const n of c.nodes) {
+    for (const n of spec.kubernetes ? [] : c.nodes) {
       const client = new AgentClient(agentSocket(n));
       const pid = agentPids.get(n.name)!;
       await waitFor(`agent ${n.name}`, async () => {
@@ -146,6 +150,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
       writeFileSync(STATE_FILE, JSON.stringify(state, null, 1));
     }
   }
+  if (spec.kubernetes) return state;
   if (clusters.length > 1 && spec.connect !== false) await connectClusters(clusters, progress);
   const mode = spec.encryption ?? 'wireguard';
   if (mode !== 'off') await waitEncrypted(clusters, spec.connect !== false, mode, progress);
@@ -400,6 +405,9 @@ export async function labDown(progress: Progress): Promise<{ namespaces: number 
   // with them; wireguard-go killed with its namespace leaves its machine-wide UAPI socket behind.
   for (const f of existsSync(WG_RUN_DIR) ? readdirSync(WG_RUN_DIR) : []) if (LAB_WG_SOCKET.test(f)) rmSync(join(WG_RUN_DIR, f), { force: true });
   rmSync(PIN_ROOT, { recursive: true, force: true });
+  // Mounts under the lab's state (each lab node's own bpffs), deepest first, before the files go.
+  const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith('/var/run/weft/') || m.startsWith('/run/weft/'));
+  for (const m of mounts.sort((a, b) => b.length - a.length)) await run(['umount', '-l', m], { allowFail: true });
   rmSync('/var/run/weft', { recursive: true, force: true });
   return { namespaces: all.length };
 }

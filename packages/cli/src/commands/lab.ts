@@ -66,7 +66,8 @@ async function up(argv: string[]): Promise<void> {
   const t0 = Date.now();
   const step = (s: string): void => progress(`[lab ${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}`);
   const state = await labUp(spec, step);
-  if (!values['no-demo']) {
+  // With --kubernetes, pods are the API server's: the demo pods come with the kubelet's pod networking (issue 14).
+  if (!values['no-demo'] && !values.kubernetes) {
     for (const c of state.clusters) {
       step(`cluster ${c.name}: starting demo pods`);
       await applyAndWait(c, demoResources(c));
@@ -102,11 +103,11 @@ async function forwardCommand(argv: string[]): Promise<void> {
 
 /** `weft lab kubelet --node N --node-ip IP --pod-cidr CIDR --kubeconfig F`: a lab node's kubelet (kube/kubelet.ts). */
 async function kubelet(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { node: { type: 'string' }, 'node-ip': { type: 'string' }, 'pod-cidr': { type: 'string' }, kubeconfig: { type: 'string' }, netns: { type: 'string' }, 'proxy-kubeconfig': { type: 'string' } } });
+  const { values } = parseArgs({ args: argv, options: { node: { type: 'string' }, 'node-ip': { type: 'string' }, 'pod-cidr': { type: 'string' }, kubeconfig: { type: 'string' }, netns: { type: 'string' }, 'proxy-kubeconfig': { type: 'string' }, 'node-root': { type: 'string' }, 'pods-dir': { type: 'string' } } });
   if (!values.node || !values['node-ip'] || !values['pod-cidr'] || !values.kubeconfig) throw new UsageError('Usage: weft lab kubelet --node NAME --node-ip IP --pod-cidr CIDR --kubeconfig FILE [--netns NS --proxy-kubeconfig FILE]');
   const stop = new AbortController();
   for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => stop.abort());
-  await runKubelet({ kubeconfig: values.kubeconfig, node: values.node, nodeIp: values['node-ip'], podCidr: values['pod-cidr'], log: createLogger({ component: 'lab-kubelet', node: values.node }), signal: stop.signal, ...(values.netns && values['proxy-kubeconfig'] ? { proxy: { netns: values.netns, kubeconfig: values['proxy-kubeconfig'] } } : {}) });
+  await runKubelet({ kubeconfig: values.kubeconfig, node: values.node, nodeIp: values['node-ip'], podCidr: values['pod-cidr'], log: createLogger({ component: 'lab-kubelet', node: values.node }), signal: stop.signal, ...(values.netns && values['proxy-kubeconfig'] ? { proxy: { netns: values.netns, kubeconfig: values['proxy-kubeconfig'] } } : {}), ...(values.netns && values['node-root'] && values['pods-dir'] ? { pods: { netns: values.netns, nodeRoot: values['node-root'], podsDir: values['pods-dir'] } } : {}) });
 }
 
 async function exec(argv: string[]): Promise<void> {

@@ -7,7 +7,11 @@
  * they stay Pending on their node).
  */
 import { cpus, totalmem } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { AbortedError, sleep, type Logger } from '@weft/common';
+import { run } from '@weft/net';
+import { PodRunner } from './pods.js';
 import { KubeApi, KubeApiError } from './api.js';
 import { applyServiceRules, serviceRules, type EndpointSliceView, type KubeServiceView } from './service-proxy.js';
 import { KUBE_VERSION } from './tools.js';
@@ -25,6 +29,8 @@ export interface KubeletOptions {
    * kube-proxy's credential (system:kube-proxy; a node's own may not list EndpointSlices).
    */
   proxy?: { netns: string; kubeconfig: string };
+  /** Run the host-network Weft pods bound to the node (pods.ts): the node's own root for hostPaths, and where pods' directories go. */
+  pods?: { netns: string; nodeRoot: string; podsDir: string };
   serviceSyncMs?: number;
 }
 
@@ -49,6 +55,7 @@ export async function runKubelet(o: KubeletOptions): Promise<void> {
     const created = await api.expect([201, 409], 'POST', '/api/v1/nodes', node);
     o.log.info({ node: o.node, podCidr: o.podCidr, created: created.status === 201 }, 'node registered');
     const services = o.proxy ? syncServices(o.proxy, o) : Promise.resolve();
+    const pods = o.pods ? runPods(api, o.pods, o) : Promise.resolve();
     await every(o.heartbeatMs ?? 10_000, o, 'node heartbeat', async () => {
       await renewLease(api, o.node);
       const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -63,7 +70,7 @@ export async function runKubelet(o: KubeletOptions): Promise<void> {
         },
       }, 'application/merge-patch+json');
     });
-    await services;
+    await Promise.all([services, pods]);
   } finally {
     api.close();
   }
@@ -112,5 +119,18 @@ async function every(ms: number, o: Pick<KubeletOptions, 'log' | 'signal'>, what
       // Stopped: the loop ends.
       if (!(err instanceof AbortedError)) throw err;
     }
+  }
+}
+
+async function runPods(api: KubeApi, p: { netns: string; nodeRoot: string; podsDir: string }, o: KubeletOptions): Promise<void> {
+  // The node's own bpffs, as each node of a real cluster has one: pins of one node's agent are not another's.
+  const bpf = join(p.nodeRoot, 'sys', 'fs', 'bpf');
+  mkdirSync(bpf, { recursive: true });
+  if (!readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === bpf)) await run(['mount', '-t', 'bpf', 'bpf', bpf]);
+  const runner = new PodRunner({ api, node: o.node, nodeIp: o.nodeIp, netns: p.netns, nodeRoot: p.nodeRoot, podsDir: p.podsDir, log: o.log });
+  try {
+    await every(2_000, o, 'pod sync', () => runner.sync());
+  } finally {
+    runner.stopAll();
   }
 }

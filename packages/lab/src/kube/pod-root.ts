@@ -8,8 +8,8 @@
  * where the pod says so. With `netns`, the process also enters that network namespace.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, lstatSync, mkdirSync, openSync, readlinkSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { LabError } from '../errors.js';
 
 export interface ContainerMount {
@@ -26,6 +26,8 @@ export interface ContainerProcess {
   argv: string[];
   env: Record<string, string>;
   mounts: ContainerMount[];
+  /** Symbolic links in the container's root (an image's `/usr/local/bin/weft`). */
+  links?: { path: string; to: string }[];
   netns?: string;
   log: string;
 }
@@ -34,7 +36,7 @@ export interface ContainerProcess {
 const q = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
 
 /** The shell script that builds the root and runs `argv` in it (pure: tested without root). */
-export function containerScript(root: string, mounts: ContainerMount[], argv: string[], env: Record<string, string>): string {
+export function containerScript(root: string, mounts: ContainerMount[], argv: string[], env: Record<string, string>, links: { path: string; to: string }[] = []): string {
   // The overlay's options cannot quote: the lab's own directories only.
   if (!/^\/[\w./-]+$/.test(root)) throw new LabError(`pod directory ${JSON.stringify(root)} must be an absolute path of letters, digits, '_', '.', '-' and '/'`);
   const r = (p: string): string => q(join(root, 'root', p));
@@ -54,16 +56,42 @@ export function containerScript(root: string, mounts: ContainerMount[], argv: st
     );
     if (m.readOnly) lines.push(`mount -o remount,bind,ro ${r(m.target)}`);
   }
+  for (const l of links) lines.push(`mkdir -p "$(dirname ${r(l.path)})"`, `ln -sfn ${q(l.to)} ${r(l.path)}`);
   const envArgs = Object.entries(env).map(([k, v]) => q(`${k}=${v}`));
   lines.push(`exec chroot ${q(join(root, 'root'))} /usr/bin/env -i ${envArgs.join(' ')} ${argv.map(q).join(' ')}`);
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * `path` with its symbolic links resolved as they are in the container's root, which is the
+ * machine's: /var/run/weft is /run/weft there. Binding at a path through an absolute link would
+ * otherwise land on the machine's own directory.
+ */
+export function resolveInRoot(path: string, depth = 0): string {
+  if (depth > 40) throw new LabError(`mount target ${JSON.stringify(path)}: too many symbolic links`);
+  const parts = path.split('/').filter(Boolean);
+  let at = '/';
+  for (const [i, part] of parts.entries()) {
+    const next = posix.join(at, part);
+    let link: string | undefined;
+    try {
+      link = lstatSync(next).isSymbolicLink() ? readlinkSync(next) : undefined;
+    } catch {
+      // Does not exist on the machine: created in the container's root as it is.
+      return posix.join(next, ...parts.slice(i + 1));
+    }
+    at = link === undefined ? next : resolveInRoot(posix.resolve(at, link), depth + 1);
+  }
+  return at;
+}
+
 /** Starts the container's process (detached, logging to `log`); it lives until killed. */
 export function startContainer(c: ContainerProcess): ChildProcess {
   mkdirSync(c.dir, { recursive: true });
+  const mounts = c.mounts.map((m) => ({ ...m, target: resolveInRoot(m.target) }));
+  const links = (c.links ?? []).map((l) => ({ ...l, path: resolveInRoot(l.path) }));
   const prefix = c.netns ? ['nsenter', `--net=/var/run/netns/${c.netns}`, '--'] : [];
-  const argv = [...prefix, 'unshare', '--mount', '--propagation', 'slave', '--', 'sh', '-c', containerScript(c.dir, c.mounts, c.argv, c.env)];
+  const argv = [...prefix, 'unshare', '--mount', '--propagation', 'slave', '--', 'sh', '-c', containerScript(c.dir, mounts, c.argv, c.env, links)];
   mkdirSync(join(c.log, '..'), { recursive: true });
   const out = openSync(c.log, 'a');
   const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', out, out] });
