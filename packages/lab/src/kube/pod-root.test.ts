@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { LabError } from '../errors.js';
-import { containerScript } from './pod-root.js';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { containerScript, resolveInRoot } from './pod-root.js';
 
 describe('lab kubelet: a container\'s root (the script)', () => {
   it('builds an overlay root, binds each volume at its mountPath, and execs the command with only its environment', () => {
@@ -15,5 +18,19 @@ describe('lab kubelet: a container\'s root (the script)', () => {
     assert.throws(() => containerScript('/p', [{ source: '/x', target: 'etc/weft' }], ['true'], {}), (e: Error) => e instanceof LabError && /mount target "etc\/weft" is not an absolute path/.test(e.message));
     assert.throws(() => containerScript('/p', [{ source: '/x', target: '/etc/../../x' }], ['true'], {}), /is not an absolute path/);
     assert.throws(() => containerScript('/p,upperdir=/', [], ['true'], {}), /pod directory "\/p,upperdir=\/" must be/);
+  });
+
+  it('resolves a mount target through the root\'s symbolic links, as /var/run/weft is /run/weft', () => {
+    const d = mkdtempSync(join(tmpdir(), 'weft-resolve-'));
+    try {
+      mkdirSync(join(d, 'run'));
+      symlinkSync(join(d, 'run'), join(d, 'varrun'));
+      symlinkSync('../run', join(d, 'rel'));
+      assert.equal(resolveInRoot(join(d, 'varrun', 'weft', 'agent.sock')), join(d, 'run', 'weft', 'agent.sock'));
+      assert.equal(resolveInRoot(join(d, 'rel', 'x')), join(tmpdir(), 'run', 'x'));
+      assert.equal(resolveInRoot('/host/opt/cni/bin'), '/host/opt/cni/bin', 'what the machine lacks stays as it is');
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });
