@@ -68,9 +68,12 @@ export class PodRunner {
       if (live.has(uid)) continue;
       for (const c of r.children) c.kill('SIGKILL');
       this.running.delete(uid);
-      // Deleted with a grace period: kubelet confirms the end of the pod by deleting it for good.
-      await this.o.api.call('DELETE', `/api/v1/namespaces/${r.pod.metadata.namespace}/pods/${r.pod.metadata.name}`, { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid } });
       this.o.log.info({ pod: `${r.pod.metadata.namespace}/${r.pod.metadata.name}` }, 'pod stopped');
+    }
+    // A pod being deleted whose containers are gone: kubelet ends it for good with grace 0. The first
+    // such delete only shortens the grace period of a pod already terminating; the next removes it.
+    for (const pod of pods.filter((p) => p.metadata.deletionTimestamp && !this.running.has(p.metadata.uid))) {
+      await this.o.api.expect([200, 404, 409], 'DELETE', `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`, { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: pod.metadata.uid } });
     }
     for (const pod of pods) {
       if (!live.has(pod.metadata.uid)) continue;
