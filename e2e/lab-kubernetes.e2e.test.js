@@ -110,6 +110,18 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     }
   });
 
+  it('connects the two clusters as a user does: weft clustermesh connect --wait rolls out both clustermesh-apiservers', async () => {
+    const r = await weft(['clustermesh', 'connect', '--context', 'weft-lab-c1', '--destination-context', 'weft-lab-c2', '--wait', '--timeout', '180', '-o', 'json'], { env, timeout: 240_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout);
+    assert.equal(result.rolledOut, true);
+    assert.deepEqual(result.clusters.map((c) => [c.cluster, c.remote, c.change]), [['c1', 'c2', 'created'], ['c2', 'c1', 'created']]);
+    for (const c of ['c1', 'c2']) {
+      const pods = json(`weft-lab-${c}`, 'get', 'pods', '-n', 'kube-system', '-l', 'app.kubernetes.io/component=clustermesh-apiserver').items;
+      assert.equal(pods.length, 1, `${c}: the old apiserver pod is gone, the new one runs`);
+    }
+  });
+
   it('removes all of it on lab down: processes, contexts, namespaces', async () => {
     const down = await weft(['lab', 'down'], { env });
     assert.equal(down.code, 0, down.stderr);
