@@ -71,6 +71,13 @@ function uninstall() {
   assert.equal(r.status, 0, `helm uninstall failed:\n${r.stderr}`);
 }
 
+/** A ServiceAccount's token from the API server (TokenRequest), bound to `pod` when given, as kubelet projects it. */
+async function token(sa, audiences, pod) {
+  const r = await api.call('POST', `/api/v1/namespaces/${NS}/serviceaccounts/${sa}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600, ...(audiences ? { audiences } : {}), ...(pod ? { boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod } } : {}) } });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body.status.token;
+}
+
 const find = (docs, kind, name) => {
   const d = docs.find((x) => x.obj.kind === kind && x.obj.metadata.name === name);
   assert.ok(d, `no ${kind} ${name} rendered`);
@@ -184,13 +191,8 @@ describe('charts/weft (real helm, real API server)', function () {
         for (const name of ['node-a', 'node-b']) await create('/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } });
         await create(`/api/v1/namespaces/${NS}/pods`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'weft-agent-x' }, spec: { nodeName: 'node-a', serviceAccountName: 'weft-agent', containers: [{ name: 'agent', image: 'weft' }] } });
         // The agent's token as kubelet requests it for the projected volume: bound to its pod, so to node-a.
-        const tokenFor = async (boundObjectRef) => {
-          const r = await api.call('POST', `/api/v1/namespaces/${NS}/serviceaccounts/weft-agent/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 600, ...(boundObjectRef ? { boundObjectRef } : {}) } });
-          assert.equal(r.status, 201, JSON.stringify(r.body));
-          return r.body.status.token;
-        };
-        const bound = await tokenFor({ kind: 'Pod', apiVersion: 'v1', name: 'weft-agent-x' });
-        const unbound = await tokenFor(undefined);
+        const bound = await token('weft-agent', undefined, 'weft-agent-x');
+        const unbound = await token('weft-agent');
         const weftNode = (name) => ({ apiVersion: 'weft.io/v1', kind: 'WeftNode', metadata: { name }, spec: { cluster: 'default', clusterId: 1, nodeIp: '172.18.0.3', podCidr: '10.244.1.0/24', routing: 'vxlan' } });
         const write = (name, token) => api.call('POST', '/apis/weft.io/v1/weftnodes', weftNode(name), token);
         const own = await write('node-a', bound);
@@ -477,12 +479,6 @@ describe('charts/weft (real helm, real API server)', function () {
         mkdirSync(at);
         for (const [k, v] of Object.entries(find(installed, 'Secret', secret).data)) writeFileSync(join(at, k), Buffer.from(v, 'base64'), { mode: 0o400 });
         return (path) => join(at, path.slice(mount.length + 1));
-      };
-      /** A ServiceAccount's token from the API server (TokenRequest), bound to `pod` when given, as kubelet projects it. */
-      const token = async (sa, audiences, pod) => {
-        const r = await api.call('POST', `/api/v1/namespaces/${NS}/serviceaccounts/${sa}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600, ...(audiences ? { audiences } : {}), ...(pod ? { boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod } } : {}) } });
-        assert.equal(r.status, 201, JSON.stringify(r.body));
-        return r.body.status.token;
       };
       const [client, peer, metrics, issuerPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
       const server = mountAt('weft-etcd-server');

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { AbortedError, sleep, type Logger } from '@weft/common';
 import { run } from '@weft/net';
 import { PodRunner } from './pods.js';
-import { KubeApi, KubeApiError } from './api.js';
+import { KubeApi, KubeApiError, kubeTime } from './api.js';
 import { applyServiceRules, serviceRules, type EndpointSliceView, type KubeServiceView } from './service-proxy.js';
 import { KUBE_VERSION } from './tools.js';
 
@@ -43,7 +43,7 @@ const LEASES = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases';
 
 export async function runKubelet(o: KubeletOptions): Promise<void> {
   const api = KubeApi.fromKubeconfig(o.kubeconfig);
-  const started = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const started = kubeTime();
   const resources = { cpu: String(cpus().length), memory: `${Math.floor(totalmem() / 1024)}Ki`, pods: '110' };
   try {
     const node = {
@@ -58,7 +58,7 @@ export async function runKubelet(o: KubeletOptions): Promise<void> {
     const pods = o.pods ? runPods(api, o.pods, o) : Promise.resolve();
     await every(o.heartbeatMs ?? 10_000, o, 'node heartbeat', async () => {
       await renewLease(api, o.node);
-      const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+      const now = kubeTime();
       await api.expect([200], 'PATCH', `/api/v1/nodes/${o.node}/status`, {
         status: {
           conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'the Weft lab kubelet is posting ready status', lastHeartbeatTime: now, lastTransitionTime: started }],

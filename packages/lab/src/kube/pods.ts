@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from '@weft/common';
-import type { KubeApi } from './api.js';
+import { kubeTime, type KubeApi } from './api.js';
 import { startContainer, type ContainerMount } from './pod-root.js';
 import { materializeVolumes, type PodForVolumes, type PodVolume } from './volumes.js';
 
@@ -148,7 +148,7 @@ export class PodRunner {
   }
 
   private async status(pod: Pod, ready: boolean): Promise<void> {
-    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const now = kubeTime();
     const cond = (type: string, status: boolean) => ({ type, status: status ? 'True' : 'False', lastTransitionTime: now });
     await this.o.api.expect([200], 'PATCH', `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}/status`, {
       status: {
