@@ -1,15 +1,19 @@
 // End to end, as root: `weft lab up --kubernetes` gives each lab cluster a real control plane
 // (etcd 3.6, kube-apiserver with Node,RBAC, controller-manager, scheduler: hack/kube/build.sh's)
 // in its control-plane namespace, nodes registered by the lab kubelet with their own credentials,
-// a kubeconfig context per cluster, and Weft installed by `helm install charts/weft`; `weft lab
-// down` removes all of it, the contexts included.
+// a kubeconfig context per cluster, and Weft installed by `helm install charts/weft`. Then the
+// user's path: pods, a Service and a NetworkPolicy applied with kubectl and networked by Weft's
+// CNI through the lab kubelet; `weft clustermesh connect` and `weft connectivity test` across the
+// clusters; a global Service answered from both; a `helm upgrade` that rolls every Weft pod while
+// the mesh keeps answering; `helm uninstall` taking Weft off the nodes. `weft lab down` removes all
+// of it, the contexts included.
 'use strict';
 const assert = require('node:assert/strict');
 const { execFileSync, spawnSync } = require('node:child_process');
 const { mkdtempSync, readFileSync, readdirSync, rmSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
-const { weft, weftJson, isRoot } = require('./helpers');
+const { weft, weftJson, isRoot, until } = require('./helpers');
 const { kubeTool } = require('../packages/lab/dist/index.js');
 
 describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function () {
@@ -23,6 +27,54 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     assert.equal(r.status, 0, r.stderr);
     return JSON.parse(r.stdout);
   };
+  const helm = (context, ...args) => {
+    const r = spawnSync(kubeTool('helm'), ['--kube-context', context, ...args], { encoding: 'utf8', env, timeout: 300_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+  const apply = (context, items) => {
+    const r = spawnSync(kubeTool('kubectl'), ['--context', context, 'apply', '-f', '-'], { encoding: 'utf8', env, timeout: 60_000, input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items }) });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  const IMAGE = 'ghcr.io/weft-mesh/weft:0.1.0';
+  const ready = (p) => !!p.status?.podIP && (p.status.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True');
+  const webPod = (name, node, cluster) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'demo', labels: { app: 'web' } },
+    spec: {
+      nodeSelector: { 'kubernetes.io/hostname': node },
+      terminationGracePeriodSeconds: 1,
+      containers: [{
+        name: 'web',
+        image: IMAGE,
+        command: ['weft', 'echo-server', '--http', '8081', '--tcp', '8080'],
+        env: [{ name: 'WEFT_CLUSTER', value: cluster }, { name: 'WEFT_POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+        readinessProbe: { exec: { command: ['weft', 'probe', '--timeout', '1000', '--http', 'http://127.0.0.1:8081/'] }, periodSeconds: 2 },
+      }],
+    },
+  });
+  const demo = (cluster, pods) => [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'demo' } },
+    ...pods,
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'demo', annotations: { 'weft.io/global': 'true' } }, spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8081 }] } },
+  ];
+  let probes = 0;
+  /** `weft probe ARGS` as a pod labelled role=`role` on `node` (restartPolicy Never): its phase and termination message. */
+  const probePod = async (context, role, node, args) => {
+    const name = `probe-${++probes}`;
+    apply(context, [{
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'demo', labels: { role } },
+      spec: { restartPolicy: 'Never', nodeSelector: { 'kubernetes.io/hostname': node }, terminationGracePeriodSeconds: 1, containers: [{ name: 'probe', image: IMAGE, command: ['weft', 'probe', '--termination-log', '/dev/termination-log', ...args] }] },
+    }]);
+    let pod;
+    await until(() => ['Succeeded', 'Failed'].includes((pod = json(context, 'get', 'pod', '-n', 'demo', name)).status.phase), `probe pod ${name} to finish`, 90_000);
+    const t = pod.status.containerStatuses[0].state.terminated;
+    return { phase: pod.status.phase, exitCode: t.exitCode, message: t.message ?? '' };
+  };
+  const pods = (context, ns, selector) => json(context, 'get', 'pods', '-n', ns, ...(selector ? ['-l', selector] : [])).items;
 
   before(async function () {
     if (!isRoot()) return this.skip();
@@ -110,6 +162,48 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     }
   });
 
+  it('runs the user\'s pods applied with kubectl in network namespaces of their own, addressed by Weft\'s CNI from their node\'s pod CIDR', async () => {
+    apply('weft-lab-c1', demo('c1', [webPod('web-1', 'c1-node1', 'c1'), webPod('web-2', 'c1-node2', 'c1')]));
+    apply('weft-lab-c2', demo('c2', [webPod('web-c2', 'c2-node1', 'c2')]));
+    for (const c of state.clusters) await until(() => { const p = pods(`weft-lab-${c.name}`, 'demo', 'app=web'); return p.length > 0 && p.every(ready); }, `the web pods of ${c.name} to be Ready`, 120_000);
+    const netnses = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+    for (const c of state.clusters) {
+      for (const p of pods(`weft-lab-${c.name}`, 'demo', 'app=web')) {
+        const node = c.nodes.find((n) => n.name === p.spec.nodeName);
+        assert.ok(p.status.podIP.startsWith(node.podCidr.replace(/0\/24$/, '')), `${p.metadata.name}: ${p.status.podIP} is outside ${node.podCidr}`);
+        assert.match(netnses, new RegExp(`^weft-${node.name}-p${p.metadata.uid.replace(/-/g, '').slice(0, 12)}\\b`, 'm'));
+      }
+    }
+    // The EndpointSlice controller publishes them, from the status the lab kubelet wrote.
+    await until(() => json('weft-lab-c1', 'get', 'endpointslices', '-n', 'demo', '-l', 'kubernetes.io/service-name=web').items.flatMap((s) => s.endpoints ?? []).length === 2, 'the EndpointSlice of demo/web', 30_000);
+  });
+
+  it('refuses a pod of an image the lab does not have, saying so in its status', async () => {
+    apply('weft-lab-c1', [{ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'nginx', namespace: 'demo' }, spec: { nodeSelector: { 'kubernetes.io/hostname': 'c1-node1' }, terminationGracePeriodSeconds: 1, containers: [{ name: 'nginx', image: 'nginx:1.27' }] } }]);
+    let waiting;
+    await until(() => (waiting = json('weft-lab-c1', 'get', 'pod', '-n', 'demo', 'nginx').status.containerStatuses?.[0]?.state?.waiting), 'the nginx pod\'s status', 30_000);
+    assert.equal(waiting.reason, 'ErrImageNeverPull');
+    assert.match(waiting.message, /image "nginx:1\.27" is not available: the Weft lab runs Weft's image/);
+    assert.equal(kubectl('weft-lab-c1', 'delete', 'pod', '-n', 'demo', 'nginx', '--wait', '--timeout=60s').status, 0);
+  });
+
+  it('enforces a Kubernetes NetworkPolicy across nodes and serves the ClusterIP, all from pods', async () => {
+    apply('weft-lab-c1', [{ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'web-from-clients', namespace: 'demo' }, spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: { matchLabels: { role: 'client' } } }], ports: [{ protocol: 'TCP', port: 8081 }] }] } }]);
+    const web1 = pods('weft-lab-c1', 'demo', 'app=web').find((p) => p.metadata.name === 'web-1').status.podIP;
+    const vip = json('weft-lab-c1', 'get', 'service', '-n', 'demo', 'web').spec.clusterIP;
+    const [client, intruder, port, service] = await Promise.all([
+      probePod('weft-lab-c1', 'client', 'c1-node2', ['--attempts', '10', '--http', `http://${web1}:8081/`]),
+      probePod('weft-lab-c1', 'intruder', 'c1-node2', ['--attempts', '3', '--timeout', '1000', '--http', `http://${web1}:8081/`]),
+      probePod('weft-lab-c1', 'client', 'c1-node2', ['--attempts', '3', '--timeout', '1000', '--tcp', `${web1}:8080`]),
+      probePod('weft-lab-c1', 'client', 'c1-node2', ['--attempts', '10', '--http', `http://${vip}:80/`]),
+    ]);
+    assert.deepEqual([client.phase, client.exitCode], ['Succeeded', 0], client.message);
+    assert.equal(JSON.parse(JSON.parse(client.message).detail).server, 'web-1');
+    assert.deepEqual([intruder.phase, intruder.exitCode], ['Failed', 1], `the intruder was answered: ${intruder.message}`);
+    assert.deepEqual([port.phase, port.exitCode], ['Failed', 1], `a port the policy does not allow answered: ${port.message}`);
+    assert.deepEqual([service.phase, service.exitCode], ['Succeeded', 0], service.message);
+  });
+
   it('connects the two clusters as a user does: weft clustermesh connect --wait rolls out both clustermesh-apiservers', async () => {
     const r = await weft(['clustermesh', 'connect', '--context', 'weft-lab-c1', '--destination-context', 'weft-lab-c2', '--wait', '--timeout', '180', '-o', 'json'], { env, timeout: 240_000 });
     assert.equal(r.code, 0, r.stderr);
@@ -120,6 +214,53 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
       const pods = json(`weft-lab-${c}`, 'get', 'pods', '-n', 'kube-system', '-l', 'app.kubernetes.io/component=clustermesh-apiserver').items;
       assert.equal(pods.length, 1, `${c}: the old apiserver pod is gone, the new one runs`);
     }
+  });
+
+  it('passes weft connectivity test across the two clusters', async () => {
+    const r = await weft(['connectivity', 'test', '--context', 'weft-lab-c1', '--destination-context', 'weft-lab-c2', '-o', 'json'], { env, timeout: 600_000 });
+    const result = JSON.parse(r.stdout || '{}');
+    assert.equal(r.code, 0, `${r.stderr}\n${JSON.stringify(result.results?.filter((x) => !x.ok), null, 2)}`);
+    assert.deepEqual([result.passed, result.failed], [10, 0]);
+  });
+
+  const globalService = async () => {
+    const vip = json('weft-lab-c1', 'get', 'service', '-n', 'demo', 'web').spec.clusterIP;
+    return probePod('weft-lab-c1', 'client', 'c1-node1', ['--attempts', '40', '--expect-clusters', 'c1,c2', '--http', `http://${vip}:80/`]);
+  };
+
+  it('answers the user\'s global Service from both clusters', async () => {
+    const r = await globalService();
+    assert.equal(r.phase, 'Succeeded', r.message);
+  });
+
+  it('keeps the mesh through a helm upgrade that rolls every Weft pod of a cluster; the user\'s pods keep their addresses', async () => {
+    const before = pods('weft-lab-c1', 'demo', 'app=web').map((p) => [p.metadata.uid, p.status.podIP]).sort();
+    const rolled = pods('weft-lab-c1', 'kube-system').map((p) => p.metadata.uid);
+    const notes = helm('weft-lab-c1', 'upgrade', 'weft', join(__dirname, '..', 'charts', 'weft'), '--namespace', 'kube-system', '--reuse-values', '--set', 'logLevel=debug');
+    assert.match(notes, /Remote clusters: 0 from values, 1 connected with weft clustermesh connect/);
+    for (const what of ['daemonset/weft-agent', 'deployment/weft-etcd', 'deployment/weft-clustermesh-apiserver']) {
+      const r = kubectl('weft-lab-c1', 'rollout', 'status', '-n', 'kube-system', what, '--timeout=240s');
+      assert.equal(r.status, 0, `${what}: ${r.stderr}`);
+    }
+    await until(() => { const now = pods('weft-lab-c1', 'kube-system'); return now.every(ready) && now.every((p) => !rolled.includes(p.metadata.uid)); }, 'every Weft pod of c1 replaced and Ready', 120_000);
+    assert.deepEqual(pods('weft-lab-c1', 'demo', 'app=web').map((p) => [p.metadata.uid, p.status.podIP]).sort(), before);
+    const r = await globalService();
+    assert.equal(r.phase, 'Succeeded', r.message);
+  });
+
+  it('takes Weft off the nodes on helm uninstall (with cni.uninstall), leaving the user\'s pods in the API server', async () => {
+    const chart = join(__dirname, '..', 'charts', 'weft');
+    helm('weft-lab-c2', 'upgrade', 'weft', chart, '--namespace', 'kube-system', '--reuse-values', '--set', 'cni.uninstall=true');
+    assert.equal(kubectl('weft-lab-c2', 'rollout', 'status', '-n', 'kube-system', 'daemonset/weft-agent', '--timeout=240s').status, 0);
+    helm('weft-lab-c2', 'uninstall', 'weft', '--namespace', 'kube-system', '--wait', '--timeout', '240s');
+    await until(() => pods('weft-lab-c2', 'kube-system').length === 0, 'the Weft pods of c2 to be gone', 120_000);
+    const c2 = state.clusters.find((c) => c.name === 'c2');
+    for (const n of c2.nodes) {
+      const root = join(n.stateDir, 'root');
+      assert.deepEqual(readdirSync(join(root, 'etc', 'cni', 'net.d')), [], `${n.name}: the agent's preStop removed the conflist`);
+      assert.deepEqual(readdirSync(join(root, 'opt', 'cni', 'bin')), [], `${n.name}: and the plugin`);
+    }
+    assert.deepEqual(pods('weft-lab-c2', 'demo').map((p) => p.metadata.name), ['web-c2']);
   });
 
   it('removes all of it on lab down: processes, contexts, namespaces', async () => {

@@ -92,7 +92,8 @@ async function once(values: Target, timeout: number, size: number | undefined): 
   let result: { ok: boolean; detail: string };
   if (values.http) {
     result = await new Promise((resolve) => {
-      const req = request(values.http!, { timeout }, (res) => {
+      // A connection of its own (no keep-alive agent): a Service's backend is picked per connection.
+      const req = request(values.http!, { timeout, agent: false }, (res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c.toString()));
         res.on('end', () => resolve({ ok: res.statusCode === 200, detail: body.trim() }));

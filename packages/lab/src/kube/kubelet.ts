@@ -3,8 +3,9 @@
  * to its node by the Node authorizer and NodeRestriction as a kubelet is): it registers the Node
  * with its pod CIDR and address, renews the node's Lease and posts Ready status every 10 s, as
  * kubelet does, so the node lifecycle controller keeps the node schedulable and the scheduler
- * binds pods to it. Running the pods bound to the node is the next part (issue 14; until then
- * they stay Pending on their node).
+ * binds pods to it. It runs the pods bound to the node (pods.ts) and, for the node's host
+ * network, the Services' ClusterIPs (service-proxy.ts). Its loops run together; one that fails for
+ * a reason other than the API server's answer stops the others, and the kubelet exits with it.
  */
 import { cpus, totalmem } from 'node:os';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -29,7 +30,7 @@ export interface KubeletOptions {
    * kube-proxy's credential (system:kube-proxy; a node's own may not list EndpointSlices).
    */
   proxy?: { netns: string; kubeconfig: string };
-  /** Run the host-network Weft pods bound to the node (pods.ts): the node's own root for hostPaths, and where pods' directories go. */
+  /** Run the Weft pods bound to the node (pods.ts): the node's own root for hostPaths, and where pods' directories go. */
   pods?: { netns: string; nodeRoot: string; podsDir: string };
   serviceSyncMs?: number;
 }
@@ -54,9 +55,16 @@ export async function runKubelet(o: KubeletOptions): Promise<void> {
     };
     const created = await api.expect([201, 409], 'POST', '/api/v1/nodes', node);
     o.log.info({ node: o.node, podCidr: o.podCidr, created: created.status === 201 }, 'node registered');
-    const services = o.proxy ? syncServices(o.proxy, o) : Promise.resolve();
-    const pods = o.pods ? runPods(api, o.pods, o) : Promise.resolve();
-    await every(o.heartbeatMs ?? 10_000, o, 'node heartbeat', async () => {
+    // One loop's failure stops them all: none is left running unawaited.
+    const stop = new AbortController();
+    const stopOnAbort = (): void => stop.abort();
+    o.signal.addEventListener('abort', stopOnAbort);
+    const loop = { log: o.log, signal: stop.signal };
+    const together = (p: Promise<void>): Promise<void> => p.catch((err: unknown) => {
+      stop.abort();
+      throw err;
+    });
+    const heartbeat = every(o.heartbeatMs ?? 10_000, loop, 'node heartbeat', async () => {
       await renewLease(api, o.node);
       const now = kubeTime();
       await api.expect([200], 'PATCH', `/api/v1/nodes/${o.node}/status`, {
@@ -70,7 +78,11 @@ export async function runKubelet(o: KubeletOptions): Promise<void> {
         },
       }, 'application/merge-patch+json');
     });
-    await Promise.all([services, pods]);
+    try {
+      await Promise.all([together(heartbeat), ...(o.proxy ? [together(syncServices(o.proxy, loop, o.serviceSyncMs))] : []), ...(o.pods ? [together(runPods(api, o.pods, o, loop))] : [])]);
+    } finally {
+      o.signal.removeEventListener('abort', stopOnAbort);
+    }
   } finally {
     api.close();
   }
@@ -87,11 +99,11 @@ async function renewLease(api: KubeApi, node: string): Promise<void> {
 }
 
 /** Keeps the node's Service rules in step with the cluster's Services and EndpointSlices. */
-async function syncServices(proxy: { netns: string; kubeconfig: string }, o: KubeletOptions): Promise<void> {
+async function syncServices(proxy: { netns: string; kubeconfig: string }, o: Loop, ms = 2_000): Promise<void> {
   const api = KubeApi.fromKubeconfig(proxy.kubeconfig);
   const { netns } = proxy;
   let last = '';
-  await every(o.serviceSyncMs ?? 2_000, o, 'service sync', async () => {
+  await every(ms, o, 'service sync', async () => {
     const svcs = await api.expect<{ items: KubeServiceView[] }>([200], 'GET', '/api/v1/services');
     const slices = await api.expect<{ items: EndpointSliceView[] }>([200], 'GET', '/apis/discovery.k8s.io/v1/endpointslices');
     const rules = serviceRules(svcs.body!.items, slices.body!.items);
@@ -100,12 +112,13 @@ async function syncServices(proxy: { netns: string; kubeconfig: string }, o: Kub
     await applyServiceRules(netns, rules);
     last = text;
     o.log.info({ services: rules.length }, 'service rules applied');
-  });
-  api.close();
+  }).finally(() => api.close());
 }
 
+type Loop = Pick<KubeletOptions, 'log' | 'signal'>;
+
 /** Runs `step` every `ms` until aborted; a refusal or silence of the API server is logged and retried. */
-async function every(ms: number, o: Pick<KubeletOptions, 'log' | 'signal'>, what: string, step: () => Promise<void>): Promise<void> {
+async function every(ms: number, o: Loop, what: string, step: () => Promise<void>): Promise<void> {
   while (!o.signal.aborted) {
     try {
       await step();
@@ -122,14 +135,15 @@ async function every(ms: number, o: Pick<KubeletOptions, 'log' | 'signal'>, what
   }
 }
 
-async function runPods(api: KubeApi, p: { netns: string; nodeRoot: string; podsDir: string }, o: KubeletOptions): Promise<void> {
+async function runPods(api: KubeApi, p: { netns: string; nodeRoot: string; podsDir: string }, o: KubeletOptions, loop: Loop): Promise<void> {
   // The node's own bpffs, as each node of a real cluster has one: pins of one node's agent are not another's.
   const bpf = join(p.nodeRoot, 'sys', 'fs', 'bpf');
   mkdirSync(bpf, { recursive: true });
   if (!readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === bpf)) await run(['mount', '-t', 'bpf', 'bpf', bpf]);
   const runner = new PodRunner({ api, node: o.node, nodeIp: o.nodeIp, netns: p.netns, nodeRoot: p.nodeRoot, podsDir: p.podsDir, log: o.log });
   try {
-    await every(2_000, o, 'pod sync', () => runner.sync());
+    // Each second, as kubelet's pod lifecycle relists its containers.
+    await every(1_000, loop, 'pod sync', () => runner.sync());
   } finally {
     runner.stopAll();
   }

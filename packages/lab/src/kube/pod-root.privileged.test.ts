@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { netns } from '@weft/net';
-import { startContainer } from './pod-root.js';
+import { runInRoot, startContainer } from './pod-root.js';
 
 describe('lab kubelet: a container\'s root (root, real mounts)', function () {
   this.timeout(30_000);
@@ -43,5 +43,21 @@ describe('lab kubelet: a container\'s root (root, real mounts)', function () {
     const r = await run('net', ['ip', '-o', 'link'], [], ns);
     assert.equal(r.code, 0, r.log);
     assert.deepEqual(r.log.trim().split('\n').map((l) => l.split(': ')[1]), ['lo']);
+  });
+
+  it('gives the container its own /dev: its termination message lands in the file bound there, not in the machine\'s /dev', async () => {
+    const message = join(dir, 'termination-log');
+    writeFileSync(message, '');
+    const r = await run('dev', ['sh', '-c', 'echo done > /dev/termination-log; head -c 4 /dev/urandom | wc -c; echo x > /dev/null; ls /dev | tr "\\n" " "'], [{ source: message, target: '/dev/termination-log' }]);
+    assert.equal(r.code, 0, r.log);
+    assert.equal(readFileSync(message, 'utf8'), 'done\n');
+    assert.equal(existsSync('/dev/termination-log'), false);
+    assert.match(r.log, /^4\n/);
+    assert.equal(r.log.split('\n')[1], 'fd full null random shm stderr stdin stdout termination-log tty urandom zero ');
+  });
+
+  it('runs a short process with input on its stdin and gives back what it printed and its code', async () => {
+    const r = await runInRoot({ dir: join(dir, 'once'), argv: ['sh', '-c', 'tr a-z A-Z; echo oops >&2; exit 3'], env: { PATH: '/usr/bin:/bin' }, mounts: [], input: 'hello\n', timeoutMs: 10_000 });
+    assert.deepEqual(r, { code: 3, stdout: 'HELLO\n', stderr: 'oops\n' });
   });
 });

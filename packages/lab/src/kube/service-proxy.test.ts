@@ -31,4 +31,10 @@ describe('lab service proxy: rules from Services and EndpointSlices', () => {
     assert.match(text, /-A WEFT-LAB-SERVICES -d 10\.96\.0\.30\/32 -p udp --dport 53 -m comment --comment "a\/c:y has no endpoints" -j REJECT/);
     assert.equal((text.match(/^COMMIT$/gm) ?? []).length, 2);
   });
+
+  it('DNATs a NodePort arriving at a node\'s own address, and masquerades it when it goes on', () => {
+    const text = restoreInput([{ service: 'kube-system/weft-clustermesh-apiserver:mesh', clusterIp: '10.96.0.40', port: 32379, protocol: 'tcp', nodePort: 32379, endpoints: [{ ip: '10.99.1.12', port: 32379 }] }]);
+    assert.match(text, /^-A WEFT-LAB-NODEPORTS -p tcp --dport 32379 -m comment --comment "kube-system\/weft-clustermesh-apiserver:mesh nodePort" -j DNAT --to-destination 10\.99\.1\.12:32379$/m);
+    assert.match(text, /^-A WEFT-LAB-POSTROUTING -p tcp -m conntrack --ctstate DNAT --ctorigdstport 32379 .* -j MASQUERADE$/m);
+  });
 });
