@@ -124,9 +124,9 @@ export interface NodeCniOptions {
 export class NodeCni {
   constructor(private readonly o: NodeCniOptions) {}
 
-  /** The node's network, or undefined while none is installed. */
-  config(): NetworkConfig | undefined {
-    return loadNetworkConfig(join(this.o.nodeRoot, CNI_CONF_DIR)).config;
+  /** The node's network (undefined while none is installed), and why files before it were passed over. */
+  config(): { config?: NetworkConfig; skipped: string[] } {
+    return loadNetworkConfig(join(this.o.nodeRoot, CNI_CONF_DIR));
   }
 
   async add(net: NetworkConfig, a: CniAttachment): Promise<CniResult> {

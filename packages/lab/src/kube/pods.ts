@@ -251,7 +251,8 @@ export class PodRunner {
   private async attach(r: RunningPod): Promise<boolean> {
     const { pod } = r;
     const where = `${pod.metadata.namespace}/${pod.metadata.name}`;
-    const config = this.cni.config();
+    const { config, skipped } = this.cni.config();
+    for (const why of skipped) this.o.log.warn({ pod: where, err: why }, 'CNI network configuration passed over');
     if (!config) {
       this.o.log.info({ pod: where }, 'no CNI network configuration on the node yet; will retry');
       return false;
