@@ -248,7 +248,10 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     assert.equal(r.phase, 'Succeeded', r.message);
   });
 
-  it('takes Weft off the nodes on helm uninstall (with cni.uninstall), leaving the user\'s pods in the API server', async () => {
+  it('takes Weft off the nodes and out of the API server on helm uninstall (with cni.uninstall), leaving the user\'s pods and the CRDs', async () => {
+    // As the docs say: disconnect first (its Secret is not the release's), then prepare the nodes and uninstall.
+    const d = await weft(['clustermesh', 'disconnect', '--context', 'weft-lab-c1', '--destination-context', 'weft-lab-c2'], { env, timeout: 120_000 });
+    assert.equal(d.code, 0, d.stderr);
     const chart = join(__dirname, '..', 'charts', 'weft');
     helm('weft-lab-c2', 'upgrade', 'weft', chart, '--namespace', 'kube-system', '--reuse-values', '--set', 'cni.uninstall=true');
     assert.equal(kubectl('weft-lab-c2', 'rollout', 'status', '-n', 'kube-system', 'daemonset/weft-agent', '--timeout=240s').status, 0);
@@ -261,6 +264,12 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
       assert.deepEqual(readdirSync(join(root, 'opt', 'cni', 'bin')), [], `${n.name}: and the plugin`);
     }
     assert.deepEqual(pods('weft-lab-c2', 'demo').map((p) => p.metadata.name), ['web-c2']);
+    // The post-delete hook's Job (run by the lab kubelet) deleted the copies helm owns not, and its own objects went with it.
+    assert.deepEqual(json('weft-lab-c2', 'get', 'weftnodes,weftidentities').items.map((o) => `${o.kind}/${o.metadata.name}`), []);
+    const left = json('weft-lab-c2', 'get', 'serviceaccounts,secrets,configmaps,services,jobs,roles,rolebindings', '-n', 'kube-system').items.filter((o) => o.metadata.name.startsWith('weft')).map((o) => `${o.kind}/${o.metadata.name}`);
+    const clusterLeft = json('weft-lab-c2', 'get', 'clusterroles,clusterrolebindings,validatingadmissionpolicies').items.filter((o) => o.metadata.name.startsWith('weft')).map((o) => `${o.kind}/${o.metadata.name}`);
+    assert.deepEqual([...left, ...clusterLeft], [], 'nothing of Weft is left in the API server');
+    assert.equal(kubectl('weft-lab-c2', 'get', 'crd', 'weftnetworkpolicies.weft.io').status, 0, 'the CRDs stay (they hold the user\'s policies)');
   });
 
   it('removes all of it on lab down: processes, contexts, namespaces', async () => {

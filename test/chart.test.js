@@ -67,7 +67,8 @@ function release(verb, args = []) {
 }
 
 function uninstall() {
-  const r = helm(['uninstall', 'weft', '--namespace', NS, '--wait']);
+  // No kubelet runs the post-delete hook's Job here: e2e/lab-kubernetes.e2e.test.js runs it.
+  const r = helm(['uninstall', 'weft', '--namespace', NS, '--wait', '--no-hooks']);
   assert.equal(r.status, 0, `helm uninstall failed:\n${r.stderr}`);
 }
 
@@ -86,7 +87,7 @@ const find = (docs, kind, name) => {
 const secretData = (secret, key) => Buffer.from(secret.data[key], 'base64').toString('utf8');
 
 /** Only GA API versions: the server also serves beta ones, which we must never emit. */
-const GA = new Set(['v1', 'apps/v1', 'rbac.authorization.k8s.io/v1', 'admissionregistration.k8s.io/v1', 'apiextensions.k8s.io/v1']);
+const GA = new Set(['v1', 'apps/v1', 'batch/v1', 'rbac.authorization.k8s.io/v1', 'admissionregistration.k8s.io/v1', 'apiextensions.k8s.io/v1']);
 
 /**
  * Every object, as the API server validates it (a server-side dry run with strict field
@@ -131,9 +132,20 @@ describe('charts/weft (real helm, real API server)', function () {
     it('renders valid Kubernetes objects: agent, etcd, RBAC, no clustermesh', () => {
       validateManifests(docs);
       const kinds = docs.map((d) => `${d.obj.kind}/${d.obj.metadata.name}`).sort();
-      assert.deepEqual(kinds, ['ClusterRole/weft-agent', 'ClusterRole/weft-etcd-issuer', 'ClusterRoleBinding/weft-agent', 'ClusterRoleBinding/weft-etcd-issuer', 'ConfigMap/weft-agent-config', 'ConfigMap/weft-etcd-issuer-config', 'DaemonSet/weft-agent', 'Deployment/weft-etcd', 'Secret/weft-etcd-agent', 'Secret/weft-etcd-ca', 'Secret/weft-etcd-root', 'Secret/weft-etcd-server', 'Service/weft-etcd', 'ServiceAccount/weft-agent', 'ServiceAccount/weft-etcd', 'ValidatingAdmissionPolicy/weft-agent-own-weftnode', 'ValidatingAdmissionPolicyBinding/weft-agent-own-weftnode']);
+      assert.deepEqual(kinds, ['ClusterRole/weft-agent', 'ClusterRole/weft-etcd-issuer', 'ClusterRole/weft-uninstall-cleanup', 'ClusterRoleBinding/weft-agent', 'ClusterRoleBinding/weft-etcd-issuer', 'ClusterRoleBinding/weft-uninstall-cleanup', 'ConfigMap/weft-agent-config', 'ConfigMap/weft-etcd-issuer-config', 'DaemonSet/weft-agent', 'Deployment/weft-etcd', 'Job/weft-uninstall-cleanup', 'Role/weft-uninstall-cleanup', 'RoleBinding/weft-uninstall-cleanup', 'Secret/weft-etcd-agent', 'Secret/weft-etcd-ca', 'Secret/weft-etcd-root', 'Secret/weft-etcd-server', 'Service/weft-etcd', 'ServiceAccount/weft-agent', 'ServiceAccount/weft-etcd', 'ServiceAccount/weft-uninstall-cleanup', 'ValidatingAdmissionPolicy/weft-agent-own-weftnode', 'ValidatingAdmissionPolicyBinding/weft-agent-own-weftnode']);
       const clusterScoped = new Set(['ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
       for (const { obj } of docs) if (!clusterScoped.has(obj.kind)) assert.equal(obj.metadata.namespace, NS, `${obj.kind} ${obj.metadata.name}`);
+    });
+
+    it('cleans up after helm uninstall with a post-delete Job allowed only to list and delete WeftNodes and WeftIdentities, and to list the release\'s pods', () => {
+      const hooks = docs.filter(({ obj }) => obj.metadata.annotations?.['helm.sh/hook']);
+      assert.deepEqual(hooks.map(({ obj }) => [obj.kind, obj.metadata.annotations['helm.sh/hook'], obj.metadata.annotations['helm.sh/hook-weight']]).sort(), [['ClusterRole', 'post-delete', '-1'], ['ClusterRoleBinding', 'post-delete', '-1'], ['Job', 'post-delete', '0'], ['Role', 'post-delete', '-1'], ['RoleBinding', 'post-delete', '-1'], ['ServiceAccount', 'post-delete', '-1']]);
+      assert.deepEqual(find(docs, 'ClusterRole', 'weft-uninstall-cleanup').rules, [{ apiGroups: ['weft.io'], resources: ['weftnodes', 'weftidentities'], verbs: ['list', 'delete'] }]);
+      assert.deepEqual(find(docs, 'Role', 'weft-uninstall-cleanup').rules, [{ apiGroups: [''], resources: ['pods'], verbs: ['list'] }]);
+      const job = find(docs, 'Job', 'weft-uninstall-cleanup').spec.template.spec;
+      assert.deepEqual(job.containers[0].command, ['weft', 'uninstall-cleanup', '--cluster', 'default', '--namespace', NS, '--release', 'weft']);
+      assert.equal(job.hostNetwork, true, 'the pod network may be gone with the agents');
+      assert.equal(helmTemplate(['--set', 'uninstall.cleanup=false']).stdout.includes('uninstall-cleanup'), false);
     });
 
     it('is validated by the API server, which refuses an unknown field anywhere in an object', () => {
@@ -739,7 +751,8 @@ describe('charts/weft (real helm, real API server)', function () {
 
     it('installs every object it renders, upgrades in place, and uninstalls all of them but the CRDs', () => {
       const values = ['-f', join(FIXTURES, 'east.yaml'), '-f', sharedCa];
-      const rendered = render(values);
+      // Hooks are made only when their event comes (the post-delete Job at uninstall).
+      const rendered = render(values).filter(({ obj }) => !obj.metadata.annotations?.['helm.sh/hook']);
       const r = helm(['install', 'weft', CHART, '--namespace', NS, ...values]);
       assert.equal(r.status, 0, r.stderr);
       const names = (docs) => docs.map(({ obj }) => `${obj.kind}/${obj.metadata.name}`).sort();

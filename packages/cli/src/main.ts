@@ -42,6 +42,9 @@ Node setup and probes (the Helm chart's pods run these):
   cni uninstall --bin-dir DIR --conf-dir DIR                 remove exactly what install wrote
   agent health [--socket PATH] [--liveness]                  exit 0 ready, 1 not ready (failing checks) or no answer
   clustermesh-apiserver health --config FILE [--liveness]    the same for the clustermesh-apiserver
+  uninstall-cleanup --cluster NAME [--namespace NS] [--release R] [--context C]
+                               after helm uninstall (the chart's post-delete hook): delete the
+                               cluster's WeftNodes and WeftIdentities once its agents are gone
 
 Processes:
   agent --config FILE          a node agent (the lab starts these)
@@ -98,6 +101,8 @@ async function main(argv: string[]): Promise<void> {
       return (await import('./commands/echo-server.js')).echoServer(rest);
     case 'probe':
       return (await import('./commands/probe.js')).probe(rest);
+    case 'uninstall-cleanup':
+      return (await import('./commands/uninstall-cleanup.js')).uninstallCleanupCommand(rest);
     case undefined:
     case 'help':
     case '--help':

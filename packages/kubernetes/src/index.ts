@@ -8,3 +8,4 @@ export { WeftNodePublisher, FIELD_MANAGER, type WeftNodeContent } from './weft-n
 export { IdentityMirror, CLUSTER_LABEL } from './identity-mirror.js';
 export { KubernetesConfigError, KubernetesApiError, errorCodes } from './errors.js';
 export { KINDS, chartFullname, collectionPath, objectPath, type KubeKind, type KubeObject, type KubeList, type KubeStatus, type KubeWatchEvent } from './types.js';
+export { uninstallCleanup, writerSelector, type UninstallCleanupOptions, type UninstallCleanupResult } from './uninstall-cleanup.js';

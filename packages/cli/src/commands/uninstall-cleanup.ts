@@ -1,0 +1,33 @@
+/**
+ * `weft uninstall-cleanup --cluster NAME [--namespace NS] [--release R] [--context C] [--timeout S]`:
+ * the chart's post-delete hook. Once no agent or clustermesh-apiserver of the release is left, it
+ * deletes the cluster's WeftNodes and WeftIdentities, which helm does not own
+ * (@weft/kubernetes uninstall-cleanup.ts). In a pod it uses the pod's ServiceAccount; with
+ * --context, a kubeconfig, for running it by hand.
+ */
+import { parseArgs } from 'node:util';
+import { KubeClient, uninstallCleanup } from '@weft/kubernetes';
+import { parseFormat, printJson, progress, UsageError } from '../output.js';
+
+const USAGE = 'Usage: weft uninstall-cleanup --cluster NAME [--namespace kube-system] [--release weft] [--context CONTEXT] [--timeout SECONDS] [-o json]';
+
+export async function uninstallCleanupCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { cluster: { type: 'string' }, namespace: { type: 'string' }, release: { type: 'string' }, context: { type: 'string' }, timeout: { type: 'string' }, output: { type: 'string', short: 'o' } },
+  });
+  const format = parseFormat(values.output);
+  if (!values.cluster) throw new UsageError(`weft uninstall-cleanup needs --cluster\n${USAGE}`);
+  const timeout = values.timeout === undefined ? 300 : Number(values.timeout);
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`Invalid --timeout ${JSON.stringify(values.timeout)}: use a number of seconds > 0\n${USAGE}`);
+  const client = await KubeClient.create(values.context !== undefined ? { context: values.context } : {});
+  const r = await uninstallCleanup(client, {
+    cluster: values.cluster,
+    ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
+    ...(values.release !== undefined ? { release: values.release } : {}),
+    timeoutMs: timeout * 1000,
+    progress,
+  });
+  if (format === 'json') return printJson(r);
+  process.stdout.write(`cluster ${r.cluster}: deleted WeftNodes ${r.weftNodes.join(', ') || '(none)'}; WeftIdentities ${r.weftIdentities.join(', ') || '(none)'}\n`);
+}
