@@ -204,6 +204,17 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     assert.deepEqual([service.phase, service.exitCode], ['Succeeded', 0], service.message);
   });
 
+  it('adds to it a WeftNetworkPolicy applied with kubectl: the intruder may now reach TCP 8080, still not HTTP', async () => {
+    apply('weft-lab-c1', [{ apiVersion: 'weft.io/v1', kind: 'WeftNetworkPolicy', metadata: { name: 'web-tcp-from-intruders', namespace: 'demo' }, spec: { endpointSelector: { matchLabels: { app: 'web' } }, ingress: [{ fromEndpoints: [{ matchLabels: { role: 'intruder' } }], toPorts: [{ ports: [{ port: '8080', protocol: 'TCP' }] }] }] } }]);
+    const web1 = pods('weft-lab-c1', 'demo', 'app=web').find((p) => p.metadata.name === 'web-1').status.podIP;
+    const [tcp, http] = await Promise.all([
+      probePod('weft-lab-c1', 'intruder', 'c1-node2', ['--attempts', '10', '--tcp', `${web1}:8080`]),
+      probePod('weft-lab-c1', 'intruder', 'c1-node2', ['--attempts', '3', '--timeout', '1000', '--http', `http://${web1}:8081/`]),
+    ]);
+    assert.deepEqual([tcp.phase, tcp.exitCode], ['Succeeded', 0], tcp.message);
+    assert.deepEqual([http.phase, http.exitCode], ['Failed', 1], `the intruder was answered on HTTP: ${http.message}`);
+  });
+
   it('connects the two clusters as a user does: weft clustermesh connect --wait rolls out both clustermesh-apiservers', async () => {
     const r = await weft(['clustermesh', 'connect', '--context', 'weft-lab-c1', '--destination-context', 'weft-lab-c2', '--wait', '--timeout', '180', '-o', 'json'], { env, timeout: 240_000 });
     assert.equal(r.code, 0, r.stderr);
