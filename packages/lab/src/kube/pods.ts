@@ -213,6 +213,11 @@ export class PodRunner {
       await this.refuse(pod, 'ErrImageNeverPull', `container ${other.name}: image ${JSON.stringify(other.image)} is not available: the Weft lab runs Weft's image (ghcr.io/weft-mesh/weft) only`);
       return undefined;
     }
+    // No network for it yet: wait before laying out volumes (and requesting tokens) on every sync.
+    if (!pod.spec.hostNetwork && !this.cni.config().config) {
+      this.o.log.debug({ pod: where }, 'no CNI network configuration on the node yet; will retry');
+      return undefined;
+    }
     const dir = join(this.o.podsDir, pod.metadata.uid);
     mkdirSync(dir, { recursive: true });
     const hostPath = (p: string): string => {
