@@ -16,7 +16,10 @@ cd "$(dirname "$0")/.."
 # busybox-static: the lane's initramfs (init, insmod, mount, chroot) without copying a libc into it
 # kmod: modprobe inside the lane's guest resolves module dependencies from the kernel package's modules.dep
 # xz-utils: unpacking the lane's initramfs modules when a kernel package ships them as .ko.xz
-PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-go wireguard-tools tcpdump qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils)
+# runc: the OCI runtime under the Kubernetes lab's containerd (built from Go, hack/kube/build.sh)
+# umoci, debootstrap, libc6-dev: the lab's images without a registry (hack/images/build.sh): OCI
+#   layouts written as files, the Debian base of the Weft image, a static pause binary
+PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-go wireguard-tools tcpdump qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils runc umoci debootstrap libc6-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -33,7 +36,7 @@ command -v etcd >/dev/null || { echo "[install] etcd not on PATH after installin
 echo "[install] npm ci" >&2
 npm ci --no-audit --no-fund --loglevel=error
 
-# helm, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd 3.6, built from
-# the Go module proxy with the machine's Go (>= 1.26), cached by version (about 10 minutes cold on
-# 2 cores, nothing to do warm): the chart and Kubernetes tests run the real things.
+# helm, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, containerd and
+# etcd 3.6, built from the Go module proxy with the machine's Go (>= 1.26), cached by version
+# (minutes cold on 2 cores, nothing to do warm): the chart and Kubernetes tests run the real things.
 hack/kube/build.sh >/dev/null

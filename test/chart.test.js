@@ -159,7 +159,7 @@ describe('charts/weft (real helm, real API server)', function () {
       assert.equal(pod.hostNetwork, true);
       const agent = pod.containers.find((c) => c.name === 'agent');
       assert.equal(agent.securityContext.privileged, undefined);
-      assert.deepEqual(agent.securityContext.capabilities, { drop: ['ALL'], add: ['NET_ADMIN', 'SYS_ADMIN', 'NET_RAW', 'SYS_RESOURCE', 'BPF', 'PERFMON'] });
+      assert.deepEqual(agent.securityContext.capabilities, { drop: ['ALL'], add: ['NET_ADMIN', 'SYS_ADMIN', 'NET_RAW', 'BPF', 'PERFMON'] });
       // The API server allows Bidirectional propagation only in privileged containers: only the bpffs mount step is.
       const privileged = [...pod.initContainers, ...pod.containers].filter((c) => c.securityContext?.privileged).map((c) => c.name);
       assert.deepEqual(privileged, ['mount-bpf-fs']);

@@ -103,7 +103,7 @@ describe('repository', () => {
   it('names the same Kubernetes tool versions in hack/kube/build.sh and packages/lab (where the tools are looked for)', () => {
     const script = readFileSync(join(ROOT, 'hack', 'kube', 'build.sh'), 'utf8');
     const tools = readFileSync(join(ROOT, 'packages', 'lab', 'src', 'kube', 'tools.ts'), 'utf8');
-    for (const [sh, ts] of [['KUBE_VERSION', 'KUBE_VERSION'], ['HELM_VERSION', 'HELM_VERSION'], ['ETCD_VERSION', 'KUBE_ETCD_VERSION']]) {
+    for (const [sh, ts] of [['KUBE_VERSION', 'KUBE_VERSION'], ['HELM_VERSION', 'HELM_VERSION'], ['ETCD_VERSION', 'KUBE_ETCD_VERSION'], ['CONTAINERD_VERSION', 'CONTAINERD_VERSION']]) {
       const a = new RegExp(`^${sh}=(v[0-9.]+)$`, 'm').exec(script)?.[1];
       const b = new RegExp(`export const ${ts} = '(v[0-9.]+)';`).exec(tools)?.[1];
       assert.ok(a && a === b, `${sh}: build.sh has ${a}, tools.ts has ${b}`);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds helm, the Kubernetes control plane (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl) and etcd 3.6 from the Go module proxy only, into a directory named by
+# kube-scheduler, kubectl), the node (kubelet, containerd 2 with ctr and its runc shim) and etcd 3.6
+# from the Go module proxy only, into a directory named by
 # their versions (packages/lab/src/kube/tools.ts names the same one). Safe to run twice: each
 # component is built into a scratch directory and moved into place only when whole, so an
 # interrupted build is redone, and a complete one is kept. Prints the bin directory.
@@ -11,6 +12,7 @@ KUBE_VERSION=v1.37.2
 STAGING_VERSION=v0.37.2
 HELM_VERSION=v4.3.2
 ETCD_VERSION=v3.6.16
+CONTAINERD_VERSION=v2.4.2
 GO_MIN=1.26
 ROOT=${WEFT_KUBE_DIR:-/var/cache/weft/kube}
 OUT=$ROOT/${KUBE_VERSION}-helm-${HELM_VERSION}
@@ -26,7 +28,8 @@ have() { for b in "$@"; do [[ -x $BIN/$b ]] || return 1; done; }
 
 # Kubernetes v1.37 needs Go 1.26; Debian's golang-go (1.19) would fail deep inside the build.
 gov=$(go env GOVERSION 2>/dev/null || true)
-if ! have helm kube-apiserver kube-controller-manager kube-scheduler kubectl etcd; then
+ALL=(helm kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd containerd ctr containerd-shim-runc-v2)
+if ! have "${ALL[@]}"; then
   [[ $gov =~ ^go([0-9]+)\.([0-9]+) ]] || { log "no Go toolchain on PATH (need go >= $GO_MIN)"; exit 1; }
   if (( BASH_REMATCH[1] * 1000 + BASH_REMATCH[2] < ${GO_MIN%%.*} * 1000 + ${GO_MIN#*.} )); then
     log "$(command -v go) is $gov; Kubernetes $KUBE_VERSION needs go >= $GO_MIN"; exit 1
@@ -47,15 +50,13 @@ if ! have helm; then
   log "helm built in $(( $(date +%s) - t0 )) s"
 fi
 
-if ! have kube-apiserver kube-controller-manager kube-scheduler kubectl; then
-  log "kubernetes $KUBE_VERSION"
-  t0=$(date +%s)
-  tmp=$(scratch kubernetes)
+# A wrapper module: k8s.io/kubernetes's own go.mod replaces its staging modules with local paths,
+# which `go install pkg@version` refuses; here each is replaced with its published module, so
+# every k8s.io module is at the one release.
+kube_module() {
+  local tmp=$1 src
   src=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
   [[ -f $src/go.mod ]] || { log "go mod download k8s.io/kubernetes@$KUBE_VERSION gave no module directory"; exit 1; }
-  # A wrapper module: k8s.io/kubernetes's own go.mod replaces its staging modules with local paths,
-  # which `go install pkg@version` refuses; here each is replaced with its published module, so
-  # every k8s.io module is at the one release.
   {
     echo "module weft.local/kube"
     echo
@@ -67,18 +68,42 @@ if ! have kube-apiserver kube-controller-manager kube-scheduler kubectl; then
     grep -o '^\s*k8s.io/[a-z0-9-]* => ./staging' "$src/go.mod" | awk -v v="$STAGING_VERSION" '{print "\t" $1 " => " $1 " " v}'
     echo ")"
   } > "$tmp/go.mod"
-  printf 'package main\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n)\n\nfunc main() {}\n' > "$tmp/tools.go"
+  printf 'package main\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n\t_ "k8s.io/kubernetes/cmd/kubelet/app"\n)\n\nfunc main() {}\n' > "$tmp/tools.go"
   (cd "$tmp" && go mod tidy)
-  # The version ldflags and tags of Kubernetes' own build (hack/lib/version.sh, hack/lib/golang.sh).
-  ld="-s -w"
+}
+
+# Builds the named k8s.io/kubernetes commands with the version ldflags and tags of Kubernetes' own
+# build (hack/lib/version.sh, hack/lib/golang.sh).
+kube_build() {
+  local what=$1 tmp ld="-s -w" k t0
+  shift
+  log "kubernetes $KUBE_VERSION: $*"
+  t0=$(date +%s)
+  tmp=$(scratch "$what")
+  kube_module "$tmp"
   for k in client-go/pkg/version component-base/version; do
     ld="$ld -X k8s.io/$k.gitVersion=$KUBE_VERSION -X k8s.io/$k.gitMajor=1 -X k8s.io/$k.gitMinor=37 -X k8s.io/$k.gitTreeState=clean -X k8s.io/$k.buildDate=1970-01-01T00:00:00Z"
   done
-  (cd "$tmp" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "all=$ld" -o "$tmp/bin/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  (cd "$tmp" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "all=$ld" -o "$tmp/bin/" "${@/#/k8s.io/kubernetes/cmd/}")
   commit "$tmp"
-  log "kubernetes built in $(( $(date +%s) - t0 )) s"
+  log "$* built in $(( $(date +%s) - t0 )) s"
+}
+
+have kube-apiserver kube-controller-manager kube-scheduler kubectl || kube_build control-plane kube-apiserver kube-controller-manager kube-scheduler kubectl
+have kubelet || kube_build kubelet kubelet
+
+if ! have containerd ctr containerd-shim-runc-v2; then
+  log "containerd $CONTAINERD_VERSION"
+  t0=$(date +%s)
+  tmp=$(scratch containerd)
+  # The version ldflags of containerd's Makefile; CGO off leaves out the btrfs snapshotter only.
+  ld="-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION -X github.com/containerd/containerd/v2/version.Package=github.com/containerd/containerd/v2"
+  GOBIN=$tmp/bin go install -trimpath -ldflags "$ld" \
+    "github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION"
+  commit "$tmp"
+  log "containerd built in $(( $(date +%s) - t0 )) s"
 fi
 
 if ! have etcd; then

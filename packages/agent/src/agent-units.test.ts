@@ -30,6 +30,8 @@ describe('agent configuration', () => {
     assert.deepEqual(validateAgentConfig({ ...base, serviceCidrs: ['10.96.0.0/12'], underlayCidrs: ['10.99.0.0/16'], remotePodCidrMinBits: 20 }), { ...c, serviceCidrs: ['10.96.0.0/12'], underlayCidrs: ['10.99.0.0/16'], remotePodCidrMinBits: 20 });
     assert.equal(c.wireguardImplementation, 'auto', 'kernel WireGuard where the kernel has it');
     assert.equal(validateAgentConfig({ ...base, wireguardImplementation: 'userspace' }).wireguardImplementation, 'userspace');
+    assert.equal(c.procSysNet, '/proc/sys/net');
+    assert.equal(validateAgentConfig({ ...base, procSysNet: '/host/proc/sys/net' }).procSysNet, '/host/proc/sys/net', 'the chart\'s: a container\'s /proc/sys is read-only');
     assert.equal(podMtu(c), 1390, 'VXLAN inside WireGuard');
     assert.equal(podMtu({ ...c, routing: 'direct' }), 1440);
     assert.equal(podMtu({ ...c, encryption: 'off' }), 1450);
@@ -52,6 +54,7 @@ describe('agent configuration', () => {
       [{ underlayCidrs: ['10.99.0.1/16'] }, /underlayCidrs\[0\]: "10\.99\.0\.1\/16" has host bits set/],
       [{ serviceCidrs: '10.96.0.0/12' }, /serviceCidrs: must be a list of at most 64 IPv4 CIDRs/],
       [{ remotePodCidrMinBits: 33 }, /remotePodCidrMinBits: must be an integer 0-32/],
+      [{ procSysNet: 'host/proc/sys/net' }, /procSysNet: "host\/proc\/sys\/net" is not an absolute path/],
     ];
     for (const [patch, message] of bad) {
       assert.throws(() => validateAgentConfig({ ...base, ...patch }), (err: unknown) => err instanceof AgentConfigError && message.test(err.message));

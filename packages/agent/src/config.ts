@@ -78,6 +78,12 @@ export interface AgentConfig {
   podRuntime: boolean;
   /** Path of the CNI plugin executable the pod runtime calls. */
   cniPlugin?: string;
+  /**
+   * Where the network sysctls of the agent's namespace are written (default /proc/sys/net). A
+   * container's /proc/sys is read-only, so the chart mounts the host's /proc/sys/net at
+   * /host/proc/sys/net, as Cilium does; a sysctl file answers for the namespace of who opens it.
+   */
+  procSysNet?: string;
   /** Pod traffic between nodes: through WireGuard (the default) or in the clear. */
   encryption: EncryptionMode;
   /** With encryption: a pod on a node whose key is unknown is not sent to (dropped, reported). */
@@ -280,6 +286,7 @@ export function validateAgentConfig(raw: unknown, source = 'agent config', env: 
     keyRotationIntervalSec: num('keyRotationIntervalSec', 86_400, 0, 365 * 86_400),
     keyRotationTimeoutSec: num('keyRotationTimeoutSec', 60, 1, 3600),
     mapSizes: mapSizes(c.mapSizes, fail),
+    procSysNet: c.procSysNet === undefined ? '/proc/sys/net' : typeof c.procSysNet === 'string' && c.procSysNet.startsWith('/') && !/[\0\n]/.test(c.procSysNet) ? c.procSysNet : fail('procSysNet', `${JSON.stringify(c.procSysNet)} is not an absolute path`),
   };
   if (out.wireguardDevice.length > 14 || !/^[A-Za-z0-9_.-]+$/.test(out.wireguardDevice)) fail('wireguardDevice', `${JSON.stringify(out.wireguardDevice)} must be 1-14 characters of A-Z a-z 0-9 _ . - (lane 1 adds a 'b'; unique on the machine: wireguard-go's sockets are machine-wide)`);
   if (typeof c.cniPlugin === 'string') out.cniPlugin = c.cniPlugin;

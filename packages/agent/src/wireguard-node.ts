@@ -103,7 +103,7 @@ export class WireGuardNode implements NodeEncryption {
     await this.ip.run(['address', 'replace', `${routerIp(this.config.podCidr)}/32`, 'dev', device]);
     await this.ip.run(['link', 'set', device, 'mtu', String(this.config.underlayMtu - WIREGUARD_OVERHEAD), 'up']);
     // Each direction of a pair picks its lane: replies may arrive on the other device.
-    writeFileSync(`/proc/sys/net/ipv4/conf/${device}/rp_filter`, '0');
+    writeFileSync(join(this.config.procSysNet ?? '/proc/sys/net', 'ipv4', 'conf', device, 'rp_filter'), '0');
     this.log.info({ device, lane, publicKey: keys.publicKeyText, port, implementation: dev.implementation }, 'wireguard lane ready');
     return { lane, device, port, keyPath, keys, bornMs: statSync(keyPath).mtimeMs, dev, peers };
   }

@@ -6,6 +6,7 @@ export { KUBE_VERSION, HELM_VERSION, KUBE_ETCD_VERSION, KubeToolsError, kubeBinD
 export { ControlPlane, ControlPlaneError, controlPlaneCommands, prepareControlPlane, kubeconfig, type ControlPlaneSpec, type ControlPlaneFiles, type ControlPlaneComponent } from './kube/control-plane.js';
 export { labContext, KUBE_APISERVER_PORT, KUBE_SERVICE_CIDR, type LabKubernetes } from './kube-lab.js';
 export { forward, parseForwardAddress, type ForwardAddress } from './forward.js';
-export { runKubelet, type KubeletOptions } from './kube/kubelet.js';
+export { runKubelet, syncServices, type KubeletOptions } from './kube/kubelet.js';
+export { runNodeRuntime, nodeRuntimePlan, NodeRuntimeError, type NodeRuntimeSpec } from './kube/node-runtime.js';
 export { materializeVolumes, PodVolumeError, type PodVolume, type PodForVolumes } from './kube/volumes.js';
 export { KubeApi, KubeApiError } from './kube/api.js';

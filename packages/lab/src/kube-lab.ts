@@ -12,9 +12,10 @@ import { join, resolve } from 'node:path';
 import { freePort } from '@weft/kvstore';
 import { Ip } from '@weft/net';
 import { LabError } from './errors.js';
-import { adminGet, controlPlaneCommands, prepareControlPlane, type ControlPlaneSpec } from './kube/control-plane.js';
+import { adminGet, controlPlaneCommands, KUBELET_CLIENT_USER, prepareControlPlane, type ControlPlaneFiles, type ControlPlaneSpec } from './kube/control-plane.js';
+import { mountNodeBpffs, type NodeImage, type NodeRuntimeSpec } from './kube/node-runtime.js';
 import { kubeTool } from './kube/tools.js';
-import { LAB_STATE_DIR, type ClusterLayout } from './layout.js';
+import { LAB_STATE_DIR, type ClusterLayout, type NodeLayout } from './layout.js';
 import { spawnHost, spawnIn, tail, waitFor, type Progress } from './procs.js';
 
 const REPO = resolve(__dirname, '..', '..', '..');
@@ -32,6 +33,26 @@ export interface LabKubernetes {
   kubeconfig: string;
 }
 
+/** The lab's images (hack/images/build.sh): every pod's sandbox, and Weft's under the chart's default name. */
+export const PAUSE_IMAGE = 'localhost/weft/pause';
+export const WEFT_IMAGE = 'ghcr.io/weft-mesh/weft';
+
+export interface LabImages {
+  images: NodeImage[];
+  sandbox: string;
+}
+
+/** Builds (or finds in its cache) the pause and Weft images, as OCI archives. */
+export function buildLabImages(progress: Progress): LabImages {
+  progress('images: building the pause and Weft images (hack/images/build.sh)');
+  const r = spawnSync(join(REPO, 'hack', 'images', 'build.sh'), { encoding: 'utf8', timeout: 900_000 });
+  if (r.status !== 0) throw new LabError(`hack/images/build.sh failed: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-10).join('\n')}`);
+  const [pause, weft] = r.stdout.trim().split('\n');
+  if (!pause || !weft) throw new LabError(`hack/images/build.sh printed no image archives: ${r.stdout}`);
+  const tag = (archive: string): string => /-(\d+\.\d+(?:\.\d+)?)-[0-9a-f]+\.tar$/.exec(archive)?.[1] ?? 'latest';
+  return { images: [{ archive: pause, name: PAUSE_IMAGE }, { archive: weft, name: WEFT_IMAGE }], sandbox: `${PAUSE_IMAGE}:${tag(pause)}` };
+}
+
 export const labContext = (c: Pick<ClusterLayout, 'name'>): string => `weft-lab-${c.name}`;
 const kubeDir = (c: Pick<ClusterLayout, 'name'>): string => join(LAB_STATE_DIR, c.name, 'kube');
 
@@ -39,7 +60,11 @@ function kubectl(args: string[], kubeconfig?: string): { status: number | null; 
   return spawnSync(kubeTool('kubectl'), [...(kubeconfig ? ['--kubeconfig', kubeconfig] : []), ...args], { encoding: 'utf8', timeout: 60_000 });
 }
 
-export async function startKubernetes(c: ClusterLayout, clusters: number, progress: Progress): Promise<LabKubernetes> {
+/**
+ * `images`: run each node's pods with a real kubelet and containerd (kube/node-runtime.ts) from
+ * these images; without them, the lab's own kubelet (kube/kubelet.ts) runs them.
+ */
+export async function startKubernetes(c: ClusterLayout, clusters: number, progress: Progress, images?: LabImages): Promise<LabKubernetes> {
   const dir = kubeDir(c);
   const spec: ControlPlaneSpec = {
     cluster: c.name,
@@ -66,18 +91,26 @@ export async function startKubernetes(c: ClusterLayout, clusters: number, progre
   admin.clusters[0]!.cluster.server = server;
   writeFileSync(kubeconfig, JSON.stringify(admin, null, 2), { mode: 0o600 });
 
+  if (images) {
+    // The API server reaches kubelets (logs, exec) as this user, which kubelets authorize by SubjectAccessReview.
+    const bind = kubectl(['create', 'clusterrolebinding', 'weft-lab:kube-apiserver-kubelet-client', '--clusterrole', 'system:kubelet-api-admin', '--user', KUBELET_CLIENT_USER], kubeconfig);
+    if (bind.status !== 0) throw new LabError(`kubectl create clusterrolebinding for the API server's kubelet client failed: ${bind.stderr.trim()}`);
+  }
   for (const n of c.nodes) {
     mkdirSync(n.stateDir, { recursive: true });
     // ClusterIPs from the node's host network go through the kubelet's Service rules (service-proxy.ts).
     await new Ip(n.netns).replaceRoute([KUBE_SERVICE_CIDR, 'dev', 'ul0']);
-    spawnIn(n.netns, [process.execPath, WEFT_CLI, 'lab', 'kubelet', '--node', n.name, '--node-ip', n.ip, '--pod-cidr', n.podCidr, '--kubeconfig', join(dir, `node-${n.name}.kubeconfig`), '--netns', n.netns, '--proxy-kubeconfig', join(dir, 'kube-proxy.kubeconfig'), '--node-root', join(n.stateDir, 'root'), '--pods-dir', join(n.stateDir, 'pods')], join(n.stateDir, 'kubelet.log'), { netOnly: true });
+    if (images) await startNode(n, dir, files, images, kubeconfig);
+    else spawnIn(n.netns, [process.execPath, WEFT_CLI, 'lab', 'kubelet', '--node', n.name, '--node-ip', n.ip, '--pod-cidr', n.podCidr, '--kubeconfig', join(dir, `node-${n.name}.kubeconfig`), '--netns', n.netns, '--proxy-kubeconfig', join(dir, 'kube-proxy.kubeconfig'), '--node-root', join(n.stateDir, 'root'), '--pods-dir', join(n.stateDir, 'pods')], join(n.stateDir, 'kubelet.log'), { netOnly: true });
   }
-  await waitFor(`the nodes of ${c.name} to be Ready`, async () => {
+  // A real kubelet's node is Ready once its runtime's network is: after the agent's init container
+  // has installed the CNI plugin. Until then, registered (its kubelet has posted status) is enough.
+  await waitFor(`the nodes of ${c.name} to be ${images ? 'registered' : 'Ready'}`, async () => {
     const r = kubectl(['get', 'nodes', '-o', 'json'], kubeconfig);
     if (r.status !== 0) return false;
-    const nodes = (JSON.parse(r.stdout) as { items: { status?: { conditions?: { type: string; status: string }[] } }[] }).items;
-    return nodes.length === c.nodes.length && nodes.every((n) => n.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True'));
-  }, 60_000, () => tail(join(c.nodes[0]!.stateDir, 'kubelet.log')));
+    const nodes = (JSON.parse(r.stdout) as { items: { status?: { nodeInfo?: { kubeletVersion?: string }; conditions?: { type: string; status: string }[] } }[] }).items;
+    return nodes.length === c.nodes.length && nodes.every((n) => images ? Boolean(n.status?.nodeInfo?.kubeletVersion) : n.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True'));
+  }, images ? 180_000 : 60_000, () => tail(join(c.nodes[0]!.stateDir, 'kubelet.log')));
   progress(`cluster ${c.name}: ${c.nodes.length} nodes registered; helm install charts/weft`);
 
   // The lab's ranges, as a user gives theirs: its Service CIDR (the chart's default /12 would cover
@@ -107,6 +140,34 @@ export async function startKubernetes(c: ClusterLayout, clusters: number, progre
     return pods.length >= c.nodes.length + 1 && ready.length === pods.length;
   }, 180_000, () => c.nodes.map((n) => `${n.name}: ${tail(join(n.stateDir, 'kubelet.log'))}`).join('\n'));
   return { context, port, kubeconfig };
+}
+
+/**
+ * Starts a real node: registers its Node with the lab's pod CIDR (as a cloud provider or
+ * kubeadm's IPAM would have it before kubelet comes), then runs its containerd and kubelet
+ * (`weft lab node-runtime`, in the node's network namespace and a mount namespace of its own) and
+ * the Service rules of its host network (`weft lab kube-proxy`).
+ */
+async function startNode(n: NodeLayout, dir: string, files: ControlPlaneFiles, images: LabImages, kubeconfig: string): Promise<void> {
+  const node = { apiVersion: 'v1', kind: 'Node', metadata: { name: n.name }, spec: { podCIDR: n.podCidr, podCIDRs: [n.podCidr] } };
+  const r = spawnSync(kubeTool('kubectl'), ['--kubeconfig', kubeconfig, 'create', '-f', '-'], { input: JSON.stringify(node), encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0 && !/AlreadyExists/.test(r.stderr)) throw new LabError(`registering node ${n.name} failed: ${r.stderr.trim()}`);
+  const root = join(n.stateDir, 'root');
+  await mountNodeBpffs(root);
+  const spec: NodeRuntimeSpec = {
+    node: n.name,
+    nodeIp: n.ip,
+    root,
+    kubeconfig: join(dir, `node-${n.name}.kubeconfig`),
+    clientCaFile: files.caFile,
+    images: images.images,
+    sandboxImage: images.sandbox,
+    logDir: n.stateDir,
+  };
+  const specFile = join(n.stateDir, 'node-runtime.json');
+  writeFileSync(specFile, JSON.stringify(spec, null, 2));
+  spawnIn(n.netns, ['unshare', '--mount', '--propagation', 'slave', '--', process.execPath, WEFT_CLI, 'lab', 'node-runtime', '--spec', specFile], join(n.stateDir, 'node-runtime.log'), { netOnly: true });
+  spawnIn(n.netns, [process.execPath, WEFT_CLI, 'lab', 'kube-proxy', '--netns', n.netns, '--kubeconfig', join(dir, 'kube-proxy.kubeconfig'), '--node', n.name], join(n.stateDir, 'kube-proxy.log'), { netOnly: true });
 }
 
 /** Adds the cluster, user and context `name` to the user's kubeconfig (KUBECONFIG or ~/.kube/config), as kind does. */

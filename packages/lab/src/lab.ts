@@ -13,7 +13,8 @@ import { EtcdAuth, etcdHealthy } from '@weft/kvstore';
 import { admitNode, applyClusterRoles, APISERVER_USER, createCa, issue, MESH_STATUS_PREFIX, withdrawRemote, type MeshConfig, type MeshStatus, type Pem } from '@weft/clustermesh';
 import { LabError } from './errors.js';
 import { alive, spawnIn, tail, waitFor, type Progress } from './procs.js';
-import { removeContext, startKubernetes, type LabKubernetes } from './kube-lab.js';
+import { buildLabImages, removeContext, startKubernetes, type LabKubernetes } from './kube-lab.js';
+import { removeNodeCgroups, removeNodeMountpoints } from './kube/node-runtime.js';
 import { etcdClientFiles, etcdServerFiles, issueEtcdPki, labEtcdClient, nodeEtcdFiles, readTls } from './etcd-pki.js';
 import { generateMeshKey, Ip, netns, netnsNameProblem, nextKeyId, run } from '@weft/net';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
@@ -80,6 +81,8 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
   await attach(WORLD_NS, 'world', WORLD_IP);
   spawnIn(WORLD_NS, [process.execPath, WEFT_CLI, 'echo-server', '--tcp', '8080', '--udp', '9090', '--http', '8081', '--name', 'world'], join(LAB_STATE_DIR, 'world.log'));
 
+  // Real kubelets run the chart's pods from images of this repository, built once for every node.
+  const images = spec.kubernetes && spec.kubelet ? buildLabImages(progress) : undefined;
   const agentPids = new Map<string, number>();
   for (const c of clusters) {
     await netns.add(c.cpNetns);
@@ -146,7 +149,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
       progress(`node ${n.name}: agent ready`);
     }
     if (spec.kubernetes) {
-      (state.kubernetes ??= {})[c.name] = await startKubernetes(c, clusters.length, progress);
+      (state.kubernetes ??= {})[c.name] = await startKubernetes(c, clusters.length, progress, images);
       writeFileSync(STATE_FILE, JSON.stringify(state, null, 1));
     }
   }
@@ -399,6 +402,10 @@ export async function labDown(progress: Progress): Promise<{ namespaces: number 
       // gone, or not ours to read
     }
   }
+  // Real nodes' pods live in network namespaces of their containerd, which `ip netns` does not
+  // list: they are found, ended and removed by their nodes' cgroups.
+  const cgroups = await removeNodeCgroups();
+  if (cgroups > 0) progress(`removed ${cgroups} cgroups of lab nodes`);
   if (all.length > 0) progress(`removing ${all.length} network namespaces`);
   for (const ns of all) await netns.delete(ns);
   // Kernel WireGuard devices live in the node namespaces (the agents create them there) and went
@@ -408,6 +415,8 @@ export async function labDown(progress: Progress): Promise<{ namespaces: number 
   // Mounts under the lab's state (each lab node's own bpffs), deepest first, before the files go.
   const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith('/var/run/weft/') || m.startsWith('/run/weft/'));
   for (const m of mounts.sort((a, b) => b.length - a.length)) await run(['umount', '-l', m], { allowFail: true });
+  const kept = removeNodeMountpoints();
+  if (kept.length > 0) progress(`left mount points lab nodes made that are no longer empty: ${kept.join(', ')}`);
   rmSync('/var/run/weft', { recursive: true, force: true });
   return { namespaces: all.length };
 }

@@ -22,6 +22,8 @@ export interface LabSpec {
   encryption?: 'wireguard' | 'ipsec' | 'off';
   /** Also give each cluster a real Kubernetes control plane with Weft installed by helm (kube-lab.ts). */
   kubernetes?: boolean;
+  /** With `kubernetes`: run pods with real kubelets and containerd (kube/node-runtime.ts) instead of the lab's kubelet. */
+  kubelet?: boolean;
 }
 
 export const LAB_PREFIX = 'weft-';

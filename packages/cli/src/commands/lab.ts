@@ -1,7 +1,8 @@
 /** `weft lab up|down|exec|status`. */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { applyAndWait, demoResources, forward, labDown, labUp, parseForwardAddress, podNetnsName, readLabState, runKubelet, WORLD_IP, type LabSpec } from '@weft/lab';
+import { applyAndWait, demoResources, forward, labDown, labUp, parseForwardAddress, podNetnsName, readLabState, runKubelet, runNodeRuntime, syncServices, WORLD_IP, type NodeRuntimeSpec, type LabSpec } from '@weft/lab';
 import { createLogger } from '@weft/common';
 import { netns } from '@weft/net';
 import { parsePodRef, labCluster } from '../context.js';
@@ -25,6 +26,10 @@ export async function lab(argv: string[]): Promise<void> {
       return forwardCommand(rest);
     case 'kubelet':
       return kubelet(rest);
+    case 'node-runtime':
+      return nodeRuntime(rest);
+    case 'kube-proxy':
+      return kubeProxy(rest);
     case 'status': {
       const { values } = parseArgs({ args: rest, options: { output: { type: 'string', short: 'o' } } });
       const state = readLabState();
@@ -34,7 +39,7 @@ export async function lab(argv: string[]): Promise<void> {
       return;
     }
     default:
-      throw new UsageError(`Unknown lab command ${JSON.stringify(sub ?? '')}: use up, down, exec or status (forward and kubelet are the lab's own processes)`);
+      throw new UsageError(`Unknown lab command ${JSON.stringify(sub ?? '')}: use up, down, exec or status (forward, kubelet, node-runtime and kube-proxy are the lab's own processes)`);
   }
 }
 
@@ -50,6 +55,7 @@ async function up(argv: string[]): Promise<void> {
       'no-connect': { type: 'boolean', default: false },
       encryption: { type: 'string', default: 'wireguard' },
       kubernetes: { type: 'boolean', default: false },
+      kubelet: { type: 'boolean', default: false },
       output: { type: 'string', short: 'o' },
     },
   });
@@ -62,12 +68,12 @@ async function up(argv: string[]): Promise<void> {
   if (!Number.isInteger(count) || count < 1 || count > 4 || names.length !== count && values.names === undefined) throw new UsageError(`Invalid --clusters ${JSON.stringify(values.clusters)}: use 1-4`);
   for (const n of names) if (!/^[a-z][a-z0-9]{0,7}$/.test(n)) throw new UsageError(`Invalid cluster name ${JSON.stringify(n)}: 1-8 lowercase letters and digits, starting with a letter`);
   if (values.encryption !== 'wireguard' && values.encryption !== 'ipsec' && values.encryption !== 'off') throw new UsageError(`Invalid --encryption ${JSON.stringify(values.encryption)}: use wireguard (the default), ipsec (needs ESP in the kernel) or off`);
-  const spec: LabSpec = { clusters: names.map((name, i) => ({ name, id: i + 1 })), nodes, routing: values.routing, connect: !values['no-connect'], encryption: values.encryption, kubernetes: values.kubernetes };
+  const spec: LabSpec = { clusters: names.map((name, i) => ({ name, id: i + 1 })), nodes, routing: values.routing, connect: !values['no-connect'], encryption: values.encryption, kubernetes: values.kubernetes || values.kubelet, kubelet: values.kubelet };
   const t0 = Date.now();
   const step = (s: string): void => progress(`[lab ${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}`);
   const state = await labUp(spec, step);
   // With --kubernetes, pods are the API server's: the demo pods come with the kubelet's pod networking (issue 14).
-  if (!values['no-demo'] && !values.kubernetes) {
+  if (!values['no-demo'] && !spec.kubernetes) {
     for (const c of state.clusters) {
       step(`cluster ${c.name}: starting demo pods`);
       await applyAndWait(c, demoResources(c));
@@ -108,6 +114,25 @@ async function kubelet(argv: string[]): Promise<void> {
   const stop = new AbortController();
   for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => stop.abort());
   await runKubelet({ kubeconfig: values.kubeconfig, node: values.node, nodeIp: values['node-ip'], podCidr: values['pod-cidr'], log: createLogger({ component: 'lab-kubelet', node: values.node }), signal: stop.signal, ...(values.netns && values['proxy-kubeconfig'] ? { proxy: { netns: values.netns, kubeconfig: values['proxy-kubeconfig'] } } : {}), ...(values.netns && values['node-root'] && values['pods-dir'] ? { pods: { netns: values.netns, nodeRoot: values['node-root'], podsDir: values['pods-dir'] } } : {}) });
+}
+
+/** `weft lab node-runtime --spec FILE`: a lab node's containerd and kubelet (kube/node-runtime.ts), run by the lab in the node's namespaces. */
+async function nodeRuntime(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { spec: { type: 'string' } } });
+  if (!values.spec) throw new UsageError('Usage: weft lab node-runtime --spec FILE (in the node\'s network namespace and a new mount namespace)');
+  const spec = JSON.parse(readFileSync(values.spec, 'utf8')) as NodeRuntimeSpec;
+  const stop = new AbortController();
+  for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => stop.abort());
+  await runNodeRuntime(spec, createLogger({ component: 'lab-node-runtime', node: spec.node }), stop.signal);
+}
+
+/** `weft lab kube-proxy --netns NS --kubeconfig FILE`: Services' ClusterIPs and NodePorts for a lab node's host network (kube/service-proxy.ts). */
+async function kubeProxy(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { netns: { type: 'string' }, kubeconfig: { type: 'string' }, node: { type: 'string' } } });
+  if (!values.netns || !values.kubeconfig) throw new UsageError('Usage: weft lab kube-proxy --netns NS --kubeconfig FILE [--node NAME]');
+  const stop = new AbortController();
+  for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => stop.abort());
+  await syncServices({ netns: values.netns, kubeconfig: values.kubeconfig }, { log: createLogger({ component: 'lab-kube-proxy', ...(values.node ? { node: values.node } : {}) }), signal: stop.signal });
 }
 
 async function exec(argv: string[]): Promise<void> {

@@ -53,6 +53,9 @@ export interface ControlPlaneFiles {
   etcd: { endpoint: string; ca: string; cert: string; key: string };
 }
 
+/** The user of the API server's client certificate for kubelets. */
+export const KUBELET_CLIENT_USER = 'kube-apiserver-kubelet-client';
+
 const pki = (spec: ControlPlaneSpec, name: string): string => join(spec.dir, 'pki', name);
 
 function writePem(spec: ControlPlaneSpec, name: string, pem: Pem): void {
@@ -96,6 +99,9 @@ export async function prepareControlPlane(spec: ControlPlaneSpec): Promise<Contr
   writePem(spec, 'etcd-ca', etcdCa);
   writePem(spec, 'etcd-server', await issue(etcdCa, 'etcd', { ips: [...new Set([spec.host, '127.0.0.1'])], dnsNames: ['localhost'] }));
   writePem(spec, 'apiserver-etcd-client', await issue(etcdCa, 'kube-apiserver'));
+  // The API server's identity toward kubelets (logs, exec, port-forward): kubelets authorize it by
+  // SubjectAccessReview, so it holds only what a binding to system:kubelet-api-admin gives it.
+  writePem(spec, 'apiserver-kubelet-client', await issue(ca, KUBELET_CLIENT_USER));
   const sa = generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
   writeFileSync(pki(spec, 'sa.key'), sa.privateKey, { mode: 0o600 });
   writeFileSync(pki(spec, 'sa.pub'), sa.publicKey);
@@ -153,6 +159,8 @@ export function controlPlaneCommands(spec: ControlPlaneSpec, env: NodeJS.Process
         '--service-account-key-file', pki(spec, 'sa.pub'), '--service-account-signing-key-file', pki(spec, 'sa.key'),
         '--service-cluster-ip-range', spec.serviceCidr,
         '--authorization-mode', 'Node,RBAC', '--enable-admission-plugins', 'NodeRestriction',
+        '--kubelet-client-certificate', pki(spec, 'apiserver-kubelet-client.crt'), '--kubelet-client-key', pki(spec, 'apiserver-kubelet-client.key'),
+        '--kubelet-preferred-address-types', 'InternalIP',
         '--allow-privileged=true', '--profiling=false', '--v=1',
         // The `kubernetes` Service's endpoint may not be loopback; tests on 127.0.0.1 go without it.
         ...(host.startsWith('127.') ? ['--endpoint-reconciler-type=none'] : []),

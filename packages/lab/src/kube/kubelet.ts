@@ -98,8 +98,11 @@ async function renewLease(api: KubeApi, node: string): Promise<void> {
   await api.expect([200], 'PUT', `${LEASES}/${node}`, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: current.body!.metadata, spec });
 }
 
-/** Keeps the node's Service rules in step with the cluster's Services and EndpointSlices. */
-async function syncServices(proxy: { netns: string; kubeconfig: string }, o: Loop, ms = 2_000): Promise<void> {
+/**
+ * Keeps the node's Service rules in step with the cluster's Services and EndpointSlices, as
+ * kube-proxy does for the node's host network (`weft lab kube-proxy` beside a real kubelet).
+ */
+export async function syncServices(proxy: { netns: string; kubeconfig: string }, o: Loop, ms = 2_000): Promise<void> {
   const api = KubeApi.fromKubeconfig(proxy.kubeconfig);
   const { netns } = proxy;
   let last = '';
@@ -115,7 +118,7 @@ async function syncServices(proxy: { netns: string; kubeconfig: string }, o: Loo
   }).finally(() => api.close());
 }
 
-type Loop = Pick<KubeletOptions, 'log' | 'signal'>;
+export type Loop = Pick<KubeletOptions, 'log' | 'signal'>;
 
 /** Runs `step` every `ms` until aborted; a refusal or silence of the API server is logged and retried. */
 async function every(ms: number, o: Loop, what: string, step: () => Promise<void>): Promise<void> {

@@ -79,7 +79,7 @@ export interface PodRunnerOptions {
 }
 
 /** The machine's own paths a host-network pod sees as they are (not the node's copy). */
-const SHARED_HOST_PATHS = ['/run/netns', '/dev/net/tun', '/sys/fs/cgroup'];
+const SHARED_HOST_PATHS = ['/run/netns', '/dev/net/tun', '/sys/fs/cgroup', '/proc/sys/net'];
 
 /** $(VAR) in a command, as kubelet expands it from the container's environment. */
 export function expand(word: string, env: Record<string, string>): string {

@@ -1,6 +1,6 @@
 /**
  * Where the Kubernetes tools live: helm, kube-apiserver, kube-controller-manager, kube-scheduler,
- * kubectl and etcd 3.6, built from the Go module proxy by hack/kube/build.sh into a directory
+ * kubectl, kubelet, containerd (with ctr and its runc shim) and etcd 3.6, built from the Go module proxy by hack/kube/build.sh into a directory
  * named by their versions (the same names as there; test/repo.test.js holds the two together).
  */
 import { accessSync, constants } from 'node:fs';
@@ -10,8 +10,9 @@ import { WeftError } from '@weft/common';
 export const KUBE_VERSION = 'v1.37.2';
 export const HELM_VERSION = 'v4.3.2';
 export const KUBE_ETCD_VERSION = 'v3.6.16';
+export const CONTAINERD_VERSION = 'v2.4.2';
 
-export type KubeTool = 'helm' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kubectl' | 'etcd';
+export type KubeTool = 'helm' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kubectl' | 'kubelet' | 'etcd' | 'containerd' | 'ctr';
 
 export class KubeToolsError extends WeftError {
   static readonly code = 'WEFT_ERR_KUBE_TOOLS';
