@@ -1,16 +1,18 @@
 // End to end, as root: `weft lab up --kubernetes` gives each lab cluster a real control plane
 // (etcd 3.6, kube-apiserver with Node,RBAC, controller-manager, scheduler: hack/kube/build.sh's)
-// in its control-plane namespace, nodes registered by the lab kubelet with their own credentials,
-// a kubeconfig context per cluster, and Weft installed by `helm install charts/weft`. Then the
-// user's path: pods, a Service and a NetworkPolicy applied with kubectl and networked by Weft's
-// CNI through the lab kubelet; `weft clustermesh connect` and `weft connectivity test` across the
-// clusters; a global Service answered from both; a `helm upgrade` that rolls every Weft pod while
-// the mesh keeps answering; `helm uninstall` taking Weft off the nodes. `weft lab down` removes all
-// of it, the contexts included.
+// in its control-plane namespace, real nodes (kubelet 1.37 and containerd 2 with runc, each in its
+// node's namespaces, with the node's own credential), images built without a registry, a
+// kubeconfig context per cluster, and Weft installed by `helm install charts/weft`. Then the
+// user's path with real containers: pods, a Service and a NetworkPolicy applied with kubectl and
+// networked by Weft's CNI, which containerd runs; `kubectl logs` and `exec`; `weft clustermesh
+// connect` and `weft connectivity test` across the clusters; a global Service answered from both;
+// a `helm upgrade` that rolls every Weft pod while a TCP stream across the clusters loses no byte;
+// `helm uninstall` taking Weft off the nodes. `weft lab down` removes all of it, the contexts
+// included.
 'use strict';
 const assert = require('node:assert/strict');
 const { execFileSync, spawnSync } = require('node:child_process');
-const { mkdtempSync, readFileSync, readdirSync, rmSync } = require('node:fs');
+const { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { weft, weftJson, isRoot, until } = require('./helpers');
@@ -61,7 +63,7 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
   ];
   let probes = 0;
   /** `weft probe ARGS` as a pod labelled role=`role` on `node` (restartPolicy Never): its phase and termination message. */
-  const probePod = async (context, role, node, args) => {
+  const probePod = async (context, role, node, args, timeoutMs = 90_000) => {
     const name = `probe-${++probes}`;
     apply(context, [{
       apiVersion: 'v1',
@@ -70,14 +72,19 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
       spec: { restartPolicy: 'Never', nodeSelector: { 'kubernetes.io/hostname': node }, terminationGracePeriodSeconds: 1, containers: [{ name: 'probe', image: IMAGE, command: ['weft', 'probe', '--termination-log', '/dev/termination-log', ...args] }] },
     }]);
     let pod;
-    await until(() => ['Succeeded', 'Failed'].includes((pod = json(context, 'get', 'pod', '-n', 'demo', name)).status.phase), `probe pod ${name} to finish`, 90_000);
+    await until(() => ['Succeeded', 'Failed'].includes((pod = json(context, 'get', 'pod', '-n', 'demo', name)).status.phase), `probe pod ${name} to finish`, timeoutMs);
     const t = pod.status.containerStatuses[0].state.terminated;
     return { phase: pod.status.phase, exitCode: t.exitCode, message: t.message ?? '' };
   };
   const pods = (context, ns, selector) => json(context, 'get', 'pods', '-n', ns, ...(selector ? ['-l', selector] : [])).items;
 
+  // Paths the nodes bind from their roots; those the machine lacked before the lab must be gone after it.
+  const NODE_MOUNTPOINTS = ['/var/lib/kubelet', '/var/lib/containerd', '/run/containerd', '/etc/cni/net.d', '/opt/cni/bin'];
+  let preexisting = [];
+
   before(async function () {
     if (!isRoot()) return this.skip();
+    preexisting = NODE_MOUNTPOINTS.filter((m) => existsSync(m));
     dir = mkdtempSync(join(tmpdir(), 'weft-e2e-kube-'));
     // The contexts go to the kubeconfig KUBECONFIG names, as with kubectl; here a scratch one.
     env = { ...process.env, KUBECONFIG: join(dir, 'kubeconfig') };
@@ -100,7 +107,7 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     assert.equal(json('weft-lab-c1', 'version').serverVersion.gitVersion, 'v1.37.2');
   });
 
-  it('registers every node with its pod CIDR and address, Ready through the lab kubelet\'s heartbeats', () => {
+  it('registers every node with its pod CIDR and address, Ready through its kubelet (once Weft\'s CNI is on it)', () => {
     for (const c of state.clusters) {
       const nodes = json(`weft-lab-${c.name}`, 'get', 'nodes').items;
       assert.deepEqual(nodes.map((n) => [n.metadata.name, n.spec.podCIDR, n.status.addresses.find((a) => a.type === 'InternalIP').address]).sort(), c.nodes.map((n) => [n.name, n.podCidr, n.ip]).sort());
@@ -166,24 +173,30 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     apply('weft-lab-c1', demo('c1', [webPod('web-1', 'c1-node1', 'c1'), webPod('web-2', 'c1-node2', 'c1')]));
     apply('weft-lab-c2', demo('c2', [webPod('web-c2', 'c2-node1', 'c2')]));
     for (const c of state.clusters) await until(() => { const p = pods(`weft-lab-${c.name}`, 'demo', 'app=web'); return p.length > 0 && p.every(ready); }, `the web pods of ${c.name} to be Ready`, 120_000);
-    const netnses = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
     for (const c of state.clusters) {
       for (const p of pods(`weft-lab-${c.name}`, 'demo', 'app=web')) {
         const node = c.nodes.find((n) => n.name === p.spec.nodeName);
         assert.ok(p.status.podIP.startsWith(node.podCidr.replace(/0\/24$/, '')), `${p.metadata.name}: ${p.status.podIP} is outside ${node.podCidr}`);
-        assert.match(netnses, new RegExp(`^weft-${node.name}-p${p.metadata.uid.replace(/-/g, '').slice(0, 12)}\\b`, 'm'));
+        // Its own network namespace, containerd's: the address is on the pod's eth0, not on its node.
+        const addr = kubectl(`weft-lab-${c.name}`, 'exec', '-n', 'demo', p.metadata.name, '--', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0');
+        assert.equal(addr.status, 0, addr.stderr);
+        assert.match(addr.stdout, new RegExp(` inet ${p.status.podIP.replace(/\./g, '\\.')}/32 `));
+        assert.doesNotMatch(execFileSync('ip', ['-n', node.netns, '-o', '-4', 'addr'], { encoding: 'utf8' }), new RegExp(` inet ${p.status.podIP.replace(/\./g, '\\.')}/`));
+        // The container's output, through the API server and the node's kubelet.
+        const logs = kubectl(`weft-lab-${c.name}`, 'logs', '-n', 'demo', p.metadata.name);
+        assert.equal(logs.status, 0, logs.stderr);
+        assert.match(logs.stdout, new RegExp(`echo-server ${p.metadata.name}: tcp 8080`));
       }
     }
-    // The EndpointSlice controller publishes them, from the status the lab kubelet wrote.
+    // The EndpointSlice controller publishes them, from the status their kubelet wrote.
     await until(() => json('weft-lab-c1', 'get', 'endpointslices', '-n', 'demo', '-l', 'kubernetes.io/service-name=web').items.flatMap((s) => s.endpoints ?? []).length === 2, 'the EndpointSlice of demo/web', 30_000);
   });
 
-  it('refuses a pod of an image the lab does not have, saying so in its status', async () => {
-    apply('weft-lab-c1', [{ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'nginx', namespace: 'demo' }, spec: { nodeSelector: { 'kubernetes.io/hostname': 'c1-node1' }, terminationGracePeriodSeconds: 1, containers: [{ name: 'nginx', image: 'nginx:1.27' }] } }]);
+  it('says in a pod\'s status that its image is on no node (no registry here)', async () => {
+    apply('weft-lab-c1', [{ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'nginx', namespace: 'demo' }, spec: { nodeSelector: { 'kubernetes.io/hostname': 'c1-node1' }, terminationGracePeriodSeconds: 1, containers: [{ name: 'nginx', image: 'nginx:1.27', imagePullPolicy: 'Never' }] } }]);
     let waiting;
-    await until(() => (waiting = json('weft-lab-c1', 'get', 'pod', '-n', 'demo', 'nginx').status.containerStatuses?.[0]?.state?.waiting), 'the nginx pod\'s status', 30_000);
-    assert.equal(waiting.reason, 'ErrImageNeverPull');
-    assert.match(waiting.message, /image "nginx:1\.27" is not available: the Weft lab runs Weft's image/);
+    await until(() => (waiting = json('weft-lab-c1', 'get', 'pod', '-n', 'demo', 'nginx').status.containerStatuses?.[0]?.state?.waiting)?.reason === 'ErrImageNeverPull', 'the nginx pod\'s status', 60_000);
+    assert.match(waiting.message, /nginx:1\.27/);
     assert.equal(kubectl('weft-lab-c1', 'delete', 'pod', '-n', 'demo', 'nginx', '--wait', '--timeout=60s').status, 0);
   });
 
@@ -244,9 +257,14 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     assert.equal(r.phase, 'Succeeded', r.message);
   });
 
-  it('keeps the mesh through a helm upgrade that rolls every Weft pod of a cluster; the user\'s pods keep their addresses', async () => {
+  it('keeps the mesh through a helm upgrade that rolls every Weft pod of a cluster: a TCP stream across the clusters loses no byte, the user\'s pods keep their addresses', async () => {
     const before = pods('weft-lab-c1', 'demo', 'app=web').map((p) => [p.metadata.uid, p.status.podIP]).sort();
     const rolled = pods('weft-lab-c1', 'kube-system').map((p) => p.metadata.uid);
+    // From c1-node2 to web-c2 in c2, one connection for the whole upgrade: every byte must come back.
+    const webC2 = pods('weft-lab-c2', 'demo', 'app=web')[0].status.podIP;
+    const streaming = () => pods('weft-lab-c1', 'demo', 'role=client').filter((p) => p.status.phase === 'Running' && p.spec.containers[0].command.includes('--stream'));
+    const stream = probePod('weft-lab-c1', 'client', 'c1-node2', ['--timeout', '5000', '--tcp', `${webC2}:8080`, '--stream', '150'], 240_000);
+    await until(() => streaming().length === 1, 'the stream to run', 60_000);
     const notes = helm('weft-lab-c1', 'upgrade', 'weft', join(__dirname, '..', 'charts', 'weft'), '--namespace', 'kube-system', '--reuse-values', '--set', 'logLevel=debug');
     assert.match(notes, /Remote clusters: 0 from values, 1 connected with weft clustermesh connect/);
     for (const what of ['daemonset/weft-agent', 'deployment/weft-etcd', 'deployment/weft-clustermesh-apiserver']) {
@@ -254,7 +272,13 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
       assert.equal(r.status, 0, `${what}: ${r.stderr}`);
     }
     await until(() => { const now = pods('weft-lab-c1', 'kube-system'); return now.every(ready) && now.every((p) => !rolled.includes(p.metadata.uid)); }, 'every Weft pod of c1 replaced and Ready', 120_000);
+    assert.equal(streaming().length, 1, 'the stream outlasted the whole roll');
     assert.deepEqual(pods('weft-lab-c1', 'demo', 'app=web').map((p) => [p.metadata.uid, p.status.podIP]).sort(), before);
+    const s = await stream;
+    assert.deepEqual([s.phase, s.exitCode], ['Succeeded', 0], s.message);
+    const { sent, echoed, longestStallMs } = JSON.parse(s.message);
+    assert.ok(sent > 0 && echoed === sent, s.message);
+    process.stderr.write(`      (stream through the upgrade: ${sent} bytes, longest stall ${longestStallMs} ms)\n`);
     const r = await globalService();
     assert.equal(r.phase, 'Succeeded', r.message);
   });
@@ -273,9 +297,15 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
       const root = join(n.stateDir, 'root');
       assert.deepEqual(readdirSync(join(root, 'etc', 'cni', 'net.d')), [], `${n.name}: the agent's preStop removed the conflist`);
       assert.deepEqual(readdirSync(join(root, 'opt', 'cni', 'bin')), [], `${n.name}: and the plugin`);
+      // bpffs lists its own iterators (maps.debug, progs.debug) at its root; nothing else may stay.
+      assert.deepEqual(readdirSync(join(root, 'sys', 'fs', 'bpf')).filter((f) => !f.endsWith('.debug')), [], `${n.name}: the agent's preStop removed the datapath's pins`);
+      const links = execFileSync('ip', ['-n', n.netns, '-o', 'link'], { encoding: 'utf8' }).split('\n').map((l) => l.split(': ')[1]?.split('@')[0]).filter(Boolean);
+      assert.deepEqual(links.filter((l) => l.startsWith('weft')), [], `${n.name}: and its links (tunnel, WireGuard)`);
+      const tc = execFileSync('ip', ['netns', 'exec', n.netns, 'tc', 'filter', 'show', 'dev', 'ul0', 'ingress'], { encoding: 'utf8' });
+      assert.doesNotMatch(tc, /from_underlay/, `${n.name}: and its filter on the underlay`);
     }
     assert.deepEqual(pods('weft-lab-c2', 'demo').map((p) => p.metadata.name), ['web-c2']);
-    // The post-delete hook's Job (run by the lab kubelet) deleted the copies helm owns not, and its own objects went with it.
+    // The post-delete hook's Job deleted the copies helm owns not, and its own objects went with it.
     assert.deepEqual(json('weft-lab-c2', 'get', 'weftnodes,weftidentities').items.map((o) => `${o.kind}/${o.metadata.name}`), []);
     const left = json('weft-lab-c2', 'get', 'serviceaccounts,secrets,configmaps,services,jobs,roles,rolebindings', '-n', 'kube-system').items.filter((o) => o.metadata.name.startsWith('weft')).map((o) => `${o.kind}/${o.metadata.name}`);
     const clusterLeft = json('weft-lab-c2', 'get', 'clusterroles,clusterrolebindings,validatingadmissionpolicies').items.filter((o) => o.metadata.name.startsWith('weft')).map((o) => `${o.kind}/${o.metadata.name}`);
@@ -291,12 +321,14 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     const ours = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((pid) => {
       try {
         const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-        return /kube-apiserver|kube-controller-manager|kube-scheduler|weft\.js\0lab\0(forward|kubelet)|\0agent\0--config\0\/etc\/weft\/|--name=weft-etcd|\0etcd-issuer\0/.test(argv);
+        return /kube-apiserver|kube-controller-manager|kube-scheduler|\/kubelet\0|\/containerd|weft\.js\0lab\0(forward|node-runtime|kube-proxy)|\0agent\0--config\0\/etc\/weft\/|--name=weft-etcd|\0etcd-issuer\0/.test(argv);
       } catch {
         return false;
       }
     });
-    assert.deepEqual(ours, [], 'no control-plane, kubelet, forwarder or pod process is left');
+    assert.deepEqual(ours, [], 'no control-plane, kubelet, containerd, forwarder or pod process is left');
+    assert.deepEqual(readdirSync('/sys/fs/cgroup').filter((h) => existsSync(join('/sys/fs/cgroup', h, 'weft-lab'))), [], 'no cgroup of a node is left');
+    for (const p of NODE_MOUNTPOINTS.filter((m) => !preexisting.includes(m))) assert.equal(existsSync(p), false, `${p}: the mount points nodes made are gone`);
     const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => / \/(var\/)?run\/weft\//.test(l));
     assert.deepEqual(mounts, [], 'no mount of the lab is left (the nodes\' bpffs)');
   });

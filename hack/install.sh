@@ -19,7 +19,8 @@ cd "$(dirname "$0")/.."
 # runc: the OCI runtime under the Kubernetes lab's containerd (built from Go, hack/kube/build.sh)
 # umoci, debootstrap, libc6-dev: the lab's images without a registry (hack/images/build.sh): OCI
 #   layouts written as files, the Debian base of the Weft image, a static pause binary
-PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-go wireguard-tools tcpdump qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils runc umoci debootstrap libc6-dev)
+# containernetworking-plugins: the bridge plugin, the `pods` benchmark's baseline beside Weft's CNI
+PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-go wireguard-tools tcpdump qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils runc umoci debootstrap libc6-dev containernetworking-plugins)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

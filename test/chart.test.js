@@ -637,7 +637,7 @@ describe('charts/weft (real helm, real API server)', function () {
       assert.deepEqual([plainConfig.etcd, plainConfig.etcdTls], [['etcd.example:2379'], undefined]);
       assert.equal(find(docs, 'Service', 'weft-clustermesh-apiserver').spec.ports[0].nodePort, undefined);
       const agent = find(docs, 'DaemonSet', 'weft-agent').spec.template.spec.containers[0];
-      assert.deepEqual(agent.lifecycle.preStop.exec.command, ['weft', 'cni', 'uninstall', '--bin-dir', '/host/opt/cni/bin', '--conf-dir', '/host/etc/cni/net.d']);
+      assert.deepEqual(agent.lifecycle.preStop.exec.command, ['weft', 'agent', 'uninstall', '--cni-bin-dir', '/host/opt/cni/bin', '--cni-conf-dir', '/host/etc/cni/net.d']);
     });
   });
 

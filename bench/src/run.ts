@@ -14,6 +14,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   apply: async () => (await import('./apply.js')).main(),
   policyscale: async () => (await import('./policyscale.js')).main(),
   regenerate: async () => (await import('./regenerate.js')).main(),
+  pods: async () => (await import('./pods.js')).main(),
 };
 
 async function run(): Promise<void> {

@@ -124,3 +124,31 @@ Rules across values. Messages name the value, as the schema's do.
 {{- fail "tls.server.cert and tls.server.key go together: give both or neither" -}}
 {{- end -}}
 {{- end -}}
+
+{{- /*
+The node holding the deployed etcd's data: the node its Deployment is pinned to already, else the
+node its pod runs on (lookup; nothing with helm template or on a first install, where the scheduler
+picks and the next upgrade pins it there).
+*/ -}}
+{{- define "weft.etcdNode" -}}
+{{- $root := .root -}}
+{{- $node := "" -}}
+{{- with lookup "apps/v1" "Deployment" $root.Release.Namespace .name -}}
+{{- range (((((.spec.template.spec.affinity | default dict).nodeAffinity | default dict).requiredDuringSchedulingIgnoredDuringExecution | default dict).nodeSelectorTerms) | default list) -}}
+{{- range (.matchFields | default list) -}}
+{{- if and (eq .key "metadata.name") (eq .operator "In") (eq (len .values) 1) -}}
+{{- $node = index .values 0 -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if not $node -}}
+{{- range (lookup "v1" "Pod" $root.Release.Namespace "").items | default list -}}
+{{- $labels := .metadata.labels | default dict -}}
+{{- if and (eq (get $labels "app.kubernetes.io/component") "etcd") (eq (get $labels "app.kubernetes.io/instance") $root.Release.Name) (eq (get $labels "app.kubernetes.io/name") "weft") .spec.nodeName (not .metadata.deletionTimestamp) -}}
+{{- $node = .spec.nodeName -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $node -}}
+{{- end -}}

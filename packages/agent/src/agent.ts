@@ -180,11 +180,29 @@ export class Agent {
     this.log.info({ socket: this.socketPath }, 'agent ready');
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /**
+   * Takes Weft off the node (POST /v1/uninstall: `weft agent uninstall`, the chart's preStop with
+   * cni.uninstall): stops every loop first, so nothing puts back what goes, then removes the
+   * datapath (programs, tunnel device, pins) and encryption's devices or SAs. The agent keeps
+   * answering on its socket until it is stopped; pods keep their veths and addresses.
+   */
+  async uninstall(): Promise<string[]> {
+    const devices = this.endpoints?.list().map((e) => e.hostIf) ?? [];
+    await this.stop({ keepApi: true });
+    const removed = [...(await this.datapath.uninstall(devices)), ...((await this.encryption?.uninstall()) ?? [])];
+    this.log.info({ removed }, 'Weft removed from the node');
+    return removed;
+  }
+
+  async stop(options: { keepApi?: boolean } = {}): Promise<void> {
+    if (this.stopped) {
+      // After an uninstall, which kept the API: what is left to stop.
+      if (!options.keepApi) await this.api?.stop();
+      return;
+    }
     this.stopped = true;
     this.abort.abort();
-    await this.api?.stop();
+    if (!options.keepApi) await this.api?.stop();
     await this.endpoints?.stop();
     await this.services?.stop();
     await this.cluster?.stop();
@@ -300,5 +318,6 @@ export class Agent {
     serviceRoutes(this.api, parts);
     encryptionRoutes(this.api, { datapath: this.datapath, encryption: () => this.encryption });
     flowRoutes(this.api, this.flows);
+    this.api.route('POST', '/v1/uninstall', async () => ({ removed: await this.uninstall() }));
   }
 }

@@ -8,11 +8,13 @@
  * On start the mirror is loaded from the pinned maps themselves, so a restart
  * diffs against what the kernel really holds.
  */
-import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { formatCidr, parseCidr, type Cidr, type Logger } from '@weft/common';
 import {
   attachTc,
+  destroyTcHook,
+  detachTc,
   ifindexOf,
   ensureBpffs,
   BpfMap,
@@ -241,6 +243,34 @@ export class BpfDatapath implements Datapath {
     this.lxc?.close();
     this.overlay?.close();
     this.host?.close();
+  }
+
+  async uninstall(endpointDevices: readonly string[]): Promise<string[]> {
+    const c = this.config;
+    const removed: string[] = [];
+    await this.stop();
+    // The endpoints' host-side veths are the pods' (they stay with them): only the programs go.
+    for (const dev of endpointDevices) {
+      const ifindex = ifindexOf(dev);
+      if (ifindex !== undefined && destroyTcHook(ifindex)) removed.push(`tc programs of ${dev}`);
+    }
+    // The underlay device is not Weft's: only its own filter goes, by its handle.
+    const underlay = this.filteredUnderlay && ifindexOf(this.filteredUnderlay);
+    if (underlay && detachTc({ ifindex: underlay, ...UNDERLAY_TC })) removed.push(`from_underlay on ${this.filteredUnderlay}`);
+    if (c.routing !== 'direct' && (await this.ip.link(c.tunnelDevice))) {
+      await this.ip.deleteLink(c.tunnelDevice);
+      removed.push(`link ${c.tunnelDevice}`);
+    }
+    // Unpinned maps live on only while a program holds them; none is attached any more.
+    if (existsSync(c.pinRoot)) {
+      rmSync(c.pinRoot, { recursive: true });
+      removed.push(`pins ${c.pinRoot}`);
+      // The default layout's /sys/fs/bpf/weft, once no node of the machine has pins in it.
+      const parent = dirname(c.pinRoot);
+      if (basename(parent) === 'weft' && readdirSync(parent).length === 0) rmdirSync(parent);
+    }
+    this.log.info({ removed }, 'datapath uninstalled');
+    return removed;
   }
 
   onFlow(listener: (flow: FlowSample) => void): void {

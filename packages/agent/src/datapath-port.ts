@@ -145,6 +145,13 @@ export interface Datapath {
   /** Stops reading events; programs and maps stay in place so traffic keeps flowing. */
   stop(): Promise<void>;
   /**
+   * Takes the datapath off the node for good (`weft agent uninstall`, the chart's preStop with
+   * cni.uninstall): stops it, detaches its programs from `endpointDevices` (the pods' host-side
+   * veths, which stay with the pods) and from the underlay device (its own filter only), deletes
+   * its tunnel device and removes every pin. Returns what it removed.
+   */
+  uninstall(endpointDevices: readonly string[]): Promise<string[]>;
+  /**
    * Replaces the whole ipcache content with `entries` (only differences are written). A full map
    * is not an error: the entries of least precedence are left out, `missing` says how many, and
    * the datapath distrusts inexact lookups until a sync writes everything.

@@ -24,6 +24,8 @@ export interface NodeEncryption {
   readonly mode: 'wireguard' | 'ipsec';
   start(): Promise<void>;
   stop(): void;
+  /** Stops, then removes from the node what this mode put there (`weft agent uninstall`); returns what went. */
+  uninstall(): Promise<string[]>;
   /** Adds this mode's part (keys, epochs, confirmations) to the node record about to be published. */
   publish(record: NodeRecord): void;
   sync(nodes: readonly PeerNode[]): Promise<EncryptionSync>;

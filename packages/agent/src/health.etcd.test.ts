@@ -16,6 +16,7 @@ function emptyDatapath(loaded: Promise<void>): Datapath {
     start: () => loaded,
     clearIngressFilter: () => undefined,
     stop: async () => undefined,
+    uninstall: async () => [],
     syncIpcache: async () => ({ added: 0, updated: 0, removed: 0, missing: 0 }),
     updateIpcache: async () => ({ added: 0, updated: 0, removed: 0, missing: 0 }),
     ipcacheStatus: () => ({ complete: true, entries: 0, maxEntries: 0, missing: 0 }),

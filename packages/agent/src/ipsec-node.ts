@@ -108,6 +108,17 @@ export class IpsecNode implements NodeEncryption {
     unwatchFile(this.config.ipsecKeyFile);
   }
 
+  async uninstall(): Promise<string[]> {
+    this.stop();
+    const removed: string[] = [];
+    for (const [id, p] of this.peers) {
+      await this.xfrm.removePeer(p.peer);
+      removed.push(`IPsec SAs and policies of ${id}`);
+    }
+    this.peers.clear();
+    return removed;
+  }
+
   /** A key into the keyring; the same key id with another key is refused (a new key needs a new id). */
   private adopt(key: MeshKey): void {
     const have = this.keys.get(key.keyId);

@@ -29,6 +29,10 @@ export class MemoryDatapath implements Datapath {
 
   async stop(): Promise<void> {}
 
+  async uninstall(): Promise<string[]> {
+    return [];
+  }
+
   /** No size limit: every entry fits (map-full behaviour is the BPF datapath's, tested there). */
   async syncIpcache(entries: readonly IpcacheUpsert[]): Promise<IpcacheSyncResult> {
     const want = new Set(entries.map((e) => e.cidr));

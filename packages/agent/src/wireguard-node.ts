@@ -112,6 +112,18 @@ export class WireGuardNode implements NodeEncryption {
     if (this.scheduler) clearInterval(this.scheduler);
   }
 
+  async uninstall(): Promise<string[]> {
+    this.stop();
+    const removed: string[] = [];
+    // The lanes' routes go with their devices; wireguard-go exits when its TUN device is deleted.
+    for (const lane of this.lanes ?? []) {
+      if (!(await this.ip.link(lane.device))) continue;
+      await this.ip.deleteLink(lane.device);
+      removed.push(`link ${lane.device}`);
+    }
+    return removed;
+  }
+
   publish(record: NodeRecord): void {
     record.wireguard = this.record();
   }

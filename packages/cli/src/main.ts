@@ -7,7 +7,7 @@ const USAGE = `Usage: weft COMMAND [options]      (every command takes -o json)
 
 Lab (needs root):
   lab up [--nodes M] [--routing vxlan|direct|geneve] [--clusters N] [--names a,b] [--no-connect]
-         [--kubernetes]        also a real control plane per cluster, Weft installed by helm
+         [--kubernetes]        also per cluster a real control plane and real nodes (kubelet, containerd), Weft installed by helm
   lab down                     remove everything the lab created (idempotent)
   lab exec [cluster/]ns/pod -- CMD [ARGS...]
   lab status
@@ -41,6 +41,7 @@ Node setup and probes (the Helm chart's pods run these):
   cni install --bin-dir DIR --conf-dir DIR [--socket PATH]   CNI plugin and conflist onto the host
   cni uninstall --bin-dir DIR --conf-dir DIR                 remove exactly what install wrote
   agent health [--socket PATH] [--liveness]                  exit 0 ready, 1 not ready (failing checks) or no answer
+  agent uninstall [--cni-bin-dir D --cni-conf-dir D]        take Weft off this node (the chart's preStop with cni.uninstall)
   clustermesh-apiserver health --config FILE [--liveness]    the same for the clustermesh-apiserver
   uninstall-cleanup --cluster NAME [--namespace NS] [--release R] [--context C]
                                after helm uninstall (the chart's post-delete hook): delete the
@@ -51,7 +52,7 @@ Processes:
   clustermesh-apiserver --config FILE
   etcd-issuer --config FILE    per-node etcd certificates for agents (the chart runs it beside etcd)
   echo-server --tcp P --udp P --http P
-  probe --http URL | --tcp HOST:PORT | --udp HOST:PORT [--size BYTES]
+  probe --http URL | --tcp HOST:PORT [--size BYTES | --stream SECONDS] | --udp HOST:PORT [--size BYTES]
   demo [--allocators N]        race identity allocators on a real etcd
 `;
 
@@ -88,7 +89,9 @@ async function main(argv: string[]): Promise<void> {
       if (rest[0] !== 'test') throw new UsageError('Usage: weft connectivity test');
       return (await import('./commands/connectivity.js')).connectivityTest(rest.slice(1));
     case 'agent':
-      return rest[0] === 'health' ? (await import('./commands/health.js')).agentHealth(rest.slice(1)) : (await import('./commands/agent.js')).agent(rest);
+      if (rest[0] === 'health') return (await import('./commands/health.js')).agentHealth(rest.slice(1));
+      if (rest[0] === 'uninstall') return (await import('./commands/agent-uninstall.js')).agentUninstall(rest.slice(1));
+      return (await import('./commands/agent.js')).agent(rest);
     case 'cni':
       return (await import('./commands/cni.js')).cni(rest);
     case 'clustermesh-apiserver':

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { silentLogger } from '@weft/common';
 import { LabError } from './errors.js';
 import { forward, parseForwardAddress } from './forward.js';
-import { microTime } from './kube/kubelet.js';
 
 describe('lab forwarder', () => {
   it('carries bytes both ways, loopback TCP to a unix socket to TCP, and closes both sides together', async () => {
@@ -35,9 +34,5 @@ describe('lab forwarder', () => {
     for (const bad of ['tcp:localhost:80', 'tcp:10.0.0.1:0', 'tcp:10.0.0.1:70000', 'unix:relative', '10.0.0.1:80']) {
       assert.throws(() => parseForwardAddress(bad, '--listen'), (e: Error) => e instanceof LabError && e.message.includes(`--listen ${JSON.stringify(bad)}`));
     }
-  });
-
-  it('writes Lease times with the microseconds the API server\'s MicroTime needs', () => {
-    assert.equal(microTime(new Date('2026-12-04T09:39:23.123Z')), '2026-12-04T09:39:23.123000Z');
   });
 });

@@ -4,9 +4,8 @@ export { labEtcdClient, etcdClientFiles, etcdServerFiles, nodeEtcdFiles, etcdPki
 export { PodRuntime, podNetnsName } from './pod-runtime.js';
 export { KUBE_VERSION, HELM_VERSION, KUBE_ETCD_VERSION, KubeToolsError, kubeBinDir, kubeTool, type KubeTool } from './kube/tools.js';
 export { ControlPlane, ControlPlaneError, controlPlaneCommands, prepareControlPlane, kubeconfig, type ControlPlaneSpec, type ControlPlaneFiles, type ControlPlaneComponent } from './kube/control-plane.js';
-export { labContext, KUBE_APISERVER_PORT, KUBE_SERVICE_CIDR, type LabKubernetes } from './kube-lab.js';
+export { labContext, labChartValues, labHelmEnv, CHART, WEFT_IMAGE, KUBE_APISERVER_PORT, KUBE_SERVICE_CIDR, type LabKubernetes } from './kube-lab.js';
 export { forward, parseForwardAddress, type ForwardAddress } from './forward.js';
-export { runKubelet, syncServices, type KubeletOptions } from './kube/kubelet.js';
+export { syncServices } from './kube/kube-proxy.js';
 export { runNodeRuntime, nodeRuntimePlan, NodeRuntimeError, type NodeRuntimeSpec } from './kube/node-runtime.js';
-export { materializeVolumes, PodVolumeError, type PodVolume, type PodForVolumes } from './kube/volumes.js';
 export { KubeApi, KubeApiError } from './kube/api.js';

@@ -1,8 +1,8 @@
 /**
  * `weft lab up --kubernetes`: each lab cluster gets a real Kubernetes control plane in its
  * control-plane namespace (etcd, kube-apiserver with RBAC and the Node authorizer,
- * controller-manager, scheduler; packages/lab/src/kube), its nodes registered by the lab kubelet
- * with their own credentials and pod CIDRs, a kubeconfig context `weft-lab-<cluster>` in the
+ * controller-manager, scheduler; packages/lab/src/kube), real nodes (kubelet and containerd, with
+ * their own credentials and pod CIDRs; kube/node-runtime.ts), a kubeconfig context `weft-lab-<cluster>` in the
  * user's kubeconfig (reached through a loopback forwarder, since nothing of the lab is attached to
  * the machine's namespace), and Weft installed with `helm install charts/weft`.
  */
@@ -60,11 +60,8 @@ function kubectl(args: string[], kubeconfig?: string): { status: number | null; 
   return spawnSync(kubeTool('kubectl'), [...(kubeconfig ? ['--kubeconfig', kubeconfig] : []), ...args], { encoding: 'utf8', timeout: 60_000 });
 }
 
-/**
- * `images`: run each node's pods with a real kubelet and containerd (kube/node-runtime.ts) from
- * these images; without them, the lab's own kubelet (kube/kubelet.ts) runs them.
- */
-export async function startKubernetes(c: ClusterLayout, clusters: number, progress: Progress, images?: LabImages): Promise<LabKubernetes> {
+/** Each node runs its pods with a real kubelet and containerd (kube/node-runtime.ts), from `images`. */
+export async function startKubernetes(c: ClusterLayout, clusters: number, progress: Progress, images: LabImages): Promise<LabKubernetes> {
   const dir = kubeDir(c);
   const spec: ControlPlaneSpec = {
     cluster: c.name,
@@ -91,44 +88,30 @@ export async function startKubernetes(c: ClusterLayout, clusters: number, progre
   admin.clusters[0]!.cluster.server = server;
   writeFileSync(kubeconfig, JSON.stringify(admin, null, 2), { mode: 0o600 });
 
-  if (images) {
-    // The API server reaches kubelets (logs, exec) as this user, which kubelets authorize by SubjectAccessReview.
-    const bind = kubectl(['create', 'clusterrolebinding', 'weft-lab:kube-apiserver-kubelet-client', '--clusterrole', 'system:kubelet-api-admin', '--user', KUBELET_CLIENT_USER], kubeconfig);
-    if (bind.status !== 0) throw new LabError(`kubectl create clusterrolebinding for the API server's kubelet client failed: ${bind.stderr.trim()}`);
-  }
+  // The API server reaches kubelets (logs, exec) as this user, which kubelets authorize by SubjectAccessReview.
+  const bind = kubectl(['create', 'clusterrolebinding', 'lab:kube-apiserver-kubelet-client', '--clusterrole', 'system:kubelet-api-admin', '--user', KUBELET_CLIENT_USER], kubeconfig);
+  if (bind.status !== 0) throw new LabError(`kubectl create clusterrolebinding for the API server's kubelet client failed: ${bind.stderr.trim()}`);
   for (const n of c.nodes) {
     mkdirSync(n.stateDir, { recursive: true });
-    // ClusterIPs from the node's host network go through the kubelet's Service rules (service-proxy.ts).
+    // ClusterIPs from the node's host network go through the lab's kube-proxy (kube/kube-proxy.ts).
     await new Ip(n.netns).replaceRoute([KUBE_SERVICE_CIDR, 'dev', 'ul0']);
-    if (images) await startNode(n, dir, files, images, kubeconfig);
-    else spawnIn(n.netns, [process.execPath, WEFT_CLI, 'lab', 'kubelet', '--node', n.name, '--node-ip', n.ip, '--pod-cidr', n.podCidr, '--kubeconfig', join(dir, `node-${n.name}.kubeconfig`), '--netns', n.netns, '--proxy-kubeconfig', join(dir, 'kube-proxy.kubeconfig'), '--node-root', join(n.stateDir, 'root'), '--pods-dir', join(n.stateDir, 'pods')], join(n.stateDir, 'kubelet.log'), { netOnly: true });
+    await startNode(n, dir, files, images);
   }
-  // A real kubelet's node is Ready once its runtime's network is: after the agent's init container
-  // has installed the CNI plugin. Until then, registered (its kubelet has posted status) is enough.
-  await waitFor(`the nodes of ${c.name} to be ${images ? 'registered' : 'Ready'}`, async () => {
+  // A node is Ready once its runtime's network is: after the agent's init container has installed
+  // the CNI plugin. Until then, registered (its kubelet has posted status) is enough.
+  await waitFor(`the nodes of ${c.name} to be registered`, async () => {
     const r = kubectl(['get', 'nodes', '-o', 'json'], kubeconfig);
     if (r.status !== 0) return false;
-    const nodes = (JSON.parse(r.stdout) as { items: { status?: { nodeInfo?: { kubeletVersion?: string }; conditions?: { type: string; status: string }[] } }[] }).items;
-    return nodes.length === c.nodes.length && nodes.every((n) => images ? Boolean(n.status?.nodeInfo?.kubeletVersion) : n.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True'));
-  }, images ? 180_000 : 60_000, () => tail(join(c.nodes[0]!.stateDir, 'kubelet.log')));
+    const nodes = (JSON.parse(r.stdout) as { items: { status?: { nodeInfo?: { kubeletVersion?: string } } }[] }).items;
+    return nodes.length === c.nodes.length && nodes.every((n) => Boolean(n.status?.nodeInfo?.kubeletVersion));
+  }, 180_000, () => tail(join(c.nodes[0]!.stateDir, 'kubelet.log')));
   progress(`cluster ${c.name}: ${c.nodes.length} nodes registered; helm install charts/weft`);
 
-  // The lab's ranges, as a user gives theirs: its Service CIDR (the chart's default /12 would cover
-  // the lab's pod CIDRs, 10.10x.0.0/16), its pod range, and its underlay.
-  const values = [
-    '--set', `cluster.name=${c.name}`, '--set', `cluster.id=${c.id}`, '--set', `clustermesh.enabled=${clusters > 1}`,
-    '--set', `cluster.serviceCidrs={${KUBE_SERVICE_CIDR}}`, '--set', `cluster.podCidrs={${c.podRange}}`, '--set', `cluster.underlayCidrs={10.99.0.0/16}`,
-    '--set', `tls.server.ipAddresses={${c.nodes.map((n) => n.ip).join(',')}}`,
-  ];
-  const helm = spawnSync(kubeTool('helm'), ['install', 'weft', join(REPO, 'charts', 'weft'), '--namespace', 'kube-system', ...values], {
-    encoding: 'utf8',
-    timeout: 120_000,
-    env: { ...process.env, KUBECONFIG: kubeconfig, HELM_CACHE_HOME: join(dir, 'helm', 'cache'), HELM_CONFIG_HOME: join(dir, 'helm', 'config'), HELM_DATA_HOME: join(dir, 'helm', 'data') },
-  });
+  const helm = spawnSync(kubeTool('helm'), ['install', 'weft', CHART, '--namespace', 'kube-system', ...labChartValues(c, clusters)], { encoding: 'utf8', timeout: 120_000, env: labHelmEnv(c) });
   if (helm.status !== 0) throw new LabError(`helm install charts/weft into ${c.name} failed: ${helm.stderr.trim()}`);
   const context = labContext(c);
   addContext(context, kubeconfig);
-  // The chart's pods, run by the lab kubelets: etcd and its issuer, then an agent on every node.
+  // The chart's pods: etcd and its issuer, then an agent on every node.
   let said = '';
   await waitFor(`the chart's pods in ${c.name} to be Ready`, async () => {
     const r = kubectl(['get', 'pods', '-n', 'kube-system', '-o', 'json'], kubeconfig);
@@ -148,9 +131,9 @@ export async function startKubernetes(c: ClusterLayout, clusters: number, progre
  * (`weft lab node-runtime`, in the node's network namespace and a mount namespace of its own) and
  * the Service rules of its host network (`weft lab kube-proxy`).
  */
-async function startNode(n: NodeLayout, dir: string, files: ControlPlaneFiles, images: LabImages, kubeconfig: string): Promise<void> {
+async function startNode(n: NodeLayout, dir: string, files: ControlPlaneFiles, images: LabImages): Promise<void> {
   const node = { apiVersion: 'v1', kind: 'Node', metadata: { name: n.name }, spec: { podCIDR: n.podCidr, podCIDRs: [n.podCidr] } };
-  const r = spawnSync(kubeTool('kubectl'), ['--kubeconfig', kubeconfig, 'create', '-f', '-'], { input: JSON.stringify(node), encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(kubeTool('kubectl'), ['--kubeconfig', join(dir, 'host.kubeconfig'), 'create', '-f', '-'], { input: JSON.stringify(node), encoding: 'utf8', timeout: 60_000 });
   if (r.status !== 0 && !/AlreadyExists/.test(r.stderr)) throw new LabError(`registering node ${n.name} failed: ${r.stderr.trim()}`);
   const root = join(n.stateDir, 'root');
   await mountNodeBpffs(root);
@@ -168,6 +151,28 @@ async function startNode(n: NodeLayout, dir: string, files: ControlPlaneFiles, i
   writeFileSync(specFile, JSON.stringify(spec, null, 2));
   spawnIn(n.netns, ['unshare', '--mount', '--propagation', 'slave', '--', process.execPath, WEFT_CLI, 'lab', 'node-runtime', '--spec', specFile], join(n.stateDir, 'node-runtime.log'), { netOnly: true });
   spawnIn(n.netns, [process.execPath, WEFT_CLI, 'lab', 'kube-proxy', '--netns', n.netns, '--kubeconfig', join(dir, 'kube-proxy.kubeconfig'), '--node', n.name], join(n.stateDir, 'kube-proxy.log'), { netOnly: true });
+}
+
+/** The chart as the lab installs it. */
+export const CHART = join(REPO, 'charts', 'weft');
+
+/**
+ * The values the lab installs the chart with: the lab's ranges, as a user gives theirs (its
+ * Service CIDR: the chart's default /12 would cover the lab's pod CIDRs, 10.10x.0.0/16; its pod
+ * range; its underlay), and the addresses remote clusters dial.
+ */
+export function labChartValues(c: ClusterLayout, clusters: number): string[] {
+  return [
+    '--set', `cluster.name=${c.name}`, '--set', `cluster.id=${c.id}`, '--set', `clustermesh.enabled=${clusters > 1}`,
+    '--set', `cluster.serviceCidrs={${KUBE_SERVICE_CIDR}}`, '--set', `cluster.podCidrs={${c.podRange}}`, '--set', `cluster.underlayCidrs={10.99.0.0/16}`,
+    '--set', `tls.server.ipAddresses={${c.nodes.map((n) => n.ip).join(',')}}`,
+  ];
+}
+
+/** helm's environment for a lab cluster: its kubeconfig, and caches of the lab's own. */
+export function labHelmEnv(c: Pick<ClusterLayout, 'name'>): NodeJS.ProcessEnv {
+  const dir = kubeDir(c);
+  return { ...process.env, KUBECONFIG: join(dir, 'host.kubeconfig'), HELM_CACHE_HOME: join(dir, 'helm', 'cache'), HELM_CONFIG_HOME: join(dir, 'helm', 'config'), HELM_DATA_HOME: join(dir, 'helm', 'data') };
 }
 
 /** Adds the cluster, user and context `name` to the user's kubeconfig (KUBECONFIG or ~/.kube/config), as kind does. */

@@ -82,12 +82,12 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
   spawnIn(WORLD_NS, [process.execPath, WEFT_CLI, 'echo-server', '--tcp', '8080', '--udp', '9090', '--http', '8081', '--name', 'world'], join(LAB_STATE_DIR, 'world.log'));
 
   // Real kubelets run the chart's pods from images of this repository, built once for every node.
-  const images = spec.kubernetes && spec.kubelet ? buildLabImages(progress) : undefined;
+  const images = spec.kubernetes ? buildLabImages(progress) : undefined;
   const agentPids = new Map<string, number>();
   for (const c of clusters) {
     await netns.add(c.cpNetns);
     await attach(c.cpNetns, c.cpUlPeer, c.cpIp);
-    // With Kubernetes, Weft's etcd and agents are the chart's, run by the lab kubelet (kube-lab.ts).
+    // With Kubernetes, Weft's etcd and agents are the chart's, run by real kubelets (kube-lab.ts).
     if (!spec.kubernetes) {
       progress(`cluster ${c.name} (id ${c.id}): etcd in ${c.cpNetns} at ${c.cpIp}:2379`);
       await issueEtcdPki(c);
@@ -149,7 +149,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
       progress(`node ${n.name}: agent ready`);
     }
     if (spec.kubernetes) {
-      (state.kubernetes ??= {})[c.name] = await startKubernetes(c, clusters.length, progress, images);
+      (state.kubernetes ??= {})[c.name] = await startKubernetes(c, clusters.length, progress, images!);
       writeFileSync(STATE_FILE, JSON.stringify(state, null, 1));
     }
   }

@@ -20,10 +20,11 @@ export interface LabSpec {
   connect?: boolean;
   /** Pod traffic between nodes (default wireguard). */
   encryption?: 'wireguard' | 'ipsec' | 'off';
-  /** Also give each cluster a real Kubernetes control plane with Weft installed by helm (kube-lab.ts). */
+  /**
+   * Also give each cluster a real Kubernetes control plane, real nodes (kubelet and containerd,
+   * kube/node-runtime.ts) and Weft installed by helm (kube-lab.ts).
+   */
   kubernetes?: boolean;
-  /** With `kubernetes`: run pods with real kubelets and containerd (kube/node-runtime.ts) instead of the lab's kubelet. */
-  kubelet?: boolean;
 }
 
 export const LAB_PREFIX = 'weft-';

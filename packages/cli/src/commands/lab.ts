@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { applyAndWait, demoResources, forward, labDown, labUp, parseForwardAddress, podNetnsName, readLabState, runKubelet, runNodeRuntime, syncServices, WORLD_IP, type NodeRuntimeSpec, type LabSpec } from '@weft/lab';
+import { applyAndWait, demoResources, forward, labDown, labUp, parseForwardAddress, podNetnsName, readLabState, runNodeRuntime, syncServices, WORLD_IP, type NodeRuntimeSpec, type LabSpec } from '@weft/lab';
 import { createLogger } from '@weft/common';
 import { netns } from '@weft/net';
 import { parsePodRef, labCluster } from '../context.js';
@@ -24,8 +24,6 @@ export async function lab(argv: string[]): Promise<void> {
       return exec(rest);
     case 'forward':
       return forwardCommand(rest);
-    case 'kubelet':
-      return kubelet(rest);
     case 'node-runtime':
       return nodeRuntime(rest);
     case 'kube-proxy':
@@ -39,7 +37,7 @@ export async function lab(argv: string[]): Promise<void> {
       return;
     }
     default:
-      throw new UsageError(`Unknown lab command ${JSON.stringify(sub ?? '')}: use up, down, exec or status (forward, kubelet, node-runtime and kube-proxy are the lab's own processes)`);
+      throw new UsageError(`Unknown lab command ${JSON.stringify(sub ?? '')}: use up, down, exec or status (forward, node-runtime and kube-proxy are the lab's own processes)`);
   }
 }
 
@@ -55,7 +53,6 @@ async function up(argv: string[]): Promise<void> {
       'no-connect': { type: 'boolean', default: false },
       encryption: { type: 'string', default: 'wireguard' },
       kubernetes: { type: 'boolean', default: false },
-      kubelet: { type: 'boolean', default: false },
       output: { type: 'string', short: 'o' },
     },
   });
@@ -68,7 +65,7 @@ async function up(argv: string[]): Promise<void> {
   if (!Number.isInteger(count) || count < 1 || count > 4 || names.length !== count && values.names === undefined) throw new UsageError(`Invalid --clusters ${JSON.stringify(values.clusters)}: use 1-4`);
   for (const n of names) if (!/^[a-z][a-z0-9]{0,7}$/.test(n)) throw new UsageError(`Invalid cluster name ${JSON.stringify(n)}: 1-8 lowercase letters and digits, starting with a letter`);
   if (values.encryption !== 'wireguard' && values.encryption !== 'ipsec' && values.encryption !== 'off') throw new UsageError(`Invalid --encryption ${JSON.stringify(values.encryption)}: use wireguard (the default), ipsec (needs ESP in the kernel) or off`);
-  const spec: LabSpec = { clusters: names.map((name, i) => ({ name, id: i + 1 })), nodes, routing: values.routing, connect: !values['no-connect'], encryption: values.encryption, kubernetes: values.kubernetes || values.kubelet, kubelet: values.kubelet };
+  const spec: LabSpec = { clusters: names.map((name, i) => ({ name, id: i + 1 })), nodes, routing: values.routing, connect: !values['no-connect'], encryption: values.encryption, kubernetes: values.kubernetes };
   const t0 = Date.now();
   const step = (s: string): void => progress(`[lab ${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}`);
   const state = await labUp(spec, step);
@@ -105,15 +102,6 @@ async function forwardCommand(argv: string[]): Promise<void> {
   await new Promise<void>((resolve) => {
     for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => server.close(() => resolve()));
   });
-}
-
-/** `weft lab kubelet --node N --node-ip IP --pod-cidr CIDR --kubeconfig F`: a lab node's kubelet (kube/kubelet.ts). */
-async function kubelet(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { node: { type: 'string' }, 'node-ip': { type: 'string' }, 'pod-cidr': { type: 'string' }, kubeconfig: { type: 'string' }, netns: { type: 'string' }, 'proxy-kubeconfig': { type: 'string' }, 'node-root': { type: 'string' }, 'pods-dir': { type: 'string' } } });
-  if (!values.node || !values['node-ip'] || !values['pod-cidr'] || !values.kubeconfig) throw new UsageError('Usage: weft lab kubelet --node NAME --node-ip IP --pod-cidr CIDR --kubeconfig FILE [--netns NS --proxy-kubeconfig FILE]');
-  const stop = new AbortController();
-  for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => stop.abort());
-  await runKubelet({ kubeconfig: values.kubeconfig, node: values.node, nodeIp: values['node-ip'], podCidr: values['pod-cidr'], log: createLogger({ component: 'lab-kubelet', node: values.node }), signal: stop.signal, ...(values.netns && values['proxy-kubeconfig'] ? { proxy: { netns: values.netns, kubeconfig: values['proxy-kubeconfig'] } } : {}), ...(values.netns && values['node-root'] && values['pods-dir'] ? { pods: { netns: values.netns, nodeRoot: values['node-root'], podsDir: values['pods-dir'] } } : {}) });
 }
 
 /** `weft lab node-runtime --spec FILE`: a lab node's containerd and kubelet (kube/node-runtime.ts), run by the lab in the node's namespaces. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { probe } from './probe.js';
 
 describe('weft probe --http', () => {
@@ -28,5 +28,47 @@ describe('weft probe --http', () => {
     const result = JSON.parse(out.join('')) as { ok: boolean; clusters: string[]; attempts: number };
     assert.deepEqual({ ok: result.ok, clusters: result.clusters, attempts: result.attempts }, { ok: true, clusters: ['a', 'b'], attempts: 2 });
     assert.equal(connections, 2);
+  });
+});
+
+describe('weft probe --tcp --stream', () => {
+  /** A TCP echo server that passes `alter` over what it echoes. */
+  const echo = async (alter: (d: Buffer, socket: Socket) => Buffer | undefined): Promise<NetServer> => {
+    const server = createNetServer((socket) => socket.on('data', (d) => {
+      const out = alter(d, socket);
+      if (out) socket.write(out);
+    }));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return server;
+  };
+  const run = async (server: NetServer, seconds: string): Promise<{ ok: boolean; detail: string; sent: number; echoed: number }> => {
+    const out: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => out.push(chunk) > 0) as typeof process.stdout.write;
+    try {
+      await probe(['--tcp', `127.0.0.1:${(server.address() as AddressInfo).port}`, '--stream', seconds]);
+    } finally {
+      process.stdout.write = write;
+      process.exitCode = undefined;
+      await new Promise((r) => server.close(r));
+    }
+    return JSON.parse(out.join('')) as { ok: boolean; detail: string; sent: number; echoed: number };
+  };
+
+  it('succeeds when every byte comes back on the one connection', async () => {
+    const r = await run(await echo((d) => d), '0.3');
+    assert.equal(r.ok, true, r.detail);
+    assert.ok(r.sent > 0 && r.echoed === r.sent);
+  });
+
+  it('fails on a changed byte, and on a connection that closes midway', async () => {
+    let n = 0;
+    const changed = await run(await echo((d) => (++n === 3 ? Buffer.concat([d.subarray(0, 10), Buffer.from([255]), d.subarray(11)]) : d)), '0.3');
+    assert.equal(changed.ok, false);
+    assert.match(changed.detail, /came back changed/);
+    let m = 0;
+    const closed = await run(await echo((d, socket) => (++m === 3 ? void socket.destroy() : d)), '0.3');
+    assert.equal(closed.ok, false);
+    assert.match(closed.detail, /closed after|ECONNRESET/);
   });
 });

@@ -14,6 +14,11 @@
  * succeeds only once answers came from each named cluster (the echo server
  * names its cluster); `--termination-log FILE` also writes the JSON there, so
  * it becomes the container's termination message.
+ *
+ * `--stream SECONDS` (TCP) keeps one connection to the echo server for that long, writing 1 KiB
+ * every 20 ms, and succeeds only when every byte came back, in order and unchanged, on that one
+ * connection: what a rolling upgrade of the agents must not break. It reports the bytes and the
+ * longest wait for an echo (the stall a restart caused).
  */
 import { writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
@@ -51,7 +56,7 @@ function payload(marker: string, size: number | undefined): Buffer {
 export async function probe(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { http: { type: 'string' }, tcp: { type: 'string' }, udp: { type: 'string' }, timeout: { type: 'string', default: '2000' }, size: { type: 'string' }, attempts: { type: 'string', default: '1' }, 'expect-clusters': { type: 'string' }, 'termination-log': { type: 'string' } },
+    options: { http: { type: 'string' }, tcp: { type: 'string' }, udp: { type: 'string' }, timeout: { type: 'string', default: '2000' }, size: { type: 'string' }, stream: { type: 'string' }, attempts: { type: 'string', default: '1' }, 'expect-clusters': { type: 'string' }, 'termination-log': { type: 'string' } },
   });
   const timeout = Number(values.timeout);
   const attempts = Number(values.attempts);
@@ -62,8 +67,19 @@ export async function probe(argv: string[]): Promise<void> {
   if (size !== undefined && values.http) throw new UsageError('--size needs --tcp or --udp');
   const maxSize = values.udp ? MAX_UDP_SIZE : MAX_TCP_SIZE;
   if (size !== undefined && (!Number.isInteger(size) || size < 1 || size > maxSize)) throw new UsageError(`Invalid --size ${JSON.stringify(values.size)}: use 1-${maxSize} bytes`);
+  const stream = values.stream === undefined ? undefined : Number(values.stream);
+  if (stream !== undefined && (!values.tcp || size !== undefined || attempts > 1)) throw new UsageError('--stream needs --tcp, without --size or --attempts');
+  if (stream !== undefined && (!Number.isFinite(stream) || stream <= 0 || stream > 3600)) throw new UsageError(`Invalid --stream ${JSON.stringify(values.stream)}: use 1-3600 seconds`);
   const t0 = Date.now();
   let result: { ok: boolean; detail: string } = { ok: false, detail: '' };
+  if (stream !== undefined) {
+    const r = await streamOnce(values.tcp!, timeout, stream * 1000);
+    const out = JSON.stringify({ ...r, ms: Date.now() - t0 });
+    process.stdout.write(out + '\n');
+    if (values['termination-log']) writeFileSync(values['termination-log'], out);
+    process.exitCode = r.ok ? 0 : 1;
+    return;
+  }
   const answered = new Set<string>();
   let n = 0;
   while (n < attempts) {
@@ -144,4 +160,62 @@ async function once(values: Target, timeout: number, size: number | undefined): 
     throw new UsageError('weft probe needs --http URL, --tcp HOST:PORT or --udp HOST:PORT');
   }
   return result;
+}
+
+/** The stream's byte at `offset`: a sequence an echo of any other offset cannot match. */
+const streamByte = (offset: number): number => offset % 251;
+
+/** `--stream`: one TCP connection for `ms`, every byte echoed back in order. */
+async function streamOnce(target: string, connectTimeout: number, ms: number): Promise<{ ok: boolean; detail: string; sent: number; echoed: number; longestStallMs: number }> {
+  const { host, port } = hostPort(target);
+  return new Promise((resolve) => {
+    const s = connect({ host, port, timeout: connectTimeout });
+    let sent = 0;
+    let echoed = 0;
+    let lastEcho = Date.now();
+    let longestStallMs = 0;
+    let writer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    let done = false;
+    const timers: NodeJS.Timeout[] = [];
+    const finish = (ok: boolean, detail: string): void => {
+      if (done) return;
+      done = true;
+      clearInterval(writer);
+      for (const t of timers) clearTimeout(t);
+      s.destroy();
+      resolve({ ok, detail, sent, echoed, longestStallMs: Math.max(longestStallMs, echoed < sent ? Date.now() - lastEcho : 0) });
+    };
+    s.once('connect', () => {
+      s.setTimeout(0);
+      lastEcho = Date.now();
+      writer = setInterval(() => {
+        const chunk = Buffer.alloc(1024);
+        for (let i = 0; i < chunk.length; i++) chunk[i] = streamByte(sent + i);
+        sent += chunk.length;
+        s.write(chunk);
+      }, 20);
+      // After `ms`, writing stops; what is outstanding has 30 s to come back.
+      timers.push(setTimeout(() => {
+        stopped = true;
+        clearInterval(writer);
+        if (echoed === sent) return finish(true, 'every byte echoed');
+        timers.push(setTimeout(() => finish(false, `${sent - echoed} of ${sent} bytes never came back`), 30_000));
+      }, ms));
+    });
+    s.on('data', (d: Buffer) => {
+      const now = Date.now();
+      if (echoed < sent) longestStallMs = Math.max(longestStallMs, now - lastEcho);
+      lastEcho = now;
+      for (let i = 0; i < d.length; i++) {
+        if (d[i] !== streamByte(echoed + i)) return finish(false, `byte ${echoed + i} came back changed`);
+      }
+      echoed += d.length;
+      if (echoed > sent) return finish(false, `${echoed - sent} bytes came back that were never sent`);
+      if (stopped && echoed === sent) finish(true, 'every byte echoed');
+    });
+    s.on('timeout', () => finish(false, 'connect timeout'));
+    s.on('error', (e) => finish(false, `${e.message} after ${echoed} of ${sent} bytes echoed`));
+    s.on('close', () => finish(false, `the connection closed after ${echoed} of ${sent} bytes echoed`));
+  });
 }

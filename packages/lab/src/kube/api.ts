@@ -8,11 +8,6 @@ import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { WeftError } from '@weft/common';
 
-/** A Kubernetes Time (RFC 3339, whole seconds) for status fields. */
-export function kubeTime(d = new Date()): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 export class KubeApiError extends WeftError {
   static readonly code = 'WEFT_ERR_LAB_KUBE_API';
   constructor(readonly status: number, message: string) {
