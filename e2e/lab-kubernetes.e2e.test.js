@@ -23,7 +23,9 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
   let dir;
   let env;
   let state;
-  const kubectl = (context, ...args) => spawnSync(kubeTool('kubectl'), ['--context', context, ...args], { encoding: 'utf8', env, timeout: 60_000 });
+  // Longer than any --timeout given to kubectl here (rollout status: 240 s): killed early, kubectl
+  // takes the signal as a cancel and exits 1 without a word.
+  const kubectl = (context, ...args) => spawnSync(kubeTool('kubectl'), ['--context', context, ...args], { encoding: 'utf8', env, timeout: 300_000 });
   const json = (context, ...args) => {
     const r = kubectl(context, ...args, '-o', 'json');
     assert.equal(r.status, 0, r.stderr);
@@ -269,7 +271,7 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     assert.match(notes, /Remote clusters: 0 from values, 1 connected with weft clustermesh connect/);
     for (const what of ['daemonset/weft-agent', 'deployment/weft-etcd', 'deployment/weft-clustermesh-apiserver']) {
       const r = kubectl('weft-lab-c1', 'rollout', 'status', '-n', 'kube-system', what, '--timeout=240s');
-      assert.equal(r.status, 0, `${what}: ${r.stderr}`);
+      assert.equal(r.status, 0, `${what}: ${r.stdout}${r.stderr}`);
     }
     await until(() => { const now = pods('weft-lab-c1', 'kube-system'); return now.every(ready) && now.every((p) => !rolled.includes(p.metadata.uid)); }, 'every Weft pod of c1 replaced and Ready', 120_000);
     assert.equal(streaming().length, 1, 'the stream outlasted the whole roll');
