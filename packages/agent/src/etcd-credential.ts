@@ -1,7 +1,9 @@
 /**
  * An agent's own etcd credential, from the cluster's credential issuer (config `etcdIssuer`,
  * Kubernetes mode; docs/credentials.md): before the agent opens etcd, if the certificate at
- * etcdTls.cert is missing, unreadable, not for this node, or past two thirds of its validity, a new
+ * etcdTls.cert is missing, unreadable, not for this node, not signed by the etcd CA the agent now
+ * trusts (etcdTls.ca: a reinstalled release has a new CA, and the node keeps the old certificate
+ * in its state directory), or past two thirds of its validity, a new
  * key and certificate are requested with the pod's projected ServiceAccount token and written
  * (key 0600) where etcdTls names them. Without `etcdIssuer` (the lab: the lab issues each node's
  * files itself) nothing happens. Failures are retried with backoff: etcd cannot be used without it.
@@ -12,13 +14,17 @@ import { Backoff, sleep, type Logger } from '@weft/common';
 import { requestEtcdCredential } from '@weft/kvstore';
 import type { AgentConfig } from './config.js';
 
-/** Whether the certificate file holds a certificate for `node` with at least a third of its validity left. */
-export function credentialFresh(certFile: string, node: string, now = Date.now()): boolean {
+/**
+ * Whether the certificate file holds a certificate for `node`, signed by the CA in `caFile`, with
+ * at least a third of its validity left.
+ */
+export function credentialFresh(certFile: string, caFile: string, node: string, now = Date.now()): boolean {
   try {
     const cert = new X509Certificate(readFileSync(certFile));
+    const ca = new X509Certificate(readFileSync(caFile));
     const from = Date.parse(cert.validFrom);
     const to = Date.parse(cert.validTo);
-    return cert.subject === `CN=${node}` && now >= from && now < to - (to - from) / 3;
+    return cert.subject === `CN=${node}` && cert.checkIssued(ca) && cert.verify(ca.publicKey) && now >= from && now < to - (to - from) / 3;
   } catch {
     return false;
   }
@@ -35,7 +41,7 @@ export async function ensureEtcdCredential(config: AgentConfig, log: Logger, sig
   const issuer = config.etcdIssuer;
   const tls = config.etcdTls;
   if (!issuer || !tls) return;
-  if (credentialFresh(tls.cert, config.node)) return;
+  if (credentialFresh(tls.cert, tls.ca, config.node)) return;
   const backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
   for (;;) {
     try {
