@@ -25,6 +25,7 @@ import { finish, percentile, progress, round } from './report.js';
 const PODS = 50;
 const NAMESPACE = 'bench';
 const DEBIAN_CNI = '/usr/lib/cni';
+const WEFT_CLI = join(__dirname, '..', '..', 'packages', 'cli', 'bin', 'weft.js');
 
 interface Pod {
   metadata: { name: string; uid?: string };
@@ -133,10 +134,14 @@ function labMemory(): { pssMiB: number; processes: number } {
   return { pssMiB: round(kb / 1024, 1), processes };
 }
 
-/** Replaces Weft's CNI on every node with Debian's bridge plugin and host-local IPAM on the node's pod CIDR. */
+/**
+ * Replaces Weft's CNI on every node (`weft cni uninstall`: helm uninstall without cni.uninstall
+ * leaves it) with Debian's bridge plugin and host-local IPAM on the node's pod CIDR.
+ */
 function installBridgeCni(c: ClusterLayout): void {
   for (const n of c.nodes) {
     const root = join(n.stateDir, 'root');
+    execFileSync(process.execPath, [WEFT_CLI, 'cni', 'uninstall', '--bin-dir', join(root, 'opt', 'cni', 'bin'), '--conf-dir', join(root, 'etc', 'cni', 'net.d')], { stdio: 'ignore' });
     for (const plugin of ['bridge', 'host-local']) copyFileSync(join(DEBIAN_CNI, plugin), join(root, 'opt', 'cni', 'bin', plugin));
     const conf = { cniVersion: '1.0.0', name: 'bench-bridge', plugins: [{ type: 'bridge', bridge: 'cni0', isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: n.podCidr }]], dataDir: '/var/lib/cni/networks' } }] };
     writeFileSync(join(root, 'etc', 'cni', 'net.d', '10-bench-bridge.conflist'), JSON.stringify(conf));
