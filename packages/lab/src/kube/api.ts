@@ -1,8 +1,8 @@
 /**
- * A small JSON client for the lab's own calls to a lab cluster's API server (the lab kubelet's
- * Node, Lease and status writes), authenticated by the client certificate of a kubeconfig whose
- * data is embedded, as `kubeconfig()` writes them. Weft's agent and clustermesh-apiserver use
- * @kubernetes/client-node through packages/kubernetes; this is the lab's stand-in for kubelet.
+ * A small JSON client for the lab's own calls to a lab cluster's API server (its kube-proxy's
+ * lists, the control plane's readiness, the benchmarks), authenticated by the client certificate
+ * of a kubeconfig whose data is embedded, as `kubeconfig()` writes them. Weft's agent and
+ * clustermesh-apiserver use @kubernetes/client-node through packages/kubernetes.
  */
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
