@@ -19,6 +19,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sleep } from '@weft/common';
 import { CHART, KubeApi, labChartValues, labDown, labHelmEnv, labUp, kubeTool, WEFT_IMAGE, type ClusterLayout, type LabState } from '@weft/lab';
 import { finish, percentile, progress, round } from './report.js';
 
@@ -33,7 +34,6 @@ interface Pod {
 }
 
 const ready = (p: Pod): boolean => Boolean(p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function helm(c: ClusterLayout, args: string[]): void {
   const r = spawnSync(kubeTool('helm'), args, { encoding: 'utf8', timeout: 300_000, env: labHelmEnv(c) });

@@ -136,7 +136,7 @@ async function startNode(n: NodeLayout, dir: string, files: ControlPlaneFiles, i
   const r = spawnSync(kubeTool('kubectl'), ['--kubeconfig', join(dir, 'host.kubeconfig'), 'create', '-f', '-'], { input: JSON.stringify(node), encoding: 'utf8', timeout: 60_000 });
   if (r.status !== 0 && !/AlreadyExists/.test(r.stderr)) throw new LabError(`registering node ${n.name} failed: ${r.stderr.trim()}`);
   const root = join(n.stateDir, 'root');
-  await mountNodeBpffs(root);
+  mountNodeBpffs(root);
   const spec: NodeRuntimeSpec = {
     node: n.name,
     nodeIp: n.ip,

@@ -16,9 +16,10 @@
  * namespaces (`weft lab node-runtime`), and supervises the two daemons.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { AbortedError, sleep, WeftError, type Logger } from '@weft/common';
+import { ensureBpffs } from '@weft/datapath';
 import { run } from '@weft/net';
 import { kubeBinDir } from './tools.js';
 
@@ -325,10 +326,11 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** Mounts a bpffs of the node's own at `<root>/sys/fs/bpf` (in the machine's mount namespace, where the lab and its tests look at its pins), unless one is there. */
-export async function mountNodeBpffs(root: string): Promise<string> {
+export function mountNodeBpffs(root: string): string {
   const bpf = join(root, 'sys', 'fs', 'bpf');
   mkdirSync(bpf, { recursive: true });
-  if (!readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === bpf && l.split(' ')[2] === 'bpf')) await run(['mount', '-t', 'bpf', 'bpf', bpf]);
+  // As /proc/mounts names it (/var/run is a link to /run), so a second call finds the first's mount.
+  ensureBpffs(realpathSync(bpf));
   return bpf;
 }
 
