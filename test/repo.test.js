@@ -7,7 +7,7 @@ const { join, dirname, resolve, relative } = require('node:path');
 
 const ROOT = resolve(__dirname, '..');
 // Lower layers first; a package may import only packages ranked below it.
-const LAYERS = ['common', 'kvstore', 'identity', 'policy', 'resources', 'kubernetes', 'net', 'datapath', 'schema', 'agent', 'clustermesh', 'cni', 'lab', 'cli'];
+const LAYERS = ['common', 'kvstore', 'identity', 'policy', 'resources', 'kubernetes', 'net', 'datapath', 'schema', 'observer', 'agent', 'clustermesh', 'cni', 'lab', 'cli'];
 
 function sources(dir) {
   const out = [];
@@ -107,6 +107,24 @@ describe('repository', () => {
       const a = new RegExp(`^${sh}=(v[0-9.]+)$`, 'm').exec(script)?.[1];
       const b = new RegExp(`export const ${ts} = '(v[0-9.]+)';`).exec(tools)?.[1];
       assert.ok(a && a === b, `${sh}: build.sh has ${a}, tools.ts has ${b}`);
+    }
+  });
+
+  it('has the observer types generated from proto/observer.proto as committed (npm run gen -w @weft/observer)', function () {
+    this.timeout(60_000);
+    const { mkdtempSync, rmSync } = require('node:fs');
+    const { tmpdir } = require('node:os');
+    const { execFileSync } = require('node:child_process');
+    const pkg = join(ROOT, 'packages', 'observer');
+    const script = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')).scripts.gen;
+    const out = mkdtempSync(join(tmpdir(), 'weft-gen-'));
+    try {
+      const args = script.split(' ').slice(1).map((a) => (a === '--outDir=src/gen' ? `--outDir=${out}` : a));
+      execFileSync(process.execPath, [require.resolve('@grpc/proto-loader/build/bin/proto-loader-gen-types.js', { paths: [pkg] }), ...args], { cwd: pkg });
+      const tree = (dir) => sources(dir).map((f) => [relative(dir, f), readFileSync(f, 'utf8')]).sort();
+      assert.deepEqual(tree(out), tree(join(pkg, 'src', 'gen')), 'src/gen differs from what the proto generates: run npm run gen -w @weft/observer');
+    } finally {
+      rmSync(out, { recursive: true, force: true });
     }
   });
 

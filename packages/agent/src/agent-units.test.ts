@@ -9,7 +9,7 @@ import { ipcacheRank } from './ipcache-writer.js';
 import { revokes } from './policy-map-writer.js';
 import { handshakeSince } from './wireguard-node.js';
 import { AgentConfigError, IpamExhaustedError } from './errors.js';
-import { enrich, flowMatches, FlowLog } from './flows.js';
+import { enrich } from './flows.js';
 import { Ipam } from './ipam.js';
 import { parseEndpointRecord, parseNodeRecord } from '@weft/schema';
 import { netnsName } from './endpoint-manager.js';
@@ -274,6 +274,7 @@ describe('cluster records', () => {
 
 describe('flows', () => {
   const ctx = {
+    cluster: 'c1',
     node: 'c1-node1',
     bootTimeMs: 0,
     podByIp: (ip: string) => (ip === '10.101.1.2' ? { namespace: 'demo', pod: 'client' } : undefined),
@@ -286,9 +287,12 @@ describe('flows', () => {
     const f = enrich(sample, ctx);
     assert.equal(f.verdict, 'DROPPED');
     assert.equal(f.dropReason, 'POLICY_DENIED');
-    assert.equal(f.source.pod, 'client');
-    assert.deepEqual(f.source.labels, ['k8s:app=client']);
-    assert.equal(f.destination.pod, undefined);
+    assert.equal(f.source!.pod, 'client');
+    assert.deepEqual(f.source!.labels, ['k8s:app=client']);
+    assert.equal(f.destination!.pod, '');
+    assert.equal(f.cluster, 'c1');
+    assert.equal(f.trafficDirection, 'EGRESS');
+    assert.deepEqual(f.time, { seconds: 0, nanos: 1_000_000 });
     assert.equal(f.protocol, 'TCP');
     assert.equal(f.newConnection, true);
   });
@@ -307,23 +311,16 @@ describe('flows', () => {
     const related = enrich({ ...sample, protocol: 1, sport: 0, dport: 0, verdict: 1, dropReason: 0, point: 2, flags: 0x10, ruleId: 3 }, ctx);
     assert.equal(related.related, true);
     assert.equal(related.newConnection, false);
-    assert.equal(related.rule, 'WeftNetworkPolicy/demo/p#ingress#0', "the rule of the connection it is about");
+    assert.equal(related.policy, 'WeftNetworkPolicy/demo/p#ingress#0', "the rule of the connection it is about");
     assert.equal(enrich(sample, ctx).related, false);
     assert.equal(enrich({ ...sample, protocol: 17, dropReason: 24, flags: 0 }, ctx).dropReason, 'FRAGMENT_NO_FIRST');
   });
 
-  it('filters by pod, namespace, label, verdict and identity', () => {
-    const f = enrich(sample, ctx);
-    assert.ok(flowMatches(f, { pod: 'demo/client' }));
-    assert.ok(flowMatches(f, { namespace: 'demo', verdict: 'dropped' }));
-    assert.ok(flowMatches(f, { label: 'app=client' }));
-    assert.ok(flowMatches(f, { identity: 2 }));
-    assert.ok(!flowMatches(f, { verdict: 'FORWARDED' }));
-    assert.ok(!flowMatches(f, { pod: 'demo/other' }));
-    const log = new FlowLog(2);
-    log.add(f);
-    log.add(f);
-    log.add(enrich({ ...sample, verdict: 1, dropReason: 0 }, ctx));
-    assert.deepEqual(log.recent({}, 10).map((x) => x.verdict), ['DROPPED', 'FORWARDED']);
+  it('names the Service a packet was sent to and its TCP flags, when the event carries them', () => {
+    const f = enrich({ ...sample, verdict: 1, dropReason: 0, tcpFlags: 0x02, serviceAddr: '10.96.0.10', servicePort: 80 } as typeof sample, { ...ctx, serviceAt: (ip, port, protocol) => (ip === '10.96.0.10' && port === 80 && protocol === 'TCP' ? { namespace: 'demo', name: 'web' } : undefined) });
+    assert.deepEqual(f.destinationService, { namespace: 'demo', name: 'web', ip: '10.96.0.10', port: 80 });
+    assert.equal(f.tcpFlags!.SYN, true);
+    assert.equal(f.tcpFlags!.ACK, false);
+    assert.equal(enrich(sample, ctx).destinationService, null);
   });
 });

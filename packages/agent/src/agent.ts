@@ -33,10 +33,11 @@ import { CidrIdentities } from './cidr-identities.js';
 import type { Datapath } from './datapath-port.js';
 import { DROP_CT_FULL, DROP_CT_QUOTA } from '@weft/datapath';
 import { EndpointManager, type CniArgs, type Endpoint } from './endpoint-manager.js';
-import { enrich, FlowLog } from './flows.js';
+import { enrich } from './flows.js';
+import { LocalObserver, ObserverServer, type ObserverNode } from '@weft/observer';
+import { readEtcdTlsFiles } from '@weft/kvstore';
 import { encryptionRoutes } from './encryption-routes.js';
 import { endpointRoutes } from './endpoint-routes.js';
-import { flowRoutes } from './flow-routes.js';
 import { serviceRoutes } from './service-routes.js';
 import { statusRoutes } from './status-routes.js';
 import { Ipam } from './ipam.js';
@@ -51,7 +52,9 @@ import { nodeKey, type NodeRecord } from '@weft/schema';
 export class Agent {
   readonly log: Logger;
   readonly kv: KvClient;
-  readonly flows = new FlowLog();
+  /** The node's flows for the observer API (served on `<stateDir>/observer.sock`, and to the relay). */
+  readonly flows: LocalObserver;
+  private observer: ObserverServer | undefined;
   allocator!: IdentityAllocator;
   endpoints!: EndpointManager;
   policy!: PolicyEngine;
@@ -86,6 +89,7 @@ export class Agent {
     const tls = readEtcdTls(config);
     this.kv = new KvClient({ endpoints: config.etcd, ...(tls ? { tls } : {}), retry: { maxAttempts: 10, initialMs: 100, maxMs: 2000 } });
     this.bootTimeMs = Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
+    this.flows = new LocalObserver({ cluster: config.cluster, node: config.node, capacity: config.observer?.bufferSize ?? 10_000, nodes: () => this.observerNodes() });
   }
 
   get socketPath(): string {
@@ -163,17 +167,17 @@ export class Agent {
       // A connection refused for want of conntrack room: give the room of dead entries back now.
       if (f.dropReason === DROP_CT_FULL || f.dropReason === DROP_CT_QUOTA) this.conntrackGc?.nudge();
     });
-    this.datapath.onFlow((s) =>
-      this.flows.add(
-        enrich(s, {
-          node: c.node,
-          bootTimeMs: this.bootTimeMs,
-          podByIp: (ip) => this.cluster.endpointByIp(ip),
-          labelsOf: (id) => this.allocator.lookupById(id) ?? this.cluster.remoteIdentities.get(id),
-          ruleName: (id) => this.policy.ruleName(id),
-        }),
-      ),
-    );
+    const flowContext = {
+      cluster: c.cluster,
+      node: c.node,
+      bootTimeMs: this.bootTimeMs,
+      podByIp: (ip: string) => this.cluster.endpointByIp(ip),
+      labelsOf: (id: number) => this.allocator.lookupById(id) ?? this.cluster.remoteIdentities.get(id),
+      ruleName: (id: number) => this.policy.ruleName(id),
+      serviceAt: (ip: string, port: number, protocol: string) => this.services.serviceAt(ip, port, protocol),
+    };
+    this.datapath.onFlow((s) => this.flows.add(enrich(s, flowContext)));
+    await this.startObserver();
     this.routes();
     this.api.starting = false;
     this.starting = undefined;
@@ -203,6 +207,8 @@ export class Agent {
     this.stopped = true;
     this.abort.abort();
     if (!options.keepApi) await this.api?.stop();
+    this.flows.close();
+    await this.observer?.stop();
     await this.endpoints?.stop();
     await this.services?.stop();
     await this.cluster?.stop();
@@ -217,6 +223,32 @@ export class Agent {
     await this.datapath.stop();
     this.kv.close();
     this.log.info('agent stopped');
+  }
+
+  /** The observer API on the node's socket, and on TCP with mutual TLS when configured (the relay's way in). */
+  private async startObserver(): Promise<void> {
+    const o = this.config.observer;
+    const tls = o?.tls && readEtcdTlsFiles(o.tls, (field, reason) => new AgentConfigError('agent config', `observer.tls.${field}: ${reason}`));
+    this.observer = new ObserverServer({
+      backend: this.flows,
+      cluster: this.config.cluster,
+      node: this.config.node,
+      socket: join(this.config.stateDir, 'observer.sock'),
+      ...(o?.listen ? { listen: o.listen } : {}),
+      ...(tls ? { tls } : {}),
+      log: this.log.child({ component: 'observer' }),
+    });
+    await this.observer.start();
+  }
+
+  /** The cluster's nodes and where their observers listen (the same port on every node), for the relay. */
+  private observerNodes(): ObserverNode[] {
+    const port = this.config.observer?.listen?.split(':')[1];
+    const nodes = this.cluster ? [...this.cluster.nodes.values()] : [];
+    if (!nodes.some((n) => n.name === this.config.node)) nodes.push({ name: this.config.node, cluster: this.config.cluster, ip: this.config.nodeIp, podCidr: this.config.podCidr, routing: this.config.routing });
+    return nodes
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .map((n) => ({ name: n.name, cluster: this.config.cluster, address: port ? `${n.ip}:${port}` : '', state: 'NODE_STATE_UNKNOWN' as const, version: '', uptimeNs: 0, numFlows: 0, maxFlows: 0, seenFlows: 0, error: '' }));
   }
 
   /** kubernetes mode: the API server client, and the pod CIDR from this node's Node (waiting for node IPAM). */
@@ -317,7 +349,6 @@ export class Agent {
     endpointRoutes(this.api, { ...parts, cni: (command, args) => this.cni(command, args) });
     serviceRoutes(this.api, parts);
     encryptionRoutes(this.api, { datapath: this.datapath, encryption: () => this.encryption });
-    flowRoutes(this.api, this.flows);
     this.api.route('POST', '/v1/uninstall', async () => ({ removed: await this.uninstall() }));
   }
 }

@@ -115,6 +115,13 @@ export interface AgentConfig {
    */
   mapSizes?: Partial<MapSizes>;
   /**
+   * The observer API (@weft/observer): always on the unix socket `<stateDir>/observer.sock`; with
+   * `listen` (host:port, e.g. the node IP and 4244) also over TCP with mutual TLS, for the relay:
+   * `tls` names PEM files of the CA whose certificates may connect (the relay's) and of this
+   * server's certificate and key. `bufferSize`: flows kept for history (default 10,000).
+   */
+  observer?: ObserverConfig;
+  /**
    * The cluster's Service ranges (default 10.96.0.0/16, standalone's): a remote cluster's pods and
    * nodes may not claim them (mesh-admission.ts).
    */
@@ -200,6 +207,12 @@ export function loadAgentConfig(path: string): AgentConfig {
     throw new AgentConfigError(path, `cannot read it as JSON: ${(err as Error).message}`);
   }
   return validateAgentConfig(raw, path);
+}
+
+export interface ObserverConfig {
+  bufferSize: number;
+  listen?: string;
+  tls?: EtcdTlsFiles;
 }
 
 export function validateAgentConfig(raw: unknown, source = 'agent config', env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -310,10 +323,36 @@ export function validateAgentConfig(raw: unknown, source = 'agent config', env: 
     const i = c.etcdIssuer as { url: string; tokenFile: string };
     out.etcdIssuer = { url: i.url, tokenFile: i.tokenFile };
   }
+  if (c.observer !== undefined) out.observer = validateObserver(c.observer, fail);
   if (c.conntrack !== undefined) out.conntrack = validateConntrack(c.conntrack, fail, out.mapSizes?.ct ?? SIZED_MAPS.ct);
   if (c.underlayDevice !== undefined) {
     if (typeof c.underlayDevice !== 'string' || c.underlayDevice.length > 15 || !/^[A-Za-z0-9_.@-]+$/.test(c.underlayDevice)) fail('underlayDevice', `${JSON.stringify(c.underlayDevice)} is not an interface name (1-15 characters of A-Z a-z 0-9 _ . @ -)`);
     out.underlayDevice = c.underlayDevice as string;
+  }
+  return out;
+}
+
+function validateObserver(raw: unknown, fail: (field: string, problem: string) => never): ObserverConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('observer', 'must be an object {bufferSize, listen, tls}');
+  const o = raw as Record<string, unknown>;
+  const extra = Object.keys(o).find((k) => !['bufferSize', 'listen', 'tls'].includes(k));
+  if (extra !== undefined) fail(`observer.${extra}`, 'is not a key of observer (bufferSize, listen, tls)');
+  const bufferSize = o.bufferSize ?? 10_000;
+  if (typeof bufferSize !== 'number' || !Number.isInteger(bufferSize) || bufferSize < 1 || bufferSize > 1_000_000) fail('observer.bufferSize', `${JSON.stringify(bufferSize)} must be an integer 1-1000000`);
+  const out: ObserverConfig = { bufferSize: bufferSize as number };
+  if (o.listen !== undefined) {
+    const m = typeof o.listen === 'string' ? /^([^\s:]+):(\d{1,5})$/.exec(o.listen) : null;
+    if (!m || Number(m[2]) > 65535 || (m[1] !== '0.0.0.0' && parseIpv4(m[1]!) === undefined)) fail('observer.listen', `${JSON.stringify(o.listen)} must be IPv4:port`);
+    if (o.tls === undefined) fail('observer.listen', 'needs observer.tls: the observer is served over TCP only with mutual TLS');
+    out.listen = o.listen as string;
+  }
+  if (o.tls !== undefined) {
+    const t = o.tls as Record<string, unknown>;
+    if (typeof t !== 'object' || t === null || Array.isArray(t)) fail('observer.tls', 'must be an object {ca, cert, key} of file paths');
+    for (const k of ['ca', 'cert', 'key']) if (typeof t[k] !== 'string' || t[k] === '') fail(`observer.tls.${k}`, 'must be a non-empty file path (PEM)');
+    const extraTls = Object.keys(t).find((k) => k !== 'ca' && k !== 'cert' && k !== 'key');
+    if (extraTls !== undefined) fail(`observer.tls.${extraTls}`, 'is not a key of observer.tls (ca, cert, key)');
+    out.tls = { ca: t.ca as string, cert: t.cert as string, key: t.key as string };
   }
   return out;
 }

@@ -1,136 +1,88 @@
 /**
- * Flows: datapath events enriched with what the agent knows (pods,
- * namespaces, labels, identities, rule names), kept in a bounded ring for
- * `weft observe` and streamed to followers.
+ * Flows: datapath events made into the observer's Flow (@weft/observer) with what the agent knows:
+ * pods, namespaces, identities' labels and clusters, Services, the deciding policy. The agent keeps
+ * them in its LocalObserver and serves them over gRPC (observer.ts).
+ *
+ * A label list is computed once per identity's label set (they never change for an id) and shared
+ * by every flow of that identity, so enrichment costs no allocation per label.
  */
+import { CLUSTER_LABEL, type LabelSet } from '@weft/identity';
 import { dropReasonName, FlowFlag, ObservationPoint, Verdict } from '@weft/datapath';
-import type { LabelSet } from '@weft/identity';
+import { tcpFlagsFromByte, type Flow, type FlowEndpoint, type FlowService, type TrafficDirection } from '@weft/observer';
 import type { FlowSample } from './datapath-port.js';
 
-export interface FlowEndpoint {
-  ip: string;
-  port: number;
-  identity: number;
-  namespace?: string;
-  pod?: string;
-  labels: string[];
-}
-
-export interface Flow {
-  time: string;
-  node: string;
-  verdict: string;
-  dropReason?: string;
-  point: string;
-  protocol: string;
-  source: FlowEndpoint;
-  destination: FlowEndpoint;
-  isReply: boolean;
-  newConnection: boolean;
-  /** Sent to another node through WireGuard (known for new connections at the sender). */
-  encrypted: boolean;
-  /**
-   * Tunnel traffic: sent into or received from the VXLAN/Geneve overlay. On a `from-underlay` drop
-   * (a tunnel packet refused before decapsulation: TUNNEL_SOURCE_NOT_NODE, UNENCRYPTED_INGRESS,
-   * SOURCE_NOT_FROM_OWNER) it means the addresses are the tunnel packet's own (who sent it to which
-   * node), not those of the pods it carried.
-   */
-  tunneled: boolean;
-  /**
-   * An ICMP error (unreachable, frag-needed, time exceeded, parameter problem) let through because
-   * the packet it quotes belongs to a tracked connection of the endpoint; `rule` is that connection's.
-   */
-  related: boolean;
-  rule?: string;
-  length: number;
-}
-
 export interface FlowContext {
+  cluster: string;
   node: string;
   bootTimeMs: number;
   podByIp(ip: string): { namespace: string; pod: string } | undefined;
   labelsOf(identity: number): LabelSet | undefined;
   ruleName(id: number): string | undefined;
+  /** The Service with this frontend (ClusterIP and port), if any. */
+  serviceAt?(ip: string, port: number, protocol: string): { namespace: string; name: string } | undefined;
 }
 
 const PROTOCOLS: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
+const VERDICTS = Verdict as Record<number, Flow['verdict']>;
+const POINTS = ObservationPoint as Record<number, string>;
+
+/** What a datapath event may carry beyond the fields every build has (TCP flags, the Service address). */
+type EventExtras = { tcpFlags?: number; serviceAddr?: string; servicePort?: number };
+
+const labelCache = new WeakMap<LabelSet, { labels: string[]; cluster: string }>();
+
+function identityView(set: LabelSet | undefined): { labels: string[]; cluster: string } {
+  if (!set) return { labels: [], cluster: '' };
+  let v = labelCache.get(set);
+  if (!v) {
+    v = { labels: set.toStrings(), cluster: set.get(CLUSTER_LABEL) ?? '' };
+    labelCache.set(set, v);
+  }
+  return v;
+}
 
 export function enrich(s: FlowSample, ctx: FlowContext): Flow {
   const side = (ip: string, port: number, identity: number): FlowEndpoint => {
     const pod = ctx.podByIp(ip);
-    const ep: FlowEndpoint = { ip, port, identity, labels: ctx.labelsOf(identity)?.toStrings() ?? [] };
-    if (pod) {
-      ep.namespace = pod.namespace;
-      ep.pod = pod.pod;
-    }
-    return ep;
+    const { labels, cluster } = identityView(ctx.labelsOf(identity));
+    return { ip, port, identity, namespace: pod?.namespace ?? '', pod: pod?.pod ?? '', labels, cluster };
   };
-  const flow: Flow = {
-    time: new Date(ctx.bootTimeMs + Number(s.timestampNs / 1_000_000n)).toISOString(),
+  const x = s as FlowSample & EventExtras;
+  const point = POINTS[s.point] ?? `unknown-${s.point}`;
+  const isReply = (s.flags & FlowFlag.reply) !== 0;
+  const totalNs = BigInt(ctx.bootTimeMs) * 1_000_000n + s.timestampNs;
+  let service: FlowService | null = null;
+  if (x.serviceAddr) {
+    const svc = ctx.serviceAt?.(x.serviceAddr, x.servicePort ?? 0, PROTOCOLS[s.protocol] ?? '');
+    service = { namespace: svc?.namespace ?? '', name: svc?.name ?? '', ip: x.serviceAddr, port: x.servicePort ?? 0 };
+  }
+  return {
+    time: { seconds: Number(totalNs / 1_000_000_000n), nanos: Number(totalNs % 1_000_000_000n) },
+    cluster: ctx.cluster,
     node: ctx.node,
-    verdict: (Verdict as Record<number, string>)[s.verdict] ?? `UNKNOWN_${s.verdict}`,
-    point: (ObservationPoint as Record<number, string>)[s.point] ?? `unknown-${s.point}`,
+    verdict: VERDICTS[s.verdict] ?? 'VERDICT_UNKNOWN',
+    dropReason: s.dropReason ? dropReasonName(s.dropReason) : '',
+    dropReasonCode: s.dropReason,
+    point,
+    trafficDirection: direction(point, isReply),
     protocol: PROTOCOLS[s.protocol] ?? String(s.protocol),
     source: side(s.saddr, s.sport, s.srcIdentity),
     destination: side(s.daddr, s.dport, s.dstIdentity),
-    isReply: (s.flags & FlowFlag.reply) !== 0,
+    destinationService: service,
+    tcpFlags: s.protocol === 6 && x.tcpFlags !== undefined ? tcpFlagsFromByte(x.tcpFlags) : null,
+    isReply,
     newConnection: (s.flags & FlowFlag.new) !== 0,
     encrypted: (s.flags & FlowFlag.encrypted) !== 0,
     tunneled: (s.flags & FlowFlag.tunneled) !== 0,
     related: (s.flags & FlowFlag.related) !== 0,
+    policy: (s.ruleId && ctx.ruleName(s.ruleId)) || '',
     length: s.length,
   };
-  if (s.dropReason) flow.dropReason = dropReasonName(s.dropReason);
-  const rule = s.ruleId ? ctx.ruleName(s.ruleId) : undefined;
-  if (rule) flow.rule = rule;
-  return flow;
 }
 
-export interface FlowFilter {
-  pod?: string;
-  namespace?: string;
-  label?: string;
-  verdict?: string;
-  identity?: number;
-}
-
-function sideMatches(e: FlowEndpoint, f: FlowFilter): boolean {
-  if (f.namespace && e.namespace !== f.namespace) return false;
-  if (f.pod) {
-    const [ns, name] = f.pod.includes('/') ? f.pod.split('/', 2) : [undefined, f.pod];
-    if (e.pod !== name || (ns !== undefined && e.namespace !== ns)) return false;
-  }
-  if (f.label && !e.labels.some((l) => l === f.label || l === `k8s:${f.label}`)) return false;
-  if (f.identity !== undefined && e.identity !== f.identity) return false;
-  return true;
-}
-
-export function flowMatches(flow: Flow, f: FlowFilter): boolean {
-  if (f.verdict && flow.verdict !== f.verdict.toUpperCase()) return false;
-  const sideFilter = { ...f };
-  delete sideFilter.verdict;
-  if (Object.values(sideFilter).every((v) => v === undefined)) return true;
-  return sideMatches(flow.source, sideFilter) || sideMatches(flow.destination, sideFilter);
-}
-
-/** The last `capacity` flows, plus live followers. */
-export class FlowLog {
-  private readonly ring: Flow[] = [];
-  private readonly followers = new Set<(f: Flow) => void>();
-  constructor(private readonly capacity = 10_000) {}
-
-  add(flow: Flow): void {
-    this.ring.push(flow);
-    if (this.ring.length > this.capacity) this.ring.shift();
-    for (const f of this.followers) f(flow);
-  }
-
-  recent(filter: FlowFilter, limit: number): Flow[] {
-    return this.ring.filter((f) => flowMatches(f, filter)).slice(-limit);
-  }
-
-  follow(listener: (f: Flow) => void): () => void {
-    this.followers.add(listener);
-    return () => this.followers.delete(listener);
-  }
+/** The connection's direction as the local endpoint sees it: a reply travels against it. */
+function direction(point: string, isReply: boolean): TrafficDirection {
+  const d: TrafficDirection = point === 'from-endpoint' ? 'EGRESS' : point === 'to-endpoint' || point === 'from-overlay' || point === 'from-underlay' ? 'INGRESS' : 'TRAFFIC_DIRECTION_UNKNOWN';
+  if (!isReply || d === 'TRAFFIC_DIRECTION_UNKNOWN') return d;
+  return d === 'EGRESS' ? 'INGRESS' : 'EGRESS';
 }

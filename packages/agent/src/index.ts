@@ -9,7 +9,7 @@ export { WireGuardNode } from './wireguard-node.js';
 export { IpsecNode, readIpsecKeyFile } from './ipsec-node.js';
 export { resolveService, type ServiceState, type ServiceFrontend, type Backend } from './services.js';
 export { POD_GATEWAY, netnsName, type Endpoint, type CniArgs } from './endpoint-manager.js';
-export { flowMatches, type Flow, type FlowFilter } from './flows.js';
+export type { Flow } from '@weft/observer';
 export { ensureEtcdCredential, credentialFresh } from './etcd-credential.js';
 export { AgentConfigError, IpamExhaustedError, CniRequestError, EndpointNotFoundError, EndpointProgramError, MapFullError, errorCodes } from './errors.js';
 export { ClusterState } from './cluster-state.js';

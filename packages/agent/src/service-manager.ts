@@ -357,6 +357,14 @@ export class ServiceManager {
     if (result.changed > 0) this.log.debug({ frontends: result.frontends, changed: result.changed, services: dirty.size, full }, 'services programmed');
   }
 
+  /** The Service whose frontend this is (the one programmed there), for flows; protocol TCP or UDP. */
+  serviceAt(vip: string, port: number, protocol: string): { namespace: string; name: string } | undefined {
+    let owner: string | undefined;
+    for (const key of this.claims.get(`${vip}/${port}/${protocol}`) ?? []) if (owner === undefined || key < owner) owner = key;
+    const state = owner === undefined ? undefined : this.resolved.get(owner)?.state;
+    return state && { namespace: state.namespace, name: state.name };
+  }
+
   /** The program a frontend should have: from the Service claiming it whose key sorts first. */
   private wanted(fkey: string): ServiceProgram | undefined {
     let owner: string | undefined;

@@ -3,7 +3,9 @@
  * endpoints. `--cluster NAME` picks a lab cluster (default: the first);
  * `--etcd` and `--agent` override.
  */
+import { join } from 'node:path';
 import { AgentClient } from '@weft/agent';
+import { ObserverClient } from '@weft/observer';
 import { KvClient } from '@weft/kvstore';
 import { agentSocket, labEtcdClient, LAB_ETCD_MAX_TXN_OPS, readLabState, type ClusterLayout, type NodeLayout } from '@weft/lab';
 import { UsageError } from './output.js';
@@ -45,4 +47,20 @@ export function parsePodRef(ref: string | undefined): { cluster?: string; namesp
   if (parts.length === 2 && parts.every(Boolean)) return { namespace: parts[0]!, name: parts[1]! };
   if (parts.length === 3 && parts.every(Boolean)) return { cluster: parts[0]!, namespace: parts[1]!, name: parts[2]! };
   throw new UsageError(`Invalid pod ${JSON.stringify(ref ?? '')}: use [cluster/]namespace/name`);
+}
+
+/**
+ * Where `weft observe` and its kin read flows: `--server` (unix:///path), else the lab cluster's
+ * agents, each at its node's observer socket (only the nodes named, when `nodes` names some).
+ */
+export function observersFor(options: { cluster?: string | undefined; server?: string | undefined; nodes?: readonly string[] }): Array<{ name: string; client: ObserverClient }> {
+  if (options.server) {
+    if (!options.server.startsWith('unix://')) throw new UsageError(`Invalid --server ${JSON.stringify(options.server)}: use unix:///path/to/observer.sock`);
+    return [{ name: options.server, client: new ObserverClient(options.server) }];
+  }
+  const c = labCluster(options.cluster);
+  const exact = (options.nodes ?? []).filter((n) => !n.endsWith('*'));
+  const nodes = exact.length > 0 && exact.length === options.nodes!.length ? c.nodes.filter((n) => exact.includes(n.name)) : c.nodes;
+  if (nodes.length === 0) throw new UsageError(`Unknown node ${JSON.stringify(options.nodes!.join(','))} in cluster ${c.name}: nodes are ${c.nodes.map((n) => n.name).join(', ')}`);
+  return nodes.map((n) => ({ name: n.name, client: new ObserverClient(`unix://${join(n.stateDir, 'observer.sock')}`) }));
 }

@@ -24,7 +24,7 @@ Inspect (per cluster, all nodes unless --node):
   encrypt rotate               rotate WireGuard keys (make-before-break), node after node; --no-wait, --timeout
   bpf ipcache list | bpf nodes list | bpf lb list | bpf policy get ENDPOINT
   identity list | identity get ID | identity gc   [--cluster NAME | --etcd ENDPOINT]
-  observe [--follow] [--pod P] [--namespace N] [--label K=V] [--verdict V] [--identity ID]
+  observe [--follow] [--last N] [--since D] [--[from-|to-]pod|namespace|label|identity|ip|port X] [--not ...] [-o compact|table|json|jsonpb]
   connectivity test [--cluster NAME] [--keep]
   clustermesh status [--cluster NAME | --config APISERVER-CONFIG]
   clustermesh connect|disconnect --cluster A --to B          lab clusters

@@ -17,7 +17,7 @@ import { AgentClient, type Flow, type ServiceState } from '@weft/agent';
 import { agentSocket, applyAndWait, labEtcdClient, podNetnsName, readLabState, WORLD_IP, type ClusterLayout } from '@weft/lab';
 import { KvClient } from '@weft/kvstore';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
-import { agentsFor, labCluster } from '../context.js';
+import { labCluster, observersFor } from '../context.js';
 import { parseFormat, progress, UsageError, type OutputFormat } from '../output.js';
 import { kubeConnectivityTest } from './connectivity-kube.js';
 import { APP, connectivityCases, echoCommand, globalServiceCaseName, NS, policyDoc, reportResults, serviceDoc, SERVICE, type CaseResult, type CaseTargets } from './connectivity-cases.js';
@@ -169,8 +169,14 @@ export async function connectivityTest(argv: string[]): Promise<void> {
     }
     // Denials must be visible as DROPPED flows with a policy reason.
     const flows: Flow[] = [];
-    for (const { client } of agentsFor({ cluster: c.name })) await client.stream(`/v1/flows?namespace=${NS}&verdict=DROPPED&limit=1000`, (f) => flows.push(f as Flow));
-    const seen = flows.some((f) => f.source.pod === 'intruder' && f.dropReason?.startsWith('POLICY'));
+    for (const { client } of observersFor({ cluster: c.name })) {
+      try {
+        await client.getFlows({ number: 1000, allow: [{ sourceNamespace: [NS], verdict: ['DROPPED'] }, { destinationNamespace: [NS], verdict: ['DROPPED'] }] }, (r) => r.flow && flows.push(r.flow));
+      } finally {
+        client.close();
+      }
+    }
+    const seen = flows.some((f) => f.source?.pod === 'intruder' && f.dropReason.startsWith('POLICY'));
     results.push({ name: 'denials reported as DROPPED flows with a policy reason', expected: 'pass', observed: seen ? 'pass' : 'drop', ok: seen, detail: `${flows.length} dropped flows in ${NS}` });
   } finally {
     if (!values.keep) {

@@ -1,33 +1,69 @@
-/** `weft observe`: flows from every node's agent, filtered, as a table or JSON lines. */
+/**
+ * `weft observe`: flows through the observer API, from the cluster's relay (every node of it and of
+ * the clusters connected to it) or, with --node or without a relay, from the agents themselves,
+ * merged by time. Filters as `hubble observe` takes them (observe-request.ts); output as compact
+ * lines (default), a table, JSON lines of flows, or protobuf's JSON of each response (jsonpb).
+ */
 import { parseArgs } from 'node:util';
-import type { Flow } from '@weft/agent';
-import { agentsFor } from '../context.js';
-import { parseFormat, UsageError } from '../output.js';
+import { compareTimestamps, compactLine, flowJson, responseJsonpb, TABLE_HEADERS, tableRow, type Flow, type GetFlowsResponse } from '@weft/observer';
+import { observersFor } from '../context.js';
+import { printTable, UsageError } from '../output.js';
+import { parseObserveFlags } from './observe-request.js';
+
+const FORMATS = ['compact', 'table', 'json', 'jsonpb'] as const;
+type Format = (typeof FORMATS)[number];
 
 export async function observe(argv: string[]): Promise<void> {
+  const { request, rest } = parseObserveFlags(argv);
   const { values } = parseArgs({
-    args: argv,
+    args: rest,
     options: {
-      cluster: { type: 'string' }, node: { type: 'string' }, agent: { type: 'string' }, output: { type: 'string', short: 'o' },
-      follow: { type: 'boolean', short: 'f', default: false }, pod: { type: 'string' }, namespace: { type: 'string' }, label: { type: 'string' },
-      verdict: { type: 'string' }, identity: { type: 'string' }, last: { type: 'string', default: '50' },
+      cluster: { type: 'string' }, 'node-socket': { type: 'string' }, server: { type: 'string' }, output: { type: 'string', short: 'o' },
+      follow: { type: 'boolean', short: 'f', default: false }, last: { type: 'string' }, all: { type: 'boolean', default: false },
     },
   });
-  const format = parseFormat(values.output);
-  if (values.verdict && !['FORWARDED', 'DROPPED', 'AUDIT'].includes(values.verdict.toUpperCase())) throw new UsageError(`Invalid --verdict ${JSON.stringify(values.verdict)}: use FORWARDED, DROPPED or AUDIT`);
-  const q = new URLSearchParams();
-  for (const k of ['pod', 'namespace', 'label', 'verdict', 'identity'] as const) if (values[k]) q.set(k, values[k]!);
-  q.set('limit', values.last!);
-  if (values.follow) q.set('follow', '1');
-  const print = (f: Flow): void => {
-    if (format === 'json') return void process.stdout.write(JSON.stringify(f) + '\n');
-    const side = (e: Flow['source']): string => `${e.pod ? `${e.namespace}/${e.pod}` : e.ip}${e.port ? `:${e.port}` : ''} (${e.identity})`;
-    process.stdout.write(`${f.time}  ${f.node}  ${side(f.source)} -> ${side(f.destination)}  ${f.protocol}  ${f.verdict}${f.dropReason ? ` (${f.dropReason})` : ''}${f.related ? ' related' : ''}${f.rule ? `  rule ${f.rule}` : ''}\n`);
-  };
+  const format = (values.output ?? 'compact') as Format;
+  if (!FORMATS.includes(format)) throw new UsageError(`Invalid output format ${JSON.stringify(values.output)}: use ${FORMATS.join(', ')}`);
+  if (values.last !== undefined) {
+    if (!/^\d{1,9}$/.test(values.last)) throw new UsageError(`Invalid --last ${JSON.stringify(values.last)}: a number of flows`);
+    request.number = Number(values.last);
+  } else if (values.all) request.number = Number.MAX_SAFE_INTEGER;
+  request.follow = values.follow;
+
+  const nodeFilter = (request.allow ?? []).flatMap((f) => f.node ?? []);
+  const sources = observersFor({ cluster: values.cluster, server: values.server, nodes: nodeFilter });
   const ac = new AbortController();
   process.once('SIGINT', () => ac.abort());
-  const agents = agentsFor(values);
-  const collected: Flow[] = [];
-  await Promise.all(agents.map(({ client }) => client.stream(`/v1/flows?${q}`, (item) => (values.follow ? print(item as Flow) : collected.push(item as Flow)), ac.signal)));
-  collected.sort((a, b) => (a.time < b.time ? -1 : 1)).forEach(print);
+  // `weft observe | head`: a closed pipe ends the command, quietly.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    ac.abort();
+    process.exit(0);
+  });
+  const rows: string[][] = [];
+  const print = (r: GetFlowsResponse): void => {
+    if (format === 'jsonpb') return void process.stdout.write(JSON.stringify(responseJsonpb(r)) + '\n');
+    if (r.lostEvents) return void process.stderr.write(`weft: ${r.lostEvents.numEventsLost} flows lost (${r.lostEvents.source}) at ${r.lostEvents.cluster}/${r.lostEvents.node}\n`);
+    if (r.nodeStatus) return void process.stderr.write(`weft: node ${r.nodeStatus.cluster}/${r.nodeStatus.node} ${r.nodeStatus.state}${r.nodeStatus.message ? `: ${r.nodeStatus.message}` : ''}\n`);
+    const f = r.flow as Flow;
+    if (format === 'json') process.stdout.write(JSON.stringify(flowJson(f)) + '\n');
+    else if (format === 'table' && !values.follow) rows.push(tableRow(f));
+    else if (format === 'table') process.stdout.write(tableRow(f).join('  ') + '\n');
+    else process.stdout.write(compactLine(f) + '\n');
+  };
+  try {
+    if (sources.length === 1 || values.follow) {
+      await Promise.all(sources.map(({ client }) => client.getFlows(request, print, ac.signal)));
+    } else {
+      // Several agents and no relay: each answers its own history; merged by time here.
+      const all: GetFlowsResponse[] = [];
+      await Promise.all(sources.map(({ client }) => client.getFlows(request, (r) => all.push(r), ac.signal)));
+      const flows = all.filter((r) => r.flow).sort((a, b) => compareTimestamps(a.flow!.time, b.flow!.time));
+      const limit = Number(request.number ?? 0) > 0 ? Number(request.number) : flows.length;
+      [...all.filter((r) => !r.flow), ...flows.slice(-limit)].forEach(print);
+    }
+  } finally {
+    for (const { client } of sources) client.close();
+  }
+  if (rows.length > 0) printTable(TABLE_HEADERS, rows);
 }

@@ -1,0 +1,119 @@
+/**
+ * `weft observe`'s filter flags -> a GetFlowsRequest, as `hubble observe` builds one: directional
+ * flags (`--from-pod`, `--to-port`) set one side; an either-side flag (`--pod`, `--port`) makes the
+ * request a pair of filters, one with it as the source and one as the destination; every other flag
+ * goes into both. `--not` puts the next filter flag into the deny list instead. Pure, so tested
+ * without a server.
+ */
+import { FlowFilterError, parseSince, parseTcpFlags, timestampFromMs, type FlowFilterInput, type GetFlowsRequestInput } from '@weft/observer';
+import { UsageError } from '../output.js';
+
+type Side = 'source' | 'destination';
+type SidedKey = 'Pod' | 'Namespace' | 'Label' | 'Identity' | 'Ip' | 'Port' | 'Cluster';
+
+/** Flag -> (side or either, field). */
+const SIDED: Record<string, { side: Side | 'either'; key: SidedKey; number?: boolean }> = {};
+for (const [flag, key, number] of [
+  ['pod', 'Pod'], ['namespace', 'Namespace'], ['label', 'Label'], ['identity', 'Identity', true], ['ip', 'Ip'], ['port', 'Port', true], ['cluster', 'Cluster'],
+] as Array<[string, SidedKey, boolean?]>) {
+  if (flag !== 'cluster') SIDED[flag] = { side: 'either', key, ...(number ? { number } : {}) };
+  SIDED[`from-${flag}`] = { side: 'source', key, ...(number ? { number } : {}) };
+  SIDED[`to-${flag}`] = { side: 'destination', key, ...(number ? { number } : {}) };
+}
+
+/** Flags that set a field of the flow itself (the same in both filters of a pair). */
+const FLOW_FIELDS: Record<string, keyof FlowFilterInput> = {
+  service: 'destinationService', 'to-service': 'destinationService', protocol: 'protocol', verdict: 'verdict', 'drop-reason': 'dropReason',
+  node: 'node', 'node-cluster': 'cluster', policy: 'policy', 'tcp-flags': 'tcpFlags', 'traffic-direction': 'trafficDirection',
+};
+const BOOL_FLAGS: Record<string, [keyof FlowFilterInput, boolean]> = { encrypted: ['encrypted', true], unencrypted: ['encrypted', false], reply: ['reply', true], 'not-reply': ['reply', false] };
+
+export const FILTER_FLAGS = [...Object.keys(SIDED), ...Object.keys(FLOW_FIELDS), ...Object.keys(BOOL_FLAGS)];
+
+export interface ObserveOptions {
+  request: GetFlowsRequestInput;
+  /** Arguments that are not filter flags, for the command's own parser. */
+  rest: string[];
+}
+
+interface Builder {
+  either: Partial<Record<SidedKey, Array<string | number>>>;
+  filter: Record<string, unknown[]>;
+  used: boolean;
+}
+
+const newBuilder = (): Builder => ({ either: {}, filter: {}, used: false });
+
+export function parseObserveFlags(argv: readonly string[], now = Date.now()): ObserveOptions {
+  const allow = newBuilder();
+  const deny = newBuilder();
+  const rest: string[] = [];
+  const request: GetFlowsRequestInput = {};
+  let negate = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--not') {
+      if (negate) throw new UsageError('--not --not: a filter is negated once');
+      negate = true;
+      continue;
+    }
+    const m = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
+    const flag = m?.[1];
+    const isFilter = flag !== undefined && (flag in SIDED || flag in FLOW_FIELDS || flag in BOOL_FLAGS);
+    if (!isFilter) {
+      if (negate) throw new UsageError(`--not must come before a filter flag, not ${JSON.stringify(arg)} (filters: --${FILTER_FLAGS.join(', --')})`);
+      rest.push(arg);
+      continue;
+    }
+    const b = negate ? deny : allow;
+    negate = false;
+    b.used = true;
+    if (flag in BOOL_FLAGS) {
+      if (m![2] !== undefined) throw new UsageError(`--${flag} takes no value`);
+      const [field, value] = BOOL_FLAGS[flag]!;
+      (b.filter[field] ??= []).push(value);
+      continue;
+    }
+    const value = m![2] ?? argv[++i];
+    if (value === undefined || (m![2] === undefined && value.startsWith('--'))) throw new UsageError(`--${flag} needs a value`);
+    const sided = SIDED[flag];
+    if (sided) {
+      const v = sided.number ? toNumber(flag, value) : value;
+      if (sided.side === 'either') (b.either[sided.key] ??= []).push(v);
+      else (b.filter[`${sided.side}${sided.key}`] ??= []).push(v);
+      continue;
+    }
+    const field = FLOW_FIELDS[flag]!;
+    const v = field === 'tcpFlags' ? parseTcpFlags(`--${flag}`, value) : field === 'verdict' || field === 'trafficDirection' || field === 'dropReason' ? value.toUpperCase() : value;
+    (b.filter[field] ??= []).push(v);
+  }
+  if (negate) throw new UsageError('--not must be followed by a filter flag');
+  if (allow.used) request.allow = filters(allow);
+  if (deny.used) request.deny = filters(deny);
+  for (const [flag, key] of [['since', 'since'], ['until', 'until']] as const) {
+    const i = rest.findIndex((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
+    if (i < 0) continue;
+    const text = rest[i]!.includes('=') ? rest[i]!.slice(flag.length + 3) : rest[i + 1];
+    if (text === undefined) throw new UsageError(`--${flag} needs a value`);
+    const ms = parseSince(text, now);
+    if (ms === undefined) throw new UsageError(`Invalid --${flag} ${JSON.stringify(text)}: use a duration ago (30s, 5m, 2h, 1d) or an RFC 3339 time`);
+    request[key] = timestampFromMs(ms);
+    rest.splice(i, rest[i]!.includes('=') ? 1 : 2);
+  }
+  return { request, rest };
+}
+
+function toNumber(flag: string, value: string): number {
+  if (!/^\d{1,10}$/.test(value)) throw new FlowFilterError(`--${flag}`, value, 'expected a number');
+  return Number(value);
+}
+
+function filters(b: Builder): FlowFilterInput[] {
+  const sides = Object.entries(b.either);
+  if (sides.length === 0) return [b.filter as FlowFilterInput];
+  return (['source', 'destination'] as const).map((side) => {
+    const f: Record<string, unknown[]> = Object.fromEntries(Object.entries(b.filter).map(([k, v]) => [k, [...v]]));
+    for (const [key, values] of sides) (f[`${side}${key}`] ??= []).push(...values!);
+    return f as FlowFilterInput;
+  });
+}

@@ -1,0 +1,34 @@
+/**
+ * What serves the Observer API: an agent's buffer of its own flows (LocalObserver) or a relay's
+ * fan-in (Relay). The gRPC server (server.ts) turns calls into these and a stream's writes into a
+ * FlowSink, so both answer exactly alike.
+ */
+import type { FlowPredicate } from './filter.js';
+import type { Flow, GetFlowsRequest, LostEvent, NodeStatusEvent, ObserverNode, ServerStatus } from './types.js';
+
+export interface FlowSink {
+  flow(flow: Flow): void;
+  lost(event: LostEvent): void;
+  nodeStatus(event: NodeStatusEvent): void;
+}
+
+export interface ObserverBackend {
+  /**
+   * The flows the request asks for, into `sink`, in time order: the buffer's first, then (follow)
+   * live ones until `signal` aborts. Resolves when done; rejects with a FlowFilterError or what
+   * made the flows unavailable.
+   */
+  getFlows(request: GetFlowsRequest, match: FlowPredicate, sink: FlowSink, signal: AbortSignal): Promise<void>;
+  serverStatus(): Promise<ServerStatus>;
+  getNodes(): Promise<ObserverNode[]>;
+}
+
+/** How many buffered flows a request gets when it names neither a number nor a time nor follow (Hubble's default). */
+export const DEFAULT_LAST = 20;
+
+/** The number of buffered flows a request asks for. */
+export function historyLimit(request: GetFlowsRequest): number {
+  if (request.number > 0) return request.number;
+  if (request.since) return Number.MAX_SAFE_INTEGER;
+  return request.follow ? 0 : DEFAULT_LAST;
+}

@@ -1,0 +1,84 @@
+/**
+ * ObserverClient: the Observer API of an agent or a relay, at `unix:///path` (no TLS) or
+ * `host:port` (mutual TLS: the CA that issued the server's certificate, this client's certificate,
+ * and the name the server's certificate must carry).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { ObserverUnavailableError } from './errors.js';
+import { MAX_MESSAGE_BYTES, observerProto } from './proto.js';
+import type { ObserverClient as GeneratedClient } from './gen/weft/observer/v1/Observer';
+import type { TlsFiles } from './server.js';
+import type { GetFlowsRequestInput, GetFlowsResponse, ObserverNode, ServerStatus } from './types.js';
+
+export interface ObserverClientOptions {
+  tls?: TlsFiles & { serverName?: string };
+  /** Seconds a unary call may take (default 10). */
+  timeoutSeconds?: number;
+}
+
+export class ObserverClient {
+  private readonly client: GeneratedClient;
+
+  constructor(
+    readonly address: string,
+    private readonly options: ObserverClientOptions = {},
+  ) {
+    const Ctor = observerProto().weft.observer.v1.Observer;
+    const unix = address.startsWith('unix:');
+    if (!unix && !options.tls) throw new TypeError(`The observer at ${address} is reached only with TLS`);
+    const creds = unix ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(options.tls!.ca, options.tls!.key, options.tls!.cert);
+    const channel: grpc.ChannelOptions = { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 20_000 };
+    if (options.tls?.serverName) channel['grpc.ssl_target_name_override'] = options.tls.serverName;
+    this.client = new Ctor(address, creds, channel) as unknown as GeneratedClient;
+  }
+
+  /**
+   * Streams the responses to `onResponse` until the server ends the stream (history only) or
+   * `signal` aborts (then it resolves quietly). Rejects with ObserverUnavailableError, or with the
+   * server's INVALID_ARGUMENT message as one for a bad filter.
+   */
+  getFlows(request: GetFlowsRequestInput, onResponse: (r: GetFlowsResponse) => void, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return resolve();
+      const call = this.client.getFlows(request);
+      const onAbort = (): void => call.cancel();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const done = (err?: Error): void => {
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      call.on('data', onResponse);
+      call.on('error', (err: grpc.ServiceError) => {
+        if (err.code === grpc.status.CANCELLED && signal?.aborted) return done();
+        done(new ObserverUnavailableError(this.address, err.details || err.message, { cause: err }));
+      });
+      call.on('end', () => done());
+    });
+  }
+
+  serverStatus(): Promise<ServerStatus> {
+    return new Promise((resolve, reject) =>
+      this.client.serverStatus({}, { deadline: this.deadline() }, (err, res) => (err ? reject(new ObserverUnavailableError(this.address, err.details || err.message, { cause: err })) : resolve(res!))),
+    );
+  }
+
+  getNodes(): Promise<ObserverNode[]> {
+    return new Promise((resolve, reject) =>
+      this.client.getNodes({}, { deadline: this.deadline() }, (err, res) => (err ? reject(new ObserverUnavailableError(this.address, err.details || err.message, { cause: err })) : resolve(res!.nodes))),
+    );
+  }
+
+  /** Resolves when the channel is connected, rejects after `ms`. */
+  waitForReady(ms: number): Promise<void> {
+    return new Promise((resolve, reject) => this.client.waitForReady(Date.now() + ms, (err) => (err ? reject(new ObserverUnavailableError(this.address, err.message, { cause: err })) : resolve())));
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private deadline(): Date {
+    return new Date(Date.now() + (this.options.timeoutSeconds ?? 10) * 1000);
+  }
+}

@@ -1,0 +1,8 @@
+// Original file: proto/observer.proto
+
+
+export interface GetNodesRequest {
+}
+
+export interface GetNodesRequest__Output {
+}

@@ -1,0 +1,12 @@
+export { FlowFilterError, ObserverUnavailableError, RelayConfigError, errorCodes } from './errors.js';
+export * from './types.js';
+export { compileFlowFilters, labelSelector, parseTcpFlags, tcpFlagsFromByte, tcpFlagsMask, type FlowPredicate } from './filter.js';
+export { FlowRing } from './ring.js';
+export { LocalObserver, type LocalObserverOptions } from './local.js';
+export { DEFAULT_LAST, historyLimit, type FlowSink, type ObserverBackend } from './backend.js';
+export { ObserverServer, type ObserverServerOptions, type TlsFiles } from './server.js';
+export { ObserverClient, type ObserverClientOptions } from './client.js';
+export { compareTimestamps, formatTimestamp, parseSince, timestampFromMs, timestampFromNs, timestampMs } from './time.js';
+export { PROTO_FILE } from './proto.js';
+export { compactLine, endpointText, flowJson, responseJsonpb, summaryText, TABLE_HEADERS, tableRow, tcpFlagsText } from './format.js';
+export { makeFlow } from './testing.js';

@@ -1,0 +1,23 @@
+/**
+ * The Observer service as grpc-js loads it from proto/observer.proto (shipped with the package):
+ * the same options the generated types in src/gen were made with, so what arrives is what the
+ * `__Output` types say (longs as numbers, enums as names, defaults filled in, the oneof's name set).
+ */
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { ProtoGrpcType } from './gen/observer';
+
+export const PROTO_FILE = join(__dirname, '..', 'proto', 'observer.proto');
+
+export const LOADER_OPTIONS: protoLoader.Options = { longs: Number, enums: String, defaults: true, oneofs: true };
+
+let loaded: ProtoGrpcType | undefined;
+
+export function observerProto(): ProtoGrpcType {
+  loaded ??= grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS)) as unknown as ProtoGrpcType;
+  return loaded;
+}
+
+/** Largest message either side accepts; a flow is a few hundred bytes, a node list of 5,000 nodes fits. */
+export const MAX_MESSAGE_BYTES = 16 << 20;

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '@weft/common';
+import { ObserverClient } from './client.js';
+import { ObserverUnavailableError } from './errors.js';
+import { LocalObserver } from './local.js';
+import { ObserverServer } from './server.js';
+import { makeFlow } from './testing.js';
+import type { GetFlowsResponse } from './types.js';
+
+describe('ObserverServer and ObserverClient (gRPC on a unix socket)', () => {
+  let dir: string;
+  let local: LocalObserver;
+  let server: ObserverServer;
+  let client: ObserverClient;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'weft-observer-'));
+    local = new LocalObserver({ cluster: 'c1', node: 'n1', capacity: 100, lostBpfEvents: async () => 7 });
+    server = new ObserverServer({ backend: local, cluster: 'c1', node: 'n1', socket: join(dir, 'observer.sock'), queueLimit: 50, log: silentLogger() });
+    await server.start();
+    client = new ObserverClient(`unix://${join(dir, 'observer.sock')}`);
+  });
+
+  afterEach(async () => {
+    client.close();
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const collect = async (request: object, signal?: AbortSignal): Promise<GetFlowsResponse[]> => {
+    const out: GetFlowsResponse[] = [];
+    await client.getFlows(request, (r) => out.push(r), signal);
+    return out;
+  };
+
+  it('answers the last flows that pass the filters, complete and in order', async () => {
+    for (let port = 1; port <= 30; port++) local.add(makeFlow({ destination: { port }, verdict: port % 3 === 0 ? 'DROPPED' : 'FORWARDED' }));
+    const got = await collect({ number: 4, allow: [{ verdict: ['DROPPED'] }] });
+    assert.deepEqual(got.map((r) => r.flow!.destination!.port), [21, 24, 27, 30]);
+    assert.equal(got[0]!.responseTypes, 'flow');
+    assert.equal(got[0]!.flow!.verdict, 'DROPPED');
+    assert.deepEqual(got[0]!.flow!.source!.labels, []);
+    assert.equal((await collect({})).length, 20, "Hubble's default of 20");
+  });
+
+  it('follows live flows until the client cancels', async () => {
+    local.add(makeFlow({ destination: { port: 1 } }));
+    const ac = new AbortController();
+    const seen: number[] = [];
+    const done = client.getFlows({ number: 1, follow: true, deny: [{ destinationPort: [3] }] }, (r) => {
+      seen.push(r.flow!.destination!.port);
+      if (seen.length === 3) ac.abort();
+    }, ac.signal);
+    await waitFor(() => local.followerCount === 1);
+    for (const port of [2, 3, 4]) local.add(makeFlow({ destination: { port } }));
+    await done;
+    assert.deepEqual(seen, [1, 2, 4]);
+    await waitFor(() => local.followerCount === 0);
+  });
+
+  it('answers a bad filter with its message, as INVALID_ARGUMENT', async () => {
+    await assert.rejects(collect({ allow: [{ sourceIp: ['not-an-ip'] }] }), (e: Error) => e instanceof ObserverUnavailableError && /allow\[0\]\.sourceIp "not-an-ip"/.test(e.message));
+  });
+
+  it('counts what a slow reader could not take and tells it with a LostEvent', async () => {
+    const ac = new AbortController();
+    const got: GetFlowsResponse[] = [];
+    const done = client.getFlows({ follow: true }, (r) => {
+      got.push(r);
+      if (r.lostEvents) ac.abort();
+    }, ac.signal);
+    await waitFor(() => local.followerCount === 1);
+    // 20,000 flows in one tick: grpc-js's buffer fills, 50 wait, the rest are lost.
+    const big = 'x'.repeat(2000);
+    for (let i = 0; i < 20_000; i++) local.add(makeFlow({ policy: big, destination: { port: i % 65535 } }));
+    await done;
+    const lost = got.find((r) => r.lostEvents)!.lostEvents!;
+    assert.equal(lost.source, 'STREAM_QUEUE');
+    const flows = got.filter((r) => r.flow).length;
+    assert.equal(flows + lost.numEventsLost, 20_000, `${flows} delivered + ${lost.numEventsLost} lost`);
+    assert.ok(lost.numEventsLost > 0);
+    const status = await client.serverStatus();
+    assert.equal(status.lostStreamFlows, lost.numEventsLost);
+    assert.equal(status.lostBpfEvents, 7);
+    assert.equal(status.seenFlows, 20_000);
+    assert.equal(status.maxFlows, 100);
+    assert.equal(status.numFlows, 100);
+  });
+
+  it('names its own node in GetNodes', async () => {
+    const nodes = await client.getNodes();
+    assert.deepEqual(nodes.map((n) => [n.cluster, n.name, n.state]), [['c1', 'n1', 'NODE_CONNECTED']]);
+  });
+});
+
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
