@@ -19,8 +19,9 @@ export interface ObserverBackend {
    * made the flows unavailable.
    */
   getFlows(request: GetFlowsRequest, match: FlowPredicate, sink: FlowSink, signal: AbortSignal): Promise<void>;
-  serverStatus(): Promise<ServerStatus>;
-  getNodes(): Promise<ObserverNode[]>;
+  /** `localOnly`: only this cluster's nodes (a relay leaves out connected clusters). */
+  serverStatus(localOnly: boolean): Promise<ServerStatus>;
+  getNodes(localOnly: boolean): Promise<ObserverNode[]>;
 }
 
 /** How many buffered flows a request gets when it names neither a number nor a time nor follow (Hubble's default). */

@@ -27,7 +27,16 @@ export class ObserverClient {
     const unix = address.startsWith('unix:');
     if (!unix && !options.tls) throw new TypeError(`The observer at ${address} is reached only with TLS`);
     const creds = unix ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(options.tls!.ca, options.tls!.key, options.tls!.cert);
-    const channel: grpc.ChannelOptions = { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 20_000 };
+    // Its own subchannels, reconnecting within 5 s: a relay must notice a restarted agent at its next
+    // check, not after grpc-js's default backoff of up to two minutes, nor through another client's.
+    const channel: grpc.ChannelOptions = {
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 20_000,
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 5000,
+    };
     if (options.tls?.serverName) channel['grpc.ssl_target_name_override'] = options.tls.serverName;
     this.client = new Ctor(address, creds, channel) as unknown as GeneratedClient;
   }
@@ -57,15 +66,15 @@ export class ObserverClient {
     });
   }
 
-  serverStatus(): Promise<ServerStatus> {
+  serverStatus(localOnly = false): Promise<ServerStatus> {
     return new Promise((resolve, reject) =>
-      this.client.serverStatus({}, { deadline: this.deadline() }, (err, res) => (err ? reject(new ObserverUnavailableError(this.address, err.details || err.message, { cause: err })) : resolve(res!))),
+      this.client.serverStatus({ localOnly }, { deadline: this.deadline() }, (err, res) => (err ? reject(new ObserverUnavailableError(this.address, err.details || err.message, { cause: err })) : resolve(res!))),
     );
   }
 
-  getNodes(): Promise<ObserverNode[]> {
+  getNodes(localOnly = false): Promise<ObserverNode[]> {
     return new Promise((resolve, reject) =>
-      this.client.getNodes({}, { deadline: this.deadline() }, (err, res) => (err ? reject(new ObserverUnavailableError(this.address, err.details || err.message, { cause: err })) : resolve(res!.nodes))),
+      this.client.getNodes({ localOnly }, { deadline: this.deadline() }, (err, res) => (err ? reject(new ObserverUnavailableError(this.address, err.details || err.message, { cause: err })) : resolve(res!.nodes))),
     );
   }
 

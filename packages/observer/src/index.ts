@@ -10,3 +10,5 @@ export { compareTimestamps, formatTimestamp, parseSince, timestampFromMs, timest
 export { PROTO_FILE } from './proto.js';
 export { compactLine, endpointText, flowJson, responseJsonpb, summaryText, TABLE_HEADERS, tableRow, tcpFlagsText } from './format.js';
 export { makeFlow } from './testing.js';
+export { Relay, type RelayOptions, type RemoteRelay } from './relay.js';
+export { TimeMerger } from './merge.js';

@@ -52,11 +52,11 @@ export class ObserverServer {
     const server = new grpc.Server({ 'grpc.max_send_message_length': MAX_MESSAGE_BYTES, 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
     const handlers: ObserverHandlers = {
       GetFlows: (call) => void this.getFlows(call),
-      ServerStatus: (_call, done) => {
-        o.backend.serverStatus().then((s) => done(null, s), (err: Error) => done({ code: grpc.status.UNAVAILABLE, details: err.message }));
+      ServerStatus: (call, done) => {
+        o.backend.serverStatus(call.request.localOnly).then((s) => done(null, s), (err: Error) => done({ code: grpc.status.UNAVAILABLE, details: err.message }));
       },
-      GetNodes: (_call, done) => {
-        o.backend.getNodes().then((nodes) => done(null, { nodes }), (err: Error) => done({ code: grpc.status.UNAVAILABLE, details: err.message }));
+      GetNodes: (call, done) => {
+        o.backend.getNodes(call.request.localOnly).then((nodes) => done(null, { nodes }), (err: Error) => done({ code: grpc.status.UNAVAILABLE, details: err.message }));
       },
     };
     server.addService(observerProto().weft.observer.v1.Observer.service, handlers);
