@@ -3,11 +3,12 @@
  * endpoints. `--cluster NAME` picks a lab cluster (default: the first);
  * `--etcd` and `--agent` override.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentClient } from '@weft/agent';
 import { ObserverClient } from '@weft/observer';
 import { KvClient } from '@weft/kvstore';
-import { agentSocket, labEtcdClient, LAB_ETCD_MAX_TXN_OPS, readLabState, type ClusterLayout, type NodeLayout } from '@weft/lab';
+import { agentSocket, relaySocket, labEtcdClient, LAB_ETCD_MAX_TXN_OPS, readLabState, type ClusterLayout, type NodeLayout } from '@weft/lab';
 import { UsageError } from './output.js';
 
 export interface Target {
@@ -51,15 +52,18 @@ export function parsePodRef(ref: string | undefined): { cluster?: string; namesp
 
 /**
  * Where `weft observe` and its kin read flows: `--server` (unix:///path), else the lab cluster's
- * agents, each at its node's observer socket (only the nodes named, when `nodes` names some).
+ * relay, else (or with `direct`) its agents, each at its node's observer socket (only the nodes
+ * named, when `nodes` names some).
  */
-export function observersFor(options: { cluster?: string | undefined; server?: string | undefined; nodes?: readonly string[] }): Array<{ name: string; client: ObserverClient }> {
+export function observersFor(options: { cluster?: string | undefined; server?: string | undefined; nodes?: readonly string[]; direct?: boolean }): Array<{ name: string; client: ObserverClient }> {
   if (options.server) {
     if (!options.server.startsWith('unix://')) throw new UsageError(`Invalid --server ${JSON.stringify(options.server)}: use unix:///path/to/observer.sock`);
     return [{ name: options.server, client: new ObserverClient(options.server) }];
   }
   const c = labCluster(options.cluster);
   const exact = (options.nodes ?? []).filter((n) => !n.endsWith('*'));
+  // The relay: every node of the cluster and of connected clusters, merged (nodes named exactly are asked directly).
+  if (!options.direct && (exact.length === 0 || exact.length !== options.nodes!.length) && existsSync(relaySocket(c))) return [{ name: `${c.name}/relay`, client: new ObserverClient(`unix://${relaySocket(c)}`) }];
   const nodes = exact.length > 0 && exact.length === options.nodes!.length ? c.nodes.filter((n) => exact.includes(n.name)) : c.nodes;
   if (nodes.length === 0) throw new UsageError(`Unknown node ${JSON.stringify(options.nodes!.join(','))} in cluster ${c.name}: nodes are ${c.nodes.map((n) => n.name).join(', ')}`);
   return nodes.map((n) => ({ name: n.name, client: new ObserverClient(`unix://${join(n.stateDir, 'observer.sock')}`) }));

@@ -51,6 +51,7 @@ Processes:
   agent --config FILE          a node agent (the lab starts these)
   clustermesh-apiserver --config FILE
   etcd-issuer --config FILE    per-node etcd certificates for agents (the chart runs it beside etcd)
+  relay --config FILE          the cluster's flow relay: every node's observer and connected clusters' relays
   echo-server --tcp P --udp P --http P
   probe --http URL | --tcp HOST:PORT [--size BYTES | --stream SECONDS] | --udp HOST:PORT [--size BYTES]
   demo [--allocators N]        race identity allocators on a real etcd
@@ -98,6 +99,8 @@ async function main(argv: string[]): Promise<void> {
       return rest[0] === 'health' ? (await import('./commands/health.js')).apiserverHealth(rest.slice(1)) : (await import('./commands/clustermesh-apiserver.js')).clustermeshApiserver(rest);
     case 'clustermesh':
       return (await import('./commands/clustermesh.js')).clustermesh(rest);
+    case 'relay':
+      return (await import('./commands/relay.js')).relay(rest);
     case 'etcd-issuer':
       return (await import('./commands/etcd-issuer.js')).etcdIssuer(rest);
     case 'echo-server':

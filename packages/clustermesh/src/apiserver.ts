@@ -22,6 +22,8 @@ import { Importer, withdrawRemote, type RemoteStatus } from './importer.js';
 import type { Backlog, Subscription } from './subscription.js';
 import { MESH_KINDS, MESH_ROOT, type MeshConfig, type MeshKind, type RemoteConfig, type SyncBatch, type SyncRequest } from './types.js';
 import { KEEPALIVE, MAX_MESSAGE_BYTES, MeshService } from './wire.js';
+import { observerForward } from './observer-forward.js';
+import { observerProto } from '@weft/observer';
 
 export const MESH_STATUS_PREFIX = 'weft/meshstatus/v1/';
 
@@ -51,6 +53,7 @@ export class ClusterMeshApiServer {
   /** The configured remotes and those of remotesDir (rejected ones included: see problems). */
   private readonly remotes: RemoteConfig[];
   private server: grpc.Server | undefined;
+  private closeObserver: (() => void) | undefined;
   /** The stream each remote reads, one per remote: a new Sync replaces the previous one. */
   private readonly serving = new Map<string, { sub: Subscription; call: grpc.ServerWritableStream<SyncRequest, SyncBatch> }>();
   private refused = 0;
@@ -100,6 +103,12 @@ export class ClusterMeshApiServer {
       sync: (call: grpc.ServerWritableStream<SyncRequest, SyncBatch>) => this.serve(call),
       health: (_call: grpc.ServerUnaryCall<object, HealthReport>, done: grpc.sendUnaryData<HealthReport>) => done(null, this.health()),
     });
+    if (this.config.observer?.relay) {
+      const isRemote = (cn: string | undefined): boolean => cn !== undefined && this.remotes.some((r) => r.name === cn) && !this.problems.some((p) => p.remote === cn);
+      const forward = observerForward(this.config.observer.relay, isRemote, this.log.child({ component: 'observer-forward' }));
+      this.server.addService(observerProto().weft.observer.v1.Observer.service, forward.handlers);
+      this.closeObserver = forward.close;
+    }
     const creds = grpc.ServerCredentials.createSsl(Buffer.from(this.config.ca), [{ cert_chain: Buffer.from(this.config.cert), private_key: Buffer.from(this.config.key) }], true);
     await new Promise<void>((resolve, reject) => this.server!.bindAsync(this.config.listen, creds, (err) => (err ? reject(err) : resolve())));
     const rejected = new Set(this.problems.map((p) => p.remote));
@@ -137,6 +146,7 @@ export class ClusterMeshApiServer {
     await this.identityMirror?.stop();
     await Promise.all(this.importers.map((i) => i.stop()));
     this.server?.forceShutdown();
+    this.closeObserver?.();
     await this.exporter?.stop();
     this.kv.close();
   }

@@ -172,6 +172,10 @@ export function loadMeshConfig(path: string): MeshConfig {
   if (raw.source !== undefined && raw.source !== 'standalone' && raw.source !== 'kubernetes') throw new MeshConfigError(`${path}: source ${JSON.stringify(raw.source)} is not standalone or kubernetes`);
   if (raw.kubeconfig !== undefined && (typeof raw.kubeconfig !== 'string' || raw.kubeconfig === '')) throw new MeshConfigError(`${path}: kubeconfig must be a file path`);
   if (raw.remotesDir !== undefined && (typeof raw.remotesDir !== 'string' || raw.remotesDir === '')) throw new MeshConfigError(`${path}: remotesDir must be a directory path`);
+  if (raw.observer !== undefined) {
+    const relay = (raw.observer as { relay?: unknown } | null)?.relay;
+    if (typeof relay !== 'string' || !/^unix:\/\/\/\S+$/.test(relay)) throw new MeshConfigError(`${path}: observer.relay must be the relay's unix socket (unix:///path), got ${JSON.stringify(relay)}`);
+  }
   return raw;
 }
 

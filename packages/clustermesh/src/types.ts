@@ -56,6 +56,11 @@ export const DEFAULT_LIMITS: Readonly<MeshLimits> = { identities: 20_000, nodes:
 
 export interface MeshConfig {
   cluster: string;
+  /**
+   * The cluster's relay (`unix:///path`): connected clusters' relays ask it for this cluster's
+   * flows through this apiserver's port (observer-forward.ts). Absent: they get UNIMPLEMENTED.
+   */
+  observer?: { relay: string };
   clusterId: number;
   etcd: string[];
   /**

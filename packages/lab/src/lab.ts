@@ -16,6 +16,8 @@ import { alive, spawnIn, tail, waitFor, type Progress } from './procs.js';
 import { buildLabImages, removeContext, startKubernetes, type LabKubernetes } from './kube-lab.js';
 import { removeNodeCgroups, removeNodeMountpoints } from './kube/node-runtime.js';
 import { etcdClientFiles, etcdServerFiles, issueEtcdPki, labEtcdClient, nodeEtcdFiles, readTls } from './etcd-pki.js';
+import { issueObserverPki, nodeObserverFiles, OBSERVER_PORT, relayClientFiles, relayDir, relaySocket } from './observer-pki.js';
+import { ObserverClient, type RelayConfig } from '@weft/observer';
 import { generateMeshKey, Ip, netns, netnsNameProblem, nextKeyId, run } from '@weft/net';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
 import { BRIDGE, LAB_PREFIX, LAB_STATE_DIR, PIN_ROOT, UNDERLAY_BITS, UNDERLAY_NS, WORLD_IP, WORLD_NS, labLayout, type ClusterLayout, type LabSpec, type NodeLayout } from './layout.js';
@@ -91,6 +93,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
     if (!spec.kubernetes) {
       progress(`cluster ${c.name} (id ${c.id}): etcd in ${c.cpNetns} at ${c.cpIp}:2379`);
       await issueEtcdPki(c);
+      await issueObserverPki(c);
       await startEtcd(c);
       await setupEtcdRbac(c);
     }
@@ -133,6 +136,8 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
         ipsecKeyFile: IPSEC_KEY_FILE,
         keyRotationIntervalSec: 86_400,
         keyRotationTimeoutSec: 60,
+        // The relay's way in: the node address, mutual TLS with the cluster's observer CA.
+        observer: { bufferSize: 10_000, listen: `${n.ip}:${OBSERVER_PORT}`, tls: nodeObserverFiles(c, n) },
       };
       mkdirSync(n.stateDir, { recursive: true });
       writeFileSync(join(n.stateDir, 'agent.json'), JSON.stringify(config, null, 1));
@@ -148,6 +153,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<LabState
       }, 60_000, () => tail(join(n.stateDir, 'agent.log')));
       progress(`node ${n.name}: agent ready`);
     }
+    if (!spec.kubernetes) await startRelay(c, progress);
     if (spec.kubernetes) {
       (state.kubernetes ??= {})[c.name] = await startKubernetes(c, clusters.length, progress, images!);
       writeFileSync(STATE_FILE, JSON.stringify(state, null, 1));
@@ -231,7 +237,7 @@ async function readMeshConfig(c: ClusterLayout): Promise<MeshConfig> {
     const ca = await clusterCa(c);
     const server = await issue(ca, `clustermesh-${c.name}`, { ips: [c.cpIp] });
     // What remotes may not claim: this cluster's pod range and the shared underlay (mesh-admission).
-    return { cluster: c.name, clusterId: c.id, etcd: [`${c.cpIp}:2379`], etcdTls: etcdClientFiles(c, APISERVER_USER), listen: `${c.cpIp}:${MESH_PORT}`, ca: ca.cert, cert: server.cert, key: server.key, remotes: [], etcdMaxTxnOps: 1024, podCidrs: [c.podRange], underlayCidrs: [`10.99.0.0/${UNDERLAY_BITS}`] };
+    return { cluster: c.name, clusterId: c.id, etcd: [`${c.cpIp}:2379`], etcdTls: etcdClientFiles(c, APISERVER_USER), listen: `${c.cpIp}:${MESH_PORT}`, ca: ca.cert, cert: server.cert, key: server.key, remotes: [], etcdMaxTxnOps: 1024, observer: { relay: `unix://${relaySocket(c)}` }, podCidrs: [c.podRange], underlayCidrs: [`10.99.0.0/${UNDERLAY_BITS}`] };
   }
 }
 
@@ -298,6 +304,40 @@ export function labWireGuardDevice(clusterId: number, nodeIndex: number): string
 }
 const LAB_WG_SOCKET = /^weftwg\d+n\d+b?\.sock$/;
 const WG_RUN_DIR = '/var/run/wireguard';
+
+/**
+ * (Re)starts the cluster's relay in its control-plane namespace (as the chart's Deployment runs
+ * beside the clustermesh-apiserver), on a unix socket the host's `weft observe` and the apiserver's
+ * forward reach, and waits until it reaches every node.
+ */
+export async function startRelay(c: ClusterLayout, progress: Progress): Promise<void> {
+  const dir = relayDir(c);
+  mkdirSync(dir, { recursive: true });
+  const config: RelayConfig = {
+    cluster: c.name,
+    socket: relaySocket(c),
+    peers: c.nodes.map((n) => `${n.ip}:${OBSERVER_PORT}`),
+    agentTls: relayClientFiles(c),
+    mesh: join(meshDir(c), 'config.json'),
+    refreshSeconds: 5,
+    sortWindowMs: 200,
+  };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 1));
+  const old = pidInNetns(c.cpNetns, `relay\0--config\0`);
+  if (old !== undefined) process.kill(old, 'SIGKILL');
+  const pid = spawnIn(c.cpNetns, [process.execPath, WEFT_CLI, 'relay', '--config', join(dir, 'config.json')], join(dir, 'relay.log'));
+  const client = new ObserverClient(`unix://${relaySocket(c)}`, { timeoutSeconds: 5 });
+  try {
+    await waitFor(`relay of cluster ${c.name}`, async () => {
+      if (!alive(pid)) throw new LabError(`The relay of ${c.name} exited: ${tail(join(dir, 'relay.log'))}`);
+      if (!existsSync(relaySocket(c))) return false;
+      return (await client.serverStatus(true).catch(() => undefined))?.numConnectedNodes === c.nodes.length;
+    }, 30_000, () => tail(join(dir, 'relay.log')));
+  } finally {
+    client.close();
+  }
+  progress(`cluster ${c.name}: relay ready, ${c.nodes.length} nodes`);
+}
 
 /** The pid of the cluster's clustermesh-apiserver, if one runs. */
 export function apiserverPid(c: Pick<ClusterLayout, 'cpNetns'>): number | undefined {

@@ -7,8 +7,10 @@ export { DEFAULT_LAST, historyLimit, type FlowSink, type ObserverBackend } from 
 export { ObserverServer, type ObserverServerOptions, type TlsFiles } from './server.js';
 export { ObserverClient, type ObserverClientOptions } from './client.js';
 export { compareTimestamps, formatTimestamp, parseSince, timestampFromMs, timestampFromNs, timestampMs } from './time.js';
-export { PROTO_FILE } from './proto.js';
+export { PROTO_FILE, observerProto } from './proto.js';
+export type { ObserverHandlers } from './gen/weft/observer/v1/Observer';
 export { compactLine, endpointText, flowJson, responseJsonpb, summaryText, TABLE_HEADERS, tableRow, tcpFlagsText } from './format.js';
 export { makeFlow } from './testing.js';
 export { Relay, type RelayOptions, type RemoteRelay } from './relay.js';
 export { TimeMerger } from './merge.js';
+export { loadRelayConfig, observerServerName, validateRelayConfig, type RelayConfig, type TlsPaths } from './relay-config.js';

@@ -146,7 +146,7 @@ export class Relay implements ObserverBackend {
     l.state = state;
     l.error = error;
     if (before === state) return;
-    const who = { cluster: l.cluster, node: l.node || undefined, address: l.address };
+    const who = { peer: l.remote ? `${l.cluster}/*` : `${l.cluster}/${l.node}`, address: l.address };
     if (state === 'NODE_CONNECTED') this.options.log.info({ ...who, from: before }, l.remote ? 'connected cluster relay reachable' : 'node reachable');
     else this.options.log.warn({ ...who, from: before, to: state, reason: error }, l.remote ? 'connected cluster relay not reachable' : 'node not reachable');
     for (const f of this.follows) {

@@ -7,13 +7,14 @@
 import { parseArgs } from 'node:util';
 import { compareTimestamps, compactLine, flowJson, responseJsonpb, TABLE_HEADERS, tableRow, type Flow, type GetFlowsResponse } from '@weft/observer';
 import { observersFor } from '../context.js';
-import { printTable, UsageError } from '../output.js';
+import { parseFormat, printJson, printTable, UsageError } from '../output.js';
 import { parseObserveFlags } from './observe-request.js';
 
 const FORMATS = ['compact', 'table', 'json', 'jsonpb'] as const;
 type Format = (typeof FORMATS)[number];
 
 export async function observe(argv: string[]): Promise<void> {
+  if (argv[0] === 'status' || argv[0] === 'nodes') return observerInfo(argv[0], argv.slice(1));
   const { request, rest } = parseObserveFlags(argv);
   const { values } = parseArgs({
     args: rest,
@@ -66,4 +67,24 @@ export async function observe(argv: string[]): Promise<void> {
     for (const { client } of sources) client.close();
   }
   if (rows.length > 0) printTable(TABLE_HEADERS, rows);
+}
+
+/** `weft observe status`: the relay's (or each agent's) ServerStatus; `weft observe nodes`: GetNodes with each node's state. */
+async function observerInfo(what: 'status' | 'nodes', argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { cluster: { type: 'string' }, server: { type: 'string' }, output: { type: 'string', short: 'o' } } });
+  const format = parseFormat(values.output);
+  const sources = observersFor({ cluster: values.cluster, server: values.server });
+  try {
+    if (what === 'status') {
+      const all = await Promise.all(sources.map(async ({ name, client }) => ({ name, ...(await client.serverStatus()) })));
+      if (format === 'json') return printJson(all.length === 1 ? all[0] : all);
+      printTable(['SERVER', 'FLOWS', 'MAX', 'SEEN', 'RATE/S', 'LOST (BPF)', 'LOST (STREAMS)', 'NODES', 'UNAVAILABLE'], all.map((s) => [s.name, s.numFlows, s.maxFlows, s.seenFlows, s.flowsRate.toFixed(1), s.lostBpfEvents, s.lostStreamFlows, s.numConnectedNodes, s.unavailableNodes.join(',') || '-']));
+      return;
+    }
+    const nodes = (await Promise.all(sources.map(({ client }) => client.getNodes()))).flat();
+    if (format === 'json') return printJson(nodes);
+    printTable(['CLUSTER', 'NODE', 'STATE', 'ADDRESS', 'FLOWS', 'SEEN', 'ERROR'], nodes.map((n) => [n.cluster, n.name || '*', n.state.replace(/^NODE_/, ''), n.address, n.numFlows, n.seenFlows, n.error || '-']));
+  } finally {
+    for (const { client } of sources) client.close();
+  }
 }

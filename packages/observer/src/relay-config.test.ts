@@ -1,0 +1,26 @@
+import assert from 'node:assert/strict';
+import { RelayConfigError } from './errors.js';
+import { validateRelayConfig } from './relay-config.js';
+
+describe('relay config', () => {
+  const ok = { cluster: 'c1', socket: '/run/weft/relay.sock', peers: ['10.99.1.11:4244'], agentTls: { ca: '/a/ca.crt', cert: '/a/r.crt', key: '/a/r.key' } };
+
+  it('fills in defaults', () => {
+    const c = validateRelayConfig(ok);
+    assert.equal(c.refreshSeconds, 10);
+    assert.equal(c.sortWindowMs, 200);
+  });
+
+  it('names the field and what is wrong', () => {
+    const cases: Array<[object, RegExp]> = [
+      [{ ...ok, peers: [] }, /peers: must list at least one/],
+      [{ ...ok, peers: ['10.99.1.11'] }, /peers\[0\]: "10\.99\.1\.11" is not host:port/],
+      [{ ...ok, agentTls: { ca: 'ca.crt', cert: '/c', key: '/k' } }, /agentTls\.ca: "ca\.crt" must be an absolute path/],
+      [{ ...ok, listen: '0.0.0.0:4245' }, /listen: needs tls/],
+      [{ ...ok, socket: undefined }, /needs socket or listen/],
+      [{ ...ok, bogus: 1 }, /bogus: is not a relay setting/],
+      [{ ...ok, cluster: 'C1' }, /cluster: "C1" must be/],
+    ];
+    for (const [raw, message] of cases) assert.throws(() => validateRelayConfig(raw, 'relay.json'), (e: Error) => e instanceof RelayConfigError && /^Invalid relay configuration relay\.json: /.test(e.message) && message.test(e.message), message.source);
+  });
+});
