@@ -63,6 +63,34 @@ describe('clustermesh: two clusters of two nodes (e2e, root)', function () {
     assert.equal(await probe('c1/demo/client', ['--udp', `${ip(c2, 'demo/echo-1')}:9090`]), true);
   });
 
+  it("shows both clusters' flows through one relay, live and merged by time", async () => {
+    // Follow through c1's relay (its nodes, and c2's through c2's clustermesh-apiserver and relay).
+    const follow = spawn(process.execPath, [WEFT, 'observe', '--follow', '--cluster', 'c1', '--from-pod', 'demo/client', '--to-port', '8081', '-o', 'json']);
+    let out = '';
+    follow.stdout.on('data', (d) => (out += d));
+    try {
+      const flows = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      const nodes = await weftJson(['observe', 'nodes', '--cluster', 'c1']);
+      assert.deepEqual(nodes.map((n) => `${n.cluster}/${n.name}:${n.state}`), ['c1/c1-node1:NODE_CONNECTED', 'c1/c1-node2:NODE_CONNECTED', 'c2/c2-node1:NODE_CONNECTED', 'c2/c2-node2:NODE_CONNECTED']);
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(await probe('c2/demo/client', ['--http', `http://${ip(c1, 'demo/echo-1')}:8081/`]), true);
+      // The connection's first packet leaves a c2 node and arrives at a c1 node: two flows, two clusters, in order.
+      await until(() => flows().some((f) => f.cluster === 'c1' && f.point === 'to-endpoint') && flows().some((f) => f.cluster === 'c2' && f.point === 'from-endpoint'), 'both sides of the connection in the relay', 10_000);
+      const got = flows();
+      const sent = got.find((f) => f.cluster === 'c2' && f.point === 'from-endpoint');
+      const received = got.find((f) => f.cluster === 'c1' && f.point === 'to-endpoint' && f.source.port === sent.source.port);
+      assert.ok(received, JSON.stringify(got));
+      assert.equal(sent.source.cluster, 'c2');
+      assert.equal(received.destination.cluster, 'c1');
+      assert.ok(got.indexOf(sent) < got.indexOf(received) && sent.time <= received.time, 'merged by time');
+      const status = await weftJson(['observe', 'status', '--cluster', 'c1']);
+      assert.equal(status.numConnectedNodes, 4);
+      assert.deepEqual(status.unavailableNodes, []);
+    } finally {
+      follow.kill('SIGINT');
+    }
+  });
+
   it('passes the connectivity test, with its cross-cluster and global-service cases', async () => {
     const r = await weftJson(['connectivity', 'test'], { timeout: 240_000 });
     assert.equal(r.failed, 0, JSON.stringify(r.results.filter((x) => !x.ok)));
