@@ -249,6 +249,24 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     assert.deepEqual([result.passed, result.failed], [10, 0]);
   });
 
+  it('reads every node of both clusters through one relay: the chart\'s Deployment, the agents\' observer ports, the clustermesh-apiservers', async () => {
+    const relay = (context, ...args) => kubectl(context, '-n', 'kube-system', 'exec', 'deploy/weft-relay', '--', 'weft', 'observe', ...args, '--server', 'unix:///var/run/weft-relay/relay.sock', '-o', 'json');
+    const all = state.clusters.flatMap((c) => c.nodes.map((n) => `${c.name}/${n.name}`)).sort();
+    let last = '';
+    await until(async () => {
+      const r = relay('weft-lab-c1', 'nodes');
+      last = r.stdout + r.stderr;
+      if (r.status !== 0) return false;
+      const nodes = JSON.parse(r.stdout);
+      return JSON.stringify(nodes.filter((n) => n.state === 'NODE_CONNECTED').map((n) => `${n.cluster}/${n.name}`).sort()) === JSON.stringify(all);
+    }, `c1's relay to reach ${all.join(', ')} (last answer: ${last})`, 90_000);
+    // The connectivity test's flows, from both clusters, through c1's relay.
+    const r = relay('weft-lab-c1', '--namespace', 'weft-conntest', '--last', '500');
+    assert.equal(r.status, 0, r.stderr);
+    const clusters = new Set(r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l).cluster));
+    assert.deepEqual([...clusters].sort(), ['c1', 'c2']);
+  });
+
   const globalService = async () => {
     const vip = json('weft-lab-c1', 'get', 'service', '-n', 'demo', 'web').spec.clusterIP;
     return probePod('weft-lab-c1', 'client', 'c1-node1', ['--attempts', '40', '--expect-clusters', 'c1,c2', '--http', `http://${vip}:80/`]);

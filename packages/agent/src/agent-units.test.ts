@@ -276,7 +276,7 @@ describe('flows', () => {
   const ctx = {
     cluster: 'c1',
     node: 'c1-node1',
-    bootTimeMs: 0,
+    bootTimeNs: 0n,
     podByIp: (ip: string) => (ip === '10.101.1.2' ? { namespace: 'demo', pod: 'client' } : undefined),
     labelsOf: (id: number) => (id === 65_800 ? LabelSet.parse(['k8s:app=client']) : undefined),
     ruleName: (id: number) => (id === 3 ? 'WeftNetworkPolicy/demo/p#ingress#0' : undefined),

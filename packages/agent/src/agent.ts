@@ -73,7 +73,8 @@ export class Agent {
   private kube: KubernetesSource | undefined;
   private weftNode: WeftNodePublisher | undefined;
   private readonly abort = new AbortController();
-  private readonly bootTimeMs: number;
+  /** Wall-clock time of CLOCK_MONOTONIC's zero (bpf_ktime_get_ns counts from it), in nanoseconds. */
+  private readonly bootTimeNs: bigint;
   private stopped = false;
   /** The start step in progress, for /v1/healthz; undefined once start() has finished. */
   private starting: string | undefined = 'starting';
@@ -88,7 +89,9 @@ export class Agent {
     this.log = logger ?? createLogger({ component: 'agent', cluster: config.cluster, node: config.node });
     const tls = readEtcdTls(config);
     this.kv = new KvClient({ endpoints: config.etcd, ...(tls ? { tls } : {}), retry: { maxAttempts: 10, initialMs: 100, maxMs: 2000 } });
-    this.bootTimeMs = Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
+    // performance.now() is sub-millisecond: flows of different nodes compare to well under the
+    // time a packet takes between them (Date.now() alone would be off by up to a millisecond).
+    this.bootTimeNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)) - process.hrtime.bigint();
     this.flows = new LocalObserver({ cluster: config.cluster, node: config.node, capacity: config.observer?.bufferSize ?? 10_000, nodes: () => this.observerNodes() });
   }
 
@@ -170,7 +173,7 @@ export class Agent {
     const flowContext = {
       cluster: c.cluster,
       node: c.node,
-      bootTimeMs: this.bootTimeMs,
+      bootTimeNs: this.bootTimeNs,
       podByIp: (ip: string) => this.cluster.endpointByIp(ip),
       labelsOf: (id: number) => this.allocator.lookupById(id) ?? this.cluster.remoteIdentities.get(id),
       ruleName: (id: number) => this.policy.ruleName(id),

@@ -14,7 +14,8 @@ import type { FlowSample } from './datapath-port.js';
 export interface FlowContext {
   cluster: string;
   node: string;
-  bootTimeMs: number;
+  /** Wall-clock time of CLOCK_MONOTONIC's zero, in nanoseconds. */
+  bootTimeNs: bigint;
   podByIp(ip: string): { namespace: string; pod: string } | undefined;
   labelsOf(identity: number): LabelSet | undefined;
   ruleName(id: number): string | undefined;
@@ -50,7 +51,7 @@ export function enrich(s: FlowSample, ctx: FlowContext): Flow {
   const x = s as FlowSample & EventExtras;
   const point = POINTS[s.point] ?? `unknown-${s.point}`;
   const isReply = (s.flags & FlowFlag.reply) !== 0;
-  const totalNs = BigInt(ctx.bootTimeMs) * 1_000_000n + s.timestampNs;
+  const totalNs = ctx.bootTimeNs + s.timestampNs;
   let service: FlowService | null = null;
   if (x.serviceAddr) {
     const svc = ctx.serviceAt?.(x.serviceAddr, x.servicePort ?? 0, PROTOCOLS[s.protocol] ?? '');

@@ -173,8 +173,14 @@ export function loadMeshConfig(path: string): MeshConfig {
   if (raw.kubeconfig !== undefined && (typeof raw.kubeconfig !== 'string' || raw.kubeconfig === '')) throw new MeshConfigError(`${path}: kubeconfig must be a file path`);
   if (raw.remotesDir !== undefined && (typeof raw.remotesDir !== 'string' || raw.remotesDir === '')) throw new MeshConfigError(`${path}: remotesDir must be a directory path`);
   if (raw.observer !== undefined) {
-    const relay = (raw.observer as { relay?: unknown } | null)?.relay;
-    if (typeof relay !== 'string' || !/^unix:\/\/\/\S+$/.test(relay)) throw new MeshConfigError(`${path}: observer.relay must be the relay's unix socket (unix:///path), got ${JSON.stringify(relay)}`);
+    const o = (raw.observer ?? {}) as { relay?: unknown; tls?: Record<string, unknown>; serverName?: unknown };
+    const unix = typeof o.relay === 'string' && /^unix:\/\/\/\S+$/.test(o.relay);
+    if (typeof o.relay !== 'string' || !(unix || /^(\$\{[A-Z_][A-Z0-9_]*\}|[A-Za-z0-9.-]+):\d{1,5}$/.test(o.relay))) throw new MeshConfigError(`${path}: observer.relay must be the relay's unix socket (unix:///path) or host:port, got ${JSON.stringify(o.relay)}`);
+    if (!unix) {
+      if (typeof o.tls !== 'object' || o.tls === null) throw new MeshConfigError(`${path}: observer.tls is needed for a relay at host:port (mutual TLS: ca, cert, key file paths)`);
+      for (const k of ['ca', 'cert', 'key']) if (typeof o.tls[k] !== 'string' || !(o.tls[k] as string).startsWith('/')) throw new MeshConfigError(`${path}: observer.tls.${k} must be an absolute file path`);
+    }
+    if (o.serverName !== undefined && (typeof o.serverName !== 'string' || !/^[A-Za-z0-9.-]+$/.test(o.serverName))) throw new MeshConfigError(`${path}: observer.serverName must be a DNS name, got ${JSON.stringify(o.serverName)}`);
   }
   return raw;
 }

@@ -4,12 +4,26 @@
  * (as for Sync), and gets this cluster's flows only: every call is passed to the local relay with
  * `localOnly`, so a remote can neither reach a third cluster through us nor loop back to itself.
  */
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '@weft/common';
-import { ObserverClient, type ObserverHandlers } from '@weft/observer';
+import { expandEnv, ObserverClient, type ObserverHandlers } from '@weft/observer';
+import { MeshConfigError } from './errors.js';
+import type { MeshConfig } from './types.js';
 
-export function observerForward(relayAddress: string, isRemote: (cn: string | undefined) => boolean, log: Logger): { handlers: ObserverHandlers; close: () => void } {
-  const relay = new ObserverClient(relayAddress, { timeoutSeconds: 10 });
+export function observerForward(config: NonNullable<MeshConfig['observer']>, isRemote: (cn: string | undefined) => boolean, log: Logger): { handlers: ObserverHandlers; close: () => void } {
+  const address = expandEnv(config.relay, process.env, (problem) => {
+    throw new MeshConfigError(`observer.relay ${JSON.stringify(config.relay)}: ${problem}`);
+  });
+  const read = (k: 'ca' | 'cert' | 'key'): Buffer => {
+    try {
+      return readFileSync(config.tls![k]);
+    } catch (err) {
+      throw new MeshConfigError(`observer.tls.${k}: cannot read ${JSON.stringify(config.tls![k])}: ${(err as Error).message}`);
+    }
+  };
+  const tls = config.tls ? { ca: read('ca'), cert: read('cert'), key: read('key'), ...(config.serverName ? { serverName: config.serverName } : {}) } : undefined;
+  const relay = new ObserverClient(address, { timeoutSeconds: 10, ...(tls ? { tls } : {}) });
   const refuse = (call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "getAuthContext">): grpc.ServiceError | undefined => {
     const subject = call.getAuthContext().sslPeerCertificate?.subject?.CN;
     const cn = typeof subject === 'string' ? subject : undefined;

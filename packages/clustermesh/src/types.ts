@@ -57,10 +57,13 @@ export const DEFAULT_LIMITS: Readonly<MeshLimits> = { identities: 20_000, nodes:
 export interface MeshConfig {
   cluster: string;
   /**
-   * The cluster's relay (`unix:///path`): connected clusters' relays ask it for this cluster's
-   * flows through this apiserver's port (observer-forward.ts). Absent: they get UNIMPLEMENTED.
+   * The cluster's relay: connected clusters' relays ask it for this cluster's flows through this
+   * apiserver's port (observer-forward.ts); absent, they get UNIMPLEMENTED. `relay` is `unix:///path`
+   * or host:port (`${NAME}` read from the environment: the chart's Service link variable), the
+   * latter with `tls` (PEM file paths: the observer CA, our client certificate and key) and the name
+   * the relay's certificate carries (`serverName`).
    */
-  observer?: { relay: string };
+  observer?: { relay: string; tls?: { ca: string; cert: string; key: string }; serverName?: string };
   clusterId: number;
   etcd: string[];
   /**

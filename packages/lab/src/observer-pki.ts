@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCa, issue, type Pem } from '@weft/kvstore';
-import { observerServerName } from '@weft/observer';
+import { observerServerName, peerServerName } from '@weft/observer';
 import type { TlsFiles } from './etcd-pki.js';
 import { LAB_STATE_DIR, type ClusterLayout, type NodeLayout } from './layout.js';
 
@@ -42,6 +42,6 @@ export async function issueObserverPki(c: ClusterLayout): Promise<void> {
   write(relayClientFiles(c), await issue(ca, 'weft-relay'));
   for (const n of c.nodes) {
     mkdirSync(n.stateDir, { recursive: true });
-    write(nodeObserverFiles(c, n), await issue(ca, n.name, { ips: [n.ip], dnsNames: [observerServerName(c.name, n.name)] }));
+    write(nodeObserverFiles(c, n), await issue(ca, n.name, { ips: [n.ip], dnsNames: [observerServerName(c.name, n.name), peerServerName(c.name)] }));
   }
 }

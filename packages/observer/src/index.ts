@@ -13,4 +13,4 @@ export { compactLine, endpointText, flowJson, responseJsonpb, summaryText, TABLE
 export { makeFlow } from './testing.js';
 export { Relay, type RelayOptions, type RemoteRelay } from './relay.js';
 export { TimeMerger } from './merge.js';
-export { loadRelayConfig, observerServerName, validateRelayConfig, type RelayConfig, type TlsPaths } from './relay-config.js';
+export { expandEnv, loadRelayConfig, observerServerName, peerServerName, validateRelayConfig, type RelayConfig, type TlsPaths } from './relay-config.js';

@@ -11,6 +11,11 @@ describe('relay config', () => {
     assert.equal(c.sortWindowMs, 200);
   });
 
+  it('reads ${NAME} in peers from the environment', () => {
+    assert.deepEqual(validateRelayConfig({ ...ok, peers: ['${WEFT_NODE_IP}:4244'] }, 'r', { WEFT_NODE_IP: '10.0.0.7' }).peers, ['10.0.0.7:4244']);
+    assert.throws(() => validateRelayConfig({ ...ok, peers: ['${WEFT_NODE_IP}:4244'] }, 'r', {}), /peers\[0\]: "\$\{WEFT_NODE_IP\}:4244": environment variable WEFT_NODE_IP is not set/);
+  });
+
   it('names the field and what is wrong', () => {
     const cases: Array<[object, RegExp]> = [
       [{ ...ok, peers: [] }, /peers: must list at least one/],

@@ -4,7 +4,10 @@
  *   cluster        the cluster it serves
  *   socket         a unix socket to serve on (local tools, the clustermesh-apiserver's forward)
  *   listen, tls    host:port to serve on with mutual TLS (clients with certificates of tls.ca)
- *   peers          agents' observer addresses (host:port) to read the node list from; the first that answers
+ *   peers          agents' observer addresses (host:port) to read the node list from; the first that
+ *                  answers. `${NAME}` is replaced by the environment variable NAME (the chart passes
+ *                  the relay's own node IP: the agent there is a peer); the agent's certificate must
+ *                  name `peer.<cluster>.observer.weft.io`
  *   agentTls       the CA of the agents' server certificates and the relay's client certificate;
  *                  an agent's certificate must name `<node>.<cluster>.observer.weft.io`
  *   mesh           the clustermesh-apiserver's configuration file: the connected clusters, their
@@ -35,7 +38,19 @@ export interface RelayConfig {
 
 /** The name an agent's observer certificate carries: one per node, or a wildcard per cluster. */
 export function observerServerName(cluster: string, node: string): string {
-  return `${node}.${cluster}.observer.weft.io`;
+  // One DNS label per node, so a certificate for *.<cluster>.observer.weft.io names every node
+  // (a wildcard covers one label; node names may be FQDNs).
+  return `${node.replace(/\./g, '-')}.${cluster}.observer.weft.io`;
+}
+
+/** The name any agent's certificate carries for a relay that reads the node list from it. */
+export function peerServerName(cluster: string): string {
+  return observerServerName(cluster, 'peer');
+}
+
+/** `${NAME}` in `text` replaced by environment variable NAME; an unset or empty one is an error naming it. */
+export function expandEnv(text: string, env: NodeJS.ProcessEnv, fail: (problem: string) => never): string {
+  return text.replace(/\$\{([A-Z_][A-Z0-9_]*)\}/g, (_, name: string) => env[name] || fail(`environment variable ${name} is not set`));
 }
 
 export function loadRelayConfig(path: string): RelayConfig {
@@ -50,7 +65,7 @@ export function loadRelayConfig(path: string): RelayConfig {
 
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 
-export function validateRelayConfig(raw: unknown, source = 'relay config'): RelayConfig {
+export function validateRelayConfig(raw: unknown, source = 'relay config', env: NodeJS.ProcessEnv = process.env): RelayConfig {
   const fail = (field: string, problem: string): never => {
     throw new RelayConfigError(source, `${field}: ${problem}`);
   };
@@ -69,12 +84,14 @@ export function validateRelayConfig(raw: unknown, source = 'relay config'): Rela
   };
   if (typeof c.cluster !== 'string' || !/^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/.test(c.cluster)) fail('cluster', `${JSON.stringify(c.cluster)} must be 1-32 lowercase letters, digits or '-'`);
   if (!Array.isArray(c.peers) || c.peers.length === 0) fail('peers', 'must list at least one agent observer address (host:port)');
-  (c.peers as unknown[]).forEach((p, i) => {
-    if (typeof p !== 'string' || !HOST_PORT.test(p)) fail(`peers[${i}]`, `${JSON.stringify(p)} is not host:port`);
+  const peers = (c.peers as unknown[]).map((p, i) => {
+    const expanded = typeof p === 'string' ? expandEnv(p, env, (problem) => fail(`peers[${i}]`, `${JSON.stringify(p)}: ${problem}`)) : p;
+    if (typeof expanded !== 'string' || !HOST_PORT.test(expanded)) fail(`peers[${i}]`, `${JSON.stringify(p)} is not host:port`);
+    return expanded as string;
   });
   const out: RelayConfig = {
     cluster: c.cluster as string,
-    peers: [...(c.peers as string[])],
+    peers,
     agentTls: tls('agentTls', c.agentTls),
     refreshSeconds: num(c.refreshSeconds, 10, 1, 3600, 'refreshSeconds', fail),
     sortWindowMs: num(c.sortWindowMs, 200, 0, 10_000, 'sortWindowMs', fail),

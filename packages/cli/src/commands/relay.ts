@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadMeshConfig, resolveRemotes } from '@weft/clustermesh/config';
 import { createLogger } from '@weft/common';
-import { loadRelayConfig, ObserverClient, ObserverServer, observerServerName, Relay, RelayConfigError, type ObserverNode, type RemoteRelay, type TlsPaths } from '@weft/observer';
+import { loadRelayConfig, ObserverClient, ObserverServer, observerServerName, peerServerName, Relay, RelayConfigError, type ObserverNode, type RemoteRelay, type TlsPaths } from '@weft/observer';
 import { UsageError } from '../output.js';
 
 export async function relay(argv: string[]): Promise<void> {
@@ -22,7 +22,7 @@ export async function relay(argv: string[]): Promise<void> {
   const discover = async (): Promise<ObserverNode[]> => {
     const errors: string[] = [];
     for (const peer of config.peers) {
-      const client = new ObserverClient(peer, { tls: agentTls, timeoutSeconds: 5 });
+      const client = new ObserverClient(peer, { tls: { ...agentTls, serverName: peerServerName(config.cluster) }, timeoutSeconds: 5 });
       try {
         return await client.getNodes(true);
       } catch (err) {
