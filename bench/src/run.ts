@@ -15,6 +15,10 @@ const benches: Record<string, () => Promise<unknown>> = {
   policyscale: async () => (await import('./policyscale.js')).main(),
   regenerate: async () => (await import('./regenerate.js')).main(),
   pods: async () => (await import('./pods.js')).main(),
+  observe: async () => (await import('./observe.js')).main(),
+  /** The `observe` benchmark's node and relay processes. */
+  'observe-node': async () => (await import('./observe.js')).node(),
+  'observe-relay': async () => (await import('./observe.js')).relay(),
 };
 
 async function run(): Promise<void> {

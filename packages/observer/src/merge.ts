@@ -1,11 +1,12 @@
 /**
- * TimeMerger: flows from several streams, put back in time order. Each stream is in order; between
- * streams a flow may arrive late by up to the window. Flows wait `windowMs` (by arrival) and leave
- * oldest first; a full buffer lets its oldest go at once, so memory stays bounded and nothing is
- * dropped. Hubble's relay does the same with its sort buffer and drain timeout.
+ * TimeMerger: flows from several streams, each in time order, put back in one time order. A flow
+ * leaves as soon as every other stream has sent one at least as recent (none of them can still
+ * send an earlier one), or once it has waited `windowMs` for a stream that is quiet; a full buffer
+ * lets its oldest go at once, so memory stays bounded and nothing is dropped. With busy streams a
+ * flow waits only for the slowest of them; Hubble's relay waits its whole sort window instead.
  */
 import { compareTimestamps } from './time.js';
-import type { Flow } from './types.js';
+import type { Flow, Timestamp } from './types.js';
 
 interface Pending {
   flow: Flow;
@@ -15,6 +16,10 @@ interface Pending {
 export class TimeMerger {
   private heap: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /** The latest flow time each open stream has sent (null: none yet). */
+  private readonly latest = new Map<string, Timestamp | null>();
+  /** A lower bound of every stream's latest time, recomputed only when a flow waits on it. */
+  private floor: Timestamp | null = null;
 
   constructor(
     private readonly emit: (flow: Flow) => void,
@@ -22,24 +27,56 @@ export class TimeMerger {
     private readonly maxBuffered = 10_000,
   ) {}
 
-  push(flow: Flow): void {
-    heapPush(this.heap, { flow, at: Date.now() });
-    if (this.heap.length > this.maxBuffered) this.emit(heapPop(this.heap)!.flow);
-    this.timer ??= setInterval(() => this.drain(false), Math.max(10, this.windowMs / 2)).unref();
+  /** A stream opened: until it sends, flows wait for it (at most the window). */
+  open(source: string): void {
+    if (!this.latest.has(source)) this.latest.set(source, null);
+    this.floor = null;
   }
 
-  /** Emits what has waited its window (everything with `all`). */
+  /** A stream ended: nothing waits for it any more. */
+  end(source: string): void {
+    this.latest.delete(source);
+    this.floor = null;
+    this.drain(false);
+  }
+
+  push(flow: Flow, source: string): void {
+    const prev = this.latest.get(source);
+    if (flow.time && (prev === undefined || prev === null || compareTimestamps(flow.time, prev) > 0)) this.latest.set(source, flow.time);
+    heapPush(this.heap, { flow, at: Date.now() });
+    if (this.heap.length > this.maxBuffered) this.emit(heapPop(this.heap)!.flow);
+    this.drain(false);
+    if (this.heap.length > 0) this.timer ??= setInterval(() => this.drain(false), Math.max(5, this.windowMs / 4)).unref();
+  }
+
+  /** Emits what no stream can precede any more, or has waited its window (everything with `all`). */
   drain(all: boolean): void {
     const cutoff = Date.now() - this.windowMs;
-    // The heap is ordered by flow time; a flow that arrived recently holds back the later ones.
-    while (this.heap.length > 0 && (all || this.heap[0]!.at <= cutoff)) this.emit(heapPop(this.heap)!.flow);
+    while (this.heap.length > 0) {
+      const top = this.heap[0]!;
+      if (!all && top.at > cutoff && !this.safe(top.flow.time)) break;
+      this.emit(heapPop(this.heap)!.flow);
+    }
     if (this.heap.length === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
     }
   }
 
-  close(): void {
+  /** Every open stream has sent a flow at least as recent as `t`. */
+  private safe(t: Timestamp | null): boolean {
+    if (this.floor && compareTimestamps(t, this.floor) <= 0) return true;
+    let min: Timestamp | null = null;
+    for (const latest of this.latest.values()) {
+      if (latest === null) return false;
+      if (min === null || compareTimestamps(latest, min) < 0) min = latest;
+    }
+    this.floor = min;
+    return min !== null && compareTimestamps(t, min) <= 0;
+  }
+
+  /** Emits everything left (the follow ended). */
+  finish(): void {
     this.drain(true);
     clearInterval(this.timer);
     this.timer = undefined;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType } from './gen/observer';
+import { decodeFlowsResponse, encodeFlowsResponse } from './codec.js';
 
 export const PROTO_FILE = join(__dirname, '..', 'proto', 'observer.proto');
 
@@ -15,7 +16,13 @@ export const LOADER_OPTIONS: protoLoader.Options = { longs: Number, enums: Strin
 let loaded: ProtoGrpcType | undefined;
 
 export function observerProto(): ProtoGrpcType {
-  loaded ??= grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS)) as unknown as ProtoGrpcType;
+  if (!loaded) {
+    const definition = protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS);
+    // The per-flow message by the hand codec (codec.ts): the same bytes, a fraction of the CPU.
+    const getFlows = (definition['weft.observer.v1.Observer'] as protoLoader.ServiceDefinition).GetFlows!;
+    Object.assign(getFlows, { responseSerialize: encodeFlowsResponse, responseDeserialize: decodeFlowsResponse });
+    loaded = grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
+  }
   return loaded;
 }
 

@@ -176,7 +176,7 @@ export class Relay implements ObserverBackend {
     });
     this.follows.delete(follow);
     for (const s of follow.streams.values()) s.abort();
-    follow.merger.close();
+    follow.merger.finish();
   }
 
   private async history(request: GetFlowsRequest, links: Link[], sink: FlowSink, signal: AbortSignal): Promise<void> {
@@ -200,9 +200,10 @@ export class Relay implements ObserverBackend {
     if (f.streams.has(l.key) || f.signal.aborted) return;
     const ac = new AbortController();
     f.streams.set(l.key, ac);
+    f.merger.open(l.key);
     const request = joined ? { ...this.forward(f.request, l), number: 0, since: null } : this.forward(f.request, l);
     l.client
-      .getFlows(request, (r) => this.pass(r, f.sink, (flow) => f.merger.push(flow)), ac.signal)
+      .getFlows(request, (r) => this.pass(r, f.sink, (flow) => f.merger.push(flow, l.key)), ac.signal)
       .then(
         () => {
           if (!ac.signal.aborted && !f.signal.aborted) f.sink.nodeStatus({ state: 'NODE_UNAVAILABLE', cluster: l.cluster, node: l.node, message: 'its stream ended' });
@@ -214,7 +215,9 @@ export class Relay implements ObserverBackend {
         },
       )
       .finally(() => {
-        if (f.streams.get(l.key) === ac) f.streams.delete(l.key);
+        if (f.streams.get(l.key) !== ac) return;
+        f.streams.delete(l.key);
+        f.merger.end(l.key);
       });
   }
 

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import * as protoLoader from '@grpc/proto-loader';
+import { seededRandom } from '@weft/common';
+import { decodeFlowsResponse, encodeFlowsResponse } from './codec.js';
+import { tcpFlagsFromByte } from './filter.js';
+import { LOADER_OPTIONS, PROTO_FILE } from './proto.js';
+import { makeFlow } from './testing.js';
+
+describe('the GetFlowsResponse codec', () => {
+  // protobufjs by reflection, as proto-loader serializes without our codec: the reference.
+  const reference = (protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS)['weft.observer.v1.Observer'] as protoLoader.ServiceDefinition).GetFlows!;
+  const random = seededRandom(7);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+  const word = (): string => pick(['', 'a', 'web-7f9c', 'k8s:app=web', 'weft-conntest', 'ünïcode/名前', 'x'.repeat(300)]);
+  const num = (): number => pick([0, 1, 127, 128, 65535, 4_294_967_295, Math.floor(random() * 2 ** 32)]);
+  const randomFlow = () =>
+    makeFlow({
+      time: pick([null, { seconds: 0, nanos: 0 }, { seconds: 1_790_000_000, nanos: Math.floor(random() * 1e9) }]),
+      cluster: word(), node: word(), verdict: pick(['VERDICT_UNKNOWN', 'FORWARDED', 'DROPPED', 'AUDIT'] as const), dropReason: word(), dropReasonCode: num(), point: word(),
+      trafficDirection: pick(['TRAFFIC_DIRECTION_UNKNOWN', 'INGRESS', 'EGRESS'] as const), protocol: word(),
+      source: { ip: word(), port: num() & 0xffff, identity: num(), namespace: word(), pod: word(), labels: Array.from({ length: Math.floor(random() * 4) }, word), cluster: word() },
+      destination: { ip: word(), port: num() & 0xffff, identity: num(), namespace: word(), pod: word(), labels: [word()], cluster: word() },
+      destinationService: pick([null, { namespace: word(), name: word(), ip: word(), port: num() & 0xffff }]),
+      tcpFlags: pick([null, tcpFlagsFromByte(Math.floor(random() * 256))]),
+      isReply: random() < 0.5, newConnection: random() < 0.5, encrypted: random() < 0.5, tunneled: random() < 0.5, related: random() < 0.5, policy: word(), length: num(),
+    });
+
+  // protobufjs writes a field set to its default too; proto3 leaves it out, as we do. Both are the
+  // same message: what matters is that each side reads the other's bytes as the same object.
+  const sameBothWays = (message: object, what: string): void => {
+    const ours = encodeFlowsResponse(message as never);
+    const theirs = reference.responseSerialize(message) as Buffer;
+    const expected = reference.responseDeserialize(theirs);
+    assert.deepEqual(reference.responseDeserialize(ours), expected, `${what}: protobufjs reads our bytes`);
+    assert.deepEqual(decodeFlowsResponse(theirs), expected, `${what}: we read protobufjs's bytes`);
+    assert.ok(ours.length <= theirs.length, `${what}: defaults left out`);
+  };
+
+  it('writes what protobufjs reads as the same message, and reads what protobufjs writes, for 2,000 random flows', () => {
+    for (let i = 0; i < 2000; i++) {
+      const f = randomFlow();
+      sameBothWays({ flow: f, cluster: f.cluster, node: f.node, time: f.time }, `flow #${i}`);
+    }
+  });
+
+  it('does the same for lost events and node states', () => {
+    for (const message of [
+      { lostEvents: { source: 'STREAM_QUEUE', numEventsLost: 12345, cluster: 'c1', node: 'n1' }, cluster: 'c1', node: 'n1' },
+      { lostEvents: { source: 'BPF_RING_BUFFER', numEventsLost: 2 ** 40, cluster: '', node: '' } },
+      { nodeStatus: { state: 'NODE_UNAVAILABLE', cluster: 'c2', node: 'n9', message: 'connect ECONNREFUSED' }, cluster: 'c2', node: 'n9' },
+    ]) sameBothWays(message, JSON.stringify(message));
+  });
+
+  it('reads what another encoder may write: fields out of order, unknown fields skipped', () => {
+    const f = randomFlow();
+    const bytes = reference.responseSerialize({ flow: f, cluster: 'c9', node: 'n9' }) as Buffer;
+    // An unknown field (number 99, a string) before the rest: skipped.
+    const unknown = Buffer.from([0x9a, 0x06, 0x03, 0x61, 0x62, 0x63]);
+    assert.deepEqual(decodeFlowsResponse(Buffer.concat([unknown, bytes])), reference.responseDeserialize(bytes));
+  });
+});
