@@ -37,6 +37,21 @@ describe('TimeMerger', () => {
     m.finish();
   });
 
+  it('waits longer for a stream that may lag more (another relay\'s merge)', async () => {
+    const out: Flow[] = [];
+    const m = new TimeMerger((f) => out.push(f), 30);
+    m.open('node');
+    m.open('remote', 150);
+    m.push(at(10), 'node');
+    await new Promise((r) => setTimeout(r, 80));
+    assert.deepEqual(lengths(out), [], 'past the window, within the remote stream\'s lag');
+    m.push(at(5), 'remote');
+    assert.deepEqual(lengths(out), [5]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(lengths(out), [5, 10]);
+    m.finish();
+  });
+
   it('lets the oldest go when its buffer is full', () => {
     const out: Flow[] = [];
     const m = new TimeMerger((f) => out.push(f), 60_000, 3);

@@ -18,6 +18,9 @@ export class TimeMerger {
   private timer: NodeJS.Timeout | undefined;
   /** The latest flow time each open stream has sent (null: none yet). */
   private readonly latest = new Map<string, Timestamp | null>();
+  /** How late each open stream's flows may arrive, when more than the window. */
+  private readonly lags = new Map<string, number>();
+  private maxLag: number;
   /** A lower bound of every stream's latest time, recomputed only when a flow waits on it. */
   private floor: Timestamp | null = null;
 
@@ -25,17 +28,23 @@ export class TimeMerger {
     private readonly emit: (flow: Flow) => void,
     private readonly windowMs = 200,
     private readonly maxBuffered = 10_000,
-  ) {}
+  ) {
+    this.maxLag = windowMs;
+  }
 
-  /** A stream opened: until it sends, flows wait for it (at most the window). */
-  open(source: string): void {
+  /** A stream opened: until it sends, flows wait for it (at most its lag, default the window). */
+  open(source: string, lagMs = this.windowMs): void {
     if (!this.latest.has(source)) this.latest.set(source, null);
+    if (lagMs > this.windowMs) this.lags.set(source, lagMs);
+    this.maxLag = Math.max(this.windowMs, ...this.lags.values());
     this.floor = null;
   }
 
   /** A stream ended: nothing waits for it any more. */
   end(source: string): void {
     this.latest.delete(source);
+    this.lags.delete(source);
+    this.maxLag = Math.max(this.windowMs, ...this.lags.values());
     this.floor = null;
     this.drain(false);
   }
@@ -51,7 +60,7 @@ export class TimeMerger {
 
   /** Emits what no stream can precede any more, or has waited its window (everything with `all`). */
   drain(all: boolean): void {
-    const cutoff = Date.now() - this.windowMs;
+    const cutoff = Date.now() - this.maxLag;
     while (this.heap.length > 0) {
       const top = this.heap[0]!;
       if (!all && top.at > cutoff && !this.safe(top.flow.time)) break;

@@ -200,7 +200,8 @@ export class Relay implements ObserverBackend {
     if (f.streams.has(l.key) || f.signal.aborted) return;
     const ac = new AbortController();
     f.streams.set(l.key, ac);
-    f.merger.open(l.key);
+    // A connected cluster's relay sends what its own merge let go: up to its window late, and more.
+    f.merger.open(l.key, l.remote ? 3 * (this.options.sortWindowMs ?? 200) + 100 : undefined);
     const request = joined ? { ...this.forward(f.request, l), number: 0, since: null } : this.forward(f.request, l);
     l.client
       .getFlows(request, (r) => this.pass(r, f.sink, (flow) => f.merger.push(flow, l.key)), ac.signal)
