@@ -28,6 +28,8 @@ const SECONDS = Number(process.env.WEFT_BENCH_SECONDS ?? 5);
 const NODES = (process.env.WEFT_BENCH_NODES ?? '1,4,8').split(',').map(Number);
 const RATES = (process.env.WEFT_BENCH_RATES ?? '10000,50000').split(',').map(Number);
 const CLK_TCK = 100;
+/** As `weft relay` holds back for a slow reader: a relay gathers many nodes' bursts. */
+const RELAY_QUEUE = 50_000;
 
 const wallNs = (): bigint => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 
@@ -82,7 +84,7 @@ export async function relay(): Promise<void> {
   const [socket, ...nodes] = process.argv.slice(3);
   const discover = async (): Promise<ObserverNode[]> => nodes.map((s, i) => ({ name: `n${i + 1}`, cluster: 'c1', address: `unix://${s}`, state: 'NODE_STATE_UNKNOWN', version: '', uptimeNs: 0, numFlows: 0, maxFlows: 0, seenFlows: 0, error: '' }));
   const r = new Relay({ cluster: 'c1', discover, dial: (n) => new ObserverClient(n.address), refreshMs: 10_000, log: silentLogger() });
-  const server = new ObserverServer({ backend: r, cluster: 'c1', node: 'relay', socket: socket!, log: silentLogger() });
+  const server = new ObserverServer({ backend: r, cluster: 'c1', node: 'relay', socket: socket!, queueLimit: RELAY_QUEUE, log: silentLogger() });
   await r.start();
   await server.start();
   process.on('SIGTERM', () => {
@@ -99,7 +101,7 @@ function cpuSeconds(pid: number): number {
 }
 
 function start(args: string[]): { child: ChildProcess; lines: string[]; ready: Promise<void> } {
-  const child = spawn(process.execPath, [join(__dirname, 'run.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...(process.env.WEFT_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WEFT_BENCH_PROF}`] : []), join(__dirname, 'run.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: string[] = [];
   let buf = '';
   const ready = new Promise<void>((resolve, reject) => {
@@ -133,13 +135,17 @@ async function runOne(nodes: number, rate: number): Promise<Record<string, numbe
     const client = new ObserverClient(`unix://${relaySocket}`);
     let delivered = 0;
     let lostReported = 0;
+    const lostBy: Record<string, number> = {};
     const latencies: number[] = [];
     const ac = new AbortController();
     const following = client.getFlows({ follow: true }, (r) => {
       if (r.flow) {
         // One in 16 for the latency sample: a sort of every flow would cost more than it tells.
         if ((delivered++ & 15) === 0) latencies.push(Number(wallNs()) / 1e6 - timestampMs(r.flow.time));
-      } else if (r.lostEvents) lostReported += Number(r.lostEvents.numEventsLost);
+      } else if (r.lostEvents) {
+        lostReported += Number(r.lostEvents.numEventsLost);
+        lostBy[r.lostEvents.node] = (lostBy[r.lostEvents.node] ?? 0) + Number(r.lostEvents.numEventsLost);
+      }
     }, ac.signal);
     // Every node followed by the relay, and the relay by us, before the first flow is made.
     await new Promise((r) => setTimeout(r, 500));
@@ -158,6 +164,7 @@ async function runOne(nodes: number, rate: number): Promise<Record<string, numbe
       last = delivered;
     }
     const elapsed = (Date.now() - t0) / 1000;
+    if (Object.keys(lostBy).length) progress(`  lost by: ${JSON.stringify(lostBy)}`);
     const client1 = process.cpuUsage(before.client);
     const after = { agents: pids.agents.map(cpuSeconds), relay: cpuSeconds(pids.relay) };
     ac.abort();

@@ -105,7 +105,7 @@ export class ClusterMeshApiServer {
     });
     if (this.config.observer?.relay) {
       const isRemote = (cn: string | undefined): boolean => cn !== undefined && this.remotes.some((r) => r.name === cn) && !this.problems.some((p) => p.remote === cn);
-      const forward = observerForward(this.config.observer, isRemote, this.log.child({ component: 'observer-forward' }));
+      const forward = observerForward(this.config.observer, this.config.cluster, isRemote, this.log.child({ component: 'observer-forward' }));
       this.server.addService(observerProto().weft.observer.v1.Observer.service, forward.handlers);
       this.closeObserver = forward.close;
     }

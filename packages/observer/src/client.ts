@@ -9,6 +9,7 @@ import { MAX_MESSAGE_BYTES, observerProto } from './proto.js';
 import type { ObserverClient as GeneratedClient } from './gen/weft/observer/v1/Observer';
 import type { TlsFiles } from './server.js';
 import type { GetFlowsRequestInput, GetFlowsResponse, ObserverNode, ServerStatus } from './types.js';
+import type { GetFlowBatchesResponse__Output as GetFlowBatchesResponse } from './gen/weft/observer/v1/GetFlowBatchesResponse';
 
 export interface ObserverClientOptions {
   tls?: TlsFiles & { serverName?: string };
@@ -36,6 +37,9 @@ export class ObserverClient {
       'grpc.use_local_subchannel_pool': 1,
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 5000,
+      // An 8 MiB receive window: at HTTP/2's default 64 KiB, a stream of flow batches waits for a
+      // window update every few hundred flows, and a busy reader's updates come late.
+      'grpc-node.flow_control_window': 8 << 20,
     };
     if (options.tls?.serverName) channel['grpc.ssl_target_name_override'] = options.tls.serverName;
     this.client = new Ctor(address, creds, channel) as unknown as GeneratedClient;
@@ -44,12 +48,13 @@ export class ObserverClient {
   /**
    * Streams the responses to `onResponse` until the server ends the stream (history only) or
    * `signal` aborts (then it resolves quietly). Rejects with ObserverUnavailableError, or with the
-   * server's INVALID_ARGUMENT message as one for a bad filter.
+   * server's INVALID_ARGUMENT message as one for a bad filter. Asks with GetFlowBatches (many
+   * responses to a message), or with GetFlows (`perMessage`: one each, as Hubble's clients do).
    */
-  getFlows(request: GetFlowsRequestInput, onResponse: (r: GetFlowsResponse) => void, signal?: AbortSignal): Promise<void> {
+  getFlows(request: GetFlowsRequestInput, onResponse: (r: GetFlowsResponse) => void, signal?: AbortSignal, options: { perMessage?: boolean } = {}): Promise<void> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return resolve();
-      const call = this.client.getFlows(request);
+      const call: grpc.ClientReadableStream<unknown> = options.perMessage ? this.client.getFlows(request) : this.client.getFlowBatches(request);
       const onAbort = (): void => call.cancel();
       signal?.addEventListener('abort', onAbort, { once: true });
       const done = (err?: Error): void => {
@@ -57,7 +62,8 @@ export class ObserverClient {
         if (err) reject(err);
         else resolve();
       };
-      call.on('data', onResponse);
+      if (options.perMessage) call.on('data', onResponse as (r: unknown) => void);
+      else call.on('data', (batch: GetFlowBatchesResponse) => batch.responses.forEach((r) => onResponse(r)));
       call.on('error', (err: grpc.ServiceError) => {
         if (err.code === grpc.status.CANCELLED && signal?.aborted) return done();
         done(new ObserverUnavailableError(this.address, err.details || err.message, { cause: err }));

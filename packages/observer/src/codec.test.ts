@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import * as protoLoader from '@grpc/proto-loader';
 import { seededRandom } from '@weft/common';
-import { decodeFlowsResponse, encodeFlowsResponse } from './codec.js';
+import { decodeFlowBatch, decodeFlowsResponse, encodeFlowBatch, encodeFlowsResponse } from './codec.js';
 import { tcpFlagsFromByte } from './filter.js';
 import { LOADER_OPTIONS, PROTO_FILE } from './proto.js';
 import { makeFlow } from './testing.js';
@@ -49,6 +49,16 @@ describe('the GetFlowsResponse codec', () => {
       { lostEvents: { source: 'BPF_RING_BUFFER', numEventsLost: 2 ** 40, cluster: '', node: '' } },
       { nodeStatus: { state: 'NODE_UNAVAILABLE', cluster: 'c2', node: 'n9', message: 'connect ECONNREFUSED' }, cluster: 'c2', node: 'n9' },
     ]) sameBothWays(message, JSON.stringify(message));
+  });
+
+  it('carries a batch of responses as protobufjs does', () => {
+    const batchRef = (protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS)['weft.observer.v1.Observer'] as protoLoader.ServiceDefinition).GetFlowBatches!;
+    const flows = Array.from({ length: 50 }, randomFlow);
+    const batch = { responses: [...flows.map((f) => ({ flow: f, cluster: f.cluster, node: f.node, time: f.time })), { lostEvents: { source: 'STREAM_QUEUE', numEventsLost: 3, cluster: 'c1', node: 'n1' } }] };
+    const expected = batchRef.responseDeserialize(batchRef.responseSerialize(batch));
+    assert.deepEqual(batchRef.responseDeserialize(encodeFlowBatch(batch as never)), expected);
+    assert.deepEqual(decodeFlowBatch(batchRef.responseSerialize(batch) as Buffer), expected);
+    assert.deepEqual(decodeFlowBatch(encodeFlowBatch({ responses: [] })), { responses: [] });
   });
 
   it('reads what another encoder may write: fields out of order, unknown fields skipped', () => {

@@ -90,6 +90,38 @@ function flow(w: Writer, f: Partial<Flow>): void {
 
 export function encodeFlowsResponse(r: ResponseInput): Buffer {
   const w = Writer.create();
+  writeResponse(w, r);
+  return w.finish() as Buffer;
+}
+
+/** GetFlowBatchesResponse: each response as field 1, length-delimited. */
+export function encodeFlowBatch(batch: { responses?: ResponseInput[] | null }): Buffer {
+  const w = Writer.create();
+  for (const r of batch.responses ?? []) {
+    w.uint32(10).fork();
+    writeResponse(w, r);
+    w.ldelim();
+  }
+  return w.finish() as Buffer;
+}
+
+export function decodeFlowBatch(buf: Buffer): { responses: GetFlowsResponse[] } {
+  const r = Reader.create(buf);
+  const responses: GetFlowsResponse[] = [];
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    if (tag !== 10) {
+      r.skipType(tag & 7);
+      continue;
+    }
+    const len = r.uint32();
+    responses.push(decodeFlowsResponse(buf.subarray(r.pos, r.pos + len)));
+    r.skip(len);
+  }
+  return { responses };
+}
+
+function writeResponse(w: Writer, r: ResponseInput): void {
   if (r.flow) {
     w.uint32(10).fork();
     flow(w, r.flow as Partial<Flow>);
@@ -115,7 +147,6 @@ export function encodeFlowsResponse(r: ResponseInput): Buffer {
   str(w, 4, r.cluster);
   str(w, 5, r.node);
   timestamp(w, 6, r.time as Timestamp | null | undefined);
-  return w.finish() as Buffer;
 }
 
 function readTimestamp(r: Reader, end: number): Timestamp {

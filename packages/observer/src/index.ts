@@ -4,7 +4,7 @@ export { compileFlowFilters, labelSelector, parseTcpFlags, tcpFlagsFromByte, tcp
 export { FlowRing } from './ring.js';
 export { LocalObserver, type LocalObserverOptions } from './local.js';
 export { DEFAULT_LAST, historyLimit, type FlowSink, type ObserverBackend } from './backend.js';
-export { ObserverServer, type ObserverServerOptions, type TlsFiles } from './server.js';
+export { ObserverHandlerSet, ObserverServer, type ObserverHandlerOptions, type ObserverServerOptions, type TlsFiles } from './server.js';
 export { ObserverClient, type ObserverClientOptions } from './client.js';
 export { compareTimestamps, formatTimestamp, parseSince, timestampFromMs, timestampFromNs, timestampMs } from './time.js';
 export { PROTO_FILE, observerProto } from './proto.js';

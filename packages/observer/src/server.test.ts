@@ -36,10 +36,13 @@ describe('ObserverServer and ObserverClient (gRPC on a unix socket)', () => {
     return out;
   };
 
-  it('answers the last flows that pass the filters, complete and in order', async () => {
+  it('answers the last flows that pass the filters, complete and in order, one to a message or in batches', async () => {
     for (let port = 1; port <= 30; port++) local.add(makeFlow({ destination: { port }, verdict: port % 3 === 0 ? 'DROPPED' : 'FORWARDED' }));
     const got = await collect({ number: 4, allow: [{ verdict: ['DROPPED'] }] });
     assert.deepEqual(got.map((r) => r.flow!.destination!.port), [21, 24, 27, 30]);
+    const single: GetFlowsResponse[] = [];
+    await client.getFlows({ number: 4, allow: [{ verdict: ['DROPPED'] }] }, (r) => single.push(r), undefined, { perMessage: true });
+    assert.deepEqual(single, got);
     assert.equal(got[0]!.responseTypes, 'flow');
     assert.equal(got[0]!.flow!.verdict, 'DROPPED');
     assert.deepEqual(got[0]!.flow!.source!.labels, []);
@@ -65,13 +68,13 @@ describe('ObserverServer and ObserverClient (gRPC on a unix socket)', () => {
     await assert.rejects(collect({ allow: [{ sourceIp: ['not-an-ip'] }] }), (e: Error) => e instanceof ObserverUnavailableError && /allow\[0\]\.sourceIp "not-an-ip"/.test(e.message));
   });
 
-  it('counts what a slow reader could not take and tells it with a LostEvent', async () => {
+  for (const perMessage of [true, false]) it(`counts what a slow reader could not take and tells it with a LostEvent (${perMessage ? 'GetFlows' : 'GetFlowBatches'})`, async () => {
     const ac = new AbortController();
     const got: GetFlowsResponse[] = [];
     const done = client.getFlows({ follow: true }, (r) => {
       got.push(r);
       if (r.lostEvents) ac.abort();
-    }, ac.signal);
+    }, ac.signal, { perMessage });
     await waitFor(() => local.followerCount === 1);
     // 20,000 flows in one tick: grpc-js's buffer fills, 50 wait, the rest are lost.
     const big = 'x'.repeat(2000);

@@ -64,6 +64,8 @@ export async function relay(argv: string[]): Promise<void> {
     backend: relay,
     cluster: config.cluster,
     node: 'relay',
+    // Many nodes' bursts meet here: room for 50,000 flows (tens of MiB) before a slow reader loses any.
+    queueLimit: 50_000,
     ...(config.socket ? { socket: config.socket } : {}),
     ...(config.listen ? { listen: config.listen, tls: readTls(values.config, 'tls', config.tls!) } : {}),
     log,

@@ -5,6 +5,7 @@ import type { Timestamp as _google_protobuf_Timestamp, Timestamp__Output as _goo
 import type { Endpoint as _weft_observer_v1_Endpoint, Endpoint__Output as _weft_observer_v1_Endpoint__Output } from './weft/observer/v1/Endpoint';
 import type { Flow as _weft_observer_v1_Flow, Flow__Output as _weft_observer_v1_Flow__Output } from './weft/observer/v1/Flow';
 import type { FlowFilter as _weft_observer_v1_FlowFilter, FlowFilter__Output as _weft_observer_v1_FlowFilter__Output } from './weft/observer/v1/FlowFilter';
+import type { GetFlowBatchesResponse as _weft_observer_v1_GetFlowBatchesResponse, GetFlowBatchesResponse__Output as _weft_observer_v1_GetFlowBatchesResponse__Output } from './weft/observer/v1/GetFlowBatchesResponse';
 import type { GetFlowsRequest as _weft_observer_v1_GetFlowsRequest, GetFlowsRequest__Output as _weft_observer_v1_GetFlowsRequest__Output } from './weft/observer/v1/GetFlowsRequest';
 import type { GetFlowsResponse as _weft_observer_v1_GetFlowsResponse, GetFlowsResponse__Output as _weft_observer_v1_GetFlowsResponse__Output } from './weft/observer/v1/GetFlowsResponse';
 import type { GetNodesRequest as _weft_observer_v1_GetNodesRequest, GetNodesRequest__Output as _weft_observer_v1_GetNodesRequest__Output } from './weft/observer/v1/GetNodesRequest';
@@ -34,6 +35,7 @@ export interface ProtoGrpcType {
         Endpoint: MessageTypeDefinition<_weft_observer_v1_Endpoint, _weft_observer_v1_Endpoint__Output>
         Flow: MessageTypeDefinition<_weft_observer_v1_Flow, _weft_observer_v1_Flow__Output>
         FlowFilter: MessageTypeDefinition<_weft_observer_v1_FlowFilter, _weft_observer_v1_FlowFilter__Output>
+        GetFlowBatchesResponse: MessageTypeDefinition<_weft_observer_v1_GetFlowBatchesResponse, _weft_observer_v1_GetFlowBatchesResponse__Output>
         GetFlowsRequest: MessageTypeDefinition<_weft_observer_v1_GetFlowsRequest, _weft_observer_v1_GetFlowsRequest__Output>
         GetFlowsResponse: MessageTypeDefinition<_weft_observer_v1_GetFlowsResponse, _weft_observer_v1_GetFlowsResponse__Output>
         GetNodesRequest: MessageTypeDefinition<_weft_observer_v1_GetNodesRequest, _weft_observer_v1_GetNodesRequest__Output>

@@ -2,6 +2,7 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { GetFlowBatchesResponse as _weft_observer_v1_GetFlowBatchesResponse, GetFlowBatchesResponse__Output as _weft_observer_v1_GetFlowBatchesResponse__Output } from '../../../weft/observer/v1/GetFlowBatchesResponse';
 import type { GetFlowsRequest as _weft_observer_v1_GetFlowsRequest, GetFlowsRequest__Output as _weft_observer_v1_GetFlowsRequest__Output } from '../../../weft/observer/v1/GetFlowsRequest';
 import type { GetFlowsResponse as _weft_observer_v1_GetFlowsResponse, GetFlowsResponse__Output as _weft_observer_v1_GetFlowsResponse__Output } from '../../../weft/observer/v1/GetFlowsResponse';
 import type { GetNodesRequest as _weft_observer_v1_GetNodesRequest, GetNodesRequest__Output as _weft_observer_v1_GetNodesRequest__Output } from '../../../weft/observer/v1/GetNodesRequest';
@@ -10,6 +11,21 @@ import type { ServerStatusRequest as _weft_observer_v1_ServerStatusRequest, Serv
 import type { ServerStatusResponse as _weft_observer_v1_ServerStatusResponse, ServerStatusResponse__Output as _weft_observer_v1_ServerStatusResponse__Output } from '../../../weft/observer/v1/ServerStatusResponse';
 
 export interface ObserverClient extends grpc.Client {
+  /**
+   * The same responses as GetFlows, many to a message: what the relay and `weft observe` use.
+   * One gRPC message per flow costs more than the flow (grpc-js writes a stream's messages one
+   * after another, each after the last left); a batch carries what accumulated meanwhile.
+   */
+  GetFlowBatches(argument: _weft_observer_v1_GetFlowsRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_weft_observer_v1_GetFlowBatchesResponse__Output>;
+  GetFlowBatches(argument: _weft_observer_v1_GetFlowsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_weft_observer_v1_GetFlowBatchesResponse__Output>;
+  /**
+   * The same responses as GetFlows, many to a message: what the relay and `weft observe` use.
+   * One gRPC message per flow costs more than the flow (grpc-js writes a stream's messages one
+   * after another, each after the last left); a batch carries what accumulated meanwhile.
+   */
+  getFlowBatches(argument: _weft_observer_v1_GetFlowsRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_weft_observer_v1_GetFlowBatchesResponse__Output>;
+  getFlowBatches(argument: _weft_observer_v1_GetFlowsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_weft_observer_v1_GetFlowBatchesResponse__Output>;
+  
   /**
    * Flows from the buffer (the last `number`, or those since/until), then, with follow, live ones.
    */
@@ -57,6 +73,13 @@ export interface ObserverClient extends grpc.Client {
 
 export interface ObserverHandlers extends grpc.UntypedServiceImplementation {
   /**
+   * The same responses as GetFlows, many to a message: what the relay and `weft observe` use.
+   * One gRPC message per flow costs more than the flow (grpc-js writes a stream's messages one
+   * after another, each after the last left); a batch carries what accumulated meanwhile.
+   */
+  GetFlowBatches: grpc.handleServerStreamingCall<_weft_observer_v1_GetFlowsRequest__Output, _weft_observer_v1_GetFlowBatchesResponse>;
+  
+  /**
    * Flows from the buffer (the last `number`, or those since/until), then, with follow, live ones.
    */
   GetFlows: grpc.handleServerStreamingCall<_weft_observer_v1_GetFlowsRequest__Output, _weft_observer_v1_GetFlowsResponse>;
@@ -75,6 +98,7 @@ export interface ObserverHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface ObserverDefinition extends grpc.ServiceDefinition {
+  GetFlowBatches: MethodDefinition<_weft_observer_v1_GetFlowsRequest, _weft_observer_v1_GetFlowBatchesResponse, _weft_observer_v1_GetFlowsRequest__Output, _weft_observer_v1_GetFlowBatchesResponse__Output>
   GetFlows: MethodDefinition<_weft_observer_v1_GetFlowsRequest, _weft_observer_v1_GetFlowsResponse, _weft_observer_v1_GetFlowsRequest__Output, _weft_observer_v1_GetFlowsResponse__Output>
   GetNodes: MethodDefinition<_weft_observer_v1_GetNodesRequest, _weft_observer_v1_GetNodesResponse, _weft_observer_v1_GetNodesRequest__Output, _weft_observer_v1_GetNodesResponse__Output>
   ServerStatus: MethodDefinition<_weft_observer_v1_ServerStatusRequest, _weft_observer_v1_ServerStatusResponse, _weft_observer_v1_ServerStatusRequest__Output, _weft_observer_v1_ServerStatusResponse__Output>
