@@ -3,7 +3,7 @@
  * a unix socket (local tools, no TLS: the socket's permissions guard it) and optionally a TCP
  * address with mutual TLS (the relay's way in: only certificates of the configured CA).
  *
- * A stream's reader sets its pace: when grpc-js's buffer is full, flows wait in a queue of
+ * A stream's reader sets its pace: when grpc-js's buffer holds its budget, flows wait in a queue of
  * `queueLimit`; beyond it they are dropped, counted (the backend's lostStreamFlows and the stream's
  * own count) and, once the reader catches up, reported to it as a LostEvent, so a slow reader never
  * grows the server's memory and never believes it saw everything.
@@ -25,79 +25,67 @@ export interface TlsFiles {
   key: Buffer;
 }
 
-export interface ObserverServerOptions {
+/** Who serves, for the sinks' lost-event reports. */
+export interface ObserverHandlerOptions {
   backend: ObserverBackend & { lostStreamFlows?: number };
   cluster: string;
   node: string;
+  /** Flows a stream may hold back for a slow reader before dropping (default 10,000). */
+  queueLimit?: number;
+  /** Refuses a call (the reason) before anything runs; e.g. a peer certificate that is not admitted. */
+  authorize?: (call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext'>) => string | undefined;
+}
+
+export interface ObserverServerOptions extends ObserverHandlerOptions {
   /** A unix socket path (mode 0600), served without TLS. */
   socket?: string;
   /** host:port served with mutual TLS (`tls` required). */
   listen?: string;
   tls?: TlsFiles;
-  /** Flows a stream may hold back for a slow reader before dropping (default 10,000). */
-  queueLimit?: number;
   log: Logger;
 }
 
-export class ObserverServer {
-  private server: grpc.Server | undefined;
+/**
+ * The Observer service's handlers for a backend: what ObserverServer serves, and what another gRPC
+ * server adds to its own port (the clustermesh-apiserver's forward). `close()` ends every stream.
+ */
+export class ObserverHandlerSet {
   private readonly calls = new Set<AbortController>();
-  /** The TCP port bound (for listen port 0). */
-  port = 0;
+  readonly handlers: ObserverHandlers;
 
-  constructor(private readonly options: ObserverServerOptions) {}
-
-  async start(): Promise<void> {
-    const o = this.options;
-    const server = new grpc.Server({ 'grpc.max_send_message_length': MAX_MESSAGE_BYTES, 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
-    const handlers: ObserverHandlers = {
-      GetFlows: (call) => void this.getFlows(call),
+  constructor(private readonly options: ObserverHandlerOptions) {
+    const o = options;
+    const denied = (call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): Partial<grpc.StatusObject> | undefined => {
+      const reason = o.authorize?.(call);
+      return reason === undefined ? undefined : { code: grpc.status.PERMISSION_DENIED, details: reason };
+    };
+    this.handlers = {
+      GetFlows: (call) => void this.getFlows(call, false, denied(call)),
+      GetFlowBatches: (call) => void this.getFlows(call, true, denied(call)),
       ServerStatus: (call, done) => {
+        const refusal = denied(call);
+        if (refusal) return done(refusal);
         o.backend.serverStatus(call.request.localOnly).then((s) => done(null, s), (err: Error) => done({ code: grpc.status.UNAVAILABLE, details: err.message }));
       },
       GetNodes: (call, done) => {
+        const refusal = denied(call);
+        if (refusal) return done(refusal);
         o.backend.getNodes(call.request.localOnly).then((nodes) => done(null, { nodes }), (err: Error) => done({ code: grpc.status.UNAVAILABLE, details: err.message }));
       },
     };
-    server.addService(observerProto().weft.observer.v1.Observer.service, handlers);
-    if (o.socket) {
-      rmSync(o.socket, { force: true });
-      await bind(server, `unix://${o.socket}`, grpc.ServerCredentials.createInsecure());
-      chmodSync(o.socket, 0o600);
-    }
-    if (o.listen) {
-      if (!o.tls) throw new TypeError('The observer serves TCP only with TLS');
-      const creds = grpc.ServerCredentials.createSsl(o.tls.ca, [{ cert_chain: o.tls.cert, private_key: o.tls.key }], true);
-      this.port = await bind(server, o.listen, creds);
-    }
-    this.server = server;
-    o.log.info({ socket: o.socket, listen: o.listen, port: this.port || undefined }, 'observer serving');
   }
 
-  async stop(): Promise<void> {
+  close(): void {
     for (const c of this.calls) c.abort();
-    const server = this.server;
-    this.server = undefined;
-    if (!server) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        server.forceShutdown();
-        resolve();
-      }, 2000);
-      server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    if (this.options.socket) rmSync(this.options.socket, { force: true });
   }
 
-  private async getFlows(call: grpc.ServerWritableStream<GetFlowsRequest, GetFlowsResponseInput>): Promise<void> {
+  private async getFlows(call: grpc.ServerWritableStream<GetFlowsRequest, unknown>, batched: boolean, refusal: Partial<grpc.StatusObject> | undefined): Promise<void> {
+    if (refusal) return void call.emit('error', refusal);
     const ac = new AbortController();
     this.calls.add(ac);
     call.on('cancelled', () => ac.abort());
     call.on('error', () => ac.abort());
-    const sink = new StreamSink(call, this.options);
+    const sink = new StreamSink(call, this.options, batched);
     try {
       const match = compileFlowFilters(call.request.allow, call.request.deny);
       await this.options.backend.getFlows(call.request, match, sink, ac.signal);
@@ -114,21 +102,88 @@ export class ObserverServer {
   }
 }
 
-/** One stream's writes, queued while grpc-js's buffer is full, dropped and counted beyond the limit. */
+export class ObserverServer {
+  private server: grpc.Server | undefined;
+  private handlerSet: ObserverHandlerSet | undefined;
+  /** The TCP port bound (for listen port 0). */
+  port = 0;
+
+  constructor(private readonly options: ObserverServerOptions) {}
+
+  async start(): Promise<void> {
+    const o = this.options;
+    const server = new grpc.Server({ 'grpc.max_send_message_length': MAX_MESSAGE_BYTES, 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
+    this.handlerSet = new ObserverHandlerSet(o);
+    server.addService(observerProto().weft.observer.v1.Observer.service, this.handlerSet.handlers);
+    if (o.socket) {
+      rmSync(o.socket, { force: true });
+      await bind(server, `unix://${o.socket}`, grpc.ServerCredentials.createInsecure());
+      chmodSync(o.socket, 0o600);
+    }
+    if (o.listen) {
+      if (!o.tls) throw new TypeError('The observer serves TCP only with TLS');
+      const creds = grpc.ServerCredentials.createSsl(o.tls.ca, [{ cert_chain: o.tls.cert, private_key: o.tls.key }], true);
+      this.port = await bind(server, o.listen, creds);
+    }
+    this.server = server;
+    o.log.info({ socket: o.socket, listen: o.listen, port: this.port || undefined }, 'observer serving');
+  }
+
+  async stop(): Promise<void> {
+    this.handlerSet?.close();
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, 2000);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    if (this.options.socket) rmSync(this.options.socket, { force: true });
+  }
+}
+
+/**
+ * What a stream may have waiting in grpc-js's buffer: messages (GetFlows), or batches. Both above
+ * the buffer's high-water mark (16): a stream holds back only after a write said so, so 'drain'
+ * always follows. Below it, waiting for 'drain' every 16 messages would pace a stream by event-loop
+ * turns (a few thousand flows a second, CPUs idle).
+ */
+const WRITE_BUDGET = 4096;
+const BATCH_BUDGET = 32;
+/** The most responses in one batch. */
+const MAX_BATCH = 1024;
+
+/**
+ * One stream's writes. GetFlows writes a message per response; GetFlowBatches gathers what arrives
+ * in one turn of the event loop (at most MAX_BATCH) into one message. While grpc-js's buffer holds
+ * its budget, responses wait in a queue of `queueLimit`; beyond it they are dropped and counted, and
+ * the reader is told how many with a LostEvent once it catches up.
+ */
 class StreamSink implements FlowSink {
   private queue: GetFlowsResponseInput[] = [];
   private head = 0;
   private blocked = false;
+  private scheduled = false;
   private dropped = 0;
   private readonly limit: number;
   private waiters: Array<() => void> = [];
 
   constructor(
-    private readonly call: grpc.ServerWritableStream<GetFlowsRequest, GetFlowsResponseInput>,
-    private readonly options: ObserverServerOptions,
+    private readonly call: grpc.ServerWritableStream<GetFlowsRequest, unknown>,
+    private readonly options: ObserverHandlerOptions,
+    private readonly batched: boolean,
   ) {
     this.limit = options.queueLimit ?? 10_000;
-    call.on('drain', () => this.flush());
+    call.on('drain', () => {
+      this.blocked = false;
+      this.flush();
+    });
   }
 
   flow(flow: Flow): void {
@@ -145,43 +200,62 @@ class StreamSink implements FlowSink {
 
   /** Resolves once everything queued has been handed to grpc-js. */
   drained(): Promise<void> {
-    if (!this.blocked && this.queue.length === this.head && this.dropped === 0) return Promise.resolve();
+    if (!this.blocked) this.flush();
+    if (this.idle()) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
-  private send(message: GetFlowsResponseInput): void {
-    if (this.blocked) {
-      if (this.queue.length - this.head < this.limit) this.queue.push(message);
-      else {
-        this.dropped++;
-        const b = this.options.backend;
-        if (b.lostStreamFlows !== undefined) b.lostStreamFlows++;
-      }
-      return;
-    }
-    if (!this.call.write(message)) this.blocked = true;
+  private idle(): boolean {
+    return this.queue.length === this.head && this.dropped === 0;
   }
 
+  private send(message: GetFlowsResponseInput): void {
+    if (this.queue.length - this.head >= this.limit) {
+      this.dropped++;
+      const b = this.options.backend;
+      if (b.lostStreamFlows !== undefined) b.lostStreamFlows++;
+      return;
+    }
+    this.queue.push(message);
+    if (this.blocked) return;
+    if (!this.batched || this.queue.length - this.head >= MAX_BATCH) return this.flush();
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        if (!this.blocked) this.flush();
+      });
+    }
+  }
+
+  /** Writes what is queued until grpc-js's buffer holds its budget; then the lost count, if any. */
   private flush(): void {
-    this.blocked = false;
-    while (this.head < this.queue.length) {
-      const ok = this.call.write(this.queue[this.head++]!);
-      if (!ok) {
-        this.blocked = true;
-        return;
+    for (;;) {
+      while (this.head < this.queue.length && !this.blocked) {
+        let ok: boolean;
+        if (this.batched) {
+          const end = Math.min(this.queue.length, this.head + MAX_BATCH);
+          ok = this.call.write({ responses: this.queue.slice(this.head, end) });
+          this.head = end;
+        } else {
+          ok = this.call.write(this.queue[this.head++]!);
+        }
+        if (!ok && this.call.writableLength >= (this.batched ? BATCH_BUDGET : WRITE_BUDGET)) this.blocked = true;
       }
-    }
-    this.queue = [];
-    this.head = 0;
-    if (this.dropped > 0) {
-      const n = this.dropped;
+      if (this.blocked || this.dropped === 0) break;
+      // Caught up after dropping: say how many were lost, after what was sent before them.
+      const event: LostEvent = { source: 'STREAM_QUEUE', numEventsLost: this.dropped, cluster: this.options.cluster, node: this.options.node };
       this.dropped = 0;
-      const event: LostEvent = { source: 'STREAM_QUEUE', numEventsLost: n, cluster: this.options.cluster, node: this.options.node };
-      if (!this.call.write({ lostEvents: event, cluster: event.cluster, node: event.node })) {
-        this.blocked = true;
-        return;
-      }
+      this.queue.push({ lostEvents: event, cluster: event.cluster, node: event.node });
     }
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 65_536) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    if (this.blocked || !this.idle()) return;
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
