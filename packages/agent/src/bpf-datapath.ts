@@ -170,7 +170,7 @@ export class BpfDatapath implements Datapath {
     this.reader.start(
       (data) => {
         const f = decodeFlowEvent(data);
-        const sample: FlowSample = { ...f, saddr: intToIpv4(f.saddr), daddr: intToIpv4(f.daddr) };
+        const sample: FlowSample = { ...f, saddr: intToIpv4(f.saddr), daddr: intToIpv4(f.daddr), serviceAddr: f.serviceAddr ? intToIpv4(f.serviceAddr) : undefined };
         for (const l of this.listeners) l(sample);
       },
       // A bad event costs that event, never the agent.

@@ -108,8 +108,11 @@ export interface MapStatus {
   resized?: { from: number; copied: number; dropped: number };
 }
 
-/** A flow event as the datapath decoded it, addresses in dotted form. */
-export type FlowSample = Omit<FlowRecord, 'saddr' | 'daddr' | 'ifindex'> & { saddr: string; daddr: string };
+/**
+ * A flow event as the datapath decoded it, addresses in dotted form. `serviceAddr` is undefined
+ * when the event names no Service (`servicePort` is then 0); FlowRecord says where it is set.
+ */
+export type FlowSample = Omit<FlowRecord, 'saddr' | 'daddr' | 'ifindex' | 'serviceAddr'> & { saddr: string; daddr: string; serviceAddr?: string };
 
 /** What one conntrack sweep did (conntrack.ts). */
 export interface ConntrackSweep {

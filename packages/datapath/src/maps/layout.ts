@@ -65,7 +65,10 @@ export const FLOW_EVENT = layout('flow_event', 56, {
   ifindex: 36,
   length: 40,
   rule_id: 44,
-  pad: 48,
+  tcp_flags: 48,
+  pad: 49,
+  svc_port: 50,
+  svc_addr: 52,
 });
 
 export const ALL_LAYOUTS: readonly StructLayout[] = [
