@@ -42,7 +42,7 @@ static int failures, checks;
 /* ---- objects and maps ---- */
 static struct bpf_object *lxc, *ovl, *host;
 static int prog_from, prog_to, prog_ovl, prog_ul;
-static int m_ipcache, m_endpoints, m_policy, m_ct, m_config, m_lb, m_lb_backends, m_nodes, m_ct_count, m_ct_stats;
+static int m_ipcache, m_endpoints, m_policy, m_ct, m_config, m_lb, m_lb_backends, m_nodes, m_ct_count, m_ct_stats, m_events_lost;
 static struct ring_buffer *rb;
 
 #define MAX_EV 32
@@ -1022,8 +1022,8 @@ int main(int argc, char **argv)
 	prog_ovl = prog_fd(ovl, "from_overlay");
 	prog_ul = prog_fd(host, "from_underlay");
 
-	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy_v2", "weft_ct_v3", "weft_config_v2", "weft_lb_services", "weft_lb_backends", "weft_nodes", "weft_ct_count", "weft_ct_stats", "weft_events" };
-	int *fds[] = { &m_ipcache, &m_endpoints, &m_policy, &m_ct, &m_config, &m_lb, &m_lb_backends, &m_nodes, &m_ct_count, &m_ct_stats, NULL };
+	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy_v2", "weft_ct_v3", "weft_config_v2", "weft_lb_services", "weft_lb_backends", "weft_nodes", "weft_ct_count", "weft_ct_stats", "weft_events_lost", "weft_events" };
+	int *fds[] = { &m_ipcache, &m_endpoints, &m_policy, &m_ct, &m_config, &m_lb, &m_lb_backends, &m_nodes, &m_ct_count, &m_ct_stats, &m_events_lost, NULL };
 	const int nmaps = sizeof(names) / sizeof(names[0]);
 	for (int i = 0; i < nmaps; i++) {
 		int fd = map_fd(lxc, names[i], &id_lxc);
@@ -1559,6 +1559,18 @@ int main(int argc, char **argv)
 	ct_timeouts();
 	ct_identity_change();
 	ct_service_entries();
+
+	{
+		/* Every run above is drained before the next, far below the ring buffer's size. */
+		int ncpu = libbpf_num_possible_cpus();
+		__u64 per[ncpu], lost = 0;
+
+		memset(per, 0, sizeof(per));
+		CHECK(bpf_map_lookup_elem(m_events_lost, &zero, per) == 0, "weft_events_lost: lookup failed");
+		for (int i = 0; i < ncpu; i++)
+			lost += per[i];
+		CHECK(lost == 0, "weft_events_lost counts %llu lost events, want 0", (unsigned long long)lost);
+	}
 
 	ring_buffer__free(rb);
 	bpf_object__unpin_maps(lxc, NULL);

@@ -35,9 +35,15 @@ static __always_inline void emit_flow(struct __sk_buff *skb, const struct flow_c
 {
 	struct flow_event *e = bpf_ringbuf_reserve(&weft_events, sizeof(*e), 0);
 
-	/* A full ring buffer costs an event, never a packet. */
-	if (!e)
+	/* A full ring buffer costs an event, never a packet; the event is counted. */
+	if (!e) {
+		__u32 zero = 0;
+		__u64 *lost = bpf_map_lookup_elem(&weft_events_lost, &zero);
+
+		if (lost)
+			(*lost)++;
 		return;
+	}
 	e->timestamp = bpf_ktime_get_ns();
 	e->src_identity = c->src_identity;
 	e->dst_identity = c->dst_identity;

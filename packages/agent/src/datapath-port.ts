@@ -212,4 +212,10 @@ export interface Datapath {
   /** Size and use of each sized map. */
   mapStatus(): MapStatus[];
   onFlow(listener: (flow: FlowSample) => void): void;
+  /**
+   * Flow events the datapath could not hand over since its maps were created (the ring buffer was
+   * full: the packets went on, their events did not), summed over CPUs. Only grows; it survives
+   * agent restarts with the pins and starts again from 0 after an uninstall.
+   */
+  flowEventsLost(): Promise<bigint>;
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { decodeEndpoint, decodeFlowEvent, decodeIpcache, decodePolicy, encodeEndpointInfo, encodeEndpointKey, encodeIpcacheKey, encodeIpcacheValue, encodeNodeConfig, encodePolicyKey, encodePolicyValue, intToIpv4, ipv4ToInt, policyPrefixLen } from './codec.js';
+import { decodeEndpoint, decodeFlowEvent, decodeFlowEventsLost, decodeIpcache, decodePolicy, encodeEndpointInfo, encodeEndpointKey, encodeIpcacheKey, encodeIpcacheValue, encodeNodeConfig, encodePolicyKey, encodePolicyValue, intToIpv4, ipv4ToInt, policyPrefixLen } from './codec.js';
 import { FLOW_EVENT, IPCACHE_KEY, IPCACHE_VALUE, NODE_CONFIG, NODE_F_STRICT_INGRESS, POLICY_KEY, POLICY_VALUE } from './layout.js';
 
 describe('map codecs', () => {
@@ -69,6 +69,14 @@ describe('map codecs', () => {
     assert.equal(intToIpv4(s.serviceAddr), '10.96.0.10', 'network order, as saddr');
     assert.equal(s.servicePort, 443);
     assert.throws(() => decodeFlowEvent(Buffer.alloc(10)), /Flow event of 10 bytes, expected 56/);
+  });
+
+  it('sums the lost flow events over every CPU', () => {
+    const v = Buffer.alloc(4 * 8);
+    v.writeBigUInt64LE(3n, 0);
+    v.writeBigUInt64LE(2n ** 40n, 24);
+    assert.equal(decodeFlowEventsLost(v), 3n + 2n ** 40n);
+    assert.equal(decodeFlowEventsLost(Buffer.alloc(8)), 0n);
   });
 
   it('takes no Service address from an event without a Service port (a program of the previous layout never wrote it)', () => {

@@ -507,3 +507,13 @@ export function decodeFlowEvent(b: Buffer): FlowRecord {
     servicePort,
   };
 }
+
+/**
+ * The flow events lost so far (weft_events was full): the sum of weft_events_lost's per-CPU
+ * value (one 8-byte slot per possible CPU), as BpfMap.lookup returns it.
+ */
+export function decodeFlowEventsLost(value: Buffer): bigint {
+  let sum = 0n;
+  for (let off = 0; off + 8 <= value.length; off += 8) sum += value.readBigUInt64LE(off);
+  return sum;
+}

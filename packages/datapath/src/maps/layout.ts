@@ -98,6 +98,8 @@ export const MapName = {
   frag: 'weft_frag',
   config: 'weft_config_v2',
   events: 'weft_events',
+  /** Flow events a full weft_events could not take (per-CPU array of one __u64). */
+  eventsLost: 'weft_events_lost',
 } as const;
 
 /** Pins of maps whose layout (or type) changed: the agent removes them once nothing it loads uses them. */
