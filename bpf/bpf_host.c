@@ -114,12 +114,20 @@ static __always_inline int handle_from_underlay(struct __sk_buff *skb, struct fl
 	int first = !(ip.frag_off & bpf_htons(0x1FFF));
 
 	if (first && (ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP)) {
-		__u16 ports[2];
+		/* The TCP header up to its flags byte (for the event). */
+		struct {
+			__u16 ports[2];
+			__u8 seq_ack_off[9];
+			__u8 flags;
+		} l4;
 
-		if (bpf_skb_load_bytes(skb, c->t.l4off, ports, sizeof(ports)) < 0)
+		/* One load for TCP; a TCP header too short for its flags is judged on its ports as before. */
+		if (ip.protocol == IPPROTO_TCP && bpf_skb_load_bytes(skb, c->t.l4off, &l4, sizeof(l4)) == 0)
+			c->t.tcp_flags = l4.flags;
+		else if (bpf_skb_load_bytes(skb, c->t.l4off, l4.ports, sizeof(l4.ports)) < 0)
 			return PASS;
-		c->t.sport = ports[0];
-		c->t.dport = ports[1];
+		c->t.sport = l4.ports[0];
+		c->t.dport = l4.ports[1];
 	} else if (first && ip.protocol == IPPROTO_ICMP) {
 		struct icmp_echo_hdr icmp;
 

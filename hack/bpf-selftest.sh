@@ -42,7 +42,7 @@ static int failures, checks;
 /* ---- objects and maps ---- */
 static struct bpf_object *lxc, *ovl, *host;
 static int prog_from, prog_to, prog_ovl, prog_ul;
-static int m_ipcache, m_endpoints, m_policy, m_ct, m_config, m_lb, m_lb_backends, m_nodes, m_ct_count, m_ct_stats;
+static int m_ipcache, m_endpoints, m_policy, m_ct, m_config, m_lb, m_lb_backends, m_nodes, m_ct_count, m_ct_stats, m_events_lost;
 static struct ring_buffer *rb;
 
 #define MAX_EV 32
@@ -469,11 +469,14 @@ static void icmp_errors_and_fragments(void)
 	fill_csums(&p);
 	r = run(prog_from, &p, 0); drain();
 	CHECK(r.ret == TC_ACT_OK && out_daddr(&r) == inet_addr(R1) && out_port(&r, 1) == 5353, "C -> service: to R1:5353");
+	CHECK(nev == 1 && evs[0].svc_addr == inet_addr(VIP) && evs[0].svc_port == htons(53) && evs[0].daddr == inet_addr(R1),
+	      "C -> service: the event names the service and the backend (%d events)", nev);
 	q = ipv4(C, R1, IPPROTO_UDP, 41000, 5353);
 	p = icmp_error(R1, C, 3, 3, q);
 	r = run(prog_to, &p, 0); drain();
 	CHECK(r.ret == TC_ACT_OK, "port unreachable from the backend: ret %d", r.ret);
 	expect_event("backend's error", VERDICT_FORWARDED, 0, FLOW_POINT_TO_ENDPOINT, FLOW_F_RELATED, 302);
+	CHECK(nev < 1 || (evs[0].svc_addr == inet_addr(VIP) && evs[0].svc_port == htons(53)), "backend's error: the event names the service");
 	CHECK(out_saddr(&r) == inet_addr(VIP), "backend's error: outer source the service address (%08x)", out_saddr(&r));
 	CHECK(quoted_addr(&r, 1) == inet_addr(VIP) && quoted_port(&r, 1) == 53 && quoted_addr(&r, 0) == inet_addr(C) && quoted_port(&r, 0) == 41000,
 	      "backend's error: quote C:41000 -> service:53 (%08x:%u)", quoted_addr(&r, 1), quoted_port(&r, 1));
@@ -488,6 +491,8 @@ static void icmp_errors_and_fragments(void)
 	r = run(prog_from, &p, 0); drain();
 	CHECK(r.ret == TC_ACT_OK, "C's port unreachable about the service's reply: ret %d", r.ret);
 	expect_event("C's error to the service", VERDICT_FORWARDED, 0, FLOW_POINT_FROM_ENDPOINT, FLOW_F_RELATED, 302);
+	CHECK(nev < 1 || (evs[0].svc_addr == inet_addr(VIP) && evs[0].svc_port == htons(53) && evs[0].daddr == inet_addr(R1)),
+	      "C's error to the service: the event names the service and the backend");
 	CHECK(out_daddr(&r) == inet_addr(R1) && quoted_addr(&r, 0) == inet_addr(R1) && quoted_port(&r, 0) == 5353,
 	      "C's error goes to the backend, quoting it (%08x, %08x:%u)", out_daddr(&r), quoted_addr(&r, 0), quoted_port(&r, 0));
 	CHECK(icmp_csums_ok(&r, p.len), "C's error: checksums valid");
@@ -1017,8 +1022,8 @@ int main(int argc, char **argv)
 	prog_ovl = prog_fd(ovl, "from_overlay");
 	prog_ul = prog_fd(host, "from_underlay");
 
-	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy_v2", "weft_ct_v3", "weft_config_v2", "weft_lb_services", "weft_lb_backends", "weft_nodes", "weft_ct_count", "weft_ct_stats", "weft_events" };
-	int *fds[] = { &m_ipcache, &m_endpoints, &m_policy, &m_ct, &m_config, &m_lb, &m_lb_backends, &m_nodes, &m_ct_count, &m_ct_stats, NULL };
+	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy_v2", "weft_ct_v3", "weft_config_v2", "weft_lb_services", "weft_lb_backends", "weft_nodes", "weft_ct_count", "weft_ct_stats", "weft_events_lost", "weft_events" };
+	int *fds[] = { &m_ipcache, &m_endpoints, &m_policy, &m_ct, &m_config, &m_lb, &m_lb_backends, &m_nodes, &m_ct_count, &m_ct_stats, &m_events_lost, NULL };
 	const int nmaps = sizeof(names) / sizeof(names[0]);
 	for (int i = 0; i < nmaps; i++) {
 		int fd = map_fd(lxc, names[i], &id_lxc);
@@ -1281,6 +1286,7 @@ int main(int argc, char **argv)
 		r = run(prog_from, &p, 0); drain();
 		CHECK(r.ret == TC_ACT_SHOT, "service without backends: ret %d", r.ret);
 		expect_event("no backend", VERDICT_DROPPED, WEFT_DROP_NO_SERVICE_BACKEND, FLOW_POINT_FROM_ENDPOINT, 0, 0);
+		CHECK(nev < 1 || (evs[0].svc_addr == 0 && evs[0].svc_port == 0 && evs[0].daddr == vip), "no backend: untranslated, the service is the destination");
 
 		/* The client is itself a backend: it is never given itself while another exists. */
 		const char *self_and_b[] = { A, B };
@@ -1450,13 +1456,21 @@ int main(int argc, char **argv)
 		r = run(prog_ul, &p, 0); drain();
 		CHECK(r.ret == UNSPEC && nev == 0, "direct routing, UDP 8472 to the node: ret %d, want pass", r.ret);
 		p = ipv4("10.0.7.6", A, IPPROTO_TCP, 40000, 8080);
+		p.b[14 + 20 + 13] = TH_SYN | TH_ACK;
 		r = run(prog_ul, &p, 0); drain();
 		CHECK(r.ret == TC_ACT_SHOT, "direct routing, clear packet of an encrypted peer's pod: ret %d, want drop", r.ret);
 		expect_event("direct routing, clear pod packet", VERDICT_DROPPED, WEFT_DROP_UNENCRYPTED_INGRESS, FLOW_POINT_FROM_UNDERLAY, 0, 0);
+		CHECK(nev < 1 || evs[0].tcp_flags == (TH_SYN | TH_ACK), "from_underlay's event: TCP flags 0x%x, want SYN|ACK", evs[0].tcp_flags);
 		p = ipv4(REMOTE, A, IPPROTO_TCP, 40000, 8080);
 		r = run(prog_ul, &p, 0); drain();
 		CHECK(r.ret == TC_ACT_SHOT, "direct routing, a clear pod's address not from its node's MAC: ret %d, want drop", r.ret);
 		expect_event("direct routing, not from the owner", VERDICT_DROPPED, WEFT_DROP_SOURCE_NOT_FROM_OWNER, FLOW_POINT_FROM_UNDERLAY, 0, 0);
+		p.b[14 + 20 + 13] = TH_RST;
+		p.len = 14 + 20 + 8; /* a TCP header cut before its flags: still judged on its ports, flags unknown */
+		r = run(prog_ul, &p, 0); drain();
+		CHECK(r.ret == TC_ACT_SHOT, "direct routing, truncated TCP not from the owner: ret %d, want drop", r.ret);
+		expect_event("truncated TCP, not from the owner", VERDICT_DROPPED, WEFT_DROP_SOURCE_NOT_FROM_OWNER, FLOW_POINT_FROM_UNDERLAY, 0, 0);
+		CHECK(nev < 1 || (evs[0].tcp_flags == 0 && evs[0].dport == htons(8080)), "truncated TCP: flags 0x%x (want 0), port %u", evs[0].tcp_flags, ntohs(evs[0].dport));
 	}
 
 	printf("policy generations, fail-closed endpoints, incomplete ipcache\n");
@@ -1545,6 +1559,18 @@ int main(int argc, char **argv)
 	ct_timeouts();
 	ct_identity_change();
 	ct_service_entries();
+
+	{
+		/* Every run above is drained before the next, far below the ring buffer's size. */
+		int ncpu = libbpf_num_possible_cpus();
+		__u64 per[ncpu], lost = 0;
+
+		memset(per, 0, sizeof(per));
+		CHECK(bpf_map_lookup_elem(m_events_lost, &zero, per) == 0, "weft_events_lost: lookup failed");
+		for (int i = 0; i < ncpu; i++)
+			lost += per[i];
+		CHECK(lost == 0, "weft_events_lost counts %llu lost events, want 0", (unsigned long long)lost);
+	}
 
 	ring_buffer__free(rb);
 	bpf_object__unpin_maps(lxc, NULL);

@@ -58,7 +58,7 @@ export async function node(): Promise<void> {
     const b = (made * 7 + 3) % 200;
     const sample: FlowSample = {
       timestampNs: process.hrtime.bigint(), srcIdentity: 1000 + (a % 20), dstIdentity: 1000 + (b % 20), saddr: ips[a]!, daddr: ips[b]!,
-      sport: 30000 + (made % 30000), dport: 8080, protocol: 6, verdict: made % 10 === 0 ? 2 : 1, dropReason: made % 10 === 0 ? 1 : 0, point: 1 + (made % 2), epId: a, flags: 2, length: 60, ruleId: made % 3,
+      sport: 30000 + (made % 30000), dport: 8080, protocol: 6, verdict: made % 10 === 0 ? 2 : 1, dropReason: made % 10 === 0 ? 1 : 0, point: 1 + (made % 2), epId: a, flags: 2, length: 60, ruleId: made % 3, tcpFlags: 0x02, servicePort: 0,
     };
     local.add(enrich(sample, ctx));
     made++;

@@ -19,7 +19,12 @@ struct flow_ctx {
 	__u16 flags;
 	__u8 point;
 	__u32 rule_id;
-	/* Egress: the service address the packet was sent to, before translation. Ingress: from a reply's entry. */
+	/*
+	 * Egress: the service address the packet was sent to, before translation
+	 * (lb_egress, frag_later, icmp_error_from_endpoint). Ingress: the service a
+	 * reply's connection was opened to (its CT_F_DNAT entry, or the one
+	 * icmp_error_to_endpoint found). The event's svc_addr and svc_port.
+	 */
 	__u32 nat_addr;
 	__u16 nat_port;
 	/* The peer's identity is not from an IPCACHE_F_EXACT entry or the identity mark (see NODE_F_IPCACHE_INCOMPLETE). */
@@ -30,9 +35,15 @@ static __always_inline void emit_flow(struct __sk_buff *skb, const struct flow_c
 {
 	struct flow_event *e = bpf_ringbuf_reserve(&weft_events, sizeof(*e), 0);
 
-	/* A full ring buffer costs an event, never a packet. */
-	if (!e)
+	/* A full ring buffer costs an event, never a packet; the event is counted. */
+	if (!e) {
+		__u32 zero = 0;
+		__u64 *lost = bpf_map_lookup_elem(&weft_events_lost, &zero);
+
+		if (lost)
+			(*lost)++;
 		return;
+	}
 	e->timestamp = bpf_ktime_get_ns();
 	e->src_identity = c->src_identity;
 	e->dst_identity = c->dst_identity;
@@ -49,7 +60,10 @@ static __always_inline void emit_flow(struct __sk_buff *skb, const struct flow_c
 	e->ifindex = skb->ifindex;
 	e->length = skb->len;
 	e->rule_id = c->rule_id;
+	e->tcp_flags = c->t.tcp_flags;
 	e->pad = 0;
+	e->svc_port = c->nat_port;
+	e->svc_addr = c->nat_addr;
 	bpf_ringbuf_submit(e, 0);
 }
 

@@ -191,6 +191,9 @@ static __always_inline int icmp_error_to_endpoint(struct __sk_buff *skb, struct 
 			return ret;
 		c->t.saddr = vip;
 	}
+	/* For the event: the service, as for a reply of the connection. */
+	c->nat_addr = vip;
+	c->nat_port = vport;
 	return 0;
 }
 
@@ -245,6 +248,9 @@ static __always_inline int icmp_error_from_endpoint(struct __sk_buff *skb, struc
 	ret = icmp_outer_addr(skb, 1, c->t.daddr, b.saddr);
 	if (ret < 0)
 		return ret;
+	/* For the event: the service address it was sent to, as for any translated packet. */
+	c->nat_addr = c->t.daddr;
+	c->nat_port = q.t.sport;
 	c->t.daddr = b.saddr;
 	return 0;
 }

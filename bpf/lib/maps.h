@@ -135,6 +135,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_events SEC(".maps");
 
+/*
+ * Flow events a full weft_events could not take (one slot per CPU, the agent
+ * sums them): a lost event costs no packet, but the observer says how many
+ * it missed.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_events_lost SEC(".maps");
+
 static __always_inline struct node_config *node_config(void)
 {
 	__u32 zero = 0;

@@ -310,7 +310,30 @@ struct flow_event {
 	__u32 ifindex;
 	__u32 length;
 	__u32 rule_id;
-	__u32 pad;
+	/* TCP: the header's flags byte (TH_* in common.h), as parsed; 0 for other protocols, later fragments and unreadable headers. */
+	__u8 tcp_flags;
+	__u8 pad;
+	/*
+	 * The Service of a service connection the packet belongs to, as the client
+	 * addressed it (network order; both 0 when none). Only the client's veth
+	 * knows it (the backend's side sees the backend's address only):
+	 *   FROM_ENDPOINT: the service address the packet was sent to, which lb_egress
+	 *     (or, for a later fragment or related ICMP error, frag.h and icmp.h)
+	 *     translated; daddr/dport are then the backend's. A drop before any
+	 *     translation (NO_SERVICE_BACKEND, NAT) has 0 and the service as daddr.
+	 *   TO_ENDPOINT: a reply, or related ICMP error, of a connection the pod opened
+	 *     to a service: the address its source gets back (the CT_F_DNAT entry's);
+	 *     saddr is still the backend's (the event comes before lb_reverse), except
+	 *     in an ICMP error the backend itself sent, already rewritten.
+	 *   FROM_OVERLAY, FROM_UNDERLAY: always 0.
+	 * These 8 bytes were a __u32 pad and tail padding, so the size is unchanged
+	 * and the map kept its name: a program of the previous layout still attached
+	 * during an upgrade writes 0 at 48..51 and leaves 52..55 as they were, so its
+	 * events read tcp_flags 0 and svc_port 0, and the codec takes svc_addr only
+	 * with a port (a service always has one).
+	 */
+	__u16 svc_port;
+	__u32 svc_addr;
 };
 
 /* ---- drop reasons (append-only; never reuse a number) ---------------------- */

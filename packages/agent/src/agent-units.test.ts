@@ -281,7 +281,7 @@ describe('flows', () => {
     labelsOf: (id: number) => (id === 65_800 ? LabelSet.parse(['k8s:app=client']) : undefined),
     ruleName: (id: number) => (id === 3 ? 'WeftNetworkPolicy/demo/p#ingress#0' : undefined),
   };
-  const sample = { timestampNs: 1_000_000n, srcIdentity: 65_800, dstIdentity: 2, saddr: '10.101.1.2', daddr: '10.99.255.250', sport: 40000, dport: 8081, protocol: 6, verdict: 2, dropReason: 1, point: 1, epId: 1, flags: 2, length: 60, ruleId: 0 };
+  const sample = { timestampNs: 1_000_000n, srcIdentity: 65_800, dstIdentity: 2, saddr: '10.101.1.2', daddr: '10.99.255.250', sport: 40000, dport: 8081, protocol: 6, verdict: 2, dropReason: 1, point: 1, epId: 1, flags: 2, length: 60, ruleId: 0, tcpFlags: 0, servicePort: 0 };
 
   it('enriches datapath events with pods, labels and reasons', () => {
     const f = enrich(sample, ctx);

@@ -24,6 +24,7 @@ import {
   ROUTING_DIRECT,
   ROUTING_TUNNEL,
   decodeFlowEvent,
+  decodeFlowEventsLost,
   decodeIpcache,
   decodeNodeAddress,
   decodeLb,
@@ -82,7 +83,7 @@ export class BpfDatapath implements Datapath {
   private lxc: BpfObject | undefined;
   private overlay: BpfObject | undefined;
   private host: BpfObject | undefined;
-  private maps!: { ipcache: BpfMap; nodes: BpfMap; endpoints: BpfMap; policy: BpfMap; policyCidrs: BpfMap; ct: BpfMap; config: BpfMap; events: BpfMap; lbServices: BpfMap; lbBackends: BpfMap };
+  private maps!: { ipcache: BpfMap; nodes: BpfMap; endpoints: BpfMap; policy: BpfMap; policyCidrs: BpfMap; ct: BpfMap; config: BpfMap; events: BpfMap; eventsLost: BpfMap; lbServices: BpfMap; lbBackends: BpfMap };
   private ipcache!: IpcacheWriter;
   private policy!: PolicyMapWriter;
   private conntrack!: ConntrackTable;
@@ -140,6 +141,7 @@ export class BpfDatapath implements Datapath {
       ct: this.lxc.map(MapName.ct),
       config: this.lxc.map(MapName.config),
       events: this.lxc.map(MapName.events),
+      eventsLost: this.lxc.map(MapName.eventsLost),
       lbServices: this.lxc.map(MapName.lbServices),
       lbBackends: this.lxc.map(MapName.lbBackends),
     };
@@ -170,7 +172,7 @@ export class BpfDatapath implements Datapath {
     this.reader.start(
       (data) => {
         const f = decodeFlowEvent(data);
-        const sample: FlowSample = { ...f, saddr: intToIpv4(f.saddr), daddr: intToIpv4(f.daddr) };
+        const sample: FlowSample = { ...f, saddr: intToIpv4(f.saddr), daddr: intToIpv4(f.daddr), serviceAddr: f.serviceAddr ? intToIpv4(f.serviceAddr) : undefined };
         for (const l of this.listeners) l(sample);
       },
       // A bad event costs that event, never the agent.
@@ -275,6 +277,11 @@ export class BpfDatapath implements Datapath {
 
   onFlow(listener: (flow: FlowSample) => void): void {
     this.listeners.push(listener);
+  }
+
+  async flowEventsLost(): Promise<bigint> {
+    const v = this.maps.eventsLost.lookup(Buffer.alloc(4));
+    return v ? decodeFlowEventsLost(v) : 0n;
   }
 
   /**

@@ -108,8 +108,11 @@ export interface MapStatus {
   resized?: { from: number; copied: number; dropped: number };
 }
 
-/** A flow event as the datapath decoded it, addresses in dotted form. */
-export type FlowSample = Omit<FlowRecord, 'saddr' | 'daddr' | 'ifindex'> & { saddr: string; daddr: string };
+/**
+ * A flow event as the datapath decoded it, addresses in dotted form. `serviceAddr` is undefined
+ * when the event names no Service (`servicePort` is then 0); FlowRecord says where it is set.
+ */
+export type FlowSample = Omit<FlowRecord, 'saddr' | 'daddr' | 'ifindex' | 'serviceAddr'> & { saddr: string; daddr: string; serviceAddr?: string };
 
 /** What one conntrack sweep did (conntrack.ts). */
 export interface ConntrackSweep {
@@ -209,4 +212,10 @@ export interface Datapath {
   /** Size and use of each sized map. */
   mapStatus(): MapStatus[];
   onFlow(listener: (flow: FlowSample) => void): void;
+  /**
+   * Flow events the datapath could not hand over since its maps were created (the ring buffer was
+   * full: the packets went on, their events did not), summed over CPUs. Only grows; it survives
+   * agent restarts with the pins and starts again from 0 after an uninstall.
+   */
+  flowEventsLost(): Promise<bigint>;
 }

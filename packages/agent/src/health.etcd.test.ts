@@ -36,6 +36,7 @@ function emptyDatapath(loaded: Promise<void>): Datapath {
     dumpServices: async () => [],
     dumpPolicy: async () => [],
     onFlow: () => undefined,
+    flowEventsLost: async () => 0n,
   };
 }
 

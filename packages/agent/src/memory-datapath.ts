@@ -17,6 +17,7 @@ export class MemoryDatapath implements Datapath {
   /** weft_policy_cidrs: CIDR -> identity. */
   readonly policyCidrs = new Map<string, number>();
   private readonly flowListeners: Array<(flow: FlowSample) => void> = [];
+  private lostFlowEvents = 0n;
   private highestRev = 0;
   /** Each endpoint's entries array -> the position of each entry, for updates by difference. */
   private readonly positions = new WeakMap<PolicyMapEntry[], Map<string, number>>();
@@ -192,6 +193,15 @@ export class MemoryDatapath implements Datapath {
 
   onFlow(listener: (flow: FlowSample) => void): void {
     this.flowListeners.push(listener);
+  }
+
+  async flowEventsLost(): Promise<bigint> {
+    return this.lostFlowEvents;
+  }
+
+  /** For tests: `count` more flow events lost, as a full ring buffer would count them. */
+  loseFlowEvents(count = 1n): void {
+    this.lostFlowEvents += count;
   }
 }
 

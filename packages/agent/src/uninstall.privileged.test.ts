@@ -46,6 +46,8 @@ describe('datapath uninstall (root, real maps and links)', function () {
     cleanups.push(() => void dp.stop());
     await dp.start();
     assert.ok(existsSync(root) && ifindexOf(tunnel) !== undefined);
+    assert.ok(existsSync(join(root, 'weft_events_lost')), 'the lost flow events are pinned (and go with the rest)');
+    assert.equal(await dp.flowEventsLost(), 0n);
     assert.notEqual(queryTc({ ifindex: ifindexOf(underlay)!, direction: 'ingress', priority: 1, handle: 0x77656674 }), undefined);
 
     const removed = await dp.uninstall([pod]);

@@ -91,8 +91,8 @@ export function lxcSuite(prefix: string): LxcSuite {
   return { tag, cleanups, root, load: (sizes = {}) => loadLxc(root(), sizes, cleanups) };
 }
 
-/** Ethernet + IPv4 + TCP/UDP (ports) or ICMP echo; enough for the programs' parser. */
-export function frame(src: string, dst: string, protocol: number, sport: number, dport: number): Buffer {
+/** Ethernet + IPv4 + TCP/UDP (ports; TCP with the flags byte `tcpFlags`) or ICMP echo; enough for the programs' parser. */
+export function frame(src: string, dst: string, protocol: number, sport: number, dport: number, tcpFlags = 0): Buffer {
   const l4 = protocol === TCP ? 20 : 8;
   const b = Buffer.alloc(14 + 20 + l4);
   b.writeUInt16BE(0x0800, 12);
@@ -108,7 +108,10 @@ export function frame(src: string, dst: string, protocol: number, sport: number,
   } else {
     b.writeUInt16BE(sport, 34);
     b.writeUInt16BE(dport, 36);
-    if (protocol === TCP) b[46] = 0x50;
+    if (protocol === TCP) {
+      b[46] = 0x50;
+      b[47] = tcpFlags;
+    }
   }
   return b;
 }

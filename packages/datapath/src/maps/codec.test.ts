@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { decodeEndpoint, decodeFlowEvent, decodeIpcache, decodePolicy, encodeEndpointInfo, encodeEndpointKey, encodeIpcacheKey, encodeIpcacheValue, encodeNodeConfig, encodePolicyKey, encodePolicyValue, intToIpv4, ipv4ToInt, policyPrefixLen } from './codec.js';
+import { decodeEndpoint, decodeFlowEvent, decodeFlowEventsLost, decodeIpcache, decodePolicy, encodeEndpointInfo, encodeEndpointKey, encodeIpcacheKey, encodeIpcacheValue, encodeNodeConfig, encodePolicyKey, encodePolicyValue, intToIpv4, ipv4ToInt, policyPrefixLen } from './codec.js';
 import { FLOW_EVENT, IPCACHE_KEY, IPCACHE_VALUE, NODE_CONFIG, NODE_F_STRICT_INGRESS, POLICY_KEY, POLICY_VALUE } from './layout.js';
 
 describe('map codecs', () => {
@@ -60,6 +60,29 @@ describe('map codecs', () => {
     assert.equal(f.dport, 8080);
     assert.equal(f.verdict, 2);
     assert.equal(f.dropReason, 1);
+    assert.deepEqual([f.tcpFlags, f.serviceAddr, f.servicePort], [0, 0, 0], 'no TCP flags, no Service');
+    b.writeUInt8(0x12, FLOW_EVENT.offsets.tcp_flags!);
+    b.writeUInt32BE(ipv4ToInt('10.96.0.10'), FLOW_EVENT.offsets.svc_addr!);
+    b.writeUInt16BE(443, FLOW_EVENT.offsets.svc_port!);
+    const s = decodeFlowEvent(b);
+    assert.equal(s.tcpFlags, 0x12);
+    assert.equal(intToIpv4(s.serviceAddr), '10.96.0.10', 'network order, as saddr');
+    assert.equal(s.servicePort, 443);
     assert.throws(() => decodeFlowEvent(Buffer.alloc(10)), /Flow event of 10 bytes, expected 56/);
+  });
+
+  it('sums the lost flow events over every CPU', () => {
+    const v = Buffer.alloc(4 * 8);
+    v.writeBigUInt64LE(3n, 0);
+    v.writeBigUInt64LE(2n ** 40n, 24);
+    assert.equal(decodeFlowEventsLost(v), 3n + 2n ** 40n);
+    assert.equal(decodeFlowEventsLost(Buffer.alloc(8)), 0n);
+  });
+
+  it('takes no Service address from an event without a Service port (a program of the previous layout never wrote it)', () => {
+    const b = Buffer.alloc(FLOW_EVENT.size);
+    b.writeUInt32BE(ipv4ToInt('10.96.0.10'), FLOW_EVENT.offsets.svc_addr!);
+    const f = decodeFlowEvent(b);
+    assert.deepEqual([f.serviceAddr, f.servicePort], [0, 0]);
   });
 });

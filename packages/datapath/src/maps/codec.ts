@@ -462,11 +462,27 @@ export interface FlowRecord {
   ifindex: number;
   length: number;
   ruleId: number;
+  /**
+   * TCP: the header's flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20,
+   * ECE 0x40, CWR 0x80); 0 for other protocols, later fragments and headers the datapath could
+   * not read.
+   */
+  tcpFlags: number;
+  /**
+   * The Service address the client sent to, as an unsigned integer like saddr; 0 when the event
+   * names none. Only a client's veth knows it: from-endpoint, the address before translation
+   * (daddr is the backend); to-endpoint, for a reply of the client's service connection (saddr
+   * is still the backend). Never set from the overlay or the underlay (struct flow_event).
+   */
+  serviceAddr: number;
+  /** The Service's port; 0 when none. */
+  servicePort: number;
 }
 
 export function decodeFlowEvent(b: Buffer): FlowRecord {
   if (b.length < FLOW_EVENT.size) throw new RangeError(`Flow event of ${b.length} bytes, expected ${FLOW_EVENT.size}`);
   const o = FLOW_EVENT.offsets;
+  const servicePort = b.readUInt16BE(o.svc_port!);
   return {
     timestampNs: b.readBigUInt64LE(o.timestamp!),
     srcIdentity: b.readUInt32LE(o.src_identity!),
@@ -484,5 +500,20 @@ export function decodeFlowEvent(b: Buffer): FlowRecord {
     ifindex: b.readUInt32LE(o.ifindex!),
     length: b.readUInt32LE(o.length!),
     ruleId: b.readUInt32LE(o.rule_id!),
+    tcpFlags: b.readUInt8(o.tcp_flags!),
+    // A Service always has a port. Without one the address is none: an event of a program of the
+    // previous layout (still attached during an upgrade) never wrote those bytes.
+    serviceAddr: servicePort ? b.readUInt32BE(o.svc_addr!) : 0,
+    servicePort,
   };
+}
+
+/**
+ * The flow events lost so far (weft_events was full): the sum of weft_events_lost's per-CPU
+ * value (one 8-byte slot per possible CPU), as BpfMap.lookup returns it.
+ */
+export function decodeFlowEventsLost(value: Buffer): bigint {
+  let sum = 0n;
+  for (let off = 0; off + 8 <= value.length; off += 8) sum += value.readBigUInt64LE(off);
+  return sum;
 }

@@ -65,7 +65,10 @@ export const FLOW_EVENT = layout('flow_event', 56, {
   ifindex: 36,
   length: 40,
   rule_id: 44,
-  pad: 48,
+  tcp_flags: 48,
+  pad: 49,
+  svc_port: 50,
+  svc_addr: 52,
 });
 
 export const ALL_LAYOUTS: readonly StructLayout[] = [
@@ -95,6 +98,8 @@ export const MapName = {
   frag: 'weft_frag',
   config: 'weft_config_v2',
   events: 'weft_events',
+  /** Flow events a full weft_events could not take (per-CPU array of one __u64). */
+  eventsLost: 'weft_events_lost',
 } as const;
 
 /** Pins of maps whose layout (or type) changed: the agent removes them once nothing it loads uses them. */
