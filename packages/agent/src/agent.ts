@@ -92,7 +92,13 @@ export class Agent {
     // performance.now() is sub-millisecond: flows of different nodes compare to well under the
     // time a packet takes between them (Date.now() alone would be off by up to a millisecond).
     this.bootTimeNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)) - process.hrtime.bigint();
-    this.flows = new LocalObserver({ cluster: config.cluster, node: config.node, capacity: config.observer?.bufferSize ?? 10_000, nodes: () => this.observerNodes() });
+    this.flows = new LocalObserver({
+      cluster: config.cluster,
+      node: config.node,
+      capacity: config.observer?.bufferSize ?? 10_000,
+      nodes: () => this.observerNodes(),
+      lostBpfEvents: async () => Number(await this.datapath.flowEventsLost()),
+    });
   }
 
   get socketPath(): string {

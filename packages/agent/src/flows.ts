@@ -27,9 +27,6 @@ const PROTOCOLS: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 132:
 const VERDICTS = Verdict as Record<number, Flow['verdict']>;
 const POINTS = ObservationPoint as Record<number, string>;
 
-/** What a datapath event may carry beyond the fields every build has (TCP flags, the Service address). */
-type EventExtras = { tcpFlags?: number; serviceAddr?: string; servicePort?: number };
-
 const labelCache = new WeakMap<LabelSet, { labels: string[]; cluster: string }>();
 
 function identityView(set: LabelSet | undefined): { labels: string[]; cluster: string } {
@@ -48,14 +45,13 @@ export function enrich(s: FlowSample, ctx: FlowContext): Flow {
     const { labels, cluster } = identityView(ctx.labelsOf(identity));
     return { ip, port, identity, namespace: pod?.namespace ?? '', pod: pod?.pod ?? '', labels, cluster };
   };
-  const x = s as FlowSample & EventExtras;
   const point = POINTS[s.point] ?? `unknown-${s.point}`;
   const isReply = (s.flags & FlowFlag.reply) !== 0;
   const totalNs = ctx.bootTimeNs + s.timestampNs;
   let service: FlowService | null = null;
-  if (x.serviceAddr) {
-    const svc = ctx.serviceAt?.(x.serviceAddr, x.servicePort ?? 0, PROTOCOLS[s.protocol] ?? '');
-    service = { namespace: svc?.namespace ?? '', name: svc?.name ?? '', ip: x.serviceAddr, port: x.servicePort ?? 0 };
+  if (s.serviceAddr) {
+    const svc = ctx.serviceAt?.(s.serviceAddr, s.servicePort, PROTOCOLS[s.protocol] ?? '');
+    service = { namespace: svc?.namespace ?? '', name: svc?.name ?? '', ip: s.serviceAddr, port: s.servicePort };
   }
   return {
     time: { seconds: Number(totalNs / 1_000_000_000n), nanos: Number(totalNs % 1_000_000_000n) },
@@ -70,7 +66,7 @@ export function enrich(s: FlowSample, ctx: FlowContext): Flow {
     source: side(s.saddr, s.sport, s.srcIdentity),
     destination: side(s.daddr, s.dport, s.dstIdentity),
     destinationService: service,
-    tcpFlags: s.protocol === 6 && x.tcpFlags !== undefined ? tcpFlagsFromByte(x.tcpFlags) : null,
+    tcpFlags: s.protocol === 6 ? tcpFlagsFromByte(s.tcpFlags) : null,
     isReply,
     newConnection: (s.flags & FlowFlag.new) !== 0,
     encrypted: (s.flags & FlowFlag.encrypted) !== 0,
