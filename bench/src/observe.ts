@@ -83,7 +83,7 @@ export async function node(): Promise<void> {
 export async function relay(): Promise<void> {
   const [socket, ...nodes] = process.argv.slice(3);
   const discover = async (): Promise<ObserverNode[]> => nodes.map((s, i) => ({ name: `n${i + 1}`, cluster: 'c1', address: `unix://${s}`, state: 'NODE_STATE_UNKNOWN', version: '', uptimeNs: 0, numFlows: 0, maxFlows: 0, seenFlows: 0, error: '' }));
-  const r = new Relay({ cluster: 'c1', discover, dial: (n) => new ObserverClient(n.address), refreshMs: 10_000, log: silentLogger() });
+  const r = new Relay({ cluster: 'c1', discover, dial: (n) => new ObserverClient(n.address, { encodedFlows: true }), refreshMs: 10_000, log: silentLogger() });
   const server = new ObserverServer({ backend: r, cluster: 'c1', node: 'relay', socket: socket!, queueLimit: RELAY_QUEUE, log: silentLogger() });
   await r.start();
   await server.start();

@@ -22,11 +22,11 @@ export function observerForward(config: NonNullable<MeshConfig['observer']>, clu
     }
   };
   const tls = config.tls ? { ca: read('ca'), cert: read('cert'), key: read('key'), ...(config.serverName ? { serverName: config.serverName } : {}) } : undefined;
-  const relay = new ObserverClient(address, { timeoutSeconds: 10, ...(tls ? { tls } : {}) });
+  const relay = new ObserverClient(address, { timeoutSeconds: 10, encodedFlows: true, ...(tls ? { tls } : {}) });
   const backend: ObserverBackend = {
     getFlows: (request, _match, sink, signal) =>
-      relay.getFlows({ ...request, localOnly: true }, (r) => {
-        if (r.flow) sink.flow(r.flow);
+      relay.getEncodedFlows({ ...request, localOnly: true }, (r) => {
+        if ('encoded' in r) sink.encodedFlow(r);
         else if (r.lostEvents) sink.lost(r.lostEvents);
         else if (r.nodeStatus) sink.nodeStatus(r.nodeStatus);
       }, signal),

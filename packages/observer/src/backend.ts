@@ -3,11 +3,14 @@
  * fan-in (Relay). The gRPC server (server.ts) turns calls into these and a stream's writes into a
  * FlowSink, so both answer exactly alike.
  */
+import type { EncodedFlow } from './codec.js';
 import type { FlowPredicate } from './filter.js';
 import type { Flow, GetFlowsRequest, LostEvent, NodeStatusEvent, ObserverNode, ServerStatus } from './types.js';
 
 export interface FlowSink {
   flow(flow: Flow): void;
+  /** A flow as another server encoded it (a relay passing it on). */
+  encodedFlow(flow: EncodedFlow): void;
   lost(event: LostEvent): void;
   nodeStatus(event: NodeStatusEvent): void;
 }

@@ -5,7 +5,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { ObserverUnavailableError } from './errors.js';
-import { MAX_MESSAGE_BYTES, observerProto } from './proto.js';
+import { MAX_MESSAGE_BYTES, observerProto, observerProtoEncoded } from './proto.js';
+import type { EncodedFlow } from './codec.js';
 import type { ObserverClient as GeneratedClient } from './gen/weft/observer/v1/Observer';
 import type { TlsFiles } from './server.js';
 import type { GetFlowsRequestInput, GetFlowsResponse, ObserverNode, ServerStatus } from './types.js';
@@ -15,6 +16,8 @@ export interface ObserverClientOptions {
   tls?: TlsFiles & { serverName?: string };
   /** Seconds a unary call may take (default 10). */
   timeoutSeconds?: number;
+  /** Leave flows encoded (getEncodedFlows): a relay passes them on as they came. */
+  encodedFlows?: boolean;
 }
 
 export class ObserverClient {
@@ -24,7 +27,7 @@ export class ObserverClient {
     readonly address: string,
     private readonly options: ObserverClientOptions = {},
   ) {
-    const Ctor = observerProto().weft.observer.v1.Observer;
+    const Ctor = (options.encodedFlows ? observerProtoEncoded() : observerProto()).weft.observer.v1.Observer;
     const unix = address.startsWith('unix:');
     if (!unix && !options.tls) throw new TypeError(`The observer at ${address} is reached only with TLS`);
     const creds = unix ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(options.tls!.ca, options.tls!.key, options.tls!.cert);
@@ -70,6 +73,15 @@ export class ObserverClient {
       });
       call.on('end', () => done());
     });
+  }
+
+  /**
+   * As getFlows in batches, each flow left encoded with its time (a client made with
+   * `encodedFlows`); lost events and node states come decoded.
+   */
+  getEncodedFlows(request: GetFlowsRequestInput, onResponse: (r: GetFlowsResponse | EncodedFlow) => void, signal?: AbortSignal): Promise<void> {
+    if (!this.options.encodedFlows) throw new TypeError('getEncodedFlows needs a client made with encodedFlows');
+    return this.getFlows(request, onResponse as (r: GetFlowsResponse) => void, signal);
   }
 
   serverStatus(localOnly = false): Promise<ServerStatus> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import * as protoLoader from '@grpc/proto-loader';
 import { seededRandom } from '@weft/common';
-import { decodeFlowBatch, decodeFlowsResponse, encodeFlowBatch, encodeFlowsResponse } from './codec.js';
+import { decodeFlowBatch, decodeFlowBatchEncoded, decodeFlowsResponse, encodeFlowBatch, encodeFlowsResponse, type EncodedFlow } from './codec.js';
 import { tcpFlagsFromByte } from './filter.js';
 import { LOADER_OPTIONS, PROTO_FILE } from './proto.js';
 import { makeFlow } from './testing.js';
@@ -59,6 +59,18 @@ describe('the GetFlowsResponse codec', () => {
     assert.deepEqual(batchRef.responseDeserialize(encodeFlowBatch(batch as never)), expected);
     assert.deepEqual(decodeFlowBatch(batchRef.responseSerialize(batch) as Buffer), expected);
     assert.deepEqual(decodeFlowBatch(encodeFlowBatch({ responses: [] })), { responses: [] });
+  });
+
+  it('passes flows on encoded: the bytes as they came, the time read, lost events decoded', () => {
+    const flows = Array.from({ length: 30 }, randomFlow);
+    const batch = { responses: [...flows.map((f) => ({ flow: f, cluster: f.cluster, node: f.node, time: f.time })), { lostEvents: { source: 'STREAM_QUEUE', numEventsLost: 3, cluster: 'c1', node: 'n1' } }] };
+    const bytes = encodeFlowBatch(batch as never);
+    const { responses } = decodeFlowBatchEncoded(bytes);
+    assert.deepEqual(responses.slice(0, 30).map((r) => (r as EncodedFlow).time), flows.map((f) => f.time));
+    assert.equal((responses[30] as { lostEvents: { numEventsLost: number } }).lostEvents.numEventsLost, 3);
+    // Passed on unchanged: the same batch as if every flow had been decoded and encoded again.
+    assert.deepEqual(encodeFlowBatch({ responses: responses as never }), bytes);
+    assert.deepEqual(decodeFlowsResponse(encodeFlowsResponse(responses[0] as EncodedFlow)), decodeFlowBatch(bytes).responses[0]);
   });
 
   it('reads what another encoder may write: fields out of order, unknown fields skipped', () => {

@@ -88,21 +88,88 @@ function flow(w: Writer, f: Partial<Flow>): void {
   u32(w, 20, f.length);
 }
 
-export function encodeFlowsResponse(r: ResponseInput): Buffer {
+/**
+ * A GetFlowsResponse carrying a flow, kept as the bytes it arrived in, with the flow's time: what a
+ * relay passes on. It sorts by the time and sends the bytes as they came, so a flow crossing it is
+ * neither decoded nor encoded again.
+ */
+export interface EncodedFlow {
+  encoded: Buffer;
+  time: Timestamp | null;
+}
+
+export type OutgoingResponse = ResponseInput | EncodedFlow;
+
+const isEncoded = (r: OutgoingResponse): r is EncodedFlow => (r as EncodedFlow).encoded !== undefined;
+
+export function encodeFlowsResponse(r: OutgoingResponse): Buffer {
+  if (isEncoded(r)) return r.encoded;
   const w = Writer.create();
   writeResponse(w, r);
   return w.finish() as Buffer;
 }
 
 /** GetFlowBatchesResponse: each response as field 1, length-delimited. */
-export function encodeFlowBatch(batch: { responses?: ResponseInput[] | null }): Buffer {
+export function encodeFlowBatch(batch: { responses?: OutgoingResponse[] | null }): Buffer {
   const w = Writer.create();
   for (const r of batch.responses ?? []) {
+    if (isEncoded(r)) {
+      w.uint32(10).bytes(r.encoded);
+      continue;
+    }
     w.uint32(10).fork();
     writeResponse(w, r);
     w.ldelim();
   }
   return w.finish() as Buffer;
+}
+
+/**
+ * A batch with its flows left encoded (EncodedFlow: the response's bytes and the flow's time);
+ * lost events and node states, rare, decoded.
+ */
+export function decodeFlowBatchEncoded(buf: Buffer): { responses: Array<GetFlowsResponse | EncodedFlow> } {
+  const r = Reader.create(buf);
+  const responses: Array<GetFlowsResponse | EncodedFlow> = [];
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    if (tag !== 10) {
+      r.skipType(tag & 7);
+      continue;
+    }
+    const len = r.uint32();
+    const one = buf.subarray(r.pos, r.pos + len);
+    r.skip(len);
+    const time = flowTime(one);
+    responses.push(time === undefined ? decodeFlowsResponse(one) : { encoded: one, time });
+  }
+  return { responses };
+}
+
+/** The time of the flow a response carries (null: none set), or undefined when it carries no flow. */
+function flowTime(buf: Buffer): Timestamp | null | undefined {
+  const r = Reader.create(buf);
+  let time: Timestamp | null | undefined;
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    if (tag === 18 || tag === 26) return undefined;
+    if (tag !== 10) {
+      r.skipType(tag & 7);
+      continue;
+    }
+    const end = r.uint32() + r.pos;
+    time = null;
+    while (r.pos < end) {
+      const t = r.uint32();
+      if (t === 10) {
+        time = readTimestamp(r, r.uint32() + r.pos);
+        r.pos = end;
+        break;
+      }
+      r.skipType(t & 7);
+    }
+  }
+  return time;
 }
 
 export function decodeFlowBatch(buf: Buffer): { responses: GetFlowsResponse[] } {

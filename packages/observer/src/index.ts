@@ -14,3 +14,4 @@ export { makeFlow } from './testing.js';
 export { Relay, type RelayOptions, type RemoteRelay } from './relay.js';
 export { TimeMerger } from './merge.js';
 export { expandEnv, loadRelayConfig, observerServerName, peerServerName, validateRelayConfig, type RelayConfig, type TlsPaths } from './relay-config.js';
+export { decodeFlowBatchEncoded, type EncodedFlow } from './codec.js';

@@ -9,7 +9,7 @@ describe('TimeMerger', () => {
 
   it('lets a flow go as soon as every open stream has sent one as recent', () => {
     const out: Flow[] = [];
-    const m = new TimeMerger((f) => out.push(f), 60_000);
+    const m = new TimeMerger<Flow>((f) => out.push(f), 60_000);
     m.open('a');
     m.open('b');
     m.push(at(10), 'a');
@@ -27,7 +27,7 @@ describe('TimeMerger', () => {
 
   it('waits at most its window for a quiet stream', async () => {
     const out: Flow[] = [];
-    const m = new TimeMerger((f) => out.push(f), 50);
+    const m = new TimeMerger<Flow>((f) => out.push(f), 50);
     m.open('a');
     m.open('quiet');
     m.push(at(2), 'a');
@@ -39,7 +39,7 @@ describe('TimeMerger', () => {
 
   it('waits longer for a stream that may lag more (another relay\'s merge)', async () => {
     const out: Flow[] = [];
-    const m = new TimeMerger((f) => out.push(f), 30);
+    const m = new TimeMerger<Flow>((f) => out.push(f), 30);
     m.open('node');
     m.open('remote', 150);
     m.push(at(10), 'node');
@@ -54,7 +54,7 @@ describe('TimeMerger', () => {
 
   it('lets the oldest go when its buffer is full', () => {
     const out: Flow[] = [];
-    const m = new TimeMerger((f) => out.push(f), 60_000, 3);
+    const m = new TimeMerger<Flow>((f) => out.push(f), 60_000, 3);
     m.open('a');
     m.open('quiet');
     for (const t of [5, 4, 3, 2]) m.push(at(t), 'a');

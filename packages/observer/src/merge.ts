@@ -6,15 +6,20 @@
  * flow waits only for the slowest of them; Hubble's relay waits its whole sort window instead.
  */
 import { compareTimestamps } from './time.js';
-import type { Flow, Timestamp } from './types.js';
+import type { Timestamp } from './types.js';
 
-interface Pending {
-  flow: Flow;
+/** What the merger orders: anything with a flow's time (a Flow, an EncodedFlow). */
+interface Timed {
+  time: Timestamp | null;
+}
+
+interface Pending<T extends Timed> {
+  flow: T;
   at: number;
 }
 
-export class TimeMerger {
-  private heap: Pending[] = [];
+export class TimeMerger<T extends Timed> {
+  private heap: Array<Pending<T>> = [];
   private timer: NodeJS.Timeout | undefined;
   /** The latest flow time each open stream has sent (null: none yet). */
   private readonly latest = new Map<string, Timestamp | null>();
@@ -25,7 +30,7 @@ export class TimeMerger {
   private floor: Timestamp | null = null;
 
   constructor(
-    private readonly emit: (flow: Flow) => void,
+    private readonly emit: (flow: T) => void,
     private readonly windowMs = 200,
     private readonly maxBuffered = 10_000,
   ) {
@@ -49,7 +54,7 @@ export class TimeMerger {
     this.drain(false);
   }
 
-  push(flow: Flow, source: string): void {
+  push(flow: T, source: string): void {
     const prev = this.latest.get(source);
     if (flow.time && (prev === undefined || prev === null || compareTimestamps(flow.time, prev) > 0)) this.latest.set(source, flow.time);
     heapPush(this.heap, { flow, at: Date.now() });
@@ -92,9 +97,9 @@ export class TimeMerger {
   }
 }
 
-const less = (a: Pending, b: Pending): boolean => compareTimestamps(a.flow.time, b.flow.time) < 0;
+const less = <T extends Timed>(a: Pending<T>, b: Pending<T>): boolean => compareTimestamps(a.flow.time, b.flow.time) < 0;
 
-function heapPush(h: Pending[], v: Pending): void {
+function heapPush<T extends Timed>(h: Array<Pending<T>>, v: Pending<T>): void {
   h.push(v);
   let i = h.length - 1;
   while (i > 0) {
@@ -105,7 +110,7 @@ function heapPush(h: Pending[], v: Pending): void {
   }
 }
 
-function heapPop(h: Pending[]): Pending | undefined {
+function heapPop<T extends Timed>(h: Array<Pending<T>>): Pending<T> | undefined {
   const top = h[0];
   const last = h.pop();
   if (h.length > 0 && last) {

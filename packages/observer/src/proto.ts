@@ -7,13 +7,14 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType } from './gen/observer';
-import { decodeFlowBatch, decodeFlowsResponse, encodeFlowBatch, encodeFlowsResponse } from './codec.js';
+import { decodeFlowBatch, decodeFlowBatchEncoded, decodeFlowsResponse, encodeFlowBatch, encodeFlowsResponse } from './codec.js';
 
 export const PROTO_FILE = join(__dirname, '..', 'proto', 'observer.proto');
 
 export const LOADER_OPTIONS: protoLoader.Options = { longs: Number, enums: String, defaults: true, oneofs: true };
 
 let loaded: ProtoGrpcType | undefined;
+let loadedEncoded: ProtoGrpcType | undefined;
 
 export function observerProto(): ProtoGrpcType {
   if (!loaded) {
@@ -25,6 +26,18 @@ export function observerProto(): ProtoGrpcType {
     loaded = grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
   }
   return loaded;
+}
+
+/** The same service, its batches' flows left encoded (decodeFlowBatchEncoded): a relay's client. */
+export function observerProtoEncoded(): ProtoGrpcType {
+  if (!loadedEncoded) {
+    const definition = protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS);
+    const service = definition['weft.observer.v1.Observer'] as protoLoader.ServiceDefinition;
+    Object.assign(service.GetFlows!, { responseSerialize: encodeFlowsResponse, responseDeserialize: decodeFlowsResponse });
+    Object.assign(service.GetFlowBatches!, { responseSerialize: encodeFlowBatch, responseDeserialize: decodeFlowBatchEncoded });
+    loadedEncoded = grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
+  }
+  return loadedEncoded;
 }
 
 /** Largest message either side accepts; a flow is a few hundred bytes, a node list of 5,000 nodes fits. */

@@ -47,8 +47,8 @@ describe('Relay (real gRPC servers on unix sockets)', function () {
     const r = new Relay({
       cluster,
       discover,
-      dial: (n) => new ObserverClient(n.address, { timeoutSeconds: 2 }),
-      remotes: () => remotes.map((x) => ({ cluster: x.cluster, address: x.socket, dial: () => new ObserverClient(`unix://${x.socket}`, { timeoutSeconds: 2 }) })),
+      dial: (n) => new ObserverClient(n.address, { timeoutSeconds: 2, encodedFlows: true }),
+      remotes: () => remotes.map((x) => ({ cluster: x.cluster, address: x.socket, dial: () => new ObserverClient(`unix://${x.socket}`, { timeoutSeconds: 2, encodedFlows: true }) })),
       refreshMs: 200,
       sortWindowMs: 50,
       log: silentLogger(),

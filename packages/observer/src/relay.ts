@@ -16,7 +16,8 @@ import type { ObserverClient } from './client.js';
 import type { FlowPredicate } from './filter.js';
 import { TimeMerger } from './merge.js';
 import { compareTimestamps } from './time.js';
-import type { Flow, GetFlowsRequest, GetFlowsResponse, NodeState, ObserverNode, ServerStatus } from './types.js';
+import type { EncodedFlow } from './codec.js';
+import type { GetFlowsRequest, GetFlowsResponse, NodeState, ObserverNode, ServerStatus } from './types.js';
 
 export interface RemoteRelay {
   cluster: string;
@@ -29,6 +30,7 @@ export interface RelayOptions {
   cluster: string;
   /** The cluster's nodes with their observer addresses (an agent's GetNodes). */
   discover: () => Promise<ObserverNode[]>;
+  /** A client of a node's observer, made with `encodedFlows` (the relay passes flows on as they came). */
   dial: (node: ObserverNode) => ObserverClient;
   /** The connected clusters' relays, read again on every refresh. */
   remotes?: () => RemoteRelay[];
@@ -56,7 +58,7 @@ interface Link {
 interface Follow {
   request: GetFlowsRequest;
   sink: FlowSink;
-  merger: TimeMerger;
+  merger: TimeMerger<EncodedFlow>;
   streams: Map<string, AbortController>;
   signal: AbortSignal;
 }
@@ -167,7 +169,7 @@ export class Relay implements ObserverBackend {
     for (const l of targets) if (l.state !== 'NODE_CONNECTED') sink.nodeStatus({ state: l.state === 'NODE_STATE_UNKNOWN' ? 'NODE_UNAVAILABLE' : l.state, cluster: l.cluster, node: l.node, message: l.error || 'not checked yet' });
     const up = targets.filter((l) => l.state === 'NODE_CONNECTED');
     if (!request.follow) return this.history(request, up, sink, signal);
-    const follow: Follow = { request, sink, merger: new TimeMerger((f) => sink.flow(f), this.options.sortWindowMs ?? 200), streams: new Map(), signal };
+    const follow: Follow = { request, sink, merger: new TimeMerger<EncodedFlow>((f) => sink.encodedFlow(f), this.options.sortWindowMs ?? 200), streams: new Map(), signal };
     this.follows.add(follow);
     for (const l of up) this.followLink(follow, l, false);
     await new Promise<void>((resolve) => {
@@ -180,11 +182,11 @@ export class Relay implements ObserverBackend {
   }
 
   private async history(request: GetFlowsRequest, links: Link[], sink: FlowSink, signal: AbortSignal): Promise<void> {
-    const flows: Flow[] = [];
+    const flows: EncodedFlow[] = [];
     await Promise.all(
       links.map((l) =>
         l.client
-          .getFlows(this.forward(request, l), (r) => this.pass(r, sink, (f) => flows.push(f)), signal)
+          .getEncodedFlows(this.forward(request, l), (r) => this.pass(r, sink, (f) => flows.push(f)), signal)
           .catch((err: Error) => {
             sink.nodeStatus({ state: 'NODE_UNAVAILABLE', cluster: l.cluster, node: l.node, message: err.message });
           }),
@@ -192,7 +194,7 @@ export class Relay implements ObserverBackend {
     );
     flows.sort((a, b) => compareTimestamps(a.time, b.time));
     const limit = historyLimit(request);
-    for (const f of flows.length > limit ? flows.slice(flows.length - limit) : flows) sink.flow(f);
+    for (const f of flows.length > limit ? flows.slice(flows.length - limit) : flows) sink.encodedFlow(f);
   }
 
   /** Starts following one link in one follow (a node that joined: live flows only). */
@@ -204,7 +206,7 @@ export class Relay implements ObserverBackend {
     f.merger.open(l.key, l.remote ? 3 * (this.options.sortWindowMs ?? 200) + 100 : undefined);
     const request = joined ? { ...this.forward(f.request, l), number: 0, since: null } : this.forward(f.request, l);
     l.client
-      .getFlows(request, (r) => this.pass(r, f.sink, (flow) => f.merger.push(flow, l.key)), ac.signal)
+      .getEncodedFlows(request, (r) => this.pass(r, f.sink, (flow) => f.merger.push(flow, l.key)), ac.signal)
       .then(
         () => {
           if (!ac.signal.aborted && !f.signal.aborted) f.sink.nodeStatus({ state: 'NODE_UNAVAILABLE', cluster: l.cluster, node: l.node, message: 'its stream ended' });
@@ -226,9 +228,9 @@ export class Relay implements ObserverBackend {
     return l.remote ? { ...request, localOnly: true } : request;
   }
 
-  /** A node's response: flows to `onFlow`, lost and node events straight through. */
-  private pass(r: GetFlowsResponse, sink: FlowSink, onFlow: (f: Flow) => void): void {
-    if (r.flow) onFlow(r.flow);
+  /** A node's response: flows (left encoded) to `onFlow`, lost and node events straight through. */
+  private pass(r: GetFlowsResponse | EncodedFlow, sink: FlowSink, onFlow: (f: EncodedFlow) => void): void {
+    if ('encoded' in r) onFlow(r);
     else if (r.lostEvents) sink.lost(r.lostEvents);
     else if (r.nodeStatus) sink.nodeStatus(r.nodeStatus);
   }

@@ -15,7 +15,7 @@ import type { FlowSink, ObserverBackend } from './backend.js';
 import { FlowFilterError } from './errors.js';
 import { compileFlowFilters } from './filter.js';
 import { MAX_MESSAGE_BYTES, observerProto } from './proto.js';
-import type { GetFlowsResponse as GetFlowsResponseInput } from './gen/weft/observer/v1/GetFlowsResponse';
+import type { EncodedFlow, OutgoingResponse } from './codec.js';
 import type { ObserverHandlers } from './gen/weft/observer/v1/Observer';
 import type { Flow, GetFlowsRequest, LostEvent, NodeStatusEvent } from './types.js';
 
@@ -166,7 +166,7 @@ const MAX_BATCH = 1024;
  * the reader is told how many with a LostEvent once it catches up.
  */
 class StreamSink implements FlowSink {
-  private queue: GetFlowsResponseInput[] = [];
+  private queue: OutgoingResponse[] = [];
   private head = 0;
   private blocked = false;
   private scheduled = false;
@@ -190,6 +190,10 @@ class StreamSink implements FlowSink {
     this.send({ flow, cluster: flow.cluster, node: flow.node, time: flow.time });
   }
 
+  encodedFlow(flow: EncodedFlow): void {
+    this.send(flow);
+  }
+
   lost(event: LostEvent): void {
     this.send({ lostEvents: event, cluster: event.cluster, node: event.node });
   }
@@ -209,7 +213,7 @@ class StreamSink implements FlowSink {
     return this.queue.length === this.head && this.dropped === 0;
   }
 
-  private send(message: GetFlowsResponseInput): void {
+  private send(message: OutgoingResponse): void {
     if (this.queue.length - this.head >= this.limit) {
       this.dropped++;
       const b = this.options.backend;

@@ -44,7 +44,7 @@ export async function relay(argv: string[]): Promise<void> {
           cluster: r.name,
           // A new certificate for the same address is a new link too.
           address: `${r.address}#${createHash('sha256').update(r.cert).digest('hex').slice(0, 12)}`,
-          dial: () => new ObserverClient(r.address, { tls: { ca: Buffer.from(r.ca), cert: Buffer.from(r.cert), key: Buffer.from(r.key) }, timeoutSeconds: 5 }),
+          dial: () => new ObserverClient(r.address, { tls: { ca: Buffer.from(r.ca), cert: Buffer.from(r.cert), key: Buffer.from(r.key) }, timeoutSeconds: 5, encodedFlows: true }),
         }));
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'cannot read the clustermesh configuration; connected clusters are left out until it can be read');
@@ -54,7 +54,7 @@ export async function relay(argv: string[]): Promise<void> {
   const relay = new Relay({
     cluster: config.cluster,
     discover,
-    dial: (n) => new ObserverClient(n.address, { tls: { ...agentTls, serverName: observerServerName(n.cluster, n.name) }, timeoutSeconds: 5 }),
+    dial: (n) => new ObserverClient(n.address, { tls: { ...agentTls, serverName: observerServerName(n.cluster, n.name) }, timeoutSeconds: 5, encodedFlows: true }),
     remotes,
     refreshMs: config.refreshSeconds * 1000,
     sortWindowMs: config.sortWindowMs,
