@@ -109,12 +109,21 @@ const MESH_CONNECT = {
 const MESH_CONNECT_KUBE = '--context A --destination-context B [--kubeconfig PATH] [--namespace kube-system] [--release weft] [--wait] [--timeout SECONDS] [-o json]';
 
 /** `weft observe`'s filters (observe-request.ts parses them; command-table.test.ts checks this list against it). */
-const filter = (help: string, valueName = 'X'): OptionSpec => ({ type: 'string', multiple: true, valueName, help });
-const sided = (name: string, what: string, valueName: string): Record<string, OptionSpec> => ({
-  [name]: filter(`flows whose source or destination ${what}`, valueName),
-  [`from-${name}`]: filter(`flows whose source ${what}`, valueName),
-  [`to-${name}`]: filter(`flows whose destination ${what}`, valueName),
-});
+interface FilterOption {
+  readonly type: 'string';
+  readonly multiple: true;
+  readonly valueName: string;
+  readonly help: string;
+}
+const filter = (help: string, valueName = 'X'): FilterOption => ({ type: 'string', multiple: true, valueName, help });
+/** `--pod`, `--from-pod`, `--to-pod` (typed by name, so parseCommandArgs types their values). */
+function sided<N extends string>(name: N, what: string, valueName: string): Record<N | `from-${N}` | `to-${N}`, FilterOption> {
+  return {
+    [name]: filter(`flows whose source or destination ${what}`, valueName),
+    [`from-${name}`]: filter(`flows whose source ${what}`, valueName),
+    [`to-${name}`]: filter(`flows whose destination ${what}`, valueName),
+  } as Record<N | `from-${N}` | `to-${N}`, FilterOption>;
+}
 const OBSERVE_FILTERS = {
   ...sided('pod', 'is this pod ([NAMESPACE/]POD)', 'POD'),
   ...sided('namespace', 'is in this namespace', 'NS'),
