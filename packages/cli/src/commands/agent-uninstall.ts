@@ -6,16 +6,14 @@
  * devices or SAs (POST /v1/uninstall). Pods keep their veths and addresses. Idempotent: an agent
  * that already did it answers with nothing removed.
  */
-import { parseArgs } from 'node:util';
 import { AgentClient } from '@weft/agent/api-client';
-import { DEFAULT_AGENT_SOCKET, uninstallCni } from '@weft/cni/install';
+import { uninstallCni } from '@weft/cni/install';
+import { COMMANDS } from '../command-table.js';
 import { parseFormat, printJson, UsageError } from '../output.js';
+import { parseCommandArgs } from '../parse-command-args.js';
 
 export async function agentUninstall(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { socket: { type: 'string', default: DEFAULT_AGENT_SOCKET }, 'cni-bin-dir': { type: 'string' }, 'cni-conf-dir': { type: 'string' }, output: { type: 'string', short: 'o' } },
-  });
+  const { values } = parseCommandArgs(COMMANDS['agent uninstall'], argv);
   const format = parseFormat(values.output);
   const binDir = values['cni-bin-dir'];
   const confDir = values['cni-conf-dir'];

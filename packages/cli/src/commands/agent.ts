@@ -1,14 +1,15 @@
 /** `weft agent --config FILE`: runs a node agent in the current network namespace until signalled. */
-import { parseArgs } from 'node:util';
 import { createLogger } from '@weft/common';
 import { Agent, ensureEtcdCredential, loadAgentConfig } from '@weft/agent';
 import { BpfDatapath } from '@weft/agent/bpf-datapath';
 import { PodRuntime } from '@weft/lab';
+import { COMMANDS } from '../command-table.js';
 import { UsageError } from '../output.js';
+import { parseCommandArgs } from '../parse-command-args.js';
 
 export async function agent(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' } } });
-  if (!values.config) throw new UsageError('weft agent needs --config FILE');
+  const { values } = parseCommandArgs(COMMANDS.agent, argv);
+  if (!values.config) throw new UsageError('weft agent needs --config FILE (see weft agent --help)');
   const config = loadAgentConfig(values.config);
   const log = createLogger({ component: 'agent', cluster: config.cluster, node: config.node });
   // Kubernetes mode: this node's own etcd certificate first (etcdIssuer), then everything else.

@@ -4,17 +4,24 @@
  * 128, etcd's default; the chart's etcd takes 1024): a request that fits is one transaction, a larger one is
  * checked whole and then written in transactions of that size.
  */
-import { parseArgs } from 'node:util';
 import { loadResourceFiles, ResourceStore, type PodSpec, type Resource } from '@weft/resources';
 import { readLabState } from '@weft/lab';
+import { COMMANDS } from '../command-table.js';
 import { kvFor } from '../context.js';
 import { parseFormat, printJson, UsageError } from '../output.js';
+import { parseCommandArgs, type OptionValues } from '../parse-command-args.js';
 
-export async function apply(argv: string[], remove = false): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { filename: { type: 'string', short: 'f', multiple: true }, cluster: { type: 'string' }, etcd: { type: 'string' }, 'ignore-not-found': { type: 'boolean', default: false }, 'max-txn-ops': { type: 'string' }, output: { type: 'string', short: 'o' } },
-  });
+export async function apply(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS.apply, argv);
+  return run({ ...values, 'ignore-not-found': false }, false);
+}
+
+export async function deleteResources(argv: string[]): Promise<void> {
+  return run(parseCommandArgs(COMMANDS.delete, argv).values, true);
+}
+
+/** Apply's options are delete's but --ignore-not-found. */
+async function run(values: OptionValues<typeof COMMANDS.delete.options>, remove: boolean): Promise<void> {
   const format = parseFormat(values.output);
   const given = values['max-txn-ops'] === undefined ? undefined : Number(values['max-txn-ops']);
   if (given !== undefined && !(Number.isInteger(given) && given >= 2)) throw new UsageError(`--max-txn-ops ${JSON.stringify(values['max-txn-ops'])} is not an integer of at least 2 (the etcd's --max-txn-ops)`);

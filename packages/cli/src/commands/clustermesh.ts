@@ -1,16 +1,14 @@
-/** `weft clustermesh-apiserver --config FILE` (the process), `weft clustermesh status` and `connect|disconnect`. */
-import { parseArgs } from 'node:util';
+/** `weft clustermesh status` and `weft clustermesh connect|disconnect`. */
 import { kubeConnect, kubeDisconnect, loadMeshConfig, MESH_STATUS_PREFIX, readEtcdTls, type MeshStatus } from '@weft/clustermesh';
 import { KvClient } from '@weft/kvstore';
 import { meshConnect, meshDisconnect } from '@weft/lab';
+import { COMMANDS } from '../command-table.js';
 import { kvFor, labCluster } from '../context.js';
 import { parseFormat, printJson, printTable, progress, UsageError } from '../output.js';
+import { parseCommandArgs } from '../parse-command-args.js';
 
-export async function clustermesh(argv: string[]): Promise<void> {
-  const [sub, ...rest] = argv;
-  if (sub === 'connect' || sub === 'disconnect') return connect(sub, rest);
-  if (sub !== 'status') throw new UsageError(`Usage: weft clustermesh status [--cluster NAME | --etcd HOST:PORT | --config APISERVER-CONFIG] [-o json]\n${CONNECT_USAGE}`);
-  const { values } = parseArgs({ args: rest, options: { cluster: { type: 'string' }, etcd: { type: 'string' }, config: { type: 'string' }, output: { type: 'string', short: 'o' } } });
+export async function clustermeshStatus(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS['clustermesh status'], argv);
   const { kv, clusterName } = values.config ? kvFromMeshConfig(values.config) : kvFor({ cluster: values.cluster, etcd: values.etcd });
   try {
     const kvs = await kv.get(`${MESH_STATUS_PREFIX}${clusterName}`);
@@ -39,9 +37,6 @@ export async function clustermesh(argv: string[]): Promise<void> {
   }
 }
 
-const CONNECT_USAGE = `       weft clustermesh connect|disconnect --context A --destination-context B [--kubeconfig PATH] [--namespace kube-system] [--release weft] [--wait] [--timeout SECONDS] [-o json]
-       weft clustermesh connect|disconnect --cluster A --to B [-o json]      (lab clusters)`;
-
 /**
  * `--config FILE`: the clustermesh-apiserver's own configuration (in its pod, where the chart
  * mounts it): its cluster, its etcd endpoints and, with the chart's etcd TLS, its client certificate.
@@ -52,21 +47,26 @@ function kvFromMeshConfig(path: string): { kv: KvClient; clusterName: string } {
   return { kv: new KvClient({ endpoints: config.etcd, retry: { maxAttempts: 3, initialMs: 100, maxMs: 500 }, ...(tls ? { tls } : {}) }), clusterName: config.cluster };
 }
 
+export async function clustermeshConnect(argv: string[]): Promise<void> {
+  return connect('connect', argv);
+}
+
+export async function clustermeshDisconnect(argv: string[]): Promise<void> {
+  return connect('disconnect', argv);
+}
+
 /**
  * `weft clustermesh connect|disconnect`: with --context, two Kubernetes clusters running the chart
  * (packages/clustermesh/src/kube-connect.ts); with --cluster, two lab clusters: certificates,
  * configuration, restarts.
  */
 async function connect(sub: 'connect' | 'disconnect', argv: string[]): Promise<void> {
-  const options = {
-    cluster: { type: 'string' }, to: { type: 'string' }, context: { type: 'string' }, 'destination-context': { type: 'string' }, kubeconfig: { type: 'string' },
-    namespace: { type: 'string' }, release: { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' }, output: { type: 'string', short: 'o' },
-  } as const;
-  const { values } = parseArgs({ args: argv, options });
+  const { values } = parseCommandArgs(COMMANDS[`clustermesh ${sub}`], argv);
   const format = parseFormat(values.output);
+  const see = `(see weft clustermesh ${sub} --help)`;
   if (values.context !== undefined || values['destination-context'] !== undefined) {
-    if (!values.context || !values['destination-context']) throw new UsageError(`weft clustermesh ${sub} needs both --context and --destination-context\n${CONNECT_USAGE}`);
-    const timeout = values.timeout === undefined ? 300 : Number(values.timeout);
+    if (!values.context || !values['destination-context']) throw new UsageError(`weft clustermesh ${sub} needs both --context and --destination-context ${see}`);
+    const timeout = Number(values.timeout);
     if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`Invalid --timeout ${JSON.stringify(values.timeout)}: give seconds, e.g. 300`);
     const run = sub === 'connect' ? kubeConnect : kubeDisconnect;
     const result = await run({
@@ -77,7 +77,7 @@ async function connect(sub: 'connect' | 'disconnect', argv: string[]): Promise<v
     printTable(['CONTEXT', 'CLUSTER', 'ID', 'ADDRESS', 'REMOTE', 'SECRET', 'KEY', 'CHANGE', 'RESTARTED'], result.clusters.map((c) => [c.context, c.cluster, c.id, c.address ?? '-', c.remote, `${c.namespace}/${c.secret}`, c.key, c.change, c.restarted ? (result.rolledOut ? 'rolled out' : 'yes') : 'no']));
     return;
   }
-  if (!values.cluster || !values.to) throw new UsageError(`Usage: weft clustermesh ${sub} --context A --destination-context B | --cluster A --to B\n${CONNECT_USAGE}`);
+  if (!values.cluster || !values.to) throw new UsageError(`weft clustermesh ${sub} needs --cluster A --to B (lab clusters) or --context A --destination-context B (Kubernetes) ${see}`);
   const a = labCluster(values.cluster);
   const b = labCluster(values.to);
   if (sub === 'connect') await meshConnect(a, b, progress);

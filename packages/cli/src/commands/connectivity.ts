@@ -12,13 +12,14 @@
  */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { AgentClient, type Flow, type ServiceState } from '@weft/agent';
 import { agentSocket, applyAndWait, labEtcdClient, podNetnsName, readLabState, WORLD_IP, type ClusterLayout } from '@weft/lab';
 import { KvClient } from '@weft/kvstore';
 import { ResourceStore, validateResource, type Resource } from '@weft/resources';
+import { COMMANDS } from '../command-table.js';
 import { labCluster, observersFor } from '../context.js';
 import { parseFormat, progress, UsageError, type OutputFormat } from '../output.js';
+import { parseCommandArgs } from '../parse-command-args.js';
 import { kubeConnectivityTest } from './connectivity-kube.js';
 import { APP, connectivityCases, echoCommand, globalServiceCaseName, NS, policyDoc, reportResults, serviceDoc, SERVICE, type CaseResult, type CaseTargets } from './connectivity-cases.js';
 
@@ -99,22 +100,8 @@ function runProbe(cluster: string, pod: string, target: string[]): Promise<{ ok:
 }
 
 export async function connectivityTest(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      cluster: { type: 'string' },
-      keep: { type: 'boolean', default: false },
-      output: { type: 'string', short: 'o' },
-      // Kubernetes clusters running the chart (connectivity-kube.ts); without --context, the lab.
-      context: { type: 'string' },
-      'destination-context': { type: 'string' },
-      kubeconfig: { type: 'string' },
-      namespace: { type: 'string' },
-      release: { type: 'string' },
-      image: { type: 'string' },
-      timeout: { type: 'string' },
-    },
-  });
+  // With --context, Kubernetes clusters running the chart (connectivity-kube.ts); without, the lab.
+  const { values } = parseCommandArgs(COMMANDS['connectivity test'], argv);
   const format = parseFormat(values.output);
   const kubeOnly = (['destination-context', 'kubeconfig', 'namespace', 'release', 'image', 'timeout'] as const).filter((k) => values[k] !== undefined);
   if (values.context === undefined && kubeOnly.length > 0) throw new UsageError(`--${kubeOnly[0]} needs --context (the lab's connectivity test takes --cluster)`);

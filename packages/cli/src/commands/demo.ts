@@ -4,11 +4,12 @@
  * etcd client and lease) over overlapping workloads, and shows that every node
  * got the same identity for the same labels.
  */
-import { parseArgs } from 'node:util';
 import { silentLogger } from '@weft/common';
 import { EtcdProcess, KvClient } from '@weft/kvstore';
 import { IdentityAllocator, IdentityLayout, clusterIdOf, localIdOf, workloadLabels } from '@weft/identity';
+import { COMMANDS } from '../command-table.js';
 import { parseFormat, printJson, printTable, progress, UsageError } from '../output.js';
+import { parseCommandArgs } from '../parse-command-args.js';
 
 const WORKLOADS: Array<{ namespace: string; labels: Record<string, string> }> = [
   { namespace: 'shop', labels: { app: 'frontend', tier: 'web' } },
@@ -22,20 +23,12 @@ const WORKLOADS: Array<{ namespace: string; labels: Record<string, string> }> = 
 ];
 
 export async function demo(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      allocators: { type: 'string', default: '4' },
-      cluster: { type: 'string', default: 'c1' },
-      'cluster-id': { type: 'string', default: '1' },
-      output: { type: 'string', short: 'o' },
-    },
-  });
+  const { values } = parseCommandArgs(COMMANDS.demo, argv);
   const format = parseFormat(values.output);
   const count = Number(values.allocators);
   if (!Number.isInteger(count) || count < 1 || count > 64) throw new UsageError(`Invalid --allocators ${JSON.stringify(values.allocators)}: use 1-64`);
   const clusterId = Number(values['cluster-id']);
-  const cluster = values.cluster!;
+  const cluster = values.cluster;
 
   progress(`[1/4] starting a real etcd (${process.env.WEFT_ETCD_BIN ?? 'etcd'} from PATH)`);
   const etcd = await EtcdProcess.start({ name: 'weft-demo' });

@@ -8,8 +8,9 @@ import { createSocket } from 'node:dgram';
 import { createServer as createHttp } from 'node:http';
 import { createServer as createTcp } from 'node:net';
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
+import { COMMANDS } from '../command-table.js';
 import { UsageError } from '../output.js';
+import { parseCommandArgs } from '../parse-command-args.js';
 
 function port(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -19,7 +20,7 @@ function port(v: string | undefined, flag: string): number | undefined {
 }
 
 export async function echoServer(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { tcp: { type: 'string' }, udp: { type: 'string' }, http: { type: 'string' }, name: { type: 'string' } } });
+  const { values } = parseCommandArgs(COMMANDS['echo-server'], argv);
   const name = values.name ?? process.env.WEFT_POD ?? hostname();
   const tcp = port(values.tcp, '--tcp');
   const udp = port(values.udp, '--udp');

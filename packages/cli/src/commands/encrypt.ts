@@ -11,14 +11,13 @@
  * --no-wait). A node already rotating answers WEFT_ERR_ROTATION_IN_PROGRESS
  * and keeps its keys. -o json for scripts.
  */
-import { parseArgs } from 'node:util';
 import { WeftError } from '@weft/common';
 import { AgentClient, type EncryptionStatus } from '@weft/agent';
 import { agentSocket, readLabState, rotateLabIpsecKey } from '@weft/lab';
+import { COMMANDS } from '../command-table.js';
 import { agentsFor } from '../context.js';
 import { parseFormat, printJson, printTable, progress, UsageError } from '../output.js';
-
-const USAGE = 'Usage: weft encrypt status|rotate [--cluster NAME] [--node NODE] [--no-wait] [--timeout SECONDS] [-o json]';
+import { parseCommandArgs } from '../parse-command-args.js';
 
 /** A rotation that was given up or did not finish in time. */
 export class RotationFailedError extends WeftError {
@@ -28,23 +27,17 @@ export class RotationFailedError extends WeftError {
   }
 }
 
-export async function encrypt(argv: string[]): Promise<void> {
-  const [verb, ...rest] = argv;
-  const { values } = parseArgs({
-    args: rest,
-    options: { cluster: { type: 'string' }, node: { type: 'string' }, agent: { type: 'string' }, output: { type: 'string', short: 'o' }, 'no-wait': { type: 'boolean' }, timeout: { type: 'string', default: '120' } },
-  });
+export async function encryptRotate(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS['encrypt rotate'], argv);
   const format = parseFormat(values.output);
-  if (verb === 'status') return status(values, format);
-  if (verb === 'rotate') {
-    const timeoutS = Number(values.timeout);
-    if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError(`Invalid --timeout ${JSON.stringify(values.timeout)}: seconds, > 0`);
-    return rotate(values, !values['no-wait'], timeoutS * 1000, format);
-  }
-  throw new UsageError(USAGE);
+  const timeoutS = Number(values.timeout);
+  if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError(`Invalid --timeout ${JSON.stringify(values.timeout)}: seconds, > 0`);
+  return rotate(values, !values['no-wait'], timeoutS * 1000, format);
 }
 
-async function status(values: { cluster?: string; node?: string; agent?: string }, format: 'table' | 'json'): Promise<void> {
+export async function encryptStatus(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS['encrypt status'], argv);
+  const format = parseFormat(values.output);
   const rows = await Promise.all(agentsFor(values).map(async ({ node, client }) => ({ node, ...(await client.encryption()) })));
   if (format === 'json') return printJson(rows);
   for (const r of rows) {

@@ -8,15 +8,15 @@
  * bring etcd back (a liveness probe that required etcd would restart every agent of the cluster
  * during an etcd outage).
  */
-import { parseArgs } from 'node:util';
 import { WeftError, type HealthReport } from '@weft/common';
 // Single modules, not the packages' indexes: a probe runs every few seconds on every node, and
 // loading all of the agent or the clustermesh (etcd, Kubernetes clients) would cost far more CPU.
 import { AgentClient, AgentUnreachableError } from '@weft/agent/api-client';
-import { DEFAULT_AGENT_SOCKET } from '@weft/cni/install';
 import { loadMeshConfig } from '@weft/clustermesh/config';
 import { localAddress, probeApiServer } from '@weft/clustermesh/health';
+import { COMMANDS } from '../command-table.js';
 import { parseFormat, printJson, printTable, UsageError, type OutputFormat } from '../output.js';
+import { parseCommandArgs } from '../parse-command-args.js';
 
 const TIMEOUT_MS = 5000;
 
@@ -38,7 +38,7 @@ export class MeshUnreachableError extends WeftError {
 }
 
 export async function agentHealth(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { socket: { type: 'string', default: DEFAULT_AGENT_SOCKET }, liveness: { type: 'boolean' }, output: { type: 'string', short: 'o' } } });
+  const { values } = parseCommandArgs(COMMANDS['agent health'], argv);
   const format = parseFormat(values.output);
   const signal = AbortSignal.timeout(TIMEOUT_MS);
   let report: HealthReport;
@@ -52,8 +52,8 @@ export async function agentHealth(argv: string[]): Promise<void> {
 }
 
 export async function apiserverHealth(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, liveness: { type: 'boolean' }, output: { type: 'string', short: 'o' } } });
-  if (!values.config) throw new UsageError('Usage: weft clustermesh-apiserver health --config FILE [--liveness] [-o json]');
+  const { values } = parseCommandArgs(COMMANDS['clustermesh-apiserver health'], argv);
+  if (!values.config) throw new UsageError('weft clustermesh-apiserver health needs --config FILE (see weft clustermesh-apiserver health --help)');
   const format = parseFormat(values.output);
   const config = loadMeshConfig(values.config);
   const address = localAddress(config.listen);

@@ -1,13 +1,12 @@
 /** Read-only views of agents: status, endpoints, BPF maps, policies. All take `-o json`. */
-import { parseArgs } from 'node:util';
 import type { AgentClient } from '@weft/agent/api-client';
+import { COMMANDS } from '../command-table.js';
 import { agentsFor } from '../context.js';
 import { parseFormat, printJson, printTable, UsageError } from '../output.js';
-
-const common = { cluster: { type: 'string' }, node: { type: 'string' }, agent: { type: 'string' }, output: { type: 'string', short: 'o' } } as const;
+import { parseCommandArgs } from '../parse-command-args.js';
 
 export async function status(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: common });
+  const { values } = parseCommandArgs(COMMANDS.status, argv);
   const rows = await Promise.all(agentsFor(values).map(async ({ node, client }) => {
     try {
       return { ...(await client.status()), node, ok: true as const };
@@ -83,7 +82,7 @@ function endpointPolicyText(p: Status['endpointPolicy'] | undefined): string {
 type EndpointRow = Awaited<ReturnType<AgentClient['endpoints']>>[number];
 
 export async function endpointList(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: common });
+  const { values } = parseCommandArgs(COMMANDS['endpoint list'], argv);
   const rows = (await Promise.all(agentsFor(values).map(async ({ node, client }) => (await client.endpoints()).map((e) => ({ node, ...e }))))).flat();
   if (parseFormat(values.output) === 'json') return printJson(rows);
   printTable(['NODE', 'ID', 'POD', 'IP', 'IDENTITY', 'INGRESS', 'EGRESS', 'POLICY', 'REGENERATION', 'LABELS'], rows.map((r) => [r.node, r.id, `${r.namespace}/${r.pod}`, r.ip, r.identity, r.policy?.ingress ?? '-', r.policy?.egress ?? '-', policyStateText(r.policy), regenerationText(r.regeneration), Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',')]));
@@ -104,50 +103,53 @@ function policyStateText(p: EndpointRow['policy']): string {
   return state === 'fail-closed' ? 'FAIL-CLOSED' : state;
 }
 
-export async function bpf(argv: string[]): Promise<void> {
-  const [map, verb, ...rest] = argv;
-  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: common });
+export async function bpfIpcacheList(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS['bpf ipcache list'], argv);
   const format = parseFormat(values.output);
-  if (map === 'ipcache' && verb === 'list') {
-    const rows = (await Promise.all(agentsFor(values).map(async ({ node, client }) => (await client.ipcache()).map((e) => ({ node, ...e }))))).flat();
-    if (format === 'json') return printJson(rows);
-    return printTable(['NODE', 'PREFIX', 'IDENTITY', 'TUNNEL ENDPOINT', 'FLAGS'], rows.map((r) => [r.node, r.cidr, r.identity, r.tunnelIp ?? '-', flagNames(r.flags)]));
-  }
-  if (map === 'nodes' && verb === 'list') {
-    const rows = (await Promise.all(agentsFor(values).map(async ({ node, client }) => (await client.nodes()).map((e) => ({ node, ...e }))))).flat();
-    if (format === 'json') return printJson(rows);
-    return printTable(['NODE', 'ADDRESS', 'OF NODE', 'ROUTER IP', 'CLUSTER', 'CLEAR TUNNEL'], rows.map((r) => [r.node, r.addr, r.nodeIp, r.routerIp ?? '-', r.clusterId || '(unknown)', r.flags & 0x1 ? 'refused' : 'accepted']));
-  }
-  if (map === 'lb' && verb === 'list') {
-    const rows = (await Promise.all(agentsFor(values).map(async ({ node, client }) => (await client.lb()).map((e) => ({ node, ...e }))))).flat();
-    if (format === 'json') return printJson(rows);
-    return printTable(['NODE', 'FRONTEND', 'BACKENDS'], rows.map((r) => [r.node, `${r.vip}:${r.port}/${r.protocol}`, r.backends.map((b) => `${b.ip}:${b.port}`).join(' ') || '(none: dropped)']));
-  }
-  if (map === 'policy' && verb === 'get') {
-    const ref = positionals[0];
-    if (!ref) throw new UsageError('Usage: weft bpf policy get ENDPOINT (id, IP or namespace/pod) [--node NODE]');
-    const found: Array<{ node: string } & Awaited<ReturnType<AgentClient['policyMap']>>> = [];
-    let lastError: Error | undefined;
-    for (const { node, client } of agentsFor(values)) {
-      try {
-        found.push({ node, ...(await client.policyMap(ref)) });
-      } catch (err) {
-        lastError = err as Error;
-      }
+  const rows = (await Promise.all(agentsFor(values).map(async ({ node, client }) => (await client.ipcache()).map((e) => ({ node, ...e }))))).flat();
+  if (format === 'json') return printJson(rows);
+  printTable(['NODE', 'PREFIX', 'IDENTITY', 'TUNNEL ENDPOINT', 'FLAGS'], rows.map((r) => [r.node, r.cidr, r.identity, r.tunnelIp ?? '-', flagNames(r.flags)]));
+}
+
+export async function bpfNodesList(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS['bpf nodes list'], argv);
+  const format = parseFormat(values.output);
+  const rows = (await Promise.all(agentsFor(values).map(async ({ node, client }) => (await client.nodes()).map((e) => ({ node, ...e }))))).flat();
+  if (format === 'json') return printJson(rows);
+  printTable(['NODE', 'ADDRESS', 'OF NODE', 'ROUTER IP', 'CLUSTER', 'CLEAR TUNNEL'], rows.map((r) => [r.node, r.addr, r.nodeIp, r.routerIp ?? '-', r.clusterId || '(unknown)', r.flags & 0x1 ? 'refused' : 'accepted']));
+}
+
+export async function bpfLbList(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS['bpf lb list'], argv);
+  const format = parseFormat(values.output);
+  const rows = (await Promise.all(agentsFor(values).map(async ({ node, client }) => (await client.lb()).map((e) => ({ node, ...e }))))).flat();
+  if (format === 'json') return printJson(rows);
+  printTable(['NODE', 'FRONTEND', 'BACKENDS'], rows.map((r) => [r.node, `${r.vip}:${r.port}/${r.protocol}`, r.backends.map((b) => `${b.ip}:${b.port}`).join(' ') || '(none: dropped)']));
+}
+
+export async function bpfPolicyGet(argv: string[]): Promise<void> {
+  const { values, positionals } = parseCommandArgs(COMMANDS['bpf policy get'], argv);
+  const format = parseFormat(values.output);
+  const ref = positionals[0]!;
+  const found: Array<{ node: string } & Awaited<ReturnType<AgentClient['policyMap']>>> = [];
+  let lastError: Error | undefined;
+  for (const { node, client } of agentsFor(values)) {
+    try {
+      found.push({ node, ...(await client.policyMap(ref)) });
+    } catch (err) {
+      lastError = err as Error;
     }
-    if (found.length === 0) throw lastError ?? new UsageError(`Endpoint ${ref} not found`);
-    if (format === 'json') return printJson(found.length === 1 ? found[0] : found);
-    for (const f of found) {
-      process.stdout.write(`${f.endpoint.namespace}/${f.endpoint.pod} (endpoint ${f.endpoint.id} on ${f.node})\n`);
-      printTable(['DIRECTION', 'IDENTITY', 'PROTOCOL', 'PORTS', 'VERDICT', 'PACKETS', 'RULE'], f.entries.map((e) => [e.egress ? 'egress' : 'ingress', e.identity === 0 ? 'any' : e.identity, e.protocol === 0 ? 'any' : e.protocol, portText(e.port), e.deny ? 'deny' : 'allow', e.packets, e.rule ?? '']));
-    }
-    return;
   }
-  throw new UsageError('Usage: weft bpf ipcache list | weft bpf nodes list | weft bpf lb list | weft bpf policy get ENDPOINT');
+  if (found.length === 0) throw lastError ?? new UsageError(`Endpoint ${ref} not found`);
+  if (format === 'json') return printJson(found.length === 1 ? found[0] : found);
+  for (const f of found) {
+    process.stdout.write(`${f.endpoint.namespace}/${f.endpoint.pod} (endpoint ${f.endpoint.id} on ${f.node})\n`);
+    printTable(['DIRECTION', 'IDENTITY', 'PROTOCOL', 'PORTS', 'VERDICT', 'PACKETS', 'RULE'], f.entries.map((e) => [e.egress ? 'egress' : 'ingress', e.identity === 0 ? 'any' : e.identity, e.protocol === 0 ? 'any' : e.protocol, portText(e.port), e.deny ? 'deny' : 'allow', e.packets, e.rule ?? '']));
+  }
 }
 
 export async function policyGet(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: common });
+  const { values } = parseCommandArgs(COMMANDS['policy get'], argv);
   const [{ client }] = agentsFor(values);
   const policies = await client!.policies();
   if (parseFormat(values.output) === 'json') return printJson(policies);

@@ -1,61 +1,31 @@
-/** `weft lab up|down|exec|status`. */
+/** `weft lab up|down|exec|status`, and the lab's own processes (`forward`, `node-runtime`, `kube-proxy`). */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { applyAndWait, demoResources, forward, labDown, labUp, parseForwardAddress, podNetnsName, readLabState, runNodeRuntime, syncServices, WORLD_IP, type NodeRuntimeSpec, type LabSpec } from '@weft/lab';
+import { applyAndWait, demoResources, forward, labDown as removeLab, labUp as buildLab, parseForwardAddress, podNetnsName, readLabState, runNodeRuntime, syncServices, WORLD_IP, type NodeRuntimeSpec, type LabSpec } from '@weft/lab';
 import { createLogger } from '@weft/common';
 import { netns } from '@weft/net';
+import { COMMANDS } from '../command-table.js';
 import { parsePodRef, labCluster } from '../context.js';
 import { parseFormat, printJson, printTable, progress, UsageError } from '../output.js';
+import { parseCommandArgs } from '../parse-command-args.js';
 
-export async function lab(argv: string[]): Promise<void> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case 'up':
-      return up(rest);
-    case 'down': {
-      const { values } = parseArgs({ args: rest, options: { output: { type: 'string', short: 'o' } } });
-      const r = await labDown(progress);
-      if (parseFormat(values.output) === 'json') printJson(r);
-      else process.stdout.write(`lab removed (${r.namespaces} namespaces)\n`);
-      return;
-    }
-    case 'exec':
-      return exec(rest);
-    case 'forward':
-      return forwardCommand(rest);
-    case 'node-runtime':
-      return nodeRuntime(rest);
-    case 'kube-proxy':
-      return kubeProxy(rest);
-    case 'status': {
-      const { values } = parseArgs({ args: rest, options: { output: { type: 'string', short: 'o' } } });
-      const state = readLabState();
-      if (parseFormat(values.output) === 'json') return printJson(state ?? null);
-      if (!state) return void process.stdout.write('no lab\n');
-      printTable(['CLUSTER', 'ID', 'NODE', 'NODE IP', 'POD CIDR'], state.clusters.flatMap((c) => c.nodes.map((n) => [c.name, c.id, n.name, n.ip, n.podCidr])));
-      return;
-    }
-    default:
-      throw new UsageError(`Unknown lab command ${JSON.stringify(sub ?? '')}: use up, down, exec or status (forward, node-runtime and kube-proxy are the lab's own processes)`);
-  }
+export async function labDown(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS['lab down'], argv);
+  const r = await removeLab(progress);
+  if (parseFormat(values.output) === 'json') printJson(r);
+  else process.stdout.write(`lab removed (${r.namespaces} namespaces)\n`);
 }
 
-async function up(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      nodes: { type: 'string', default: '2' },
-      routing: { type: 'string', default: 'vxlan' },
-      clusters: { type: 'string', default: '1' },
-      names: { type: 'string' },
-      'no-demo': { type: 'boolean', default: false },
-      'no-connect': { type: 'boolean', default: false },
-      encryption: { type: 'string', default: 'wireguard' },
-      kubernetes: { type: 'boolean', default: false },
-      output: { type: 'string', short: 'o' },
-    },
-  });
+export async function labStatus(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS['lab status'], argv);
+  const state = readLabState();
+  if (parseFormat(values.output) === 'json') return printJson(state ?? null);
+  if (!state) return void process.stdout.write('no lab\n');
+  printTable(['CLUSTER', 'ID', 'NODE', 'NODE IP', 'POD CIDR'], state.clusters.flatMap((c) => c.nodes.map((n) => [c.name, c.id, n.name, n.ip, n.podCidr])));
+}
+
+export async function labUp(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS['lab up'], argv);
   const format = parseFormat(values.output);
   const nodes = Number(values.nodes);
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 8) throw new UsageError(`Invalid --nodes ${JSON.stringify(values.nodes)}: use 1-8`);
@@ -68,7 +38,7 @@ async function up(argv: string[]): Promise<void> {
   const spec: LabSpec = { clusters: names.map((name, i) => ({ name, id: i + 1 })), nodes, routing: values.routing, connect: !values['no-connect'], encryption: values.encryption, kubernetes: values.kubernetes };
   const t0 = Date.now();
   const step = (s: string): void => progress(`[lab ${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}`);
-  const state = await labUp(spec, step);
+  const state = await buildLab(spec, step);
   // With --kubernetes, pods are the API server's: the demo pods come with the kubelet's pod networking (issue 14).
   if (!values['no-demo'] && !spec.kubernetes) {
     for (const c of state.clusters) {
@@ -94,8 +64,8 @@ async function up(argv: string[]): Promise<void> {
 }
 
 /** `weft lab forward --listen A --to B`: the lab's loopback bridge to a cluster's API server (forward.ts). */
-async function forwardCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { listen: { type: 'string' }, to: { type: 'string' } } });
+export async function labForward(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS['lab forward'], argv);
   if (!values.listen || !values.to) throw new UsageError('Usage: weft lab forward --listen unix:/path|tcp:IP:port --to unix:/path|tcp:IP:port');
   const log = createLogger({ component: 'lab-forward' });
   const server = await forward(parseForwardAddress(values.listen, '--listen'), parseForwardAddress(values.to, '--to'), log);
@@ -105,8 +75,8 @@ async function forwardCommand(argv: string[]): Promise<void> {
 }
 
 /** `weft lab node-runtime --spec FILE`: a lab node's containerd and kubelet (kube/node-runtime.ts), run by the lab in the node's namespaces. */
-async function nodeRuntime(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { spec: { type: 'string' } } });
+export async function labNodeRuntime(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS['lab node-runtime'], argv);
   if (!values.spec) throw new UsageError('Usage: weft lab node-runtime --spec FILE (in the node\'s network namespace and a new mount namespace)');
   const spec = JSON.parse(readFileSync(values.spec, 'utf8')) as NodeRuntimeSpec;
   const stop = new AbortController();
@@ -115,21 +85,23 @@ async function nodeRuntime(argv: string[]): Promise<void> {
 }
 
 /** `weft lab kube-proxy --netns NS --kubeconfig FILE`: Services' ClusterIPs and NodePorts for a lab node's host network (kube/service-proxy.ts). */
-async function kubeProxy(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { netns: { type: 'string' }, kubeconfig: { type: 'string' }, node: { type: 'string' } } });
+export async function labKubeProxy(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS['lab kube-proxy'], argv);
   if (!values.netns || !values.kubeconfig) throw new UsageError('Usage: weft lab kube-proxy --netns NS --kubeconfig FILE [--node NAME]');
   const stop = new AbortController();
   for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => stop.abort());
   await syncServices({ netns: values.netns, kubeconfig: values.kubeconfig }, { log: createLogger({ component: 'lab-kube-proxy', ...(values.node ? { node: values.node } : {}) }), signal: stop.signal });
 }
 
-async function exec(argv: string[]): Promise<void> {
+/** `weft lab exec POD -- COMMAND...`: what follows `--` is the pod's command, untouched. */
+export async function labExec(argv: string[]): Promise<void> {
   const sep = argv.indexOf('--');
-  if (sep < 1 || sep === argv.length - 1) throw new UsageError('Usage: weft lab exec [cluster/]namespace/pod -- COMMAND [ARGS...]');
-  const ref = parsePodRef(argv[0]);
+  const { positionals } = parseCommandArgs(COMMANDS['lab exec'], sep < 0 ? argv : argv.slice(0, sep));
+  if (sep < 0 || sep === argv.length - 1) throw new UsageError('Usage: weft lab exec [cluster/]namespace/pod -- COMMAND [ARGS...] (see weft lab exec --help)');
+  const ref = parsePodRef(positionals[0]);
   const cluster = labCluster(ref.cluster);
   const ns = podNetnsName(cluster.name, ref.namespace, ref.name);
-  if (!(await netns.list()).includes(ns)) throw new UsageError(`Unknown pod ${argv[0]}: it is not running in cluster ${cluster.name}`);
+  if (!(await netns.list()).includes(ns)) throw new UsageError(`Unknown pod ${positionals[0]}: it is not running in cluster ${cluster.name}`);
   const code = await new Promise<number>((resolve) => {
     const child = spawn('ip', ['netns', 'exec', ns, ...argv.slice(sep + 1)], { stdio: 'inherit' });
     child.on('exit', (c) => resolve(c ?? 1));

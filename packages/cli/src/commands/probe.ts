@@ -24,8 +24,9 @@ import { writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { parseArgs } from 'node:util';
+import { COMMANDS } from '../command-table.js';
 import { UsageError } from '../output.js';
+import { parseCommandArgs } from '../parse-command-args.js';
 
 function hostPort(v: string): { host: string; port: number } {
   const i = v.lastIndexOf(':');
@@ -54,10 +55,7 @@ function payload(marker: string, size: number | undefined): Buffer {
 }
 
 export async function probe(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { http: { type: 'string' }, tcp: { type: 'string' }, udp: { type: 'string' }, timeout: { type: 'string', default: '2000' }, size: { type: 'string' }, stream: { type: 'string' }, attempts: { type: 'string', default: '1' }, 'expect-clusters': { type: 'string' }, 'termination-log': { type: 'string' } },
-  });
+  const { values } = parseCommandArgs(COMMANDS.probe, argv);
   const timeout = Number(values.timeout);
   const attempts = Number(values.attempts);
   if (!Number.isInteger(attempts) || attempts < 1) throw new UsageError(`Invalid --attempts ${JSON.stringify(values.attempts)}: use a positive integer`);

@@ -7,15 +7,16 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { loadMeshConfig, resolveRemotes } from '@weft/clustermesh/config';
 import { createLogger } from '@weft/common';
 import { loadRelayConfig, ObserverClient, ObserverServer, observerServerName, peerServerName, Relay, RelayConfigError, type ObserverNode, type RemoteRelay, type TlsPaths } from '@weft/observer';
+import { COMMANDS } from '../command-table.js';
 import { UsageError } from '../output.js';
+import { parseCommandArgs } from '../parse-command-args.js';
 
 export async function relay(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' } } });
-  if (!values.config) throw new UsageError('weft relay needs --config FILE');
+  const { values } = parseCommandArgs(COMMANDS.relay, argv);
+  if (!values.config) throw new UsageError('weft relay needs --config FILE (see weft relay --help)');
   const config = loadRelayConfig(values.config);
   const log = createLogger({ component: 'relay', cluster: config.cluster, node: 'relay' });
   const agentTls = readTls(values.config, 'agentTls', config.agentTls);

@@ -6,22 +6,24 @@
  * `weft service resync`: each chosen node's agent resolves every service again
  * and writes what differs (changes are otherwise applied one at a time).
  */
-import { parseArgs } from 'node:util';
 import { AgentClient } from '@weft/agent';
 import { agentSocket, readLabState } from '@weft/lab';
+import { COMMANDS } from '../command-table.js';
 import { agentsFor } from '../context.js';
 import { parseFormat, printJson, printTable, UsageError } from '../output.js';
+import { parseCommandArgs } from '../parse-command-args.js';
 
-export async function service(argv: string[]): Promise<void> {
-  const [verb, ...rest] = argv;
-  if (verb !== 'list' && verb !== 'resync') throw new UsageError('Usage: weft service list|resync [--cluster NAME] [--node NODE] [-o json]');
-  const { values } = parseArgs({ args: rest, options: { cluster: { type: 'string' }, node: { type: 'string' }, agent: { type: 'string' }, output: { type: 'string', short: 'o' } } });
+export async function serviceResync(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS['service resync'], argv);
   const format = parseFormat(values.output);
-  if (verb === 'resync') {
-    const rows = await Promise.all(agentsFor(values).map(async ({ node, client }) => ({ node, ...(await client.resyncServices()) })));
-    if (format === 'json') return printJson(rows);
-    return printTable(['NODE', 'RESYNC'], rows.map((r) => [r.node, r.scheduled ? 'scheduled' : 'not scheduled']));
-  }
+  const rows = await Promise.all(agentsFor(values).map(async ({ node, client }) => ({ node, ...(await client.resyncServices()) })));
+  if (format === 'json') return printJson(rows);
+  printTable(['NODE', 'RESYNC'], rows.map((r) => [r.node, r.scheduled ? 'scheduled' : 'not scheduled']));
+}
+
+export async function serviceList(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(COMMANDS['service list'], argv);
+  const format = parseFormat(values.output);
   const targets: Array<{ cluster: string; client: AgentClient }> = [];
   if (values.agent || values.cluster || values.node) {
     const [first] = agentsFor(values);

@@ -5,21 +5,19 @@
  * (@weft/kubernetes uninstall-cleanup.ts). In a pod it uses the pod's ServiceAccount; with
  * --context, a kubeconfig, for running it by hand.
  */
-import { parseArgs } from 'node:util';
 import { KubeClient, uninstallCleanup } from '@weft/kubernetes';
+import { COMMANDS } from '../command-table.js';
 import { parseFormat, printJson, progress, UsageError } from '../output.js';
+import { parseCommandArgs } from '../parse-command-args.js';
 
-const USAGE = 'Usage: weft uninstall-cleanup --cluster NAME [--namespace kube-system] [--release weft] [--context CONTEXT] [--timeout SECONDS] [-o json]';
+const SEE = '(see weft uninstall-cleanup --help)';
 
 export async function uninstallCleanupCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { cluster: { type: 'string' }, namespace: { type: 'string' }, release: { type: 'string' }, context: { type: 'string' }, timeout: { type: 'string' }, output: { type: 'string', short: 'o' } },
-  });
+  const { values } = parseCommandArgs(COMMANDS['uninstall-cleanup'], argv);
   const format = parseFormat(values.output);
-  if (!values.cluster) throw new UsageError(`weft uninstall-cleanup needs --cluster\n${USAGE}`);
-  const timeout = values.timeout === undefined ? 300 : Number(values.timeout);
-  if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`Invalid --timeout ${JSON.stringify(values.timeout)}: use a number of seconds > 0\n${USAGE}`);
+  if (!values.cluster) throw new UsageError(`weft uninstall-cleanup needs --cluster ${SEE}`);
+  const timeout = Number(values.timeout);
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`Invalid --timeout ${JSON.stringify(values.timeout)}: use a number of seconds > 0 ${SEE}`);
   const client = await KubeClient.create(values.context !== undefined ? { context: values.context } : {});
   const r = await uninstallCleanup(client, {
     cluster: values.cluster,
