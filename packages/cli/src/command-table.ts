@@ -149,6 +149,13 @@ const OBSERVE_FILTERS = {
   'not-reply': { type: 'boolean', help: 'no replies' },
   not: { type: 'boolean', help: 'the next filter excludes what it matches' },
 } as const;
+/** `weft observe --context`: run in the chart's relay pod (observe-kube.ts). */
+const OBSERVE_KUBE = {
+  context: { type: 'string', valueName: 'C', help: "a cluster running the chart: ask its relay (the command runs in the relay's pod)" },
+  kubeconfig: { type: 'string', valueName: 'PATH', help: 'the kubeconfig of --context (default: what kubectl reads)' },
+  release: { type: 'string', valueName: 'R', default: 'weft', help: 'the chart\'s release (with --context)' },
+  'weft-namespace': { type: 'string', valueName: 'NS', default: 'kube-system', help: "the release's namespace (with --context)" },
+} as const;
 const OBSERVER_SERVER = { type: 'string', valueName: 'unix:///PATH', help: "an observer's socket to ask (a relay's or an agent's) instead of the lab's" } as const;
 
 export const COMMANDS = commandTable({
@@ -278,7 +285,7 @@ export const COMMANDS = commandTable({
   observe: {
     group: 'inspect',
     summary: 'flows from every node through the observer API (the relay, else each agent), filtered as hubble observe filters',
-    usage: ['[--follow] [--last N] [--since D] [--[from-|to-]pod|namespace|label|identity|ip|port X] [--not ...] [-o compact|table|json|jsonpb]'],
+    usage: ['[--follow] [--last N] [--since D] [--[from-|to-]pod|namespace|label|identity|ip|port X] [--not ...] [-o compact|table|json|jsonpb]', '... --context C [--kubeconfig PATH] [--release weft] [--weft-namespace kube-system]'],
     ownParser: 'filters are order-sensitive (--not negates the next one) and repeatable; observe-request.ts parses them',
     options: {
       follow: { type: 'boolean', short: 'f', default: false, help: 'keep printing new flows' },
@@ -289,23 +296,23 @@ export const COMMANDS = commandTable({
       ...OBSERVE_FILTERS,
       cluster: CLUSTER,
       server: OBSERVER_SERVER,
-      'node-socket': { type: 'string', valueName: 'PATH', help: 'accepted and ignored' },
+      ...OBSERVE_KUBE,
       output: { type: 'string', short: 'o', valueName: 'compact|table|json|jsonpb', defaultText: 'compact', help: "lines, a table, JSON lines of flows, or protobuf's JSON of each response" },
     },
   },
   'observe status': {
     group: 'inspect',
     summary: "the relay's (or each agent's) observer: flows held, rate, lost events, connected nodes",
-    usage: ['[--cluster NAME | --server unix:///PATH] [-o json]'],
+    usage: ['[--cluster NAME | --server unix:///PATH | --context C] [-o json]'],
     ownParser: 'observe.ts parses it',
-    options: { cluster: CLUSTER, server: OBSERVER_SERVER, output: OUTPUT },
+    options: { cluster: CLUSTER, server: OBSERVER_SERVER, ...OBSERVE_KUBE, output: OUTPUT },
   },
   'observe nodes': {
     group: 'inspect',
     summary: 'the nodes the relay reads flows from, with their state',
-    usage: ['[--cluster NAME | --server unix:///PATH] [-o json]'],
+    usage: ['[--cluster NAME | --server unix:///PATH | --context C] [-o json]'],
     ownParser: 'observe.ts parses it',
-    options: { cluster: CLUSTER, server: OBSERVER_SERVER, output: OUTPUT },
+    options: { cluster: CLUSTER, server: OBSERVER_SERVER, ...OBSERVE_KUBE, output: OUTPUT },
   },
   'connectivity test': {
     group: 'inspect',

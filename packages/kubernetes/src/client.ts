@@ -123,6 +123,27 @@ export class KubeClient {
     return json as T;
   }
 
+  /**
+   * Runs `command` in a pod's container (the API server's exec, over a WebSocket), its output to
+   * `stdout` and `stderr`; resolves with its exit code once it ended (the status the server sends).
+   */
+  async exec(namespace: string, pod: string, container: string, command: string[], stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
+    const exec = new this.mod.Exec(this.config);
+    return new Promise((resolve, reject) => {
+      exec
+        .exec(namespace, pod, container, command, stdout as never, stderr as never, null, false, (status) => {
+          if (status.status === 'Success') return resolve(0);
+          const code = status.details?.causes?.find((c) => c.reason === 'ExitCode')?.message;
+          if (code !== undefined) return resolve(Number(code));
+          reject(new KubernetesApiError(`exec in pod ${namespace}/${pod}`, 0, status.reason ?? '', status.message ?? ''));
+        })
+        .then(
+          (ws) => ws.on('error', (err: Error) => reject(new KubernetesApiError(`exec in pod ${namespace}/${pod}`, 0, '', err.message, { cause: err }))),
+          (err: Error) => reject(new KubernetesApiError(`exec in pod ${namespace}/${pod}`, 0, '', err.message, { cause: err })),
+        );
+    });
+  }
+
   /** A GET whose 404 means "not there": undefined instead of an error. */
   async find<T>(action: string, path: string, signal?: AbortSignal): Promise<T | undefined> {
     try {

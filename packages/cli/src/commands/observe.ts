@@ -9,17 +9,20 @@ import { compareTimestamps, compactLine, flowJson, responseJsonpb, TABLE_HEADERS
 import { observersFor } from '../context.js';
 import { parseFormat, printJson, printTable, UsageError } from '../output.js';
 import { parseObserveFlags } from './observe-request.js';
+import { kubeTarget } from './observe-kube.js';
 
 const FORMATS = ['compact', 'table', 'json', 'jsonpb'] as const;
 type Format = (typeof FORMATS)[number];
 
 export async function observe(argv: string[]): Promise<void> {
+  const kube = kubeTarget(argv);
+  if (kube) return (await import('./observe-kube.js')).observeInCluster(kube, kube.rest);
   if (argv[0] === 'status' || argv[0] === 'nodes') return observerInfo(argv[0], argv.slice(1));
   const { request, rest } = parseObserveFlags(argv);
   const { values } = parseArgs({
     args: rest,
     options: {
-      cluster: { type: 'string' }, 'node-socket': { type: 'string' }, server: { type: 'string' }, output: { type: 'string', short: 'o' },
+      cluster: { type: 'string' }, server: { type: 'string' }, output: { type: 'string', short: 'o' },
       follow: { type: 'boolean', short: 'f', default: false }, last: { type: 'string' }, all: { type: 'boolean', default: false },
     },
   });
