@@ -4,7 +4,11 @@ import { WeftError } from '@weft/common';
 /** A flow filter or request that cannot be applied: which field, which value, why. */
 export class FlowFilterError extends WeftError {
   static readonly code = 'WEFT_ERR_FLOW_FILTER';
-  constructor(field: string, value: unknown, problem: string) {
+  constructor(
+    readonly field: string,
+    readonly value: unknown,
+    readonly problem: string,
+  ) {
     super(FlowFilterError.code, `Invalid flow filter ${field} ${JSON.stringify(value)}: ${problem}`);
   }
 }

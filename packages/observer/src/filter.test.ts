@@ -52,15 +52,24 @@ describe('flow filters', () => {
   });
 
   it('rejects a bad value naming the filter, the field and the value', () => {
-    const bad: Array<[object, RegExp]> = [
+    const bad: Array<[unknown, RegExp]> = [
       [{ sourceIp: ['10.1.2.300'] }, /allow\[0\]\.sourceIp "10\.1\.2\.300"/],
       [{ destinationPort: [70000] }, /destinationPort 70000: a port is 0-65535/],
       [{ verdict: ['MAYBE'] }, /verdict "MAYBE": use one of FORWARDED, DROPPED, AUDIT/],
       [{ sourceLabel: ['app=web\nx'] }, /sourceLabel/],
       [{ node: ['c*1'] }, /"\*" is allowed only at the end/],
       [{ destinationService: ['web'] }, /use namespace\/name/],
+      // What a filter read from a file could say, which a request decoded from protobuf cannot.
+      [{ sourcePods: ['shop/'] }, /allow\[0\]\.sourcePods \["shop\/"\]: is not a flow filter field \(sourcePod, destinationPod,/],
+      [{ sourcePod: 'shop/' }, /allow\[0\]\.sourcePod "shop\/": must be a list of values/],
+      [{ sourceIdentity: ['300'] }, /sourceIdentity "300": an identity is an integer/],
+      [{ encrypted: ['true'] }, /encrypted "true": expected true or false/],
+      ['verdict=DROPPED', /allow\[0\] "verdict=DROPPED": a filter is an object of fields/],
     ];
-    for (const [filter, message] of bad) assert.throws(() => compileFlowFilters([filter]), (e: Error) => e instanceof FlowFilterError && message.test(e.message), JSON.stringify(filter));
+    for (const [filter, message] of bad) assert.throws(() => compileFlowFilters([filter as object]), (e: Error) => e instanceof FlowFilterError && message.test(e.message), JSON.stringify(filter));
+    // A configuration file's names for the lists, so the error points at what the user wrote.
+    assert.throws(() => compileFlowFilters([], [{ verdict: ['NOPE'] } as object], { allow: 'allowList', deny: 'denyList' }), (e: Error) => e instanceof FlowFilterError && e.field === 'denyList[0].verdict' && e.value === 'NOPE');
+    assert.throws(() => compileFlowFilters({} as never), /allow {}: must be a list of filters/);
     assert.throws(() => parseTcpFlags('--tcp-flags', 'SYN,FOO'), /unknown TCP flag "FOO"/);
   });
 });

@@ -13,9 +13,17 @@ export type FlowPredicate = (flow: Flow) => boolean;
 
 const acceptAll: FlowPredicate = () => true;
 
-export function compileFlowFilters(allow: readonly FlowFilterInput[] = [], deny: readonly FlowFilterInput[] = []): FlowPredicate {
-  const allows = allow.map((f, i) => compileFilter(f, `allow[${i}]`));
-  const denies = deny.map((f, i) => compileFilter(f, `deny[${i}]`));
+/**
+ * `names`: what an error calls the lists (a request's `allow`/`deny`; a configuration file's keys,
+ * such as `allowList`), so it points at the entry the user wrote.
+ */
+export function compileFlowFilters(allow: readonly FlowFilterInput[] = [], deny: readonly FlowFilterInput[] = [], names: { allow: string; deny: string } = { allow: 'allow', deny: 'deny' }): FlowPredicate {
+  const list = (filters: readonly FlowFilterInput[], name: string): FlowPredicate[] => {
+    if (!Array.isArray(filters)) throw new FlowFilterError(name, filters, 'must be a list of filters');
+    return filters.map((f, i) => compileFilter(f, `${name}[${i}]`));
+  };
+  const allows = list(allow, names.allow);
+  const denies = list(deny, names.deny);
   if (allows.length === 0 && denies.length === 0) return acceptAll;
   return (flow) => (allows.length === 0 || allows.some((p) => p(flow))) && !denies.some((p) => p(flow));
 }
@@ -24,10 +32,23 @@ type Side = (flow: Flow) => FlowEndpoint | null;
 const src: Side = (f) => f.source;
 const dst: Side = (f) => f.destination;
 
+/** Every field of FlowFilter: a filter read from JSON (a configuration file) may name no other. */
+const FILTER_FIELDS: { readonly [K in keyof FlowFilter]: true } = {
+  sourcePod: true, destinationPod: true, sourceNamespace: true, destinationNamespace: true, sourceLabel: true, destinationLabel: true, sourceIdentity: true, destinationIdentity: true,
+  sourceIp: true, destinationIp: true, sourcePort: true, destinationPort: true, destinationService: true, sourceCluster: true, destinationCluster: true, protocol: true,
+  verdict: true, dropReason: true, cluster: true, node: true, encrypted: true, tcpFlags: true, trafficDirection: true, reply: true, policy: true,
+};
+
 function compileFilter(filter: FlowFilterInput, where: string): FlowPredicate {
+  if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) throw new FlowFilterError(where, filter, 'a filter is an object of fields, e.g. {"sourcePod": ["shop/"]}');
   const f = filter as Partial<FlowFilter>;
   const parts: FlowPredicate[] = [];
   const field = (name: string): string => `${where}.${name}`;
+  // A misspelt field would otherwise be ignored, and the filter match more than was meant.
+  for (const [name, v] of Object.entries(f)) {
+    if (!Object.hasOwn(FILTER_FIELDS, name)) throw new FlowFilterError(field(name), v, `is not a flow filter field (${Object.keys(FILTER_FIELDS).join(', ')})`);
+    if (v !== undefined && !Array.isArray(v)) throw new FlowFilterError(field(name), v, 'must be a list of values');
+  }
   const has = <T>(v: readonly T[] | undefined): v is readonly T[] => v !== undefined && v.length > 0;
 
   for (const [name, side] of [['sourcePod', src], ['destinationPod', dst]] as const) {
@@ -48,7 +69,8 @@ function compileFilter(filter: FlowFilterInput, where: string): FlowPredicate {
   for (const [name, side] of [['sourceIdentity', src], ['destinationIdentity', dst]] as const) {
     const v = f[name];
     if (has(v)) {
-      const set = new Set(v.map(Number));
+      for (const id of v) if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new FlowFilterError(field(name), id, 'an identity is an integer 0-4294967295');
+      const set = new Set(v);
       parts.push(onSide(side, (e) => set.has(e.identity)));
     }
   }
@@ -95,6 +117,7 @@ function compileFilter(filter: FlowFilterInput, where: string): FlowPredicate {
     const m = anyOf(f.node.map((n) => globMatcher(field('node'), n)));
     parts.push((flow) => m(flow.node));
   }
+  for (const name of ['encrypted', 'reply'] as const) for (const b of f[name] ?? []) if (typeof b !== 'boolean') throw new FlowFilterError(field(name), b, 'expected true or false');
   if (has(f.encrypted)) {
     const set = new Set(f.encrypted);
     parts.push((flow) => set.has(flow.encrypted));
