@@ -13,7 +13,7 @@ import { TCP_FLAG_NAMES } from './types.js';
 
 const VERDICT = ['VERDICT_UNKNOWN', 'FORWARDED', 'DROPPED', 'AUDIT'] as const;
 const DIRECTION = ['TRAFFIC_DIRECTION_UNKNOWN', 'INGRESS', 'EGRESS'] as const;
-const LOST_SOURCE = ['LOST_EVENT_SOURCE_UNKNOWN', 'BPF_RING_BUFFER', 'STREAM_QUEUE', 'RELAY_QUEUE'] as const;
+const LOST_SOURCE = ['LOST_EVENT_SOURCE_UNKNOWN', 'BPF_RING_BUFFER', 'STREAM_QUEUE', 'RELAY_QUEUE', 'EXPORT_QUEUE'] as const;
 const NODE_STATE = ['NODE_STATE_UNKNOWN', 'NODE_CONNECTED', 'NODE_UNAVAILABLE', 'NODE_GONE'] as const;
 
 const enumNumber = (names: readonly string[], v: string | number | undefined | null): number => (typeof v === 'number' ? v : v ? Math.max(0, names.indexOf(v)) : 0);

@@ -14,6 +14,11 @@ export const LostEventSource = {
    * A relay's queue for one node's stream overflowed.
    */
   RELAY_QUEUE: 'RELAY_QUEUE',
+  /**
+   * The flow exporter's queue for its file overflowed (the disk did not keep up) or a write failed:
+   * what an export file's lostEvents line reports.
+   */
+  EXPORT_QUEUE: 'EXPORT_QUEUE',
 } as const;
 
 export type LostEventSource =
@@ -34,5 +39,11 @@ export type LostEventSource =
    */
   | 'RELAY_QUEUE'
   | 3
+  /**
+   * The flow exporter's queue for its file overflowed (the disk did not keep up) or a write failed:
+   * what an export file's lostEvents line reports.
+   */
+  | 'EXPORT_QUEUE'
+  | 4
 
 export type LostEventSource__Output = typeof LostEventSource[keyof typeof LostEventSource]
