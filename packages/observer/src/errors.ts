@@ -13,6 +13,18 @@ export class FlowFilterError extends WeftError {
   }
 }
 
+/** A field mask entry that names no field of a flow: which entry, which path, why. */
+export class FlowFieldMaskError extends WeftError {
+  static readonly code = 'WEFT_ERR_FLOW_FIELD_MASK';
+  constructor(
+    readonly field: string,
+    readonly value: unknown,
+    readonly problem: string,
+  ) {
+    super(FlowFieldMaskError.code, `Invalid flow field mask ${field} ${JSON.stringify(value)}: ${problem}`);
+  }
+}
+
 /** An observer (agent or relay) could not be reached or ended a call with an error. */
 export class ObserverUnavailableError extends WeftError {
   static readonly code = 'WEFT_ERR_OBSERVER_UNAVAILABLE';
@@ -29,4 +41,4 @@ export class RelayConfigError extends WeftError {
   }
 }
 
-export const errorCodes = [FlowFilterError.code, ObserverUnavailableError.code, RelayConfigError.code] as const;
+export const errorCodes = [FlowFilterError.code, ObserverUnavailableError.code, RelayConfigError.code, FlowFieldMaskError.code] as const;

@@ -1,4 +1,4 @@
-export { FlowFilterError, ObserverUnavailableError, RelayConfigError, errorCodes } from './errors.js';
+export { FlowFieldMaskError, FlowFilterError, ObserverUnavailableError, RelayConfigError, errorCodes } from './errors.js';
 export * from './types.js';
 export { compileFlowFilters, labelSelector, parseTcpFlags, tcpFlagsFromByte, tcpFlagsMask, type FlowPredicate } from './filter.js';
 export { FlowRing } from './ring.js';
@@ -15,3 +15,4 @@ export { Relay, type RelayOptions, type RemoteRelay } from './relay.js';
 export { TimeMerger } from './merge.js';
 export { expandEnv, loadRelayConfig, observerServerName, peerServerName, validateRelayConfig, type RelayConfig, type TlsPaths } from './relay-config.js';
 export { decodeFlowBatchEncoded, type EncodedFlow } from './codec.js';
+export { compileFieldMask, FLOW_FIELD_PATHS, type FlowSerializer } from './field-mask.js';
