@@ -25,6 +25,14 @@ export class FlowFieldMaskError extends WeftError {
   }
 }
 
+/** The flow exporter cannot start: a bad option, or its file or directory cannot be made or opened. */
+export class FlowExportError extends WeftError {
+  static readonly code = 'WEFT_ERR_FLOW_EXPORT';
+  constructor(action: string, problem: string, options?: { cause?: unknown }) {
+    super(FlowExportError.code, `Cannot ${action}: ${problem}`, options);
+  }
+}
+
 /** An observer (agent or relay) could not be reached or ended a call with an error. */
 export class ObserverUnavailableError extends WeftError {
   static readonly code = 'WEFT_ERR_OBSERVER_UNAVAILABLE';
@@ -41,4 +49,4 @@ export class RelayConfigError extends WeftError {
   }
 }
 
-export const errorCodes = [FlowFilterError.code, ObserverUnavailableError.code, RelayConfigError.code, FlowFieldMaskError.code] as const;
+export const errorCodes = [FlowFilterError.code, ObserverUnavailableError.code, RelayConfigError.code, FlowFieldMaskError.code, FlowExportError.code] as const;

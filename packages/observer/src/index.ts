@@ -1,4 +1,4 @@
-export { FlowFieldMaskError, FlowFilterError, ObserverUnavailableError, RelayConfigError, errorCodes } from './errors.js';
+export { FlowExportError, FlowFieldMaskError, FlowFilterError, ObserverUnavailableError, RelayConfigError, errorCodes } from './errors.js';
 export * from './types.js';
 export { compileFlowFilters, labelSelector, parseTcpFlags, tcpFlagsFromByte, tcpFlagsMask, type FlowPredicate } from './filter.js';
 export { FlowRing } from './ring.js';
@@ -16,3 +16,4 @@ export { TimeMerger } from './merge.js';
 export { expandEnv, loadRelayConfig, observerServerName, peerServerName, validateRelayConfig, type RelayConfig, type TlsPaths } from './relay-config.js';
 export { decodeFlowBatchEncoded, type EncodedFlow } from './codec.js';
 export { compileFieldMask, FLOW_FIELD_PATHS, type FlowSerializer } from './field-mask.js';
+export { EXPORT_DEFAULTS, FlowExporter, MIN_EXPORT_FILE_BYTES, type FlowExporterOptions, type FlowExporterStats } from './exporter.js';
