@@ -12,6 +12,7 @@ import { readEtcdTlsFiles, type EtcdTlsFiles } from '@weft/kvstore';
 import type { WireGuardImplementationChoice } from '@weft/net';
 import { formatIpv4, parseCidr, parseIpv4 } from '@weft/common';
 import { SIZED_MAPS, type SizedMap } from '@weft/datapath';
+import { compileFieldMask, compileFlowFilters, FlowFieldMaskError, FlowFilterError, type FlowFilterInput } from '@weft/observer';
 import { SERVICE_CIDR } from '@weft/resources';
 import { AgentConfigError } from './errors.js';
 import { DEFAULT_MIN_POD_CIDR_BITS } from '@weft/schema';
@@ -118,7 +119,8 @@ export interface AgentConfig {
    * The observer API (@weft/observer): always on the unix socket `<stateDir>/observer.sock`; with
    * `listen` (host:port, e.g. the node IP and 4244) also over TCP with mutual TLS, for the relay:
    * `tls` names PEM files of the CA whose certificates may connect (the relay's) and of this
-   * server's certificate and key. `bufferSize`: flows kept for history (default 10,000).
+   * server's certificate and key. `bufferSize`: flows kept for history (default 10,000). `export`:
+   * the node's flows to a JSON-lines file for a SIEM (FlowExportConfig).
    */
   observer?: ObserverConfig;
   /**
@@ -213,7 +215,26 @@ export interface ObserverConfig {
   bufferSize: number;
   listen?: string;
   tls?: EtcdTlsFiles;
+  export?: FlowExportConfig;
 }
+
+/**
+ * Flow export (@weft/observer's FlowExporter), named as Hubble's exporter options: every flow that
+ * passes `allowList` and `denyList` (FlowFilters, as GetFlows takes them), with the fields of
+ * `fieldMask` (empty: all), one JSON object per line to `filePath`, rotated at `fileMaxSizeMb` MiB
+ * (default 10), keeping `fileMaxBackups` rotated files (default 5). Filters and mask are compiled
+ * when the configuration is read: a bad one is an error naming its entry.
+ */
+export interface FlowExportConfig {
+  filePath: string;
+  fieldMask: string[];
+  allowList: FlowFilterInput[];
+  denyList: FlowFilterInput[];
+  fileMaxSizeMb: number;
+  fileMaxBackups: number;
+}
+
+const EXPORT_KEYS = ['filePath', 'fieldMask', 'allowList', 'denyList', 'fileMaxSizeMb', 'fileMaxBackups'];
 
 export function validateAgentConfig(raw: unknown, source = 'agent config', env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const fail = (field: string, problem: string): never => {
@@ -333,10 +354,10 @@ export function validateAgentConfig(raw: unknown, source = 'agent config', env: 
 }
 
 function validateObserver(raw: unknown, fail: (field: string, problem: string) => never): ObserverConfig {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('observer', 'must be an object {bufferSize, listen, tls}');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('observer', 'must be an object {bufferSize, listen, tls, export}');
   const o = raw as Record<string, unknown>;
-  const extra = Object.keys(o).find((k) => !['bufferSize', 'listen', 'tls'].includes(k));
-  if (extra !== undefined) fail(`observer.${extra}`, 'is not a key of observer (bufferSize, listen, tls)');
+  const extra = Object.keys(o).find((k) => !['bufferSize', 'listen', 'tls', 'export'].includes(k));
+  if (extra !== undefined) fail(`observer.${extra}`, 'is not a key of observer (bufferSize, listen, tls, export)');
   const bufferSize = o.bufferSize ?? 10_000;
   if (typeof bufferSize !== 'number' || !Number.isInteger(bufferSize) || bufferSize < 1 || bufferSize > 1_000_000) fail('observer.bufferSize', `${JSON.stringify(bufferSize)} must be an integer 1-1000000`);
   const out: ObserverConfig = { bufferSize: bufferSize as number };
@@ -354,7 +375,45 @@ function validateObserver(raw: unknown, fail: (field: string, problem: string) =
     if (extraTls !== undefined) fail(`observer.tls.${extraTls}`, 'is not a key of observer.tls (ca, cert, key)');
     out.tls = { ca: t.ca as string, cert: t.cert as string, key: t.key as string };
   }
+  if (o.export !== undefined) out.export = validateExport(o.export, fail);
   return out;
+}
+
+function validateExport(raw: unknown, fail: (field: string, problem: string) => never): FlowExportConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('observer.export', `must be an object {${EXPORT_KEYS.join(', ')}}`);
+  const e = raw as Record<string, unknown>;
+  const extra = Object.keys(e).find((k) => !EXPORT_KEYS.includes(k));
+  if (extra !== undefined) fail(`observer.export.${extra}`, `is not a key of observer.export (${EXPORT_KEYS.join(', ')})`);
+  const { filePath } = e;
+  if (typeof filePath !== 'string' || !filePath.startsWith('/') || filePath.endsWith('/') || /[\0\n]/.test(filePath)) fail('observer.export.filePath', `${JSON.stringify(filePath)} must be an absolute file path`);
+  const int = (k: string, dflt: number, min: number, max: number): number => {
+    const v = e[k] ?? dflt;
+    return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : fail(`observer.export.${k}`, `${JSON.stringify(v)} must be an integer ${min}-${max}`);
+  };
+  const list = (k: string): unknown[] => {
+    const v = e[k] ?? [];
+    return Array.isArray(v) ? v : fail(`observer.export.${k}`, 'must be a list');
+  };
+  const fieldMask = list('fieldMask') as string[];
+  const allowList = list('allowList') as FlowFilterInput[];
+  const denyList = list('denyList') as FlowFilterInput[];
+  // Compiled here and dropped: the exporter compiles them again when the agent starts, from the
+  // same values, so a bad entry fails the configuration, not the agent's start.
+  try {
+    compileFieldMask(fieldMask, 'observer.export.fieldMask');
+    compileFlowFilters(allowList, denyList, { allow: 'observer.export.allowList', deny: 'observer.export.denyList' });
+  } catch (err) {
+    if (err instanceof FlowFieldMaskError || err instanceof FlowFilterError) fail(err.field, `${JSON.stringify(err.value)}: ${err.problem}`);
+    throw err;
+  }
+  return {
+    filePath: filePath as string,
+    fieldMask: [...fieldMask],
+    allowList: structuredClone(allowList),
+    denyList: structuredClone(denyList),
+    fileMaxSizeMb: int('fileMaxSizeMb', 10, 1, 1024),
+    fileMaxBackups: int('fileMaxBackups', 5, 0, 100),
+  };
 }
 
 /** The size of every sized map: the configured one, else the declared default. */
