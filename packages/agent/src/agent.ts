@@ -34,7 +34,7 @@ import type { Datapath } from './datapath-port.js';
 import { DROP_CT_FULL, DROP_CT_QUOTA } from '@weft/datapath';
 import { EndpointManager, type CniArgs, type Endpoint } from './endpoint-manager.js';
 import { enrich } from './flows.js';
-import { LocalObserver, ObserverServer, type ObserverNode } from '@weft/observer';
+import { FlowExporter, LocalObserver, ObserverServer, type ObserverNode } from '@weft/observer';
 import { readEtcdTlsFiles } from '@weft/kvstore';
 import { encryptionRoutes } from './encryption-routes.js';
 import { endpointRoutes } from './endpoint-routes.js';
@@ -54,6 +54,8 @@ export class Agent {
   readonly kv: KvClient;
   /** The node's flows for the observer API (served on `<stateDir>/observer.sock`, and to the relay). */
   readonly flows: LocalObserver;
+  /** With `observer.export`: every flow to a JSON-lines file, for a SIEM (docs/observability.md, Export). */
+  readonly exporter: FlowExporter | undefined;
   private observer: ObserverServer | undefined;
   allocator!: IdentityAllocator;
   endpoints!: EndpointManager;
@@ -99,6 +101,8 @@ export class Agent {
       nodes: () => this.observerNodes(),
       lostBpfEvents: async () => Number(await this.datapath.flowEventsLost()),
     });
+    const x = config.observer?.export;
+    if (x) this.exporter = new FlowExporter({ filePath: x.filePath, allow: x.allowList, deny: x.denyList, fieldMask: x.fieldMask, maxSizeBytes: x.fileMaxSizeMb * 1024 * 1024, maxBackups: x.fileMaxBackups, cluster: config.cluster, node: config.node, log: this.log.child({ component: 'flow-export' }) });
   }
 
   get socketPath(): string {
@@ -185,7 +189,12 @@ export class Agent {
       ruleName: (id: number) => this.policy.ruleName(id),
       serviceAt: (ip: string, port: number, protocol: string) => this.services.serviceAt(ip, port, protocol),
     };
-    this.datapath.onFlow((s) => this.flows.add(enrich(s, flowContext)));
+    await this.exporter?.start();
+    this.datapath.onFlow((s) => {
+      const flow = enrich(s, flowContext);
+      this.flows.add(flow);
+      this.exporter?.export(flow);
+    });
     await this.startObserver();
     this.routes();
     this.api.starting = false;
@@ -217,6 +226,7 @@ export class Agent {
     this.abort.abort();
     if (!options.keepApi) await this.api?.stop();
     this.flows.close();
+    await this.exporter?.stop();
     await this.observer?.stop();
     await this.endpoints?.stop();
     await this.services?.stop();
