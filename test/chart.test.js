@@ -641,6 +641,43 @@ describe('charts/weft (real helm, real API server)', function () {
     });
   });
 
+  describe('flow export (observer.export)', () => {
+    it('is off by default: no export in agent.json, no host directory mounted', () => {
+      const docs = render();
+      assert.equal(JSON.parse(find(docs, 'ConfigMap', 'weft-agent-config').data['agent.json']).observer.export, undefined);
+      assert.equal(find(docs, 'DaemonSet', 'weft-agent').spec.template.spec.volumes.some((v) => v.name === 'flow-export'), false);
+    });
+
+    it('gives the agent an export config it accepts, its file in a host directory a shipper can mount', () => {
+      const { validateAgentConfig } = require(join(ROOT, 'packages', 'agent', 'dist', 'config.js'));
+      const values = join(scratch, 'export.yaml');
+      const exp = { enabled: true, filePath: '/var/log/weft/flows.json', fieldMask: ['time', 'verdict', 'dropReason', 'source.pod', 'destination.port'], allowList: [{ verdict: ['DROPPED'] }, { sourceNamespace: ['shop'], destinationPort: [5432] }], denyList: [{ sourceIdentity: [16777217] }], fileMaxSizeMb: 50, fileMaxBackups: 3 };
+      writeFileSync(values, YAML.stringify({ observer: { export: exp } }));
+      const docs = render(['-f', values]);
+      validateManifests(docs);
+      const config = JSON.parse(find(docs, 'ConfigMap', 'weft-agent-config').data['agent.json']);
+      const { enabled, filePath, ...rest } = exp;
+      assert.deepEqual(config.observer.export, { ...rest, filePath: '/var/run/weft-flows/flows.json' });
+      const loaded = validateAgentConfig(config, 'rendered agent.json', { WEFT_NODE_NAME: 'n1', WEFT_NODE_IP: '172.18.0.3' });
+      assert.deepEqual(loaded.observer.export, { ...rest, filePath: '/var/run/weft-flows/flows.json' });
+      // The host's /var/log/weft, at a path of the agent's own (never over one of the image's directories).
+      const pod = find(docs, 'DaemonSet', 'weft-agent').spec.template.spec;
+      assert.deepEqual(pod.volumes.find((v) => v.name === 'flow-export'), { name: 'flow-export', hostPath: { path: '/var/log/weft', type: 'DirectoryOrCreate' } });
+      assert.deepEqual(pod.containers[0].volumeMounts.find((m) => m.name === 'flow-export'), { name: 'flow-export', mountPath: '/var/run/weft-flows' });
+      // The default file is on the host too, under the agent's state directory.
+      const byDefault = render(['--set', 'observer.export.enabled=true']);
+      assert.equal(find(byDefault, 'DaemonSet', 'weft-agent').spec.template.spec.volumes.find((v) => v.name === 'flow-export').hostPath.path, '/var/run/weft/flows');
+      assert.deepEqual(JSON.parse(find(byDefault, 'ConfigMap', 'weft-agent-config').data['agent.json']).observer.export, { filePath: '/var/run/weft-flows/flows.json', fieldMask: [], allowList: [], denyList: [], fileMaxSizeMb: 10, fileMaxBackups: 5 });
+    });
+
+    it('offers exactly the fields a mask may name and a filter may set', () => {
+      const { FLOW_FIELD_PATHS, FLOW_FILTER_FIELDS } = require(join(ROOT, 'packages', 'observer', 'dist', 'index.js'));
+      const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8'));
+      assert.deepEqual(schema.definitions.flowFieldPath.enum, [...FLOW_FIELD_PATHS]);
+      assert.deepEqual(Object.keys(schema.definitions.flowFilter.properties), [...FLOW_FILTER_FIELDS]);
+    });
+  });
+
   describe('probes', () => {
     const WEFT = join(ROOT, 'packages', 'cli', 'bin', 'weft.js');
     /** Runs a rendered exec probe with this tree's `weft`, as kubelet runs it in the container. */
@@ -715,6 +752,11 @@ describe('charts/weft (real helm, real API server)', function () {
       ['a remote without tls when the CA is this cluster\'s own', { clustermesh: { enabled: true, remotes: [remote] } }, /clustermesh\.remotes\[0\] \(west\): tls .* is required with tls\.mode=auto/],
       ['tls.mode provided without a CA', { clustermesh: { enabled: true }, tls: { mode: 'provided' } }, /tls\.ca\.cert is required with tls\.mode=provided/],
       ['an external etcd with TLS but no client Secret', { etcd: { endpoints: ['etcd.example:2379'] } }, /etcd\.endpoints: an external etcd needs etcd\.tls\.existingSecret .* or etcd\.tls\.enabled=false/],
+      ['a field mask path that names no field', { observer: { export: { enabled: true, fieldMask: ['verdict', 'source.podName'] } } }, /- at '\/observer\/export\/fieldMask\/1': value must be one of 'time', 'cluster',/],
+      ['a flow filter with a misspelt field', { observer: { export: { enabled: true, denyList: [{ sourcePods: ['kube-system/'] }] } } }, /- at '\/observer\/export\/denyList\/0': additional properties 'sourcePods' not allowed/],
+      ['an empty flow filter (in a denyList, every flow)', { observer: { export: { enabled: true, denyList: [{}] } } }, /- at '\/observer\/export\/denyList\/0': minProperties: got 0, want 1/],
+      ['an export file without a directory', 'observer.export.filePath=/flows.json', /- at '\/observer\/export\/filePath': '\/flows\.json' does not match pattern/],
+      ['a relative export file', 'observer.export.filePath=flows/flows.json', /- at '\/observer\/export\/filePath': 'flows\/flows\.json' does not match pattern/],
     ];
     for (const [what, values, message] of cases) {
       it(`rejects ${what}`, () => {

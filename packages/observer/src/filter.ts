@@ -39,6 +39,9 @@ const FILTER_FIELDS: { readonly [K in keyof FlowFilter]: true } = {
   verdict: true, dropReason: true, cluster: true, node: true, encrypted: true, tcpFlags: true, trafficDirection: true, reply: true, policy: true,
 };
 
+/** The fields a FlowFilter may set (its JSON names). */
+export const FLOW_FILTER_FIELDS: readonly string[] = Object.keys(FILTER_FIELDS);
+
 function compileFilter(filter: FlowFilterInput, where: string): FlowPredicate {
   if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) throw new FlowFilterError(where, filter, 'a filter is an object of fields, e.g. {"sourcePod": ["shop/"]}');
   const f = filter as Partial<FlowFilter>;

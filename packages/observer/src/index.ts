@@ -1,6 +1,6 @@
 export { FlowExportError, FlowFieldMaskError, FlowFilterError, ObserverUnavailableError, RelayConfigError, errorCodes } from './errors.js';
 export * from './types.js';
-export { compileFlowFilters, labelSelector, parseTcpFlags, tcpFlagsFromByte, tcpFlagsMask, type FlowPredicate } from './filter.js';
+export { compileFlowFilters, FLOW_FILTER_FIELDS, labelSelector, parseTcpFlags, tcpFlagsFromByte, tcpFlagsMask, type FlowPredicate } from './filter.js';
 export { FlowRing } from './ring.js';
 export { LocalObserver, type LocalObserverOptions } from './local.js';
 export { DEFAULT_LAST, historyLimit, type FlowSink, type ObserverBackend } from './backend.js';
