@@ -16,6 +16,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   regenerate: async () => (await import('./regenerate.js')).main(),
   pods: async () => (await import('./pods.js')).main(),
   observe: async () => (await import('./observe.js')).main(),
+  export: async () => (await import('./export.js')).main(),
   /** The `observe` benchmark's node and relay processes. */
   'observe-node': async () => (await import('./observe.js')).node(),
   'observe-relay': async () => (await import('./observe.js')).relay(),
