@@ -17,6 +17,14 @@ export class ObserverUnavailableError extends WeftError {
   }
 }
 
+/** An observer refused a request as invalid (gRPC INVALID_ARGUMENT): its message says what and where. */
+export class ObserverRequestError extends WeftError {
+  static readonly code = 'WEFT_ERR_OBSERVER_REQUEST';
+  constructor(address: string, detail: string, options?: { cause?: unknown }) {
+    super(ObserverRequestError.code, `The observer at ${address} refused the request: ${detail}`, options);
+  }
+}
+
 /** The relay's configuration is invalid: which field, why. */
 export class RelayConfigError extends WeftError {
   static readonly code = 'WEFT_ERR_RELAY_CONFIG';
@@ -25,4 +33,4 @@ export class RelayConfigError extends WeftError {
   }
 }
 
-export const errorCodes = [FlowFilterError.code, ObserverUnavailableError.code, RelayConfigError.code] as const;
+export const errorCodes = [FlowFilterError.code, ObserverUnavailableError.code, ObserverRequestError.code, RelayConfigError.code] as const;
