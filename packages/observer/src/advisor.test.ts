@@ -186,6 +186,23 @@ describe('policy advisor', () => {
     }
   });
 
+  it('places a namespace\'s peers among every workload seen, also those only other namespaces talked to', () => {
+    const ep = (cluster: string, ns: string, labels: Record<string, string>, ip: string, identity: number, port = 0): FlowEndpoint => ({
+      ip, port, identity, namespace: ns, pod: ip, cluster,
+      labels: [...Object.entries(labels).map(([k, v]) => `k8s:${k}=${v}`), `k8s:io.kubernetes.pod.namespace=${ns}`, `k8s:weft.io/cluster=${cluster}`],
+    });
+    // shop/a calls c2's db; other/b calls c2's db canary (app=db plus track=canary), seen by no flow of shop.
+    const flows = [
+      makeFlow({ point: 'from-endpoint', source: ep('c1', 'shop', { app: 'a' }, '10.101.1.1', 65800), destination: ep('c2', 'data', { app: 'db' }, '10.102.1.1', 131328, 5432) }),
+      makeFlow({ point: 'from-endpoint', source: ep('c1', 'other', { app: 'b' }, '10.101.1.2', 65801), destination: ep('c2', 'data', { app: 'db', track: 'canary' }, '10.102.1.2', 131329, 5432) }),
+    ];
+    const shop = suggestPolicies(flows, { namespaces: ['shop'] }).documents;
+    assert.deepEqual(shop, suggestPolicies(flows).documents.filter((d) => d.metadata.namespace === 'shop'));
+    assert.deepEqual((shop[0]!.spec.egress as Array<{ toEndpoints: unknown[] }>)[0]!.toEndpoints, [
+      { matchLabels: { app: 'db', 'io.kubernetes.pod.namespace': 'data', 'weft.io/cluster': 'c2' }, matchExpressions: [{ key: 'track', operator: 'DoesNotExist' }] },
+    ]);
+  });
+
   describe('what it does not admit', () => {
     const fx = (): Fixture => fixtures.find((f) => f.name === 'replicas')!;
     const [frontendA, backend] = [fx().flows[0]!.source!, fx().flows[0]!.destination!];

@@ -124,10 +124,14 @@ export function suggestPolicies(flows: Iterable<Flow>, options: AdvisorOptions =
     const local = f.point === 'from-endpoint' ? f.source! : f.destination!;
     const remote = local === f.source ? f.destination! : f.source!;
     const direction: Direction = local === client ? 'egress' : 'ingress';
+    // Both sides join the workloads seen before anything else is decided: selectors and names are
+    // chosen among all of them, so a namespace's policies do not depend on --namespace.
     const subject = registry.side(local);
+    const peer = registry.side(remote);
     if (subject.kind !== 'workload' || subject.workload.cluster !== f.cluster) {
       ignored['unknown-subject']++;
-      warnings.add(`Cannot place the pod at ${describe(local)} that cluster ${f.cluster} observed: ${subject.kind === 'unknown' ? subject.why : `its identity belongs to ${subject.kind === 'workload' ? `cluster ${subject.workload.cluster}` : subject.kind}`}`);
+      const why = subject.kind === 'unknown' ? subject.why : subject.kind === 'workload' ? `its identity is of cluster ${subject.workload.cluster}` : `its identity is the ${subject.kind === 'world' ? 'world' : subject.entity}`;
+      warnings.add(`Cannot place the pod at ${describe(local)} that cluster ${f.cluster} observed: ${why}`);
       continue;
     }
     const w = subject.workload;
@@ -142,7 +146,6 @@ export function suggestPolicies(flows: Iterable<Flow>, options: AdvisorOptions =
       warnings.add(`Cannot admit ${what}: ${port}; the suggested policy denies it`);
       continue;
     }
-    const peer = registry.side(remote);
     if (peer.kind === 'unknown') {
       ignored['unknown-peer']++;
       warnings.add(`Cannot admit ${what} on ${portText(port)}: ${peer.why}; the suggested policy denies it`);
