@@ -220,8 +220,22 @@ describe('policy advisor', () => {
       ];
       const s = suggestPolicies([...noise, ...fx().flows]);
       assert.equal(stringifyYamlDocuments(s.documents), readFileSync(join(TESTDATA, 'replicas.yaml'), 'utf8'));
-      assert.deepEqual(s.stats.ignored, { verdict: 4, related: 1, point: 1, 'not-new': 1, 'other-cluster': 0, namespace: 0, 'unknown-subject': 0, 'unknown-peer': 0, protocol: 0 });
+      assert.deepEqual(s.stats.ignored, { verdict: 4, related: 1, point: 1, 'not-new': 1, 'other-cluster': 0, 'dropped-by-peer': 0, namespace: 0, 'unknown-subject': 0, 'unknown-peer': 0, protocol: 0 });
       assert.deepEqual(s.warnings, []);
+    });
+
+    it('does not admit at the client a connection the server\'s end dropped (its egress let it out), unless the same connection got through there', () => {
+      const tool = { ...frontendA, ip: '10.101.1.50', identity: 65804, pod: 'tool', labels: ['k8s:app=tool', 'k8s:io.kubernetes.pod.namespace=shop', 'k8s:weft.io/cluster=c1'], port: 41000 };
+      const out = makeFlow({ point: 'from-endpoint', source: tool, destination: { ...backend, port: 8080 } });
+      const refused = makeFlow({ verdict: 'DROPPED', dropReason: 'POLICY_DENIED', point: 'to-endpoint', trafficDirection: 'INGRESS', source: tool, destination: { ...backend, port: 8080 } });
+      const s = suggestPolicies([...fx().flows, out, refused]);
+      assert.equal(stringifyYamlDocuments(s.documents), readFileSync(join(TESTDATA, 'replicas.yaml'), 'utf8'));
+      assert.equal(s.stats.ignored['dropped-by-peer'], 1);
+      const through = makeFlow({ point: 'to-endpoint', trafficDirection: 'INGRESS', source: tool, destination: { ...backend, port: 8080 } });
+      const admitted = suggestPolicies([...fx().flows, out, refused, through]).documents.map((d) => d.metadata.name);
+      assert.deepEqual(admitted, ['weft-suggested-backend', 'weft-suggested-frontend', 'weft-suggested-tool']);
+      const elsewhere = makeFlow({ ...refused, cluster: 'c2', node: 'c2-node1', source: tool, destination: { ...backend, port: 8080 } });
+      assert.equal(suggestPolicies([...fx().flows, out, elsewhere], { cluster: 'c1' }).documents.length, 3, 'a drop another cluster saw is not this cluster\'s');
     });
 
     it('admits what audit mode let through, also an established connection audited on a reply (turned round)', () => {

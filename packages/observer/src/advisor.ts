@@ -14,7 +14,8 @@
  * egress at from-endpoint, the server's node its ingress at to-endpoint. So the pod at the veth is
  * the policy's subject, the other side its peer, and the server's port the rule's port. Dropped
  * flows, ICMP errors let through as related to a connection, and the overlay and underlay points
- * (they report drops only) are not traffic to admit.
+ * (they report drops only) are not traffic to admit; a connection the server's end dropped is not
+ * admitted at the client's end either, though the client's egress let it out.
  *
  * What is written, per workload (advisor-model.ts): a NetworkPolicy when one can say everything,
  * else a WeftNetworkPolicy (a peer in another cluster, by `weft.io/cluster`; the host or a remote
@@ -54,8 +55,8 @@ export interface PolicyDocument {
 }
 
 /** Why a flow did not become a connection to admit. */
-export type IgnoredReason = 'verdict' | 'related' | 'point' | 'not-new' | 'other-cluster' | 'namespace' | 'unknown-subject' | 'unknown-peer' | 'protocol';
-const IGNORED_REASONS: readonly IgnoredReason[] = ['verdict', 'related', 'point', 'not-new', 'other-cluster', 'namespace', 'unknown-subject', 'unknown-peer', 'protocol'];
+export type IgnoredReason = 'verdict' | 'related' | 'point' | 'not-new' | 'other-cluster' | 'dropped-by-peer' | 'namespace' | 'unknown-subject' | 'unknown-peer' | 'protocol';
+const IGNORED_REASONS: readonly IgnoredReason[] = ['verdict', 'related', 'point', 'not-new', 'other-cluster', 'dropped-by-peer', 'namespace', 'unknown-subject', 'unknown-peer', 'protocol'];
 
 export interface Suggestion {
   /** The cluster the policies are for (undefined when no flow counted). */
@@ -111,11 +112,17 @@ export function suggestPolicies(flows: Iterable<Flow>, options: AdvisorOptions =
   const clusters = new Set<string>();
   let count = 0;
 
-  for (const f of flows) {
+  const list = [...flows];
+  const failed = failedAtServer(list, options.cluster);
+  for (const f of list) {
     count++;
     const reason = firstFilter(f, options.cluster);
     if (reason) {
       ignored[reason]++;
+      continue;
+    }
+    if (f.point === 'from-endpoint' && !f.isReply && failed.has(tupleKey(f))) {
+      ignored['dropped-by-peer']++;
       continue;
     }
     // The connection's own direction: a reply (an AUDIT of an established connection) runs against it.
@@ -199,6 +206,28 @@ function firstFilter(f: Flow, cluster: string | undefined): IgnoredReason | unde
   if (!f.newConnection && f.verdict !== 'AUDIT') return 'not-new';
   if (cluster !== undefined && f.cluster !== cluster) return 'other-cluster';
   return undefined;
+}
+
+/**
+ * The connections the server's end refused: dropped where they reach the server's pod
+ * (to-endpoint) and never let through there. The client's node reported them FORWARDED when they
+ * left (its egress allowed them), but they never connected, so the client gets no rule for them. A
+ * server in another cluster reports its drops to that cluster only: such a connection still counts.
+ */
+function failedAtServer(flows: readonly Flow[], cluster: string | undefined): Set<string> {
+  const dropped = new Set<string>();
+  const passed = new Set<string>();
+  for (const f of flows) {
+    if (f.point !== 'to-endpoint' || f.isReply || f.related || !f.source || !f.destination || (cluster !== undefined && f.cluster !== cluster)) continue;
+    if (f.verdict === 'DROPPED') dropped.add(tupleKey(f));
+    else if (f.verdict === 'FORWARDED' || f.verdict === 'AUDIT') passed.add(tupleKey(f));
+  }
+  for (const k of passed) dropped.delete(k);
+  return dropped;
+}
+
+function tupleKey(f: Flow): string {
+  return `${f.protocol} ${f.source!.ip}:${f.source!.port} ${f.destination!.ip}:${f.destination!.port}`;
 }
 
 /** The port a rule names, or why there is none. */

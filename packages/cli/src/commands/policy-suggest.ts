@@ -3,7 +3,7 @@
  * nodes observed, written as YAML documents `weft apply -f` takes (or a JSON List).
  *
  * It asks the cluster's relay (else its agents) for every FORWARDED and AUDIT flow its own nodes
- * hold (since --since), not only those of --namespace: the advisor places and names a namespace's
+ * hold (since --since), and the drops of connections arriving at a pod, not only those of --namespace: the advisor places and names a namespace's
  * workloads among every workload it saw, so `--namespace NS` writes exactly the NS part of what the
  * whole cluster's suggestion would be. What the advisor cannot admit, and flows the observers lost,
  * go to stderr as warnings: the policies would deny those connections.
@@ -33,7 +33,9 @@ export async function policySuggest(argv: string[]): Promise<void> {
   if (limit !== undefined && !/^\d{1,6}$/.test(limit)) throw new UsageError(`Invalid --world-cidr-limit ${JSON.stringify(limit)}: a number of addresses`);
   // The lab names its cluster; a --server's flows name theirs (the advisor refuses several without --cluster).
   const cluster = values.server !== undefined ? values.cluster : labCluster(values.cluster).name;
-  request.allow = [{ verdict: ['FORWARDED', 'AUDIT'], ...(cluster !== undefined ? { cluster: [cluster] } : {}) }];
+  // Drops where a connection reaches its server too: the advisor admits no egress for a connection refused there.
+  const seenBy = cluster !== undefined ? { cluster: [cluster] } : {};
+  request.allow = [{ verdict: ['FORWARDED', 'AUDIT'], ...seenBy }, { verdict: ['DROPPED'], trafficDirection: ['INGRESS'], ...seenBy }];
 
   const sources = observersFor({ cluster: values.cluster, server: values.server });
   const flows: Flow[] = [];
