@@ -33,4 +33,12 @@ export class RelayConfigError extends WeftError {
   }
 }
 
-export const errorCodes = [FlowFilterError.code, ObserverUnavailableError.code, ObserverRequestError.code, RelayConfigError.code] as const;
+/** The policy advisor cannot suggest from what it was given: which input, why. */
+export class PolicyAdvisorError extends WeftError {
+  static readonly code = 'WEFT_ERR_POLICY_ADVISOR';
+  constructor(problem: string) {
+    super(PolicyAdvisorError.code, `Cannot suggest policies: ${problem}`);
+  }
+}
+
+export const errorCodes = [FlowFilterError.code, ObserverUnavailableError.code, ObserverRequestError.code, RelayConfigError.code, PolicyAdvisorError.code] as const;

@@ -1,4 +1,4 @@
-export { FlowFilterError, ObserverRequestError, ObserverUnavailableError, RelayConfigError, errorCodes } from './errors.js';
+export { FlowFilterError, ObserverRequestError, ObserverUnavailableError, PolicyAdvisorError, RelayConfigError, errorCodes } from './errors.js';
 export * from './types.js';
 export { compileFlowFilters, labelSelector, parseTcpFlags, tcpFlagsFromByte, tcpFlagsMask, type FlowPredicate } from './filter.js';
 export { FlowRing } from './ring.js';
