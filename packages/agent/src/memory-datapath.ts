@@ -203,6 +203,11 @@ export class MemoryDatapath implements Datapath {
   loseFlowEvents(count = 1n): void {
     this.lostFlowEvents += count;
   }
+
+  /** A flow event, as the BPF datapath's ring buffer would deliver it: every listener hears it. */
+  emitFlow(flow: FlowSample): void {
+    for (const listener of this.flowListeners) listener(flow);
+  }
 }
 
 function frontendKey(f: ServiceFrontendRef): string {
