@@ -1,37 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@weft/common';
 import { until, useTestEtcd } from '@weft/kvstore';
-import { parseExposition, sampleValue, scrape, type Family } from '@weft/metrics/testing';
+import { checkDocumented, documentedMetrics, parseExposition, sampleValue, scrape, type Family } from '@weft/metrics/testing';
 import { ResourceStore, type Resource } from '@weft/resources';
 import { Agent } from './agent.js';
 import { validateAgentConfig } from './config.js';
 import type { Endpoint } from './endpoint-manager.js';
 import type { FlowSample } from './datapath-port.js';
 import { MemoryDatapath } from './memory-datapath.js';
-
-/** The metrics docs/metrics.md lists for a component (its table's first column), by type. */
-export function documentedMetrics(component: string): Map<string, string> {
-  const doc = readFileSync(join(__dirname, '..', '..', '..', 'docs', 'metrics.md'), 'utf8');
-  const section = doc.split(/^## /m).find((s) => s.startsWith(component));
-  assert.ok(section, `docs/metrics.md has a section "## ${component}"`);
-  const out = new Map<string, string>();
-  for (const m of section.matchAll(/^\| `(weft_[a-z0-9_]+)` \| (counter|gauge|histogram) \|/gm)) out.set(m[1]!, m[2]!);
-  assert.ok(out.size > 5, `docs/metrics.md lists the ${component}'s metrics`);
-  return out;
-}
-
-/** Every family is documented with its type, every documented one is served, HELP everywhere, the constant labels on every sample. */
-export function checkAgainstDocs(families: Map<string, Family>, documented: Map<string, string>, constant: Record<string, string>): void {
-  const served = [...families.values()].filter((f) => !/^weft_(process|nodejs)_/.test(f.name));
-  assert.deepEqual(served.map((f) => `${f.name} ${f.type}`).sort(), [...documented].map(([n, t]) => `${n} ${t}`).sort(), 'what is served is what docs/metrics.md lists');
-  for (const f of families.values()) {
-    assert.ok(f.help && f.help.length > 10, `${f.name} has a HELP line`);
-    for (const s of f.samples) for (const [k, v] of Object.entries(constant)) assert.equal(s.labels[k], v, `${s.name} ${JSON.stringify(s.labels)} has ${k}=${v}`);
-  }
-}
 
 /**
  * The real Agent with the in-memory datapath (no root), a real etcd, two endpoints and a policy:
@@ -82,7 +61,7 @@ describe('agent metrics over HTTP @etcd', function () {
       return parseExposition(r.body);
     };
     const before = await read();
-    checkAgainstDocs(before, documentedMetrics('Agent'), { cluster: 'c1', node: 'n1' });
+    checkDocumented(before, documentedMetrics(join(__dirname, '..', '..', '..', 'docs', 'metrics.md'), 'Agent'), { cluster: 'c1', node: 'n1' });
     assert.equal(sampleValue(before, 'weft_drop_count_total', { reason: 'POLICY_DENIED' }), undefined, 'no drop yet');
 
     // What the datapath reports: web -> db allowed by the rule, an intruder's packet to db dropped

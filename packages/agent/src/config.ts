@@ -12,7 +12,8 @@ import { readEtcdTlsFiles, type EtcdTlsFiles } from '@weft/kvstore';
 import type { WireGuardImplementationChoice } from '@weft/net';
 import { formatIpv4, parseCidr, parseIpv4 } from '@weft/common';
 import { SIZED_MAPS, type SizedMap } from '@weft/datapath';
-import { parseListen } from '@weft/metrics';
+// The subpath: parsing a configuration need not load prom-client (the CLI's probes read it too).
+import { parseListen } from '@weft/metrics/listen';
 import { SERVICE_CIDR } from '@weft/resources';
 import { AgentConfigError } from './errors.js';
 import { DEFAULT_MIN_POD_CIDR_BITS } from '@weft/schema';
