@@ -72,6 +72,7 @@ describe('agent metrics over HTTP @etcd', function () {
     datapath.emitFlow({ ...f, srcIdentity: 2, saddr: '10.99.255.250', verdict: 2, dropReason: 1, ruleId: 0, length: 74 });
     datapath.emitFlow({ ...f, point: 1, verdict: 2, dropReason: 20, ruleId: 0 });
     datapath.emitFlow({ ...f, verdict: 3, dropReason: 1, ruleId: 0 });
+    datapath.loseFlowEvents(2n);
 
     const m = await read();
     const v = (name: string, labels: Record<string, string> = {}): number | undefined => sampleValue(m, name, labels);
@@ -85,6 +86,7 @@ describe('agent metrics over HTTP @etcd', function () {
     assert.equal(v('weft_policy_verdict_total', { direction: 'INGRESS', match: 'default', action: 'deny' }), 1);
     assert.equal(v('weft_policy_verdict_total', { direction: 'EGRESS', match: 'default', action: 'deny' }), 0, 'CT_FULL is no policy decision');
     assert.equal(v('weft_policy_verdict_total', { direction: 'INGRESS', match: 'default', action: 'audit' }), 1);
+    assert.equal(v('weft_flow_events_lost_total'), 2, 'what the ring buffer could not deliver');
 
     // The agent's own state.
     assert.equal(v('weft_endpoint'), 2);

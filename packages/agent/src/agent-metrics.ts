@@ -70,6 +70,11 @@ export class AgentMetrics {
     counterOf(r, { name: 'weft_drop_bytes_total', help: 'Bytes of the packets dropped by the datapath, by drop reason and packet direction.', labelNames: ['reason', 'direction'], read: () => this.flows.drops('bytes') });
     counterOf(r, { name: 'weft_policy_verdict_total', help: 'Policy decisions by the direction of the connection the endpoint sees, what decided (rule: a policy rule; default: no rule, so default deny where policy is enforced, default allow where not) and the action (allow: a new connection admitted; deny: a packet dropped by policy; audit: a packet policy would drop, let through in audit mode).', labelNames: ['direction', 'match', 'action'], read: () => this.flows.policyVerdicts() });
     p.datapath.onFlow((f) => this.flows.add(f));
+    const lost = shared('flow-events-lost', () => p.datapath.flowEventsLost());
+    counterOf(r, { name: 'weft_flow_events_lost_total', help: 'Flow events the datapath could not deliver (its ring buffer was full) since its maps were created: these flows are in no other count.', read: async () => {
+      const n = await lost();
+      return n === undefined ? [] : [[{}, Number(n)]];
+    } });
 
     // Endpoints, policy, identities.
     gaugeOf(r, { name: 'weft_endpoint', help: 'Endpoints (pods) this agent manages.', read: () => [[{}, p.endpoints.list().length]] });
@@ -219,28 +224,31 @@ export function encryptionSamples(s: EncryptionStatus, nowMs: number): Map<strin
 }
 
 /**
- * One read shared by the families of a scrape (prom-client collects them all at once): the first
- * caller starts it, those within a second reuse it. A failure or a read over READ_TIMEOUT_MS
- * resolves to undefined (its families are empty) and is reported once.
+ * One read shared by the families of a scrape: prom-client starts every family's collection in the
+ * same turn, so the first caller starts the read and the others join it while it runs; the next
+ * scrape reads afresh. A failure or a read over READ_TIMEOUT_MS resolves to undefined (its
+ * families are empty) and is reported once.
  */
 function sharedRead<T>(reader: string, read: () => Promise<T>, onError: (err: Error) => void): () => Promise<T | undefined> {
-  let cached: { at: number; value: Promise<T | undefined> } | undefined;
+  let running: Promise<T | undefined> | undefined;
   return () => {
-    const now = Date.now();
-    if (cached && now - cached.at < 1000) return cached.value;
+    if (running) return running;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`${reader} took over ${READ_TIMEOUT_MS} ms`)), READ_TIMEOUT_MS);
       timer.unref();
     });
-    const value = Promise.race([read(), timeout]).then(
+    const value: Promise<T | undefined> = Promise.race([read(), timeout]).then(
       (v) => v,
       (err: Error) => {
         onError(err);
         return undefined;
       },
-    ).finally(() => clearTimeout(timer));
-    cached = { at: now, value };
+    ).finally(() => {
+      clearTimeout(timer);
+      running = undefined;
+    });
+    running = value;
     return value;
   };
 }
