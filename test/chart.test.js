@@ -678,6 +678,122 @@ describe('charts/weft (real helm, real API server)', function () {
     });
   });
 
+  describe('Prometheus metrics (prometheus.*)', () => {
+    const { validateAgentConfig } = require(join(ROOT, 'packages', 'agent', 'dist', 'config.js'));
+    const { loadMeshConfig } = require(join(ROOT, 'packages', 'clustermesh', 'dist', 'config.js'));
+    const agentJson = (docs) => JSON.parse(find(docs, 'ConfigMap', 'weft-agent-config').data['agent.json']);
+    const meshJson = (docs) => JSON.parse(secretData(find(docs, 'Secret', 'weft-clustermesh-config'), 'config.json'));
+    const podOf = (docs, kind, name) => find(docs, kind, name).spec.template;
+    /**
+     * The Prometheus Operator's ServiceMonitor, as far as the chart uses it, with the operator's
+     * field names and types (monitoring.coreos.com/v1): written here, since the test's API server
+     * has no operator. Structural, so the API server's strict validation refuses any other field.
+     */
+    const serviceMonitorCrd = {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: 'servicemonitors.monitoring.coreos.com' },
+      spec: {
+        group: 'monitoring.coreos.com',
+        scope: 'Namespaced',
+        names: { kind: 'ServiceMonitor', listKind: 'ServiceMonitorList', plural: 'servicemonitors', singular: 'servicemonitor' },
+        versions: [{
+          name: 'v1', served: true, storage: true,
+          schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', required: ['selector'], properties: {
+            jobLabel: { type: 'string' },
+            namespaceSelector: { type: 'object', properties: { any: { type: 'boolean' }, matchNames: { type: 'array', items: { type: 'string' } } } },
+            selector: { type: 'object', properties: { matchLabels: { type: 'object', additionalProperties: { type: 'string' } }, matchExpressions: { type: 'array', items: { type: 'object', required: ['key', 'operator'], properties: { key: { type: 'string' }, operator: { type: 'string' }, values: { type: 'array', items: { type: 'string' } } } } } } },
+            endpoints: { type: 'array', items: { type: 'object', properties: {
+              port: { type: 'string' }, path: { type: 'string' }, scheme: { type: 'string', enum: ['http', 'https'] }, honorLabels: { type: 'boolean' },
+              interval: { type: 'string', pattern: '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$' },
+            } } },
+          } } } } },
+        }],
+      },
+    };
+
+    it('is off by default: no metrics in the configurations, no annotations, no Services for it', () => {
+      const docs = render(['-f', join(FIXTURES, 'east.yaml'), '-f', sharedCa]);
+      assert.equal(agentJson(docs).metrics, undefined);
+      assert.equal(meshJson(docs).metrics, undefined);
+      for (const [kind, name] of [['DaemonSet', 'weft-agent'], ['Deployment', 'weft-clustermesh-apiserver']]) assert.equal(podOf(docs, kind, name).metadata.annotations['prometheus.io/scrape'], undefined);
+      assert.equal(docs.some((d) => d.obj.kind === 'ServiceMonitor' || d.obj.metadata.name.endsWith('-metrics')), false);
+    });
+
+    it('enabled: the agent and the apiserver serve on their node\'s ports, annotated for scraping, with configurations they accept', () => {
+      const docs = render(['-f', join(FIXTURES, 'east.yaml'), '-f', sharedCa, '--set', 'prometheus.enabled=true,prometheus.clustermesh.port=19963']);
+      validateManifests(docs);
+      const agent = validateAgentConfig(agentJson(docs), 'rendered agent.json', { WEFT_NODE_NAME: 'n1', WEFT_NODE_IP: '172.18.0.3' });
+      assert.deepEqual(agent.metrics, { listen: '0.0.0.0:9962' }, 'every address of the node, as Cilium\'s agent');
+      const file = join(scratch, 'metrics-mesh.json');
+      writeFileSync(file, JSON.stringify(meshJson(docs)));
+      assert.deepEqual(loadMeshConfig(file).metrics, { listen: '0.0.0.0:19963' });
+      for (const [kind, name, port] of [['DaemonSet', 'weft-agent', 9962], ['Deployment', 'weft-clustermesh-apiserver', 19963]]) {
+        const pod = podOf(docs, kind, name);
+        assert.equal(pod.spec.hostNetwork, true);
+        assert.deepEqual([pod.metadata.annotations['prometheus.io/scrape'], pod.metadata.annotations['prometheus.io/port']], ['true', String(port)]);
+        assert.deepEqual(pod.spec.containers[0].ports.find((p) => p.name === 'metrics'), { name: 'metrics', containerPort: port, protocol: 'TCP' });
+      }
+      assert.equal(docs.some((d) => d.obj.kind === 'ServiceMonitor'), false, 'no ServiceMonitor unless asked');
+    });
+
+    it('serviceMonitor: a headless Service per component selecting its pods, and a ServiceMonitor the API server accepts selecting only it', () => {
+      const values = join(scratch, 'servicemonitor.yaml');
+      writeFileSync(values, YAML.stringify({ prometheus: { enabled: true, serviceMonitor: { enabled: true, labels: { release: 'kube-prometheus-stack' }, interval: '30s' } } }));
+      const docs = render(['-f', join(FIXTURES, 'east.yaml'), '-f', sharedCa, '-f', values]);
+      const monitors = docs.filter((d) => d.obj.kind === 'ServiceMonitor');
+      assert.deepEqual(monitors.map((d) => d.obj.metadata.name).sort(), ['weft-agent-metrics', 'weft-clustermesh-apiserver-metrics']);
+      validateManifests(docs.filter((d) => d.obj.kind !== 'ServiceMonitor'));
+      const crd = kubectl(['apply', '-f', '-'], JSON.stringify(serviceMonitorCrd));
+      assert.equal(crd.status, 0, crd.stderr);
+      try {
+        const ready = kubectl(['wait', '--for=condition=Established', 'crd/servicemonitors.monitoring.coreos.com', '--timeout=60s']);
+        assert.equal(ready.status, 0, ready.stderr);
+        const r = kubectl(['apply', '--server-side', '--dry-run=server', '--validate=strict', '--field-manager=weft-chart-test', '-o', 'name', '-f', '-'], monitors.map(({ obj }) => JSON.stringify(obj)).join('\n'));
+        assert.equal(r.status, 0, `the API server refuses the ServiceMonitors:\n${r.stderr}`);
+        // The CRD does hold them to its schema: a field it does not know is refused.
+        const bogus = { ...monitors[0].obj, spec: { ...monitors[0].obj.spec, endpoints: [{ ...monitors[0].obj.spec.endpoints[0], intervall: '30s' }] } };
+        const refused = kubectl(['apply', '--server-side', '--dry-run=server', '--validate=strict', '--field-manager=weft-chart-test', '-o', 'name', '-f', '-'], JSON.stringify(bogus));
+        assert.notEqual(refused.status, 0, 'an unknown field is refused');
+        assert.match(refused.stderr, /intervall/);
+      } finally {
+        kubectl(['delete', 'crd', 'servicemonitors.monitoring.coreos.com', '--wait=true']);
+      }
+      const matches = (selector, labels) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+      for (const [kind, name] of [['DaemonSet', 'weft-agent'], ['Deployment', 'weft-clustermesh-apiserver']]) {
+        const svc = find(docs, 'Service', `${name}-metrics`);
+        const monitor = find(docs, 'ServiceMonitor', `${name}-metrics`);
+        const pod = podOf(docs, kind, name);
+        assert.equal(svc.spec.clusterIP, 'None');
+        assert.ok(matches(svc.spec.selector, pod.metadata.labels), `${svc.metadata.name} selects the ${name} pods`);
+        assert.equal(svc.spec.ports[0].targetPort, 'metrics');
+        assert.ok(pod.spec.containers[0].ports.some((p) => p.name === 'metrics'), 'the port the Service names');
+        assert.ok(matches(monitor.spec.selector.matchLabels, svc.metadata.labels), `${monitor.metadata.name} selects its Service`);
+        const others = docs.filter((d) => d.obj.kind === 'Service' && d.obj.metadata.name !== svc.metadata.name && matches(monitor.spec.selector.matchLabels, d.obj.metadata.labels ?? {}));
+        assert.deepEqual(others, [], 'and no other Service (the apiserver\'s mesh Service has the same component label)');
+        assert.deepEqual(monitor.spec.endpoints, [{ port: 'metrics', path: '/metrics', scheme: 'http', interval: '30s' }]);
+        assert.deepEqual(monitor.spec.namespaceSelector, { matchNames: [NS] });
+        assert.equal(monitor.metadata.labels.release, 'kube-prometheus-stack');
+      }
+      // Without the clustermesh, only the agents'.
+      const single = render(['-f', values]);
+      assert.deepEqual(single.filter((d) => d.obj.kind === 'ServiceMonitor').map((d) => d.obj.metadata.name), ['weft-agent-metrics']);
+    });
+
+    it('refuses a ServiceMonitor without metrics, a metrics port on the observer\'s, and an interval Prometheus cannot read', () => {
+      for (const [set, message] of [
+        ['prometheus.serviceMonitor.enabled=true', /prometheus\.serviceMonitor\.enabled needs prometheus\.enabled/],
+        ['prometheus.enabled=true,prometheus.agent.port=4244', /prometheus\.agent\.port 4244 is observer\.port/],
+        ['prometheus.enabled=true,prometheus.serviceMonitor.enabled=true,prometheus.serviceMonitor.interval=30 seconds', /- at '\/prometheus\/serviceMonitor\/interval': '30 seconds' does not match pattern/],
+        ['prometheus.agent.port=0', /- at '\/prometheus\/agent\/port': minimum: got 0, want 1/],
+      ]) {
+        const r = helmTemplate(['--set', set]);
+        assert.notEqual(r.status, 0, `${set} was accepted`);
+        assert.match(r.stderr, message);
+      }
+    });
+  });
+
   describe('probes', () => {
     const WEFT = join(ROOT, 'packages', 'cli', 'bin', 'weft.js');
     /** Runs a rendered exec probe with this tree's `weft`, as kubelet runs it in the container. */

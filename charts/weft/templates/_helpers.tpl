@@ -83,6 +83,12 @@ Rules across values. Messages name the value, as the schema's do.
 */}}
 {{- define "weft.validate" -}}
 {{- $v := .Values -}}
+{{- if and $v.prometheus.serviceMonitor.enabled (not $v.prometheus.enabled) -}}
+{{- fail "prometheus.serviceMonitor.enabled needs prometheus.enabled: the ServiceMonitors would select endpoints that serve nothing" -}}
+{{- end -}}
+{{- if and $v.prometheus.enabled (eq (int $v.prometheus.agent.port) (int $v.observer.port)) -}}
+{{- fail (printf "prometheus.agent.port %d is observer.port: both listen on the node" (int $v.prometheus.agent.port)) -}}
+{{- end -}}
 {{- $names := dict -}}
 {{- $ids := dict -}}
 {{- range $i, $r := $v.clustermesh.remotes -}}

@@ -47,6 +47,7 @@ import type { NodeEncryption } from './encryption.js';
 import { IpsecNode } from './ipsec-node.js';
 import { WireGuardNode } from './wireguard-node.js';
 import { AgentConfigError, CniRequestError } from './errors.js';
+import { AgentMetrics } from './agent-metrics.js';
 import { nodeKey, type NodeRecord } from '@weft/schema';
 
 export class Agent {
@@ -65,6 +66,8 @@ export class Agent {
   encryption: NodeEncryption | undefined;
   /** Sweeps the conntrack table (conntrack-gc.ts). */
   conntrackGc: ConntrackGc | undefined;
+  /** Prometheus metrics (agent-metrics.ts), served with config.metrics. */
+  metrics: AgentMetrics | undefined;
   /** Where the cluster's objects come from: the cluster's etcd (standalone) or the Kubernetes API server. */
   resources!: ResourceSource;
   private session!: Session;
@@ -103,6 +106,7 @@ export class Agent {
     });
     const x = config.observer?.export;
     if (x) this.exporter = new FlowExporter({ filePath: x.filePath, allow: x.allowList, deny: x.denyList, fieldMask: x.fieldMask, maxSizeBytes: x.fileMaxSizeMb * 1024 * 1024, maxBackups: x.fileMaxBackups, cluster: config.cluster, node: config.node, log: this.log.child({ component: 'flow-export' }) });
+    if (config.metrics) this.metrics = new AgentMetrics(this, this.log.child({ component: 'metrics' }));
   }
 
   get socketPath(): string {
@@ -162,6 +166,7 @@ export class Agent {
     this.cluster.namedPorts.onChange = () => this.policy.namedPortsChanged();
     this.cluster.onRemoteIdentities = (id) => this.policy.remoteIdentityChanged(id);
     this.services = new ServiceManager(c.cluster, resources, this.cluster, this.datapath, this.log.child({ component: 'services' }));
+    this.metrics?.attach();
     this.cluster.onChange = (change) => this.services.changed(change);
     await this.publishNode();
     await this.policy.start();
@@ -197,6 +202,7 @@ export class Agent {
     });
     await this.startObserver();
     this.routes();
+    await this.metrics?.start();
     this.api.starting = false;
     this.starting = undefined;
     this.log.info({ socket: this.socketPath }, 'agent ready');
@@ -225,6 +231,7 @@ export class Agent {
     this.stopped = true;
     this.abort.abort();
     if (!options.keepApi) await this.api?.stop();
+    await this.metrics?.stop();
     this.flows.close();
     await this.exporter?.stop();
     await this.observer?.stop();

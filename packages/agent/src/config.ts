@@ -13,6 +13,8 @@ import type { WireGuardImplementationChoice } from '@weft/net';
 import { formatIpv4, parseCidr, parseIpv4 } from '@weft/common';
 import { SIZED_MAPS, type SizedMap } from '@weft/datapath';
 import { compileFieldMask, compileFlowFilters, FlowFieldMaskError, FlowFilterError, type FlowFilterInput } from '@weft/observer';
+// The subpath: parsing a configuration need not load prom-client (the CLI's probes read it too).
+import { parseListen } from '@weft/metrics/listen';
 import { SERVICE_CIDR } from '@weft/resources';
 import { AgentConfigError } from './errors.js';
 import { DEFAULT_MIN_POD_CIDR_BITS } from '@weft/schema';
@@ -138,6 +140,16 @@ export interface AgentConfig {
   remotePodCidrMinBits?: number;
   /** Conntrack quota, timeouts and garbage collection; absent = CONNTRACK_DEFAULTS. */
   conntrack?: ConntrackConfig;
+  /**
+   * Prometheus metrics (agent-metrics.ts, docs/metrics.md): served over plain HTTP at GET /metrics
+   * on `listen` (IPv4:port; the chart's 0.0.0.0:9962 on the host network, as Cilium's agent).
+   * Absent: no metrics endpoint.
+   */
+  metrics?: MetricsConfig;
+}
+
+export interface MetricsConfig {
+  listen: string;
 }
 
 /**
@@ -345,6 +357,7 @@ export function validateAgentConfig(raw: unknown, source = 'agent config', env: 
     out.etcdIssuer = { url: i.url, tokenFile: i.tokenFile };
   }
   if (c.observer !== undefined) out.observer = validateObserver(c.observer, fail);
+  if (c.metrics !== undefined) out.metrics = validateMetrics(c.metrics, fail);
   if (c.conntrack !== undefined) out.conntrack = validateConntrack(c.conntrack, fail, out.mapSizes?.ct ?? SIZED_MAPS.ct);
   if (c.underlayDevice !== undefined) {
     if (typeof c.underlayDevice !== 'string' || c.underlayDevice.length > 15 || !/^[A-Za-z0-9_.@-]+$/.test(c.underlayDevice)) fail('underlayDevice', `${JSON.stringify(c.underlayDevice)} is not an interface name (1-15 characters of A-Z a-z 0-9 _ . @ -)`);
@@ -414,6 +427,16 @@ function validateExport(raw: unknown, fail: (field: string, problem: string) => 
     fileMaxSizeMb: int('fileMaxSizeMb', 10, 1, 1024),
     fileMaxBackups: int('fileMaxBackups', 5, 0, 100),
   };
+}
+
+function validateMetrics(raw: unknown, fail: (field: string, problem: string) => never): MetricsConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('metrics', 'must be an object {listen}');
+  const m = raw as Record<string, unknown>;
+  const extra = Object.keys(m).find((k) => k !== 'listen');
+  if (extra !== undefined) fail(`metrics.${extra}`, 'is not a key of metrics (listen)');
+  const listen = parseListen(m.listen);
+  if (typeof listen === 'string') fail('metrics.listen', `${JSON.stringify(m.listen)} ${listen}`);
+  return { listen: m.listen as string };
 }
 
 /** The size of every sized map: the configured one, else the declared default. */

@@ -38,6 +38,12 @@ export interface NodeEncryption {
   onRecordChanged: () => void;
   /** Told when a sync is needed outside of record changes. */
   onSyncNeeded: () => void;
+  /**
+   * Told when a key rotation ends on this node (metrics): WireGuard's, done or given up, with its
+   * duration; IPsec's once this node sends under the new key id (duration from the key file's
+   * change, when this agent saw it).
+   */
+  onRotationFinished: (outcome: RotationRecord['outcome'], durationMs: number | undefined) => void;
 }
 
 /** A session is live while its last handshake is younger than WireGuard's REJECT_AFTER_TIME. */

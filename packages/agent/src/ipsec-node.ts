@@ -77,6 +77,9 @@ export class IpsecNode implements NodeEncryption {
   refused: EncryptionStatus['refused'] = [];
   onRecordChanged: () => void = () => undefined;
   onSyncNeeded: () => void = () => undefined;
+  onRotationFinished: NodeEncryption['onRotationFinished'] = () => undefined;
+  /** When this agent saw the key file's new key id (the rotation's start here), while it rotates. */
+  private rotationStartedMs: number | undefined;
 
   constructor(
     private readonly config: AgentConfig,
@@ -140,6 +143,7 @@ export class IpsecNode implements NodeEncryption {
     }
     this.keyFileError = undefined;
     this.current = key;
+    this.rotationStartedMs = Date.now();
     this.persist();
     this.log.info({ keyId: key.keyId, keyIds: [...this.keys.keys()] }, 'ipsec key rotation started: installing the new key for every peer');
     this.onSyncNeeded();
@@ -209,6 +213,8 @@ export class IpsecNode implements NodeEncryption {
       this.log.info({ from: this.sendKeyId, to: id }, 'ipsec: every peer accepts the new key; sending under it');
       this.sendKeyId = id;
       changed = true;
+      this.onRotationFinished('done', this.rotationStartedMs === undefined ? undefined : Date.now() - this.rotationStartedMs);
+      this.rotationStartedMs = undefined;
     }
     const routes = new Map<string, string>();
     for (const p of want.values()) {

@@ -199,14 +199,14 @@ export class MemoryDatapath implements Datapath {
     return this.lostFlowEvents;
   }
 
-  /** For tests: a datapath event, as the ring buffer's drain would deliver it. */
-  emitFlow(sample: FlowSample): void {
-    for (const listener of this.flowListeners) listener(sample);
-  }
-
   /** For tests: `count` more flow events lost, as a full ring buffer would count them. */
   loseFlowEvents(count = 1n): void {
     this.lostFlowEvents += count;
+  }
+
+  /** A flow event, as the BPF datapath's ring buffer would deliver it: every listener hears it. */
+  emitFlow(flow: FlowSample): void {
+    for (const listener of this.flowListeners) listener(flow);
   }
 }
 

@@ -113,6 +113,12 @@ export class PolicyEngine {
   /** Told when the CIDR identities change (they belong in the ipcache). */
   onCidrsChanged: () => void = () => undefined;
   /**
+   * Told after every regeneration: an endpoint's policy written to the datapath, in full (`full`:
+   * resolved again) or by the entries a selection changed (`incremental`), with its outcome (the
+   * datapath's state, or `error` when programming threw) and how long it took (metrics).
+   */
+  onRegenerated: (scope: 'full' | 'incremental', outcome: DatapathPolicyState | 'error', seconds: number) => void = () => undefined;
+  /**
    * The next policy revision: node-wide and monotonic across restarts in the agent (revisions.ts),
    * so no endpoint ever sees a revision a conntrack entry of an older policy carries.
    */
@@ -295,6 +301,7 @@ export class PolicyEngine {
 
   /** Resolves and programs one endpoint in full (also used when it is added): the resync path. */
   async apply(ep: Endpoint): Promise<void> {
+    const started = performance.now();
     const policies = [...this.policies.values()];
     if (!this.recomputing) this.syncIdentities(); // (a recompute did, once for all its endpoints)
     const view = this.viewOf(ep);
@@ -324,7 +331,7 @@ export class PolicyEngine {
     const entries = rules.entries().map((e) => this.mapEntry(e));
     const rev = this.nextRevision();
     const program = this.programOf(ep, rules, audit);
-    const outcome = await this.datapath.programEndpoint(program, entries, rev);
+    const outcome = await this.regeneration('full', started, () => this.datapath.programEndpoint(program, entries, rev));
     this.settle(ep, prev, { rev, identity: ep.identity, ingressEnforced: rules.ingressEnforced, egressEnforced: rules.egressEnforced, audit, policies: rules.policies, entries: entries.length, state: outcome.state }, outcome, {});
   }
 
@@ -334,11 +341,25 @@ export class PolicyEngine {
    * policy is in force (else the datapath's entries are not the rules' last flush).
    */
   private async update(ep: Endpoint, prev: EndpointPolicyState, rules: EndpointRules): Promise<void> {
+    const started = performance.now();
     const changes = rules.flush();
     if (unchanged(changes)) return;
     const rev = this.nextRevision();
-    const outcome = await this.datapath.updateEndpointPolicy(this.programOf(ep, rules, prev.audit), { upsert: changes.upsert.map((e) => this.mapEntry(e)), remove: changes.remove.map((e) => this.mapEntry(e)) }, rev);
+    const outcome = await this.regeneration('incremental', started, () => this.datapath.updateEndpointPolicy(this.programOf(ep, rules, prev.audit), { upsert: changes.upsert.map((e) => this.mapEntry(e)), remove: changes.remove.map((e) => this.mapEntry(e)) }, rev));
     this.settle(ep, prev, { ...prev, rev, entries: rules.size, state: outcome.state }, outcome, { written: changes.upsert.length, deleted: changes.remove.length });
+  }
+
+  /** Writes an endpoint's policy with `write`, and tells onRegenerated how it went and how long it took from `started`. */
+  private async regeneration(scope: 'full' | 'incremental', started: number, write: () => Promise<EndpointPolicyOutcome>): Promise<EndpointPolicyOutcome> {
+    let outcome: EndpointPolicyOutcome;
+    try {
+      outcome = await write();
+    } catch (err) {
+      this.onRegenerated(scope, 'error', (performance.now() - started) / 1000);
+      throw err;
+    }
+    this.onRegenerated(scope, outcome.state, (performance.now() - started) / 1000);
+    return outcome;
   }
 
   private programOf(ep: Endpoint, rules: EndpointRules, audit: boolean): EndpointProgram {

@@ -78,7 +78,7 @@ function nodeStatus(p: StatusParts) {
 }
 
 /** How many endpoints have their policy in force, and which do not (stale, fail-closed) and why. */
-function endpointPolicySummary(p: StatusParts): { ok: number; stale: number; failClosed: number; error: number; failing: Array<{ endpoint: string; id: number; state: string; error?: string; since?: string }> } {
+export function endpointPolicySummary(p: Pick<StatusParts, 'policy' | 'endpoints'>): { ok: number; stale: number; failClosed: number; error: number; failing: Array<{ endpoint: string; id: number; state: string; error?: string; since?: string }> } {
   const failing = p.policy.failing();
   const byId = new Map(p.endpoints.list().map((e) => [e.epId, e]));
   const count = (s: string): number => failing.filter((f) => f.state === s).length;
@@ -98,7 +98,7 @@ function endpointPolicySummary(p: StatusParts): { ok: number; stale: number; fai
 }
 
 /** Conntrack pressure for `weft status`: use of the table, the busiest endpoints against their quota, drops, the last sweep. */
-async function conntrackReport(p: StatusParts): Promise<ConntrackReport> {
+export async function conntrackReport(p: Pick<StatusParts, 'config' | 'datapath' | 'endpoints' | 'conntrackGc'>): Promise<ConntrackReport> {
   const quota = conntrackConfig(p.config).maxEntriesPerEndpoint;
   const s = await p.datapath.conntrackStatus();
   const byId = new Map(p.endpoints.list().map((e) => [e.epId, e]));

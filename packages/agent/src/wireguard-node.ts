@@ -65,6 +65,7 @@ export class WireGuardNode implements NodeEncryption {
   onRecordChanged: () => void = () => undefined;
   /** Told when a sync is needed outside of record changes (a rotation started). */
   onSyncNeeded: () => void = () => undefined;
+  onRotationFinished: NodeEncryption['onRotationFinished'] = () => undefined;
 
   constructor(
     private readonly config: AgentConfig,
@@ -283,6 +284,7 @@ export class WireGuardNode implements NodeEncryption {
     this.persist({ epoch: this.state.epoch + 1, last });
     if (outcome === 'done') this.log.info({ lane: rot.lane, durationMs: last.durationMs, epoch: this.state.epoch }, 'key rotation done: every peer holds the new key');
     else this.log.warn({ lane: rot.lane, reason: detail }, 'key rotation given up before any key changed');
+    this.onRotationFinished(outcome, last.durationMs);
     this.onRecordChanged();
     this.onSyncNeeded();
   }

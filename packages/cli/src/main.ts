@@ -24,6 +24,7 @@ const HANDLERS: { readonly [K in CommandId]: () => Promise<Handler> } = {
   status: async () => (await import('./commands/inspect.js')).status,
   'endpoint list': async () => (await import('./commands/inspect.js')).endpointList,
   'policy get': async () => (await import('./commands/inspect.js')).policyGet,
+  'policy suggest': async () => (await import('./commands/policy-suggest.js')).policySuggest,
   'service list': async () => (await import('./commands/service.js')).serviceList,
   'service resync': async () => (await import('./commands/service.js')).serviceResync,
   'encrypt status': async () => (await import('./commands/encrypt.js')).encryptStatus,

@@ -24,6 +24,7 @@ import { MESH_KINDS, MESH_ROOT, type MeshConfig, type MeshKind, type RemoteConfi
 import { KEEPALIVE, MAX_MESSAGE_BYTES, MeshService } from './wire.js';
 import { observerForward } from './observer-forward.js';
 import { observerProto } from '@weft/observer';
+import { MeshMetrics } from './mesh-metrics.js';
 
 export const MESH_STATUS_PREFIX = 'weft/meshstatus/v1/';
 
@@ -73,6 +74,8 @@ export class ClusterMeshApiServer {
   private identityMirror: IdentityMirror | undefined;
   private unmirror: (() => void) | undefined;
   private unlisten: (() => void) | undefined;
+  /** Prometheus metrics (mesh-metrics.ts), served with config.metrics. */
+  readonly metrics: MeshMetrics | undefined;
 
   constructor(readonly config: MeshConfig, logger?: Logger) {
     this.log = logger ?? createLogger({ component: 'clustermesh-apiserver', cluster: config.cluster });
@@ -81,6 +84,7 @@ export class ClusterMeshApiServer {
     this.kv = new KvClient({ endpoints: config.etcd, ...(tls ? { tls } : {}), requestTimeoutMs: 30_000, retry: { maxAttempts: 10, initialMs: 100, maxMs: 2000 } });
     ({ remotes: this.remotes, problems: this.problems } = resolveRemotes(config));
     for (const p of this.problems) this.log.error({ peer: p.remote, reason: p.reason }, 'remote cluster rejected');
+    if (config.metrics) this.metrics = new MeshMetrics(this, this.log.child({ component: 'metrics' }));
   }
 
   async start(): Promise<void> {
@@ -128,6 +132,7 @@ export class ClusterMeshApiServer {
         minPodCidrBits: c.minPodCidrBits ?? DEFAULT_MIN_POD_CIDR_BITS,
         ...(c.limits ? { limits: c.limits } : {}),
         onReleased: () => this.importers.forEach((other) => other !== imp && other.revalidate()),
+        ...(this.metrics ? { onTransition: this.metrics.onTransition } : {}),
       }, this.log);
       this.importers.push(imp);
       imp.start();
@@ -135,11 +140,13 @@ export class ClusterMeshApiServer {
     await this.pruneUnconfigured().catch((err: Error) => this.log.warn({ err: err.message }, 'cannot delete the state of remotes no longer configured'));
     this.statusTimer = setInterval(() => void this.publishStatus().catch(() => undefined), 1000);
     this.statusTimer.unref();
+    await this.metrics?.start();
     this.log.info({ listen: this.config.listen, remotes: this.importers.length }, 'clustermesh-apiserver ready');
   }
 
   async stop(): Promise<void> {
     clearInterval(this.statusTimer);
+    await this.metrics?.stop();
     this.unmirror?.();
     this.unlisten?.();
     for (const { sub } of this.serving.values()) sub.close();

@@ -139,3 +139,22 @@ function problemOf(text: string): string {
     return (err as Error).message;
   }
 }
+
+describe('clustermesh config: metrics', () => {
+  it('serves metrics only when asked, on IPv4:port', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-mesh-metrics-'));
+    try {
+      const load = (metrics: unknown): MeshConfig => {
+        const file = join(dir, 'config.json');
+        writeFileSync(file, JSON.stringify({ cluster: 'east', clusterId: 1, etcd: ['127.0.0.1:2379'], listen: '0.0.0.0:32379', ...pem, remotes: [], ...(metrics === undefined ? {} : { metrics }) }));
+        return loadMeshConfig(file);
+      };
+      assert.equal(load(undefined).metrics, undefined);
+      assert.deepEqual(load({ listen: '0.0.0.0:9963' }).metrics, { listen: '0.0.0.0:9963' });
+      assert.throws(() => load({ listen: 'apiserver:9963' }), (err: Error) => err instanceof MeshConfigError && /metrics\.listen "apiserver:9963" must be IPv4:port/.test(err.message));
+      assert.throws(() => load({ listen: '0.0.0.0:9963', port: 1 }), (err: Error) => err instanceof MeshConfigError && /metrics must be an object \{listen\}/.test(err.message));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

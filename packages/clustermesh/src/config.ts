@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { readEtcdTlsFiles } from '@weft/kvstore';
 import { CidrSet, parseCidr, type Cidr } from '@weft/policy';
 import { CLUSTER_NAME_RE } from '@weft/schema';
+import { parseListen } from '@weft/metrics/listen';
 import { MeshConfigError } from './errors.js';
 import { LIMIT_KEYS, type MeshConfig, type RemoteConfig } from './types.js';
 
@@ -181,6 +182,12 @@ export function loadMeshConfig(path: string): MeshConfig {
       for (const k of ['ca', 'cert', 'key']) if (typeof o.tls[k] !== 'string' || !(o.tls[k] as string).startsWith('/')) throw new MeshConfigError(`${path}: observer.tls.${k} must be an absolute file path`);
     }
     if (o.serverName !== undefined && (typeof o.serverName !== 'string' || !/^[A-Za-z0-9.-]+$/.test(o.serverName))) throw new MeshConfigError(`${path}: observer.serverName must be a DNS name, got ${JSON.stringify(o.serverName)}`);
+  }
+  if (raw.metrics !== undefined) {
+    const m = raw.metrics as unknown;
+    if (typeof m !== 'object' || m === null || Array.isArray(m) || Object.keys(m).some((k) => k !== 'listen')) throw new MeshConfigError(`${path}: metrics must be an object {listen}`);
+    const listen = parseListen((m as { listen?: unknown }).listen);
+    if (typeof listen === 'string') throw new MeshConfigError(`${path}: metrics.listen ${JSON.stringify((m as { listen?: unknown }).listen)} ${listen}`);
   }
   return raw;
 }

@@ -93,6 +93,8 @@ export interface ImportContext {
   limits?: Partial<MeshLimits>;
   /** Told when this importer gave up claims: another remote's refused node may fit now. */
   onReleased?: () => void;
+  /** Told of every change of the link's state, after it (metrics: failures, reconnects, sync time). */
+  onTransition?: (status: Readonly<RemoteStatus>, from: LinkState, to: LinkState) => void;
 }
 
 /** One kind of the remote's records. */
@@ -189,6 +191,7 @@ export class Importer {
     if (from === to) return;
     this.status.state = to;
     this.log.info({ peer: this.remote.name, from, to, cause }, 'clustermesh link state');
+    this.local.onTransition?.(this.status, from, to);
   }
 
   private connect(): void {

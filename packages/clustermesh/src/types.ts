@@ -64,6 +64,11 @@ export interface MeshConfig {
    * the relay's certificate carries (`serverName`).
    */
   observer?: { relay: string; tls?: { ca: string; cert: string; key: string }; serverName?: string };
+  /**
+   * Prometheus metrics (mesh-metrics.ts, docs/metrics.md): plain HTTP GET /metrics on `listen`
+   * (IPv4:port; the chart's 0.0.0.0:9963). Absent: no metrics endpoint.
+   */
+  metrics?: { listen: string };
   clusterId: number;
   etcd: string[];
   /**

@@ -4,7 +4,7 @@
  * and the name the server's certificate must carry).
  */
 import * as grpc from '@grpc/grpc-js';
-import { ObserverUnavailableError } from './errors.js';
+import { ObserverRequestError, ObserverUnavailableError } from './errors.js';
 import { MAX_MESSAGE_BYTES, observerProto, observerProtoEncoded } from './proto.js';
 import type { EncodedFlow } from './codec.js';
 import type { ObserverClient as GeneratedClient } from './gen/weft/observer/v1/Observer';
@@ -69,6 +69,7 @@ export class ObserverClient {
       else call.on('data', (batch: GetFlowBatchesResponse) => batch.responses.forEach((r) => onResponse(r)));
       call.on('error', (err: grpc.ServiceError) => {
         if (err.code === grpc.status.CANCELLED && signal?.aborted) return done();
+        if (err.code === grpc.status.INVALID_ARGUMENT) return done(new ObserverRequestError(this.address, err.details || err.message, { cause: err }));
         done(new ObserverUnavailableError(this.address, err.details || err.message, { cause: err }));
       });
       call.on('end', () => done());

@@ -41,6 +41,14 @@ export class ObserverUnavailableError extends WeftError {
   }
 }
 
+/** An observer refused a request as invalid (gRPC INVALID_ARGUMENT): its message says what and where. */
+export class ObserverRequestError extends WeftError {
+  static readonly code = 'WEFT_ERR_OBSERVER_REQUEST';
+  constructor(address: string, detail: string, options?: { cause?: unknown }) {
+    super(ObserverRequestError.code, `The observer at ${address} refused the request: ${detail}`, options);
+  }
+}
+
 /** The relay's configuration is invalid: which field, why. */
 export class RelayConfigError extends WeftError {
   static readonly code = 'WEFT_ERR_RELAY_CONFIG';
@@ -49,4 +57,12 @@ export class RelayConfigError extends WeftError {
   }
 }
 
-export const errorCodes = [FlowFilterError.code, ObserverUnavailableError.code, RelayConfigError.code, FlowFieldMaskError.code, FlowExportError.code] as const;
+/** The policy advisor cannot suggest from what it was given: which input, why. */
+export class PolicyAdvisorError extends WeftError {
+  static readonly code = 'WEFT_ERR_POLICY_ADVISOR';
+  constructor(problem: string) {
+    super(PolicyAdvisorError.code, `Cannot suggest policies: ${problem}`);
+  }
+}
+
+export const errorCodes = [FlowFilterError.code, ObserverUnavailableError.code, ObserverRequestError.code, RelayConfigError.code, PolicyAdvisorError.code, FlowFieldMaskError.code, FlowExportError.code] as const;

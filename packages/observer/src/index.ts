@@ -1,4 +1,4 @@
-export { FlowExportError, FlowFieldMaskError, FlowFilterError, ObserverUnavailableError, RelayConfigError, errorCodes } from './errors.js';
+export { FlowExportError, FlowFieldMaskError, FlowFilterError, ObserverRequestError, ObserverUnavailableError, PolicyAdvisorError, RelayConfigError, errorCodes } from './errors.js';
 export * from './types.js';
 export { compileFlowFilters, FLOW_FILTER_FIELDS, labelSelector, parseTcpFlags, tcpFlagsFromByte, tcpFlagsMask, type FlowPredicate } from './filter.js';
 export { FlowRing } from './ring.js';

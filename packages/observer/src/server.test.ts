@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@weft/common';
 import { ObserverClient } from './client.js';
-import { ObserverUnavailableError } from './errors.js';
+import { ObserverRequestError } from './errors.js';
 import { LocalObserver } from './local.js';
 import { ObserverServer } from './server.js';
 import { makeFlow } from './testing.js';
@@ -65,7 +65,7 @@ describe('ObserverServer and ObserverClient (gRPC on a unix socket)', () => {
   });
 
   it('answers a bad filter with its message, as INVALID_ARGUMENT', async () => {
-    await assert.rejects(collect({ allow: [{ sourceIp: ['not-an-ip'] }] }), (e: Error) => e instanceof ObserverUnavailableError && /allow\[0\]\.sourceIp "not-an-ip"/.test(e.message));
+    await assert.rejects(collect({ allow: [{ sourceIp: ['not-an-ip'] }] }), (e: Error) => e instanceof ObserverRequestError && /refused the request: Invalid flow filter allow\[0\]\.sourceIp "not-an-ip"/.test(e.message));
   });
 
   for (const perMessage of [true, false]) it(`counts what a slow reader could not take and tells it with a LostEvent (${perMessage ? 'GetFlows' : 'GetFlowBatches'})`, async () => {

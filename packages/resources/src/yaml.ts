@@ -1,11 +1,12 @@
 /**
- * Multi-document YAML to plain objects, with errors that give the line.
+ * Multi-document YAML to plain objects, with errors that give the line; and plain objects to a
+ * multi-document stream (what `weft policy suggest` writes, read back by `weft apply`).
  *
  * Linear in the input: the parser records where every line starts as it reads (yaml's
  * LineCounter), and a document's line is a binary search in that list. (Counting the newlines
  * before each document from the start of the text made 20,000 documents take minutes.)
  */
-import { LineCounter, parseAllDocuments } from 'yaml';
+import { LineCounter, parseAllDocuments, stringify } from 'yaml';
 import { InvalidResourceError } from './errors.js';
 
 export interface SourceDocument {
@@ -30,4 +31,14 @@ export function parseYamlDocuments(text: string, file: string): SourceDocument[]
     out.push({ index: i + 1, line: Math.max(1, lines.linePos(start).line), value });
   });
   return out;
+}
+
+/**
+ * Documents as one YAML stream, separated by `---`: keys in the objects' own order, no line folding
+ * and no anchors, so equal documents always give the same bytes (the policy advisor's output is
+ * compared byte for byte). Strings that would read back as another type (`"8080"`, `"true"`) are
+ * quoted; everything round-trips through parseYamlDocuments.
+ */
+export function stringifyYamlDocuments(docs: readonly unknown[]): string {
+  return docs.map((d) => stringify(d, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n');
 }

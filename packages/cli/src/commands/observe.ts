@@ -5,7 +5,7 @@
  * lines (default), a table, JSON lines of flows, or protobuf's JSON of each response (jsonpb).
  */
 import { parseArgs } from 'node:util';
-import { compareTimestamps, compactLine, flowJson, responseJsonpb, TABLE_HEADERS, tableRow, type Flow, type GetFlowsResponse } from '@weft/observer';
+import { compareTimestamps, compileFlowFilters, compactLine, flowJson, responseJsonpb, TABLE_HEADERS, tableRow, type Flow, type GetFlowsResponse } from '@weft/observer';
 import { observersFor } from '../context.js';
 import { parseFormat, printJson, printTable, UsageError } from '../output.js';
 import { parseObserveFlags } from './observe-request.js';
@@ -26,6 +26,8 @@ export async function observe(argv: string[]): Promise<void> {
       follow: { type: 'boolean', short: 'f', default: false }, last: { type: 'string' }, all: { type: 'boolean', default: false },
     },
   });
+  // A bad filter is named here, as typed (the wire would turn an unknown verdict into VERDICT_UNKNOWN).
+  compileFlowFilters(request.allow, request.deny);
   const format = (values.output ?? 'compact') as Format;
   if (!FORMATS.includes(format)) throw new UsageError(`Invalid output format ${JSON.stringify(values.output)}: use ${FORMATS.join(', ')}`);
   if (values.last !== undefined) {
