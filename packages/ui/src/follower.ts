@@ -166,7 +166,7 @@ export class FlowFollower {
     if (to === 'following') link.status.error = '';
     if (to === 'retrying') link.status.error = cause;
     if (to !== 'retrying') link.status.retryAtMs = 0;
-    const level = to === 'retrying' ? 'warn' : 'info';
+    const level = to === 'retrying' ? 'warn' : to === 'connecting' ? 'debug' : 'info';
     this.options.log[level]({ peer: link.name, from, to, cause }, `flow source ${to}`);
     this.emit();
   }
