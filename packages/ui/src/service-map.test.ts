@@ -76,6 +76,30 @@ describe('ServiceMap', () => {
     assert.deepEqual(g.edges.map((e) => e.id).sort(), ['c1/demo/client->svc:c1/demo/echo:80/TCP', 'svc:c1/demo/echo->c1/demo/echo:8081/TCP']);
   });
 
+  it('keeps a connection to a Service on the Service\'s path when the backend\'s node sees it (without the Service)', () => {
+    const map = new ServiceMap();
+    const c = { ...client(), ip: '10.101.1.3', port: 59594 };
+    const e = { ...echo(2), ip: '10.101.2.2' };
+    map.add(makeFlow({ point: 'from-endpoint', source: c, destination: e, destinationService: { namespace: 'demo', name: 'echo', ip: '10.96.0.20', port: 80 } }));
+    map.add(makeFlow({ node: 'c1-node2', point: 'to-endpoint', source: c, destination: e }));
+    map.add(makeFlow({ node: 'c1-node2', point: 'to-endpoint', source: e, destination: c, isReply: true }));
+    // Another connection to the same backend, straight to its address: a direct edge.
+    map.add(makeFlow({ node: 'c1-node2', point: 'to-endpoint', source: { ...c, port: 40000 }, destination: e }));
+    const g = map.snapshot();
+    assert.deepEqual(g.edges.map((x) => `${x.id} ${x.counts.FORWARDED}`).sort(), [
+      'c1/demo/client->c1/demo/echo:8081/TCP 1',
+      'c1/demo/client->svc:c1/demo/echo:80/TCP 3',
+      'svc:c1/demo/echo->c1/demo/echo:8081/TCP 3',
+    ]);
+  });
+
+  it('leaves out a flow that names no address (a frame that is not IP)', () => {
+    const map = new ServiceMap();
+    map.add(makeFlow({ verdict: 'DROPPED', dropReason: 'UNSUPPORTED_L3', protocol: '0', source: { ip: '0.0.0.0' }, destination: { ip: '0.0.0.0' } }));
+    map.add(makeFlow({ verdict: 'DROPPED', dropReason: 'UNSUPPORTED_L3', protocol: '0', source: { ip: '' }, destination: { ip: '' } }));
+    assert.deepEqual([map.stats().edges, map.stats().flows, map.stats().ignoredFlows], [0, 0, 2]);
+  });
+
   it('folds a reply into its connection\'s edge, and ICMP into one edge per pair', () => {
     const map = new ServiceMap();
     map.add(makeFlow({ source: client(), destination: echo(1) }));

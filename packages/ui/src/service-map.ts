@@ -12,7 +12,7 @@
  * each node keeps a few pod names and each edge a few drop reasons.
  */
 import { CLUSTER_LABEL, DEFAULT_EXCLUDED_KEYS, NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX } from '@weft/identity';
-import type { Flow, FlowEndpoint } from '@weft/observer';
+import type { Flow, FlowEndpoint, FlowService } from '@weft/observer';
 import type { GraphDelta, GraphFacets, GraphFilter, GraphSnapshot, MapEdge, MapNode, MapStats, MapVerdict, NodeKind } from './types.js';
 
 export interface ServiceMapOptions {
@@ -34,6 +34,8 @@ const CONTEXT_KEYS = new Set([NAMESPACE_LABEL, CLUSTER_LABEL]);
 const MAX_PODS_LISTED = 8;
 const MAX_PODS_COUNTED = 512;
 const MAX_DROP_REASONS = 16;
+/** Connections remembered with the Service they were dialed through (see add()). */
+const MAX_SERVICE_CONNECTIONS = 4096;
 
 /** One end of a flow, resolved to the node it belongs to. */
 interface Side {
@@ -68,6 +70,8 @@ export class ServiceMap {
   private readonly removedNodes = new Set<string>();
   private readonly removedEdges = new Set<string>();
   private readonly counters = { flows: 0, ignoredFlows: 0, evictedEdges: 0, expiredEdges: 0 };
+  /** `protocol|client:port|backend:port` -> the Service, oldest first. */
+  private readonly serviceConnections = new Map<string, FlowService>();
 
   constructor(options: ServiceMapOptions = {}) {
     this.maxNodes = Math.max(2, options.maxNodes ?? 2000);
@@ -75,16 +79,18 @@ export class ServiceMap {
     this.expireMs = options.expireMs ?? 15 * 60_000;
   }
 
-  /** Adds a flow: its edge (two through a Service: client -> Service -> backend) and their nodes. */
+  /**
+   * Adds a flow: its edge (two through a Service: client -> Service -> backend) and their nodes.
+   * Only the client's node knows the Service (it translates the address); the backend's node sees
+   * the same connection to the backend, so the connection is remembered with its Service and that
+   * flow takes the same path. A flow without addresses (a frame that is not IP, dropped as
+   * UNSUPPORTED_L3) names no one and is left out.
+   */
   add(flow: Flow): void {
     const verdict = flow.verdict;
-    if (verdict !== 'FORWARDED' && verdict !== 'DROPPED' && verdict !== 'AUDIT') {
-      this.counters.ignoredFlows++;
-      return;
-    }
     // A reply travels against its connection: it belongs to the connection's edge.
     const [from, to] = flow.isReply ? [flow.destination, flow.source] : [flow.source, flow.destination];
-    if (!from || !to) {
+    if ((verdict !== 'FORWARDED' && verdict !== 'DROPPED' && verdict !== 'AUDIT') || !from || !to || (!addressed(from) && !addressed(to))) {
       this.counters.ignoredFlows++;
       return;
     }
@@ -93,8 +99,11 @@ export class ServiceMap {
     const src = sideOf(from, flow.cluster);
     const dst = sideOf(to, flow.cluster);
     const port = portOf(flow.protocol, to.port);
-    const svc = flow.destinationService;
-    if (svc && svc.ip) {
+    const connection = `${flow.protocol}|${from.ip}:${from.port}|${to.ip}:${to.port}`;
+    let svc = flow.destinationService?.ip ? flow.destinationService : undefined;
+    if (svc) this.rememberService(connection, svc);
+    else svc = this.serviceConnections.get(connection);
+    if (svc) {
       const name = svc.name || `${svc.ip}:${svc.port}`;
       const service: Side = { id: `svc:${src.cluster}/${svc.namespace}/${name}`, kind: 'service', cluster: src.cluster, namespace: svc.namespace, name, labels: [], pod: '', address: `${svc.ip}:${svc.port}` };
       this.record(src, service, portOf(flow.protocol, svc.port), flow, ms);
@@ -167,6 +176,12 @@ export class ServiceMap {
 
   stats(): MapStats {
     return { nodes: this.nodes.size, edges: this.edges.size, ...this.counters };
+  }
+
+  private rememberService(connection: string, svc: FlowService): void {
+    this.serviceConnections.delete(connection);
+    this.serviceConnections.set(connection, svc);
+    if (this.serviceConnections.size > MAX_SERVICE_CONNECTIONS) this.serviceConnections.delete(this.serviceConnections.keys().next().value!);
   }
 
   private edgeMatches(e: Pick<MapEdge, 'source' | 'destination'>, filter: GraphFilter): boolean {
@@ -269,6 +284,10 @@ function bump(counts: Map<string, number>, key: string, by: number): void {
   const n = (counts.get(key) ?? 0) + by;
   if (n > 0) counts.set(key, n);
   else counts.delete(key);
+}
+
+function addressed(ep: FlowEndpoint): boolean {
+  return ep.ip !== '' && ep.ip !== '0.0.0.0';
 }
 
 function flowMs(flow: Flow): number {

@@ -94,7 +94,7 @@ export interface GraphDelta {
 export interface MapStats {
   nodes: number;
   edges: number;
-  /** Flows made into edges, and flows left out (replies' duplicates are not left out; unknown verdicts are). */
+  /** Flows made into edges, and flows left out (an unknown verdict, or no address on either side). */
   flows: number;
   ignoredFlows: number;
   /** Edges removed to stay within the caps, and edges aged out. */
