@@ -20,7 +20,9 @@ cd "$(dirname "$0")/.."
 # umoci, debootstrap, libc6-dev: the lab's images without a registry (hack/images/build.sh): OCI
 #   layouts written as files, the Debian base of the Weft image, a static pause binary
 # containernetworking-plugins: the bridge plugin, the `pods` benchmark's baseline beside Weft's CNI
-PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-go wireguard-tools tcpdump qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils runc umoci debootstrap libc6-dev containernetworking-plugins)
+# chromium: the browser the service map's test (e2e/ui.e2e.test.js) drives headless through the
+#   playwright-core npm package, which downloads no browser of its own
+PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-go wireguard-tools tcpdump qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils runc umoci debootstrap libc6-dev containernetworking-plugins chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

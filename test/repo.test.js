@@ -7,7 +7,7 @@ const { join, dirname, resolve, relative } = require('node:path');
 
 const ROOT = resolve(__dirname, '..');
 // Lower layers first; a package may import only packages ranked below it.
-const LAYERS = ['common', 'metrics', 'kvstore', 'identity', 'policy', 'resources', 'kubernetes', 'net', 'datapath', 'schema', 'observer', 'agent', 'clustermesh', 'cni', 'lab', 'cli'];
+const LAYERS = ['common', 'metrics', 'kvstore', 'identity', 'policy', 'resources', 'kubernetes', 'net', 'datapath', 'schema', 'observer', 'ui', 'agent', 'clustermesh', 'cni', 'lab', 'cli'];
 
 function sources(dir) {
   const out = [];

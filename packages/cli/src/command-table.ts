@@ -327,6 +327,18 @@ export const COMMANDS = commandTable({
     ownParser: 'observe.ts parses it',
     options: { cluster: CLUSTER, server: OBSERVER_SERVER, ...OBSERVE_KUBE, output: OUTPUT },
   },
+  ui: {
+    group: 'inspect',
+    summary: "the service map: a web page of every cluster's workloads and Services as a live graph, edges coloured by verdict, drops with their reasons",
+    usage: ['[--cluster NAME | --server unix:///PATH] [--listen 127.0.0.1:12000] [--since 5m] [--expire 15m]'],
+    options: {
+      cluster: CLUSTER,
+      server: OBSERVER_SERVER,
+      listen: { type: 'string', valueName: 'HOST:PORT', default: '127.0.0.1:12000', help: 'where to serve the page (port 0: any free one); it has no login, so keep it on loopback' },
+      since: { type: 'string', valueName: 'D', default: '5m', help: 'start with the flows since then (30s, 5m, 2h, 1d, or an RFC 3339 time)' },
+      expire: { type: 'string', valueName: 'D', default: '15m', help: 'an edge not seen for this long leaves the map' },
+    },
+  },
   'connectivity test': {
     group: 'inspect',
     summary: 'deploy test pods, a policy and a service, check every case with real traffic (and across connected clusters), clean up',

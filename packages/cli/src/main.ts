@@ -46,6 +46,7 @@ const HANDLERS: { readonly [K in CommandId]: () => Promise<Handler> } = {
     const { observe } = await import('./commands/observe.js');
     return (argv) => observe(['nodes', ...argv]);
   },
+  ui: async () => (await import('./commands/ui.js')).ui,
   'connectivity test': async () => (await import('./commands/connectivity.js')).connectivityTest,
   'clustermesh status': async () => (await import('./commands/clustermesh.js')).clustermeshStatus,
   'clustermesh connect': async () => (await import('./commands/clustermesh.js')).clustermeshConnect,
