@@ -16,28 +16,24 @@ export const LOADER_OPTIONS: protoLoader.Options = { longs: Number, enums: Strin
 let loaded: ProtoGrpcType | undefined;
 let loadedEncoded: ProtoGrpcType | undefined;
 
+/** The service with the per-flow message by the hand codec (codec.ts): the same bytes, a fraction of the CPU. */
 export function observerProto(): ProtoGrpcType {
-  if (!loaded) {
-    const definition = protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS);
-    // The per-flow message by the hand codec (codec.ts): the same bytes, a fraction of the CPU.
-    const service = definition['weft.observer.v1.Observer'] as protoLoader.ServiceDefinition;
-    Object.assign(service.GetFlows!, { responseSerialize: encodeFlowsResponse, responseDeserialize: decodeFlowsResponse });
-    Object.assign(service.GetFlowBatches!, { responseSerialize: encodeFlowBatch, responseDeserialize: decodeFlowBatch });
-    loaded = grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
-  }
+  loaded ??= load(decodeFlowBatch);
   return loaded;
 }
 
 /** The same service, its batches' flows left encoded (decodeFlowBatchEncoded): a relay's client. */
 export function observerProtoEncoded(): ProtoGrpcType {
-  if (!loadedEncoded) {
-    const definition = protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS);
-    const service = definition['weft.observer.v1.Observer'] as protoLoader.ServiceDefinition;
-    Object.assign(service.GetFlows!, { responseSerialize: encodeFlowsResponse, responseDeserialize: decodeFlowsResponse });
-    Object.assign(service.GetFlowBatches!, { responseSerialize: encodeFlowBatch, responseDeserialize: decodeFlowBatchEncoded });
-    loadedEncoded = grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
-  }
+  loadedEncoded ??= load(decodeFlowBatchEncoded);
   return loadedEncoded;
+}
+
+function load(decodeBatch: (buf: Buffer) => unknown): ProtoGrpcType {
+  const definition = protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS);
+  const service = definition['weft.observer.v1.Observer'] as protoLoader.ServiceDefinition;
+  Object.assign(service.GetFlows!, { responseSerialize: encodeFlowsResponse, responseDeserialize: decodeFlowsResponse });
+  Object.assign(service.GetFlowBatches!, { responseSerialize: encodeFlowBatch, responseDeserialize: decodeBatch });
+  return grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
 }
 
 /** Largest message either side accepts; a flow is a few hundred bytes, a node list of 5,000 nodes fits. */
