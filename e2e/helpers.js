@@ -26,10 +26,11 @@ async function probe(pod, target) {
   return r.code === 0;
 }
 
+/** Waits for `cond`; `what` says what for (a function: read when the time is up, for the last state seen). */
 async function until(cond, what, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${typeof what === 'function' ? what() : what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -17,6 +17,7 @@ const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { weft, weftJson, isRoot, until } = require('./helpers');
 const { kubeTool } = require('../packages/lab/dist/index.js');
+const { checkDocumented, documentedMetrics, parseExposition, sampleValue } = require('../packages/metrics/dist/testing.js');
 
 describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function () {
   this.timeout(480_000);
@@ -259,12 +260,45 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
       if (r.status !== 0) return false;
       const nodes = JSON.parse(r.stdout);
       return JSON.stringify(nodes.filter((n) => n.state === 'NODE_CONNECTED').map((n) => `${n.cluster}/${n.name}`).sort()) === JSON.stringify(all);
-    }, `c1's relay to reach ${all.join(', ')} (last answer: ${last})`, 90_000);
+    }, () => `c1's relay to reach ${all.join(', ')} (last answer: ${last})`, 90_000);
     // The connectivity test's flows, from both clusters, through c1's relay.
     const r = relay('weft-lab-c1', '--namespace', 'weft-conntest', '--last', '500');
     assert.equal(r.status, 0, r.stderr);
     const clusters = new Set(r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l).cluster));
     assert.deepEqual([...clusters].sort(), ['c1', 'c2']);
+  });
+
+  it('serves Prometheus metrics from every agent, the clustermesh-apiserver and the relay, as docs/metrics.md lists them', async () => {
+    const docs = join(__dirname, '..', 'docs', 'metrics.md');
+    /** GET http://127.0.0.1:PORT/metrics in a node's network namespace: the host network the chart's pods are on. */
+    const scrapeOn = (node, port) => {
+      const code = `require('http').get({host:'127.0.0.1',port:${port},path:'/metrics',timeout:5000},(r)=>{let b='';r.on('data',(c)=>b+=c);r.on('end',()=>{process.stdout.write(b);process.exit(r.statusCode===200?0:1)})}).on('error',(e)=>{process.stderr.write(e.message);process.exit(1)})`;
+      const r = spawnSync('ip', ['netns', 'exec', `weft-${node}`, process.execPath, '-e', code], { encoding: 'utf8', timeout: 15_000 });
+      assert.equal(r.status, 0, `metrics of ${node}:${port}: ${r.stderr}`);
+      return parseExposition(r.stdout);
+    };
+    const nodeOf = (context, component) => pods(context, 'kube-system', `app.kubernetes.io/component=${component}`)[0].spec.nodeName;
+    for (const c of state.clusters) {
+      const context = `weft-lab-${c.name}`;
+      for (const n of c.nodes) {
+        const agent = scrapeOn(n.name, 9962);
+        checkDocumented(agent, documentedMetrics(docs, 'Agent'), { cluster: c.name, node: n.name });
+        assert.equal(sampleValue(agent, 'weft_clustermesh_remote_clusters'), 1, `${n.name} reads the other cluster`);
+      }
+      const mesh = scrapeOn(nodeOf(context, 'clustermesh-apiserver'), 9963);
+      checkDocumented(mesh, documentedMetrics(docs, 'clustermesh-apiserver'), { cluster: c.name });
+      const other = state.clusters.find((x) => x !== c).name;
+      assert.equal(sampleValue(mesh, 'weft_clustermesh_remote_cluster_readiness_status', { target_cluster: other }), 1);
+      const relayNode = nodeOf(context, 'relay');
+      checkDocumented(scrapeOn(relayNode, 9966), documentedMetrics(docs, 'relay'), { cluster: c.name });
+      // Every node and the other cluster's relay connected (checked every 10 s).
+      let peers = '';
+      await until(() => {
+        const relay = scrapeOn(relayNode, 9966);
+        peers = JSON.stringify(relay.get('weft_relay_peers').samples.map((x) => [x.labels.kind, x.labels.state, x.value]));
+        return sampleValue(relay, 'weft_relay_peers', { kind: 'node', state: 'connected' }) === c.nodes.length && sampleValue(relay, 'weft_relay_peers', { kind: 'cluster', state: 'connected' }) === 1;
+      }, () => `${c.name}'s relay to count ${c.nodes.length} nodes and 1 cluster connected (last: ${peers})`, 60_000);
+    }
   });
 
   const globalService = async () => {

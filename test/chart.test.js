@@ -683,6 +683,8 @@ describe('charts/weft (real helm, real API server)', function () {
     const { loadMeshConfig } = require(join(ROOT, 'packages', 'clustermesh', 'dist', 'config.js'));
     const agentJson = (docs) => JSON.parse(find(docs, 'ConfigMap', 'weft-agent-config').data['agent.json']);
     const meshJson = (docs) => JSON.parse(secretData(find(docs, 'Secret', 'weft-clustermesh-config'), 'config.json'));
+    const relayJson = (docs) => JSON.parse(find(docs, 'ConfigMap', 'weft-relay-config').data['relay.json']);
+    const { validateRelayConfig } = require(join(ROOT, 'packages', 'observer', 'dist', 'relay-config.js'));
     const podOf = (docs, kind, name) => find(docs, kind, name).spec.template;
     /**
      * The Prometheus Operator's ServiceMonitor, as far as the chart uses it, with the operator's
@@ -716,11 +718,12 @@ describe('charts/weft (real helm, real API server)', function () {
       const docs = render(['-f', join(FIXTURES, 'east.yaml'), '-f', sharedCa]);
       assert.equal(agentJson(docs).metrics, undefined);
       assert.equal(meshJson(docs).metrics, undefined);
-      for (const [kind, name] of [['DaemonSet', 'weft-agent'], ['Deployment', 'weft-clustermesh-apiserver']]) assert.equal(podOf(docs, kind, name).metadata.annotations['prometheus.io/scrape'], undefined);
+      assert.equal(relayJson(docs).metrics, undefined);
+      for (const [kind, name] of [['DaemonSet', 'weft-agent'], ['Deployment', 'weft-clustermesh-apiserver'], ['Deployment', 'weft-relay']]) assert.equal(podOf(docs, kind, name).metadata.annotations['prometheus.io/scrape'], undefined);
       assert.equal(docs.some((d) => d.obj.kind === 'ServiceMonitor' || d.obj.metadata.name.endsWith('-metrics')), false);
     });
 
-    it('enabled: the agent and the apiserver serve on their node\'s ports, annotated for scraping, with configurations they accept', () => {
+    it('enabled: the agent, the apiserver and the relay serve on their node\'s ports, annotated for scraping, with configurations they accept', () => {
       const docs = render(['-f', join(FIXTURES, 'east.yaml'), '-f', sharedCa, '--set', 'prometheus.enabled=true,prometheus.clustermesh.port=19963']);
       validateManifests(docs);
       const agent = validateAgentConfig(agentJson(docs), 'rendered agent.json', { WEFT_NODE_NAME: 'n1', WEFT_NODE_IP: '172.18.0.3' });
@@ -728,7 +731,8 @@ describe('charts/weft (real helm, real API server)', function () {
       const file = join(scratch, 'metrics-mesh.json');
       writeFileSync(file, JSON.stringify(meshJson(docs)));
       assert.deepEqual(loadMeshConfig(file).metrics, { listen: '0.0.0.0:19963' });
-      for (const [kind, name, port] of [['DaemonSet', 'weft-agent', 9962], ['Deployment', 'weft-clustermesh-apiserver', 19963]]) {
+      assert.deepEqual(validateRelayConfig(relayJson(docs), 'rendered relay.json', { WEFT_NODE_IP: '172.18.0.3' }).metrics, { listen: '0.0.0.0:9966' });
+      for (const [kind, name, port] of [['DaemonSet', 'weft-agent', 9962], ['Deployment', 'weft-clustermesh-apiserver', 19963], ['Deployment', 'weft-relay', 9966]]) {
         const pod = podOf(docs, kind, name);
         assert.equal(pod.spec.hostNetwork, true);
         assert.deepEqual([pod.metadata.annotations['prometheus.io/scrape'], pod.metadata.annotations['prometheus.io/port']], ['true', String(port)]);
@@ -742,7 +746,7 @@ describe('charts/weft (real helm, real API server)', function () {
       writeFileSync(values, YAML.stringify({ prometheus: { enabled: true, serviceMonitor: { enabled: true, labels: { release: 'kube-prometheus-stack' }, interval: '30s' } } }));
       const docs = render(['-f', join(FIXTURES, 'east.yaml'), '-f', sharedCa, '-f', values]);
       const monitors = docs.filter((d) => d.obj.kind === 'ServiceMonitor');
-      assert.deepEqual(monitors.map((d) => d.obj.metadata.name).sort(), ['weft-agent-metrics', 'weft-clustermesh-apiserver-metrics']);
+      assert.deepEqual(monitors.map((d) => d.obj.metadata.name).sort(), ['weft-agent-metrics', 'weft-clustermesh-apiserver-metrics', 'weft-relay-metrics']);
       validateManifests(docs.filter((d) => d.obj.kind !== 'ServiceMonitor'));
       const crd = kubectl(['apply', '-f', '-'], JSON.stringify(serviceMonitorCrd));
       assert.equal(crd.status, 0, crd.stderr);
@@ -760,7 +764,7 @@ describe('charts/weft (real helm, real API server)', function () {
         kubectl(['delete', 'crd', 'servicemonitors.monitoring.coreos.com', '--wait=true']);
       }
       const matches = (selector, labels) => Object.entries(selector).every(([k, v]) => labels[k] === v);
-      for (const [kind, name] of [['DaemonSet', 'weft-agent'], ['Deployment', 'weft-clustermesh-apiserver']]) {
+      for (const [kind, name] of [['DaemonSet', 'weft-agent'], ['Deployment', 'weft-clustermesh-apiserver'], ['Deployment', 'weft-relay']]) {
         const svc = find(docs, 'Service', `${name}-metrics`);
         const monitor = find(docs, 'ServiceMonitor', `${name}-metrics`);
         const pod = podOf(docs, kind, name);
@@ -775,15 +779,20 @@ describe('charts/weft (real helm, real API server)', function () {
         assert.deepEqual(monitor.spec.namespaceSelector, { matchNames: [NS] });
         assert.equal(monitor.metadata.labels.release, 'kube-prometheus-stack');
       }
-      // Without the clustermesh, only the agents'.
+      // Without the clustermesh, the agents' and the relay's; without the relay, the agents' alone.
       const single = render(['-f', values]);
-      assert.deepEqual(single.filter((d) => d.obj.kind === 'ServiceMonitor').map((d) => d.obj.metadata.name), ['weft-agent-metrics']);
+      assert.deepEqual(single.filter((d) => d.obj.kind === 'ServiceMonitor').map((d) => d.obj.metadata.name), ['weft-agent-metrics', 'weft-relay-metrics']);
+      const alone = render(['-f', values, '--set', 'observer.relay.enabled=false']);
+      assert.deepEqual(alone.filter((d) => d.obj.kind === 'ServiceMonitor').map((d) => d.obj.metadata.name), ['weft-agent-metrics']);
     });
 
-    it('refuses a ServiceMonitor without metrics, a metrics port on the observer\'s, and an interval Prometheus cannot read', () => {
+    it('refuses a ServiceMonitor without metrics, two of its ports on one (a node\'s), and an interval Prometheus cannot read', () => {
       for (const [set, message] of [
         ['prometheus.serviceMonitor.enabled=true', /prometheus\.serviceMonitor\.enabled needs prometheus\.enabled/],
-        ['prometheus.enabled=true,prometheus.agent.port=4244', /prometheus\.agent\.port 4244 is observer\.port/],
+        ['prometheus.enabled=true,prometheus.agent.port=4244', /prometheus\.agent\.port 4244 is observer\.port: both listen on the node/],
+        ['prometheus.enabled=true,prometheus.relay.port=4245', /prometheus\.relay\.port 4245 is observer\.relay\.port/],
+        ['prometheus.enabled=true,prometheus.relay.port=9962', /prometheus\.relay\.port 9962 is prometheus\.agent\.port/],
+        ['observer.relay.port=4244', /observer\.relay\.port 4244 is observer\.port/],
         ['prometheus.enabled=true,prometheus.serviceMonitor.enabled=true,prometheus.serviceMonitor.interval=30 seconds', /- at '\/prometheus\/serviceMonitor\/interval': '30 seconds' does not match pattern/],
         ['prometheus.agent.port=0', /- at '\/prometheus\/agent\/port': minimum: got 0, want 1/],
       ]) {

@@ -86,8 +86,26 @@ Rules across values. Messages name the value, as the schema's do.
 {{- if and $v.prometheus.serviceMonitor.enabled (not $v.prometheus.enabled) -}}
 {{- fail "prometheus.serviceMonitor.enabled needs prometheus.enabled: the ServiceMonitors would select endpoints that serve nothing" -}}
 {{- end -}}
-{{- if and $v.prometheus.enabled (eq (int $v.prometheus.agent.port) (int $v.observer.port)) -}}
-{{- fail (printf "prometheus.agent.port %d is observer.port: both listen on the node" (int $v.prometheus.agent.port)) -}}
+{{- /* Ports on the host network: the agent is on every node, the relay and the apiserver may share one. */ -}}
+{{- $ports := list (list "observer.port" $v.observer.port) -}}
+{{- if $v.observer.relay.enabled -}}
+{{- $ports = append $ports (list "observer.relay.port" $v.observer.relay.port) -}}
+{{- end -}}
+{{- if $v.prometheus.enabled -}}
+{{- $ports = append $ports (list "prometheus.agent.port" $v.prometheus.agent.port) -}}
+{{- if $v.clustermesh.enabled -}}
+{{- $ports = append $ports (list "prometheus.clustermesh.port" $v.prometheus.clustermesh.port) -}}
+{{- end -}}
+{{- if $v.observer.relay.enabled -}}
+{{- $ports = append $ports (list "prometheus.relay.port" $v.prometheus.relay.port) -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $a := $ports -}}
+{{- range $j, $b := $ports -}}
+{{- if and (lt $j $i) (eq (int (index $a 1)) (int (index $b 1))) -}}
+{{- fail (printf "%s %d is %s: both listen on the node" (index $a 0) (int (index $a 1)) (index $b 0)) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- $names := dict -}}
 {{- $ids := dict -}}

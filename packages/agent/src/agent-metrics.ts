@@ -15,6 +15,7 @@
 import type { Logger } from '@weft/common';
 import { FlowFlag, ObservationPoint, Verdict, dropReasonName, DROP_CT_FULL, DROP_CT_QUOTA } from '@weft/datapath';
 import type { IdentityAllocator } from '@weft/identity';
+import type { FlowExporter, LocalObserver } from '@weft/observer';
 import { Counter, counterOf, createRegistry, gaugeOf, Histogram, MetricsServer, type ListenAddress, type Registry, type Samples } from '@weft/metrics';
 import type { ClusterState } from './cluster-state.js';
 import type { AgentConfig } from './config.js';
@@ -38,6 +39,9 @@ export interface AgentMetricsParts {
   readonly cluster: ClusterState;
   readonly encryption: NodeEncryption | undefined;
   readonly conntrackGc: ConntrackGc | undefined;
+  /** The node's Observer API (its flow ring) and the flow export, when configured. */
+  readonly flows: LocalObserver;
+  readonly exporter: FlowExporter | undefined;
 }
 
 /** How long one reader may take before the scrape goes on without it. */
@@ -75,6 +79,14 @@ export class AgentMetrics {
       const n = await lost();
       return n === undefined ? [] : [[{}, Number(n)]];
     } });
+
+    // The Observer API and the flow export (`weft observe status`; the export's own counts).
+    counterOf(r, { name: 'weft_observer_lost_stream_flows_total', help: 'Flows the Observer API dropped because a client (the relay, weft observe) read more slowly than they came; each such client is told with a LostEvent.', read: () => [[{}, p.flows.lostStreamFlows]] });
+    const exported = (read: (s: FlowExporter['stats']) => Samples) => (): Samples => (p.exporter ? read(p.exporter.stats) : []);
+    counterOf(r, { name: 'weft_flow_export_flows_total', help: 'Flows of the flow export by outcome: exported (written to the file), filtered (left out by its allow and deny lists), lost (its queue was full or the write failed).', labelNames: ['outcome'], read: exported((s) => [[{ outcome: 'exported' }, s.exported], [{ outcome: 'filtered' }, s.filtered], [{ outcome: 'lost' }, s.lost]]) });
+    counterOf(r, { name: 'weft_flow_export_bytes_total', help: 'Bytes the flow export wrote to its file.', read: exported((s) => [[{}, s.bytes]]) });
+    counterOf(r, { name: 'weft_flow_export_rotations_total', help: 'Export files renamed to a backup at their size limit.', read: exported((s) => [[{}, s.rotations]]) });
+    gaugeOf(r, { name: 'weft_flow_export_queued_bytes', help: 'Bytes of flows waiting in memory to be written to the export file.', read: exported((s) => [[{}, s.queuedBytes]]) });
 
     // Endpoints, policy, identities.
     gaugeOf(r, { name: 'weft_endpoint', help: 'Endpoints (pods) this agent manages.', read: () => [[{}, p.endpoints.list().length]] });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@weft/common';
 import { EtcdProcess } from '@weft/kvstore';
+import { parseExposition, sampleValue, scrape } from '@weft/metrics/testing';
 import { Agent } from './agent.js';
 import { validateAgentConfig } from './config.js';
 import { MemoryDatapath } from './memory-datapath.js';
@@ -27,6 +28,7 @@ describe('agent flow export @etcd', function () {
     const config = validateAgentConfig({
       cluster: 'c1', clusterId: 1, node: 'n1', etcd: [etcd.endpoint], nodeIp: '10.99.1.11', podCidr: '10.101.1.0/24', bpfDir: '/nonexistent', stateDir: join(dir, 'state'), encryption: 'off',
       observer: { export: { filePath, fieldMask: ['verdict', 'dropReason', 'source.ip', 'destination.port', 'node'], denyList: [{ destinationPort: [53] }] } },
+      metrics: { listen: '127.0.0.1:0' },
     });
     const datapath = new MemoryDatapath();
     const agent = new Agent(config, datapath, silentLogger());
@@ -36,6 +38,19 @@ describe('agent flow export @etcd', function () {
     datapath.emitFlow({ ...sample, protocol: 17, dport: 53 });
     datapath.emitFlow({ ...sample, verdict: 2, dropReason: 1, dport: 5432 });
     const stats = agent.exporter!.stats;
+    // The agent's metrics say what the export did, once it has written (at most a second later).
+    const deadline = Date.now() + 10_000;
+    while (agent.exporter!.stats.exported < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const families = parseExposition((await scrape(agent.metrics!.address!)).body);
+    const written = agent.exporter!.stats;
+    assert.deepEqual(
+      ['exported', 'filtered', 'lost'].map((outcome) => sampleValue(families, 'weft_flow_export_flows_total', { outcome })),
+      [2, 1, 0],
+    );
+    assert.equal(sampleValue(families, 'weft_flow_export_bytes_total'), written.bytes);
+    assert.ok(written.bytes > 0);
+    assert.equal(sampleValue(families, 'weft_flow_export_rotations_total'), 0);
+    assert.equal(sampleValue(families, 'weft_flow_export_queued_bytes'), 0);
     await agent.stop();
     const lines = readFileSync(filePath, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.deepEqual(lines, [

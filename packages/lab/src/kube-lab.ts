@@ -166,6 +166,8 @@ export function labChartValues(c: ClusterLayout, clusters: number): string[] {
     '--set', `cluster.name=${c.name}`, '--set', `cluster.id=${c.id}`, '--set', `clustermesh.enabled=${clusters > 1}`,
     '--set', `cluster.serviceCidrs={${KUBE_SERVICE_CIDR}}`, '--set', `cluster.podCidrs={${c.podRange}}`, '--set', `cluster.underlayCidrs={10.99.0.0/16}`,
     '--set', `tls.server.ipAddresses={${c.nodes.map((n) => n.ip).join(',')}}`,
+    // Every component's Prometheus metrics, on its node (docs/metrics.md).
+    '--set', 'prometheus.enabled=true',
   ];
 }
 

@@ -4,7 +4,7 @@ export { compileFlowFilters, FLOW_FILTER_FIELDS, labelSelector, parseTcpFlags, t
 export { FlowRing } from './ring.js';
 export { LocalObserver, type LocalObserverOptions } from './local.js';
 export { DEFAULT_LAST, historyLimit, type FlowSink, type ObserverBackend } from './backend.js';
-export { ObserverHandlerSet, ObserverServer, type ObserverHandlerOptions, type ObserverServerOptions, type TlsFiles } from './server.js';
+export { ObserverCallStats, ObserverHandlerSet, ObserverServer, type ObserverHandlerOptions, type ObserverServerOptions, type TlsFiles } from './server.js';
 export { ObserverClient, type ObserverClientOptions } from './client.js';
 export { compareTimestamps, formatTimestamp, parseSince, timestampFromMs, timestampFromNs, timestampMs } from './time.js';
 export { PROTO_FILE, observerProto } from './proto.js';

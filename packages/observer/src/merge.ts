@@ -37,6 +37,11 @@ export class TimeMerger<T extends Timed> {
     this.maxLag = windowMs;
   }
 
+  /** Flows waiting. */
+  get size(): number {
+    return this.heap.length;
+  }
+
   /** A stream opened: until it sends, flows wait for it (at most its lag, default the window). */
   open(source: string, lagMs = this.windowMs): void {
     if (!this.latest.has(source)) this.latest.set(source, null);

@@ -9,6 +9,8 @@ describe('relay config', () => {
     const c = validateRelayConfig(ok);
     assert.equal(c.refreshSeconds, 10);
     assert.equal(c.sortWindowMs, 200);
+    assert.equal(c.metrics, undefined);
+    assert.deepEqual(validateRelayConfig({ ...ok, metrics: { listen: '0.0.0.0:9966' } }).metrics, { listen: '0.0.0.0:9966' });
   });
 
   it('reads ${NAME} in peers from the environment', () => {
@@ -25,6 +27,9 @@ describe('relay config', () => {
       [{ ...ok, socket: undefined }, /needs socket or listen/],
       [{ ...ok, bogus: 1 }, /bogus: is not a relay setting/],
       [{ ...ok, cluster: 'C1' }, /cluster: "C1" must be/],
+      [{ ...ok, metrics: '0.0.0.0:9966' }, /metrics: must be an object \{listen\}/],
+      [{ ...ok, metrics: { listen: 'relay:9966' } }, /metrics\.listen: "relay:9966" must be IPv4:port/],
+      [{ ...ok, metrics: { listen: '0.0.0.0:9966', path: '/m' } }, /metrics\.path: is not a key of metrics/],
     ];
     for (const [raw, message] of cases) assert.throws(() => validateRelayConfig(raw, 'relay.json'), (e: Error) => e instanceof RelayConfigError && /^Invalid relay configuration relay\.json: /.test(e.message) && message.test(e.message), message.source);
   });

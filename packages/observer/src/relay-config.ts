@@ -14,8 +14,10 @@
  *                  addresses and the credentials for each (their relays answer through it)
  *   refreshSeconds between checks of the node list and of each node (default 10)
  *   sortWindowMs   how long a live flow waits for earlier ones from other nodes (default 200)
+ *   metrics        {listen: "IPv4:port"}: serve Prometheus metrics there (docs/metrics.md)
  */
 import { readFileSync } from 'node:fs';
+import { parseListen } from '@weft/metrics/listen';
 import { RelayConfigError } from './errors.js';
 
 export interface TlsPaths {
@@ -34,6 +36,7 @@ export interface RelayConfig {
   mesh?: string;
   refreshSeconds: number;
   sortWindowMs: number;
+  metrics?: { listen: string };
 }
 
 /** The name an agent's observer certificate carries: one per node, or a wildcard per cluster. */
@@ -71,7 +74,7 @@ export function validateRelayConfig(raw: unknown, source = 'relay config', env: 
   };
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('(document)', 'must be an object');
   const c = raw as Record<string, unknown>;
-  const known = ['cluster', 'socket', 'listen', 'tls', 'peers', 'agentTls', 'mesh', 'refreshSeconds', 'sortWindowMs'];
+  const known = ['cluster', 'socket', 'listen', 'tls', 'peers', 'agentTls', 'mesh', 'refreshSeconds', 'sortWindowMs', 'metrics'];
   const extra = Object.keys(c).find((k) => !known.includes(k));
   if (extra !== undefined) fail(extra, `is not a relay setting (${known.join(', ')})`);
   const path = (k: string, v: unknown): string => (typeof v === 'string' && v.startsWith('/') && !/[\0\n]/.test(v) ? v : fail(k, `${JSON.stringify(v)} must be an absolute path`));
@@ -105,6 +108,16 @@ export function validateRelayConfig(raw: unknown, source = 'relay config', env: 
   if (c.tls !== undefined) out.tls = tls('tls', c.tls);
   if (out.socket === undefined && out.listen === undefined) fail('(document)', 'needs socket or listen: somewhere to serve');
   if (c.mesh !== undefined) out.mesh = path('mesh', c.mesh);
+  if (c.metrics !== undefined) {
+    const m = c.metrics;
+    if (typeof m !== 'object' || m === null || Array.isArray(m)) fail('metrics', 'must be an object {listen}');
+    const bad = Object.keys(m as object).find((k) => k !== 'listen');
+    if (bad !== undefined) fail(`metrics.${bad}`, 'is not a key of metrics (listen)');
+    const listen = (m as { listen?: unknown }).listen;
+    const parsed = parseListen(listen);
+    if (typeof parsed === 'string') fail('metrics.listen', `${JSON.stringify(listen)} ${parsed}`);
+    out.metrics = { listen: listen as string };
+  }
   return out;
 }
 

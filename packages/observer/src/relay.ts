@@ -74,6 +74,10 @@ export class Relay implements ObserverBackend {
   /** The last node list's failure, for ServerStatus and the log. */
   discoveryError = '';
   lostStreamFlows = 0;
+  /** Flows received from nodes and connected clusters, for the metrics. */
+  receivedFlows = 0;
+  /** Times a link stopped answering (it was connected, or never was), by kind, for the metrics. */
+  readonly unavailable = { node: 0, cluster: 0 };
 
   constructor(private readonly options: RelayOptions) {}
 
@@ -149,6 +153,7 @@ export class Relay implements ObserverBackend {
     l.error = error;
     if (before === state) return;
     const who = { peer: l.remote ? `${l.cluster}/*` : `${l.cluster}/${l.node}`, address: l.address };
+    if (state === 'NODE_UNAVAILABLE') this.unavailable[l.remote ? 'cluster' : 'node']++;
     if (state === 'NODE_CONNECTED') this.options.log.info({ ...who, from: before }, l.remote ? 'connected cluster relay reachable' : 'node reachable');
     else this.options.log.warn({ ...who, from: before, to: state, reason: error }, l.remote ? 'connected cluster relay not reachable' : 'node not reachable');
     for (const f of this.follows) {
@@ -157,6 +162,18 @@ export class Relay implements ObserverBackend {
       if (state === 'NODE_CONNECTED') this.followLink(f, l, true);
       else f.streams.get(l.key)?.abort();
     }
+  }
+
+  /** Every link's kind and state now (the metrics). */
+  linkStates(): Array<{ remote: boolean; state: NodeState }> {
+    return [...this.links.values()].map((l) => ({ remote: l.remote, state: l.state }));
+  }
+
+  /** Flows waiting in the sort windows of the streams that follow. */
+  bufferedFlows(): number {
+    let n = 0;
+    for (const f of this.follows) n += f.merger.size;
+    return n;
   }
 
   private targets(request: GetFlowsRequest): Link[] {
@@ -214,7 +231,10 @@ export class Relay implements ObserverBackend {
         (err: Error) => {
           if (!f.signal.aborted) f.sink.nodeStatus({ state: 'NODE_UNAVAILABLE', cluster: l.cluster, node: l.node, message: err.message });
           // The next refresh checks the node; once it answers, transition() follows it again.
-          if (l.state === 'NODE_CONNECTED') l.state = 'NODE_UNAVAILABLE';
+          if (l.state === 'NODE_CONNECTED') {
+            l.state = 'NODE_UNAVAILABLE';
+            this.unavailable[l.remote ? 'cluster' : 'node']++;
+          }
         },
       )
       .finally(() => {
@@ -230,8 +250,10 @@ export class Relay implements ObserverBackend {
 
   /** A node's response: flows (left encoded) to `onFlow`, lost and node events straight through. */
   private pass(r: GetFlowsResponse | EncodedFlow, sink: FlowSink, onFlow: (f: EncodedFlow) => void): void {
-    if ('encoded' in r) onFlow(r);
-    else if (r.lostEvents) sink.lost(r.lostEvents);
+    if ('encoded' in r) {
+      this.receivedFlows++;
+      onFlow(r);
+    } else if (r.lostEvents) sink.lost(r.lostEvents);
     else if (r.nodeStatus) sink.nodeStatus(r.nodeStatus);
   }
 

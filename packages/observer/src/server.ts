@@ -45,6 +45,22 @@ export interface ObserverServerOptions extends ObserverHandlerOptions {
   log: Logger;
 }
 
+/** What an Observer service has served since it started (the relay's metrics read these). */
+export class ObserverCallStats {
+  /** GetFlows and GetFlowBatches streams open now: following live flows, or reading history. */
+  following = 0;
+  reading = 0;
+  /** Responses handed to grpc-js: flows, lost events and node events. */
+  sent = 0;
+  /** Finished calls, by method and gRPC status code name ("GetFlows OK"). */
+  readonly finished = new Map<string, number>();
+
+  finish(method: string, code: grpc.status): void {
+    const key = `${method} ${grpc.status[code] ?? String(code)}`;
+    this.finished.set(key, (this.finished.get(key) ?? 0) + 1);
+  }
+}
+
 /**
  * The Observer service's handlers for a backend: what ObserverServer serves, and what another gRPC
  * server adds to its own port (the clustermesh-apiserver's forward). `close()` ends every stream.
@@ -52,6 +68,7 @@ export interface ObserverServerOptions extends ObserverHandlerOptions {
 export class ObserverHandlerSet {
   private readonly calls = new Set<AbortController>();
   readonly handlers: ObserverHandlers;
+  readonly stats = new ObserverCallStats();
 
   constructor(private readonly options: ObserverHandlerOptions) {
     const o = options;
@@ -63,14 +80,16 @@ export class ObserverHandlerSet {
       GetFlows: (call) => void this.getFlows(call, false, denied(call)),
       GetFlowBatches: (call) => void this.getFlows(call, true, denied(call)),
       ServerStatus: (call, done) => {
+        const answer = this.unary('ServerStatus', done);
         const refusal = denied(call);
-        if (refusal) return done(refusal);
-        o.backend.serverStatus(call.request.localOnly).then((s) => done(null, s), (err: Error) => done({ code: grpc.status.UNAVAILABLE, details: err.message }));
+        if (refusal) return answer(refusal);
+        o.backend.serverStatus(call.request.localOnly).then((s) => answer(null, s), (err: Error) => answer({ code: grpc.status.UNAVAILABLE, details: err.message }));
       },
       GetNodes: (call, done) => {
+        const answer = this.unary('GetNodes', done);
         const refusal = denied(call);
-        if (refusal) return done(refusal);
-        o.backend.getNodes(call.request.localOnly).then((nodes) => done(null, { nodes }), (err: Error) => done({ code: grpc.status.UNAVAILABLE, details: err.message }));
+        if (refusal) return answer(refusal);
+        o.backend.getNodes(call.request.localOnly).then((nodes) => answer(null, { nodes }), (err: Error) => answer({ code: grpc.status.UNAVAILABLE, details: err.message }));
       },
     };
   }
@@ -79,41 +98,71 @@ export class ObserverHandlerSet {
     for (const c of this.calls) c.abort();
   }
 
+  /** `done`, counting the call's outcome first. */
+  private unary<T>(method: string, done: grpc.sendUnaryData<T>): (err: Partial<grpc.StatusObject> | null, value?: T) => void {
+    return (err, value) => {
+      this.stats.finish(method, err ? (err.code ?? grpc.status.UNKNOWN) : grpc.status.OK);
+      done(err, value);
+    };
+  }
+
   private async getFlows(call: grpc.ServerWritableStream<GetFlowsRequest, unknown>, batched: boolean, refusal: Partial<grpc.StatusObject> | undefined): Promise<void> {
-    if (refusal) return void call.emit('error', refusal);
+    const method = batched ? 'GetFlowBatches' : 'GetFlows';
+    const stats = this.stats;
+    if (refusal) {
+      stats.finish(method, refusal.code ?? grpc.status.UNKNOWN);
+      return void call.emit('error', refusal);
+    }
+    const follow = call.request.follow;
     const ac = new AbortController();
     this.calls.add(ac);
     call.on('cancelled', () => ac.abort());
     call.on('error', () => ac.abort());
-    const sink = new StreamSink(call, this.options, batched);
+    const sink = new StreamSink(call, this.options, batched, stats);
+    if (follow) stats.following++;
+    else stats.reading++;
+    let code = grpc.status.CANCELLED;
     try {
       const match = compileFlowFilters(call.request.allow, call.request.deny);
       await this.options.backend.getFlows(call.request, match, sink, ac.signal);
       if (!ac.signal.aborted) {
         await sink.drained();
         call.end();
+        code = grpc.status.OK;
       }
     } catch (err) {
       const e = err as Error;
-      if (!ac.signal.aborted) call.emit('error', { code: err instanceof FlowFilterError ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE, details: e.message });
+      if (!ac.signal.aborted) {
+        code = err instanceof FlowFilterError ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE;
+        call.emit('error', { code, details: e.message });
+      }
     } finally {
       this.calls.delete(ac);
+      if (follow) stats.following--;
+      else stats.reading--;
+      stats.finish(method, code);
     }
   }
 }
 
 export class ObserverServer {
   private server: grpc.Server | undefined;
-  private handlerSet: ObserverHandlerSet | undefined;
+  private readonly handlerSet: ObserverHandlerSet;
   /** The TCP port bound (for listen port 0). */
   port = 0;
 
-  constructor(private readonly options: ObserverServerOptions) {}
+  constructor(private readonly options: ObserverServerOptions) {
+    this.handlerSet = new ObserverHandlerSet(options);
+  }
+
+  /** What has been served since the server was made. */
+  get stats(): ObserverCallStats {
+    return this.handlerSet.stats;
+  }
 
   async start(): Promise<void> {
     const o = this.options;
     const server = new grpc.Server({ 'grpc.max_send_message_length': MAX_MESSAGE_BYTES, 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
-    this.handlerSet = new ObserverHandlerSet(o);
     server.addService(observerProto().weft.observer.v1.Observer.service, this.handlerSet.handlers);
     if (o.socket) {
       rmSync(o.socket, { force: true });
@@ -130,7 +179,7 @@ export class ObserverServer {
   }
 
   async stop(): Promise<void> {
-    this.handlerSet?.close();
+    this.handlerSet.close();
     const server = this.server;
     this.server = undefined;
     if (!server) return;
@@ -178,6 +227,7 @@ class StreamSink implements FlowSink {
     private readonly call: grpc.ServerWritableStream<GetFlowsRequest, unknown>,
     private readonly options: ObserverHandlerOptions,
     private readonly batched: boolean,
+    private readonly stats: ObserverCallStats,
   ) {
     this.limit = options.queueLimit ?? 10_000;
     call.on('drain', () => {
@@ -240,9 +290,11 @@ class StreamSink implements FlowSink {
         if (this.batched) {
           const end = Math.min(this.queue.length, this.head + MAX_BATCH);
           ok = this.call.write({ responses: this.queue.slice(this.head, end) });
+          this.stats.sent += end - this.head;
           this.head = end;
         } else {
           ok = this.call.write(this.queue[this.head++]!);
+          this.stats.sent++;
         }
         if (!ok && this.call.writableLength >= (this.batched ? BATCH_BUDGET : WRITE_BUDGET)) this.blocked = true;
       }

@@ -3,7 +3,8 @@
  * API over every node of the cluster (the node list from an agent, each node over mutual TLS) and
  * over the relays of connected clusters, reached through their clustermesh-apiservers with the
  * credentials of the apiserver's configuration (`mesh`), read again on every refresh so a
- * `clustermesh connect` is picked up without a restart.
+ * `clustermesh connect` is picked up without a restart. With `metrics.listen`, Prometheus metrics
+ * there (@weft/observer/relay-metrics, loaded only then).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -71,14 +72,18 @@ export async function relay(argv: string[]): Promise<void> {
     ...(config.listen ? { listen: config.listen, tls: readTls(values.config, 'tls', config.tls!) } : {}),
     log,
   });
+  const metrics = config.metrics
+    ? new (await import('@weft/observer/relay-metrics')).RelayMetrics({ cluster: config.cluster, relay, calls: server.stats, listen: config.metrics.listen, log: log.child({ component: 'metrics' }) })
+    : undefined;
   const stop = (): void => {
     relay.stop();
-    void server.stop().then(() => process.exit(0));
+    void Promise.all([server.stop(), metrics?.stop()]).then(() => process.exit(0));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   await relay.start();
   await server.start();
+  await metrics?.start();
   log.info({ peers: config.peers, mesh: config.mesh }, 'relay ready');
   await new Promise(() => undefined);
 }
