@@ -65,11 +65,6 @@ export interface CommandInput {
   readonly internal?: boolean;
   /** Also left out of the top-level help and of the choices an error lists first (the lab's own processes). */
   readonly hidden?: boolean;
-  /**
-   * Why the command parses its arguments itself instead of with parseCommandArgs: its options
-   * here are then documentation only (command-table.test.ts compares what it can).
-   */
-  readonly ownParser?: string;
 }
 
 export type CommandSpec = CommandInput & { readonly id: string; readonly words: readonly string[] };
@@ -108,7 +103,7 @@ const MESH_CONNECT = {
 } as const;
 const MESH_CONNECT_KUBE = '--context A --destination-context B [--kubeconfig PATH] [--namespace kube-system] [--release weft] [--wait] [--timeout SECONDS] [-o json]';
 
-/** `weft observe`'s filters (observe-request.ts parses them; command-table.test.ts checks this list against it). */
+/** `weft observe`'s filters (observe-request.ts reads them from the parse's tokens, in order; command-table.test.ts checks this list against it). */
 interface FilterOption {
   readonly type: 'string';
   readonly multiple: true;
@@ -299,7 +294,6 @@ export const COMMANDS = commandTable({
     group: 'inspect',
     summary: 'flows from every node through the observer API (the relay, else each agent), filtered as hubble observe filters',
     usage: ['[--follow] [--last N] [--since D] [--[from-|to-]pod|namespace|label|identity|ip|port X] [--not ...] [-o compact|table|json|jsonpb]', '... --context C [--kubeconfig PATH] [--release weft] [--weft-namespace kube-system]'],
-    ownParser: 'filters are order-sensitive (--not negates the next one) and repeatable; observe-request.ts parses them',
     options: {
       follow: { type: 'boolean', short: 'f', default: false, help: 'keep printing new flows' },
       last: { type: 'string', valueName: 'N', help: 'the last N flows' },
@@ -317,14 +311,12 @@ export const COMMANDS = commandTable({
     group: 'inspect',
     summary: "the relay's (or each agent's) observer: flows held, rate, lost events, connected nodes",
     usage: ['[--cluster NAME | --server unix:///PATH | --context C] [-o json]'],
-    ownParser: 'observe.ts parses it',
     options: { cluster: CLUSTER, server: OBSERVER_SERVER, ...OBSERVE_KUBE, output: OUTPUT },
   },
   'observe nodes': {
     group: 'inspect',
     summary: 'the nodes the relay reads flows from, with their state',
     usage: ['[--cluster NAME | --server unix:///PATH | --context C] [-o json]'],
-    ownParser: 'observe.ts parses it',
     options: { cluster: CLUSTER, server: OBSERVER_SERVER, ...OBSERVE_KUBE, output: OUTPUT },
   },
   ui: {

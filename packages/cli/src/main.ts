@@ -6,7 +6,6 @@
 import type { CommandId } from './command-table.js';
 import { findCommand, needsCommand, ROOT, type CommandNode } from './command-tree.js';
 import { exitOnError, printJson } from './output.js';
-import { isParseArgsError, usageErrorFor } from './parse-command-args.js';
 
 type Handler = (argv: string[]) => Promise<void>;
 
@@ -37,15 +36,8 @@ const HANDLERS: { readonly [K in CommandId]: () => Promise<Handler> } = {
   'identity get': async () => (await import('./commands/identity.js')).identityGet,
   'identity gc': async () => (await import('./commands/identity.js')).identityGc,
   observe: async () => (await import('./commands/observe.js')).observe,
-  // observe.ts answers its subcommands itself, from its first argument.
-  'observe status': async () => {
-    const { observe } = await import('./commands/observe.js');
-    return (argv) => observe(['status', ...argv]);
-  },
-  'observe nodes': async () => {
-    const { observe } = await import('./commands/observe.js');
-    return (argv) => observe(['nodes', ...argv]);
-  },
+  'observe status': async () => (await import('./commands/observe.js')).observeStatus,
+  'observe nodes': async () => (await import('./commands/observe.js')).observeNodes,
   ui: async () => (await import('./commands/ui.js')).ui,
   'connectivity test': async () => (await import('./commands/connectivity.js')).connectivityTest,
   'clustermesh status': async () => (await import('./commands/clustermesh.js')).clustermeshStatus,
@@ -82,12 +74,7 @@ async function main(argv: string[]): Promise<void> {
   const entry = node.entry;
   if (!entry) throw needsCommand(node);
   const handler = await HANDLERS[entry.id]();
-  try {
-    await handler(rest);
-  } catch (err) {
-    // A command that parses for itself (observe) gets the same usage errors as the others.
-    throw isParseArgsError(err) ? usageErrorFor(entry, rest, err) : err;
-  }
+  await handler(rest);
 }
 
 async function printHelp(node: CommandNode, args: readonly string[]): Promise<void> {

@@ -60,14 +60,13 @@ function parseArgsOptions(options: CommandSpec['options']): Record<string, { typ
 
 const PARSE_ARGS_CODES = new Set(['ERR_PARSE_ARGS_UNKNOWN_OPTION', 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE', 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL']);
 
-export function isParseArgsError(err: unknown): err is Error & { code: string } {
+function isParseArgsError(err: unknown): err is Error & { code: string } {
   return err instanceof Error && PARSE_ARGS_CODES.has((err as { code?: string }).code ?? '');
 }
 
 /**
  * parseArgs's error as a usage error that names the argument: the tokens of a lenient parse show
- * which one it was. A command that parses for itself (its entry's `ownParser`) gets the same through
- * main.ts, which passes its parseArgs errors here.
+ * which one it was.
  */
 export function usageErrorFor(spec: CommandSpec, argv: readonly string[], err: Error): UsageError {
   const see = `(see ${commandName(spec)} --help)`;

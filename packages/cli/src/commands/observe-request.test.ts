@@ -3,13 +3,13 @@ import { compileFlowFilters, makeFlow } from '@weft/observer';
 import { parseObserveFlags } from './observe-request.js';
 
 describe('weft observe flags', () => {
-  it('makes an either-side flag a pair of filters, and keeps what is not a filter', () => {
-    const { request, rest } = parseObserveFlags(['--pod', 'demo/a', '--verdict', 'dropped', '-o', 'json', '--follow']);
+  it('makes an either-side flag a pair of filters, and parses the other options with the command table', () => {
+    const { request, values } = parseObserveFlags(['--pod', 'demo/a', '--verdict', 'dropped', '-o', 'json', '--follow']);
     assert.deepEqual(request.allow, [
       { sourcePod: ['demo/a'], verdict: ['DROPPED'] },
       { destinationPod: ['demo/a'], verdict: ['DROPPED'] },
     ]);
-    assert.deepEqual(rest, ['-o', 'json', '--follow']);
+    assert.deepEqual([values.output, values.follow, values.all], ['json', true, false]);
   });
 
   it('sets one side for directional flags and collects repeated ones', () => {
@@ -28,10 +28,10 @@ describe('weft observe flags', () => {
   });
 
   it('reads --since and --until as durations ago or RFC 3339 times', () => {
-    const { request, rest } = parseObserveFlags(['--since', '5m', '--until=2026-12-04T10:00:00Z', '--last', '5'], 1_000_000_000_000);
+    const { request, values } = parseObserveFlags(['--since', '5m', '--until=2026-12-04T10:00:00Z', '--last', '5'], 1_000_000_000_000);
     assert.deepEqual(request.since, { seconds: 999_999_700, nanos: 0 });
     assert.deepEqual(request.until, { seconds: Date.parse('2026-12-04T10:00:00Z') / 1000, nanos: 0 });
-    assert.deepEqual(rest, ['--last', '5']);
+    assert.equal(values.last, '5');
   });
 
   it('names what is wrong', () => {
@@ -41,5 +41,7 @@ describe('weft observe flags', () => {
     assert.throws(() => parseObserveFlags(['--to-port', 'http']), /--to-port "http": expected a number/);
     assert.throws(() => parseObserveFlags(['--tcp-flags', 'SYN,BOGUS']), /unknown TCP flag "BOGUS"/);
     assert.throws(() => parseObserveFlags(['--since', 'yesterday']), /Invalid --since "yesterday"/);
+    assert.throws(() => parseObserveFlags(['--form-pod', 'a']), /Unknown option --form-pod for weft observe; did you mean --from-pod\? \(see weft observe --help\)/);
+    assert.throws(() => parseObserveFlags(['--pod', '--follow']), /Option --pod would take "--follow" as its value/);
   });
 });

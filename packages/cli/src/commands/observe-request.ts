@@ -6,7 +6,9 @@
  * without a server.
  */
 import { FlowFilterError, parseSince, parseTcpFlags, timestampFromMs, type FlowFilterInput, type GetFlowsRequestInput } from '@weft/observer';
+import { COMMANDS } from '../command-table.js';
 import { UsageError } from '../output.js';
+import { parseCommandArgs, type OptionValues } from '../parse-command-args.js';
 
 type Side = 'source' | 'destination';
 type SidedKey = 'Pod' | 'Namespace' | 'Label' | 'Identity' | 'Ip' | 'Port' | 'Cluster';
@@ -32,8 +34,8 @@ export const FILTER_FLAGS = [...Object.keys(SIDED), ...Object.keys(FLOW_FIELDS),
 
 export interface ObserveOptions {
   request: GetFlowsRequestInput;
-  /** Arguments that are not filter flags, for the command's own parser. */
-  rest: string[];
+  /** Every option of the observe entry, parsed (the filters are in `request`). */
+  values: OptionValues<(typeof COMMANDS)['observe']['options']>;
 }
 
 interface Builder {
@@ -44,38 +46,37 @@ interface Builder {
 
 const newBuilder = (): Builder => ({ either: {}, filter: {}, used: false });
 
+/**
+ * `weft observe`'s arguments, parsed with its command-table entry; the filters are then read from
+ * the parse's tokens, in order, since `--not` negates the filter that follows it.
+ */
 export function parseObserveFlags(argv: readonly string[], now = Date.now()): ObserveOptions {
+  const { values, tokens } = parseCommandArgs(COMMANDS.observe, argv);
   const allow = newBuilder();
   const deny = newBuilder();
-  const rest: string[] = [];
   const request: GetFlowsRequestInput = {};
   let negate = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--not') {
+  for (const t of tokens) {
+    if (t.kind !== 'option') continue;
+    const flag = t.name;
+    if (flag === 'not') {
       if (negate) throw new UsageError('--not --not: a filter is negated once');
       negate = true;
       continue;
     }
-    const m = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
-    const flag = m?.[1];
-    const isFilter = flag !== undefined && (flag in SIDED || flag in FLOW_FIELDS || flag in BOOL_FLAGS);
-    if (!isFilter) {
-      if (negate) throw new UsageError(`--not must come before a filter flag, not ${JSON.stringify(arg)} (filters: --${FILTER_FLAGS.join(', --')})`);
-      rest.push(arg);
+    if (!(flag in SIDED || flag in FLOW_FIELDS || flag in BOOL_FLAGS)) {
+      if (negate) throw new UsageError(`--not must come before a filter flag, not ${t.rawName} (filters: --${FILTER_FLAGS.join(', --')})`);
       continue;
     }
     const b = negate ? deny : allow;
     negate = false;
     b.used = true;
     if (flag in BOOL_FLAGS) {
-      if (m![2] !== undefined) throw new UsageError(`--${flag} takes no value`);
       const [field, value] = BOOL_FLAGS[flag]!;
       (b.filter[field] ??= []).push(value);
       continue;
     }
-    const value = m![2] ?? argv[++i];
-    if (value === undefined || (m![2] === undefined && value.startsWith('--'))) throw new UsageError(`--${flag} needs a value`);
+    const value = t.value!;
     const sided = SIDED[flag];
     if (sided) {
       const v = sided.number ? toNumber(flag, value) : value;
@@ -90,17 +91,14 @@ export function parseObserveFlags(argv: readonly string[], now = Date.now()): Ob
   if (negate) throw new UsageError('--not must be followed by a filter flag');
   if (allow.used) request.allow = filters(allow);
   if (deny.used) request.deny = filters(deny);
-  for (const [flag, key] of [['since', 'since'], ['until', 'until']] as const) {
-    const i = rest.findIndex((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
-    if (i < 0) continue;
-    const text = rest[i]!.includes('=') ? rest[i]!.slice(flag.length + 3) : rest[i + 1];
-    if (text === undefined) throw new UsageError(`--${flag} needs a value`);
+  for (const key of ['since', 'until'] as const) {
+    const text = values[key];
+    if (text === undefined) continue;
     const ms = parseSince(text, now);
-    if (ms === undefined) throw new UsageError(`Invalid --${flag} ${JSON.stringify(text)}: use a duration ago (30s, 5m, 2h, 1d) or an RFC 3339 time`);
+    if (ms === undefined) throw new UsageError(`Invalid --${key} ${JSON.stringify(text)}: use a duration ago (30s, 5m, 2h, 1d) or an RFC 3339 time`);
     request[key] = timestampFromMs(ms);
-    rest.splice(i, rest[i]!.includes('=') ? 1 : 2);
   }
-  return { request, rest };
+  return { request, values };
 }
 
 function toNumber(flag: string, value: string): number {

@@ -4,10 +4,11 @@
  * merged by time. Filters as `hubble observe` takes them (observe-request.ts); output as compact
  * lines (default), a table, JSON lines of flows, or protobuf's JSON of each response (jsonpb).
  */
-import { parseArgs } from 'node:util';
 import { compareTimestamps, compileFlowFilters, compactLine, flowJson, responseJsonpb, TABLE_HEADERS, tableRow, type Flow, type GetFlowsResponse } from '@weft/observer';
+import { COMMANDS } from '../command-table.js';
 import { observersFor } from '../context.js';
 import { parseFormat, printJson, printTable, UsageError } from '../output.js';
+import { parseCommandArgs } from '../parse-command-args.js';
 import { parseObserveFlags } from './observe-request.js';
 import { kubeTarget } from './observe-kube.js';
 
@@ -15,17 +16,9 @@ const FORMATS = ['compact', 'table', 'json', 'jsonpb'] as const;
 type Format = (typeof FORMATS)[number];
 
 export async function observe(argv: string[]): Promise<void> {
+  const { request, values } = parseObserveFlags(argv);
   const kube = kubeTarget(argv);
   if (kube) return (await import('./observe-kube.js')).observeInCluster(kube, kube.rest);
-  if (argv[0] === 'status' || argv[0] === 'nodes') return observerInfo(argv[0], argv.slice(1));
-  const { request, rest } = parseObserveFlags(argv);
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      cluster: { type: 'string' }, server: { type: 'string' }, output: { type: 'string', short: 'o' },
-      follow: { type: 'boolean', short: 'f', default: false }, last: { type: 'string' }, all: { type: 'boolean', default: false },
-    },
-  });
   // A bad filter is named here, as typed (the wire would turn an unknown verdict into VERDICT_UNKNOWN).
   compileFlowFilters(request.allow, request.deny);
   const format = (values.output ?? 'compact') as Format;
@@ -74,9 +67,20 @@ export async function observe(argv: string[]): Promise<void> {
   if (rows.length > 0) printTable(TABLE_HEADERS, rows);
 }
 
-/** `weft observe status`: the relay's (or each agent's) ServerStatus; `weft observe nodes`: GetNodes with each node's state. */
+/** `weft observe status`: the relay's (or each agent's) ServerStatus. */
+export function observeStatus(argv: string[]): Promise<void> {
+  return observerInfo('status', argv);
+}
+
+/** `weft observe nodes`: GetNodes, with each node's state. */
+export function observeNodes(argv: string[]): Promise<void> {
+  return observerInfo('nodes', argv);
+}
+
 async function observerInfo(what: 'status' | 'nodes', argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { cluster: { type: 'string' }, server: { type: 'string' }, output: { type: 'string', short: 'o' } } });
+  const { values } = parseCommandArgs(COMMANDS[`observe ${what}`], argv);
+  const kube = kubeTarget(argv);
+  if (kube) return (await import('./observe-kube.js')).observeInCluster(kube, [what, ...kube.rest]);
   const format = parseFormat(values.output);
   const sources = observersFor({ cluster: values.cluster, server: values.server });
   try {
