@@ -268,6 +268,20 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     assert.deepEqual([...clusters].sort(), ['c1', 'c2']);
   });
 
+  it('suggests policies for the connectivity test\'s workloads through the relay pod, which the API server takes as they are', async () => {
+    const r = await weft(['policy', 'suggest', '--context', 'weft-lab-c1', '--namespace', 'weft-conntest', '-o', 'json'], { env, timeout: 120_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const list = JSON.parse(r.stdout);
+    assert.equal(list.kind, 'List');
+    assert.ok(list.items.length > 0, `policies for weft-conntest (${r.stderr})`);
+    for (const p of list.items) assert.equal(p.metadata.namespace, 'weft-conntest');
+    // Some of its connections come from c2: a Weft policy names that cluster.
+    assert.ok(list.items.some((p) => JSON.stringify(p).includes('"weft.io/cluster":"c2"')), 'a peer in c2 by weft.io/cluster');
+    const dry = spawnSync(kubeTool('kubectl'), ['--context', 'weft-lab-c1', 'apply', '--dry-run=server', '-o', 'name', '-f', '-'], { encoding: 'utf8', env, timeout: 60_000, input: r.stdout });
+    assert.equal(dry.status, 0, dry.stderr);
+    assert.equal(dry.stdout.trim().split('\n').length, list.items.length);
+  });
+
   it('serves Prometheus metrics from every agent, the clustermesh-apiserver and the relay, as docs/metrics.md lists them', async () => {
     const docs = join(__dirname, '..', 'docs', 'metrics.md');
     /** GET http://127.0.0.1:PORT/metrics in a node's network namespace: the host network the chart's pods are on. */

@@ -144,7 +144,7 @@ const OBSERVE_FILTERS = {
   'not-reply': { type: 'boolean', help: 'no replies' },
   not: { type: 'boolean', help: 'the next filter excludes what it matches' },
 } as const;
-/** `weft observe --context`: run in the chart's relay pod (observe-kube.ts). */
+/** `--context` of weft observe and weft policy suggest: run in the chart's relay pod (relay-pod.ts). */
 const OBSERVE_KUBE = {
   context: { type: 'string', valueName: 'C', help: "a cluster running the chart: ask its relay (the command runs in the relay's pod)" },
   kubeconfig: { type: 'string', valueName: 'PATH', help: 'the kubeconfig of --context (default: what kubectl reads)' },
@@ -238,10 +238,11 @@ export const COMMANDS = commandTable({
   'policy suggest': {
     group: 'inspect',
     summary: 'least-privilege NetworkPolicies (Weft policies where needed) admitting exactly the connections the cluster observed, per workload',
-    usage: ['[--cluster NAME | --server unix:///PATH] [--namespace NS] [--since D] [--world-cidr-limit N] [-o yaml|json]'],
+    usage: ['[--cluster NAME | --server unix:///PATH] [--namespace NS] [--since D] [--world-cidr-limit N] [-o yaml|json]', '... --context C [--kubeconfig PATH] [--release weft] [--weft-namespace kube-system]'],
     options: {
       cluster: { ...CLUSTER, help: 'the lab cluster whose workloads get policies (with --server: the cluster of the flows)' },
       server: OBSERVER_SERVER,
+      ...OBSERVE_KUBE,
       namespace: { type: 'string', valueName: 'NS', defaultText: 'every namespace', help: 'policies for the workloads of this namespace only (their peers may be anywhere)' },
       since: { type: 'string', valueName: 'D', defaultText: 'every flow held', help: 'flows since a duration ago (30s, 5m, 2h, 1d) or an RFC 3339 time' },
       'world-cidr-limit': { type: 'string', valueName: 'N', defaultText: '16', help: 'above this many world addresses for a workload and direction, the world entity instead of a /32 each' },

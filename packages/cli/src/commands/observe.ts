@@ -10,7 +10,7 @@ import { observersFor } from '../context.js';
 import { parseFormat, printJson, printTable, UsageError } from '../output.js';
 import { parseCommandArgs } from '../parse-command-args.js';
 import { parseObserveFlags } from './observe-request.js';
-import { kubeTarget } from './observe-kube.js';
+import { kubeTarget } from './relay-pod.js';
 
 const FORMATS = ['compact', 'table', 'json', 'jsonpb'] as const;
 type Format = (typeof FORMATS)[number];
@@ -18,7 +18,7 @@ type Format = (typeof FORMATS)[number];
 export async function observe(argv: string[]): Promise<void> {
   const { request, values } = parseObserveFlags(argv);
   const kube = kubeTarget(argv);
-  if (kube) return (await import('./observe-kube.js')).observeInCluster(kube, kube.rest);
+  if (kube) return (await import('./relay-pod.js')).observeInCluster(kube, kube.rest);
   // A bad filter is named here, as typed (the wire would turn an unknown verdict into VERDICT_UNKNOWN).
   compileFlowFilters(request.allow, request.deny);
   const format = (values.output ?? 'compact') as Format;
@@ -80,7 +80,7 @@ export function observeNodes(argv: string[]): Promise<void> {
 async function observerInfo(what: 'status' | 'nodes', argv: string[]): Promise<void> {
   const { values } = parseCommandArgs(COMMANDS[`observe ${what}`], argv);
   const kube = kubeTarget(argv);
-  if (kube) return (await import('./observe-kube.js')).observeInCluster(kube, [what, ...kube.rest]);
+  if (kube) return (await import('./relay-pod.js')).observeInCluster(kube, [what, ...kube.rest]);
   const format = parseFormat(values.output);
   const sources = observersFor({ cluster: values.cluster, server: values.server });
   try {

@@ -2,6 +2,8 @@
  * `weft policy suggest`: the policy advisor (@weft/observer/advisor) over the flows a cluster's
  * nodes observed, written as YAML documents `weft apply -f` takes (or a JSON List).
  *
+ * With --context, it runs in the chart's relay pod of that cluster (relay-pod.ts).
+ *
  * It asks the cluster's relay (else its agents) for every FORWARDED and AUDIT flow its own nodes
  * hold (since --since), and the drops of connections arriving at a pod, not only those of --namespace: the advisor places and names a namespace's
  * workloads among every workload it saw, so `--namespace NS` writes exactly the NS part of what the
@@ -15,11 +17,14 @@ import { COMMANDS } from '../command-table.js';
 import { labCluster, observersFor } from '../context.js';
 import { printJson, progress, UsageError } from '../output.js';
 import { parseCommandArgs } from '../parse-command-args.js';
+import { kubeTarget } from './relay-pod.js';
 
 const NAMESPACE_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export async function policySuggest(argv: string[]): Promise<void> {
   const { values } = parseCommandArgs(COMMANDS['policy suggest'], argv);
+  const kube = kubeTarget(argv);
+  if (kube) return (await import('./relay-pod.js')).policySuggestInCluster(kube, kube.rest);
   const format = values.output ?? 'yaml';
   if (format !== 'yaml' && format !== 'json') throw new UsageError(`Invalid output format ${JSON.stringify(format)}: use yaml or json`);
   const request: GetFlowsRequestInput = { number: Number.MAX_SAFE_INTEGER };

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { kubeTarget } from './observe-kube.js';
+import { kubeTarget } from './relay-pod.js';
 
 describe('weft observe --context', () => {
   it('takes its own flags and leaves the rest for the relay pod\'s weft observe', () => {
