@@ -651,7 +651,7 @@ describe('charts/weft (real helm, real API server)', function () {
     it('gives the agent an export config it accepts, its file in a host directory a shipper can mount', () => {
       const { validateAgentConfig } = require(join(ROOT, 'packages', 'agent', 'dist', 'config.js'));
       const values = join(scratch, 'export.yaml');
-      const exp = { enabled: true, filePath: '/var/log/weft/flows.json', fieldMask: ['time', 'verdict', 'dropReason', 'source.pod', 'destination.port'], allowList: [{ verdict: ['DROPPED'] }, { sourceNamespace: ['shop'], destinationPort: [5432] }], denyList: [{ sourceIdentity: [16777217] }], fileMaxSizeMb: 50, fileMaxBackups: 3 };
+      const exp = { enabled: true, filePath: '/var/log/weft/flows.json', fieldMask: ['time', 'verdict', 'dropReason', 'source.pod', 'destination.port'], allowList: [{ verdict: ['DROPPED'] }, { sourceNamespace: ['shop'], destinationPort: [5432] }], denyList: [{ sourceIdentity: [16777217] }], fileMaxSizeMb: 50, fileMaxBackups: 3, fileCompress: true };
       writeFileSync(values, YAML.stringify({ observer: { export: exp } }));
       const docs = render(['-f', values]);
       validateManifests(docs);
@@ -667,7 +667,7 @@ describe('charts/weft (real helm, real API server)', function () {
       // The default file is on the host too, under the agent's state directory.
       const byDefault = render(['--set', 'observer.export.enabled=true']);
       assert.equal(find(byDefault, 'DaemonSet', 'weft-agent').spec.template.spec.volumes.find((v) => v.name === 'flow-export').hostPath.path, '/var/run/weft/flows');
-      assert.deepEqual(JSON.parse(find(byDefault, 'ConfigMap', 'weft-agent-config').data['agent.json']).observer.export, { filePath: '/var/run/weft-flows/flows.json', fieldMask: [], allowList: [], denyList: [], fileMaxSizeMb: 10, fileMaxBackups: 5 });
+      assert.deepEqual(JSON.parse(find(byDefault, 'ConfigMap', 'weft-agent-config').data['agent.json']).observer.export, { filePath: '/var/run/weft-flows/flows.json', fieldMask: [], allowList: [], denyList: [], fileMaxSizeMb: 10, fileMaxBackups: 5, fileCompress: false });
     });
 
     it('offers exactly the fields a mask may name and a filter may set', () => {

@@ -94,19 +94,20 @@ describe('agent configuration: flow export', () => {
 
   it('takes Hubble\'s export options, with its defaults (10 MiB files, 5 backups, every flow, every field)', () => {
     assert.equal(validateAgentConfig(base).observer, undefined, 'no export unless configured');
-    assert.deepEqual(withExport({ filePath: '/var/run/weft/flows/flows.json' }).observer!.export, { filePath: '/var/run/weft/flows/flows.json', fieldMask: [], allowList: [], denyList: [], fileMaxSizeMb: 10, fileMaxBackups: 5 });
-    const full = { filePath: '/var/log/weft/flows.json', fieldMask: ['time', 'verdict', 'source.pod'], allowList: [{ verdict: ['DROPPED'] }, { sourceNamespace: ['shop'] }], denyList: [{ destinationPort: [53] }], fileMaxSizeMb: 50, fileMaxBackups: 0 };
+    assert.deepEqual(withExport({ filePath: '/var/run/weft/flows/flows.json' }).observer!.export, { filePath: '/var/run/weft/flows/flows.json', fieldMask: [], allowList: [], denyList: [], fileMaxSizeMb: 10, fileMaxBackups: 5, fileCompress: false });
+    const full = { filePath: '/var/log/weft/flows.json', fieldMask: ['time', 'verdict', 'source.pod'], allowList: [{ verdict: ['DROPPED'] }, { sourceNamespace: ['shop'] }], denyList: [{ destinationPort: [53] }], fileMaxSizeMb: 50, fileMaxBackups: 0, fileCompress: true };
     assert.deepEqual(withExport(full).observer!.export, full);
   });
 
   it('names the bad entry, down to a filter\'s field and a mask\'s path, when the configuration is read', () => {
     const bad: Array<[unknown, RegExp]> = [
-      ['/var/run/weft/flows.json', /observer\.export: must be an object \{filePath, fieldMask, allowList, denyList, fileMaxSizeMb, fileMaxBackups\}/],
+      ['/var/run/weft/flows.json', /observer\.export: must be an object \{filePath, fieldMask, allowList, denyList, fileMaxSizeMb, fileMaxBackups, fileCompress\}/],
       [{}, /observer\.export\.filePath: undefined must be an absolute file path/],
       [{ filePath: 'flows.json' }, /observer\.export\.filePath: "flows\.json" must be an absolute file path/],
       [{ filePath: '/var/run/weft/flows/' }, /observer\.export\.filePath: "\/var\/run\/weft\/flows\/" must be an absolute file path/],
       [{ filePath: '/f.json', fileMaxSizeMb: 0 }, /observer\.export\.fileMaxSizeMb: 0 must be an integer 1-1024/],
       [{ filePath: '/f.json', fileMaxBackups: 5.5 }, /observer\.export\.fileMaxBackups: 5\.5 must be an integer 0-100/],
+      [{ filePath: '/f.json', fileCompress: 'yes' }, /observer\.export\.fileCompress: "yes" must be true or false/],
       [{ filePath: '/f.json', fieldMask: 'verdict' }, /observer\.export\.fieldMask: must be a list/],
       [{ filePath: '/f.json', fieldMask: ['verdict', 'source.podname'] }, /observer\.export\.fieldMask\[1\]: "source\.podname": Endpoint has no field "podname" \(ip, port, identity, namespace, pod, labels, cluster\)/],
       [{ filePath: '/f.json', allowList: [{ verdict: ['DROPPED'] }, { sourceIp: ['10.0.0.300'] }] }, /observer\.export\.allowList\[1\]\.sourceIp: "10\.0\.0\.300": expected an IPv4 address or CIDR/],

@@ -105,7 +105,7 @@ export class Agent {
       lostBpfEvents: async () => Number(await this.datapath.flowEventsLost()),
     });
     const x = config.observer?.export;
-    if (x) this.exporter = new FlowExporter({ filePath: x.filePath, allow: x.allowList, deny: x.denyList, fieldMask: x.fieldMask, maxSizeBytes: x.fileMaxSizeMb * 1024 * 1024, maxBackups: x.fileMaxBackups, cluster: config.cluster, node: config.node, log: this.log.child({ component: 'flow-export' }) });
+    if (x) this.exporter = new FlowExporter({ filePath: x.filePath, allow: x.allowList, deny: x.denyList, fieldMask: x.fieldMask, maxSizeBytes: x.fileMaxSizeMb * 1024 * 1024, maxBackups: x.fileMaxBackups, compress: x.fileCompress, cluster: config.cluster, node: config.node, log: this.log.child({ component: 'flow-export' }) });
     if (config.metrics) this.metrics = new AgentMetrics(this, this.log.child({ component: 'metrics' }));
   }
 

@@ -234,7 +234,8 @@ export interface ObserverConfig {
  * Flow export (@weft/observer's FlowExporter), named as Hubble's exporter options: every flow that
  * passes `allowList` and `denyList` (FlowFilters, as GetFlows takes them), with the fields of
  * `fieldMask` (empty: all), one JSON object per line to `filePath`, rotated at `fileMaxSizeMb` MiB
- * (default 10), keeping `fileMaxBackups` rotated files (default 5). Filters and mask are compiled
+ * (default 10), keeping `fileMaxBackups` rotated files (default 5), gzipped with `fileCompress`
+ * (default false). Filters and mask are compiled
  * when the configuration is read: a bad one is an error naming its entry.
  */
 export interface FlowExportConfig {
@@ -244,9 +245,10 @@ export interface FlowExportConfig {
   denyList: FlowFilterInput[];
   fileMaxSizeMb: number;
   fileMaxBackups: number;
+  fileCompress: boolean;
 }
 
-const EXPORT_KEYS = ['filePath', 'fieldMask', 'allowList', 'denyList', 'fileMaxSizeMb', 'fileMaxBackups'];
+const EXPORT_KEYS = ['filePath', 'fieldMask', 'allowList', 'denyList', 'fileMaxSizeMb', 'fileMaxBackups', 'fileCompress'];
 
 export function validateAgentConfig(raw: unknown, source = 'agent config', env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const fail = (field: string, problem: string): never => {
@@ -426,6 +428,7 @@ function validateExport(raw: unknown, fail: (field: string, problem: string) => 
     denyList: structuredClone(denyList),
     fileMaxSizeMb: int('fileMaxSizeMb', 10, 1, 1024),
     fileMaxBackups: int('fileMaxBackups', 5, 0, 100),
+    fileCompress: typeof (e.fileCompress ?? false) === 'boolean' ? ((e.fileCompress as boolean | undefined) ?? false) : fail('observer.export.fileCompress', `${JSON.stringify(e.fileCompress)} must be true or false`),
   };
 }
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { FlowExportError, FlowFieldMaskError, FlowFilterError } from './errors.js';
 import { FlowExporter, type FlowExporterOptions } from './exporter.js';
 import { makeFlow, randomFlows } from './testing.js';
@@ -93,6 +94,37 @@ describe('FlowExporter', () => {
     // What is left is the last flows, in order, up to the last one.
     const ports = [...backups, 'flows.json'].flatMap((name) => lines(join(dir, 'flows', name)).map((l) => l.source.port as number));
     assert.deepEqual(ports, Array.from({ length: ports.length }, (_, i) => 2000 - ports.length + i));
+  });
+
+  it('compresses each backup with gzip (fileCompress), keeping every flow in order and the newest maxBackups', async () => {
+    mkdirSync(join(dir, 'flows'));
+    // What a stopped exporter left: an uncompressed backup, and a compression it did not finish.
+    writeFileSync(join(dir, 'flows', 'flows-2026-01-01T00-00-00.000.json'), '{"left":1}\n');
+    writeFileSync(join(dir, 'flows', 'flows-2026-01-01T00-00-00.000.json.gz.tmp'), 'half');
+    const e = make({ maxSizeBytes: 4096, maxBackups: 1000, compress: true });
+    await e.start();
+    const n = 2000;
+    for (let i = 0; i < n; i++) {
+      e.export(numbered(i));
+      if (i % 300 === 0) await e.flush();
+    }
+    await e.stop();
+    const names = readdirSync(join(dir, 'flows')).sort();
+    const backups = names.filter((f) => f !== 'flows.json');
+    assert.ok(backups.length > 3 && backups.every((f) => /^flows-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}\.json\.gz$/.test(f)), `every backup compressed, nothing else left: ${names.join(' ')}`);
+    assert.equal(e.stats.rotations, backups.length - 1);
+    const text = (name: string): string => (name.endsWith('.gz') ? gunzipSync(readFileSync(join(dir, 'flows', name))) : readFileSync(join(dir, 'flows', name))).toString('utf8');
+    const all = [...backups, 'flows.json'].flatMap((name) => text(name).split('\n').slice(0, -1).map((l) => JSON.parse(l)));
+    assert.deepEqual(all[0], { left: 1 });
+    assert.deepEqual(all.slice(1).map((l) => l.source.port), Array.from({ length: n }, (_, i) => i));
+    assert.equal(statSync(join(dir, 'flows', backups[1]!)).mode & 0o777, 0o600);
+
+    // Pruning counts compressed backups as backups.
+    const again = make({ maxSizeBytes: 4096, maxBackups: 2, compress: true });
+    await again.start();
+    for (let i = 0; i < 200; i++) again.export(numbered(i));
+    await again.stop();
+    assert.equal(readdirSync(join(dir, 'flows')).filter((f) => f.endsWith('.json.gz')).length, 2);
   });
 
   it('appends to the file it finds, rotating it first when it is full, and pruning old backups', async () => {

@@ -4,7 +4,8 @@
  * semantics), keep the fields of a field mask, and go to `filePath`; when the next line would take
  * the file past `maxSizeBytes`, the file is renamed to a backup named as lumberjack (Hubble's
  * rotation library) names them, `<name>-<UTC time>.<ext>` (flows-2026-12-04T10-11-12.345.json),
- * and a new file is started; the newest `maxBackups` backups are kept.
+ * and a new file is started; the newest `maxBackups` backups are kept. With `compress` (Hubble's
+ * fileCompress), each backup is gzipped to `<backup>.gz` after its rotation, away from the writer.
  *
  * export() runs on the agent's hot path, once per flow: a compiled predicate, a compiled
  * serializer, and an append to an in-memory queue. Nothing waits for the disk there. The queue is
@@ -20,7 +21,10 @@
  * directory and all, rather than written to unseen; every flow that passed the filters is either
  * in a file (`exported`) or counted as `lost`.
  */
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import { basename, dirname, extname, isAbsolute, join } from 'node:path';
 import { silentLogger, type Logger } from '@weft/common';
 import { FlowExportError } from './errors.js';
@@ -41,6 +45,8 @@ export interface FlowExporterOptions {
   maxSizeBytes?: number;
   /** Rotated files kept, the newest (default 5; 0 keeps none). */
   maxBackups?: number;
+  /** Rotated files are gzipped, `<backup>.gz` (default false). */
+  compress?: boolean;
   /** Bytes queued in memory at most; flows beyond are lost and counted (default 16 MiB). */
   maxQueueBytes?: number;
   /** How often the queue is written without reaching flushBytes (default 1000 ms). */
@@ -110,9 +116,12 @@ export class FlowExporter {
   private readonly now: () => number;
   private readonly cluster: string;
   private readonly node: string;
-  /** lumberjack's backup names, and a pattern that finds them. */
+  /** lumberjack's backup names, and a pattern that finds them (compressed or not: group 2 is `.gz`). */
   private readonly backupName: (ms: number) => string;
   private readonly backupPattern: RegExp;
+  private readonly compress: boolean;
+  /** Compressing and pruning backups, one at a time, behind the writer (stop() waits for it). */
+  private housekeeping: Promise<void> = Promise.resolve();
   private state: State = 'new';
   private stopping: Promise<void> | undefined;
   private readonly counts = { exported: 0, filtered: 0, lost: 0, rotations: 0, bytes: 0 };
@@ -164,7 +173,8 @@ export class FlowExporter {
     this.now = options.now ?? Date.now;
     const ext = extname(filePath);
     const stem = basename(filePath).slice(0, basename(filePath).length - ext.length);
-    this.backupPattern = new RegExp(`^${escapeRegExp(stem)}-(\\d{4}-\\d\\d-\\d\\dT\\d\\d-\\d\\d-\\d\\d\\.\\d{3})${escapeRegExp(ext)}$`);
+    this.backupPattern = new RegExp(`^${escapeRegExp(stem)}-(\\d{4}-\\d\\d-\\d\\dT\\d\\d-\\d\\d-\\d\\d\\.\\d{3})${escapeRegExp(ext)}(\\.gz)?$`);
+    this.compress = options.compress ?? false;
     this.backupName = (ms) => join(this.dir, `${stem}-${new Date(ms).toISOString().slice(0, 23).replace(/:/g, '-')}${ext}`);
     this.open = newSegment(false);
     this.segments = [this.open];
@@ -183,7 +193,8 @@ export class FlowExporter {
       throw new FlowExportError(`open the flow export file ${this.filePath}`, (err as Error).message, { cause: err });
     }
     this.planned = this.fileSize + (this.needsNewline ? 1 : 0);
-    await this.prune();
+    // Backups a stopped exporter left uncompressed are compressed now.
+    await this.tidy();
     this.timer = setInterval(() => void this.kick(), this.flushIntervalMs);
     this.timer.unref();
     this.state = 'running';
@@ -207,9 +218,10 @@ export class FlowExporter {
     if (this.open.bytes >= this.flushBytes) void this.kick();
   }
 
-  /** Writes everything queued (the file is written on its own; this waits for it). */
+  /** Writes everything queued (the file is written on its own; this waits for it, and for the backups' compression). */
   async flush(): Promise<void> {
     while (this.hasWork() || this.draining) await this.kick();
+    await this.housekeeping;
   }
 
   /** Writes what is queued, records any loss not yet recorded, and closes the file. */
@@ -226,6 +238,7 @@ export class FlowExporter {
           await this.flush();
         }
         await this.closeFile();
+        await this.housekeeping;
         this.state = 'stopped';
         this.log.info({ ...this.stats }, 'flow export stopped');
       });
@@ -411,17 +424,59 @@ export class FlowExporter {
       // Gone already (removed under us): the next write starts a new file anyway.
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.error({ err: (err as Error).message, file: this.filePath, backup }, 'cannot rotate the flow export file; appending to it');
     }
-    await this.prune();
+    void this.tidy();
+  }
+
+  /** Compresses (with `compress`) then prunes the backups, after whatever housekeeping runs now. */
+  private tidy(): Promise<void> {
+    this.housekeeping = this.housekeeping.then(async () => {
+      if (this.compress) await this.compressBackups();
+      await this.prune();
+    });
+    return this.housekeeping;
   }
 
   private async backups(): Promise<string[]> {
     return (await readdir(this.dir)).filter((name) => this.backupPattern.test(name)).sort();
   }
 
+  /** Each backup not compressed yet: gzipped beside it (`.gz.tmp` until whole), then it goes. */
+  private async compressBackups(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      return void this.log.warn({ err: (err as Error).message, dir: this.dir }, 'cannot list the flow export backups to compress them');
+    }
+    for (const name of names) {
+      const path = join(this.dir, name);
+      // A compression a stop or crash cut short: started again below.
+      if (name.endsWith('.gz.tmp') && this.backupPattern.test(name.slice(0, -4))) await unlink(path).catch(() => undefined);
+      const m = this.backupPattern.exec(name);
+      if (!m || m[2]) continue;
+      const gz = `${path}.gz`;
+      try {
+        await pipeline(createReadStream(path), createGzip(), createWriteStream(`${gz}.tmp`, { mode: 0o600 }));
+        await rename(`${gz}.tmp`, gz);
+        await unlink(path);
+      } catch (err) {
+        await unlink(`${gz}.tmp`).catch(() => undefined);
+        // Pruned or removed meanwhile: nothing to keep.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.error({ err: (err as Error).message, file: path }, 'cannot compress a flow export backup; it stays uncompressed');
+      }
+    }
+  }
+
+  /** The oldest backups beyond maxBackups go (a backup and its .gz, if both are there, count once). */
   private async prune(): Promise<void> {
     try {
-      const backups = await this.backups();
-      for (const name of backups.slice(0, Math.max(0, backups.length - this.maxBackups))) await unlink(join(this.dir, name));
+      const byTime = new Map<string, string[]>();
+      for (const name of await this.backups()) {
+        const time = this.backupPattern.exec(name)![1]!;
+        byTime.set(time, [...(byTime.get(time) ?? []), name]);
+      }
+      const times = [...byTime.keys()].sort();
+      for (const time of times.slice(0, Math.max(0, times.length - this.maxBackups))) for (const name of byTime.get(time)!) await unlink(join(this.dir, name));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err: (err as Error).message, dir: this.dir }, 'cannot remove old flow export backups');
     }
