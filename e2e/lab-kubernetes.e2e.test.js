@@ -277,9 +277,15 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     for (const p of list.items) assert.equal(p.metadata.namespace, 'weft-conntest');
     // Some of its connections come from c2: a Weft policy names that cluster.
     assert.ok(list.items.some((p) => JSON.stringify(p).includes('"weft.io/cluster":"c2"')), 'a peer in c2 by weft.io/cluster');
-    const dry = spawnSync(kubeTool('kubectl'), ['--context', 'weft-lab-c1', 'apply', '--dry-run=server', '-o', 'name', '-f', '-'], { encoding: 'utf8', env, timeout: 60_000, input: r.stdout });
-    assert.equal(dry.status, 0, dry.stderr);
-    assert.equal(dry.stdout.trim().split('\n').length, list.items.length);
+    // The connectivity test removed its namespace when it ended: made again for the API server's dry run.
+    assert.equal(kubectl('weft-lab-c1', 'create', 'namespace', 'weft-conntest').status, 0);
+    try {
+      const dry = spawnSync(kubeTool('kubectl'), ['--context', 'weft-lab-c1', 'apply', '--dry-run=server', '-o', 'name', '-f', '-'], { encoding: 'utf8', env, timeout: 60_000, input: r.stdout });
+      assert.equal(dry.status, 0, dry.stderr);
+      assert.equal(dry.stdout.trim().split('\n').length, list.items.length);
+    } finally {
+      kubectl('weft-lab-c1', 'delete', 'namespace', 'weft-conntest', '--wait=false');
+    }
   });
 
   it('serves Prometheus metrics from every agent, the clustermesh-apiserver and the relay, as docs/metrics.md lists them', async () => {
@@ -331,7 +337,8 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
     // From c1-node2 to web-c2 in c2, one connection for the whole upgrade: every byte must come back.
     const webC2 = pods('weft-lab-c2', 'demo', 'app=web')[0].status.podIP;
     const streaming = () => pods('weft-lab-c1', 'demo', 'role=client').filter((p) => p.status.phase === 'Running' && p.spec.containers[0].command.includes('--stream'));
-    const stream = probePod('weft-lab-c1', 'client', 'c1-node2', ['--timeout', '5000', '--tcp', `${webC2}:8080`, '--stream', '150'], 240_000);
+    // Long enough for any roll; ended with SIGTERM once the roll is over (the outstanding bytes still checked).
+    const stream = probePod('weft-lab-c1', 'client', 'c1-node2', ['--timeout', '5000', '--tcp', `${webC2}:8080`, '--stream', '900'], 600_000);
     await until(() => streaming().length === 1, 'the stream to run', 60_000);
     const notes = helm('weft-lab-c1', 'upgrade', 'weft', join(__dirname, '..', 'charts', 'weft'), '--namespace', 'kube-system', '--reuse-values', '--set', 'logLevel=debug');
     assert.match(notes, /Remote clusters: 0 from values, 1 connected with weft clustermesh connect/);
@@ -340,8 +347,12 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
       assert.equal(r.status, 0, `${what}: ${r.stdout}${r.stderr}`);
     }
     await until(() => { const now = pods('weft-lab-c1', 'kube-system'); return now.every(ready) && now.every((p) => !rolled.includes(p.metadata.uid)); }, 'every Weft pod of c1 replaced and Ready', 120_000);
-    assert.equal(streaming().length, 1, 'the stream outlasted the whole roll');
+    const [streamPod] = streaming();
+    assert.ok(streamPod, 'the stream outlasted the whole roll');
     assert.deepEqual(pods('weft-lab-c1', 'demo', 'app=web').map((p) => [p.metadata.uid, p.status.podIP]).sort(), before);
+    // The probe is the container's process 1: it takes SIGTERM because it handles it.
+    const term = kubectl('weft-lab-c1', 'exec', '-n', 'demo', streamPod.metadata.name, '--', 'sh', '-c', 'kill -TERM 1');
+    assert.equal(term.status, 0, term.stderr);
     const s = await stream;
     assert.deepEqual([s.phase, s.exitCode], ['Succeeded', 0], s.message);
     const { sent, echoed, longestStallMs } = JSON.parse(s.message);

@@ -207,6 +207,12 @@ describe('charts/weft (real helm, real API server)', function () {
         const unbound = await token('weft-agent');
         const weftNode = (name) => ({ apiVersion: 'weft.io/v1', kind: 'WeftNode', metadata: { name }, spec: { cluster: 'default', clusterId: 1, nodeIp: '172.18.0.3', podCidr: '10.244.1.0/24', routing: 'vxlan' } });
         const write = (name, token) => api.call('POST', '/apis/weft.io/v1/weftnodes', weftNode(name), token);
+        // The API server loads a new policy and its binding in the background (seconds under load):
+        // wait until it denies, with dry runs, which store nothing.
+        const deadline = Date.now() + 30_000;
+        let probe;
+        while ((probe = await api.call('POST', '/apis/weft.io/v1/weftnodes?dryRun=All', weftNode('node-b'), bound)).status !== 403 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+        assert.equal(probe.status, 403, `the policy in force within 30 s: ${JSON.stringify(probe.body)}`);
         const own = await write('node-a', bound);
         assert.equal(own.status, 201, `its own WeftNode: ${JSON.stringify(own.body)}`);
         created.push('/apis/weft.io/v1/weftnodes/node-a');

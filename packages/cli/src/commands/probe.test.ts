@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { probe } from './probe.js';
@@ -70,5 +73,25 @@ describe('weft probe --tcp --stream', () => {
     const closed = await run(await echo((d, socket) => (++m === 3 ? void socket.destroy() : d)), '0.3');
     assert.equal(closed.ok, false);
     assert.match(closed.detail, /closed after|ECONNRESET/);
+  });
+
+  it('stops writing at SIGTERM and still checks every byte (a test that knows when to end it)', async () => {
+    const server = await echo((d) => d);
+    try {
+      const child = spawn(process.execPath, [join(__dirname, '..', '..', 'bin', 'weft.js'), 'probe', '--tcp', `127.0.0.1:${(server.address() as AddressInfo).port}`, '--stream', '600'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d));
+      await new Promise((r) => setTimeout(r, 1000));
+      const t0 = Date.now();
+      child.kill('SIGTERM');
+      const [code] = (await once(child, 'exit')) as [number | null];
+      assert.ok(Date.now() - t0 < 5000, 'it ends at once, not after 600 s');
+      assert.equal(code, 0);
+      const r = JSON.parse(out) as { ok: boolean; sent: number; echoed: number };
+      assert.equal(r.ok, true);
+      assert.ok(r.sent > 0 && r.echoed === r.sent);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });

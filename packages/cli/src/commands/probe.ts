@@ -18,7 +18,8 @@
  * `--stream SECONDS` (TCP) keeps one connection to the echo server for that long, writing 1 KiB
  * every 20 ms, and succeeds only when every byte came back, in order and unchanged, on that one
  * connection: what a rolling upgrade of the agents must not break. It reports the bytes and the
- * longest wait for an echo (the stall a restart caused).
+ * longest wait for an echo (the stall a restart caused). SIGTERM ends the writing early (a test
+ * that knows when what it watches is over), the outstanding bytes still checked.
  */
 import { writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
@@ -182,7 +183,16 @@ async function streamOnce(target: string, connectTimeout: number, ms: number): P
       clearInterval(writer);
       for (const t of timers) clearTimeout(t);
       s.destroy();
+      process.removeListener('SIGTERM', stop);
       resolve({ ok, detail, sent, echoed, longestStallMs: Math.max(longestStallMs, echoed < sent ? Date.now() - lastEcho : 0) });
+    };
+    // After `ms` (or SIGTERM), writing stops; what is outstanding has 30 s to come back.
+    const stop = (): void => {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(writer);
+      if (echoed === sent) return finish(true, 'every byte echoed');
+      timers.push(setTimeout(() => finish(false, `${sent - echoed} of ${sent} bytes never came back`), 30_000));
     };
     s.once('connect', () => {
       s.setTimeout(0);
@@ -193,13 +203,8 @@ async function streamOnce(target: string, connectTimeout: number, ms: number): P
         sent += chunk.length;
         s.write(chunk);
       }, 20);
-      // After `ms`, writing stops; what is outstanding has 30 s to come back.
-      timers.push(setTimeout(() => {
-        stopped = true;
-        clearInterval(writer);
-        if (echoed === sent) return finish(true, 'every byte echoed');
-        timers.push(setTimeout(() => finish(false, `${sent - echoed} of ${sent} bytes never came back`), 30_000));
-      }, ms));
+      timers.push(setTimeout(stop, ms));
+      process.once('SIGTERM', stop);
     });
     s.on('data', (d: Buffer) => {
       const now = Date.now();

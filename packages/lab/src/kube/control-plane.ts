@@ -215,32 +215,41 @@ export class ControlPlane {
 
   private constructor(readonly spec: ControlPlaneSpec, readonly files: ControlPlaneFiles, private readonly commands: ReturnType<typeof controlPlaneCommands>) {}
 
-  /** Starts on `host` (127.0.0.1) at `ports` (default: free ones), waits until the API server is ready. */
+  /**
+   * Starts on `host` (127.0.0.1) at `ports` (default: free ones), waits until the API server is
+   * ready. A free port can be taken by another process between the check and the bind: a component
+   * that then exits with "address already in use" on ports chosen here is started again on others
+   * (twice at most); on a port the caller gave, that is the error.
+   */
   static async start(options: { cluster?: string; dir: string; host?: string; ports?: Partial<ControlPlaneSpec['ports']>; controllers?: boolean; nodes?: string[]; serviceCidr?: string; timeoutMs?: number }): Promise<ControlPlane> {
     const host = options.host ?? '127.0.0.1';
-    const spec: ControlPlaneSpec = {
-      cluster: options.cluster ?? 'weft-test',
-      dir: options.dir,
-      host,
-      ports: {
-        etcd: options.ports?.etcd ?? (await freePort(host)),
-        etcdPeer: options.ports?.etcdPeer ?? (await freePort(host)),
-        apiserver: options.ports?.apiserver ?? (await freePort(host)),
-      },
-      serviceCidr: options.serviceCidr ?? '10.96.0.0/16',
-      controllers: options.controllers ?? false,
-      ...(options.nodes ? { nodes: options.nodes } : {}),
-    };
-    const commands = controlPlaneCommands(spec);
-    const cp = new ControlPlane(spec, await prepareControlPlane(spec), commands);
-    process.once('exit', cp.onExit);
-    try {
-      for (const { component } of commands) await cp.startComponent(component, options.timeoutMs ?? 90_000);
-    } catch (err) {
-      await cp.stop();
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      const spec: ControlPlaneSpec = {
+        cluster: options.cluster ?? 'weft-test',
+        dir: options.dir,
+        host,
+        ports: {
+          etcd: options.ports?.etcd ?? (await freePort(host)),
+          etcdPeer: options.ports?.etcdPeer ?? (await freePort(host)),
+          apiserver: options.ports?.apiserver ?? (await freePort(host)),
+        },
+        serviceCidr: options.serviceCidr ?? '10.96.0.0/16',
+        controllers: options.controllers ?? false,
+        ...(options.nodes ? { nodes: options.nodes } : {}),
+      };
+      const commands = controlPlaneCommands(spec);
+      const cp = new ControlPlane(spec, await prepareControlPlane(spec), commands);
+      process.once('exit', cp.onExit);
+      try {
+        for (const { component } of commands) await cp.startComponent(component, options.timeoutMs ?? 90_000);
+        return cp;
+      } catch (err) {
+        await cp.stop();
+        const chosenHere = (c: string): boolean => (c === 'etcd' ? options.ports?.etcd === undefined && options.ports?.etcdPeer === undefined : c === 'kube-apiserver' && options.ports?.apiserver === undefined);
+        const m = err instanceof ControlPlaneError ? /^(etcd|kube-apiserver) exited \(\d+\) while starting: .*address already in use/s.exec(err.message) : null;
+        if (!m || attempt === 3 || !chosenHere(m[1]!)) throw err;
+      }
     }
-    return cp;
   }
 
   get kubeconfig(): string {
