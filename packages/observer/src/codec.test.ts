@@ -1,29 +1,13 @@
 import assert from 'node:assert/strict';
 import * as protoLoader from '@grpc/proto-loader';
-import { seededRandom } from '@weft/common';
 import { decodeFlowBatch, decodeFlowBatchEncoded, decodeFlowsResponse, encodeFlowBatch, encodeFlowsResponse, type EncodedFlow } from './codec.js';
-import { tcpFlagsFromByte } from './filter.js';
 import { LOADER_OPTIONS, PROTO_FILE } from './proto.js';
-import { makeFlow } from './testing.js';
+import { randomFlowSource } from './testing.js';
 
 describe('the GetFlowsResponse codec', () => {
   // protobufjs by reflection, as proto-loader serializes without our codec: the reference.
   const reference = (protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS)['weft.observer.v1.Observer'] as protoLoader.ServiceDefinition).GetFlows!;
-  const random = seededRandom(7);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
-  const word = (): string => pick(['', 'a', 'web-7f9c', 'k8s:app=web', 'weft-conntest', 'ünïcode/名前', 'x'.repeat(300)]);
-  const num = (): number => pick([0, 1, 127, 128, 65535, 4_294_967_295, Math.floor(random() * 2 ** 32)]);
-  const randomFlow = () =>
-    makeFlow({
-      time: pick([null, { seconds: 0, nanos: 0 }, { seconds: 1_790_000_000, nanos: Math.floor(random() * 1e9) }]),
-      cluster: word(), node: word(), verdict: pick(['VERDICT_UNKNOWN', 'FORWARDED', 'DROPPED', 'AUDIT'] as const), dropReason: word(), dropReasonCode: num(), point: word(),
-      trafficDirection: pick(['TRAFFIC_DIRECTION_UNKNOWN', 'INGRESS', 'EGRESS'] as const), protocol: word(),
-      source: { ip: word(), port: num() & 0xffff, identity: num(), namespace: word(), pod: word(), labels: Array.from({ length: Math.floor(random() * 4) }, word), cluster: word() },
-      destination: { ip: word(), port: num() & 0xffff, identity: num(), namespace: word(), pod: word(), labels: [word()], cluster: word() },
-      destinationService: pick([null, { namespace: word(), name: word(), ip: word(), port: num() & 0xffff }]),
-      tcpFlags: pick([null, tcpFlagsFromByte(Math.floor(random() * 256))]),
-      isReply: random() < 0.5, newConnection: random() < 0.5, encrypted: random() < 0.5, tunneled: random() < 0.5, related: random() < 0.5, policy: word(), length: num(),
-    });
+  const randomFlow = randomFlowSource(7, ['', 'a', 'web-7f9c', 'k8s:app=web', 'weft-conntest', 'ünïcode/名前', 'x'.repeat(300)]);
 
   // protobufjs writes a field set to its default too; proto3 leaves it out, as we do. Both are the
   // same message: what matters is that each side reads the other's bytes as the same object.
