@@ -50,18 +50,7 @@ interface FamilyOptions {
  * longer reported). A gauge without labels that `read` gives no value has no sample at all.
  */
 export function gaugeOf(registry: Registry, o: FamilyOptions): Gauge {
-  const labelNames = [...(o.labelNames ?? [])];
-  return new Gauge({
-    name: o.name,
-    help: o.help,
-    labelNames,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      if (labelNames.length === 0) this.remove();
-      for (const [labels, value] of await o.read()) this.set(labels, value);
-    },
-  });
+  return new Gauge(readOnScrape(registry, o, (g: Gauge, labels, value) => g.set(labels, value)));
 }
 
 /**
@@ -69,16 +58,21 @@ export function gaugeOf(registry: Registry, o: FamilyOptions): Gauge {
  * datapath's maps were created): monotonic as that total is.
  */
 export function counterOf(registry: Registry, o: FamilyOptions): Counter {
+  return new Counter(readOnScrape(registry, o, (c: Counter, labels, value) => c.inc(labels, value)));
+}
+
+/** A family's options whose collect() replaces its series with what `read` gives (`put` one each). */
+function readOnScrape<M extends Gauge | Counter>(registry: Registry, o: FamilyOptions, put: (metric: M, labels: Labels, value: number) => void) {
   const labelNames = [...(o.labelNames ?? [])];
-  return new Counter({
+  return {
     name: o.name,
     help: o.help,
     labelNames,
     registers: [registry],
-    async collect() {
+    async collect(this: M) {
       this.reset();
       if (labelNames.length === 0) this.remove();
-      for (const [labels, value] of await o.read()) this.inc(labels, value);
+      for (const [labels, value] of await o.read()) put(this, labels, value);
     },
-  });
+  };
 }
