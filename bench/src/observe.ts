@@ -4,10 +4,11 @@
  *
  * Each "node" is a process of its own doing what an agent does per datapath event in user space:
  * the agent's own `enrich` (pods, identities' labels, clusters, the rule) of a FlowSample whose
- * kernel timestamp is taken when it is made, into a LocalObserver served by an ObserverServer on a
- * unix socket. What it leaves out is the ring buffer drain (a libbpf call per 20 ms batch) and the
+ * kernel timestamp is taken when it is made, into a LocalObserver served by an ObserverServer over
+ * TCP with mutual TLS, as the chart's agents serve the relay. What it leaves out is the ring buffer drain (a libbpf call per 20 ms batch) and the
  * BPF program's event write, both in the kernel's account. The relay (the real Relay) is a process
- * too, and the client (this process) follows every flow through it, as `weft observe --follow`.
+ * too, serving TCP with mutual TLS as the chart's relay does, and the client (this process) follows
+ * every flow through it, as `weft observe --follow`, decoding each.
  *
  * Per configuration: flows made, flows delivered, flows reported lost (LostEvents) and missing,
  * verdict-to-client latency p50/p99 (the flow's time to its arrival here, one clock), and CPU of
@@ -19,13 +20,14 @@
  * Targets (issue 16): no flow lost at 50k flows/s per node, p99 < 1 s.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { enrich, type FlowSample } from '@weft/agent';
 import { silentLogger } from '@weft/common';
 import { LabelSet } from '@weft/identity';
-import { LocalObserver, ObserverClient, ObserverServer, Relay, timestampMs, type ObserverNode } from '@weft/observer';
+import { createCa, issue } from '@weft/kvstore';
+import { LocalObserver, ObserverClient, ObserverServer, Relay, timestampMs, type ObserverNode, type TlsFiles } from '@weft/observer';
 import { finish, percentile, progress, round, type Target } from './report.js';
 
 const SECONDS = Number(process.env.WEFT_BENCH_SECONDS ?? 5);
@@ -37,13 +39,33 @@ const RELAY_QUEUE = 50_000;
 
 const wallNs = (): bigint => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 
-/** One node: `observe-node SOCKET NAME RATE SECONDS`; starts making flows on SIGUSR1, prints its count when done. */
+/** The name every benchmark server's certificate carries, and every client asks for. */
+const SERVER_NAME = 'observer.bench.weft';
+
+/** A CA, one server certificate and one client certificate, in `dir`. */
+async function writeTls(dir: string): Promise<void> {
+  const ca = await createCa('weft-bench-observer');
+  const server = await issue(ca, SERVER_NAME, { dnsNames: [SERVER_NAME], ips: ['127.0.0.1'] });
+  const client = await issue(ca, 'weft-bench-client');
+  writeFileSync(join(dir, 'ca.pem'), ca.cert);
+  for (const [name, pem] of Object.entries({ server, client })) {
+    writeFileSync(join(dir, `${name}.pem`), pem.cert);
+    writeFileSync(join(dir, `${name}-key.pem`), pem.key);
+  }
+}
+
+function readTls(dir: string, who: 'server' | 'client'): TlsFiles & { serverName: string } {
+  const read = (f: string): Buffer => readFileSync(join(dir, f));
+  return { ca: read('ca.pem'), cert: read(`${who}.pem`), key: read(`${who}-key.pem`), serverName: SERVER_NAME };
+}
+
+/** One node: `observe-node TLS-DIR NAME RATE SECONDS`; prints `ready PORT`, starts making flows on SIGUSR1, prints its count when done. */
 export async function node(): Promise<void> {
-  const [socket, name, rateText, secondsText] = process.argv.slice(3);
+  const [tlsDir, name, rateText, secondsText] = process.argv.slice(3);
   const rate = Number(rateText);
   const seconds = Number(secondsText);
   const local = new LocalObserver({ cluster: 'c1', node: name!, capacity: 10_000 });
-  const server = new ObserverServer({ backend: local, cluster: 'c1', node: name!, socket: socket!, log: silentLogger() });
+  const server = new ObserverServer({ backend: local, cluster: 'c1', node: name!, listen: '127.0.0.1:0', tls: readTls(tlsDir!, 'server'), log: silentLogger() });
   await server.start();
   // 200 pods in 20 workloads, each a label set of three labels, as a busy node's would be.
   const identities = Array.from({ length: 20 }, (_, i) => LabelSet.parse([`k8s:app=app${i}`, `k8s:io.kubernetes.pod.namespace=ns${i % 4}`, 'k8s:weft.io/cluster=c1']));
@@ -80,22 +102,23 @@ export async function node(): Promise<void> {
     }, 20);
   });
   process.on('SIGTERM', () => void server.stop().then(() => process.exit(0)));
-  process.stdout.write('ready\n');
+  process.stdout.write(`ready ${server.port}\n`);
 }
 
-/** The relay: `observe-relay SOCKET NODE-SOCKET...`. */
+/** The relay: `observe-relay TLS-DIR NODE-PORT...`; prints `ready PORT`. */
 export async function relay(): Promise<void> {
-  const [socket, ...nodes] = process.argv.slice(3);
-  const discover = async (): Promise<ObserverNode[]> => nodes.map((s, i) => ({ name: `n${i + 1}`, cluster: 'c1', address: `unix://${s}`, state: 'NODE_STATE_UNKNOWN', version: '', uptimeNs: 0, numFlows: 0, maxFlows: 0, seenFlows: 0, error: '' }));
-  const r = new Relay({ cluster: 'c1', discover, dial: (n) => new ObserverClient(n.address, { encodedFlows: true }), refreshMs: 10_000, log: silentLogger() });
-  const server = new ObserverServer({ backend: r, cluster: 'c1', node: 'relay', socket: socket!, queueLimit: RELAY_QUEUE, log: silentLogger() });
+  const [tlsDir, ...ports] = process.argv.slice(3);
+  const discover = async (): Promise<ObserverNode[]> => ports.map((p, i) => ({ name: `n${i + 1}`, cluster: 'c1', address: `127.0.0.1:${p}`, state: 'NODE_STATE_UNKNOWN', version: '', uptimeNs: 0, numFlows: 0, maxFlows: 0, seenFlows: 0, error: '' }));
+  const tls = readTls(tlsDir!, 'client');
+  const r = new Relay({ cluster: 'c1', discover, dial: (n) => new ObserverClient(n.address, { encodedFlows: true, tls }), refreshMs: 10_000, log: silentLogger() });
+  const server = new ObserverServer({ backend: r, cluster: 'c1', node: 'relay', listen: '127.0.0.1:0', tls: readTls(tlsDir!, 'server'), queueLimit: RELAY_QUEUE, log: silentLogger() });
   await r.start();
   await server.start();
   process.on('SIGTERM', () => {
     r.stop();
     void server.stop().then(() => process.exit(0));
   });
-  process.stdout.write('ready\n');
+  process.stdout.write(`ready ${server.port}\n`);
 }
 
 /** CPU time the whole machine spent busy (every core), in seconds. */
@@ -111,18 +134,18 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
-function start(args: string[]): { child: ChildProcess; lines: string[]; ready: Promise<void> } {
+function start(args: string[]): { child: ChildProcess; lines: string[]; ready: Promise<string> } {
   const child = spawn(process.execPath, [...(process.env.WEFT_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WEFT_BENCH_PROF}`] : []), join(__dirname, 'run.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: string[] = [];
   let buf = '';
-  const ready = new Promise<void>((resolve, reject) => {
+  const ready = new Promise<string>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
       let i;
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
-        if (line === 'ready') resolve();
+        if (line.startsWith('ready ')) resolve(line.slice(6));
         else lines.push(line);
       }
     });
@@ -133,17 +156,16 @@ function start(args: string[]): { child: ChildProcess; lines: string[]; ready: P
 
 async function runOne(nodes: number, rate: number): Promise<Record<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-observe-'));
-  const sockets = Array.from({ length: nodes }, (_, i) => join(dir, `n${i + 1}.sock`));
   const children: ChildProcess[] = [];
   try {
-    const agents = sockets.map((s, i) => start(['observe-node', s, `n${i + 1}`, String(rate), String(SECONDS)]));
+    await writeTls(dir);
+    const agents = Array.from({ length: nodes }, (_, i) => start(['observe-node', dir, `n${i + 1}`, String(rate), String(SECONDS)]));
     children.push(...agents.map((a) => a.child));
-    await Promise.all(agents.map((a) => a.ready));
-    const relaySocket = join(dir, 'relay.sock');
-    const relayProc = start(['observe-relay', relaySocket, ...sockets]);
+    const ports = await Promise.all(agents.map((a) => a.ready));
+    const relayProc = start(['observe-relay', dir, ...ports]);
     children.push(relayProc.child);
-    await relayProc.ready;
-    const client = new ObserverClient(`unix://${relaySocket}`);
+    const relayPort = await relayProc.ready;
+    const client = new ObserverClient(`127.0.0.1:${relayPort}`, { tls: readTls(dir, 'client') });
     let delivered = 0;
     let lostReported = 0;
     const lostBy: Record<string, number> = {};

@@ -13,6 +13,19 @@ export interface FlowSink {
   encodedFlow(flow: EncodedFlow): void;
   lost(event: LostEvent): void;
   nodeStatus(event: NodeStatusEvent): void;
+  /** Whether the reader keeps up (a relay stops reading its nodes while it does not). */
+  gate?: FlowGate;
+}
+
+/**
+ * A stream's back pressure, for a producer that can wait: a relay pauses the streams it reads from
+ * while its reader's writes are backed up, so it reads no faster than it can write (reading on, one
+ * turn of the event loop takes megabytes in and lets a socket buffer out).
+ */
+export interface FlowGate {
+  readonly open: boolean;
+  /** Calls `resume` once, when the gate is open again. */
+  whenOpen(resume: () => void): void;
 }
 
 export interface ObserverBackend {

@@ -6,6 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ObserverRequestError, ObserverUnavailableError } from './errors.js';
 import { MAX_MESSAGE_BYTES, observerProto, observerProtoEncoded } from './proto.js';
+import type { FlowGate } from './backend.js';
 import type { EncodedFlow } from './codec.js';
 import type { ObserverClient as GeneratedClient } from './gen/weft/observer/v1/Observer';
 import type { TlsFiles } from './server.js';
@@ -54,7 +55,7 @@ export class ObserverClient {
    * server's INVALID_ARGUMENT message as one for a bad filter. Asks with GetFlowBatches (many
    * responses to a message), or with GetFlows (`perMessage`: one each, as Hubble's clients do).
    */
-  getFlows(request: GetFlowsRequestInput, onResponse: (r: GetFlowsResponse) => void, signal?: AbortSignal, options: { perMessage?: boolean } = {}): Promise<void> {
+  getFlows(request: GetFlowsRequestInput, onResponse: (r: GetFlowsResponse) => void, signal?: AbortSignal, options: { perMessage?: boolean; gate?: FlowGate } = {}): Promise<void> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return resolve();
       const call: grpc.ClientReadableStream<unknown> = options.perMessage ? this.client.getFlows(request) : this.client.getFlowBatches(request);
@@ -66,7 +67,18 @@ export class ObserverClient {
         else resolve();
       };
       if (options.perMessage) call.on('data', onResponse as (r: unknown) => void);
-      else call.on('data', (batch: GetFlowBatchesResponse) => batch.responses.forEach((r) => onResponse(r)));
+      else {
+        const gate = options.gate;
+        const resume = (): void => void call.resume();
+        call.on('data', (batch: GetFlowBatchesResponse) => {
+          batch.responses.forEach((r) => onResponse(r));
+          // Read no further while what we pass on is backed up (the server holds, or drops and counts).
+          if (gate && !gate.open) {
+            call.pause();
+            gate.whenOpen(resume);
+          }
+        });
+      }
       call.on('error', (err: grpc.ServiceError) => {
         if (err.code === grpc.status.CANCELLED && signal?.aborted) return done();
         if (err.code === grpc.status.INVALID_ARGUMENT) return done(new ObserverRequestError(this.address, err.details || err.message, { cause: err }));
@@ -80,9 +92,9 @@ export class ObserverClient {
    * As getFlows in batches, each flow left encoded with its time (a client made with
    * `encodedFlows`); lost events and node states come decoded.
    */
-  getEncodedFlows(request: GetFlowsRequestInput, onResponse: (r: GetFlowsResponse | EncodedFlow) => void, signal?: AbortSignal): Promise<void> {
+  getEncodedFlows(request: GetFlowsRequestInput, onResponse: (r: GetFlowsResponse | EncodedFlow) => void, signal?: AbortSignal, gate?: FlowGate): Promise<void> {
     if (!this.options.encodedFlows) throw new TypeError('getEncodedFlows needs a client made with encodedFlows');
-    return this.getFlows(request, onResponse as (r: GetFlowsResponse) => void, signal);
+    return this.getFlows(request, onResponse as (r: GetFlowsResponse) => void, signal, { gate });
   }
 
   serverStatus(localOnly = false): Promise<ServerStatus> {

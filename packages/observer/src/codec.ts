@@ -6,10 +6,11 @@
  * in number order, defaults left out) in a fraction of that. codec.test.ts checks, on random flows,
  * that protobufjs reads our bytes and we read its bytes as the same message.
  */
-import { Reader, Writer } from 'protobufjs/minimal';
+import { Reader } from 'protobufjs/minimal';
 import type { GetFlowsResponse as ResponseInput } from './gen/weft/observer/v1/GetFlowsResponse';
 import type { Flow, FlowEndpoint, FlowService, GetFlowsResponse, LostEvent, NodeStatusEvent, TcpFlags, Timestamp } from './types.js';
 import { TCP_FLAG_NAMES } from './types.js';
+import { ProtoWriter } from './wire.js';
 
 const VERDICT = ['VERDICT_UNKNOWN', 'FORWARDED', 'DROPPED', 'AUDIT'] as const;
 const DIRECTION = ['TRAFFIC_DIRECTION_UNKNOWN', 'INGRESS', 'EGRESS'] as const;
@@ -19,73 +20,61 @@ const NODE_STATE = ['NODE_STATE_UNKNOWN', 'NODE_CONNECTED', 'NODE_UNAVAILABLE', 
 const enumNumber = (names: readonly string[], v: string | number | undefined | null): number => (typeof v === 'number' ? v : v ? Math.max(0, names.indexOf(v)) : 0);
 const enumName = <T extends string>(names: readonly T[], n: number): T => names[n] ?? (n as unknown as T);
 
-// Tags: field number << 3 | wire type (0 varint, 2 length-delimited).
-const str = (w: Writer, field: number, v: string | undefined | null): void => {
-  if (v) w.uint32((field << 3) | 2).string(v);
-};
-const u32 = (w: Writer, field: number, v: number | undefined | null): void => {
-  if (v) w.uint32(field << 3).uint32(v);
-};
-const bool = (w: Writer, field: number, v: boolean | undefined | null): void => {
-  if (v) w.uint32(field << 3).bool(true);
-};
-
-function timestamp(w: Writer, field: number, t: { seconds?: unknown; nanos?: number } | null | undefined): void {
+function timestamp(w: ProtoWriter, field: number, t: { seconds?: unknown; nanos?: number } | null | undefined): void {
   if (!t) return;
-  w.uint32((field << 3) | 2).fork();
-  const seconds = Number(t.seconds ?? 0);
-  if (seconds) w.uint32(8).int64(seconds);
-  if (t.nanos) w.uint32(16).int32(t.nanos);
-  w.ldelim();
+  const at = w.begin(field);
+  w.int64Field(1, Number(t.seconds ?? 0));
+  w.uintField(2, t.nanos);
+  w.end(at);
 }
 
-function endpoint(w: Writer, field: number, e: Partial<FlowEndpoint> | null | undefined): void {
+function endpoint(w: ProtoWriter, field: number, e: Partial<FlowEndpoint> | null | undefined): void {
   if (!e) return;
-  w.uint32((field << 3) | 2).fork();
-  str(w, 1, e.ip);
-  u32(w, 2, e.port);
-  u32(w, 3, e.identity);
-  str(w, 4, e.namespace);
-  str(w, 5, e.pod);
-  for (const l of e.labels ?? []) w.uint32(50).string(l);
-  str(w, 7, e.cluster);
-  w.ldelim();
+  const at = w.begin(field);
+  w.stringField(1, e.ip);
+  w.uintField(2, e.port);
+  w.uintField(3, e.identity);
+  w.stringField(4, e.namespace);
+  w.stringField(5, e.pod);
+  for (const l of e.labels ?? []) w.string(6, l);
+  w.stringField(7, e.cluster);
+  w.end(at);
 }
 
-function flow(w: Writer, f: Partial<Flow>): void {
+function flow(w: ProtoWriter, f: Partial<Flow>): void {
   timestamp(w, 1, f.time);
-  str(w, 2, f.cluster);
-  str(w, 3, f.node);
-  u32(w, 4, enumNumber(VERDICT, f.verdict));
-  str(w, 5, f.dropReason);
-  u32(w, 6, f.dropReasonCode);
-  str(w, 7, f.point);
-  u32(w, 8, enumNumber(DIRECTION, f.trafficDirection));
-  str(w, 9, f.protocol);
+  w.stringField(2, f.cluster);
+  w.stringField(3, f.node);
+  w.uintField(4, enumNumber(VERDICT, f.verdict));
+  w.stringField(5, f.dropReason);
+  w.uintField(6, f.dropReasonCode);
+  w.stringField(7, f.point);
+  w.uintField(8, enumNumber(DIRECTION, f.trafficDirection));
+  w.stringField(9, f.protocol);
   endpoint(w, 10, f.source);
   endpoint(w, 11, f.destination);
   const s = f.destinationService;
   if (s) {
-    w.uint32(98).fork();
-    str(w, 1, s.namespace);
-    str(w, 2, s.name);
-    str(w, 3, s.ip);
-    u32(w, 4, s.port);
-    w.ldelim();
+    const at = w.begin(12);
+    w.stringField(1, s.namespace);
+    w.stringField(2, s.name);
+    w.stringField(3, s.ip);
+    w.uintField(4, s.port);
+    w.end(at);
   }
   const t = f.tcpFlags;
   if (t) {
-    w.uint32(106).fork();
-    TCP_FLAG_NAMES.forEach((n, i) => bool(w, i + 1, t[n]));
-    w.ldelim();
+    const at = w.begin(13);
+    TCP_FLAG_NAMES.forEach((n, i) => w.boolField(i + 1, t[n]));
+    w.end(at);
   }
-  bool(w, 14, f.isReply);
-  bool(w, 15, f.newConnection);
-  bool(w, 16, f.encrypted);
-  bool(w, 17, f.tunneled);
-  bool(w, 18, f.related);
-  str(w, 19, f.policy);
-  u32(w, 20, f.length);
+  w.boolField(14, f.isReply);
+  w.boolField(15, f.newConnection);
+  w.boolField(16, f.encrypted);
+  w.boolField(17, f.tunneled);
+  w.boolField(18, f.related);
+  w.stringField(19, f.policy);
+  w.uintField(20, f.length);
 }
 
 /**
@@ -102,26 +91,28 @@ export type OutgoingResponse = ResponseInput | EncodedFlow;
 
 const isEncoded = (r: OutgoingResponse): r is EncodedFlow => (r as EncodedFlow).encoded !== undefined;
 
+/** One writer for every encode: the event loop runs one at a time, and its buffer is kept grown. */
+const writer = new ProtoWriter();
+
 export function encodeFlowsResponse(r: OutgoingResponse): Buffer {
   if (isEncoded(r)) return r.encoded;
-  const w = Writer.create();
-  writeResponse(w, r);
-  return w.finish() as Buffer;
+  writeResponse(writer.reset(), r);
+  return writer.finish();
 }
 
 /** GetFlowBatchesResponse: each response as field 1, length-delimited. */
 export function encodeFlowBatch(batch: { responses?: OutgoingResponse[] | null }): Buffer {
-  const w = Writer.create();
+  const w = writer.reset();
   for (const r of batch.responses ?? []) {
     if (isEncoded(r)) {
-      w.uint32(10).bytes(r.encoded);
+      w.bytesField(1, r.encoded);
       continue;
     }
-    w.uint32(10).fork();
+    const at = w.begin(1);
     writeResponse(w, r);
-    w.ldelim();
+    w.end(at);
   }
-  return w.finish() as Buffer;
+  return w.finish();
 }
 
 /**
@@ -188,39 +179,41 @@ export function decodeFlowBatch(buf: Buffer): { responses: GetFlowsResponse[] } 
   return { responses };
 }
 
-function writeResponse(w: Writer, r: ResponseInput): void {
+function writeResponse(w: ProtoWriter, r: ResponseInput): void {
   if (r.flow) {
-    w.uint32(10).fork();
+    const at = w.begin(1);
     flow(w, r.flow as Partial<Flow>);
-    w.ldelim();
+    w.end(at);
   } else if (r.lostEvents) {
     const l = r.lostEvents;
-    w.uint32(18).fork();
-    u32(w, 1, enumNumber(LOST_SOURCE, l.source as string));
-    const n = Number(l.numEventsLost ?? 0);
-    if (n) w.uint32(16).uint64(n);
-    str(w, 3, l.cluster);
-    str(w, 4, l.node);
-    w.ldelim();
+    const at = w.begin(2);
+    w.uintField(1, enumNumber(LOST_SOURCE, l.source as string));
+    w.uintField(2, Number(l.numEventsLost ?? 0));
+    w.stringField(3, l.cluster);
+    w.stringField(4, l.node);
+    w.end(at);
   } else if (r.nodeStatus) {
     const s = r.nodeStatus;
-    w.uint32(26).fork();
-    u32(w, 1, enumNumber(NODE_STATE, s.state as string));
-    str(w, 2, s.cluster);
-    str(w, 3, s.node);
-    str(w, 4, s.message);
-    w.ldelim();
+    const at = w.begin(3);
+    w.uintField(1, enumNumber(NODE_STATE, s.state as string));
+    w.stringField(2, s.cluster);
+    w.stringField(3, s.node);
+    w.stringField(4, s.message);
+    w.end(at);
   }
-  str(w, 4, r.cluster);
-  str(w, 5, r.node);
+  w.stringField(4, r.cluster);
+  w.stringField(5, r.node);
   timestamp(w, 6, r.time as Timestamp | null | undefined);
 }
+
+/** protobufjs's 64-bit value (a Long where long.js is installed) as a number: Number(long) goes by its string. */
+const int64 = (v: unknown): number => (typeof v === 'number' ? v : (v as { toNumber(): number }).toNumber());
 
 function readTimestamp(r: Reader, end: number): Timestamp {
   const t: Timestamp = { seconds: 0, nanos: 0 };
   while (r.pos < end) {
     const tag = r.uint32();
-    if (tag === 8) t.seconds = Number(r.int64());
+    if (tag === 8) t.seconds = int64(r.int64());
     else if (tag === 16) t.nanos = r.int32();
     else r.skipType(tag & 7);
   }
@@ -324,7 +317,7 @@ export function decodeFlowsResponse(buf: Buffer): GetFlowsResponse {
         while (r.pos < end) {
           const t = r.uint32();
           if (t === 8) l.source = enumName(LOST_SOURCE, r.int32());
-          else if (t === 16) l.numEventsLost = Number(r.uint64());
+          else if (t === 16) l.numEventsLost = int64(r.uint64());
           else if (t === 26) l.cluster = r.string();
           else if (t === 34) l.node = r.string();
           else r.skipType(t & 7);

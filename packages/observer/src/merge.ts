@@ -16,6 +16,9 @@ interface Timed {
 interface Pending<T extends Timed> {
   flow: T;
   at: number;
+  /** The flow's time as numbers, for the heap's comparisons (a missing time sorts first). */
+  seconds: number;
+  nanos: number;
 }
 
 export class TimeMerger<T extends Timed> {
@@ -62,7 +65,8 @@ export class TimeMerger<T extends Timed> {
   push(flow: T, source: string): void {
     const prev = this.latest.get(source);
     if (flow.time && (prev === undefined || prev === null || compareTimestamps(flow.time, prev) > 0)) this.latest.set(source, flow.time);
-    heapPush(this.heap, { flow, at: Date.now() });
+    const t = flow.time;
+    heapPush(this.heap, { flow, at: Date.now(), seconds: t ? Number(t.seconds) : -Infinity, nanos: t?.nanos ?? 0 });
     if (this.heap.length > this.maxBuffered) this.emit(heapPop(this.heap)!.flow);
     this.drain(false);
     if (this.heap.length > 0) this.timer ??= setInterval(() => this.drain(false), Math.max(5, this.windowMs / 4)).unref();
@@ -102,7 +106,7 @@ export class TimeMerger<T extends Timed> {
   }
 }
 
-const less = <T extends Timed>(a: Pending<T>, b: Pending<T>): boolean => compareTimestamps(a.flow.time, b.flow.time) < 0;
+const less = <T extends Timed>(a: Pending<T>, b: Pending<T>): boolean => a.seconds < b.seconds || (a.seconds === b.seconds && a.nanos < b.nanos);
 
 function heapPush<T extends Timed>(h: Array<Pending<T>>, v: Pending<T>): void {
   h.push(v);

@@ -108,6 +108,40 @@ describe('Relay (real gRPC servers on unix sockets)', function () {
     await done;
   });
 
+  it('reads its nodes no faster than its reader takes flows: the nodes drop and count, the relay loses none', async () => {
+    const a = await agent('c1', 'n1');
+    const { relay: r, client } = await relay('c1', () => ['n1']);
+    // A reader that stops: its gate stays shut until we open it, and grpc-js stops reading for it.
+    let open = false;
+    let resume: (() => void) | undefined;
+    const gate = { get open() { return open; }, whenOpen: (go: () => void) => (open ? go() : (resume = go)) };
+    let flows = 0;
+    let lost = 0;
+    const ac = new AbortController();
+    const done = client.getFlows({ follow: true }, (x) => {
+      if (x.flow) flows++;
+      else if (x.lostEvents) lost += Number(x.lostEvents.numEventsLost);
+    }, ac.signal, { gate });
+    await until(() => a.followerCount === 1);
+    // Flows at a pace the node's stream carries, until someone's queue overflows: reading on, the
+    // relay would fill its reader's buffers and its own queue (~100k flows) and drop; held back, it
+    // leaves the flows in the node's buffers until the node's queue overflows (~160k).
+    let made = 0;
+    while (a.lostStreamFlows === 0 && r.lostStreamFlows === 0) {
+      assert.ok(made < 500_000, `no one lost anything after ${made} flows`);
+      for (let i = 0; i < 1000; i++, made++) a.add(makeFlow({ destination: { port: made % 65535 } }));
+      await new Promise((go) => setTimeout(go, 1));
+    }
+    assert.equal(r.lostStreamFlows, 0, `the relay dropped flows instead of holding its node back (after ${made})`);
+    open = true;
+    resume?.();
+    await until(() => flows + lost === made, 15_000);
+    assert.equal(lost, a.lostStreamFlows, 'every flow lost is the node\'s, reported by it');
+    assert.equal(r.lostStreamFlows, 0);
+    ac.abort();
+    await done;
+  });
+
   it('follows a node that joins, and drops one that leaves', async () => {
     await agent('c1', 'n1');
     let names = ['n1'];

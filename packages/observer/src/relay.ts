@@ -223,7 +223,7 @@ export class Relay implements ObserverBackend {
     f.merger.open(l.key, l.remote ? 3 * (this.options.sortWindowMs ?? 200) + 100 : undefined);
     const request = joined ? { ...this.forward(f.request, l), number: 0, since: null } : this.forward(f.request, l);
     l.client
-      .getEncodedFlows(request, (r) => this.pass(r, f.sink, (flow) => f.merger.push(flow, l.key)), ac.signal)
+      .getEncodedFlows(request, (r) => this.pass(r, f.sink, (flow) => f.merger.push(flow, l.key)), ac.signal, f.sink.gate)
       .then(
         () => {
           if (!ac.signal.aborted && !f.signal.aborted) f.sink.nodeStatus({ state: 'NODE_UNAVAILABLE', cluster: l.cluster, node: l.node, message: 'its stream ended' });

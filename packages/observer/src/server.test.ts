@@ -93,6 +93,35 @@ describe('ObserverServer and ObserverClient (gRPC on a unix socket)', () => {
     assert.equal(status.numFlows, 100);
   });
 
+  it('passes on another server\'s LostEvents that find its queue full, summed per node, after its own', async () => {
+    // A backend in a relay's place: a burst of flows, then nodes' lost events while the queue is full.
+    const big = 'x'.repeat(2000);
+    const relayLike = {
+      getFlows: async (_req: unknown, _match: unknown, sink: import('./backend.js').FlowSink) => {
+        for (let i = 0; i < 20_000; i++) sink.flow(makeFlow({ policy: big, destination: { port: i % 65535 } }));
+        for (const node of ['n7', 'n8', 'n7']) sink.lost({ source: 'STREAM_QUEUE', numEventsLost: 5, cluster: 'c1', node });
+      },
+      serverStatus: () => local.serverStatus(),
+      getNodes: () => local.getNodes(),
+    };
+    const socket = join(dir, 'relay.sock');
+    const relay = new ObserverServer({ backend: relayLike as never, cluster: 'c1', node: 'relay', socket, queueLimit: 50, log: silentLogger() });
+    await relay.start();
+    const c = new ObserverClient(`unix://${socket}`);
+    try {
+      const got: GetFlowsResponse[] = [];
+      await c.getFlows({ number: 1 }, (r) => got.push(r));
+      const lost = got.filter((r) => r.lostEvents).map((r) => [r.lostEvents!.node, Number(r.lostEvents!.numEventsLost)]);
+      const own = lost.find(([node]) => node === 'relay')!;
+      assert.ok(own, 'the relay\'s own loss is reported');
+      assert.equal(got.filter((r) => r.flow).length + (own[1] as number), 20_000);
+      assert.deepEqual(lost.filter(([node]) => node !== 'relay'), [['n7', 10], ['n8', 5]]);
+    } finally {
+      c.close();
+      await relay.stop();
+    }
+  });
+
   it('names its own node in GetNodes', async () => {
     const nodes = await client.getNodes();
     assert.deepEqual(nodes.map((n) => [n.cluster, n.name, n.state]), [['c1', 'n1', 'NODE_CONNECTED']]);

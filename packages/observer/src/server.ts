@@ -11,11 +11,12 @@
 import { chmodSync, rmSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '@weft/common';
-import type { FlowSink, ObserverBackend } from './backend.js';
+import type { FlowGate, FlowSink, ObserverBackend } from './backend.js';
 import { FlowFilterError } from './errors.js';
 import { compileFlowFilters } from './filter.js';
 import { MAX_MESSAGE_BYTES, observerProto } from './proto.js';
 import type { EncodedFlow, OutgoingResponse } from './codec.js';
+import type { GetFlowsResponse as ResponseInput } from './gen/weft/observer/v1/GetFlowsResponse';
 import type { ObserverHandlers } from './gen/weft/observer/v1/Observer';
 import type { Flow, GetFlowsRequest, LostEvent, NodeStatusEvent } from './types.js';
 
@@ -207,6 +208,8 @@ const WRITE_BUDGET = 4096;
 const BATCH_BUDGET = 32;
 /** The most responses in one batch. */
 const MAX_BATCH = 1024;
+/** Batches in grpc-js's buffer above which the stream's gate closes: enough to keep the socket busy. */
+const GATE_BATCHES = 4;
 
 /**
  * One stream's writes. GetFlows writes a message per response; GetFlowBatches gathers what arrives
@@ -214,14 +217,17 @@ const MAX_BATCH = 1024;
  * its budget, responses wait in a queue of `queueLimit`; beyond it they are dropped and counted, and
  * the reader is told how many with a LostEvent once it catches up.
  */
-class StreamSink implements FlowSink {
+class StreamSink implements FlowSink, FlowGate {
   private queue: OutgoingResponse[] = [];
   private head = 0;
   private blocked = false;
   private scheduled = false;
   private dropped = 0;
+  private readonly lostHeld = new Map<string, LostEvent>();
   private readonly limit: number;
   private waiters: Array<() => void> = [];
+  private gateWaiters: Array<() => void> = [];
+  readonly gate: FlowGate | undefined;
 
   constructor(
     private readonly call: grpc.ServerWritableStream<GetFlowsRequest, unknown>,
@@ -230,6 +236,7 @@ class StreamSink implements FlowSink {
     private readonly stats: ObserverCallStats,
   ) {
     this.limit = options.queueLimit ?? 10_000;
+    this.gate = batched ? this : undefined;
     call.on('drain', () => {
       this.blocked = false;
       this.flush();
@@ -252,6 +259,23 @@ class StreamSink implements FlowSink {
     this.send({ nodeStatus: event, cluster: event.cluster, node: event.node });
   }
 
+  get open(): boolean {
+    return !this.blocked && this.queue.length - this.head < MAX_BATCH && this.call.writableLength < GATE_BATCHES;
+  }
+
+  whenOpen(resume: () => void): void {
+    if (this.open) return resume();
+    this.gateWaiters.push(resume);
+  }
+
+  /** A batch left grpc-js's buffer: whoever waits for the gate may go on. */
+  private wrote(): void {
+    if (this.gateWaiters.length === 0 || !this.open) return;
+    const waiters = this.gateWaiters;
+    this.gateWaiters = [];
+    for (const w of waiters) w();
+  }
+
   /** Resolves once everything queued has been handed to grpc-js. */
   drained(): Promise<void> {
     if (!this.blocked) this.flush();
@@ -260,11 +284,21 @@ class StreamSink implements FlowSink {
   }
 
   private idle(): boolean {
-    return this.queue.length === this.head && this.dropped === 0;
+    return this.queue.length === this.head && this.dropped === 0 && this.lostHeld.size === 0;
+  }
+
+  /** Another server's LostEvent that found the queue full: summed with its like, sent on catching up. */
+  private keepLost(event: LostEvent): void {
+    const key = `${event.source}\0${event.cluster}\0${event.node}`;
+    const held = this.lostHeld.get(key);
+    if (held) held.numEventsLost = Number(held.numEventsLost) + Number(event.numEventsLost);
+    else this.lostHeld.set(key, { ...event });
   }
 
   private send(message: OutgoingResponse): void {
     if (this.queue.length - this.head >= this.limit) {
+      const lost = (message as ResponseInput).lostEvents;
+      if (lost) return this.keepLost(lost as LostEvent);
       this.dropped++;
       const b = this.options.backend;
       if (b.lostStreamFlows !== undefined) b.lostStreamFlows++;
@@ -289,7 +323,7 @@ class StreamSink implements FlowSink {
         let ok: boolean;
         if (this.batched) {
           const end = Math.min(this.queue.length, this.head + MAX_BATCH);
-          ok = this.call.write({ responses: this.queue.slice(this.head, end) });
+          ok = this.call.write({ responses: this.queue.slice(this.head, end) }, () => this.wrote());
           this.stats.sent += end - this.head;
           this.head = end;
         } else {
@@ -298,11 +332,15 @@ class StreamSink implements FlowSink {
         }
         if (!ok && this.call.writableLength >= (this.batched ? BATCH_BUDGET : WRITE_BUDGET)) this.blocked = true;
       }
-      if (this.blocked || this.dropped === 0) break;
+      if (this.blocked || (this.dropped === 0 && this.lostHeld.size === 0)) break;
       // Caught up after dropping: say how many were lost, after what was sent before them.
-      const event: LostEvent = { source: 'STREAM_QUEUE', numEventsLost: this.dropped, cluster: this.options.cluster, node: this.options.node };
-      this.dropped = 0;
-      this.queue.push({ lostEvents: event, cluster: event.cluster, node: event.node });
+      if (this.dropped > 0) {
+        const event: LostEvent = { source: 'STREAM_QUEUE', numEventsLost: this.dropped, cluster: this.options.cluster, node: this.options.node };
+        this.dropped = 0;
+        this.queue.push({ lostEvents: event, cluster: event.cluster, node: event.node });
+      }
+      for (const event of this.lostHeld.values()) this.queue.push({ lostEvents: event, cluster: event.cluster, node: event.node });
+      this.lostHeld.clear();
     }
     if (this.head === this.queue.length) {
       this.queue = [];
@@ -311,6 +349,7 @@ class StreamSink implements FlowSink {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
+    this.wrote();
     if (this.blocked || !this.idle()) return;
     const waiters = this.waiters;
     this.waiters = [];
