@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Generates charts/weft/crds/*.yaml, the CustomResourceDefinitions of weft.io/v1: `node hack/gen-crds.js`
-// writes them, `--check` exits 1 when the committed files differ (test/crds.test.js checks the same).
+// writes them, `--check` exits 1 when the committed files differ (test/crds.kube.test.js checks the same).
 //
 // The policy schemas mirror what packages/policy/src/parse.ts accepts, field by field, so that the
-// API server rejects what Weft would reject; test/crds.test.js proves both directions on a corpus
+// API server rejects what Weft would reject; test/crds.kube.test.js proves both directions on a corpus
 // and on mutations of it. Where they differ on purpose it is listed there (SCHEMA_ONLY): list bounds
 // (the API server estimates CEL cost from them) and `description`, which Weft does not look at.
 // CEL is used only where a schema cannot say it, and only with functions Kubernetes has had since

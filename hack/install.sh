@@ -42,4 +42,18 @@ npm ci --no-audit --no-fund --loglevel=error
 # helm, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, containerd and
 # etcd 3.6, built from the Go module proxy with the machine's Go (>= 1.26), cached by version
 # (minutes cold on 2 cores, nothing to do warm): the chart and Kubernetes tests run the real things.
-hack/kube/build.sh >/dev/null
+# --kube-in-background (the test command): the build goes on beside the tests that do not need it,
+# at the lowest priority (its own session, autogroup and nice 19, so the tests' processes, whatever
+# their session, come first), holding build.lock; the *.kube.test.js files run last and wait on it.
+if [[ ${1:-} == --kube-in-background ]]; then
+  kube_root=${WEFT_KUBE_DIR:-/var/cache/weft/kube}
+  mkdir -p "$kube_root"
+  exec 9>"$kube_root/build.lock"
+  flock 9
+  echo "[install] Kubernetes components: building in the background (log: $kube_root/build.log)" >&2
+  # The build inherits fd 9, so the lock is held until it exits.
+  WEFT_KUBE_BUILD_LOCKED=1 setsid bash -c 'echo 19 > /proc/self/autogroup 2>/dev/null; exec nice -n 19 hack/kube/build.sh' >"$kube_root/build.log" 2>&1 </dev/null &
+  exec 9>&-
+else
+  hack/kube/build.sh >/dev/null
+fi

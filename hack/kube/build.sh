@@ -18,6 +18,12 @@ ROOT=${WEFT_KUBE_DIR:-/var/cache/weft/kube}
 OUT=$ROOT/${KUBE_VERSION}-helm-${HELM_VERSION}
 BIN=$OUT/bin
 mkdir -p "$BIN"
+# One build at a time, and a lock the tests wait on (kubeToolsReady in packages/lab/src/kube/tools.ts):
+# hack/install.sh --kube-in-background takes it for the build it starts (WEFT_KUBE_BUILD_LOCKED=1).
+if [[ ${WEFT_KUBE_BUILD_LOCKED:-} != 1 ]]; then
+  exec 9>"$ROOT/build.lock"
+  flock 9
+fi
 # The Go module and build caches live beside the binaries, so removing $ROOT removes all of it and
 # the next run is a cold build (-modcacherw: module files stay removable).
 export GOFLAGS="-mod=mod -modcacherw" CGO_ENABLED=0 GOTOOLCHAIN=local GOMODCACHE=$ROOT/go/mod GOCACHE=$ROOT/go/cache

@@ -16,7 +16,7 @@ const AGENT = 'system:serviceaccount:kube-system:weft-agent';
 
 /**
  * The API server's answer to a TokenReview (authentication.k8s.io/v1), as it writes it: compared
- * with what kube-apiserver v1.37.2 answers (test/chart.test.js runs the issuer against one), the
+ * with what kube-apiserver v1.37.2 answers (test/chart.kube.test.js runs the issuer against one), the
  * recorded answers had `"creationTimestamp": null` in metadata and `authenticated: false` on a
  * refusal; the real server sends neither (it omits false and sends `user: {}` with the error).
  */

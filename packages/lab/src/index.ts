@@ -3,7 +3,7 @@ export { labLayout, clusterLayout, WORLD_IP, WORLD_NS, LAB_STATE_DIR, type LabSp
 export { issueObserverPki, nodeObserverFiles, relayClientFiles, relayDir, relaySocket, OBSERVER_PORT } from './observer-pki.js';
 export { labEtcdClient, etcdClientFiles, etcdServerFiles, nodeEtcdFiles, etcdPkiDir, type TlsFiles } from './etcd-pki.js';
 export { PodRuntime, podNetnsName } from './pod-runtime.js';
-export { KUBE_VERSION, HELM_VERSION, KUBE_ETCD_VERSION, KubeToolsError, kubeBinDir, kubeTool, type KubeTool } from './kube/tools.js';
+export { KUBE_VERSION, HELM_VERSION, KUBE_ETCD_VERSION, KubeToolsError, kubeBinDir, kubeTool, kubeToolsReady, type KubeTool } from './kube/tools.js';
 export { ControlPlane, ControlPlaneError, controlPlaneCommands, prepareControlPlane, kubeconfig, type ControlPlaneSpec, type ControlPlaneFiles, type ControlPlaneComponent } from './kube/control-plane.js';
 export { labContext, labChartValues, labHelmEnv, CHART, WEFT_IMAGE, KUBE_APISERVER_PORT, KUBE_SERVICE_CIDR, type LabKubernetes } from './kube-lab.js';
 export { forward, parseForwardAddress, type ForwardAddress } from './forward.js';

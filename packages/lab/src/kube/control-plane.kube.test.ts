@@ -6,7 +6,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ControlPlane, ControlPlaneError } from './control-plane.js';
-import { KUBE_VERSION, kubeTool } from './tools.js';
+import { KUBE_VERSION, kubeTool, kubeToolsReady } from './tools.js';
 
 const alive = (pid: number | undefined): boolean => {
   if (!pid) return false;
@@ -21,6 +21,11 @@ const alive = (pid: number | undefined): boolean => {
 describe('Kubernetes control plane @etcd (real etcd 3.6, kube-apiserver, controller-manager, scheduler)', function () {
   this.timeout(120_000);
   let scratch: string;
+  // The components may still be building beside the tests before these (hack/install.sh --kube-in-background).
+  before(async function () {
+    this.timeout(45 * 60_000);
+    await kubeToolsReady();
+  });
   before(() => {
     scratch = mkdtempSync(join(tmpdir(), 'weft-cp-'));
   });

@@ -20,7 +20,7 @@ const ROOT = resolve(__dirname, '..');
 const CHART = join(ROOT, 'charts', 'weft');
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'chart');
 const NS = 'kube-system';
-const { kubeTool } = require(join(ROOT, 'packages', 'lab', 'dist', 'index.js'));
+const { kubeTool, kubeToolsReady } = require(join(ROOT, 'packages', 'lab', 'dist', 'index.js'));
 const { startApiServer } = require('./kube-api.js');
 
 /** The API server every test of this file shares (started in the root `before`), and its control plane. */
@@ -67,7 +67,7 @@ function release(verb, args = []) {
 }
 
 function uninstall() {
-  // No kubelet runs the post-delete hook's Job here: e2e/lab-kubernetes.e2e.test.js runs it.
+  // No kubelet runs the post-delete hook's Job here: e2e/lab-kubernetes.kube.test.js runs it.
   const r = helm(['uninstall', 'weft', '--namespace', NS, '--wait', '--no-hooks']);
   assert.equal(r.status, 0, `helm uninstall failed:\n${r.stderr}`);
 }
@@ -103,6 +103,12 @@ function validateManifests(docs) {
 
 describe('charts/weft (real helm, real API server)', function () {
   this.timeout(120_000);
+  // The Kubernetes components may still be building beside the tests before these
+  // (hack/install.sh --kube-in-background): wait for them, for as long as a cold build takes.
+  before(async function () {
+    this.timeout(45 * 60_000);
+    await kubeToolsReady();
+  });
   let scratch;
   let sharedCa;
   let certs;

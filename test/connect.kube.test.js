@@ -12,7 +12,7 @@ const { mkdtempSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { startApiServer } = require('./kube-api.js');
-const { kubeTool } = require('../packages/lab/dist/index.js');
+const { kubeTool, kubeToolsReady } = require('../packages/lab/dist/index.js');
 
 const ROOT = join(__dirname, '..');
 const WEFT = join(ROOT, 'packages', 'cli', 'bin', 'weft.js');
@@ -21,6 +21,12 @@ const CLUSTERS = { east: { id: 1, nodes: ['172.18.0.2', '172.18.0.3'] }, west: {
 
 describe('clustermesh connect on real API servers with the chart installed by helm', function () {
   this.timeout(180_000);
+  // The Kubernetes components may still be building beside the tests before these
+  // (hack/install.sh --kube-in-background): wait for them, for as long as a cold build takes.
+  before(async function () {
+    this.timeout(45 * 60_000);
+    await kubeToolsReady();
+  });
   let dir;
   let kubeconfig;
   const api = {};
@@ -110,7 +116,7 @@ describe('clustermesh connect on real API servers with the chart installed by he
     for (const name of Object.keys(CLUSTERS)) {
       const remotes = await secret('weft-clustermesh-remotes', name);
       assert.equal(remotes, undefined, `${name}: the remotes Secret goes with its last remote`);
-      // No kubelet runs the post-delete hook's Job here: e2e/lab-kubernetes.e2e.test.js runs it.
+      // No kubelet runs the post-delete hook's Job here: e2e/lab-kubernetes.kube.test.js runs it.
       const u = helm(name, 'uninstall', 'weft', '--namespace', NS, '--wait', '--no-hooks');
       assert.equal(u.status, 0, u.stderr);
       const left = [];
