@@ -28,6 +28,11 @@ const IPERF_S = Number(process.env.WEFT_BENCH_IPERF_S ?? (IN_LANE ? 10 : 5));
 const CONN_MS = Number(process.env.WEFT_BENCH_CONN_MS ?? (IN_LANE ? 8000 : 3000));
 const SETTLE_MS = IN_LANE ? 15_000 : 0;
 const PARALLEL = 8;
+/**
+ * WEFT_BENCH_PERF=DIR: a system-wide `perf record -g` over each iperf3 run, to DIR/<path>.data (the
+ * evidence behind docs/encryption.md's "where the time goes"); `perf report -i` reads it.
+ */
+const PERF_DIR = process.env.WEFT_BENCH_PERF;
 /** WEFT_BENCH_ROUTING=direct: WireGuard without the inner VXLAN header. */
 const ROUTING = process.env.WEFT_BENCH_ROUTING === 'direct' ? 'direct' : 'vxlan';
 
@@ -36,11 +41,13 @@ interface Result {
   connPerSec: number;
 }
 
-async function measure(clientNs: string, serverNs: string, serverIp: string): Promise<Result> {
+async function measure(label: string, clientNs: string, serverNs: string, serverIp: string): Promise<Result> {
   const servers = [inNs(serverNs, ['iperf3', '-s']), inNs(serverNs, [CONNBENCH, 'server', '7070'])];
   try {
     await new Promise((r) => setTimeout(r, 500));
+    const perf = PERF_DIR ? spawn('perf', ['record', '-a', '-g', '-F', '499', '-o', `${PERF_DIR}/${label}.data`, '--', 'sleep', String(IPERF_S)], { stdio: 'ignore' }) : undefined;
     const iperf = JSON.parse(await output(inNs(clientNs, ['iperf3', '-c', serverIp, '-t', String(IPERF_S), '-J']))) as { end: { sum_received: { bits_per_second: number } } };
+    if (perf) await new Promise((r) => perf.once('close', r));
     const conn = JSON.parse(await output(inNs(clientNs, [CONNBENCH, 'client', serverIp, '7070', String(PARALLEL), String(CONN_MS)]))) as { done: number };
     return { gbps: round(iperf.end.sum_received.bits_per_second / 1e9, 2), connPerSec: Math.round(conn.done / (CONN_MS / 1000)) };
   } finally {
@@ -59,7 +66,7 @@ async function labPath(encryption: 'off' | 'wireguard' | 'ipsec'): Promise<Resul
     const server = eps.find((e) => e.pod === `echo-${node2.index}`);
     if (!server) throw new Error(`encryption: no endpoint for demo/echo-${node2.index}`);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
-    return await measure(podNetnsName('c1', 'demo', 'client'), podNetnsName('c1', 'demo', `echo-${node2.index}`), server.ip);
+    return await measure(`lab-${ROUTING}-${encryption}`, podNetnsName('c1', 'demo', 'client'), podNetnsName('c1', 'demo', `echo-${node2.index}`), server.ip);
   } finally {
     await labDown(() => undefined);
   }
@@ -92,7 +99,7 @@ async function bareWireGuard(implementation: 'userspace' | 'kernel'): Promise<Re
     await ipb.addAddress(wb, '10.255.0.2/24');
     await ipa.run(['link', 'set', wa, 'mtu', '1440', 'up']);
     await ipb.run(['link', 'set', wb, 'mtu', '1440', 'up']);
-    return await measure(a, b, '10.255.0.2');
+    return await measure(`bare-${implementation}`, a, b, '10.255.0.2');
   } finally {
     for (const ns of [a, b]) {
       for (const p of spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean)) spawnSync('kill', ['-9', p]);
