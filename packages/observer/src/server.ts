@@ -208,8 +208,8 @@ const WRITE_BUDGET = 4096;
 const BATCH_BUDGET = 32;
 /** The most responses in one batch. */
 const MAX_BATCH = 1024;
-/** Batches in grpc-js's buffer above which the stream's gate closes: enough to keep the socket busy. */
-const GATE_BATCHES = 4;
+/** Batches in grpc-js's buffer at which the stream's gate closes: 4 left a TLS socket idle between them (103k against 131k flows/s through, 4 x 50k). */
+const GATE_BATCHES = 16;
 
 /**
  * One stream's writes. GetFlows writes a message per response; GetFlowBatches gathers what arrives
