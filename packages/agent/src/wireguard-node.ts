@@ -185,7 +185,7 @@ export class WireGuardNode implements NodeEncryption {
       const want = new Map<string, PeerConfig>();
       for (const p of peers.values()) {
         const l = p.record.wireguard.lanes[lane.lane];
-        want.set(l.publicKey, { publicKey: l.publicKey, endpoint: `${p.record.ip}:${l.port}`, allowedIps: [p.record.podCidr] });
+        want.set(l.publicKey, { publicKey: l.publicKey, endpoint: `${p.record.ip}:${l.port}`, allowedIps: peerAllowedIps(p.record) });
       }
       const changed = [...want.values()].filter((p) => {
         const old = lane.peers.get(p.publicKey);
@@ -362,7 +362,7 @@ export class WireGuardNode implements NodeEncryption {
           sendLane,
           device: this.lanes[sendLane].device,
           endpoint: lanes[sendLane]!.endpoint,
-          allowedIps: [p.record.podCidr],
+          allowedIps: peerAllowedIps(p.record),
           rxBytes: lanes[0]!.rxBytes + lanes[1]!.rxBytes,
           txBytes: lanes[0]!.txBytes + lanes[1]!.txBytes,
           lanes,
@@ -392,6 +392,16 @@ export class WireGuardNode implements NodeEncryption {
  * the first packets sent on it wait for a handshake (both implementations
  * hold up to 128 packets per peer meanwhile).
  */
+/**
+ * What a peer may send from: its pods, and its own address. The node's address because a node's
+ * replies to our pods go into its WireGuard device (our pod CIDR is routed there) with that address
+ * as their source, while the pods' requests to it went in the clear (a node's address is no pod):
+ * without it, WireGuard drops every reply from another node's host network to a pod.
+ */
+function peerAllowedIps(record: Pick<NodeRecord, 'podCidr' | 'ip'>): string[] {
+  return [record.podCidr, `${record.ip}/32`];
+}
+
 export function handshakeSince(handshakeSec: number, resolutionSec: number, sinceMs: number): boolean {
   return handshakeSec + resolutionSec > sinceMs / 1000;
 }
