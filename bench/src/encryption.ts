@@ -3,7 +3,7 @@
  * in one run, plaintext VXLAN against Weft's default (VXLAN inside
  * WireGuard, wireguard-go here), and a bare wireguard-go tunnel between two
  * namespaces on the same machine as the reference for what wireguard-go
- * itself can do. Throughput: iperf3, one TCP stream. Request/response: new
+ * itself can do. Throughput: iperf3, one TCP stream and four. Request/response: new
  * TCP connections per second, each with a request and its reply (the C load
  * generator of the policy benchmark, 8 threads). Target: Weft's WireGuard
  * path >= 90% of the bare tunnel's throughput.
@@ -37,7 +37,10 @@ const PERF_DIR = process.env.WEFT_BENCH_PERF;
 const ROUTING = process.env.WEFT_BENCH_ROUTING === 'direct' ? 'direct' : 'vxlan';
 
 interface Result {
+  /** One TCP stream. */
   gbps: number;
+  /** Four TCP streams at once (iperf3 -P 4). */
+  gbps4: number;
   connPerSec: number;
 }
 
@@ -48,8 +51,9 @@ async function measure(label: string, clientNs: string, serverNs: string, server
     const perf = PERF_DIR ? spawn('perf', ['record', '-a', '-g', '-F', '499', '-o', `${PERF_DIR}/${label}.data`, '--', 'sleep', String(IPERF_S)], { stdio: 'ignore' }) : undefined;
     const iperf = JSON.parse(await output(inNs(clientNs, ['iperf3', '-c', serverIp, '-t', String(IPERF_S), '-J']))) as { end: { sum_received: { bits_per_second: number } } };
     if (perf) await new Promise((r) => perf.once('close', r));
+    const iperf4 = JSON.parse(await output(inNs(clientNs, ['iperf3', '-c', serverIp, '-t', String(IPERF_S), '-P', '4', '-J']))) as { end: { sum_received: { bits_per_second: number } } };
     const conn = JSON.parse(await output(inNs(clientNs, [CONNBENCH, 'client', serverIp, '7070', String(PARALLEL), String(CONN_MS)]))) as { done: number };
-    return { gbps: round(iperf.end.sum_received.bits_per_second / 1e9, 2), connPerSec: Math.round(conn.done / (CONN_MS / 1000)) };
+    return { gbps: round(iperf.end.sum_received.bits_per_second / 1e9, 2), gbps4: round(iperf4.end.sum_received.bits_per_second / 1e9, 2), connPerSec: Math.round(conn.done / (CONN_MS / 1000)) };
   } finally {
     for (const s of servers) s.kill('SIGKILL');
   }
@@ -225,7 +229,7 @@ async function inKernelLane(): Promise<LaneResult> {
   }
 }
 
-const ratios = (a: Result, b: Result) => ({ throughput: round(a.gbps / b.gbps, 3), connPerSec: round(a.connPerSec / b.connPerSec, 3) });
+const ratios = (a: Result, b: Result) => ({ throughput: round(a.gbps / b.gbps, 3), throughput4Streams: round(a.gbps4 / b.gbps4, 3), connPerSec: round(a.connPerSec / b.connPerSec, 3) });
 
 export async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('Cannot run the encryption benchmark: it needs root (the lab)');
@@ -235,9 +239,11 @@ export async function main(): Promise<void> {
   const bare = await bareWireGuard('userspace');
   const routed = await routedWireGuard('userspace');
   const lane = process.env.WEFT_BENCH_LANE === '0' ? undefined : await inKernelLane();
-  const ratio = round(wireguard.gbps / routed.gbps, 3);
+  const vsRouted = ratios(wireguard, routed);
   const targets: Target[] = [
-    { name: "Weft's WireGuard path vs wireguard-go routing pods over the same kind of underlay, throughput ratio", value: ratio, goal: '>= 0.9', met: ratio >= 0.9 },
+    { name: "Weft's WireGuard path vs wireguard-go routing pods over the same kind of underlay, throughput ratio (1 stream)", value: vsRouted.throughput, goal: '>= 0.9', met: vsRouted.throughput >= 0.9 },
+    { name: 'the same, 4 streams', value: vsRouted.throughput4Streams, goal: '>= 0.9', met: vsRouted.throughput4Streams >= 0.9 },
+    { name: 'the same, connections/s', value: vsRouted.connPerSec, goal: '>= 0.9', met: vsRouted.connPerSec >= 0.9 },
   ];
   finish('encryption', {
     routing: ROUTING,
@@ -248,7 +254,7 @@ export async function main(): Promise<void> {
     routedWireGuardGo: routed,
     weftWireGuardVsPlaintext: ratios(wireguard, plain),
     weftWireGuardVsBare: ratios(wireguard, bare),
-    weftWireGuardVsRouted: ratios(wireguard, routed),
+    weftWireGuardVsRouted: vsRouted,
     kernelLane: lane && {
       ...lane,
       note: 'qemu TCG: absolute figures are emulation-bound; compare the ratios',
