@@ -16,17 +16,13 @@ const { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } = require('
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { weft, weftJson, isRoot, until } = require('./helpers');
-const { kubeTool, kubeToolsReady } = require('../packages/lab/dist/index.js');
+const { kubeTool } = require('../packages/lab/dist/index.js');
+const { waitForKubeBuild } = require('../test/kube-api.js');
 const { checkDocumented, documentedMetrics, parseExposition, sampleValue } = require('../packages/metrics/dist/testing.js');
 
 describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function () {
   this.timeout(480_000);
-  // The Kubernetes components may still be building beside the tests before these
-  // (hack/install.sh --kube-in-background): wait for them, for as long as a cold build takes.
-  before(async function () {
-    this.timeout(45 * 60_000);
-    await kubeToolsReady();
-  });
+  waitForKubeBuild();
   let dir;
   let env;
   let state;

@@ -20,8 +20,8 @@ const ROOT = resolve(__dirname, '..');
 const CHART = join(ROOT, 'charts', 'weft');
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'chart');
 const NS = 'kube-system';
-const { kubeTool, kubeToolsReady } = require(join(ROOT, 'packages', 'lab', 'dist', 'index.js'));
-const { startApiServer } = require('./kube-api.js');
+const { kubeTool } = require(join(ROOT, 'packages', 'lab', 'dist', 'index.js'));
+const { startApiServer, waitForKubeBuild } = require('./kube-api.js');
 
 /** The API server every test of this file shares (started in the root `before`), and its control plane. */
 let api;
@@ -103,12 +103,7 @@ function validateManifests(docs) {
 
 describe('charts/weft (real helm, real API server)', function () {
   this.timeout(120_000);
-  // The Kubernetes components may still be building beside the tests before these
-  // (hack/install.sh --kube-in-background): wait for them, for as long as a cold build takes.
-  before(async function () {
-    this.timeout(45 * 60_000);
-    await kubeToolsReady();
-  });
+  waitForKubeBuild();
   let scratch;
   let sharedCa;
   let certs;

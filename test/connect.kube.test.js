@@ -11,8 +11,8 @@ const { X509Certificate } = require('node:crypto');
 const { mkdtempSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
-const { startApiServer } = require('./kube-api.js');
-const { kubeTool, kubeToolsReady } = require('../packages/lab/dist/index.js');
+const { startApiServer, waitForKubeBuild } = require('./kube-api.js');
+const { kubeTool } = require('../packages/lab/dist/index.js');
 
 const ROOT = join(__dirname, '..');
 const WEFT = join(ROOT, 'packages', 'cli', 'bin', 'weft.js');
@@ -21,12 +21,7 @@ const CLUSTERS = { east: { id: 1, nodes: ['172.18.0.2', '172.18.0.3'] }, west: {
 
 describe('clustermesh connect on real API servers with the chart installed by helm', function () {
   this.timeout(180_000);
-  // The Kubernetes components may still be building beside the tests before these
-  // (hack/install.sh --kube-in-background): wait for them, for as long as a cold build takes.
-  before(async function () {
-    this.timeout(45 * 60_000);
-    await kubeToolsReady();
-  });
+  waitForKubeBuild();
   let dir;
   let kubeconfig;
   const api = {};

@@ -17,14 +17,13 @@ const { readFileSync, readdirSync } = require('node:fs');
 const { join } = require('node:path');
 const YAML = require('yaml');
 const { crds, render, OUT } = require('../hack/gen-crds.js');
-const { startApiServer } = require('./kube-api.js');
+const { startApiServer, waitForKubeBuild } = require('./kube-api.js');
 
 const ROOT = join(__dirname, '..');
 const { parsePolicy } = require('../packages/policy/dist/index.js');
 const { validateResource } = require('../packages/resources/dist/index.js');
 const { parseNodeRecord } = require('../packages/schema/dist/index.js');
 const { LabelSet, makeLabel, parseIdentity, inCluster, clusterIdOf, validateClusterId, CLUSTER_LABEL } = require('../packages/identity/dist/index.js');
-const { kubeToolsReady } = require('../packages/lab/dist/index.js');
 
 const CRDS = crds();
 const byKind = Object.fromEntries(Object.values(CRDS).map((c) => [c.spec.names.kind, c]));
@@ -294,12 +293,7 @@ const SCHEMA_ONLY = [
 
 describe('CRDs (charts/weft/crds) on a real API server', function () {
   this.timeout(180_000);
-  // The Kubernetes components may still be building beside the tests before these
-  // (hack/install.sh --kube-in-background): wait for them, for as long as a cold build takes.
-  before(async function () {
-    this.timeout(45 * 60_000);
-    await kubeToolsReady();
-  });
+  waitForKubeBuild();
 
   before(async () => {
     api = await startApiServer('crds');

@@ -7,7 +7,7 @@ const { mkdtempSync, readFileSync } = require('node:fs');
 const https = require('node:https');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
-const { ControlPlane, kubeTool } = require('../packages/lab/dist/index.js');
+const { ControlPlane, kubeTool, kubeToolsReady } = require('../packages/lab/dist/index.js');
 
 /** Starts a control plane named `name`; `stop()` ends it and removes its files. */
 async function startApiServer(name, options = {}) {
@@ -50,4 +50,15 @@ async function startApiServer(name, options = {}) {
   };
 }
 
-module.exports = { startApiServer };
+/**
+ * A `before` hook for a *.kube.test.js file: the Kubernetes components may still be building beside
+ * the tests before it (hack/install.sh --kube-in-background); wait for them, as long as a cold build takes.
+ */
+function waitForKubeBuild() {
+  before(async function () {
+    this.timeout(45 * 60_000);
+    await kubeToolsReady();
+  });
+}
+
+module.exports = { startApiServer, waitForKubeBuild };

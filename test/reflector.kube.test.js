@@ -9,10 +9,10 @@ const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const { readFileSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');
-const { startApiServer } = require('./kube-api.js');
+const { startApiServer, waitForKubeBuild } = require('./kube-api.js');
 const ROOT = join(__dirname, '..');
 const { KubernetesSource } = require('../packages/kubernetes/dist/index.js');
-const { controlPlaneCommands, kubeToolsReady } = require('../packages/lab/dist/index.js');
+const { controlPlaneCommands } = require('../packages/lab/dist/index.js');
 const { Backoff, silentLogger } = require('../packages/common/dist/index.js');
 const { KvClient, freePort } = require('../packages/kvstore/dist/index.js');
 const { parseYamlDocuments, resourceKey, validateResource } = require('../packages/resources/dist/index.js');
@@ -49,12 +49,7 @@ const service = (name, port = 80) => ({ apiVersion: 'v1', kind: 'Service', metad
 
 describe('Kubernetes source against a real API server', function () {
   this.timeout(180_000);
-  // The Kubernetes components may still be building beside the tests before these
-  // (hack/install.sh --kube-in-background): wait for them, for as long as a cold build takes.
-  before(async function () {
-    this.timeout(45 * 60_000);
-    await kubeToolsReady();
-  });
+  waitForKubeBuild();
   let api;
   let source;
   const watches = [];

@@ -8,19 +8,13 @@ const { spawn } = require('node:child_process');
 const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
-const { startApiServer } = require('./kube-api.js');
-const { kubeToolsReady } = require('../packages/lab/dist/index.js');
+const { startApiServer, waitForKubeBuild } = require('./kube-api.js');
 
 const WEFT = join(__dirname, '..', 'packages', 'cli', 'bin', 'weft.js');
 
 describe('weft uninstall-cleanup on a real API server', function () {
   this.timeout(120_000);
-  // The Kubernetes components may still be building beside the tests before these
-  // (hack/install.sh --kube-in-background): wait for them, for as long as a cold build takes.
-  before(async function () {
-    this.timeout(45 * 60_000);
-    await kubeToolsReady();
-  });
+  waitForKubeBuild();
   let api;
   let dir;
 
