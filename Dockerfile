@@ -16,13 +16,18 @@ RUN npm ci --ignore-scripts --no-audit --no-fund \
  && hack/build-bpf.sh \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
+# wireguard-go with TUN offloads (Debian's predates them): the version hack/wireguard-go/build.sh pins.
+FROM golang:1.26-bookworm AS wireguard-go
+RUN CGO_ENABLED=0 GOBIN=/out go install -trimpath -ldflags "-s -w" golang.zx2c4.com/wireguard@v0.0.0-20260522210424-ecfc5a8d5446
+
 FROM node:20-bookworm-slim
-# iproute2: links, routes, netns, tc; libbpf1: loaded through koffi; wireguard-go, wireguard-tools:
-# WireGuard where the kernel has none, and wg; procps: sysctl; etcd-server: the chart's etcd.
+# iproute2: links, routes, netns, tc; libbpf1: loaded through koffi; wireguard-tools: wg (kernel
+# WireGuard); procps: sysctl; etcd-server: the chart's etcd.
 # No openssl: certificates are issued in process (packages/kvstore/src/pki.ts).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 libbpf1 wireguard-go wireguard-tools procps etcd-server ca-certificates \
+ && apt-get install -y --no-install-recommends iproute2 libbpf1 wireguard-tools procps etcd-server ca-certificates \
  && rm -rf /var/lib/apt/lists/*
+COPY --from=wireguard-go /out/wireguard /usr/local/bin/wireguard-go
 WORKDIR /opt/weft
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules

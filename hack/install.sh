@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # clang, llvm, libbpf-dev, bpftool: compiling and inspecting the BPF datapath
 # openssl: the clustermesh CA and certificates
 # iproute2, iptables, iperf3, iputils-ping: namespaces, veths, VXLAN; the policy benchmark against iptables
-# wireguard-go, wireguard-tools: node-to-node encryption where the kernel has no WireGuard (wg to inspect)
+# wireguard-tools: wg, configuring and inspecting kernel WireGuard (wireguard-go is built from Go below)
 # tcpdump: the encryption tests prove on the wire that no pod payload travels in the clear
 # qemu-system-x86: the kernel lane (hack/kernel-lane) boots a VM for what this kernel lacks: ESP, kernel WireGuard, Geneve
 # linux-image-amd64: the lane's guest kernel, Debian's stock one, whose modules include ESP, WireGuard and Geneve
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 # containernetworking-plugins: the bridge plugin, the `pods` benchmark's baseline beside Weft's CNI
 # chromium: the browser the service map's test (e2e/ui.e2e.test.js) drives headless through the
 #   playwright-core npm package, which downloads no browser of its own
-PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-go wireguard-tools tcpdump qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils runc umoci debootstrap libc6-dev containernetworking-plugins chromium)
+PACKAGES=(etcd-server clang llvm libbpf-dev libbpf1 bpftool iproute2 iptables iperf3 iputils-ping procps util-linux openssl wireguard-tools tcpdump qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils runc umoci debootstrap libc6-dev containernetworking-plugins chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -35,6 +35,10 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v etcd >/dev/null || { echo "[install] etcd not on PATH after installing etcd-server" >&2; exit 1; }
+
+# wireguard-go, node-to-node encryption where the kernel has no WireGuard: built from the Go module
+# proxy (Debian's predates its TUN offloads, a fifth of the speed: hack/wireguard-go/build.sh).
+hack/wireguard-go/build.sh >/dev/null
 
 echo "[install] npm ci" >&2
 npm ci --no-audit --no-fund --loglevel=error

@@ -4,7 +4,7 @@
 #   pause: hack/images/pause.c compiled static, the only file of its image;
 #   weft:  the content the repository's Dockerfile describes: Debian bookworm (debootstrap, minbase)
 #          with the runtime packages its final stage installs, Node 20 at /usr/local/bin/node as
-#          the node:20 images have it, and /opt/weft (package.json, production node_modules,
+#          the node:20 images have it, wireguard-go at /usr/local/bin (hack/wireguard-go/build.sh), and /opt/weft (package.json, production node_modules,
 #          packages, bpf/build) with `weft` and `weft-cni` on PATH.
 # Packed with umoci (Debian's package): it writes and edits OCI layouts as plain files.
 # Needs the project built (npm run build, hack/build-bpf.sh). The Debian layer is cached under
@@ -15,7 +15,7 @@ CACHE=${WEFT_IMAGE_DIR:-/var/cache/weft/images}
 MIRROR=${WEFT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 # The Dockerfile's final stage: keep the two lists the same.
-PACKAGES=iproute2,libbpf1,wireguard-go,wireguard-tools,procps,etcd-server,ca-certificates
+PACKAGES=iproute2,libbpf1,wireguard-tools,procps,etcd-server,ca-certificates
 WEFT_TAG=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$REPO/charts/weft/Chart.yaml")
 PAUSE_TAG=1.0
 mkdir -p "$CACHE"
@@ -78,6 +78,7 @@ mkdir -p "$app/bpf" && cp -a "$REPO/bpf/build" "$app/bpf/"
 rm -f "$app/package-lock.json"
 find "$app/packages" -name '*.tsbuildinfo' -delete
 cp -a "$(command -v node)" "$stage/rootfs/usr/local/bin/node"
+cp -L "$("$REPO/hack/wireguard-go/build.sh")" "$stage/rootfs/usr/local/bin/wireguard-go"
 ln -s /opt/weft/packages/cli/bin/weft.js "$stage/rootfs/usr/local/bin/weft"
 ln -s /opt/weft/packages/cni/bin/weft-cni.js "$stage/rootfs/usr/local/bin/weft-cni"
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$stage/rootfs" -cf "$stage/weft-layer.tar" .
