@@ -98,9 +98,9 @@ describe('encryption: WireGuard by default (e2e, root)', function () {
 
   it('carries full-size packets with DF set across clusters (no black hole)', async () => {
     const target = ip(c2, 'demo/echo-2');
-    const ok = await weft(['lab', 'exec', 'c1/demo/client', '--', 'ping', '-c', '2', '-W', '3', '-M', 'do', '-s', String(1390 - 28), target]);
+    const ok = await weft(['lab', 'exec', 'c1/demo/client', '--', 'ping', '-c', '2', '-W', '3', '-M', 'do', '-s', String(1440 - 28), target]);
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
-    const big = await weft(['lab', 'exec', 'c1/demo/client', '--', 'ping', '-c', '1', '-W', '2', '-M', 'do', '-s', String(1390 - 27), target]);
+    const big = await weft(['lab', 'exec', 'c1/demo/client', '--', 'ping', '-c', '1', '-W', '2', '-M', 'do', '-s', String(1440 - 27), target]);
     assert.notEqual(big.code, 0);
     assert.match(big.stdout + big.stderr, /message too long|mtu/i, 'the sender is told, not left waiting');
   });

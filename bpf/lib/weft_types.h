@@ -25,6 +25,13 @@ struct ipcache_key {
 #define IPCACHE_F_ENCRYPTED		0x4	/* reached through the node's WireGuard device */
 #define IPCACHE_F_ENCRYPT_MISSING	0x8	/* its node has no usable key and encryption is strict: drop */
 /*
+ * Reached through the node's WireGuard device as it is, without a tunnel header (with
+ * IPCACHE_F_ENCRYPTED): the peer's allowed IPs bind the inner source to the node that sent it, and
+ * the receiver takes the identity from its own ipcache, so no VNI is needed; tunnel_ip stays the
+ * node's router IP for the checks of what arrives in the clear.
+ */
+#define IPCACHE_F_WIREGUARD		0x20
+/*
  * A /32 entry. While the ipcache is incomplete (NODE_F_IPCACHE_INCOMPLETE) only
  * such a hit is sure to be what the complete ipcache would answer: a shorter
  * match (a CIDR) or none (world) may stand in for an entry that did not fit.

@@ -506,9 +506,13 @@ export function routerIp(podCidr: string): string {
   return formatIpv4((c.addr + 1) >>> 0);
 }
 
-/** MTU for pods: the underlay minus the encapsulation overhead of the routing mode. */
+/**
+ * MTU for pods: the underlay minus what the way to another node adds. WireGuard carries pod packets
+ * as they are, and VXLAN only those to nodes reached in the clear, so the larger of the two counts;
+ * IPsec carries the VXLAN packet, so both do.
+ */
 export function podMtu(config: Pick<AgentConfig, 'underlayMtu' | 'routing'> & { encryption?: EncryptionMode }): number {
   const tunnel = config.routing === 'direct' ? 0 : VXLAN_OVERHEAD;
-  const crypto = config.encryption === 'wireguard' ? WIREGUARD_OVERHEAD : config.encryption === 'ipsec' ? IPSEC_OVERHEAD : 0;
-  return config.underlayMtu - tunnel - crypto;
+  if (config.encryption === 'wireguard') return config.underlayMtu - Math.max(tunnel, WIREGUARD_OVERHEAD);
+  return config.underlayMtu - tunnel - (config.encryption === 'ipsec' ? IPSEC_OVERHEAD : 0);
 }
