@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { Ip, netns } from './ip.js';
 import { ensureWireGuard } from './ensure-wireguard.js';
 import { KernelWireGuardUnavailableError, WireGuardError } from './errors.js';
 import { run } from './run.js';
-import { ensureWireGuardGo, generatePrivateKey, publicKeyOf, WireGuardUapi } from './wireguard.js';
+import { ensureWireGuardGo, generatePrivateKey, publicKeyOf, WIREGUARD_GO_NICE, WireGuardUapi } from './wireguard.js';
 
 /** Two namespaces joined by a veth, a wireguard-go device in each, configured only through UAPI. */
 describe('wireguard-go over UAPI (root)', function () {
@@ -42,7 +42,14 @@ describe('wireguard-go over UAPI (root)', function () {
     const devA = await ensureWireGuardGo(wa, { netns: a });
     const devB = await ensureWireGuardGo(wb, { netns: b });
     await ensureWireGuardGo(wa, { netns: a });
-    assert.equal((await run(['pgrep', '-f', `wireguard-go ${wa}`])).stdout.trim().split('\n').length, 1, 'a running device is reused, not started twice');
+    const pids = (await run(['pgrep', '-f', `wireguard-go ${wa}`])).stdout.trim().split('\n');
+    assert.equal(pids.length, 1, 'a running device is reused, not started twice');
+    // Ahead of the control plane for the CPU: its own session, nice -10, and so is its session's autogroup.
+    // /proc/<pid>/stat after the command's ')': state is field 3, session 6, nice 19.
+    const stat = (pid: string): string[] => { const s = readFileSync(`/proc/${pid}/stat`, 'utf8'); return s.slice(s.lastIndexOf(')') + 2).split(' '); };
+    assert.equal(Number(stat(pids[0]!)[19 - 3]), WIREGUARD_GO_NICE, 'nice');
+    assert.notEqual(stat(pids[0]!)[6 - 3], stat('self')[6 - 3], 'a session of its own');
+    if (existsSync('/proc/self/autogroup')) assert.match(readFileSync(`/proc/${pids[0]}/autogroup`, 'utf8'), new RegExp(`nice ${WIREGUARD_GO_NICE}\\b`));
     await devA.configure(ka, 51820);
     await devB.configure(kb, 51820);
     await devA.setPeers([{ publicKey: publicKeyOf(kb).toString('base64'), endpoint: '10.252.0.2:51820', allowedIps: ['10.253.0.2/32'] }], []);

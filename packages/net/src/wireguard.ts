@@ -166,9 +166,13 @@ export function checkDeviceName(ifname: string): void {
 export async function ensureWireGuardGo(ifname: string, options: { netns?: string; timeoutMs?: number } = {}): Promise<WireGuardUapi> {
   const uapi = new WireGuardUapi(ifname);
   if (await uapi.alive()) return uapi;
-  // It carries every encrypted packet of the node: ahead of control-plane work for the CPU (a burst of
-  // agent or etcd work must not leave its 208 KiB socket buffer to overflow).
-  const wg = ['nice', '-n', String(WIREGUARD_GO_NICE), 'wireguard-go', ifname];
+  // It carries every encrypted packet of the node: ahead of control-plane work and pods for the CPU (a
+  // burst of agent or etcd work must not leave its socket buffers to overflow). With the kernel's
+  // autogroups a nice value ranks a process only within its session's group, and every session's
+  // group weighs the same: in the agent's session wireguard-go would share one group's weight with the
+  // agent. So it gets a session of its own whose group has the same priority (writing the autogroup's
+  // nice needs CAP_SYS_NICE; where it is refused, or there are no autogroups, the process nice remains).
+  const wg = ['setsid', 'sh', '-c', `echo ${WIREGUARD_GO_NICE} > /proc/self/autogroup 2>/dev/null; exec "$@"`, 'wireguard-go', 'nice', '-n', String(WIREGUARD_GO_NICE), 'wireguard-go', ifname];
   const argv = options.netns ? ['ip', 'netns', 'exec', options.netns, ...wg] : wg;
   try {
     await run(argv);
