@@ -1,18 +1,23 @@
 /**
- * Benchmark `encryption`: pod to pod across two nodes of a lab, side by side
- * in one run, plaintext VXLAN against Weft's default (VXLAN inside
- * WireGuard, wireguard-go here), and a bare wireguard-go tunnel between two
- * namespaces on the same machine as the reference for what wireguard-go
- * itself can do. Throughput: iperf3, one TCP stream and four. Request/response: new
- * TCP connections per second, each with a request and its reply (the C load
- * generator of the policy benchmark, 8 threads). Target: Weft's WireGuard
- * path >= 90% of the bare tunnel's throughput.
+ * Benchmark `encryption`: pod to pod across two nodes of a lab, plaintext VXLAN
+ * against Weft's default (pod packets routed into WireGuard as they are,
+ * wireguard-go here), beside two anchors with nothing of Weft: wireguard-go
+ * routing a pod namespace on each of two node namespaces over a bridge (what a
+ * plain routed network with WireGuard does with a pod's traffic: the target's
+ * reference), and a bare wireguard-go tunnel between two namespaces (what
+ * wireguard-go itself does here). Weft and the routed anchor are up at the same
+ * time and measured in turns, ROUNDS rounds in alternating order, so a drift
+ * of the shared machine falls on both; each figure is the median of its
+ * rounds, and every round's ratio is reported. Throughput: iperf3, one TCP
+ * stream and four. Request/response: new TCP connections per second, each with
+ * a request and its reply (the C load generator of the policy benchmark, 8
+ * threads). Targets: Weft / routed anchor >= 0.9 for each.
  *
  * Then the same in the kernel lane (hack/kernel-lane/run.sh: Debian's stock
  * kernel under qemu TCG), where ESP and kernel WireGuard exist: plaintext
- * VXLAN, Weft with kernel WireGuard, Weft with IPsec, and a bare kernel
- * WireGuard tunnel, side by side in one boot. Emulation makes the guest's
- * absolute figures meaningless; its ratios are what it reports.
+ * VXLAN, Weft with kernel WireGuard, Weft with IPsec, a bare and a routed
+ * kernel WireGuard, one round each. Emulation makes the guest's absolute
+ * figures meaningless; its ratios are what it reports.
  * WEFT_BENCH_LANE=0 skips the lane.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -28,12 +33,14 @@ const IPERF_S = Number(process.env.WEFT_BENCH_IPERF_S ?? (IN_LANE ? 10 : 5));
 const CONN_MS = Number(process.env.WEFT_BENCH_CONN_MS ?? (IN_LANE ? 8000 : 3000));
 const SETTLE_MS = IN_LANE ? 15_000 : 0;
 const PARALLEL = 8;
+/** Rounds of Weft and the routed anchor in turns (host). */
+const ROUNDS = Number(process.env.WEFT_BENCH_ROUNDS ?? (IN_LANE ? 1 : 3));
 /**
  * WEFT_BENCH_PERF=DIR: a system-wide `perf record -g` over each iperf3 run, to DIR/<path>.data (the
  * evidence behind docs/encryption.md's "where the time goes"); `perf report -i` reads it.
  */
 const PERF_DIR = process.env.WEFT_BENCH_PERF;
-/** WEFT_BENCH_ROUTING=direct: WireGuard without the inner VXLAN header. */
+/** WEFT_BENCH_ROUTING=direct: the lab in direct routing (with WireGuard the same path; plaintext without VXLAN). */
 const ROUTING = process.env.WEFT_BENCH_ROUTING === 'direct' ? 'direct' : 'vxlan';
 
 interface Result {
@@ -59,7 +66,11 @@ async function measure(label: string, clientNs: string, serverNs: string, server
   }
 }
 
-async function labPath(encryption: 'off' | 'wireguard' | 'ipsec'): Promise<Result> {
+/** A path up: measures it once per call (a perf file per call is suffixed with the round). */
+type Measure = (round?: number) => Promise<Result>;
+
+/** A lab of two nodes with `encryption`, up while `fn` runs: pod to pod across the nodes. */
+async function withLab<T>(encryption: 'off' | 'wireguard' | 'ipsec', fn: (m: Measure) => Promise<T>): Promise<T> {
   progress(`encryption: lab of two nodes, ${ROUTING} routing, encryption ${encryption}`);
   const state = await labUp({ clusters: [{ name: 'c1', id: 1 }], nodes: 2, routing: ROUTING, encryption }, () => undefined);
   try {
@@ -70,7 +81,7 @@ async function labPath(encryption: 'off' | 'wireguard' | 'ipsec'): Promise<Resul
     const server = eps.find((e) => e.pod === `echo-${node2.index}`);
     if (!server) throw new Error(`encryption: no endpoint for demo/echo-${node2.index}`);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
-    return await measure(`lab-${ROUTING}-${encryption}`, podNetnsName('c1', 'demo', 'client'), podNetnsName('c1', 'demo', `echo-${node2.index}`), server.ip);
+    return await fn((round) => measure(`lab-${ROUTING}-${encryption}${round ? `-${round}` : ''}`, podNetnsName('c1', 'demo', 'client'), podNetnsName('c1', 'demo', `echo-${node2.index}`), server.ip));
   } finally {
     await labDown(() => undefined);
   }
@@ -120,7 +131,7 @@ async function bareWireGuard(implementation: 'userspace' | 'kernel'): Promise<Re
  * its BPF programs, its VXLAN header, its agent; the namespace-to-namespace tunnel above also leaves
  * out the bridge and the pod's veth, which every path from a pod has.
  */
-async function routedWireGuard(implementation: 'userspace' | 'kernel'): Promise<Result> {
+async function withRoutedWireGuard<T>(implementation: 'userspace' | 'kernel', fn: (m: Measure) => Promise<T>): Promise<T> {
   progress(`encryption: ${implementation === 'kernel' ? 'kernel WireGuard' : 'wireguard-go'} between two node namespaces on a bridge, routing a pod namespace each`);
   const tag = randomBytes(3).toString('hex');
   const ns = { ul: `wbr-u-${tag}`, na: `wbr-na-${tag}`, nb: `wbr-nb-${tag}`, pa: `wbr-pa-${tag}`, pb: `wbr-pb-${tag}` };
@@ -165,7 +176,7 @@ async function routedWireGuard(implementation: 'userspace' | 'kernel'): Promise<
       await node.run(['link', 'set', s.wg, 'mtu', '1440', 'up']);
       await node.run(['route', 'add', `${other.podNet}.0/24`, 'dev', s.wg]);
     }
-    return await measure(`routed-${implementation}`, ns.pa, ns.pb, '10.255.2.10');
+    return await fn((round) => measure(`routed-${implementation}${round ? `-${round}` : ''}`, ns.pa, ns.pb, '10.255.2.10'));
   } finally {
     for (const n of Object.values(ns)) {
       for (const p of spawnSync('ip', ['netns', 'pids', n], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean)) spawnSync('kill', ['-9', p]);
@@ -174,6 +185,8 @@ async function routedWireGuard(implementation: 'userspace' | 'kernel'): Promise<
     for (const d of [wa, wb]) spawnSync('rm', ['-f', `/var/run/wireguard/${d}.sock`]);
   }
 }
+
+const ratios = (a: Result, b: Result) => ({ throughput: round(a.gbps / b.gbps, 3), throughput4Streams: round(a.gbps4 / b.gbps4, 3), connPerSec: round(a.connPerSec / b.connPerSec, 3) });
 
 /** The marker before the guest's result line on the lane's console. */
 const LANE_RESULT = 'WEFT_BENCH_ENCRYPTION_LANE';
@@ -190,15 +203,40 @@ interface LaneResult {
 /** Inside the kernel lane's guest (`npm run bench -- encryption-lane`): prints one marked JSON line. */
 export async function laneMain(): Promise<void> {
   if (!IN_LANE) throw new Error('encryption-lane runs inside the kernel lane only (npm run bench -- encryption runs it there)');
+  const kernelWireGuard = await withLab('wireguard', (weft) => withRoutedWireGuard('kernel', (routed) => sideBySide(weft, routed)));
   const result: LaneResult = {
     kernel: spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim(),
-    plaintext: await labPath('off'),
-    weftKernelWireGuard: await labPath('wireguard'),
-    weftIpsec: await labPath('ipsec'),
+    plaintext: await withLab('off', (m) => m()),
+    weftKernelWireGuard: kernelWireGuard.weft,
+    weftIpsec: await withLab('ipsec', (m) => m()),
     bareKernelWireGuard: await bareWireGuard('kernel'),
-    routedKernelWireGuard: await routedWireGuard('kernel'),
+    routedKernelWireGuard: kernelWireGuard.anchor,
   };
   process.stdout.write(`${LANE_RESULT} ${JSON.stringify(result)}\n`);
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+
+/**
+ * Weft and an anchor, both up, measured in turns for ROUNDS rounds (the first
+ * round Weft first, the next the anchor first, ...): each figure the median of
+ * its rounds, and every round's ratios.
+ */
+async function sideBySide(weft: Measure, anchor: Measure): Promise<{ weft: Result; anchor: Result; rounds: Array<ReturnType<typeof ratios>> }> {
+  const w: Result[] = [];
+  const a: Result[] = [];
+  for (let i = 1; i <= ROUNDS; i++) {
+    progress(`encryption: round ${i}/${ROUNDS}, Weft and the routed anchor in turns`);
+    if (i % 2) {
+      w.push(await weft(i));
+      a.push(await anchor(i));
+    } else {
+      a.push(await anchor(i));
+      w.push(await weft(i));
+    }
+  }
+  const med = (rs: Result[]): Result => ({ gbps: median(rs.map((r) => r.gbps)), gbps4: median(rs.map((r) => r.gbps4)), connPerSec: median(rs.map((r) => r.connPerSec)) });
+  return { weft: med(w), anchor: med(a), rounds: w.map((r, i) => ratios(r, a[i]!)) };
 }
 
 /** Boots the kernel lane, runs laneMain in it, and returns its result; the guest's progress is passed on. */
@@ -229,15 +267,12 @@ async function inKernelLane(): Promise<LaneResult> {
   }
 }
 
-const ratios = (a: Result, b: Result) => ({ throughput: round(a.gbps / b.gbps, 3), throughput4Streams: round(a.gbps4 / b.gbps4, 3), connPerSec: round(a.connPerSec / b.connPerSec, 3) });
-
 export async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('Cannot run the encryption benchmark: it needs root (the lab)');
   buildConnbench();
-  const plain = await labPath('off');
-  const wireguard = await labPath('wireguard');
+  const plain = await withLab('off', (m) => m());
+  const { weft: wireguard, anchor: routed, rounds } = await withLab('wireguard', (weft) => withRoutedWireGuard('userspace', (anchor) => sideBySide(weft, anchor)));
   const bare = await bareWireGuard('userspace');
-  const routed = await routedWireGuard('userspace');
   const lane = process.env.WEFT_BENCH_LANE === '0' ? undefined : await inKernelLane();
   const vsRouted = ratios(wireguard, routed);
   const targets: Target[] = [
@@ -255,6 +290,8 @@ export async function main(): Promise<void> {
     weftWireGuardVsPlaintext: ratios(wireguard, plain),
     weftWireGuardVsBare: ratios(wireguard, bare),
     weftWireGuardVsRouted: vsRouted,
+    rounds: ROUNDS,
+    weftWireGuardVsRoutedByRound: rounds,
     kernelLane: lane && {
       ...lane,
       note: 'qemu TCG: absolute figures are emulation-bound; compare the ratios',
