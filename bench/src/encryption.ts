@@ -25,7 +25,7 @@ import { randomBytes } from 'node:crypto';
 import { applyAndWait, demoResources, labDown, labUp, podNetnsName } from '@weft/lab';
 import { ensureWireGuard, ensureWireGuardGo, generatePrivateKey, Ip, netns, publicKeyOf, type WireGuardDevice } from '@weft/net';
 import { buildConnbench, CONNBENCH, inNs, output } from './proc.js';
-import { finish, progress, round, type Target } from './report.js';
+import { finish, percentile, progress, round, type Target } from './report.js';
 
 const IN_LANE = process.env.WEFT_KERNEL_LANE === '1';
 /** Under emulation, longer runs and a pause after the lab comes up (its agents still settling) steady the figures. */
@@ -215,7 +215,7 @@ export async function laneMain(): Promise<void> {
   process.stdout.write(`${LANE_RESULT} ${JSON.stringify(result)}\n`);
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+const median = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 50);
 
 /**
  * Weft and an anchor, both up, measured in turns for ROUNDS rounds (the first

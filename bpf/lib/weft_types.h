@@ -22,7 +22,7 @@ struct ipcache_key {
 
 #define IPCACHE_F_LOCAL_ENDPOINT	0x1	/* an endpoint on this node */
 #define IPCACHE_F_REMOTE_NODE		0x2	/* a node's own address */
-#define IPCACHE_F_ENCRYPTED		0x4	/* reached through the node's WireGuard device */
+#define IPCACHE_F_ENCRYPTED		0x4	/* reached encrypted: through WireGuard or an IPsec SA */
 #define IPCACHE_F_ENCRYPT_MISSING	0x8	/* its node has no usable key and encryption is strict: drop */
 /*
  * Reached through the node's WireGuard device as it is, without a tunnel header (with
