@@ -86,6 +86,11 @@ type Plan = { kind: 'claim' | 'create' | 'repairMaster' | 'repairIndex'; id: num
 
 const NODE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
 
+/** The reserved identities' label sets, made once: every flow event looks its two identities up. */
+const RESERVED_LABELS: ReadonlyMap<number, LabelSet> = new Map(
+  (Object.entries(ReservedIdentity) as Array<[keyof typeof ReservedIdentity, number]>).map(([name, id]) => [id, LabelSet.reserved(name)]),
+);
+
 export interface IdentityAllocator {
   on(event: 'changed', listener: (move: IdentityMove) => void): this;
   on(event: 'sessionLost', listener: (err: Error) => void): this;
@@ -196,9 +201,7 @@ export class IdentityAllocator extends EventEmitter {
   }
 
   lookupById(id: number): LabelSet | undefined {
-    const name = Object.entries(ReservedIdentity).find(([, v]) => v === id)?.[0];
-    if (name) return LabelSet.reserved(name as keyof typeof ReservedIdentity);
-    return this.cache.lookupById(id);
+    return RESERVED_LABELS.get(id) ?? this.cache.lookupById(id);
   }
 
   lookupByLabels(input: LabelsInput): number | undefined {
