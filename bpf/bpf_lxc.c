@@ -61,8 +61,8 @@ static __always_inline int handle_from_container(struct __sk_buff *skb, struct f
 	/* Where it goes, decided first so the new-connection event says so. */
 	struct endpoint_key dk = { .ip = c->t.daddr };
 	struct endpoint_info *dst_ep = bpf_map_lookup_elem(&weft_endpoints, &dk);
-	/* Not into a tunnel when WireGuard carries it: the kernel routes it into the peer's device. */
-	int tunnel = !dst_ep && dst_info && dst_info->tunnel_ip && !(dst_info->flags & IPCACHE_F_WIREGUARD) &&
+	/* Not into a tunnel when encryption carries it: the kernel routes it into WireGuard or ESP. */
+	int tunnel = !dst_ep && dst_info && dst_info->tunnel_ip && !(dst_info->flags & IPCACHE_F_ENCRYPTED) &&
 		     cfg && cfg->routing_mode == ROUTING_TUNNEL;
 
 	/* Strict encryption: a pod on another node whose key we lack is not sent to in the clear. */

@@ -22,15 +22,15 @@ struct ipcache_key {
 
 #define IPCACHE_F_LOCAL_ENDPOINT	0x1	/* an endpoint on this node */
 #define IPCACHE_F_REMOTE_NODE		0x2	/* a node's own address */
-#define IPCACHE_F_ENCRYPTED		0x4	/* reached encrypted: through WireGuard or an IPsec SA */
-#define IPCACHE_F_ENCRYPT_MISSING	0x8	/* its node has no usable key and encryption is strict: drop */
 /*
- * Reached through the node's WireGuard device as it is, without a tunnel header (with
- * IPCACHE_F_ENCRYPTED): the peer's allowed IPs bind the inner source to the node that sent it, and
+ * Reached encrypted, through WireGuard or an IPsec SA, as it is: the kernel routes the pod packet
+ * into the peer's WireGuard device or its ESP policy, without a tunnel header. WireGuard's allowed
+ * IPs, or the XFRM forward policy's template, bind the inner source to the node that sent it, and
  * the receiver takes the identity from its own ipcache, so no VNI is needed; tunnel_ip stays the
  * node's router IP for the checks of what arrives in the clear.
  */
-#define IPCACHE_F_WIREGUARD		0x20
+#define IPCACHE_F_ENCRYPTED		0x4
+#define IPCACHE_F_ENCRYPT_MISSING	0x8	/* its node has no usable key and encryption is strict: drop */
 /*
  * A /32 entry. While the ipcache is incomplete (NODE_F_IPCACHE_INCOMPLETE) only
  * such a hit is sure to be what the complete ipcache would answer: a shorter

@@ -1,9 +1,9 @@
 // IPsec in the agent, in the kernel lane: a lab cluster of two nodes encrypted with IPsec (ESP,
-// rfc4106(gcm(aes)), per node-pair keys from the mesh key), VXLAN routing. (Across clusters the
+// rfc4106(gcm(aes)), per node-pair keys from the mesh key), in VXLAN and direct routing. (Across clusters the
 // keys travel in the same node records, which the clustermesh syncs; under emulation one cluster
 // keeps the lane short.) Proof on the underlay bridge: a unique marker exchanged between pods of the
-// two nodes never crosses in the clear, and every packet between the pod networks is ESP (no VXLAN
-// outside it). Then the mesh key rotates (weft encrypt rotate) under a UDP stream: zero datagrams
+// two nodes never crosses in the clear, and every packet between the pod networks is ESP, carrying the
+// pod packet as it is (no VXLAN outside it, none inside: the VXLAN device sends nothing). Then the mesh key rotates (weft encrypt rotate) under a UDP stream: zero datagrams
 // lost, the new key in sole use.
 'use strict';
 const assert = require('node:assert/strict');
@@ -39,8 +39,8 @@ async function weftJson(args) {
   return JSON.parse(r.stdout);
 }
 
-// VXLAN (inside ESP, to the peer's router IP) with the rotation; direct routing (pod packets
-// themselves in ESP) with the wire proof. One lab each.
+// Both routing modes put pod packets themselves in ESP; VXLAN routing also with the rotation and the
+// refusal of clear VXLAN. One lab each.
 for (const routing of ['vxlan', 'direct']) describe(`IPsec between nodes, in the agent, ${routing} routing (lab in the lane)`, function () {
   this.timeout(900_000);
   let eps;
@@ -67,6 +67,8 @@ for (const routing of ['vxlan', 'direct']) describe(`IPsec between nodes, in the
     assert.equal(s1.peers[0].node, 'c1-node2');
     assert.ok(s1.peers[0].encrypted);
 
+    const vxlanTx = () => routing === 'vxlan' ? JSON.parse(execFileSync('ip', ['-n', 'weft-c1-node1', '-s', '-j', 'link', 'show', 'weft_vxlan'], { encoding: 'utf8' }))[0].stats64.tx.packets : 0;
+    const vxlanBefore = vxlanTx();
     const marker = `weft-ipsec-marker-${randomBytes(8).toString('hex')}`;
     const file = `/tmp/ipsec-lab-${randomBytes(3).toString('hex')}.pcap`;
     const cap = spawn('ip', ['netns', 'exec', 'weft-lab-ul', 'tcpdump', '-i', 'br0', '--immediate-mode', '-U', '-s', '0', '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -93,6 +95,7 @@ for (const routing of ['vxlan', 'direct']) describe(`IPsec between nodes, in the
     } finally {
       rmSync(file, { force: true });
     }
+    assert.equal(vxlanTx() - vxlanBefore, 0, 'pod packets to a peer go into ESP as they are, not through the VXLAN device');
     const [after] = await weftJson(['encrypt', 'status', '--node', 'c1-node1']);
     const out = after.peers[0].sas.find((s) => s.direction === 'out' && s.keyId === 1);
     const inbound = after.peers[0].sas.find((s) => s.direction === 'in' && s.keyId === 1);
@@ -103,8 +106,8 @@ for (const routing of ['vxlan', 'direct']) describe(`IPsec between nodes, in the
   it('carries full-size packets with DF set over ESP (no black hole)', async () => {
     const { podNetnsName } = require('../../packages/lab/dist/index.js');
     const [link] = JSON.parse(execFileSync('ip', ['-n', podNetnsName('c1', 'demo', 'client'), '-j', 'link', 'show', 'eth0'], { encoding: 'utf8' }));
-    // The lab's underlay MTU is 1500: VXLAN's 50 bytes (vxlan routing) and ESP's tunnel overhead come off.
-    assert.equal(link.mtu, 1500 - 60 - (routing === 'vxlan' ? 50 : 0), 'the pod MTU leaves room for the encapsulations');
+    // The lab's underlay MTU is 1500: ESP's tunnel overhead comes off (pod packets go in ESP as they are, in both routing modes).
+    assert.equal(link.mtu, 1500 - 60, 'the pod MTU leaves room for ESP');
     const to = ip(eps, 'demo/echo-2');
     const ok = await weft(['lab', 'exec', 'c1/demo/client', '--', 'ping', '-c', '2', '-W', '5', '-M', 'do', '-s', String(link.mtu - 28), to]);
     assert.equal(ok.code, 0, `a full-size packet with DF crosses: ${ok.stdout}${ok.stderr}`);
@@ -144,7 +147,7 @@ for (const routing of ['vxlan', 'direct']) describe(`IPsec between nodes, in the
       const f = flows.filter((x) => x.source.port === base + i);
       assert.ok(f.length > 0 && f.every((x) => x.verdict === 'DROPPED' && x.dropReason === c.reason && x.point === 'from-underlay'), `${c.what}: ${JSON.stringify(f)}`);
     }
-    // ESP-carried tunnel traffic, decrypted on the same device, still passes.
+    // ESP-carried pod traffic, decrypted on the same device, still passes.
     assert.equal((await weft(['lab', 'exec', 'c1/demo/client', '--', process.execPath, WEFT, 'probe', '--timeout', '5000', '--udp', `${echo.ip}:9090`])).code, 0);
   });
 

@@ -33,7 +33,7 @@
  * is what a remote node's tunnel packets are held to.
  */
 import { Coalescer, formatCidr, prefixMask, type Logger } from '@weft/common';
-import { IPCACHE_F_ENCRYPTED, IPCACHE_F_ENCRYPT_MISSING, IPCACHE_F_LOCAL_ENDPOINT, IPCACHE_F_REMOTE_NODE, IPCACHE_F_WIREGUARD } from '@weft/datapath';
+import { IPCACHE_F_ENCRYPTED, IPCACHE_F_ENCRYPT_MISSING, IPCACHE_F_LOCAL_ENDPOINT, IPCACHE_F_REMOTE_NODE } from '@weft/datapath';
 import { CLUSTER_LABEL, LabelSet, ReservedIdentity } from '@weft/identity';
 import { PrefixWatcher, type KvClient } from '@weft/kvstore';
 import { Ip } from '@weft/net';
@@ -474,10 +474,10 @@ export class ClusterState {
   }
 
   /**
-   * Where a pod on another node is sent: encrypted (through WireGuard as it is,
-   * with no tunnel header: the peer's allowed IPs vouch for its source and the
-   * receiver's ipcache gives its identity; with IPsec, tunneled to the node's
-   * router IP, the identity in the VNI), in the clear (encryption off, or not
+   * Where a pod on another node is sent: encrypted (through WireGuard or ESP as
+   * it is, with no tunnel header: the peer's allowed IPs or the XFRM policy's
+   * template vouch for its source and the receiver's ipcache gives its
+   * identity), in the clear (encryption off, or not
    * strict and no key), or nowhere (strict and no key: the datapath drops and
    * reports). The router IP stays the entry's node address either way: what
    * arrives in the clear from it is refused.
@@ -485,7 +485,7 @@ export class ClusterState {
   private remotePlacement(nodeIp: string): { tunnelIp: string; flags: number } {
     if (this.config.encryption === 'off') return { tunnelIp: nodeIp, flags: 0 };
     const router = this.encryptedRouterIp.get(nodeIp);
-    if (router) return { tunnelIp: router, flags: IPCACHE_F_ENCRYPTED | (this.config.encryption === 'wireguard' ? IPCACHE_F_WIREGUARD : 0) };
+    if (router) return { tunnelIp: router, flags: IPCACHE_F_ENCRYPTED };
     return { tunnelIp: nodeIp, flags: this.config.encryptionStrict ? IPCACHE_F_ENCRYPT_MISSING : 0 };
   }
 

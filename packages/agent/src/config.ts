@@ -507,12 +507,12 @@ export function routerIp(podCidr: string): string {
 }
 
 /**
- * MTU for pods: the underlay minus what the way to another node adds. WireGuard carries pod packets
- * as they are, and VXLAN only those to nodes reached in the clear, so the larger of the two counts;
- * IPsec carries the VXLAN packet, so both do.
+ * MTU for pods: the underlay minus what the way to another node adds. WireGuard and IPsec carry pod
+ * packets as they are, and VXLAN only those to nodes reached in the clear, so the larger of the two
+ * counts.
  */
 export function podMtu(config: Pick<AgentConfig, 'underlayMtu' | 'routing'> & { encryption?: EncryptionMode }): number {
   const tunnel = config.routing === 'direct' ? 0 : VXLAN_OVERHEAD;
-  if (config.encryption === 'wireguard') return config.underlayMtu - Math.max(tunnel, WIREGUARD_OVERHEAD);
-  return config.underlayMtu - tunnel - (config.encryption === 'ipsec' ? IPSEC_OVERHEAD : 0);
+  const encryption = config.encryption === 'wireguard' ? WIREGUARD_OVERHEAD : config.encryption === 'ipsec' ? IPSEC_OVERHEAD : 0;
+  return config.underlayMtu - Math.max(tunnel, encryption);
 }

@@ -4,10 +4,13 @@
  * direction from the mesh key (the same secret on every node, in
  * `ipsecKeyFile`). The node's router IP (first address of its pod CIDR) is
  * on its loopback, and every peer's pod CIDR is routed via the peer's node IP
- * with the router IP as source: directly routed pod packets and VXLAN
- * packets (sent to the peer's router IP, so identity travels encrypted) both
- * match the policy "local pod CIDR -> peer pod CIDR" and leave as ESP. The
- * in policies require ESP: pod traffic from a peer in the clear is dropped.
+ * with the router IP as source: pod packets, routed as they are in every
+ * routing mode (the datapath tunnels only what goes in the clear), match the
+ * policy "local pod CIDR -> peer pod CIDR" and leave as ESP; the receiver's
+ * fwd policy admits them only from the SA of the node whose pod CIDR holds
+ * their source, and its ipcache gives their identity. (VXLAN to the router
+ * IP, as Weft before 2026-12 sent it, matches the same policy.) The in
+ * policies require ESP: pod traffic from a peer in the clear is dropped.
  *
  * Key rotation, make-before-break, driven by the key file (a new key id there
  * starts it on every node that sees it):

@@ -169,6 +169,5 @@ function flagNames(flags: number): string {
   if (flags & 4) out.push('encrypted');
   if (flags & 8) out.push('encrypt-missing');
   if (flags & 0x10) out.push('exact');
-  if (flags & 0x20) out.push('wireguard');
   return out.join(',') || '-';
 }

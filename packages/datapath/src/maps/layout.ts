@@ -108,10 +108,9 @@ export const RetiredMapNames = ['weft_policy', 'weft_ct', 'weft_ct_v2', 'weft_co
 // Flags and constants from weft_types.h.
 export const IPCACHE_F_LOCAL_ENDPOINT = 0x1;
 export const IPCACHE_F_REMOTE_NODE = 0x2;
+/** Reached encrypted (WireGuard or IPsec), routed as it is without a tunnel header: the receiver's ipcache gives the identity. */
 export const IPCACHE_F_ENCRYPTED = 0x4;
 export const IPCACHE_F_ENCRYPT_MISSING = 0x8;
-/** With IPCACHE_F_ENCRYPTED: routed into the peer's WireGuard device without a tunnel header (the receiver's ipcache gives the identity). */
-export const IPCACHE_F_WIREGUARD = 0x20;
 /** A /32 entry: the only kind of hit trusted while the ipcache is incomplete (NODE_F_IPCACHE_INCOMPLETE). */
 export const IPCACHE_F_EXACT = 0x10;
 /** weft_nodes: tunnel packets from this address must arrive decrypted (refused in the clear on the underlay). */
