@@ -67,7 +67,8 @@ async function measureKind(kind: Kind, label: string, clientNs: string, serverIp
   const streams = kind === 'gbps4' ? ['-P', '4'] : [];
   const iperf = JSON.parse(await output(inNs(clientNs, ['iperf3', '-c', serverIp, '-t', String(IPERF_S), ...streams, '-J']))) as { end: { sum_received: { bits_per_second: number } } };
   if (perf) await new Promise((r) => perf.once('close', r));
-  return round(iperf.end.sum_received.bits_per_second / 1e9, 2);
+  // Three decimals: under emulation a path carries some 0.05 Gbit/s, and two would make its ratios coarse.
+  return round(iperf.end.sum_received.bits_per_second / 1e9, 3);
 }
 
 /** One figure of a path that is up (a perf file per call is suffixed with the round). */
