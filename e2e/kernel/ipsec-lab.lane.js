@@ -1,10 +1,11 @@
 // IPsec in the agent, in the kernel lane: a lab cluster of two nodes encrypted with IPsec (ESP,
-// rfc4106(gcm(aes)), per node-pair keys from the mesh key), in VXLAN and direct routing. (Across clusters the
-// keys travel in the same node records, which the clustermesh syncs; under emulation one cluster
-// keeps the lane short.) Proof on the underlay bridge: a unique marker exchanged between pods of the
-// two nodes never crosses in the clear, and every packet between the pod networks is ESP, carrying the
-// pod packet as it is (no VXLAN outside it, none inside: the VXLAN device sends nothing). Then the mesh key rotates (weft encrypt rotate) under a UDP stream: zero datagrams
-// lost, the new key in sole use.
+// rfc4106(gcm(aes)), per node-pair keys from the mesh key), in VXLAN and direct routing. (Across
+// clusters the keys travel in the same node records, which the clustermesh syncs; under emulation
+// one cluster keeps the lane short.) Proof on the underlay bridge: a unique marker exchanged between
+// pods of the two nodes never crosses in the clear, and every packet between the pod networks is ESP
+// carrying the pod packet as it is (no VXLAN outside it, none inside: the VXLAN device sends
+// nothing). Then the mesh key rotates (weft encrypt rotate) under a UDP stream: zero datagrams lost,
+// the new key in sole use.
 'use strict';
 const assert = require('node:assert/strict');
 const { execFile, execFileSync, spawn } = require('node:child_process');
