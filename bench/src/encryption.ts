@@ -154,12 +154,11 @@ type Anchor = 'wireguard-go' | 'kernel-wireguard' | 'ipsec';
  * The same tunnel carrying pods as a plain routed network would, with nothing
  * of Weft: two node namespaces on an underlay bridge (as the lab's), a pod
  * namespace behind each on a veth, the kernel routing the pods' traffic into
- * the WireGuard device, or by an XFRM policy into ESP (the SA and policies
- * Weft's IPsec installs, `Xfrm`, but around the pod packet itself, where Weft
- * puts VXLAN inside). What Weft's path adds to this is Weft's cost: its BPF
- * programs, its agent, and for IPsec its VXLAN header; the namespace-to-
- * namespace tunnel above also leaves out the bridge and the pod's veth, which
- * every path from a pod has.
+ * the WireGuard device, or by an XFRM policy into ESP (the SAs and policies
+ * Weft's IPsec installs, `Xfrm`). What Weft's path adds to this is Weft's
+ * cost: its BPF programs and its agent; the namespace-to-namespace tunnel
+ * above also leaves out the bridge and the pod's veth, which every path from a
+ * pod has.
  */
 async function withRouted<T>(anchor: Anchor, fn: (m: Measure) => Promise<T>): Promise<T> {
   progress(`encryption: ${anchor} between two node namespaces on a bridge, routing a pod namespace each`);
@@ -290,13 +289,9 @@ async function sideBySide(weft: Measure, anchor: Measure): Promise<{ weft: Resul
     a.push(ra);
   }
   const rounds = w.map((r, i) => ratios(r, a[i]!));
-  const med = <K extends string>(rs: Array<Record<K, number>>, k: K): number => median(rs.map((r) => r[k]));
-  return {
-    weft: { gbps: med(w, 'gbps'), gbps4: med(w, 'gbps4'), connPerSec: med(w, 'connPerSec') },
-    anchor: { gbps: med(a, 'gbps'), gbps4: med(a, 'gbps4'), connPerSec: med(a, 'connPerSec') },
-    ratios: { throughput: med(rounds, 'throughput'), throughput4Streams: med(rounds, 'throughput4Streams'), connPerSec: med(rounds, 'connPerSec') },
-    rounds,
-  };
+  /** Each field the median of its rounds. */
+  const med = <T extends Result | Ratios>(rs: T[]): T => Object.fromEntries(Object.keys(rs[0]!).map((k) => [k, median(rs.map((r) => r[k as keyof T] as number))])) as T;
+  return { weft: med(w), anchor: med(a), ratios: med(rounds), rounds };
 }
 
 /** Boots the kernel lane, runs laneMain in it, and returns its result; the guest's progress is passed on. */
