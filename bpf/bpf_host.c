@@ -138,10 +138,11 @@ static __always_inline int handle_from_underlay(struct __sk_buff *skb, struct fl
 		}
 	}
 
+	/* 2: to a pod of this node, from an address the ipcache knows. The node's own address is no
+	 * pod's: what most underlay packets carry (WireGuard, ESP, tunnels) is spared the lookup. */
 	struct endpoint_key dk = { .ip = ip.daddr };
-	struct endpoint_info *ep = bpf_map_lookup_elem(&weft_endpoints, &dk);
+	struct endpoint_info *ep = ip.daddr == cfg->node_ip ? NULL : bpf_map_lookup_elem(&weft_endpoints, &dk);
 
-	/* 2: to a pod of this node, from an address the ipcache knows. */
 	if (ep) {
 		struct ipcache_value *src = NULL;
 

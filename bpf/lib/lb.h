@@ -6,6 +6,7 @@
  *               to the service, else a random slot. Destination rewritten.
  *               A new connection's CT_SERVICE entry is made by conntrack_policy
  *               once policy admitted it (and counts against the quota).
+ *               Only an address weft_lb_vips may hold is looked up at all.
  *   lb_reverse  (to_container) a reply of such a connection gets the service
  *               address back as its source (conntrack_policy found it in the
  *               connection's CT_F_DNAT entry).
@@ -61,12 +62,25 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct tuple
 	return 0;
 }
 
+/* May `vip` (network order) be a service's address? No only when weft_lb_vips proves it. */
+static __always_inline int lb_maybe_service(__u32 vip)
+{
+	__u32 bit = (bpf_ntohl(vip) * LB_VIP_HASH_MUL) >> 16;
+	__u32 word = bit >> 6;
+	__u64 *w = bpf_map_lookup_elem(&weft_lb_vips, &word);
+
+	return !w || ((*w >> (bit & 63)) & 1);
+}
+
 /* Returns 0 (translated or not a service) or a negative drop code; updates c->t and c->nat_*. */
 static __always_inline int lb_egress(struct __sk_buff *skb, struct flow_ctx *c)
 {
 	struct tuple *t = &c->t;
 
 	if (t->protocol != IPPROTO_TCP && t->protocol != IPPROTO_UDP)
+		return 0;
+
+	if (!lb_maybe_service(t->daddr))
 		return 0;
 
 	struct lb_key sk = { .vip = t->daddr, .dport = t->dport, .protocol = t->protocol };

@@ -121,6 +121,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_lb_backends SEC(".maps");
 
+/* Service addresses, as a bitmap (weft_types.h, LB_VIP_FILTER_WORDS): 8 KiB, one word per lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, LB_VIP_FILTER_WORDS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_lb_vips SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);

@@ -208,6 +208,20 @@ struct lb_value {
 	__u16 count;		/* slot 0: number of backends */
 };
 
+/*
+ * Which addresses may be a service's (weft_lb_vips): a bitmap of
+ * LB_VIP_FILTER_WORDS __u64 words over the destination address, bit
+ * lb_vip_bit(vip) = (host-order vip * LB_VIP_HASH_MUL) >> 16, the top 16 bits
+ * of a Fibonacci hash. lb_egress looks weft_lb_services up only when the
+ * bit is set: a clear bit proves no frontend has the address, which spares a
+ * pod-to-pod packet the hash lookup. The agent sets a frontend's bit before
+ * writing the frontend and clears one only after the last frontend hashing
+ * to it is gone: a set bit may be stale (one lookup that misses), a bit a
+ * frontend needs is never clear.
+ */
+#define LB_VIP_FILTER_WORDS	1024
+#define LB_VIP_HASH_MUL		0x9E3779B1
+
 struct lb_backend_key {
 	__u32 vip;		/* network order */
 	__u32 addr;		/* backend, network order */

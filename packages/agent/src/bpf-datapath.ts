@@ -47,6 +47,7 @@ import {
   LB_BACKEND_KEY,
   LB_KEY,
   LB_VALUE,
+  LbVipFilter,
   NODE_INFO,
   type LbFrontend,
   encodeNodeConfig,
@@ -95,6 +96,8 @@ export class BpfDatapath implements Datapath {
   private readonly nodesMirror = new Map<string, string>();
   /** Frontend ("vip/port/protocol", numbers) -> backends ("ip:port") in slot order, as the maps hold them. */
   private lbOrder = new Map<string, string[]>();
+  /** Which addresses may be a service's (weft_lb_vips), kept a superset of lbOrder's addresses. */
+  private lbVips!: LbVipFilter;
   /** CIDR -> identity, as weft_policy_cidrs holds them. */
   private readonly policyCidrsMirror = new Map<string, number>();
   private reader: RingBufferReader | undefined;
@@ -152,6 +155,9 @@ export class BpfDatapath implements Datapath {
     this.ipcache = new IpcacheWriter(this.maps.ipcache, (on) => this.setIpcacheIncomplete(on), this.log.child({ component: 'ipcache' }), incomplete);
     this.policy = new PolicyMapWriter({ endpoints: this.maps.endpoints, policy: this.maps.policy }, this.log.child({ component: 'policy-map' }));
     this.loadMirrors();
+    // Exactly the frontends the maps hold (a map new to this version starts empty), before any program of this load runs.
+    this.lbVips = new LbVipFilter(this.lxc.map(MapName.lbVips));
+    this.lbVips.rebuild(this.lbVipsInOrder());
     const tunnelIfindex = await this.ensureTunnel();
     const underlay = this.options.underlay === false ? undefined : await this.underlayDevice();
     const strictIngress = c.encryption === 'wireguard' && c.encryptionStrict;
@@ -472,7 +478,9 @@ export class BpfDatapath implements Datapath {
       for (let i = 0; i < n; i++) fill(keys, values, i);
       map.updateBatch(keys, values, n);
     };
-    // Backends before the counts that reach them; counts down before the slots beyond them go.
+    // Addresses before the frontends (lb_egress skips an address without its bit); backends before the
+    // counts that reach them; counts down before the slots beyond them go.
+    this.lbVips.admit([...frontendOf.values()].map((f) => f.vip));
     batch(this.maps.lbServices, placedWrites.length, LB_KEY.size, LB_VALUE.size, (keys, values, i) => {
       const [f, slot, addr, port] = placedWrites[i]!;
       encodeLbKeyInto(keys, i * LB_KEY.size, f, slot);
@@ -504,8 +512,15 @@ export class BpfDatapath implements Datapath {
     }
     for (const [fkey, placed] of order) this.lbOrder.set(fkey, placed);
     for (const fkey of removedFrontends) this.lbOrder.delete(fkey);
+    // Bits only of frontends that remain, once the others are gone.
+    if (removedFrontends.length > 0) this.lbVips.rebuild(this.lbVipsInOrder());
     const changed = 2 * placedWrites.length + masterWrites.length + removedFrontends.length + slotDeletes.length + memberDeletes.length;
     return { frontends: this.lbOrder.size, changed };
+  }
+
+  /** The address of every frontend the maps hold. */
+  private lbVipsInOrder(): number[] {
+    return [...this.lbOrder.keys()].map((fkey) => Number(fkey.slice(0, fkey.indexOf('/'))));
   }
 
   async dumpServices(): Promise<ServiceProgram[]> {

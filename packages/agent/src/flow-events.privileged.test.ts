@@ -23,6 +23,7 @@ import {
   encodeLbValue,
   FlowFlag,
   ipv4ToInt,
+  LbVipFilter,
   MapName,
   RingBufferReader,
   SIZED_MAPS,
@@ -51,8 +52,9 @@ const RING_BYTES = 1 << 20;
 const RECORD_BYTES = 56 + 8;
 
 /** One Service port with one backend, written as the agent writes it (slot 0: the count; slot 1: the backend). */
-function service(lbServices: BpfMap, lbBackends: BpfMap, vip: string, port: number, backend: string, backendPort: number): void {
+function service(lbVips: BpfMap, lbServices: BpfMap, lbBackends: BpfMap, vip: string, port: number, backend: string, backendPort: number): void {
   const f = { vip: ipv4ToInt(vip), port, protocol: TCP };
+  new LbVipFilter(lbVips).admit([f.vip]);
   lbServices.update(encodeLbKey(f, 1), encodeLbValue({ addr: ipv4ToInt(backend), port: backendPort, count: 0 }));
   lbServices.update(encodeLbKey(f, 0), encodeLbValue({ addr: 0, port: 0, count: 1 }));
   const slotNo = Buffer.alloc(4);
@@ -106,7 +108,7 @@ describe('flow events: TCP flags, the Service, lost events counted (root, real p
 
   it('name the Service a translated packet was sent to, and the one a dropped reply came back for', () => {
     const { dp, writer } = setup();
-    service(dp.map('lbServices'), dp.map('lbBackends'), VIP, 80, BACKEND, 8080);
+    service(dp.map('lbVips'), dp.map('lbServices'), dp.map('lbBackends'), VIP, 80, BACKEND, 8080);
 
     const syn = dp.run('from_container', frame(A, VIP, TCP, 40000, 80, SYN));
     expectPass(syn, 'A -> the Service');

@@ -5,6 +5,7 @@ export { RingBufferReader, type RecordHandler, type RingBufferStartOptions } fro
 export { BpfLoadError, BpfSyscallError, BpfAttachError, errnoName, errorCodes } from './errors.js';
 export * from './maps/layout.js';
 export * from './maps/codec.js';
+export { LbVipFilter, lbVipBit } from './maps/lb-vips.js';
 export { DropReason, DropReasonText, Verdict, ObservationPoint, FlowFlag, dropReasonName, DROP_CT_FULL, DROP_CT_QUOTA } from './reasons.js';
 export { ensureBpffs, bpffsMounted, BPFFS } from './bpffs.js';
 export { testRunTc, type TestRunResult } from './test-run.js';

@@ -94,6 +94,8 @@ export const MapName = {
   ctStats: 'weft_ct_stats',
   lbServices: 'weft_lb_services',
   lbBackends: 'weft_lb_backends',
+  /** Which addresses may be a service's: a bitmap lb_egress reads before weft_lb_services (lb-vips.ts). */
+  lbVips: 'weft_lb_vips',
   /** Later IP fragments' ports (bpf/lib/frag.h): read by nobody but the datapath, named for inspection. */
   frag: 'weft_frag',
   config: 'weft_config_v2',
@@ -144,6 +146,9 @@ export const NODE_F_AUDIT = 0x1;
 export const NODE_F_STRICT_INGRESS = 0x2;
 /** Some wanted ipcache entries did not fit: enforcing endpoints drop new connections whose peer has no exact entry. */
 export const NODE_F_IPCACHE_INCOMPLETE = 0x4;
+/** weft_lb_vips: __u64 words of the service-address bitmap, and the multiplier of its hash (lb-vips.ts). */
+export const LB_VIP_FILTER_WORDS = 1024;
+export const LB_VIP_HASH_MUL = 0x9e3779b1;
 /** skb->mark carrying a known source identity inside a node. */
 export const MARK_IDENTITY_MAGIC = 0xab000000;
 
