@@ -17,7 +17,7 @@ export function parseIpv4(text: string): number | undefined {
 }
 
 export function formatIpv4(addr: number): string {
-  return [addr >>> 24, (addr >>> 16) & 255, (addr >>> 8) & 255, addr & 255].join('.');
+  return `${addr >>> 24}.${(addr >>> 16) & 255}.${(addr >>> 8) & 255}.${addr & 255}`;
 }
 
 /** `a.b.c.d` to its number; throws a RangeError naming the text (for input already validated). */

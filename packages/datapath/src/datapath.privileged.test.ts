@@ -571,6 +571,21 @@ describe('datapath on the kernel (root)', function () {
       assert.equal(rest[0]!.seq, before + 2);
     });
 
+    it('reads records that wrap around the end of the ring whole and in order, also by descriptor', () => {
+      const obj = openObject(compile(dir, 'counter'), pinRoot());
+      obj.load();
+      // 24-byte records (16 + the 8-byte header) in a 64 KiB ring: the 2,731st straddles its end.
+      const reader = new RingBufferReader(obj.map('wtdp_events').fd);
+      cleanups.push(() => reader.stop());
+      const frame = Buffer.alloc(64);
+      const seqs: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        assert.equal(testRunTc(obj.programFd('count_packets'), frame, { repeat: 2000 }).retval, 0);
+        assert.equal(reader.consume((b) => seqs.push(decode(b).seq)), 2000);
+      }
+      assert.deepEqual(seqs, Array.from({ length: 6000 }, (_, i) => i + 1), 'every record once, in order, across two wraps');
+    });
+
     it('replaces, queries and detaches in both directions, and reports attach errors', () => {
       const obj = openObject(compile(dir, 'counter'), pinRoot());
       obj.load();

@@ -32,11 +32,10 @@ export type Handle<K extends string> = bigint & { readonly [handleKind]: K };
 export type ObjectHandle = Handle<'bpf_object'>;
 export type ProgramHandle = Handle<'bpf_program'>;
 export type MapHandle = Handle<'bpf_map'>;
-export type RingBufferHandle = Handle<'ring_buffer'>;
+/** Memory mmap(2) mapped (a ring buffer's pages). */
+export type MappedMemory = Handle<'mmap'>;
 /** Memory from koffi.alloc, stable for libbpf to keep. */
 export type NativeMemory = Handle<'memory'>;
-/** A registered koffi callback. */
-export type CallbackHandle = Handle<'callback'>;
 
 /** struct bpf_object_open_opts (libbpf.h), 80 bytes. */
 export interface OpenOpts {
@@ -168,15 +167,15 @@ export interface Libbpf {
   tcAttach(hook: TcHook, opts: TcOpts): number;
   tcDetach(hook: TcHook, opts: TcOpts): number;
   tcQuery(hook: TcHook, opts: TcOpts): number;
-  // Ring buffers.
-  ringBufferNew(mapFd: number, sampleCb: CallbackHandle, ctx: null, opts: null): RingBufferHandle | null;
-  ringBufferConsume(rb: RingBufferHandle): number;
-  ringBufferFree(rb: RingBufferHandle): void;
   // libc.
+  /** mmap(2): MAP_FAILED (all ones) on failure, see lastErrno. */
+  mmap(addr: null, length: number, prot: number, flags: number, fd: number, offset: number): MappedMemory;
+  munmap(addr: MappedMemory, length: number): number;
+  getpagesize(): number;
   close(fd: number): number;
   ifIndexToName(ifindex: number, buf: Buffer): bigint | null;
   /** The struct types, for sizes and for encoding. */
-  readonly types: { OpenOpts: TypeObject; TcHook: TypeObject; TcOpts: TypeObject; BatchOpts: TypeObject; MapInfo: TypeObject; TestRunOpts: TypeObject; SampleFn: TypeObject };
+  readonly types: { OpenOpts: TypeObject; TcHook: TypeObject; TcOpts: TypeObject; BatchOpts: TypeObject; MapInfo: TypeObject; TestRunOpts: TypeObject };
   /** Message sinks of the active `captureLibbpfMessages` calls, innermost last. */
   readonly captures: string[][];
 }
@@ -249,7 +248,6 @@ function bind(): Libbpf {
     // A mismatch here means a koffi change, not a libbpf one: refuse to pass wrong `sz` values to libbpf.
     if (koffi.sizeof(type) !== STRUCT_SIZES[name]) throw new Error(`koffi lays out struct ${name} in ${koffi.sizeof(type)} bytes, expected ${STRUCT_SIZES[name]}`);
   }
-  const SampleFn = koffi.proto('int wtdp_ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
   // The format string is passed straight back to vsnprintf, so it stays a raw pointer.
   const PrintFn = koffi.proto('int wtdp_libbpf_print_fn(int level, void *format, void *args)');
   const TcHookPtr = koffi.pointer(TcHook);
@@ -312,12 +310,12 @@ function bind(): Libbpf {
     tcDetach: so.func('bpf_tc_detach', 'int', [TcHookPtr, koffi.pointer(TcOpts)]),
     tcQuery: so.func('bpf_tc_query', 'int', [TcHookPtr, koffi.inout(koffi.pointer(TcOpts))]),
     ifNameToIndex: libc.func('unsigned int if_nametoindex(const char *ifname)'),
-    ringBufferNew: so.func('void *ring_buffer__new(int map_fd, void *sample_cb, void *ctx, const void *opts)'),
-    ringBufferConsume: so.func('int ring_buffer__consume(void *rb)'),
-    ringBufferFree: so.func('void ring_buffer__free(void *rb)'),
+    mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, intptr_t offset)'),
+    munmap: libc.func('int munmap(void *addr, size_t length)'),
+    getpagesize: libc.func('int getpagesize(void)'),
     close: libc.func('int close(int fd)'),
     ifIndexToName: libc.func('void *if_indextoname(unsigned int ifindex, void *ifname)'),
-    types: { OpenOpts, TcHook, TcOpts, BatchOpts, MapInfo, TestRunOpts, SampleFn },
+    types: { OpenOpts, TcHook, TcOpts, BatchOpts, MapInfo, TestRunOpts },
     captures,
   };
 }
@@ -375,20 +373,9 @@ export function readNativeString(mem: NativeMemory, size: number): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, end < 0 ? size : end).toString('utf8');
 }
 
-/** A copy of `size` bytes at `ptr` (ring buffer samples: libbpf reuses the memory after the callback). */
-export function copyNative(ptr: bigint, size: number): Buffer {
-  const out = Buffer.allocUnsafe(size);
-  out.set(new Uint8Array(koffi.view(ptr, size)));
-  return out;
-}
-
-/** Registers a ring buffer sample callback; release it with `unregisterCallback` once libbpf no longer holds it. */
-export function registerSampleCallback(fn: (ctx: bigint | null, data: bigint, size: number | bigint) => number): CallbackHandle {
-  return koffi.register(fn, koffi.pointer(libbpf().types.SampleFn)) as CallbackHandle;
-}
-
-export function unregisterCallback(cb: CallbackHandle): void {
-  koffi.unregister(cb);
+/** An ArrayBuffer over `size` bytes of native memory at `ptr` (no copy: valid while the memory is). */
+export function nativeView(ptr: bigint, size: number): ArrayBuffer {
+  return koffi.view(ptr, size);
 }
 
 /** The struct type objects' sizes and member offsets, for the layout test. */
