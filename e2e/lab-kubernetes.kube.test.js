@@ -325,6 +325,18 @@ describe('lab with Kubernetes: two clusters of two nodes (e2e, root)', function 
         return sampleValue(mesh, 'weft_clustermesh_remote_cluster_readiness_status', link) === 1;
       }, () => `${c.name}'s clustermesh-apiserver to read ${other} as synced (last: ${seen})`, 60_000);
       console.log(`      (${c.name} -> ${other}: ${seen})`);
+      // Why the link broke, as the clustermesh-apiserver logged it (the last five breaks).
+      const logs = kubectl(context, 'logs', '-n', 'kube-system', '-l', 'app.kubernetes.io/component=clustermesh-apiserver', '--tail', '-1').stdout ?? '';
+      const breaks = logs.split('\n').filter((l) => l.includes('"clustermesh link state"') && l.includes('"to":"disconnected"'));
+      for (const l of breaks.slice(-5)) {
+        let e;
+        try {
+          e = JSON.parse(l);
+        } catch {
+          e = { cause: l };
+        }
+        console.log(`        ${e.time} ${e.from} -> disconnected: ${e.cause}`);
+      }
       const relayNode = nodeOf(context, 'relay');
       checkDocumented(scrapeOn(relayNode, 9966), documentedMetrics(docs, 'relay'), { cluster: c.name });
       // Every node and the other cluster's relay connected (checked every 10 s).
