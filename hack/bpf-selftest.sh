@@ -42,7 +42,7 @@ static int failures, checks;
 /* ---- objects and maps ---- */
 static struct bpf_object *lxc, *ovl, *host;
 static int prog_from, prog_to, prog_ovl, prog_ul;
-static int m_ipcache, m_endpoints, m_policy, m_ct, m_config, m_lb, m_lb_backends, m_nodes, m_ct_count, m_ct_stats, m_events_lost;
+static int m_ipcache, m_endpoints, m_policy, m_ct, m_config, m_lb, m_lb_backends, m_lb_vips, m_nodes, m_ct_count, m_ct_stats, m_events_lost;
 static struct ring_buffer *rb;
 
 #define MAX_EV 32
@@ -199,10 +199,17 @@ static __u32 out_saddr(const struct run *r) { __u32 a; memcpy(&a, r->out + 26, 4
 static __u16 out_port(const struct run *r, int dst) { return (r->out[34 + 2 * dst] << 8) | r->out[35 + 2 * dst]; }
 
 /* ---- map helpers ---- */
+/* The agent's order: the address's bit in weft_lb_vips (as lib/lb.h computes it) before the frontend. */
 static void set_service(const char *vip, __u16 port, __u8 proto, int n, const char **backends, __u16 bport)
 {
 	struct lb_key k = { .vip = inet_addr(vip), .dport = htons(port), .protocol = proto };
 	struct lb_value v = { .count = n };
+	__u32 bit = (ntohl(k.vip) * LB_VIP_HASH_MUL) >> 16, word = bit >> 6;
+	__u64 bits = 0;
+
+	bpf_map_lookup_elem(m_lb_vips, &word, &bits);
+	bits |= 1ULL << (bit & 63);
+	if (bpf_map_update_elem(m_lb_vips, &word, &bits, BPF_ANY)) { perror("lb_vips update"); exit(1); }
 
 	for (int i = 0; i < n; i++) {
 		struct lb_key bk = k;
@@ -1022,8 +1029,8 @@ int main(int argc, char **argv)
 	prog_ovl = prog_fd(ovl, "from_overlay");
 	prog_ul = prog_fd(host, "from_underlay");
 
-	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy_v2", "weft_ct_v3", "weft_config_v2", "weft_lb_services", "weft_lb_backends", "weft_nodes", "weft_ct_count", "weft_ct_stats", "weft_events_lost", "weft_events" };
-	int *fds[] = { &m_ipcache, &m_endpoints, &m_policy, &m_ct, &m_config, &m_lb, &m_lb_backends, &m_nodes, &m_ct_count, &m_ct_stats, &m_events_lost, NULL };
+	const char *names[] = { "weft_ipcache", "weft_endpoints", "weft_policy_v2", "weft_ct_v3", "weft_config_v2", "weft_lb_services", "weft_lb_backends", "weft_lb_vips", "weft_nodes", "weft_ct_count", "weft_ct_stats", "weft_events_lost", "weft_events" };
+	int *fds[] = { &m_ipcache, &m_endpoints, &m_policy, &m_ct, &m_config, &m_lb, &m_lb_backends, &m_lb_vips, &m_nodes, &m_ct_count, &m_ct_stats, &m_events_lost, NULL };
 	const int nmaps = sizeof(names) / sizeof(names[0]);
 	for (int i = 0; i < nmaps; i++) {
 		int fd = map_fd(lxc, names[i], &id_lxc);
