@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { WeftError } from '@weft/common';
-import { BpfAttachError, BpfLoadError, BpfSyscallError, errnoName, errorCodes } from './errors.js';
+import { BpfAttachError, BpfLoadError, BpfSyscallError, errnoName, errorCodes, RingBufferCorruptError } from './errors.js';
 
 describe('datapath errors', () => {
   it('names errnos, the kernel-internal ENOTSUPP and libbpf codes included', () => {
@@ -18,6 +18,13 @@ describe('datapath errors', () => {
     assert.equal(err.message, 'Cannot update map weft_ipcache: E2BIG (7)');
     assert.equal(err.errno, 7);
     assert.equal(new BpfSyscallError('batch-update map m', 7, '2 of 3 entries written').message, 'Cannot batch-update map m: E2BIG (7): 2 of 3 entries written');
+  });
+
+  it('says where a ring buffer header claims more than the ring holds', () => {
+    const err = new RingBufferCorruptError('ring buffer weft_events', 4096, 2_000_000, 1_048_576);
+    assert.ok(err instanceof WeftError);
+    assert.equal(err.code, 'WEFT_ERR_RINGBUF_CORRUPT');
+    assert.equal(err.message, 'ring buffer weft_events: the record header at position 4096 claims 2000000 bytes, more than the ring\'s 1048576');
   });
 
   it('puts the libbpf messages and the tail of the verifier log in a load error', () => {
@@ -39,6 +46,6 @@ describe('datapath errors', () => {
   });
 
   it('lists its codes for the documentation check', () => {
-    assert.deepEqual([...errorCodes], ['WEFT_ERR_BPF_LOAD', 'WEFT_ERR_BPF_SYSCALL', 'WEFT_ERR_BPF_ATTACH']);
+    assert.deepEqual([...errorCodes], ['WEFT_ERR_BPF_LOAD', 'WEFT_ERR_BPF_SYSCALL', 'WEFT_ERR_BPF_ATTACH', 'WEFT_ERR_RINGBUF_CORRUPT']);
   });
 });

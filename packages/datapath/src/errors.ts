@@ -107,4 +107,15 @@ export class BpfAttachError extends WeftError {
   }
 }
 
-export const errorCodes = [BpfLoadError.code, BpfSyscallError.code, BpfAttachError.code] as const;
+/**
+ * A ring buffer record header the kernel cannot have written (a length beyond
+ * the ring): the reader stops at it rather than read past the ring.
+ */
+export class RingBufferCorruptError extends WeftError {
+  static readonly code = 'WEFT_ERR_RINGBUF_CORRUPT';
+  constructor(ring: string, position: number, length: number, size: number) {
+    super(RingBufferCorruptError.code, `${ring}: the record header at position ${position} claims ${length} bytes, more than the ring's ${size}`);
+  }
+}
+
+export const errorCodes = [BpfLoadError.code, BpfSyscallError.code, BpfAttachError.code, RingBufferCorruptError.code] as const;

@@ -2,7 +2,7 @@ export { BpfObject, type BpfObjectOptions, type ResizedMap } from './bpf-object.
 export { BpfMap, BpfMapType, BPF_ANY, BPF_NOEXIST, BPF_EXIST, type BatchMode } from './bpf-map.js';
 export { attachTc, detachTc, queryTc, ifindexOf, destroyTcHook, type TcTarget, type TcAttachOptions, type TcDirection } from './tc.js';
 export { RingBufferReader, type RecordHandler, type RingBufferStartOptions } from './ringbuf.js';
-export { BpfLoadError, BpfSyscallError, BpfAttachError, errnoName, errorCodes } from './errors.js';
+export { BpfLoadError, BpfSyscallError, BpfAttachError, RingBufferCorruptError, errnoName, errorCodes } from './errors.js';
 export * from './maps/layout.js';
 export * from './maps/codec.js';
 export { LbVipFilter, lbVipBit } from './maps/lb-vips.js';

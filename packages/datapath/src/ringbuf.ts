@@ -24,7 +24,7 @@
  * beyond the ring) stops the reader with an error instead of reading past it.
  */
 import type { BpfMap } from './bpf-map.js';
-import { BpfSyscallError } from './errors.js';
+import { BpfSyscallError, RingBufferCorruptError } from './errors.js';
 import { decodeMapInfo, lastErrno, libbpf, nativeView, STRUCT_SIZES, type MappedMemory } from './libbpf.js';
 
 export type RecordHandler = (data: Buffer) => void;
@@ -138,7 +138,7 @@ export class RingBufferReader {
         const header = Atomics.load(ring.words, off >>> 2);
         if (header & BPF_RINGBUF_BUSY_BIT) return count;
         const len = header & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
-        if (len + BPF_RINGBUF_HDR_SZ > ring.size) throw new Error(`${this.name}: a record header at position ${cons} claims ${len} bytes, more than the ring's ${ring.size}`);
+        if (len + BPF_RINGBUF_HDR_SZ > ring.size) throw new RingBufferCorruptError(this.name, cons, len, ring.size);
         more = true;
         cons += (len + BPF_RINGBUF_HDR_SZ + 7) & ~7;
         let record: Buffer | undefined;
