@@ -18,24 +18,19 @@ import {
   dropReasonName,
   encodeEndpointInfo,
   encodeEndpointKey,
-  encodeLbBackendKey,
-  encodeLbKey,
-  encodeLbValue,
   FlowFlag,
   ipv4ToInt,
-  LbVipFilter,
   MapName,
   RingBufferReader,
   SIZED_MAPS,
   testRunTc,
-  type BpfMap,
   type SizedMap,
 } from '@weft/datapath';
 import { BpfDatapath } from './bpf-datapath.js';
 import { mapSizesOf, validateAgentConfig } from './config.js';
 import type { FlowSample } from './datapath-port.js';
 import { PolicyMapWriter } from './policy-map-writer.js';
-import { BPF_DIR, expectDrop, expectPass, frame, lxcSuite, peer, slot, TC_ACT_SHOT, TCP, UDP, type LxcPrograms } from './testing/lxc-programs.js';
+import { BPF_DIR, expectDrop, expectPass, frame, frontend, lxcSuite, peer, slot, TC_ACT_SHOT, TCP, UDP, type LxcPrograms } from './testing/lxc-programs.js';
 
 const A = '10.0.0.1'; // the local endpoint under test (client)
 const BACKEND = '10.1.0.5'; // a pod elsewhere, the Service's backend
@@ -50,17 +45,6 @@ const ACK = 0x10;
 /** Records of weft_events: the 56-byte flow_event behind the ring buffer's 8-byte header. */
 const RING_BYTES = 1 << 20;
 const RECORD_BYTES = 56 + 8;
-
-/** One Service port with one backend, written as the agent writes it (slot 0: the count; slot 1: the backend). */
-function service(lbVips: BpfMap, lbServices: BpfMap, lbBackends: BpfMap, vip: string, port: number, backend: string, backendPort: number): void {
-  const f = { vip: ipv4ToInt(vip), port, protocol: TCP };
-  new LbVipFilter(lbVips).admit([f.vip]);
-  lbServices.update(encodeLbKey(f, 1), encodeLbValue({ addr: ipv4ToInt(backend), port: backendPort, count: 0 }));
-  lbServices.update(encodeLbKey(f, 0), encodeLbValue({ addr: 0, port: 0, count: 1 }));
-  const slotNo = Buffer.alloc(4);
-  slotNo.writeUInt32LE(1);
-  lbBackends.update(encodeLbBackendKey(f, ipv4ToInt(backend), backendPort), slotNo);
-}
 
 describe('flow events: TCP flags, the Service, lost events counted (root, real programs)', function () {
   this.timeout(60_000);
@@ -108,7 +92,7 @@ describe('flow events: TCP flags, the Service, lost events counted (root, real p
 
   it('name the Service a translated packet was sent to, and the one a dropped reply came back for', () => {
     const { dp, writer } = setup();
-    service(dp.map('lbVips'), dp.map('lbServices'), dp.map('lbBackends'), VIP, 80, BACKEND, 8080);
+    frontend(dp, ipv4ToInt(VIP), 80, BACKEND, 8080);
 
     const syn = dp.run('from_container', frame(A, VIP, TCP, 40000, 80, SYN));
     expectPass(syn, 'A -> the Service');

@@ -7,23 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { silentLogger } from '@weft/common';
-import { encodeLbBackendKey, encodeLbKey, encodeLbValue, ipv4ToInt, LbVipFilter, lbVipBit, MapName } from '@weft/datapath';
+import { intToIpv4, ipv4ToInt, LbVipFilter, lbVipBit, MapName } from '@weft/datapath';
 import { PolicyMapWriter } from './policy-map-writer.js';
-import { expectPass, frame, lxcSuite, peer, slot, TCP, type LxcPrograms } from './testing/lxc-programs.js';
+import { expectPass, frame, frontend, lxcSuite, peer, slot, TCP } from './testing/lxc-programs.js';
 
 const A = '10.0.0.1';
 const BACKEND = '10.1.0.5';
 const SYN = 0x02;
-
-/** A frontend with one backend, in the maps (not its bit). */
-function frontend(dp: LxcPrograms, vip: number, port: number): void {
-  const f = { vip, port, protocol: TCP };
-  const slotNo = Buffer.alloc(4);
-  slotNo.writeUInt32LE(1);
-  dp.map('lbServices').update(encodeLbKey(f, 1), encodeLbValue({ addr: ipv4ToInt(BACKEND), port: 8080, count: 0 }));
-  dp.map('lbServices').update(encodeLbKey(f, 0), encodeLbValue({ addr: 0, port: 0, count: 1 }));
-  dp.map('lbBackends').update(encodeLbBackendKey(f, ipv4ToInt(BACKEND), 8080), slotNo);
-}
 
 describe('service address filter: weft_lb_vips (root, real programs)', function () {
   this.timeout(60_000);
@@ -35,9 +25,7 @@ describe('service address filter: weft_lb_vips (root, real programs)', function 
     peer(dp.map('ipcache'), BACKEND, 70_001);
     const filter = new LbVipFilter(dp.map('lbVips'));
     const send = (vip: number, sport: number): number => {
-      const f = frame(A, '10.96.0.1', TCP, sport, 80, SYN);
-      f.writeUInt32BE(vip, 30);
-      const v = dp.run('from_container', f);
+      const v = dp.run('from_container', frame(A, intToIpv4(vip), TCP, sport, 80, SYN));
       expectPass(v, `A -> ${vip.toString(16)}:80`);
       return v.events[0]!.daddr;
     };
@@ -46,7 +34,7 @@ describe('service address filter: weft_lb_vips (root, real programs)', function 
     const vips = Array.from({ length: 200 }, (_, i) => (0x0a600000 + i * 40_503) >>> 0);
     const bits = new Set(vips.map(lbVipBit));
     assert.ok(bits.size > 190, `the addresses fall on ${bits.size} different bits`);
-    for (const vip of vips) frontend(dp, vip, 80);
+    for (const vip of vips) frontend(dp, vip, 80, BACKEND, 8080, { bit: false });
     let sport = 20_000;
     for (const vip of vips) assert.equal(send(vip, sport++), vip, 'a frontend without its bit: not looked up, sent as addressed');
     assert.ok(filter.admit(vips) > 100, 'the bits are written');

@@ -17,7 +17,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { BpfSyscallError } from './errors.js';
-import { decodeMapInfo, encodeBatchOpts, lastErrno, libbpf, STRUCT_SIZES, type Libbpf } from './libbpf.js';
+import { decodeMapInfo, encodeBatchOpts, lastErrno, libbpf, STRUCT_SIZES, type Libbpf, type MapInfo } from './libbpf.js';
 
 /** Update flags (linux/bpf.h). */
 export const BPF_ANY = 0;
@@ -64,6 +64,15 @@ export interface BpfMapInit {
   type: number;
   /** Whether close() closes the descriptor (maps opened from a pin); an object's maps belong to the object. */
   ownsFd: boolean;
+}
+
+/** The kernel's bpf_map_info of the map behind `fd`; `what` names it in the error. */
+export function mapInfoOf(fd: number, what: string): MapInfo {
+  const info = Buffer.alloc(STRUCT_SIZES.bpf_map_info);
+  const len = new Uint32Array([info.length]);
+  const e = libbpf().objGetInfoByFd(fd, info, len);
+  if (e < 0) throw new BpfSyscallError(`read the info of ${what}`, -e);
+  return decodeMapInfo(info);
 }
 
 export class BpfMap {
@@ -119,11 +128,7 @@ export class BpfMap {
       if (!/^map_type:/m.test(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))) {
         throw new BpfSyscallError(`open pinned map ${path}`, EINVAL, 'the pinned object is not a map');
       }
-      const info = Buffer.alloc(STRUCT_SIZES.bpf_map_info);
-      const len = new Uint32Array([info.length]);
-      const e = lib.objGetInfoByFd(fd, info, len);
-      if (e < 0) throw new BpfSyscallError(`read the info of pinned map ${path}`, -e);
-      const m = decodeMapInfo(info);
+      const m = mapInfoOf(fd, `pinned map ${path}`);
       // The kernel keeps 15 characters of a name; the pin's file name is the whole one.
       const file = basename(path);
       const name = m.name && file.startsWith(m.name) ? file : m.name || file;

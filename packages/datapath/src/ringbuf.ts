@@ -23,9 +23,9 @@
  * consume() or the onError of start(); a header that cannot be (a length
  * beyond the ring) stops the reader with an error instead of reading past it.
  */
-import type { BpfMap } from './bpf-map.js';
+import { mapInfoOf, type BpfMap } from './bpf-map.js';
 import { BpfSyscallError, RingBufferCorruptError } from './errors.js';
-import { decodeMapInfo, lastErrno, libbpf, nativeView, STRUCT_SIZES, type MappedMemory } from './libbpf.js';
+import { lastErrno, libbpf, nativeView, type MappedMemory } from './libbpf.js';
 
 export type RecordHandler = (data: Buffer) => void;
 
@@ -160,7 +160,7 @@ export class RingBufferReader {
   private open(): Ring {
     if (this.ring) return this.ring;
     const lib = libbpf();
-    const size = this.maxEntries ?? this.queryMaxEntries();
+    const size = this.maxEntries ?? mapInfoOf(this.mapFd, this.name).max_entries;
     const page = lib.getpagesize();
     const consumer = lib.mmap(null, page, PROT_READ | PROT_WRITE, MAP_SHARED, this.mapFd, 0);
     if (BigInt(consumer) === MAP_FAILED) throw new BpfSyscallError(`map the consumer page of ${this.name}`, lastErrno());
@@ -182,15 +182,6 @@ export class RingBufferReader {
       words: new Uint32Array(data, page, (2 * size) / 4),
     };
     return this.ring;
-  }
-
-  /** The data area's size of a ring buffer known only by descriptor. */
-  private queryMaxEntries(): number {
-    const info = Buffer.alloc(STRUCT_SIZES.bpf_map_info);
-    const len = new Uint32Array([info.length]);
-    const r = libbpf().objGetInfoByFd(this.mapFd, info, len);
-    if (r < 0) throw new BpfSyscallError(`read the size of ${this.name}`, -r);
-    return decodeMapInfo(info).max_entries;
   }
 
   private release(): void {

@@ -17,12 +17,16 @@ import {
   dropReasonName,
   encodeIpcacheKey,
   encodeIpcacheValue,
+  encodeLbBackendKey,
+  encodeLbKey,
+  encodeLbValue,
   encodeNodeConfig,
   ensureBpffs,
   IPCACHE_F_EXACT,
   IPCACHE_KEY,
   IPCACHE_VALUE,
   ipv4ToInt,
+  LbVipFilter,
   MapName,
   ROUTING_DIRECT,
   RingBufferReader,
@@ -185,6 +189,21 @@ export const slot = (epId: number, ip: string, o: Partial<EndpointSlot> = {}): E
 
 export const allow = (egress: boolean, identity: number, protocol = 0, port?: number): PolicyMapEntry => ({ egress, identity, protocol, deny: false, ruleId: 10 + identity, ...(port ? { port: { port, bits: 16 } } : {}) });
 export const deny = (egress: boolean, identity: number, protocol = 0, port?: number): PolicyMapEntry => ({ ...allow(egress, identity, protocol, port), deny: true, ruleId: 90 });
+
+/**
+ * A TCP Service port with one backend, written as the agent writes it: the address's bit in
+ * weft_lb_vips first (unless `bit: false`), then slot 1 (the backend), slot 0 (the count) and the
+ * membership.
+ */
+export function frontend(dp: LxcPrograms, vip: number, port: number, backend: string, backendPort: number, o: { bit?: boolean } = {}): void {
+  const f = { vip, port, protocol: TCP };
+  if (o.bit !== false) new LbVipFilter(dp.map('lbVips')).admit([vip]);
+  dp.map('lbServices').update(encodeLbKey(f, 1), encodeLbValue({ addr: ipv4ToInt(backend), port: backendPort, count: 0 }));
+  dp.map('lbServices').update(encodeLbKey(f, 0), encodeLbValue({ addr: 0, port: 0, count: 1 }));
+  const slotNo = Buffer.alloc(4);
+  slotNo.writeUInt32LE(1);
+  dp.map('lbBackends').update(encodeLbBackendKey(f, ipv4ToInt(backend), backendPort), slotNo);
+}
 
 /** A /32 ipcache entry written straight into the map (the policy tests do not exercise the ipcache). */
 export function peer(ipcache: BpfMap, ip: string, identity: number): void {
