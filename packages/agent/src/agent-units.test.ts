@@ -9,7 +9,7 @@ import { ipcacheRank } from './ipcache-writer.js';
 import { revokes } from './policy-map-writer.js';
 import { handshakeSince } from './wireguard-node.js';
 import { AgentConfigError, IpamExhaustedError } from './errors.js';
-import { enrich } from './flows.js';
+import { CapturedFlow, enrich } from './flows.js';
 import { Ipam } from './ipam.js';
 import { parseEndpointRecord, parseNodeRecord } from '@weft/schema';
 import { netnsName } from './endpoint-manager.js';
@@ -355,5 +355,19 @@ describe('flows', () => {
     assert.equal(f.tcpFlags!.SYN, true);
     assert.equal(f.tcpFlags!.ACK, false);
     assert.equal(enrich(sample, ctx).destinationService, null);
+  });
+
+  it('takes what a flow needs when it happens and builds its Flow once, when read', () => {
+    const pods = new Map([['10.101.1.2', { namespace: 'demo', pod: 'client' }]]);
+    const rules = new Map([[3, 'WeftNetworkPolicy/demo/p#ingress#0']]);
+    const live = { ...ctx, podByIp: (ip: string) => pods.get(ip), ruleName: (id: number) => rules.get(id) };
+    const captured = new CapturedFlow({ ...sample, ruleId: 3 }, live);
+    // The pod and the rule go (the address and the rule id may be someone else's next).
+    pods.set('10.101.1.2', { namespace: 'other', pod: 'newcomer' });
+    rules.delete(3);
+    const f = captured.build();
+    assert.equal(f.source!.pod, 'client');
+    assert.equal(f.policy, 'WeftNetworkPolicy/demo/p#ingress#0');
+    assert.equal(captured.build(), f, 'built once');
   });
 });

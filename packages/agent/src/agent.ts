@@ -33,7 +33,7 @@ import { CidrIdentities } from './cidr-identities.js';
 import type { Datapath } from './datapath-port.js';
 import { DROP_CT_FULL, DROP_CT_QUOTA } from '@weft/datapath';
 import { EndpointManager, type CniArgs, type Endpoint } from './endpoint-manager.js';
-import { enrich } from './flows.js';
+import { CapturedFlow } from './flows.js';
 import { FlowExporter, LocalObserver, ObserverServer, type ObserverNode } from '@weft/observer';
 import { readEtcdTlsFiles } from '@weft/kvstore';
 import { encryptionRoutes } from './encryption-routes.js';
@@ -196,9 +196,9 @@ export class Agent {
     };
     await this.exporter?.start();
     this.datapath.onFlow((s) => {
-      const flow = enrich(s, flowContext);
+      const flow = new CapturedFlow(s, flowContext);
       this.flows.add(flow);
-      this.exporter?.export(flow);
+      this.exporter?.export(flow.build());
     });
     await this.startObserver();
     this.routes();

@@ -1,7 +1,7 @@
 export { FlowExportError, FlowFieldMaskError, FlowFilterError, ObserverRequestError, ObserverUnavailableError, PolicyAdvisorError, RelayConfigError, errorCodes } from './errors.js';
 export * from './types.js';
 export { compileFlowFilters, FLOW_FILTER_FIELDS, labelSelector, parseTcpFlags, tcpFlagsFromByte, tcpFlagsMask, type FlowPredicate } from './filter.js';
-export { FlowRing } from './ring.js';
+export { FlowRing, isDeferred, type DeferredFlow, type StoredFlow } from './ring.js';
 export { LocalObserver, type LocalObserverOptions } from './local.js';
 export { DEFAULT_LAST, historyLimit, type FlowSink, type ObserverBackend } from './backend.js';
 export { ObserverCallStats, ObserverHandlerSet, ObserverServer, type ObserverHandlerOptions, type ObserverServerOptions, type TlsFiles } from './server.js';

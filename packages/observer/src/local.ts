@@ -7,7 +7,7 @@
 import type { FlowSink, ObserverBackend } from './backend.js';
 import { historyLimit } from './backend.js';
 import type { FlowPredicate } from './filter.js';
-import { FlowRing } from './ring.js';
+import { FlowRing, isDeferred, type StoredFlow } from './ring.js';
 import { compareTimestamps } from './time.js';
 import type { Flow, GetFlowsRequest, ObserverNode, ServerStatus, Timestamp } from './types.js';
 
@@ -43,9 +43,12 @@ export class LocalObserver implements ObserverBackend {
     this.ring = new FlowRing(options.capacity ?? 10_000);
   }
 
-  add(flow: Flow): void {
-    this.ring.push(flow);
+  /** A flow that happened: kept, and handed to the followers (built now only if there are any). */
+  add(stored: StoredFlow): void {
+    this.ring.push(stored);
     if ((this.ring.seen & 1023) === 0) this.sampleRate();
+    if (this.followers.size === 0) return;
+    const flow = isDeferred(stored) ? stored.build() : stored;
     for (const f of this.followers) {
       if (f.until && compareTimestamps(flow.time, f.until) > 0) {
         f.done();

@@ -68,6 +68,26 @@ describe('ObserverServer and ObserverClient (gRPC on a unix socket)', () => {
     await assert.rejects(collect({ allow: [{ sourceIp: ['not-an-ip'] }] }), (e: Error) => e instanceof ObserverRequestError && /refused the request: Invalid flow filter allow\[0\]\.sourceIp "not-an-ip"/.test(e.message));
   });
 
+  it('serves deferred flows as the flows they build, from the buffer and to followers', async () => {
+    let builds = 0;
+    const deferred = (port: number) => ({ build: () => (builds++, makeFlow({ destination: { port } })) });
+    local.add(deferred(1));
+    local.add(deferred(2));
+    assert.equal(builds, 0, 'nothing built while nobody reads');
+    assert.deepEqual((await collect({ number: 1 })).map((r) => r.flow!.destination!.port), [2]);
+    assert.equal(builds, 1);
+    const ac = new AbortController();
+    const live: number[] = [];
+    const done = client.getFlows({ number: 0, follow: true }, (r) => {
+      if (r.flow) live.push(r.flow.destination!.port);
+      if (live.length === 1) ac.abort();
+    }, ac.signal);
+    await waitFor(() => local.followerCount === 1);
+    local.add(deferred(3));
+    await done.catch(() => undefined);
+    assert.deepEqual(live, [3]);
+  });
+
   for (const perMessage of [true, false]) it(`counts what a slow reader could not take and tells it with a LostEvent (${perMessage ? 'GetFlows' : 'GetFlowBatches'})`, async () => {
     const ac = new AbortController();
     const got: GetFlowsResponse[] = [];
