@@ -101,6 +101,8 @@ export class BpfDatapath implements Datapath {
   /** CIDR -> identity, as weft_policy_cidrs holds them. */
   private readonly policyCidrsMirror = new Map<string, number>();
   private reader: RingBufferReader | undefined;
+  /** Flow events name few addresses, over and over: each is formatted once. */
+  private readonly addresses = new AddressStrings();
   private readonly listeners: Array<(f: FlowSample) => void> = [];
   private readonly ip = new Ip();
 
@@ -178,7 +180,26 @@ export class BpfDatapath implements Datapath {
     this.reader.start(
       (data) => {
         const f = decodeFlowEvent(data);
-        const sample: FlowSample = { ...f, saddr: intToIpv4(f.saddr), daddr: intToIpv4(f.daddr), serviceAddr: f.serviceAddr ? intToIpv4(f.serviceAddr) : undefined };
+        const sample: FlowSample = {
+          timestampNs: f.timestampNs,
+          srcIdentity: f.srcIdentity,
+          dstIdentity: f.dstIdentity,
+          saddr: this.addresses.format(f.saddr),
+          daddr: this.addresses.format(f.daddr),
+          sport: f.sport,
+          dport: f.dport,
+          protocol: f.protocol,
+          verdict: f.verdict,
+          dropReason: f.dropReason,
+          point: f.point,
+          epId: f.epId,
+          flags: f.flags,
+          length: f.length,
+          ruleId: f.ruleId,
+          tcpFlags: f.tcpFlags,
+          serviceAddr: f.serviceAddr ? this.addresses.format(f.serviceAddr) : undefined,
+          servicePort: f.servicePort,
+        };
         for (const l of this.listeners) l(sample);
       },
       // A bad event costs that event, never the agent.
@@ -626,4 +647,19 @@ function lbFrontend(s: ServiceFrontendRef): LbFrontend {
 /** The key of `lbOrder` (the frontend as the map holds it, so one loaded from pinned maps matches). */
 function lbFrontendKey(f: LbFrontend): string {
   return `${f.vip}/${f.port}/${f.protocol}`;
+}
+
+/** Dotted strings of IPv4 addresses, kept for the addresses seen last (at most 4,096). */
+class AddressStrings {
+  private readonly strings = new Map<number, string>();
+
+  format(addr: number): string {
+    let s = this.strings.get(addr);
+    if (s === undefined) {
+      if (this.strings.size >= 4096) this.strings.clear();
+      s = intToIpv4(addr);
+      this.strings.set(addr, s);
+    }
+    return s;
+  }
 }
