@@ -3,9 +3,10 @@
  * the CPU each part uses and the latency from a flow's verdict to the client.
  *
  * Each "node" is a process of its own doing what an agent does per datapath event in user space:
- * the agent's own `enrich` (pods, identities' labels, clusters, the rule) of a FlowSample whose
- * kernel timestamp is taken when it is made, into a LocalObserver served by an ObserverServer over
- * TCP with mutual TLS, as the chart's agents serve the relay. What it leaves out is the ring buffer drain (a libbpf call per 20 ms batch) and the
+ * the agent's own `CapturedFlow` (pods, identities' labels, clusters, the rule) of a FlowSample
+ * whose kernel timestamp is taken when it is made, into a LocalObserver served by an ObserverServer
+ * over TCP with mutual TLS, as the chart's agents serve the relay (a follower has each built at
+ * once). What it leaves out is the agent's ring buffer drain (the mapped ring, every 100 ms) and the
  * BPF program's event write, both in the kernel's account. The relay (the real Relay) is a process
  * too, serving TCP with mutual TLS as the chart's relay does, and the client (this process) follows
  * every flow through it, as `weft observe --follow`, decoding each.
@@ -25,7 +26,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { enrich, type FlowSample } from '@weft/agent';
+import { CapturedFlow, type FlowSample } from '@weft/agent';
 import { silentLogger } from '@weft/common';
 import { LabelSet } from '@weft/identity';
 import { createCa, issue } from '@weft/kvstore';
@@ -94,13 +95,13 @@ export async function node(): Promise<void> {
       timestampNs: process.hrtime.bigint(), srcIdentity: 1000 + (a % 20), dstIdentity: 1000 + (b % 20), saddr: ips[a]!, daddr: ips[b]!,
       sport: 30000 + (made % 30000), dport: 8080, protocol: 6, verdict: made % 10 === 0 ? 2 : 1, dropReason: made % 10 === 0 ? 1 : 0, point: 1 + (made % 2), epId: a, flags: 2, length: 60, ruleId: made % 3, tcpFlags: 0x02, servicePort: 0,
     };
-    local.add(enrich(sample, ctx));
+    local.add(new CapturedFlow(sample, ctx));
     made++;
   };
   process.on('SIGUSR1', () => {
     const t0 = Date.now();
     const timer = setInterval(() => {
-      // As the agent drains its ring buffer: a batch every 20 ms, as many as are due.
+      // A batch every 20 ms, as many as are due (the agent drains its ring every 100 ms: bigger batches).
       const due = Math.min(rate * seconds, Math.floor(((Date.now() - t0) / 1000) * rate));
       while (made < due) makeOne();
       if (Date.now() - t0 >= seconds * 1000) {

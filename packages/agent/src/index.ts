@@ -10,7 +10,7 @@ export { IpsecNode, readIpsecKeyFile } from './ipsec-node.js';
 export { resolveService, type ServiceState, type ServiceFrontend, type Backend } from './services.js';
 export { POD_GATEWAY, netnsName, type Endpoint, type CniArgs } from './endpoint-manager.js';
 export type { Flow } from '@weft/observer';
-export { enrich, type FlowContext } from './flows.js';
+export { CapturedFlow, enrich, type FlowContext } from './flows.js';
 export { ensureEtcdCredential, credentialFresh } from './etcd-credential.js';
 export { AgentConfigError, IpamExhaustedError, CniRequestError, EndpointNotFoundError, EndpointProgramError, MapFullError, errorCodes } from './errors.js';
 export { ClusterState } from './cluster-state.js';
