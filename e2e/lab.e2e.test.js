@@ -457,9 +457,14 @@ spec: { nodeName: c1-node2, containers: [ { name: idle, command: [sleep, infinit
 
     it('keeps enforcing while etcd is down and catches up when it returns', async () => {
       const echo1 = ipOf(eps, 'demo/echo-1');
-      const cpPids = execFileSync('ip', ['netns', 'pids', 'weft-c1-cp'], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
-      const etcdCmd = readFileSync(`/proc/${cpPids[0]}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      for (const p of cpPids) process.kill(Number(p), 'SIGKILL');
+      // The control plane's namespace also runs the relay: etcd is found by its command, not as the
+      // lowest pid (pids wrap on a long run, and the relay's may be the lower).
+      const etcdPid = pidInNetns('weft-c1-cp', 'etcd\0--name\0');
+      assert.ok(etcdPid, 'no etcd in the control plane\'s namespace');
+      const etcdCmd = readFileSync(`/proc/${etcdPid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      process.kill(etcdPid, 'SIGKILL');
+      const dead = () => { try { return readFileSync(`/proc/${etcdPid}/stat`, 'utf8').split(') ')[1].startsWith('Z'); } catch { return true; } };
+      await until(async () => dead(), 'the killed etcd to be gone', 10_000);
       assert.equal(await probe('demo/client', ['--http', `http://${echo1}:8081/`]), true, 'traffic flows without etcd');
       // A killed etcd leaves its unix socket behind; remove it as an operator would before restarting.
       rmSync('/var/run/weft/lab/c1/etcd/etcd:0', { force: true });
