@@ -17,11 +17,12 @@
  * Invariants: the callback gets a view of the record in the shared pages,
  * valid only during the call (the kernel reuses that memory once the consumer
  * position moves past it; a handler that keeps a record copies it); the
- * pages are unmapped only when no drain is running (stop() from inside a record callback is deferred to the end of
- * the drain); a record callback that throws stops that drain after the record
- * (later records wait for the next one) and the error reaches the caller of
- * consume() or the onError of start(); a header that cannot be (a length
- * beyond the ring) stops the reader with an error instead of reading past it.
+ * pages are unmapped only when no drain is running (stop() from inside a
+ * record callback is deferred to the end of the drain); a record callback
+ * that throws stops that drain after the record (later records wait for the
+ * next one) and the error reaches the caller of consume() or the onError of
+ * start(); a header that cannot be (a length beyond the ring) stops the
+ * reader with an error instead of reading past it.
  */
 import { mapInfoOf, type BpfMap } from './bpf-map.js';
 import { BpfSyscallError, RingBufferCorruptError } from './errors.js';
