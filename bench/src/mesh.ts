@@ -12,8 +12,8 @@
  *   (every kind synced), and until c2's node has every service's 100 remote
  *   backends in its BPF service map.
  */
+import { pidCpuSeconds as cpuSeconds } from './proc.js';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MESH_STATUS_PREFIX, type MeshStatus } from '@weft/clustermesh';
@@ -33,12 +33,6 @@ async function lab(): Promise<{ c1: ClusterLayout; c2: ClusterLayout }> {
   return { c1: state.clusters[0]!, c2: state.clusters[1]! };
 }
 
-/** CPU seconds a process has used (utime + stime, /proc/PID/stat fields 14 and 15). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 /**
  * Waits until each process has used under 5% of a core over a second: what was loaded into the

@@ -22,6 +22,7 @@
  * one node at the same rate; above the machine's cores not every flow can be carried here.
  * Targets (issue 16): no flow lost at 50k flows/s per node, p99 < 1 s.
  */
+import { pidCpuSeconds as cpuSeconds } from './proc.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -137,11 +138,6 @@ function machineBusySeconds(): number {
   return (user! + nice! + system! + irq! + softirq! + steal!) / CLK_TCK;
 }
 
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
 
 function start(args: string[]): { child: ChildProcess; lines: string[]; ready: Promise<string> } {
   const child = spawn(process.execPath, [...(process.env.WEFT_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WEFT_BENCH_PROF}`] : []), join(__dirname, 'run.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -26,6 +26,13 @@ export function buildConnbench(): void {
 /** USER_HZ: the unit of /proc/<pid>/stat's times (100 on every Linux ABI). */
 const TICKS_PER_S = 100;
 
+/** CPU seconds a process has used (utime + stime, /proc/PID/stat fields 14 and 15). */
+export function pidCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / TICKS_PER_S;
+}
+
 /** CPU time so far (user + system, seconds) of each process whose command line matches. */
 export function cpuSeconds(cmdline: RegExp): Map<number, number> {
   const out = new Map<number, number>();
@@ -33,10 +40,7 @@ export function cpuSeconds(cmdline: RegExp): Map<number, number> {
     if (!/^\d+$/.test(entry)) continue;
     try {
       if (!cmdline.test(readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' '))) continue;
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(entry), (Number(f[11]) + Number(f[12])) / TICKS_PER_S);
+      out.set(Number(entry), pidCpuSeconds(Number(entry)));
     } catch {
       // The process ended between readdir and read: it used nothing more here.
     }
